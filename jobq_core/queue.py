@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -170,7 +170,8 @@ class Queue:
 
     def _fetch(self, job_id: str) -> Job | None:
         try:
-            fields = self.client.hgetall(self.keys.job(self.name, job_id))
+            fields: dict[str, str] = self.client.hgetall(  # type: ignore[assignment]
+                self.keys.job(self.name, job_id))
         except redis.ResponseError:  # a key of another type under our name: treat as absent
             return None
         return Job(self, job_id, fields) if fields else None
@@ -270,7 +271,7 @@ def _delay_ms(delay_s: float | None, run_at: datetime | None) -> int:
     if run_at is not None:
         if not isinstance(run_at, datetime):
             raise ConfigError("run_at must be a datetime")
-        when = run_at if run_at.tzinfo else run_at.replace(tzinfo=timezone.utc)
+        when = run_at if run_at.tzinfo else run_at.replace(tzinfo=UTC)
         # The due time is stored relative to Redis TIME; the difference to the local clock
         # is taken here, once, which is as good as the caller's idea of `run_at`.
         delay_s = max(0.0, when.timestamp() - time.time())

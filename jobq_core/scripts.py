@@ -171,8 +171,8 @@ class Scripts:
                                     k.stats(queue), k.job(queue, job_id), k.notify(queue, job_id)],
                          [job_id, self.settings.cancelled_ttl_s * 1000])
         if code == REFUSED:
-            state = self.client.hget(k.job(queue, job_id), "state")
-            raise InvalidState(f"job {job_id} is {state}; only pending or scheduled jobs "
+            state = str(self.client.hget(k.job(queue, job_id), "state"))
+            raise InvalidState(f"job {job_id} is {state!s}; only pending or scheduled jobs "
                                "can be cancelled")
         _check(code, job_id, "cancel")
 

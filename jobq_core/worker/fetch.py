@@ -133,7 +133,7 @@ class Recorder:
         exp = min(cap, base * 2 ** min(job.int_field("retries", 0), 30))
         # "Equal jitter": at least half the delay, so retries of a burst spread out but
         # never come back sooner than half the planned backoff.
-        return exp / 2 + random.uniform(0, exp / 2)
+        return float(exp / 2 + random.uniform(0, exp / 2))
 
     def _retrying(self, write: Callable[[], str], job: Claimed) -> str:
         pause = 0.05

@@ -8,6 +8,7 @@ injected at its next bytecode (best effort: a thread blocked in C cannot be inte
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -20,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 import redis
 
@@ -189,10 +191,8 @@ class ProcessSlot(Slot):
 
     def close(self) -> None:
         if self.conn is not None and self.proc is not None and self.proc.is_alive():
-            try:
+            with contextlib.suppress(OSError):
                 self.conn.send(None)
-            except OSError:
-                pass
             self.proc.join(2)
         self._terminate()
 
@@ -222,7 +222,12 @@ class Pool:
 
     def saver(self, call: Call) -> Callable[[Mapping[str, str]], None]:
         key = self.keys.job(call.queue, call.id)
-        return lambda fields: self.client.hset(key, mapping=dict(fields))  # type: ignore[misc]
+        client: Any = self.client
+
+        def save(fields: Mapping[str, str]) -> None:
+            client.hset(key, mapping=dict(fields))
+
+        return save
 
     # -- used by the worker loop ------------------------------------------------------------
     def free(self) -> int:
