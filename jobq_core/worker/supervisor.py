@@ -30,6 +30,7 @@ from ..registry import registered
 from ..scripts import Scripts
 from .fetch import Fetcher, Recorder
 from .heartbeat import Heartbeat
+from .hooks import Hooks, WorkerHook
 from .pool import Pool
 from .runner import Outcome
 
@@ -40,12 +41,14 @@ class Worker:
     """Runs jobs from `queues` (earlier queues first) until stopped.
 
     `imports` are modules that register the tasks this worker may run. Settings give the
-    concurrency, pool ("process" or "thread"), lease, heartbeat and grace.
+    concurrency, pool ("process" or "thread"), lease, heartbeat and grace. `hooks` add
+    optional behaviour (see worker.hooks).
     """
 
     def __init__(self, queues: Sequence[str] | str = ("default",),
                  settings: Settings | None = None, *, imports: Sequence[str] = (),
-                 name: str | None = None, **overrides: Any) -> None:
+                 name: str | None = None, hooks: Sequence[WorkerHook] = (),
+                 **overrides: Any) -> None:
         queue_list = [queues] if isinstance(queues, str) else list(queues)
         if not queue_list:
             raise JobqError("a worker needs at least one queue")
@@ -68,9 +71,11 @@ class Worker:
         self.recorder = Recorder(s, self.scripts, self.id, self.hard_stop, self._job_handle)
         self.pool = Pool(s, self._child_imports(), self._on_done, self.client)
         self.fetch = Fetcher(s, self.queues, self.id, self.scripts, connect(s, blocking=True))
+        self.hooks = Hooks([*_builtin_hooks(), *hooks])
         self.heartbeat = Heartbeat(s, self.id, self.queues, self.pool, self.scripts,
                                    self.beat_client,
-                                   lambda: (self.recorder.done, self.recorder.failed))
+                                   lambda: (self.recorder.done, self.recorder.failed),
+                                   after_beat=lambda: self.hooks.after_beat(self))
         self._queue_handles: dict[str, Any] = {}
 
     def work(self, burst: bool = False) -> int:
@@ -123,6 +128,7 @@ class Worker:
         except RedisUnavailable as exc:
             log.error("%s (the worker keeps trying)", exc)
         self.heartbeat.start()
+        self.hooks.after_start(self)
         log.info("worker %s started: queues=%s pool=%s concurrency=%d", self.id,
                  ",".join(self.queues), self.settings.pool, self.settings.concurrency)
 
@@ -138,6 +144,7 @@ class Worker:
 
     def _stop(self) -> None:
         self.heartbeat.state = "stopping"
+        self.hooks.before_stop(self)
         grace = 0.0 if self.hard_stop.is_set() else self.settings.grace_s
         # Wake up early on a second signal: wait in small steps.
         deadline = time.monotonic() + grace
@@ -175,7 +182,8 @@ class Worker:
 
     # -- helpers -------------------------------------------------------------------------
     def _on_done(self, job: Claimed, outcome: Outcome) -> None:
-        self.recorder.record(job, outcome)
+        state = self.recorder.record(job, outcome)
+        self.hooks.after_job(self, job, state)
 
     def _child_imports(self) -> list[str]:
         modules = {t.fn.__module__ for t in registered().values()}
@@ -190,3 +198,8 @@ class Worker:
             q = self._queue_handles[job.queue] = Queue(job.queue, settings=self.settings,
                                                        redis=self.client)
         return Job(q, job.id, job.fields)
+
+
+def _builtin_hooks() -> list[WorkerHook]:
+    """Hooks every worker runs: none yet."""
+    return []
