@@ -41,6 +41,8 @@ class Settings:
     timeout_s: float = 0.0
     # Extra time a timed-out job gets to stop before its process is killed.
     kill_grace_s: float = 2.0
+    # Longest a unique job key is held; it is free earlier, as soon as its job ends.
+    unique_for_s: float = 24 * 3600.0
     # Retention: completed results, failed and dead jobs, cancelled jobs (seconds).
     result_ttl_s: int = 24 * 3600
     failed_ttl_s: int = 7 * 24 * 3600

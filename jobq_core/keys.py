@@ -108,6 +108,17 @@ class Keyspace:
         """list a result waiter blocks on; pushed only when someone waits."""
         return self.job(queue, job_id) + ":notify"
 
+    def dependents(self, queue: str, job_id: str) -> str:
+        """set of 'queue/id' refs of deferred jobs waiting for this job to end."""
+        return self.job(queue, job_id) + ":dependents"
+
+    def unique_prefix(self, queue: str) -> str:
+        """Prefix of unique-key locks (string -> id of the job holding the key, with a TTL)."""
+        return self._q(queue, "unique:")
+
+    def unique(self, queue: str, unique_key: str) -> str:
+        return self.unique_prefix(queue) + unique_key
+
     def corrupt(self, queue: str, what: str) -> str:
         """Where a key of the wrong type is moved so the queue can carry on."""
         return self._q(queue, f"corrupt:{what}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -62,16 +63,23 @@ class Queue:
                      result_ttl_s: int | None = None, max_retries: int | None = None,
                      job_id: str | None = None, delay_s: float | None = None,
                      run_at: datetime | None = None, meta: Mapping[str, Any] | None = None,
-                     ) -> Job:
+                     unique: bool = False, unique_key: str | None = None,
+                     unique_for_s: float | None = None) -> Job:
         """Enqueue one job with options; returns its Job (status pending or scheduled).
 
         Raises PayloadError (args not JSON / above the size cap), UnknownTask (a callable
         that is not registered), ConfigError (bad option), QueueFull, RedisUnavailable.
         When `job_id` names an existing job, nothing is written and that job is returned.
+
+        Unique jobs: with `unique_key` (or `unique=True`, which hashes task, args and kwargs
+        into a key), while a job holding the same key in this queue is pending, scheduled or
+        processing, nothing is written and that job is returned. The key is held at most
+        `unique_for_s` (default Settings.unique_for_s) and is free as soon as its job ends.
         """
         spec = self._spec(task, args, kwargs or {}, priority=priority, timeout_s=timeout_s,
                           ttl_s=ttl_s, result_ttl_s=result_ttl_s, max_retries=max_retries,
-                          job_id=job_id, delay_s=delay_s, run_at=run_at, meta=meta)
+                          job_id=job_id, delay_s=delay_s, run_at=run_at, meta=meta,
+                          unique=unique, unique_key=unique_key, unique_for_s=unique_for_s)
         return self._write([spec])[0]
 
     def enqueue_in(self, delay_s: float, task: object, *args: Any, **kwargs: Any) -> Job:
@@ -112,7 +120,8 @@ class Queue:
               ttl_s: float | None = None, result_ttl_s: int | None = None,
               max_retries: int | None = None, job_id: str | None = None,
               delay_s: float | None = None, run_at: datetime | None = None,
-              meta: Mapping[str, Any] | None = None) -> JobSpec:
+              meta: Mapping[str, Any] | None = None, unique: bool = False,
+              unique_key: str | None = None, unique_for_s: float | None = None) -> JobSpec:
         name, t = resolve(task)
         d = t.options if t is not None else None
         args_json, kwargs_json = encode_args(args, kwargs, self.settings.max_payload_bytes)
@@ -136,10 +145,17 @@ class Queue:
         ttl = ttl_s if ttl_s is not None else (d.ttl_s if d else None)
         if ttl is not None and not _finite_non_negative(ttl):
             raise ConfigError(f"ttl_s must be a non-negative number, not {ttl!r}")
+        ukey = _unique_key(unique, unique_key, name, args_json, kwargs_json)
+        window = self.settings.unique_for_s if unique_for_s is None else unique_for_s
+        if ukey:
+            if not _finite_non_negative(window) or window <= 0:
+                raise ConfigError(f"unique_for_s must be a positive number, not {window!r}")
+            options["unique_key"] = ukey
         return JobSpec(
             id=require_job_id(job_id) if job_id is not None else new_job_id(),
             task=name, args_json=args_json, kwargs_json=kwargs_json, priority=prio,
             delay_ms=_delay_ms(delay_s, run_at), ttl_ms=int((ttl or 0) * 1000), options=options,
+            unique_key=ukey, unique_ms=max(1, int(window * 1000)) if ukey else 0,
         )
 
     @redis_errors
@@ -152,13 +168,14 @@ class Queue:
         created = self.scripts.enqueue(self.name, specs)
         jobs = []
         for spec, new in zip(specs, created, strict=True):
-            if new:
-                state = "scheduled" if spec.delay_ms > 0 else "pending"
+            if new is True:
+                state = "scheduled" if spec.delay_ms != 0 else "pending"
                 jobs.append(Job(self, spec.id, {"state": state, "task": spec.task,
                                                 "args": spec.args_json,
                                                 "kwargs": spec.kwargs_json}))
             else:
-                jobs.append(self._fetch(spec.id) or Job(self, spec.id, {}))
+                existing = spec.id if new is False else new
+                jobs.append(self._fetch(existing) or Job(self, existing, {}))
         return jobs
 
     # -- read ------------------------------------------------------------------------------
@@ -263,6 +280,19 @@ class Queue:
 
 def _finite_non_negative(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+
+
+def _unique_key(unique: bool, unique_key: str | None, task: str, args_json: str,
+                kwargs_json: str) -> str:
+    if unique_key is not None:
+        if not isinstance(unique_key, str) or not 1 <= len(unique_key) <= 200:
+            raise ConfigError(f"unique_key must be a string of 1-200 characters, "
+                              f"not {unique_key!r}")
+        return unique_key
+    if unique:
+        digest = hashlib.sha256(f"{task}\0{args_json}\0{kwargs_json}".encode()).hexdigest()
+        return f"auto:{digest[:32]}"
+    return ""
 
 
 def _delay_ms(delay_s: float | None, run_at: datetime | None) -> int:

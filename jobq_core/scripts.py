@@ -64,20 +64,23 @@ class Scripts:
         return self._scripts[name](keys=list(keys), args=list(args), client=client or self.client)
 
     # enqueue.lua
-    def enqueue(self, queue: str, specs: Sequence[JobSpec]) -> list[bool]:
-        """Write new jobs; returns per job True if created, False if the id already existed."""
+    def enqueue(self, queue: str, specs: Sequence[JobSpec]) -> list[bool | str]:
+        """Write new jobs; returns per job True if created, False if the id already existed,
+        or the id of the live job holding its unique key (then nothing was written)."""
         k = self.keys
         argv: list[Any] = [len(specs), self.settings.history_minutes]
         for s in specs:
             fields = s.fields()
-            argv += [s.id, s.priority, s.delay_ms, s.ttl_ms, len(fields) // 2, *fields]
+            argv += [s.id, s.priority, s.delay_ms, s.ttl_ms, s.unique_key, s.unique_ms,
+                     len(fields) // 2, *fields]
         out = self._run("enqueue", [k.pending(queue), k.scheduled(queue), k.seq(queue),
                                     k.stats(queue), k.meta(queue), k.marker(queue),
-                                    k.job_prefix(queue), k.history(queue)], argv)
+                                    k.job_prefix(queue), k.history(queue),
+                                    k.unique_prefix(queue)], argv)
         if out == REFUSED:
             raise QueueFull(f"queue {queue!r} is at its max_length; {len(specs)} job(s) refused, "
                             "nothing was queued. Retry later or raise the limit.")
-        return [bool(x) for x in out]
+        return [x if isinstance(x, str) else bool(x) for x in out]
 
     # claim.lua
     def claim(self, queues: Sequence[str], count: int, worker_id: str,
