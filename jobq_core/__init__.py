@@ -9,6 +9,7 @@
 
 from .config import Settings
 from .context import current_job
+from .dependencies import Group, group
 from .errors import (
     ConfigError,
     InvalidState,
@@ -31,6 +32,7 @@ from .worker import Worker
 __all__ = [
     "STATES",
     "ConfigError",
+    "Group",
     "InvalidState",
     "Job",
     "JobFailed",
@@ -48,6 +50,7 @@ __all__ = [
     "UnknownTask",
     "Worker",
     "current_job",
+    "group",
     "task",
 ]
 __version__ = "0.1.0"

@@ -46,7 +46,10 @@ class Admin:
 
     @redis_errors
     def _translated_cancel(self, queue: str, job_id: str) -> None:
+        from .dependencies import Dependencies
+
         self.scripts.cancel(queue, job_id)
+        Dependencies(self.scripts).ended(queue, job_id, "cancelled")
 
     @redis_errors
     def requeue(self, queue: str, state: str, ids: Sequence[str]) -> int:

@@ -17,6 +17,7 @@ from .errors import ConfigError, JobFailed, JobNotFound, Timeout
 from .job import (
     CANCELLED,
     COMPLETED,
+    DEFER,
     FINAL_STATES,
     MAX_PRIORITY,
     MIN_PRIORITY,
@@ -64,7 +65,8 @@ class Queue:
                      job_id: str | None = None, delay_s: float | None = None,
                      run_at: datetime | None = None, meta: Mapping[str, Any] | None = None,
                      unique: bool = False, unique_key: str | None = None,
-                     unique_for_s: float | None = None) -> Job:
+                     unique_for_s: float | None = None, depends_on: Any = None,
+                     allow_failure: bool = False) -> Job:
         """Enqueue one job with options; returns its Job (status pending or scheduled).
 
         Raises PayloadError (args not JSON / above the size cap), UnknownTask (a callable
@@ -75,11 +77,18 @@ class Queue:
         into a key), while a job holding the same key in this queue is pending, scheduled or
         processing, nothing is written and that job is returned. The key is held at most
         `unique_for_s` (default Settings.unique_for_s) and is free as soon as its job ends.
+
+        Dependencies: with `depends_on` (a Job, a Group, a job id of this queue, a
+        'queue/id' ref, or a list of them) the job waits deferred (status "scheduled") until
+        every parent ended; it then goes to pending if all completed, else to dead with
+        reason "dependency failed" (with `allow_failure`: to pending whatever they did).
+        Raises JobNotFound if a parent does not exist.
         """
         spec = self._spec(task, args, kwargs or {}, priority=priority, timeout_s=timeout_s,
                           ttl_s=ttl_s, result_ttl_s=result_ttl_s, max_retries=max_retries,
                           job_id=job_id, delay_s=delay_s, run_at=run_at, meta=meta,
-                          unique=unique, unique_key=unique_key, unique_for_s=unique_for_s)
+                          unique=unique, unique_key=unique_key, unique_for_s=unique_for_s,
+                          depends_on=depends_on, allow_failure=allow_failure)
         return self._write([spec])[0]
 
     def enqueue_in(self, delay_s: float, task: object, *args: Any, **kwargs: Any) -> Job:
@@ -121,7 +130,10 @@ class Queue:
               max_retries: int | None = None, job_id: str | None = None,
               delay_s: float | None = None, run_at: datetime | None = None,
               meta: Mapping[str, Any] | None = None, unique: bool = False,
-              unique_key: str | None = None, unique_for_s: float | None = None) -> JobSpec:
+              unique_key: str | None = None, unique_for_s: float | None = None,
+              depends_on: Any = None, allow_failure: bool = False) -> JobSpec:
+        from .dependencies import dependency_fields, parent_refs
+
         name, t = resolve(task)
         d = t.options if t is not None else None
         args_json, kwargs_json = encode_args(args, kwargs, self.settings.max_payload_bytes)
@@ -151,15 +163,27 @@ class Queue:
             if not _finite_non_negative(window) or window <= 0:
                 raise ConfigError(f"unique_for_s must be a positive number, not {window!r}")
             options["unique_key"] = ukey
+        delay_ms = _delay_ms(delay_s, run_at)
+        refs = parent_refs(depends_on, self.name)
+        if refs:
+            if delay_ms:
+                raise ConfigError("give depends_on or delay_s/run_at, not both")
+            options.update(dependency_fields(refs, allow_failure))
+            delay_ms = DEFER
         return JobSpec(
             id=require_job_id(job_id) if job_id is not None else new_job_id(),
             task=name, args_json=args_json, kwargs_json=kwargs_json, priority=prio,
-            delay_ms=_delay_ms(delay_s, run_at), ttl_ms=int((ttl or 0) * 1000), options=options,
+            delay_ms=delay_ms, ttl_ms=int((ttl or 0) * 1000), options=options,
             unique_key=ukey, unique_ms=max(1, int(window * 1000)) if ukey else 0,
+            depends_on=refs,
         )
 
     @redis_errors
     def _write(self, specs: Sequence[JobSpec]) -> list[Job]:
+        from .dependencies import Dependencies
+
+        deps = Dependencies(self.scripts)
+        deps.check_parents(ref for spec in specs for ref in spec.depends_on)
         if not self._registered:
             # The queue registry is global (outside the queue's cluster slot), so it is
             # written here once per Queue object rather than inside the script.
@@ -170,6 +194,10 @@ class Queue:
         for spec, new in zip(specs, created, strict=True):
             if new is True:
                 state = "scheduled" if spec.delay_ms != 0 else "pending"
+                if spec.depends_on:
+                    # Written first, registered second: a parent ending in between is seen
+                    # by depend.lua (it returns the final state) or by the deferred sweep.
+                    state = deps.register(self.name, spec.id, spec.depends_on)
                 jobs.append(Job(self, spec.id, {"state": state, "task": spec.task,
                                                 "args": spec.args_json,
                                                 "kwargs": spec.kwargs_json}))
@@ -234,12 +262,14 @@ class Queue:
 
         Raises JobNotFound when there is no such job.
         """
+        from .dependencies import Dependencies
         from .errors import InvalidState
 
         try:
             self.scripts.cancel(self.name, require_job_id(job_id))
         except InvalidState:
             return False
+        Dependencies(self.scripts).ended(self.name, job_id, CANCELLED)
         return True
 
     @redis_errors

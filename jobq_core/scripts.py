@@ -23,7 +23,7 @@ from .keys import Keyspace
 MISSING, LEASE_NOT_HELD, REFUSED = -1, -2, -3
 
 _NAMES = ("enqueue", "claim", "extend", "complete", "fail", "promote", "reap", "release",
-          "cancel", "requeue", "purge", "watch")
+          "cancel", "requeue", "purge", "watch", "depend", "resolve")
 
 
 def _source(name: str) -> str:
@@ -204,3 +204,25 @@ class Scripts:
         """Register a result waiter unless the job ended; returns its state (None: no job)."""
         state = self._run("watch", [self.keys.job(queue, job_id)], [])
         return str(state) if state else None
+
+    # depend.lua
+    def depend(self, parent_queue: str, parent_id: str, child_ref: str) -> str:
+        """Register `child_ref` as waiting for a parent; returns 'waiting', the parent's final
+        state if it already ended, or 'missing'."""
+        k = self.keys
+        return str(self._run("depend", [k.job(parent_queue, parent_id),
+                                        k.dependents(parent_queue, parent_id)], [child_ref]))
+
+    # resolve.lua
+    def resolve(self, queue: str, job_id: str, ended: Sequence[tuple[str, str]],
+                recheck_ms: int = 0) -> str:
+        """Tell a deferred job how some parents ended: (parent ref, state) pairs. Returns its
+        new state 'pending' | 'dead' | 'waiting', or 'gone' when it is not deferred."""
+        k, s = self.keys, self.settings
+        argv: list[Any] = [job_id, s.dead_ttl_s * 1000, s.history_minutes, recheck_ms]
+        for parent, state in ended:
+            argv += [parent, state]
+        return str(self._run("resolve", [k.scheduled(queue), k.pending(queue), k.seq(queue),
+                                         k.marker(queue), k.dead(queue), k.stats(queue),
+                                         k.history(queue), k.job(queue, job_id),
+                                         k.notify(queue, job_id)], argv))

@@ -201,5 +201,7 @@ class Worker:
 
 
 def _builtin_hooks() -> list[WorkerHook]:
-    """Hooks every worker runs: none yet."""
-    return []
+    """Hooks every worker runs: job dependencies."""
+    from ..dependencies import DependencyHook
+
+    return [DependencyHook()]
