@@ -52,6 +52,14 @@ class Fetcher:
         r = self.last
         return r is not None and r.next_due_ms >= 0 and r.next_due_ms - r.now_ms <= seconds * 1000
 
+    def wake(self) -> None:
+        """Best effort: end a blocking wait at once (by setting the markers it waits on)."""
+        try:
+            with translated(self.settings.redis_url):
+                self.scripts.client.zadd(self._markers[0], {"m": 0})
+        except RedisUnavailable:
+            pass
+
     def wait(self) -> None:
         """Block until a marker says there may be work, the next scheduled job is due,
         or block_s passes. Raises RedisUnavailable."""

@@ -65,6 +65,7 @@ class Worker:
         self.scripts = Scripts(self.client, s)
         self.stopping = threading.Event()
         self.hard_stop = threading.Event()
+        self.ready = threading.Event()  # set once the worker is registered and claiming
         self.recorder = Recorder(s, self.scripts, self.id, self.hard_stop, self._job_handle)
         self.pool = Pool(s, self._child_imports(), self._on_done, self.client)
         self.fetch = Fetcher(s, self.queues, self.id, self.scripts, connect(s, blocking=True))
@@ -108,6 +109,7 @@ class Worker:
         self.stopping.set()
         if hard:
             self.hard_stop.set()
+        self.fetch.wake()
 
     # -- lifecycle -----------------------------------------------------------------------
     def _start(self) -> None:
@@ -123,6 +125,7 @@ class Worker:
         except RedisUnavailable as exc:
             log.error("%s (the worker keeps trying)", exc)
         self.heartbeat.start()
+        self.ready.set()
         log.info("worker %s started: queues=%s pool=%s concurrency=%d", self.id,
                  ",".join(self.queues), self.settings.pool, self.settings.concurrency)
 
