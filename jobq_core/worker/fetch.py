@@ -94,13 +94,13 @@ class Recorder:
         """Record `outcome` for `job`; returns the job's new state ('' if refused)."""
         task = lookup(job.task)
         state = self._retrying(lambda: self._write(job, outcome, task), job)
-        if state in ("failed", "dead", "scheduled", "pending") or outcome.kind != OK:
-            self.failed += 1
-            log.warning("job %s (%s) %s -> %s: %s", job.id, job.task, outcome.kind, state,
-                        (outcome.reason or outcome.error.strip().splitlines()[-1:] or [""])[0]
-                        if outcome.error or outcome.reason else "")
-        else:
+        if state == "completed":
             self.done += 1
+        elif state:
+            self.failed += 1
+            lines = outcome.error.strip().splitlines()
+            log.warning("job %s (%s) %s -> %s: %s", job.id, job.task, outcome.kind, state,
+                        outcome.reason or (lines[-1] if lines else ""))
         if task is not None and state:
             self._callback(task, job, state, outcome)
         return state
