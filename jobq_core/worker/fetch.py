@@ -136,7 +136,8 @@ class Recorder:
     def _backoff(self, job: Claimed, task: Task[Any, Any] | None, asked: float | None) -> float:
         if asked is not None:
             return max(0.0, asked)
-        base = _opt(task, "retry_backoff_s", self.settings.retry_backoff_s)
+        base = job.float_field("retry_backoff_s",
+                               _opt(task, "retry_backoff_s", self.settings.retry_backoff_s))
         cap = _opt(task, "retry_backoff_max_s", self.settings.retry_backoff_max_s)
         exp = min(cap, base * 2 ** min(job.int_field("retries", 0), 30))
         # "Equal jitter": at least half the delay, so retries of a burst spread out but
