@@ -66,7 +66,8 @@ class Queue:
                      run_at: datetime | None = None, meta: Mapping[str, Any] | None = None,
                      unique: bool = False, unique_key: str | None = None,
                      unique_for_s: float | None = None, depends_on: Any = None,
-                     allow_failure: bool = False) -> Job:
+                     allow_failure: bool = False,
+                     retry_backoff_s: float | None = None) -> Job:
         """Enqueue one job with options; returns its Job (status pending or scheduled).
 
         Raises PayloadError (args not JSON / above the size cap), UnknownTask (a callable
@@ -88,7 +89,8 @@ class Queue:
                           ttl_s=ttl_s, result_ttl_s=result_ttl_s, max_retries=max_retries,
                           job_id=job_id, delay_s=delay_s, run_at=run_at, meta=meta,
                           unique=unique, unique_key=unique_key, unique_for_s=unique_for_s,
-                          depends_on=depends_on, allow_failure=allow_failure)
+                          depends_on=depends_on, allow_failure=allow_failure,
+                          retry_backoff_s=retry_backoff_s)
         return self._write([spec])[0]
 
     def enqueue_in(self, delay_s: float, task: object, *args: Any, **kwargs: Any) -> Job:
@@ -131,7 +133,8 @@ class Queue:
               delay_s: float | None = None, run_at: datetime | None = None,
               meta: Mapping[str, Any] | None = None, unique: bool = False,
               unique_key: str | None = None, unique_for_s: float | None = None,
-              depends_on: Any = None, allow_failure: bool = False) -> JobSpec:
+              depends_on: Any = None, allow_failure: bool = False,
+              retry_backoff_s: float | None = None) -> JobSpec:
         from .dependencies import dependency_fields, parent_refs
 
         name, t = resolve(task)
@@ -145,12 +148,14 @@ class Queue:
             ("timeout_s", timeout_s, d.timeout_s if d else None),
             ("max_retries", max_retries, d.max_retries if d else None),
             ("result_ttl_s", result_ttl_s, d.result_ttl_s if d else None),
+            ("retry_backoff_s", retry_backoff_s, None),
         ):
             chosen = value if value is not None else default
             if chosen is not None:
                 if not _finite_non_negative(chosen):
                     raise ConfigError(f"{key} must be a non-negative number, not {chosen!r}")
-                options[key] = str(int(chosen) if key != "timeout_s" else float(chosen))
+                integral = key in ("max_retries", "result_ttl_s")
+                options[key] = str(int(chosen) if integral else float(chosen))
         if meta:
             from .job import dumps
             options["meta"] = dumps(dict(meta), "meta")

@@ -52,6 +52,14 @@ class Fetcher:
         r = self.last
         return r is not None and r.next_due_ms >= 0 and r.next_due_ms - r.now_ms <= seconds * 1000
 
+    def wake(self) -> None:
+        """Best effort: end a blocking wait at once (by setting the markers it waits on)."""
+        try:
+            with translated(self.settings.redis_url):
+                self.scripts.client.zadd(self._markers[0], {"m": 0})
+        except RedisUnavailable:
+            pass
+
     def wait(self) -> None:
         """Block until a marker says there may be work, the next scheduled job is due,
         or block_s passes. Raises RedisUnavailable."""
@@ -86,13 +94,13 @@ class Recorder:
         """Record `outcome` for `job`; returns the job's new state ('' if refused)."""
         task = lookup(job.task)
         state = self._retrying(lambda: self._write(job, outcome, task), job)
-        if state in ("failed", "dead", "scheduled", "pending") or outcome.kind != OK:
-            self.failed += 1
-            log.warning("job %s (%s) %s -> %s: %s", job.id, job.task, outcome.kind, state,
-                        (outcome.reason or outcome.error.strip().splitlines()[-1:] or [""])[0]
-                        if outcome.error or outcome.reason else "")
-        else:
+        if state == "completed":
             self.done += 1
+        elif state:
+            self.failed += 1
+            lines = outcome.error.strip().splitlines()
+            log.warning("job %s (%s) %s -> %s: %s", job.id, job.task, outcome.kind, state,
+                        outcome.reason or (lines[-1] if lines else ""))
         if task is not None and state:
             self._callback(task, job, state, outcome)
         return state
@@ -128,7 +136,8 @@ class Recorder:
     def _backoff(self, job: Claimed, task: Task[Any, Any] | None, asked: float | None) -> float:
         if asked is not None:
             return max(0.0, asked)
-        base = _opt(task, "retry_backoff_s", self.settings.retry_backoff_s)
+        base = job.float_field("retry_backoff_s",
+                               _opt(task, "retry_backoff_s", self.settings.retry_backoff_s))
         cap = _opt(task, "retry_backoff_max_s", self.settings.retry_backoff_max_s)
         exp = min(cap, base * 2 ** min(job.int_field("retries", 0), 30))
         # "Equal jitter": at least half the delay, so retries of a burst spread out but

@@ -68,6 +68,7 @@ class Worker:
         self.scripts = Scripts(self.client, s)
         self.stopping = threading.Event()
         self.hard_stop = threading.Event()
+        self.ready = threading.Event()  # set once the worker is registered and claiming
         self.recorder = Recorder(s, self.scripts, self.id, self.hard_stop, self._job_handle)
         self.pool = Pool(s, self._child_imports(), self._on_done, self.client)
         self.fetch = Fetcher(s, self.queues, self.id, self.scripts, connect(s, blocking=True))
@@ -113,6 +114,7 @@ class Worker:
         self.stopping.set()
         if hard:
             self.hard_stop.set()
+        self.fetch.wake()
 
     # -- lifecycle -----------------------------------------------------------------------
     def _start(self) -> None:
@@ -129,6 +131,7 @@ class Worker:
             log.error("%s (the worker keeps trying)", exc)
         self.heartbeat.start()
         self.hooks.after_start(self)
+        self.ready.set()
         log.info("worker %s started: queues=%s pool=%s concurrency=%d", self.id,
                  ",".join(self.queues), self.settings.pool, self.settings.concurrency)
 
