@@ -119,6 +119,30 @@ class Keyspace:
     def unique(self, queue: str, unique_key: str) -> str:
         return self.unique_prefix(queue) + unique_key
 
+    def limits(self, queue: str) -> str:
+        """hash limit key (a task name or a job's limit_key) -> '<concurrency> <rate> <per ms>'."""
+        return self._q(queue, "limits")
+
+    def limited(self, queue: str) -> str:
+        """zset limit key with parked jobs -> when it may have room (ms; 0: when a job ends)."""
+        return self._q(queue, "limited")
+
+    def limit_prefix(self, queue: str) -> str:
+        """Prefix of per-limit-key keys; claim.lua appends '<key>:running|parked|started'."""
+        return self._q(queue, "limit:")
+
+    def limit_running(self, queue: str, key: str) -> str:
+        """set of ids of processing jobs counted against a concurrency cap (cleaned lazily)."""
+        return f"{self.limit_prefix(queue)}{key}:running"
+
+    def limit_parked(self, queue: str, key: str) -> str:
+        """zset of ids of pending jobs waiting for room under a limit -> their pending score."""
+        return f"{self.limit_prefix(queue)}{key}:parked"
+
+    def limit_started(self, queue: str, key: str) -> str:
+        """zset of the starts of a rate-limited key in its last period -> start time, ms."""
+        return f"{self.limit_prefix(queue)}{key}:started"
+
     def corrupt(self, queue: str, what: str) -> str:
         """Where a key of the wrong type is moved so the queue can carry on."""
         return self._q(queue, f"corrupt:{what}")

@@ -90,7 +90,8 @@ class Scripts:
         keys: list[str] = []
         for q in queues:
             keys += [k.pending(q), k.processing(q), k.dead(q), k.stats(q), k.history(q),
-                     k.marker(q), k.meta(q), k.job_prefix(q), k.scheduled(q), k.seq(q)]
+                     k.marker(q), k.meta(q), k.job_prefix(q), k.scheduled(q), k.seq(q),
+                     k.limits(q), k.limited(q), k.limit_prefix(q)]
         keys += [k.corrupt(q, "pending") for q in queues]
         claimed, notes, next_due, now = self._run(
             "claim", keys, [count, worker_id, s.lease_ms, s.dead_ttl_s * 1000,
