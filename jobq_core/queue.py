@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -29,6 +29,9 @@ from .job import (
 from .keys import Keyspace, check_queue_name, require_job_id
 from .registry import resolve
 from .scripts import Scripts
+
+if TYPE_CHECKING:
+    from .limits import Limit
 
 _UNSET: Any = object()
 
@@ -67,7 +70,7 @@ class Queue:
                      unique: bool = False, unique_key: str | None = None,
                      unique_for_s: float | None = None, depends_on: Any = None,
                      allow_failure: bool = False,
-                     retry_backoff_s: float | None = None) -> Job:
+                     retry_backoff_s: float | None = None, limit_key: str | None = None) -> Job:
         """Enqueue one job with options; returns its Job (status pending or scheduled).
 
         Raises PayloadError (args not JSON / above the size cap), UnknownTask (a callable
@@ -84,13 +87,16 @@ class Queue:
         every parent ended; it then goes to pending if all completed, else to dead with
         reason "dependency failed" (with `allow_failure`: to pending whatever they did).
         Raises JobNotFound if a parent does not exist.
+
+        Limits: the job counts against the limit (set_limit) of `limit_key`, by default
+        against the limit of its task name.
         """
         spec = self._spec(task, args, kwargs or {}, priority=priority, timeout_s=timeout_s,
                           ttl_s=ttl_s, result_ttl_s=result_ttl_s, max_retries=max_retries,
                           job_id=job_id, delay_s=delay_s, run_at=run_at, meta=meta,
                           unique=unique, unique_key=unique_key, unique_for_s=unique_for_s,
                           depends_on=depends_on, allow_failure=allow_failure,
-                          retry_backoff_s=retry_backoff_s)
+                          retry_backoff_s=retry_backoff_s, limit_key=limit_key)
         return self._write([spec])[0]
 
     def enqueue_in(self, delay_s: float, task: object, *args: Any, **kwargs: Any) -> Job:
@@ -134,8 +140,9 @@ class Queue:
               meta: Mapping[str, Any] | None = None, unique: bool = False,
               unique_key: str | None = None, unique_for_s: float | None = None,
               depends_on: Any = None, allow_failure: bool = False,
-              retry_backoff_s: float | None = None) -> JobSpec:
+              retry_backoff_s: float | None = None, limit_key: str | None = None) -> JobSpec:
         from .dependencies import dependency_fields, parent_refs
+        from .limits import check_limit_key
 
         name, t = resolve(task)
         d = t.options if t is not None else None
@@ -168,6 +175,8 @@ class Queue:
             if not _finite_non_negative(window) or window <= 0:
                 raise ConfigError(f"unique_for_s must be a positive number, not {window!r}")
             options["unique_key"] = ukey
+        if limit_key is not None:
+            options["limit_key"] = check_limit_key(limit_key)
         delay_ms = _delay_ms(delay_s, run_at)
         refs = parent_refs(depends_on, self.name)
         if refs:
@@ -307,6 +316,46 @@ class Queue:
         """Let workers claim from this queue again."""
         self.client.hdel(self.keys.meta(self.name), "paused")
         self.client.zadd(self.keys.marker(self.name), {"m": 0})
+
+    @redis_errors
+    def set_limit(self, key: object, *, concurrency: int = 0, rate: int = 0,
+                  per_s: float = 60.0) -> Limit:
+        """Cap the jobs of `key` (a task, or a string jobs give as limit_key) in this queue,
+        for all workers: at most `concurrency` processing at once, at most `rate` started per
+        `per_s` seconds. Jobs over the limit wait (parked) without holding up other jobs.
+        Replaces an earlier limit of the key; raises ConfigError for a bad value."""
+        from .limits import Limit, limit_key_of
+
+        limit = Limit(limit_key_of(key), concurrency, rate, per_s)
+        self._write_limit(limit.key, limit.encode())
+        return limit
+
+    @redis_errors
+    def remove_limit(self, key: object) -> None:
+        """Remove the limit of `key`; its parked jobs go back to pending."""
+        from .limits import limit_key_of
+
+        self._write_limit(limit_key_of(key), None)
+
+    def _write_limit(self, key: str, encoded: str | None) -> None:
+        pipe = self.client.pipeline()
+        if encoded is None:
+            pipe.hdel(self.keys.limits(self.name), key)
+        else:
+            pipe.hset(self.keys.limits(self.name), key, encoded)
+        # Parked jobs of the key are looked at again by the next claim, which we wake.
+        pipe.zadd(self.keys.limited(self.name), {key: 0}, xx=True)
+        pipe.zadd(self.keys.marker(self.name), {"m": 0})
+        pipe.execute()
+
+    @redis_errors
+    def limits(self) -> list[Limit]:
+        """The limits set on this queue, by key."""
+        from .limits import Limit
+
+        raw: Any = self.client.hgetall(self.keys.limits(self.name))
+        found = (Limit.decode(k, v) for k, v in sorted(raw.items()))
+        return [limit for limit in found if limit is not None]
 
     @redis_errors
     def is_paused(self) -> bool:

@@ -112,3 +112,24 @@ def busy_loop(seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         pass
+
+
+@task
+def limited(path: str, seconds: float) -> int:
+    """Measure concurrency from inside the task: a file per running call in `path`/running;
+    append 'start end' (CLOCK_MONOTONIC, shared by all processes) and the number of running
+    calls seen at start to `path`/ledger."""
+    import threading
+
+    running = Path(path) / "running"
+    me = running / f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+    start = time.monotonic()
+    me.touch()
+    try:
+        seen = len(os.listdir(running))
+        time.sleep(seconds)
+    finally:
+        me.unlink()
+    with open(Path(path) / "ledger", "a") as f:
+        f.write(f"{start} {time.monotonic()} {seen}\n")
+    return seen

@@ -204,7 +204,8 @@ class Worker:
 
 
 def _builtin_hooks() -> list[WorkerHook]:
-    """Hooks every worker runs: job dependencies."""
+    """Hooks every worker runs: job dependencies, limits."""
     from ..dependencies import DependencyHook
+    from ..limits import LimitHook
 
-    return [DependencyHook()]
+    return [DependencyHook(), LimitHook()]
