@@ -143,6 +143,10 @@ class Keyspace:
         """zset of the starts of a rate-limited key in its last period -> start time, ms."""
         return f"{self.limit_prefix(queue)}{key}:started"
 
+    def ticks(self, queue: str) -> str:
+        """hash schedule name -> '<last tick fired ms> <leader epoch>' (fire.lua's fence)."""
+        return self._q(queue, "ticks")
+
     def corrupt(self, queue: str, what: str) -> str:
         """Where a key of the wrong type is moved so the queue can carry on."""
         return self._q(queue, f"corrupt:{what}")
@@ -159,6 +163,26 @@ class Keyspace:
     def worker(self, worker_id: str) -> str:
         """hash describing one worker; expires when its heartbeats stop."""
         return f"{self.prefix}:worker:{worker_id}"
+
+    # Scheduler keys: one hash tag of their own, so its scripts see them all in one slot.
+    def _s(self, suffix: str) -> str:
+        return f"{self.prefix}:{{scheduler}}:{suffix}"
+
+    def schedules(self) -> str:
+        """zset schedule name -> next tick ms (+inf while disabled)."""
+        return self._s("schedules")
+
+    def schedule(self, name: str) -> str:
+        """hash: def (JSON), rev, enabled, next_ms, last_tick_ms, last_job_id, fired, missed."""
+        return self._s(f"schedule:{name}")
+
+    def scheduler_leader(self) -> str:
+        """hash token, epoch, owner, since_ms, renewed_ms; expires with the leader's lease."""
+        return self._s("leader")
+
+    def scheduler_epoch(self) -> str:
+        """Counter: the epoch of the latest leader (fencing token)."""
+        return self._s("epoch")
 
     @staticmethod
     def check(queue: str) -> None:

@@ -23,7 +23,8 @@ from .keys import Keyspace
 MISSING, LEASE_NOT_HELD, REFUSED = -1, -2, -3
 
 _NAMES = ("enqueue", "claim", "extend", "complete", "fail", "promote", "reap", "release",
-          "cancel", "requeue", "purge", "watch", "depend", "resolve")
+          "cancel", "requeue", "purge", "watch", "depend", "resolve", "lead", "resign",
+          "advance", "fire")
 
 
 def _source(name: str) -> str:
@@ -227,3 +228,36 @@ class Scripts:
                                          k.marker(queue), k.dead(queue), k.stats(queue),
                                          k.history(queue), k.job(queue, job_id),
                                          k.notify(queue, job_id)], argv))
+
+    # lead.lua
+    def lead(self, token: str, lease_ms: int, owner: str) -> tuple[int, int, int]:
+        """Become or stay the scheduler leader; returns (epoch or 0, now ms, lease ms left)."""
+        k = self.keys
+        epoch, now, left = self._run("lead", [k.scheduler_leader(), k.scheduler_epoch()],
+                                     [token, lease_ms, owner])
+        return int(epoch), int(now), int(left)
+
+    # resign.lua
+    def resign(self, token: str) -> bool:
+        """Give up the scheduler lease if this token holds it."""
+        return bool(self._run("resign", [self.keys.scheduler_leader()], [token]))
+
+    # advance.lua
+    def advance(self, token: str, name: str, rev: str, next_ms: int, last_tick_ms: int,
+                last_job_id: str, fired: int, missed: int) -> int:
+        """Record a schedule's progress; 1 done, 0 not the leader, -3 schedule changed."""
+        k = self.keys
+        return int(self._run("advance", [k.scheduler_leader(), k.schedules(), k.schedule(name)],
+                             [token, name, rev, next_ms, last_tick_ms, last_job_id, fired,
+                              missed]))
+
+    # fire.lua
+    def fire(self, queue: str, schedule: str, tick_ms: int, epoch: int, spec: JobSpec) -> int:
+        """Create the job of one tick: 1 created, 0 already fired, -3 queue full, -4 fenced
+        out by a newer leader."""
+        k = self.keys
+        return int(self._run("fire", [k.pending(queue), k.scheduled(queue), k.seq(queue),
+                                      k.stats(queue), k.meta(queue), k.marker(queue),
+                                      k.job_prefix(queue), k.ticks(queue)],
+                             [schedule, tick_ms, epoch, spec.id, spec.priority, spec.ttl_ms,
+                              *spec.fields()]))
