@@ -21,12 +21,15 @@ from .errors import (
     QueueFull,
     RedisUnavailable,
     Retry,
+    ScheduleNotFound,
     Timeout,
     UnknownTask,
 )
 from .job import STATES, Job
 from .queue import Queue
 from .registry import Task, task
+from .schedule import Schedule
+from .scheduler import Scheduler, run_scheduler
 from .worker import Worker
 
 __all__ = [
@@ -44,6 +47,9 @@ __all__ = [
     "QueueFull",
     "RedisUnavailable",
     "Retry",
+    "Schedule",
+    "ScheduleNotFound",
+    "Scheduler",
     "Settings",
     "Task",
     "Timeout",
@@ -51,6 +57,7 @@ __all__ = [
     "Worker",
     "current_job",
     "group",
+    "run_scheduler",
     "task",
 ]
 __version__ = "0.1.0"

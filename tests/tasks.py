@@ -133,3 +133,12 @@ def limited(path: str, seconds: float) -> int:
     with open(Path(path) / "ledger", "a") as f:
         f.write(f"{start} {time.monotonic()} {seen}\n")
     return seen
+
+
+@task(max_retries=0)
+def record_tick(path: str) -> str:
+    """Append the job's id (sched:<schedule>:<tick ms> for a periodic job) to `path`."""
+    job_id = current_job().id
+    with open(path, "a") as f:
+        f.write(job_id + "\n")
+    return job_id

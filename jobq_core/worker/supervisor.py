@@ -42,13 +42,14 @@ class Worker:
 
     `imports` are modules that register the tasks this worker may run. Settings give the
     concurrency, pool ("process" or "thread"), lease, heartbeat and grace. `hooks` add
-    optional behaviour (see worker.hooks).
+    optional behaviour (see worker.hooks); `with_scheduler=True` also runs a periodic
+    scheduler in a thread (it fires only while it holds the scheduler leader lease).
     """
 
     def __init__(self, queues: Sequence[str] | str = ("default",),
                  settings: Settings | None = None, *, imports: Sequence[str] = (),
                  name: str | None = None, hooks: Sequence[WorkerHook] = (),
-                 **overrides: Any) -> None:
+                 with_scheduler: bool = False, **overrides: Any) -> None:
         queue_list = [queues] if isinstance(queues, str) else list(queues)
         if not queue_list:
             raise JobqError("a worker needs at least one queue")
@@ -72,7 +73,7 @@ class Worker:
         self.recorder = Recorder(s, self.scripts, self.id, self.hard_stop, self._job_handle)
         self.pool = Pool(s, self._child_imports(), self._on_done, self.client)
         self.fetch = Fetcher(s, self.queues, self.id, self.scripts, connect(s, blocking=True))
-        self.hooks = Hooks([*_builtin_hooks(), *hooks])
+        self.hooks = Hooks([*_builtin_hooks(with_scheduler), *hooks])
         self.heartbeat = Heartbeat(s, self.id, self.queues, self.pool, self.scripts,
                                    self.beat_client,
                                    lambda: (self.recorder.done, self.recorder.failed),
@@ -203,9 +204,14 @@ class Worker:
         return Job(q, job.id, job.fields)
 
 
-def _builtin_hooks() -> list[WorkerHook]:
-    """Hooks every worker runs: job dependencies, limits."""
+def _builtin_hooks(with_scheduler: bool) -> list[WorkerHook]:
+    """Hooks every worker runs (job dependencies, limits), and the embedded scheduler."""
     from ..dependencies import DependencyHook
     from ..limits import LimitHook
 
-    return [DependencyHook(), LimitHook()]
+    hooks: list[WorkerHook] = [DependencyHook(), LimitHook()]
+    if with_scheduler:
+        from ..scheduler import SchedulerHook
+
+        hooks.append(SchedulerHook())
+    return hooks
