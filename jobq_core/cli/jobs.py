@@ -75,6 +75,7 @@ def _import(modules: Sequence[str]) -> None:
 @click.option("--ttl-s", type=float, help="Give up (dead) if not started within this time.")
 @click.option("--result-ttl-s", type=int, help="How long to keep the result.")
 @click.option("--max-retries", type=int, help="Retries after a failed attempt.")
+@click.option("--retry-backoff-s", type=float, help="Base of the exponential retry backoff.")
 @click.option("--job-id", help="Use this id (an existing job with it is returned unchanged).")
 @click.option("--meta", "meta_json", metavar="JSON", help="Metadata (JSON object).")
 @click.option("-i", "--import", "imports", multiple=True,
@@ -86,8 +87,9 @@ def _import(modules: Sequence[str]) -> None:
 def enqueue(t: Target, task: str | None, args: str | None, queue: str | None,
             kwargs_json: str | None, priority: int | None, delay_s: float | None,
             timeout_s: float | None, ttl_s: float | None, result_ttl_s: int | None,
-            max_retries: int | None, job_id: str | None, meta_json: str | None,
-            imports: Sequence[str], file: Path | None, wait_s: float | None) -> None:
+            max_retries: int | None, retry_backoff_s: float | None, job_id: str | None,
+            meta_json: str | None, imports: Sequence[str], file: Path | None,
+            wait_s: float | None) -> None:
     """Enqueue TASK with ARGS (a JSON array, or a JSON object of keyword arguments).
 
     \b
@@ -110,7 +112,8 @@ def enqueue(t: Target, task: str | None, args: str | None, queue: str | None,
     q = Queue(queue, settings=t.settings, redis=t.inspector.client)
     job = q.enqueue_call(task, args=call_args, kwargs=call_kwargs, priority=priority,
                          timeout_s=timeout_s, ttl_s=ttl_s, result_ttl_s=result_ttl_s,
-                         max_retries=max_retries, job_id=job_id, delay_s=delay_s, meta=meta)
+                         max_retries=max_retries, retry_backoff_s=retry_backoff_s,
+                         job_id=job_id, delay_s=delay_s, meta=meta)
     out: dict[str, Any] = {"id": job.id, "queue": q.name, "task": job.task, "state": job.status}
     if wait_s is None:
         t.emit(out, f"enqueued {job.id} ({job.task}) on {q.name}: {job.status}")

@@ -17,12 +17,17 @@ from .app import json_logs, main, make_settings, shared_options
 @main.command()
 @shared_options
 @click.option("-q", "--queue", "queues", multiple=True, default=["default"], show_default=True,
-              help="Queue to serve; repeat for several, first served first.")
-@click.option("-i", "--import", "imports", multiple=True, help="Module that registers tasks.")
+              envvar="JOBQ_QUEUES",
+              help="Queue to serve; repeat for several, first served first "
+                   "[env JOBQ_QUEUES, space-separated].")
+@click.option("-i", "--import", "imports", multiple=True, envvar="JOBQ_IMPORTS",
+              help="Module that registers tasks [env JOBQ_IMPORTS, space-separated].")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 1024), envvar="JOBQ_CONCURRENCY",
               help="Jobs run at once [env JOBQ_CONCURRENCY; 1].")
 @click.option("--pool", type=click.Choice(["process", "thread"]), envvar="JOBQ_POOL",
               help="Run jobs in child processes or threads [env JOBQ_POOL; process].")
+@click.option("--prefetch", type=click.IntRange(0, 10_000), envvar="JOBQ_PREFETCH",
+              help="Jobs claimed ahead of free slots (speeds up short jobs) [env JOBQ_PREFETCH].")
 @click.option("--lease-s", type=float, envvar="JOBQ_LEASE_S", help="Lease length [30].")
 @click.option("--heartbeat-s", type=float, envvar="JOBQ_HEARTBEAT_S",
               help="Heartbeat period [5].")
@@ -32,8 +37,8 @@ from .app import json_logs, main, make_settings, shared_options
 @click.option("--burst", is_flag=True, help="Exit when there is nothing left to do.")
 def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[str],
            imports: Sequence[str], concurrency: int | None, pool: str | None,
-           lease_s: float | None, heartbeat_s: float | None, grace_s: float | None,
-           name: str | None, burst: bool) -> None:
+           prefetch: int | None, lease_s: float | None, heartbeat_s: float | None,
+           grace_s: float | None, name: str | None, burst: bool) -> None:
     """Run jobs from the given queues until SIGTERM/SIGINT (twice: at once).
 
     --json logs one JSON object per line.
@@ -42,8 +47,8 @@ def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[
 
     json_logs(as_json)
     sys.path.insert(0, os.getcwd())  # so --import finds the project's own modules
-    settings = make_settings(url, prefix, concurrency=concurrency, pool=pool, lease_s=lease_s,
-                             heartbeat_s=heartbeat_s, grace_s=grace_s)
+    settings = make_settings(url, prefix, concurrency=concurrency, pool=pool, prefetch=prefetch,
+                             lease_s=lease_s, heartbeat_s=heartbeat_s, grace_s=grace_s)
     try:
         w = Worker(queues, settings, imports=imports, name=name)
     except ImportError as exc:
