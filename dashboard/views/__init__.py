@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from .api import bp as api
-from .audit import bp as audit
-from .jobs import bp as jobs
-from .metrics import bp as metrics
-from .ops import bp as ops
-from .overview import bp as overview
-from .queues import bp as queues
-from .session import bp as session
-from .workers import bp as workers
+from . import api, audit, jobs, metrics, ops, overview, queues, session, workers
 
-BLUEPRINTS = (overview, jobs, ops, queues, workers, audit, session, api, metrics)
+BLUEPRINTS = (overview.bp, jobs.bp, ops.bp, queues.bp, workers.bp, audit.bp, session.bp,
+              api.bp, metrics.bp)

@@ -78,9 +78,9 @@ def jobs(state: str) -> Response:
                               ("newest", "oldest"))
     per_page = params.per_page_arg()
     match = JobFilter(task=params.text_arg("task"), text=params.text_arg("text"))
+    start = params.int_arg("start", 0, 0, 10**12)
     queues = names if queue == params.ALL_QUEUES else [queue]
     if match:
-        start = params.int_arg("start", 0, 0, 10**12)
         res = search_jobs(insp, state, queues, match, start=start, limit=per_page,
                           newest_first=order == "newest")
         extra: dict[str, Any] = {"start": start, "scanned": res.scanned,

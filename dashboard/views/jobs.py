@@ -43,6 +43,7 @@ def listing(state: str) -> Response | BaseResponse:
     order = params.choice_arg("order", default_order, ("newest", "oldest"))
     per_page = params.per_page_arg()
     match = JobFilter(task=params.text_arg("task"), text=params.text_arg("text"))
+    start = params.int_arg("start", 0, 0, 10**12)
     wanted_id = params.text_arg("id")
     if wanted_id:
         params.job_id(wanted_id)
@@ -55,7 +56,6 @@ def listing(state: str) -> Response | BaseResponse:
     queues = names if queue == params.ALL_QUEUES else [queue]
     newest = order == "newest"
     if match:
-        start = params.int_arg("start", 0, 0, 10**12)
         result = search_jobs(insp, state, queues, match, start=start, limit=per_page,
                              newest_first=newest)
         page_no, last_page = 1, 1

@@ -56,8 +56,7 @@ def auth_app(auth_settings: Settings) -> Flask:
 
 
 def csrf_token(client: FlaskClient) -> str:
-    """The session's CSRF token (made by rendering any page first)."""
-    client.get("/login") if False else None
+    """The session's CSRF token (created in the session if it has none yet)."""
     with client.session_transaction() as s:
         if "csrf" not in s:
             s["csrf"] = "t" * 43
