@@ -19,6 +19,7 @@ from .connection import connect, redis_errors, server_info, translated
 from .errors import ConfigError
 from .job import FINAL_STATES, STATES
 from .keys import Keyspace, check_queue_name, valid_job_id
+from .scripts import Scripts
 
 # Fields read for list rows (never the possibly huge args/result themselves).
 _ROW_FIELDS = ("task", "state", "enqueued_ms", "started_ms", "finished_ms", "reason",
@@ -161,6 +162,7 @@ class Inspector:
         self.settings = base.replace(redis_url=url) if url else base
         self.client = redis if redis is not None else connect(self.settings)
         self.keys = Keyspace(self.settings.prefix)
+        self._scripts: Scripts | None = None
 
     def _check(self, queue: str, state: str | None = None) -> None:
         check_queue_name(queue)
@@ -236,23 +238,23 @@ class Inspector:
         newest = (state in FINAL_STATES) if newest_first is None else newest_first
         key = self.keys.state_set(queue, state)
         total = int(self.client.zcard(key))
-        match = JobFilter(task=task, text=text)
-        found: list[JobRow] = []
-        pos, end_pos, chunk = offset, min(total, offset + scan_limit), 500
-        while pos < end_pos and len(found) < limit:
-            end = min(pos + chunk, end_pos) - 1
-            raw: Any = (self.client.zrevrange(key, pos, end, withscores=True) if newest
-                        else self.client.zrange(key, pos, end, withscores=True))
-            entries = [(str(m), float(sc)) for m, sc in raw]
-            if not entries:
+        # The scan runs in Redis in bounded slices (search.lua), so only matches travel.
+        if self._scripts is None:
+            self._scripts = Scripts(self.client, self.settings)
+        scripts = self._scripts
+        hits: list[tuple[str, float]] = []
+        pos, end_pos = offset, min(total, offset + scan_limit)
+        while pos < end_pos and len(hits) < limit:
+            examined, found = scripts.search(queue, state, pos, min(500, end_pos - pos),
+                                             newest_first=newest, task=task, text=text,
+                                             limit=limit - len(hits))
+            if examined == 0:
                 break
-            for row in self._rows(queue, entries, full_error=bool(text)):
-                pos += 1
-                if match.matches(row):
-                    found.append(row)
-                    if len(found) >= limit:
-                        break
-        return JobPage(state, queue, total, offset, limit, newest, found, scanned=pos - offset)
+            pos += examined
+            hits += found
+        found_rows = self._rows(queue, hits, full_error=bool(text)) if hits else []
+        return JobPage(state, queue, total, offset, limit, newest, found_rows,
+                       scanned=pos - offset)
 
     def rows(self, queue: str, entries: Sequence[tuple[str, float]],
              full_error: bool = False) -> list[JobRow]:
