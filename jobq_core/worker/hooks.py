@@ -27,7 +27,8 @@ class WorkerHook:
     def after_job(self, worker: Worker, job: Claimed, state: str) -> None:
         """A job's outcome was recorded; `state` is its new state ('' if the write was refused).
 
-        Called in the slot thread that ran the job, so keep it short.
+        Called in the thread that records outcomes, before the job leaves the pool (so a
+        burst worker sees what a hook enqueued); keep it short.
         """
 
     def after_beat(self, worker: Worker) -> None:
