@@ -81,3 +81,30 @@ def test_leader_disables_a_malformed_schedule(settings: Settings, r: redis.Redis
     sched.step()
     info = Inspector(settings).schedule("m")
     assert info is not None and not info.enabled and "task" in info.error
+
+
+def test_admin_actions_for_limits_schedules_and_cancel(queue: Queue, settings: Settings) -> None:
+    from jobq_core.admin import Admin
+
+    admin = Admin(settings)
+    admin.set_limit("default", "tests.tasks.add", concurrency=2)
+    assert [lim.concurrency for lim in queue.limits()] == [2]
+    admin.remove_limit("default", "tests.tasks.add")
+    assert queue.limits() == []
+
+    admin.scheduler().add(Schedule("s", tasks.add, every_s=60, args=(1, 1)))
+    admin.disable_schedule("s")
+    info = Inspector(settings).schedule("s")
+    assert info is not None and not info.enabled
+    admin.enable_schedule("s")
+    assert admin.run_schedule_now("s").status == "pending"
+    assert admin.delete_schedule("s")
+
+    parent = queue.enqueue_call(tasks.add, args=(1, 1), delay_s=60)
+    child = queue.enqueue_call(tasks.add, args=(1, 1), depends_on=parent)
+    op = admin.start_bulk("default", "scheduled", "cancel")
+    admin.step_bulk("default", op.id)
+    # The parent is cancelled by the bulk action; its child went to dead at once (before
+    # the bulk action reached it), so only the parent counts as cancelled.
+    assert parent.refresh().status == "cancelled"
+    assert child.refresh().status == "dead" and child.reason.endswith("ended cancelled")
