@@ -208,7 +208,10 @@ class Scheduler:
             if self.epoch:
                 log.warning("scheduler %s lost the leader lease", self.owner)
             self.epoch = 0
-            return max(0.01, min(self._follow_s, left_ms / 1000 if left_ms > 0 else 0.0))
+            # Retry when the holder's lease ends, or within a second (a lease without a
+            # TTL, left_ms < 0, is never waited on closely).
+            left_s = left_ms / 1000 if left_ms > 0 else self._follow_s
+            return max(0.01, min(self._follow_s, left_s))
         if epoch != self.epoch:
             log.info("scheduler %s leads (epoch %d)", self.owner, epoch)
         self.epoch = epoch
