@@ -18,7 +18,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check jobq_core dashboard tests
 	$(BIN)/mypy
-	$(BIN)/pytest -q -m "not faults"
+	$(BIN)/pytest -q -m "not faults and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check jobq_core dashboard tests
