@@ -149,7 +149,7 @@ def _read_calls(file: Path, task: str | None, queue: str) -> Iterator[dict[str, 
     try:
         lines = stream.read().splitlines() if stream else file.read_text().splitlines()
     except OSError as exc:
-        raise Failure(f"cannot read {file}: {exc.strerror}") from None
+        raise BadUsage(f"cannot read {file}: {exc.strerror}") from None
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
