@@ -240,3 +240,36 @@ def test_pause_bad_queue_exits_1(jobq: Jobq, queue: Queue, name: str, message: s
     queue.enqueue(tasks.add, 1, 1)
     run = jobq("pause", name)
     assert run.code == 1 and message in run.one_line_error()
+
+
+def test_filtered_bulk_actions_and_the_audit_log(jobq: Jobq, queue: Queue,
+                                                 settings: Settings) -> None:
+    queue.enqueue(tasks.boom_once, "disk full")
+    queue.enqueue(tasks.boom_once, "timeout talking to db")
+    queue.enqueue(tasks.boom, "other task")
+    drain(settings)
+    run = jobq("requeue", "failed", "--all", "--text", "disk full", "--json")
+    assert run.json["count"] == 1
+    run = jobq("purge", "failed", "--all", "--task", "boom_once", "--yes", "--json")
+    assert run.json["count"] == 1
+    assert queue.count("failed") == 1 and queue.count("pending") == 1
+    assert jobq("requeue", "failed", "abc", "--task", "x").code == 2
+    entries = jobq("audit", "--json").json["entries"]
+    assert [(e["action"], e["count"]) for e in entries[:2]] == [("purge all", 1),
+                                                                ("requeue all", 1)]
+    assert entries[0]["actor"].startswith("cli:") and "task='boom_once'" in entries[0]["detail"]
+    assert "requeue all" in jobq("audit").out
+
+
+def test_cancel_many_and_all(jobq: Jobq, queue: Queue) -> None:
+    a, b = queue.enqueue(tasks.add, 1, 1), queue.enqueue_in(60, tasks.add, 2, 2)
+    run = jobq("cancel", a.id, b.id, "--json")
+    assert run.json == {"action": "cancel", "count": 2, "queues": {"default": 2}}
+    later = [queue.enqueue_in(60, tasks.add, i, i) for i in range(3)]
+    now = queue.enqueue(tasks.add, 9, 9)
+    run = jobq("cancel", "--all", "--state", "scheduled", "--json")
+    assert run.json["count"] == 3
+    assert all(j.refresh().status == "cancelled" for j in later)
+    assert now.refresh().status == "pending"
+    assert jobq("cancel").code == 2
+    assert jobq("cancel", now.id, "--all").code == 2
