@@ -96,6 +96,10 @@ def translated(url: str) -> Iterator[None]:
             f"cannot reach Redis at {_redact(url)}: {exc}. Is it running? "
             "Set JOBQ_REDIS_URL (or REDIS_URL) to where it is."
         ) from exc
+    except redis.exceptions.NoPermissionError as exc:
+        # redis-py strips the NOPERM prefix when it raises this class.
+        raise JobqError(f"Redis refused the command for jobq's user (ACL): {exc}. The user "
+                        "needs the keys ~<prefix>:* (see docs/production.md)") from exc
     except redis.ResponseError as exc:
         text = str(exc)
         if text.startswith("OOM"):
