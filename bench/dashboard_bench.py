@@ -159,7 +159,7 @@ def main() -> int:
             "failed, 200 per page": "/jobs/failed?queue=bulkfail&per_page=200",
             "failed, filter error text 'needle'": "/jobs/failed?queue=bulkfail&text=needle",
             "failed, filter task 'charge'": "/jobs/failed?queue=bulkfail&task=charge",
-            "failed, filter with no match (scans 5,000)":
+            "failed, filter with no match (scans 2,000)":
                 "/jobs/failed?queue=bulkfail&text=no-such-text",
             "job detail (failed)": f"/jobs/bulkfail/{some_failed}",
             "queues": "/queues",

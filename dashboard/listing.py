@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from jobq_core.inspect import Inspector, JobFilter, JobRow
 
-SCAN_LIMIT = 5000  # entries a filtered page looks at before it stops and offers "more"
+SCAN_LIMIT = 2000  # entries a filtered page looks at before it stops and offers "more"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -24,6 +24,10 @@ from .job import PENDING, PROCESSING, PURGE_STATES, REQUEUE_STATES, SCHEDULED
 from .keys import Keyspace, check_queue_name, require_job_id, valid_job_id
 from .queue import Queue
 from .scripts import Scripts
+
+if TYPE_CHECKING:
+    from .job import Job
+    from .scheduler import Scheduler
 
 # States each bulk action may act on.
 BULK_ACTIONS: Mapping[str, frozenset[str]] = {
@@ -95,7 +99,10 @@ class Admin:
 
     @redis_errors
     def _translated_cancel(self, queue: str, job_id: str) -> None:
+        from .dependencies import Dependencies
+
         self.scripts.cancel(queue, job_id)
+        Dependencies(self.scripts).ended(queue, job_id, "cancelled")
 
     @redis_errors
     def requeue(self, queue: str, state: str, ids: Sequence[str]) -> int:
@@ -289,13 +296,16 @@ class Admin:
             return self.scripts.requeue(queue, state, ids)[0]
         if action == "purge":
             return self.scripts.purge(queue, state, ids)[0]
+        from .dependencies import Dependencies
+
         n = 0
         for job_id in ids:
             try:
                 self.scripts.cancel(queue, job_id)
                 n += 1
             except (InvalidState, JobNotFound):
-                pass
+                continue
+            Dependencies(self.scripts).ended(queue, job_id, "cancelled")
         return n
 
     # -- orphans, audit, secrets -----------------------------------------------------------
@@ -354,6 +364,36 @@ class Admin:
 
     def resume(self, queue: str) -> None:
         self.queue(queue).resume()
+
+    # -- limits and schedules (the read side is Inspector.limits / schedules) ---------------
+    def set_limit(self, queue: str, key: str, *, concurrency: int = 0, rate: int = 0,
+                  per_s: float = 60.0) -> None:
+        """Cap the jobs of `key` (a task name or a limit_key) in `queue`; see Queue.set_limit."""
+        self.queue(queue).set_limit(key, concurrency=concurrency, rate=rate, per_s=per_s)
+
+    def remove_limit(self, queue: str, key: str) -> None:
+        self.queue(queue).remove_limit(key)
+
+    def scheduler(self) -> Scheduler:
+        """The schedule manager (add, enable, disable, run_now, delete) on this client."""
+        from .scheduler import Scheduler
+
+        return Scheduler(self.settings, redis=self.client)
+
+    def enable_schedule(self, name: str) -> None:
+        """Raises ScheduleNotFound."""
+        self.scheduler().enable(name)
+
+    def disable_schedule(self, name: str) -> None:
+        """Raises ScheduleNotFound."""
+        self.scheduler().disable(name)
+
+    def run_schedule_now(self, name: str) -> Job:
+        """Enqueue one job of the schedule now; raises ScheduleNotFound."""
+        return self.scheduler().run_now(name)
+
+    def delete_schedule(self, name: str) -> bool:
+        return self.scheduler().delete(name)
 
 
 def _bulk_op(op_id: str, f: Mapping[str, str]) -> BulkOp:
