@@ -72,7 +72,7 @@ def _one_line(text: str) -> str:
     return lines[0] if len(lines) <= 1 else f"{lines[0]} ({lines[-1].strip()})"
 
 
-@click.group(cls=JobqGroup)
+@click.group(cls=JobqGroup, name="jobq")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 @click.version_option(package_name="jobq")
 def main(verbose: int) -> None:

@@ -21,7 +21,7 @@ from ..keys import check_queue_name
 from ..queue import Queue
 from ..registry import lookup
 from .app import BadUsage, Failure, Target, common_options, main, progress
-from .show import console, fmt_ms, job_table, state_text
+from .show import ago, console, fmt_ms, job_table, state_text
 
 BULK_CHUNK = 1000
 
@@ -149,7 +149,7 @@ def _read_calls(file: Path, task: str | None, queue: str) -> Iterator[dict[str, 
     try:
         lines = stream.read().splitlines() if stream else file.read_text().splitlines()
     except OSError as exc:
-        raise Failure(f"cannot read {file}: {exc.strerror}") from None
+        raise BadUsage(f"cannot read {file}: {exc.strerror}") from None
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -288,29 +288,69 @@ def _locate(t: Target, ids: Sequence[str], queues: Sequence[str],
     return out
 
 
+def actor() -> str:
+    """Who the audit log names for CLI actions: cli:<user>@<host>."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"cli:{user}@{socket.gethostname()}"
+
+
 def _bulk(t: Target, verb: str, state: str, ids: Sequence[str], every: bool,
-          queues: Sequence[str]) -> tuple[dict[str, int], int]:
+          queues: Sequence[str], task: str = "", text: str = "") -> dict[str, int]:
+    """Act on the given ids (checked first) or on every job of `state` (optionally matching
+    task/text) present now, with a progress bar; records each queue's action in the audit
+    log. Returns queue -> jobs acted on."""
     if every == bool(ids):
         raise BadUsage("give job IDs or --all, one of the two")
+    if ids and (task or text):
+        raise BadUsage("--task/--text filter --all, not job IDs")
+    done: dict[str, int] = {}
     if ids:
-        done: dict[str, int] = {}
         for name, group in _locate(t, ids, queues, state).items():
-            act = t.admin.requeue if verb == "requeue" else t.admin.purge
-            done[name] = act(name, state, group)
-        return done, sum(done.values())
+            if verb == "cancel":
+                for job_id in group:
+                    t.admin.cancel(name, job_id)
+                done[name] = len(group)
+            else:
+                act = t.admin.requeue if verb == "requeue" else t.admin.purge
+                done[name] = act(name, state, group)
+            t.admin.record(actor(), verb, queue=name, state=state, count=done[name],
+                           detail=" ".join(group)[:500])
+        return done
     names = list(queues) or t.inspector.queues()
-    counts = t.inspector.counts(names)
-    total = sum(c[state] for c in counts.values())
-    done = {}
+    ops = [t.admin.start_bulk(name, state, verb, task=task, text=text, actor=actor())
+           for name in names]
+    total = sum(op.total for op in ops)
     with progress(f"{verb} {state}", total, not t.as_json) as update:
         finished = 0
-        for name in names:
-            bulk = t.admin.requeue_all if verb == "requeue" else t.admin.purge_all
-            for step in bulk(name, state):
-                done[name] = step.done
-                update(finished + step.done, max(total, finished + step.done + step.left))
-            finished += done.get(name, 0)
-    return done, total
+        for op in ops:
+            while not op.finished:
+                op = t.admin.step_bulk(op.queue, op.id)
+                update(finished + op.total - op.left, total)
+            finished += op.total
+            done[op.queue] = op.done
+            detail = " ".join(f"{k}={v!r}" for k, v in (("task", task), ("text", text)) if v)
+            t.admin.record(actor(), f"{verb} all", queue=op.queue, state=state,
+                           count=op.done, detail=detail)
+    return done
+
+
+_FILTERS = [
+    click.option("--task", default="", help="With --all: only jobs whose task contains this."),
+    click.option("--text", default="",
+                 help="With --all: only jobs whose error, reason or args contain this."),
+]
+
+
+def _filters(f: Any) -> Any:
+    for option in reversed(_FILTERS):
+        f = option(f)
+    return f
 
 
 @main.command()
@@ -319,10 +359,11 @@ def _bulk(t: Target, verb: str, state: str, ids: Sequence[str], every: bool,
 @click.argument("ids", nargs=-1, metavar="[ID]...")
 @click.option("--all", "every", is_flag=True, help="Every job in STATE (of the queues).")
 @click.option("-q", "--queue", "queues", multiple=True, help="Only this queue (repeatable).")
-def requeue(t: Target, state: str, ids: Sequence[str], every: bool,
-            queues: Sequence[str]) -> None:
-    """Move jobs in STATE back to pending: the given IDs, or --all."""
-    done, _ = _bulk(t, "requeue", state, ids, every, queues)
+@_filters
+def requeue(t: Target, state: str, ids: Sequence[str], every: bool, queues: Sequence[str],
+            task: str, text: str) -> None:
+    """Move jobs in STATE back to pending: the given IDs, or --all (optionally filtered)."""
+    done = _bulk(t, "requeue", state, ids, every, queues, task, text)
     n = sum(done.values())
     t.emit({"action": "requeue", "state": state, "count": n, "queues": done},
            f"requeued {n} {state} job{'s' * (n != 1)}")
@@ -335,19 +376,22 @@ def requeue(t: Target, state: str, ids: Sequence[str], every: bool,
 @click.argument("ids", nargs=-1, metavar="[ID]...")
 @click.option("--all", "every", is_flag=True, help="Every job in STATE (of the queues).")
 @click.option("-q", "--queue", "queues", multiple=True, help="Only this queue (repeatable).")
+@_filters
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def purge(t: Target, state: str, ids: Sequence[str], every: bool, queues: Sequence[str],
-          yes: bool) -> None:
+          task: str, text: str, yes: bool) -> None:
     """Delete jobs in STATE for good: the given IDs, or --all (asks first unless --yes)."""
     if every == bool(ids):
         raise BadUsage("give job IDs or --all, one of the two")
     if not yes:
         what = f"{len(ids)} {state} job(s)" if ids else f"every {state} job"
+        if task or text:
+            what += " matching the filter"
         where = ", ".join(queues) if queues else "all queues"
         if not sys.stdin.isatty():
             raise BadUsage(f"purge deletes {what} of {where} for good; add --yes to confirm")
         click.confirm(f"Delete {what} of {where}?", abort=True)
-    done, _ = _bulk(t, "purge", state, ids, every, queues)
+    done = _bulk(t, "purge", state, ids, every, queues, task, text)
     n = sum(done.values())
     t.emit({"action": "purge", "state": state, "count": n, "queues": done},
            f"purged {n} {state} job{'s' * (n != 1)}")
@@ -355,14 +399,64 @@ def purge(t: Target, state: str, ids: Sequence[str], every: bool, queues: Sequen
 
 @main.command()
 @common_options
-@click.argument("job_id", metavar="ID")
-@click.option("-q", "--queue", help="The job's queue (default: look in every queue).")
-def cancel(t: Target, job_id: str, queue: str | None) -> None:
-    """Cancel a pending or scheduled job."""
-    detail = _find(t, job_id, queue)
-    t.admin.cancel(detail.queue, job_id)
-    t.emit({"id": job_id, "queue": detail.queue, "state": "cancelled"},
-           f"cancelled {job_id} (queue {detail.queue})")
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@click.option("--all", "every", is_flag=True, help="Every job in --state (of the queues).")
+@click.option("--state", type=click.Choice(["pending", "scheduled"]), default="pending",
+              show_default=True, help="With --all: which jobs to cancel.")
+@click.option("-q", "--queue", "queues", multiple=True, help="Only this queue (repeatable).")
+@_filters
+def cancel(t: Target, ids: Sequence[str], every: bool, state: str, queues: Sequence[str],
+           task: str, text: str) -> None:
+    """Cancel pending or scheduled jobs: the given IDs, or --all of --state."""
+    if ids and (every or task or text):
+        raise BadUsage("give job IDs or --all (with its filters), one of the two")
+    if ids:
+        done: dict[str, int] = {}
+        for job_id in ids:  # each id in its own state (pending or scheduled)
+            detail = _find(t, job_id, queues[0] if len(queues) == 1 else None)
+            t.admin.cancel(detail.queue, job_id)
+            t.admin.record(actor(), "cancel", queue=detail.queue, state=detail.state,
+                           count=1, detail=job_id)
+            done[detail.queue] = done.get(detail.queue, 0) + 1
+        if len(ids) == 1:
+            t.emit({"id": ids[0], "queue": next(iter(done)), "state": "cancelled"},
+                   f"cancelled {ids[0]} (queue {next(iter(done))})")
+            return
+    else:
+        done = _bulk(t, "cancel", state, ids, every, queues, task, text)
+    n = sum(done.values())
+    t.emit({"action": "cancel", "count": n, "queues": done},
+           f"cancelled {n} job{'s' * (n != 1)}")
+
+
+@main.command()
+@common_options
+@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0)
+def audit(t: Target, limit: int, offset: int) -> None:
+    """The operator audit log (dashboard and CLI actions), newest first."""
+    page = t.inspector.audit(offset, limit)
+    t.emit({"total": page.total, "offset": page.offset,
+            "entries": [dataclasses.asdict(e) for e in page.entries]},
+           lambda: _print_audit(page.entries))
+
+
+def _print_audit(entries: Sequence[Any]) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    con = console()
+    if not entries:
+        con.print("no audit entries")
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, highlight=False)
+    for col in ("when", "actor", "action", "queue", "state", "count", "detail"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(ago(e.at_ms) if e.at_ms else "?", Text(e.actor), Text(e.action),
+                      Text(e.queue), Text(e.state), str(e.count), Text(e.detail))
+    con.print(table)
 
 
 def _known_queue(t: Target, name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -102,6 +103,9 @@ def dashboard(url: str | None, prefix: str | None, as_json: bool, host: str | No
               port: int | None) -> None:
     """Serve the operator dashboard (for production use gunicorn: see the Procfile)."""
     json_logs(as_json)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # One line per request (htmx polls every few seconds) only with -vv.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     settings = make_settings(url, prefix)
     serve = dashboard_entry()
     serve(settings, host or settings.dashboard_host,
