@@ -36,10 +36,14 @@ from .app import json_logs, main, make_settings, shared_options
               help="How long running jobs may finish after SIGTERM [30].")
 @click.option("--name", help="Worker id (default host:pid:random).")
 @click.option("--burst", is_flag=True, help="Exit when there is nothing left to do.")
+@click.option("--with-scheduler", is_flag=True, envvar="JOBQ_WITH_SCHEDULER",
+              help="Also run a scheduler in this worker (any number may run; one fires each "
+                   "tick).")
 def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[str],
            imports: Sequence[str], concurrency: int | None, pool: str | None,
            prefetch: int | None, lease_s: float | None, heartbeat_s: float | None,
-           grace_s: float | None, name: str | None, burst: bool) -> None:
+           grace_s: float | None, name: str | None, burst: bool,
+           with_scheduler: bool) -> None:
     """Run jobs from the given queues until SIGTERM/SIGINT (twice: at once).
 
     --json logs one JSON object per line.
@@ -51,7 +55,7 @@ def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[
     settings = make_settings(url, prefix, concurrency=concurrency, pool=pool, prefetch=prefetch,
                              lease_s=lease_s, heartbeat_s=heartbeat_s, grace_s=grace_s)
     try:
-        w = Worker(queues, settings, imports=imports, name=name)
+        w = Worker(queues, settings, imports=imports, name=name, with_scheduler=with_scheduler)
     except ImportError as exc:
         raise JobqError(f"cannot import task module: {exc}") from None
     w.work(burst=burst)
