@@ -159,7 +159,7 @@ class ProcessSlot(Slot):
                     return outcome
                 except (EOFError, OSError):
                     return self._crashed()
-            self.pool.fence_one(job.id)
+            self.pool.fence_one(job.queue, job.id)
             if self._kill.is_set():
                 self._terminate()
                 return Outcome(CRASH, error="job stopped by the worker", reason="aborted")
@@ -218,7 +218,8 @@ class Pool:
         self._settle: stdqueue.SimpleQueue[tuple[Claimed, Outcome] | None] = stdqueue.SimpleQueue()
         self._settler = threading.Thread(target=self._settle_loop, name="jobq-settler",
                                          daemon=True)
-        self._held: dict[str, Running] = {}
+        # Keyed by (queue, id): a job id is unique within its queue only.
+        self._held: dict[tuple[str, str], Running] = {}
         self._cond = threading.Condition()
 
     def start(self) -> None:
@@ -262,7 +263,7 @@ class Pool:
 
     def submit(self, job: Claimed, leased_at: float) -> None:
         with self._cond:
-            self._held[job.id] = Running(job, leased_at)
+            self._held[(job.queue, job.id)] = Running(job, leased_at)
         self._inbox.put(job)
 
     # -- used by the heartbeat ------------------------------------------------------------
@@ -270,17 +271,17 @@ class Pool:
         with self._cond:
             return [r.job for r in self._held.values() if not r.aborted]
 
-    def renewed(self, job_ids: Sequence[str], sent_at: float) -> None:
+    def renewed(self, queue: str, job_ids: Sequence[str], sent_at: float) -> None:
         with self._cond:
             for job_id in job_ids:
-                entry = self._held.get(job_id)
+                entry = self._held.get((queue, job_id))
                 if entry is not None:
                     entry.lease_ok = max(entry.lease_ok, sent_at)
 
-    def abort(self, job_id: str, why: str) -> None:
+    def abort(self, queue: str, job_id: str, why: str) -> None:
         """Stop a job whose lease is gone; its outcome will not be recorded."""
         with self._cond:
-            entry = self._held.get(job_id)
+            entry = self._held.get((queue, job_id))
             if entry is None or entry.aborted:
                 return
             entry.aborted = why
@@ -301,18 +302,18 @@ class Pool:
     def fence(self, now: float) -> None:
         """Abort jobs whose lease could not be renewed and may soon expire."""
         with self._cond:
-            stale = [r.job.id for r in self._held.values() if self._stale(r, now)]
-        for job_id in stale:
-            self.abort(job_id, "its lease could not be renewed in time (Redis unreachable?); "
-                       "another worker will run it")
+            stale = [key for key, r in self._held.items() if self._stale(r, now)]
+        for queue, job_id in stale:
+            self.abort(queue, job_id, "its lease could not be renewed in time (Redis "
+                       "unreachable?); another worker will run it")
 
-    def fence_one(self, job_id: str) -> None:
+    def fence_one(self, queue: str, job_id: str) -> None:
         with self._cond:
-            entry = self._held.get(job_id)
+            entry = self._held.get((queue, job_id))
             stale = entry is not None and self._stale(entry, time.monotonic())
         if stale:
-            self.abort(job_id, "its lease could not be renewed in time (Redis unreachable?); "
-                       "another worker will run it")
+            self.abort(queue, job_id, "its lease could not be renewed in time (Redis "
+                       "unreachable?); another worker will run it")
 
     def running(self) -> list[Running]:
         with self._cond:
@@ -326,7 +327,7 @@ class Pool:
             if job is None:
                 return None
             with self._cond:
-                entry = self._held.get(job.id)
+                entry = self._held.get((job.queue, job.id))
                 if entry is not None and not entry.aborted:
                     entry.slot = slot
                     entry.started = time.monotonic()
@@ -357,7 +358,7 @@ class Pool:
         keep: list[tuple[Claimed, Outcome]] = []
         with self._cond:
             for job, outcome in batch:
-                entry = self._held.get(job.id)
+                entry = self._held.get((job.queue, job.id))
                 if entry is not None and entry.aborted:
                     log.warning("dropped the outcome of job %s (%s): %s", job.id, outcome.kind,
                                 entry.aborted)
@@ -370,7 +371,7 @@ class Pool:
                 log.exception("recording the outcomes of %d jobs failed", len(keep))
         with self._cond:
             for job, _ in batch:
-                self._held.pop(job.id, None)
+                self._held.pop((job.queue, job.id), None)
             self._cond.notify_all()
 
     def stop(self, grace_s: float, hard: threading.Event) -> list[Claimed]:
