@@ -319,6 +319,11 @@ class Pool:
         with self._cond:
             return list(self._held.values())
 
+    def _entry(self, job: Claimed) -> Running | None:
+        """The held entry of this very claim (same token), not of a later claim of the job."""
+        entry = self._held.get((job.queue, job.id))
+        return entry if entry is not None and entry.job.token == job.token else None
+
     # -- used by slots and the settler ------------------------------------------------------
     def _next(self, slot: Slot) -> Claimed | None:
         """The next job for `slot` (None: stop); jobs aborted while waiting are dropped."""
@@ -327,7 +332,7 @@ class Pool:
             if job is None:
                 return None
             with self._cond:
-                entry = self._held.get((job.queue, job.id))
+                entry = self._entry(job)
                 if entry is not None and not entry.aborted:
                     entry.slot = slot
                     entry.started = time.monotonic()
@@ -358,12 +363,15 @@ class Pool:
         keep: list[tuple[Claimed, Outcome]] = []
         with self._cond:
             for job, outcome in batch:
-                entry = self._held.get((job.queue, job.id))
+                entry = self._entry(job)
                 if entry is not None and entry.aborted:
                     log.warning("dropped the outcome of job %s (%s): %s", job.id, outcome.kind,
                                 entry.aborted)
                 elif entry is not None:
                     keep.append((job, outcome))
+                else:
+                    log.warning("dropped the outcome of job %s (%s): it is no longer held "
+                                "under this lease", job.id, outcome.kind)
         if keep:
             try:
                 self.on_done(keep)
@@ -371,7 +379,8 @@ class Pool:
                 log.exception("recording the outcomes of %d jobs failed", len(keep))
         with self._cond:
             for job, _ in batch:
-                self._held.pop((job.queue, job.id), None)
+                if self._entry(job) is not None:
+                    del self._held[(job.queue, job.id)]
             self._cond.notify_all()
 
     def stop(self, grace_s: float, hard: threading.Event) -> list[Claimed]:

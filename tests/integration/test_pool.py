@@ -33,3 +33,38 @@ def test_same_job_id_in_two_queues_both_complete(settings: Settings) -> None:
     # Its first run's outcome was recorded: no lost lease, no second delivery.
     assert "lost" not in jb.refresh().fields and jb.fields["deliveries"] == "1"
 
+
+STARTS: list[str] = []
+ONE_STARTED, TWO_STARTED = threading.Event(), threading.Event()
+
+
+@task(name="tests.pool.block_on_gate")
+def block_on_gate() -> str:
+    """Block in C on GATE (an injected exception cannot land until it opens)."""
+    STARTS.append("start")
+    (ONE_STARTED if len(STARTS) == 1 else TWO_STARTED).set()
+    GATE.wait(30)
+    return "through"
+
+
+def test_stale_outcome_does_not_drop_the_jobs_new_run(settings: Settings, queue: Queue) -> None:
+    # A thread job blocked in C keeps running after its lease is lost; the same worker can
+    # claim the job again meanwhile. The old run's outcome must not settle the new run.
+    from jobq_core.keys import Keyspace
+    from jobq_core.scripts import Scripts
+
+    GATE.clear()
+    STARTS.clear()
+    ONE_STARTED.clear()
+    TWO_STARTED.clear()
+    job = queue.enqueue(block_on_gate)
+    keys = Keyspace(settings.prefix)
+    with worker_thread(settings, concurrency=2):
+        assert ONE_STARTED.wait(10)
+        queue.client.zadd(keys.processing("default"), {job.id: 0})  # its lease runs out
+        assert Scripts(queue.client, settings).reap("default") == [(job.id, "pending")]
+        assert TWO_STARTED.wait(10)  # claimed again by this worker while the first run blocks
+        GATE.set()
+        assert job.result(timeout_s=10) == "through"
+    job.refresh()
+    assert job.fields["deliveries"] == "2" and job.fields["lost"] == "1"
