@@ -90,14 +90,14 @@ class ThreadSlot(Slot):
     def __init__(self, pool: Pool, index: int) -> None:
         super().__init__(pool, index)
         self._lock = threading.Lock()
-        self._in_task = False
+        self._in_task: Claimed | None = None  # the job running in the thread now
 
     def execute(self, job: Claimed) -> Outcome:
         timeout_s = self.pool.timeout_for(job)
-        timer = threading.Timer(timeout_s, self._interrupt) if timeout_s > 0 else None
+        timer = threading.Timer(timeout_s, self._interrupt, (job,)) if timeout_s > 0 else None
         call = Call(job.id, job.queue, dict(job.fields))
         with self._lock:
-            self._in_task = True
+            self._in_task = job
         try:
             if timer:
                 timer.start()
@@ -106,18 +106,19 @@ class ThreadSlot(Slot):
             return Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
         finally:
             with self._lock:
-                self._in_task = False
+                self._in_task = None
             if timer:
                 timer.cancel()
 
-    def _interrupt(self) -> None:
+    def _interrupt(self, job: Claimed) -> None:
+        # Only while that very job runs: the slot may have moved on to the next one.
         with self._lock:
-            if self._in_task and self.thread.ident is not None:
+            if self._in_task is job and self.thread.ident is not None:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(
                     ctypes.c_ulong(self.thread.ident), ctypes.py_object(JobTimeout))
 
     def abort(self, entry: Running) -> None:
-        self._interrupt()
+        self._interrupt(entry.job)
 
 
 class ProcessSlot(Slot):
@@ -128,6 +129,8 @@ class ProcessSlot(Slot):
         self.proc: BaseProcess | None = None
         self.conn: Connection | None = None
         self._kill = threading.Event()
+        self._lock = threading.Lock()
+        self._job: Claimed | None = None  # the job the child runs (or last ran)
 
     def _spawn(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -139,10 +142,12 @@ class ProcessSlot(Slot):
         self.proc, self.conn = proc, parent_conn
 
     def execute(self, job: Claimed) -> Outcome:
+        with self._lock:
+            self._job = job
+            self._kill.clear()
         if self.proc is None or not self.proc.is_alive():
             self._spawn()
         assert self.conn is not None and self.proc is not None
-        self._kill.clear()
         timeout_s = self.pool.timeout_for(job)
         # The child interrupts itself at timeout_s; we kill it if it has not answered by then
         # plus the kill grace (a job blocked in C or ignoring signals).
@@ -191,7 +196,10 @@ class ProcessSlot(Slot):
             self.proc = None
 
     def abort(self, entry: Running) -> None:
-        self._kill.set()
+        # Only while that very job runs: the slot may have moved on to the next one.
+        with self._lock:
+            if self._job is entry.job:
+                self._kill.set()
 
     def close(self) -> None:
         if self.conn is not None and self.proc is not None and self.proc.is_alive():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from jobq_core import Queue, Settings, task
+from jobq_core import Queue, Settings, Worker, task
 from tests import tasks
 from tests.helpers import worker_thread
 
@@ -68,3 +68,40 @@ def test_stale_outcome_does_not_drop_the_jobs_new_run(settings: Settings, queue:
         assert job.result(timeout_s=10) == "through"
     job.refresh()
     assert job.fields["deliveries"] == "2" and job.fields["lost"] == "1"
+
+
+WORKER: list[Worker] = []
+NEXT_STARTED = threading.Event()
+
+
+@task(name="tests.pool.next_job")
+def next_job() -> str:
+    NEXT_STARTED.set()
+    return wait_gate.fn()
+
+
+def _beat_while_next_job_runs(job: object, result: object) -> None:
+    # Runs in the settler after the first job's completion was written and before it is let
+    # go: the slot is already running the next job. A heartbeat then finds the first job's
+    # lease gone (it completed) and aborts it.
+    assert NEXT_STARTED.wait(10)
+    WORKER[0].heartbeat.beat()
+
+
+@task(name="tests.pool.first_job", on_success=_beat_while_next_job_runs)
+def first_job() -> int:
+    return 1
+
+
+def test_aborting_a_finished_job_leaves_the_slots_next_job_alone(settings: Settings,
+                                                                  queue: Queue) -> None:
+    GATE.clear()
+    NEXT_STARTED.clear()
+    first = queue.enqueue(first_job)
+    nxt = queue.enqueue(next_job)
+    with worker_thread(settings, concurrency=1, prefetch=1) as w:
+        WORKER[:] = [w]
+        assert first.result(timeout_s=10) == 1
+        GATE.set()
+        assert nxt.result(timeout_s=10) == "through"
+    assert nxt.refresh().retries == 0 and nxt.error == ""
