@@ -51,13 +51,15 @@ local function notify_waiters(job, notify)
   end
 end
 
--- Put a job into a terminal zset scored by its retention expiry, and expire its hash.
+-- Put a job into a terminal zset scored by its retention expiry, and expire its hash and its
+-- attempt log (job .. ':attempts', which a retry or a lost lease left without a TTL).
 local function retain(set, job, id, now, ttl_ms)
   if ttl_ms > 0 then
     redis.call('ZADD', set, now + ttl_ms, id)
     redis.call('PEXPIRE', job, ttl_ms)
+    redis.call('PEXPIRE', job .. ':attempts', ttl_ms)
   else
-    redis.call('DEL', job)
+    redis.call('DEL', job, job .. ':attempts')
   end
   -- Drop a bounded number of entries whose hashes have already expired.
   local old = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, 100)
