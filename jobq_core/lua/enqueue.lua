@@ -11,7 +11,7 @@ if max_length > 0 and redis.call('ZCARD', KEYS[1]) + n > max_length then
   return -3
 end
 local now = now_ms()
-local out = {}
+local out, created = {}, 0
 local i = 3
 for j = 1, n do
   local id, priority = ARGV[i], ARGV[i + 1]
@@ -37,8 +37,9 @@ for j = 1, n do
       push_pending(KEYS[1], KEYS[3], KEYS[6], id, priority)
     end
     out[j] = 1
+    created = created + 1
   end
   i = i + 5 + nfields * 2
 end
-redis.call('HINCRBY', KEYS[4], 'enqueued', n)
+if created > 0 then redis.call('HINCRBY', KEYS[4], 'enqueued', created) end
 return out

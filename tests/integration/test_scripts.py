@@ -38,3 +38,13 @@ def test_attempt_log_is_retained_like_its_job(settings: Settings, queue: Queue,
     drain(settings.replace(retry_backoff_s=60.0, retry_backoff_max_s=60.0))
     assert waiting.refresh().status == "scheduled" and waiting.cancel()
     assert 0 < r.ttl(keys.attempts("default", waiting.id)) <= settings.cancelled_ttl_s
+
+
+def test_enqueued_counter_counts_only_created_jobs(settings: Settings, queue: Queue) -> None:
+    from jobq_core.inspect import Inspector
+
+    queue.enqueue_call(tasks.add, args=(1, 1), job_id="once")
+    queue.enqueue_call(tasks.add, args=(1, 1), job_id="once")  # exists: nothing written
+    queue.enqueue_many([{"task": tasks.add, "args": (1, 1), "job_id": "once"},
+                        {"task": tasks.add, "args": (2, 2)}])
+    assert Inspector(settings).queue_info("default")["stats"]["enqueued"] == 2
