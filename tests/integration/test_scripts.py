@@ -48,3 +48,15 @@ def test_enqueued_counter_counts_only_created_jobs(settings: Settings, queue: Qu
     queue.enqueue_many([{"task": tasks.add, "args": (1, 1), "job_id": "once"},
                         {"task": tasks.add, "args": (2, 2)}])
     assert Inspector(settings).queue_info("default")["stats"]["enqueued"] == 2
+
+
+def test_requeued_expired_job_runs(settings: Settings, queue: Queue, r: redis.Redis) -> None:
+    from jobq_core.admin import Admin
+
+    job = queue.enqueue_call(tasks.add, args=(1, 2), ttl_s=60)
+    r.hset(Keyspace(settings.prefix).job("default", job.id), "expires_ms", 1)
+    drain(settings)
+    assert job.refresh().status == "dead" and job.reason.startswith("expired")
+    assert Admin(settings).requeue("default", "dead", [job.id]) == 1
+    drain(settings)  # the operator asked for it to run now: its old TTL no longer applies
+    assert job.result(timeout_s=1) == 3
