@@ -391,14 +391,19 @@ class Pool:
                     del self._held[(job.queue, job.id)]
             self._cond.notify_all()
 
-    def stop(self, grace_s: float, hard: threading.Event) -> list[Claimed]:
-        """Hand back jobs not started; let running ones finish within `grace_s` (or until
-        `hard` is set), abort the rest. Returns the jobs to hand back."""
-        deadline = time.monotonic() + grace_s
+    def take_waiting(self) -> list[Claimed]:
+        """Mark the jobs no slot has started as not to run, and return them to hand back."""
         with self._cond:
             waiting = [r for r in self._held.values() if r.slot is None and not r.aborted]
             for r in waiting:
                 r.aborted = "worker stopping"
+        return [r.job for r in waiting]
+
+    def stop(self, grace_s: float, hard: threading.Event) -> list[Claimed]:
+        """Hand back jobs not started; let running ones finish within `grace_s` (or until
+        `hard` is set), abort the rest. Returns the jobs to hand back."""
+        deadline = time.monotonic() + grace_s
+        waiting = self.take_waiting()
         for _ in self.slots:
             self._inbox.put(None)
         with self._cond:
@@ -415,4 +420,4 @@ class Pool:
             slot.thread.join(5)
         self._settle.put(None)
         self._settler.join(5 if hard.is_set() else self.settings.socket_timeout_s + 5)
-        return [r.job for r in (*waiting, *running)]
+        return [*waiting, *(r.job for r in running)]

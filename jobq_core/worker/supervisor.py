@@ -147,6 +147,10 @@ class Worker:
     def _stop(self) -> None:
         self.heartbeat.state = "stopping"
         asked = self._stop_asked or time.monotonic()
+        # Prefetched jobs go back now: once stopping they are no longer renewed, and held
+        # through the grace period their leases would run out (counted as lost).
+        for job in self.pool.take_waiting():
+            self._hand_back(job)
         grace = max(0.0, asked + self.settings.grace_s - time.monotonic())
         left = self.pool.stop(grace, self.hard_stop)
         self.heartbeat.stopping.set()
