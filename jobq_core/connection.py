@@ -111,6 +111,9 @@ def translated(url: str) -> Iterator[None]:
             raise JobqError(f"Redis refused jobq's credentials: {text}") from exc
         if text.startswith("READONLY"):
             raise RedisUnavailable(f"Redis is a read-only replica: {text}") from exc
+        if text.startswith(("BUSY ", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")):
+            # Passing states (a long script, a failover): wait them out like a dropped link.
+            raise RedisUnavailable(f"Redis cannot answer for now: {text}") from exc
         raise
 
 

@@ -20,8 +20,10 @@ for _, id in ipairs(ids) do
     if redis.call('TYPE', job)['ok'] == 'hash' and redis.call('HGET', job, 'state') == ARGV[1] then
       redis.call('PERSIST', job)
       redis.call('PERSIST', job .. ':attempts')
+      -- expires_ms goes too: an operator's requeue means "run it now", so a job that went dead
+      -- as expired must not be buried again by its old TTL.
       redis.call('HDEL', job, 'reason', 'result', 'finished_ms', 'lease', 'lost', 'retries',
-                 'runtime_ms')
+                 'runtime_ms', 'expires_ms')
       redis.call('HSET', job, 'state', 'pending', 'requeued_ms', now_ms())
       redis.call('HINCRBY', job, 'requeues', 1)
       push_pending(KEYS[2], KEYS[3], KEYS[4], id, redis.call('HGET', job, 'priority'))
