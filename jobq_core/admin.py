@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from .config import Settings
-from .connection import connect, redis_errors
+from .connection import configure, redis_errors
 from .errors import ConfigError, InvalidState, JobNotFound
 from .inspect import Inspector, JobFilter
 from .job import PENDING, PROCESSING, PURGE_STATES, REQUEUE_STATES, SCHEDULED
@@ -83,9 +83,7 @@ class BulkOp:
 class Admin:
     def __init__(self, settings: Settings | None = None, *, url: str | None = None,
                  redis: redis.Redis | None = None) -> None:
-        base = settings or Settings.from_env()
-        self.settings = base.replace(redis_url=url) if url else base
-        self.client = redis if redis is not None else connect(self.settings)
+        self.settings, self.client = configure(settings, url, redis)
         self.keys = Keyspace(self.settings.prefix)
         self.scripts = Scripts(self.client, self.settings)
 

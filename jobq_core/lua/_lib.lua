@@ -138,3 +138,14 @@ local function next_due(scheduled)
   return tonumber(nxt[2])
 end
 
+
+-- The ids an admin script acts on (requeue.lua, purge.lua): ARGV[2] 'ids' -> ARGV[3..];
+-- 'upto' -> one batch (ARGV[4]) of `set` with scores up to the snapshot cutoff ARGV[3].
+local function selected_ids(set)
+  if ARGV[2] == 'upto' then
+    return redis.call('ZRANGEBYSCORE', set, '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
+  end
+  local ids = {}
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+  return ids
+end

@@ -6,13 +6,7 @@
 --   upto: ARGV[3] score cutoff (snapshot taken by the caller)  ARGV[4] batch size
 -- Returns {moved, left}: left = entries of the set with score <= cutoff still there ('upto'),
 --   0 for 'ids'. Ids not in the set, or whose hash is gone, are skipped (and dropped from it).
-local ids
-if ARGV[2] == 'upto' then
-  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
-else
-  ids = {}
-  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
-end
+local ids = selected_ids(KEYS[1])
 local moved = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
