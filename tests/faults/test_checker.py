@@ -1,4 +1,5 @@
 """The checker must catch the failures the fault suite exists to find. No server, runs in ms."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,11 @@ def enq(key: str, outcome: str = "ok", t: float = 0.0) -> EnqueueEvent:
 
 
 def one_clean_run(key: str, exec_id: str, t0: float, t1: float, pid: int = 100) -> list[RunEvent]:
-    return [run("start", key, exec_id, t0, pid), run("tick", key, exec_id, (t0 + t1) / 2, pid),
-            run("end", key, exec_id, t1, pid)]
+    return [
+        run("start", key, exec_id, t0, pid),
+        run("tick", key, exec_id, (t0 + t1) / 2, pid),
+        run("end", key, exec_id, t1, pid),
+    ]
 
 
 def test_clean_history_has_no_findings() -> None:
@@ -44,8 +48,11 @@ def test_unknown_or_failed_enqueue_that_never_ran_is_not_lost() -> None:
 
 
 def test_expect_end_excludes_poison_keys_from_loss() -> None:
-    f = check([run("start", "poison-1", "x1", 1)], [enq("poison-1"), enq("good-1")],
-              expect_end=lambda k: not k.startswith("poison"))
+    f = check(
+        [run("start", "poison-1", "x1", 1)],
+        [enq("poison-1"), enq("good-1")],
+        expect_end=lambda k: not k.startswith("poison"),
+    )
     assert f.lost == 1 and f.details["lost"] == ["good-1"]
 
 
@@ -75,15 +82,16 @@ def test_detects_duplicate_completion() -> None:
 
 
 def test_detects_unexpected_execution() -> None:
-    f = check(one_clean_run("ghost", "x1", 1, 2) + one_clean_run("b", "x2", 1, 2),
-              [enq("b", "error")])
+    f = check(
+        one_clean_run("ghost", "x1", 1, 2) + one_clean_run("b", "x2", 1, 2), [enq("b", "error")]
+    )
     assert f.unexpected == 2
 
 
 def test_recovery_is_delay_from_fault_to_rerun_of_cut_jobs() -> None:
-    runs = [run("start", "a", "x1", 1, pid=1)]             # cut by the fault at t=2
-    runs += one_clean_run("a", "x2", 5.5, 6, pid=2)        # rerun 3.5 s later
-    runs += one_clean_run("b", "x3", 1, 3, pid=2)          # unaffected: it ended
+    runs = [run("start", "a", "x1", 1, pid=1)]  # cut by the fault at t=2
+    runs += one_clean_run("a", "x2", 5.5, 6, pid=2)  # rerun 3.5 s later
+    runs += one_clean_run("b", "x3", 1, 3, pid=2)  # unaffected: it ended
     f = check(runs, [enq("a"), enq("b")], fault_at=2.0)
     assert f.recovery_s == 3.5
 
@@ -94,7 +102,7 @@ def test_recovery_is_infinite_when_a_cut_job_never_reruns() -> None:
 
 
 def test_resume_waits_for_throughput_back_near_baseline() -> None:
-    # Baseline 10 starts/s. After the fault ends at t=10, one straggler at 10.5, then full speed at 13.
+    # Baseline 10 starts/s. The fault ends at t=10: one straggler at 10.5, full speed from 13.
     runs: list[RunEvent] = []
     times = [10.5] + [13 + i * 0.1 for i in range(20)]
     for i, t in enumerate(times):

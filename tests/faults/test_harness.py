@@ -1,4 +1,5 @@
 """Self-tests of the harness parts that touch processes and sockets: a few seconds, one server."""
+
 from __future__ import annotations
 
 import socket
@@ -28,7 +29,9 @@ def aof_server(server_binary: str) -> Iterator[RedisServer]:
     srv.close()
 
 
-def test_server_never_uses_default_port_and_survives_kill9_with_aof_always(aof_server: RedisServer) -> None:
+def test_server_never_uses_default_port_and_survives_kill9_with_aof_always(
+    aof_server: RedisServer,
+) -> None:
     assert aof_server.port != 6379
     c = aof_server.client()
     c.rpush("k", *range(100))
@@ -68,7 +71,9 @@ def proxied(aof_server: RedisServer) -> Iterator[TcpProxy]:
 
 
 def test_proxy_modes(proxied: TcpProxy) -> None:
-    c = redis.Redis(port=proxied.port, socket_timeout=0.5, socket_connect_timeout=0.5, retry=no_retry())
+    c = redis.Redis(
+        port=proxied.port, socket_timeout=0.5, socket_connect_timeout=0.5, retry=no_retry()
+    )
     assert c.set("p", "1") and c.get("p") == b"1"
 
     proxied.set_mode("latency", latency_s=0.2)
@@ -103,6 +108,8 @@ def test_proxy_blackhole_accepts_new_connections_but_never_answers(proxied: TcpP
 
 def test_proxy_resets_new_connections_in_reset_mode(proxied: TcpProxy) -> None:
     proxied.set_mode("reset")
-    c = redis.Redis(port=proxied.port, socket_timeout=0.5, socket_connect_timeout=0.5, retry=no_retry())
+    c = redis.Redis(
+        port=proxied.port, socket_timeout=0.5, socket_connect_timeout=0.5, retry=no_retry()
+    )
     with pytest.raises(redis.ConnectionError):
         c.ping()

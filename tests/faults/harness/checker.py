@@ -15,13 +15,14 @@ Definitions (an *execution* is one start of a task body, identified by its exec 
   ``window_s`` reach 90 % of ``baseline_rate``, or to the first start when no baseline is given.
 - ``stuck`` and ``worker_exits`` come from outside the ledger (Redis state, the launcher).
 """
+
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from .ledger import EnqueueEvent, RunEvent, read_ledger
 
@@ -57,8 +58,17 @@ class Figures:
     details: dict[str, list[str]] = field(default_factory=dict)
 
     # Figures where a bigger number is worse; used when reporting the worst of several runs.
-    FIGURES = ("lost", "dup_overlap", "dup_completions", "reruns", "unexpected", "stuck",
-               "recovery_s", "resume_s", "worker_exits")
+    FIGURES = (
+        "lost",
+        "dup_overlap",
+        "dup_completions",
+        "reruns",
+        "unexpected",
+        "stuck",
+        "recovery_s",
+        "resume_s",
+        "worker_exits",
+    )
 
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -80,7 +90,9 @@ def executions(runs: Iterable[RunEvent]) -> list[Execution]:
         ex = by_exec.get(ev.exec_id)
         if ex is None:
             # A tick or end whose start line is missing still proves the execution existed.
-            ex = by_exec[ev.exec_id] = Execution(ev.key, ev.exec_id, ev.pid, ev.attempt, ev.mono, ev.mono, False)
+            ex = by_exec[ev.exec_id] = Execution(
+                ev.key, ev.exec_id, ev.pid, ev.attempt, ev.mono, ev.mono, False
+            )
         if ev.event == "start":
             ex.start = min(ex.start, ev.mono)
         ex.last = max(ex.last, ev.mono)
@@ -131,7 +143,9 @@ def check(
             ends[ev.key] += 1
     f.completed = len(ends)
 
-    lost = sorted(k for k, o in outcome.items() if o == "ok" and ends.get(k, 0) == 0 and expect_end(k))
+    lost = sorted(
+        k for k, o in outcome.items() if o == "ok" and ends.get(k, 0) == 0 and expect_end(k)
+    )
     f.lost = len(lost)
     dup_comp = sorted(k for k, n in ends.items() if n > 1)
     f.dup_completions = len(dup_comp)
@@ -142,7 +156,7 @@ def check(
     overlaps: list[str] = []
     for key, xs in by_key.items():
         xs.sort(key=lambda e: e.start)
-        if any(b.start < a.last for i, a in enumerate(xs) for b in xs[i + 1:]):
+        if any(b.start < a.last for i, a in enumerate(xs) for b in xs[i + 1 :]):
             pairs = [f"{a.pid}[{a.start:.2f}-{a.last:.2f}]" for a in xs]
             overlaps.append(f"{key}({' '.join(pairs)})")
     f.dup_overlap = len(overlaps)
@@ -151,7 +165,12 @@ def check(
         f.recovery_s = _recovery(by_key, fault_at)
     if fault_end is not None:
         f.resume_s = _resume(execs, fault_end, baseline_rate, window_s)
-    f.details = {"lost": lost, "dup_overlap": overlaps, "dup_completions": dup_comp, "unexpected": unexpected}
+    f.details = {
+        "lost": lost,
+        "dup_overlap": overlaps,
+        "dup_completions": dup_comp,
+        "unexpected": unexpected,
+    }
     return f
 
 
@@ -167,7 +186,9 @@ def _recovery(by_key: dict[str, list[Execution]], fault_at: float) -> float | No
     return worst
 
 
-def _resume(execs: list[Execution], fault_end: float, baseline_rate: float | None, window_s: float) -> float:
+def _resume(
+    execs: list[Execution], fault_end: float, baseline_rate: float | None, window_s: float
+) -> float:
     starts = sorted(e.start for e in execs if e.start >= fault_end)
     if not starts:
         return math.inf

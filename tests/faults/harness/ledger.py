@@ -17,15 +17,17 @@ Line formats (space separated, one event per line):
 never depends on the engine's id format and can account for enqueues whose outcome is unknown
 (a timeout gives no job id back).
 """
+
 from __future__ import annotations
 
 import itertools
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 LEDGER_ENV = "JOBQ_FAULTS_LEDGER"
 Outcome = Literal["ok", "error", "unknown"]
@@ -36,7 +38,7 @@ def _clean(text: str) -> str:
 
 
 class _AppendFile:
-    """One O_APPEND file descriptor per process; pid is rechecked so a forked child opens its own."""
+    """One O_APPEND fd per process; the pid is rechecked so a forked child opens its own."""
 
     def __init__(self, directory: Path, stem: str) -> None:
         self.directory = directory
@@ -75,7 +77,9 @@ class RunLedger:
     def new_exec(self) -> str:
         return f"{os.getpid()}.{next(self._counter)}.{time.monotonic_ns()}"
 
-    def event(self, event: str, key: str, exec_id: str, attempt: int | str = "-", job_id: str = "-") -> None:
+    def event(
+        self, event: str, key: str, exec_id: str, attempt: int | str = "-", job_id: str = "-"
+    ) -> None:
         self._file.write(
             f"run {event} {_clean(key)} {exec_id} {attempt} {os.getpid()} "
             f"{time.monotonic():.6f} {time.time():.6f} {_clean(job_id)}"
@@ -136,14 +140,29 @@ def read_ledger(directory: str | Path) -> tuple[list[RunEvent], list[EnqueueEven
         try:
             if parts[0] == "run" and len(parts) >= 8:
                 runs.append(
-                    RunEvent(parts[1], parts[2], parts[3], parts[4], int(parts[5]),
-                             float(parts[6]), float(parts[7]), parts[8] if len(parts) > 8 else "-")
+                    RunEvent(
+                        parts[1],
+                        parts[2],
+                        parts[3],
+                        parts[4],
+                        int(parts[5]),
+                        float(parts[6]),
+                        float(parts[7]),
+                        parts[8] if len(parts) > 8 else "-",
+                    )
                 )
             elif parts[0] == "enq" and len(parts) >= 7:
                 enqs.append(
-                    EnqueueEvent(parts[1], parts[2], int(parts[3]), float(parts[4]), float(parts[5]),
-                                 float(parts[6]), parts[7] if len(parts) > 7 else "-",
-                                 " ".join(parts[8:]))
+                    EnqueueEvent(
+                        parts[1],
+                        parts[2],
+                        int(parts[3]),
+                        float(parts[4]),
+                        float(parts[5]),
+                        float(parts[6]),
+                        parts[7] if len(parts) > 7 else "-",
+                        " ".join(parts[8:]),
+                    )
                 )
         except (ValueError, IndexError):
             continue

@@ -9,9 +9,11 @@ It runs an asyncio loop in a daemon thread of the test process. Modes (switchabl
 - ``reset``: abort every connection with an RST and refuse new ones the same way.
 - ``latency``: forward, but hold each chunk for ``latency_s`` first.
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import threading
@@ -28,24 +30,26 @@ def _abort_with_rst(writer: asyncio.StreamWriter) -> None:
     # "connection reset by peer", as after a NAT or firewall drop, not a clean shutdown.
     sock = writer.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
     writer.transport.abort()
 
 
 class TcpProxy:
     """Forward 127.0.0.1:<port> to an upstream host:port, with a fault mode switch."""
 
-    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self, upstream_port: int, upstream_host: str = "127.0.0.1", port: int | None = None
+    ) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.port = port or free_port()
         self.mode: Mode = "pass"
         self.latency_s = 0.0
         self.connections_accepted = 0
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="fault-proxy", daemon=True
+        )
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -110,7 +114,9 @@ class TcpProxy:
                 if not w.is_closing():
                     w.close()
 
-    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, upstream: bool) -> None:
+    async def _pump(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, upstream: bool
+    ) -> None:
         try:
             while True:
                 chunk = await src.read(65536)

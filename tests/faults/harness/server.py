@@ -3,8 +3,10 @@
 A server always listens on 127.0.0.1 on a free port (never 6379) and keeps its data in its own
 temporary directory, so a scenario can kill it with SIGKILL and restart it on the same AOF files.
 """
+
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -108,15 +110,24 @@ class RedisServer:
         o = self.options
         args = [
             self.binary,
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--dir", str(self.dir),
-            "--logfile", str(self.log_path),
-            "--save", "",
-            "--appendonly", "yes" if o.appendonly else "no",
-            "--appendfsync", o.appendfsync,
-            "--maxmemory-policy", o.maxmemory_policy,
-            "--daemonize", "no",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.dir),
+            "--logfile",
+            str(self.log_path),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if o.appendonly else "no",
+            "--appendfsync",
+            o.appendfsync,
+            "--maxmemory-policy",
+            o.maxmemory_policy,
+            "--daemonize",
+            "no",
         ]
         if o.maxmemory:
             args += ["--maxmemory", o.maxmemory]
@@ -128,7 +139,10 @@ class RedisServer:
             raise RuntimeError("server already running")
         # New session: a Ctrl-C in the test terminal must not hit the server before the test does.
         self.proc = subprocess.Popen(
-            self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            self.argv(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self.starts += 1
         self.wait_ready(timeout_s)
@@ -139,15 +153,19 @@ class RedisServer:
         try:
             while True:
                 try:
-                    # AOF loading answers LOADING errors until the data is back; wait for a real PONG.
+                    # While loading the AOF the server answers LOADING: wait for a real PONG.
                     if client.ping():
                         return
                 except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
                     pass
                 if self.proc is not None and self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.binary} exited; see {self.log_path}:\n{self.log_tail()}")
+                    raise RuntimeError(
+                        f"{self.binary} exited; see {self.log_path}:\n{self.log_tail()}"
+                    )
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{self.binary} not ready after {timeout_s}s; see {self.log_path}")
+                    raise RuntimeError(
+                        f"{self.binary} not ready after {timeout_s}s; see {self.log_path}"
+                    )
                 time.sleep(0.02)
         finally:
             client.close()
@@ -196,10 +214,8 @@ class RedisServer:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
             self.proc.terminate()
             try:
                 self.proc.wait(5)

@@ -1,21 +1,24 @@
-"""Start real worker processes, each in its own process group, and kill them in the ways that matter.
+"""Start real worker processes, each in its own process group, and kill them in the ways that
+matter.
 
 Workers run as ``jobq worker ...`` subprocesses with ``start_new_session=True``: the worker parent
 leads a new process group, so ``killpg`` takes the parent and its job children down together (a
 machine or container crash), while ``kill_parent`` and ``kill_pids`` model the partial deaths that
 break naive designs (an orphaned job child still running, a child killed under a live parent).
 """
+
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import psutil
 
@@ -26,7 +29,7 @@ FAULT_TASKS = "tests.faults.tasks"
 
 
 def jobq_command() -> list[str]:
-    """The worker entry point: the installed ``jobq`` script next to this interpreter, else the module."""
+    """The worker entry point: the ``jobq`` script beside this interpreter, else the module."""
     script = Path(sys.executable).with_name("jobq")
     if script.exists():
         return [str(script)]
@@ -60,11 +63,16 @@ class WorkerSpec:
         for m in self.imports:
             args += ["--import", m]
         args += [
-            "--concurrency", str(self.concurrency),
-            "--pool", self.pool,
-            "--lease-s", _num(self.lease_s),
-            "--heartbeat-s", _num(self.heartbeat_s),
-            "--grace-s", _num(self.grace_s),
+            "--concurrency",
+            str(self.concurrency),
+            "--pool",
+            self.pool,
+            "--lease-s",
+            _num(self.lease_s),
+            "--heartbeat-s",
+            _num(self.heartbeat_s),
+            "--grace-s",
+            _num(self.grace_s),
         ]
         if self.burst:
             args.append("--burst")
@@ -98,7 +106,9 @@ class WorkerProcess:
         env.update(self.spec.env)
         env[LEDGER_ENV] = str(self.ledger_dir)
         # The task module lives in the repo's tests/ folder, which is not installed.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+        )
         env.setdefault("PYTHONUNBUFFERED", "1")
         if self.spec.faketime:
             # Without this libfaketime shifts time.monotonic() too, and durations would be skewed.
@@ -106,8 +116,13 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                self.spec.argv(), cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                self.spec.argv(),
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         return self
 
@@ -141,33 +156,27 @@ class WorkerProcess:
                 continue
         return pids
 
-    def signal(self, sig: int = signal.SIGTERM, *, meant: bool = True) -> None:
+    def send(self, sig: int = signal.SIGTERM, *, meant: bool = True) -> None:
         """Signal the parent only (SIGTERM = warm shutdown, SIGKILL = parent-only crash)."""
         self.meant_to_exit = self.meant_to_exit or meant
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def kill_group(self, sig: int = signal.SIGKILL) -> None:
         """Signal the whole process group: parent and every job child at once."""
         self.meant_to_exit = True
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def kill_parent(self) -> None:
-        self.signal(signal.SIGKILL)
+        self.send(signal.SIGKILL)
 
     @staticmethod
     def kill_pids(pids: Sequence[int], sig: int = signal.SIGKILL) -> None:
         """Kill given processes (job children found through the ledger or children())."""
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
 
     def wait(self, timeout_s: float) -> int | None:
         """Wait for the parent to exit; None if it is still running after timeout_s."""
@@ -192,10 +201,8 @@ class WorkerProcess:
         if self.proc is None:
             return
         for sig in (signal.SIGCONT, signal.SIGKILL):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, sig)
-            except ProcessLookupError:
-                pass
         self.wait(5)
 
 
@@ -216,13 +223,15 @@ class Workers:
         return sum(1 for w in self.all if w.exited_unexpectedly())
 
     def logs(self) -> str:
-        return "\n".join(f"--- worker {w.name} (rc={w.returncode()}) ---\n{w.log_text()}" for w in self.all)
+        return "\n".join(
+            f"--- worker {w.name} (rc={w.returncode()}) ---\n{w.log_text()}" for w in self.all
+        )
 
     def stop_all(self, grace_s: float = 5.0) -> None:
         """Warm-stop everyone (SIGTERM), then hard-kill whatever remains."""
         for w in self.all:
             if w.alive():
-                w.signal(signal.SIGTERM)
+                w.send(signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         for w in self.all:
             w.wait(max(0.0, deadline - time.monotonic()))
