@@ -37,6 +37,7 @@ class Execution:
     last: float  # last evidence the execution was alive (tick or end), monotonic seconds
     ended: bool
     end_mono: float | None = None
+    job_id: str = "-"
 
 
 @dataclass
@@ -91,7 +92,7 @@ def executions(runs: Iterable[RunEvent]) -> list[Execution]:
         if ex is None:
             # A tick or end whose start line is missing still proves the execution existed.
             ex = by_exec[ev.exec_id] = Execution(
-                ev.key, ev.exec_id, ev.pid, ev.attempt, ev.mono, ev.mono, False
+                ev.key, ev.exec_id, ev.pid, ev.attempt, ev.mono, ev.mono, False, job_id=ev.job_id
             )
         if ev.event == "start":
             ex.start = min(ex.start, ev.mono)
