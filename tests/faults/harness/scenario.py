@@ -12,11 +12,22 @@ from typing import Any
 
 from .checker import Execution, Figures, check, executions
 from .ledger import ProducerLog, read_ledger
+from .producer import Producer
 from .proxy import TcpProxy
 from .server import RedisServer, ServerOptions
 from .workers import WorkerProcess, Workers, WorkerSpec
 
 RESULTS_ENV = "JOBQ_FAULTS_RESULTS"
+QUEUE = "faults"
+# Shrunk timings for every fault worker: lease 3 s and heartbeat 1 s (the issue's numbers), client
+# timeouts and the reconnect cap scaled down alike so a scenario ends in well under a minute.
+WORKER_ENV = {
+    "JOBQ_SOCKET_TIMEOUT_S": "1",
+    "JOBQ_CONNECT_TIMEOUT_S": "1",
+    "JOBQ_RECONNECT_MAX_S": "2",
+    "JOBQ_RETRY_BACKOFF_S": "0.2",
+    "JOBQ_RETRY_BACKOFF_MAX_S": "1",
+}
 
 
 class Scenario:
@@ -52,7 +63,24 @@ class Scenario:
         return p
 
     def worker(self, url: str, name: str | None = None, **spec: Any) -> WorkerProcess:
+        spec["env"] = {**WORKER_ENV, **spec.get("env", {})}
         return self.workers.start(WorkerSpec(url=url, **spec), name)
+
+    def queue(self, url: str, name: str = QUEUE, **settings: Any) -> Any:
+        """A jobq_core.Queue for the test's producer, with the same shrunk client timeouts."""
+        from jobq_core import Queue, Settings
+
+        base = {"socket_timeout_s": 1.0, "connect_timeout_s": 1.0} | settings
+        return Queue(name, url=url, settings=Settings(redis_url=url, **base))
+
+    def producer(self, queue: Any, key_prefix: str = "k") -> Producer:
+        return Producer(queue, self.producer_log, key_prefix)
+
+    def processing(self, server: RedisServer, queue: str = QUEUE) -> int:
+        """Jobs Redis still holds in processing: ``stuck`` when counted after the drain."""
+        from jobq_core.keys import Keyspace
+
+        return int(server.client().zcard(Keyspace().processing(queue)))
 
     def on_close(self, fn: Callable[[], None]) -> None:
         self._closers.append(fn)
