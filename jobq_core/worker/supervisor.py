@@ -64,6 +64,9 @@ class Worker:
                                                                   s.heartbeat_s)))
         self.scripts = Scripts(self.client, s)
         self.stopping = threading.Event()
+        # When the stop was asked (monotonic): the grace period runs from the signal, not from
+        # when the main loop next wakes up (it may sit in a wait of up to block_s).
+        self._stop_asked: float | None = None
         self.hard_stop = threading.Event()
         self.recorder = Recorder(s, self.scripts, self.id, self.hard_stop, self._job_handle)
         self.pool = Pool(s, self._child_imports(), self._on_done, self.client)
@@ -105,6 +108,7 @@ class Worker:
 
     def stop(self, hard: bool = False) -> None:
         """Ask the worker to stop: finish running jobs within grace_s (hard: at once)."""
+        self._stop_asked = self._stop_asked or time.monotonic()
         self.stopping.set()
         if hard:
             self.hard_stop.set()
@@ -134,13 +138,14 @@ class Worker:
         else:
             log.warning("%s: stopping after running jobs finish (up to %.0fs); send again to "
                         "stop now", signal.Signals(signum).name, self.settings.grace_s)
+            self._stop_asked = time.monotonic()
             self.stopping.set()
 
     def _stop(self) -> None:
         self.heartbeat.state = "stopping"
         grace = 0.0 if self.hard_stop.is_set() else self.settings.grace_s
         # Wake up early on a second signal: wait in small steps.
-        deadline = time.monotonic() + grace
+        deadline = (self._stop_asked or time.monotonic()) + grace
         while self.pool.busy() and time.monotonic() < deadline and not self.hard_stop.is_set():
             self.pool.wait_change(0.1)
         left = self.pool.stop(0.0)
