@@ -17,6 +17,7 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from typing import Literal
 
 from .server import free_port
@@ -46,6 +47,9 @@ class TcpProxy:
         self.mode: Mode = "pass"
         self.latency_s = 0.0
         self.connections_accepted = 0
+        # (wall time, mode) of every switch, to line up with worker logs when diagnosing.
+        self.history: list[tuple[float, str]] = []
+        self.bytes_forwarded = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="fault-proxy", daemon=True
@@ -71,6 +75,7 @@ class TcpProxy:
             raise ValueError(f"unknown proxy mode {mode!r}; expected one of {MODES}")
         self.latency_s = latency_s
         self.mode = mode
+        self.history.append((time.time(), mode))
         if mode == "reset":
             asyncio.run_coroutine_threadsafe(self._reset_all(), self._loop).result(5)
 
@@ -80,6 +85,12 @@ class TcpProxy:
         self._writers.clear()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A handler cancelled at stop() must end quietly: asyncio's start_server callback would
+        # otherwise log the CancelledError as an unhandled exception.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._serve(reader, writer)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections_accepted += 1
         if self.mode == "reset":
             _abort_with_rst(writer)
@@ -130,6 +141,7 @@ class TcpProxy:
                 if mode == "latency" and self.latency_s > 0:
                     await asyncio.sleep(self.latency_s)
                 dst.write(chunk)
+                self.bytes_forwarded += len(chunk)
                 await dst.drain()
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass

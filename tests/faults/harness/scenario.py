@@ -157,8 +157,10 @@ class Scenario:
                 fn()
         for w in self.workers.all:
             w.cleanup()
-        for p in self.proxies:
+        for i, p in enumerate(self.proxies, 1):
             p.stop()
+            lines = [f"{t:.3f} {mode}" for t, mode in p.history]
+            (self.log_dir / f"proxy{i}.log").write_text("\n".join(lines) + "\n")
         for s in self.servers:
             s.stop()
 
