@@ -111,7 +111,7 @@ class Admin:
     @redis_errors
     def prune_workers(self) -> int:
         """Forget registry entries of workers whose heartbeat stopped; returns how many."""
-        ids = self.client.zrange(self.keys.workers(), 0, 999)
+        ids = [str(w) for w in self.client.zrange(self.keys.workers(), 0, 999)]
         pipe = self.client.pipeline(transaction=False)
         for wid in ids:
             pipe.exists(self.keys.worker(wid))

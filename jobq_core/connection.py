@@ -50,6 +50,8 @@ def translated(url: str) -> Iterator[None]:
     """Turn redis-py connection errors into RedisUnavailable (and OOM into a clear JobqError)."""
     try:
         yield
+    except JobqError:  # ours (some are OSError subclasses, e.g. Timeout): pass through
+        raise
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         raise RedisUnavailable(
             f"cannot reach Redis at {_redact(url)}: {exc}. Is it running? "

@@ -54,7 +54,7 @@ class JobFailed(JobqError):
         super().__init__(f"job {job_id} {status}: {first}")
 
 
-class Retry(JobqError):  # noqa: N818 - the name users raise: `raise Retry(delay_s=5)`
+class Retry(JobqError):
     """Raised by a task to ask for another attempt, after `delay_s` when given."""
 
     def __init__(self, message: str = "retry requested", *, delay_s: float | None = None) -> None:

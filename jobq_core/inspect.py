@@ -130,7 +130,7 @@ class Inspector:
     @redis_errors
     def queues(self) -> list[str]:
         """Known queue names, sorted."""
-        return sorted(self.client.smembers(self.keys.queues()))
+        return sorted(str(q) for q in self.client.smembers(self.keys.queues()))
 
     @redis_errors
     def counts(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
@@ -149,7 +149,7 @@ class Inspector:
 
     @redis_errors
     def queue_info(self, queue: str) -> dict[str, Any]:
-        """Lifetime counters (enqueued, completed, failed, dead, retried, ...), paused, max_length."""
+        """Lifetime counters (enqueued, completed, failed, dead, ...), paused, max_length."""
         self._check(queue)
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(self.keys.stats(queue))
@@ -176,6 +176,7 @@ class Inspector:
         else:
             pipe.zrange(key, offset, offset + limit - 1, withscores=True)
         total, entries = pipe.execute()
+        entries = [(str(m), float(sc)) for m, sc in entries]
         return JobPage(state, queue, int(total), offset, limit, newest,
                        self._rows(queue, entries))
 
@@ -195,8 +196,9 @@ class Inspector:
         scanned, chunk = 0, 500
         while scanned < min(total, scan_limit) and len(found) < limit:
             end = min(scanned + chunk, scan_limit) - 1
-            entries = (self.client.zrevrange(key, scanned, end, withscores=True) if newest
-                       else self.client.zrange(key, scanned, end, withscores=True))
+            raw: Any = (self.client.zrevrange(key, scanned, end, withscores=True) if newest
+                   else self.client.zrange(key, scanned, end, withscores=True))
+            entries = [(str(m), float(sc)) for m, sc in raw]
             if not entries:
                 break
             scanned += len(entries)
@@ -290,7 +292,7 @@ class Inspector:
     @redis_errors
     def workers(self, limit: int = 1000) -> list[WorkerInfo]:
         """Registered workers, most recent heartbeat first; alive=False for stale entries."""
-        ids = self.client.zrevrange(self.keys.workers(), 0, max(0, limit - 1))
+        ids = [str(w) for w in self.client.zrevrange(self.keys.workers(), 0, max(0, limit - 1))]
         pipe = self.client.pipeline(transaction=False)
         for wid in ids:
             pipe.hgetall(self.keys.worker(wid))

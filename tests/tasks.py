@@ -104,3 +104,11 @@ def record_pid(path: str, seconds: float = 0.0) -> int:
     with open(path, "a") as f:
         f.write(f"end {os.getpid()}\n")
     return os.getpid()
+
+
+@task(max_retries=0)
+def busy_loop(seconds: float) -> None:
+    """Pure-Python busy work (interruptible between bytecodes)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass

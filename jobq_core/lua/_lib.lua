@@ -26,15 +26,16 @@ end
 
 -- One ring of per-minute counts: field '<kind>:<minute mod size>' holds '<minute> <count>',
 -- so the hash never holds more than size fields per kind whatever the uptime.
-local function bump_history(history, kind, now, size)
+local function bump_history(history, kind, now, size, by)
   local minute = math.floor(now / 60000)
   local field = kind .. ':' .. (minute % size)
   local cur = redis.call('HGET', history, field)
-  local count = 1
+  local step = by or 1
+  local count = step
   if cur then
     local sp = string.find(cur, ' ', 1, true)
     if sp and tonumber(string.sub(cur, 1, sp - 1)) == minute then
-      count = (tonumber(string.sub(cur, sp + 1)) or 0) + 1
+      count = (tonumber(string.sub(cur, sp + 1)) or 0) + step
     end
   end
   redis.call('HSET', history, field, minute .. ' ' .. count)

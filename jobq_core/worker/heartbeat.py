@@ -13,6 +13,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import redis
 
@@ -81,7 +82,7 @@ class Heartbeat(threading.Thread):
     def register(self) -> None:
         running = self.pool.running()
         done, failed = self.counters()
-        fields = {
+        fields: Any = {
             "id": self.worker_id, "host": socket.gethostname(), "pid": os.getpid(),
             "queues": ",".join(self.queues), "pool": self.settings.pool,
             "concurrency": self.settings.concurrency,

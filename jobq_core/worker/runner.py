@@ -21,7 +21,7 @@ from ..registry import get_task
 OK, ERROR, RETRY, DEAD, CRASH, TIMEOUT = "ok", "error", "retry", "dead", "crash", "timeout"
 
 
-class JobTimeout(BaseException):  # noqa: N818 - raised inside a task when its time is up
+class JobTimeout(BaseException):
     """Raised inside a running task when it exceeds its timeout (not an Exception, so a
     task's broad `except Exception` does not swallow it)."""
 
