@@ -11,11 +11,12 @@ import contextlib
 import os
 import resource
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from jobq_core import JobqError, current_job, task
+from jobq_core import JobqError, Retry, current_job, task
 
 from .harness.ledger import RunLedger
 
@@ -51,11 +52,17 @@ def execution(key: str) -> Iterator[tuple[RunLedger, str, str, str]]:
     led.event("end", key, exec_id, attempt, job_id)
 
 
+# Sleep on an Event that is never set rather than time.sleep(): under libfaketime with
+# FAKETIME_DONT_FAKE_MONOTONIC=1 (scenario 6), CPython 3.11's time.sleep -> clock_nanosleep
+# fails with EINVAL, while a condition wait works like on any unfaked machine.
+_never = threading.Event()
+
+
 def ticking_sleep(key: str, seconds: float, ctx: tuple[RunLedger, str, str, str]) -> None:
     led, exec_id, attempt, job_id = ctx
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(TICK_S, left))
+        _never.wait(min(TICK_S, left))
         led.event("tick", key, exec_id, attempt, job_id)
 
 
@@ -81,7 +88,7 @@ def crash_segv(key: str) -> None:
     with execution(key):
         signal.signal(signal.SIGSEGV, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGSEGV)
-        time.sleep(5)
+        _never.wait(5)
 
 
 @task(queue=QUEUE, max_retries=0)
@@ -109,3 +116,12 @@ def stubborn(key: str, seconds: float = 30.0) -> None:
         catchable = set(signal.Signals) - {signal.SIGKILL, signal.SIGSTOP}
         signal.pthread_sigmask(signal.SIG_BLOCK, catchable)
         ticking_sleep(key, seconds, ctx)
+
+
+@task(queue=QUEUE, max_retries=3)
+def retry_once(key: str, delay_s: float) -> None:
+    """Asks for one retry after ``delay_s`` on its first attempt (a ``start`` with no ``end``),
+    then ends: the gap between the two starts shows when the retry really came due."""
+    with execution(key) as (_, _, attempt, _):
+        if attempt in ("1", "-"):
+            raise Retry(delay_s=delay_s)
