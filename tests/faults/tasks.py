@@ -125,3 +125,11 @@ def retry_once(key: str, delay_s: float) -> None:
     with execution(key) as (_, _, attempt, _):
         if attempt in ("1", "-"):
             raise Retry(delay_s=delay_s)
+
+
+@task(queue=QUEUE, max_retries=0)
+def sized(key: str, blob: str) -> dict[str, Any]:
+    """Takes a large argument (scenario 9); the result is small so only the payload cap matters."""
+    with execution(key):
+        pass
+    return {"key": key, "len": len(blob)}
