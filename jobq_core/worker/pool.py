@@ -63,6 +63,10 @@ class Slot:
 
     def _loop(self) -> None:
         while True:
+            try:
+                self.warm()
+            except Exception:  # execute() tries again; a failed warm-up must not kill the slot
+                log.exception("slot %s could not prepare for its next job", self.index)
             job = self.pool._next(self)
             if job is None:
                 self.close()
@@ -73,6 +77,9 @@ class Slot:
                 log.exception("slot %s failed running job %s", self.index, job.id)
                 outcome = Outcome(CRASH, error=repr(exc), reason="worker error")
             self.pool._executed(job, outcome)
+
+    def warm(self) -> None:
+        """Get ready for the next job while idle (called before waiting for one)."""
 
     def execute(self, job: Claimed) -> Outcome:
         raise NotImplementedError
@@ -137,6 +144,13 @@ class ProcessSlot(Slot):
         proc.start()
         child_conn.close()
         self.proc, self.conn = proc, parent_conn
+
+    def warm(self) -> None:
+        # Start the child while the slot is idle: a fresh interpreter importing the task
+        # modules takes ~1 s on a small machine, which would otherwise delay the slot's first
+        # job and the first job after every crash or kill.
+        if self.proc is None or not self.proc.is_alive():
+            self._spawn()
 
     def execute(self, job: Claimed) -> Outcome:
         if self.proc is None or not self.proc.is_alive():
