@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 
 from .harness.scenario import RESULTS_ENV, Scenario
 from .harness.server import ServerNotFound, find_server_binary
+from .harness.workers import REPO_ROOT
 
 REPEAT_ENV = "JOBQ_FAULTS_REPEAT"
 # A hung scenario must fail, not hang `make faults`: no pytest-timeout here, so use SIGALRM.
@@ -62,12 +65,29 @@ def scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scenari
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
         s.close()
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            keep_evidence(s, request.node.nodeid)
+
+
+def keep_evidence(s: Scenario, nodeid: str) -> None:
+    """Copy a failed run's ledger and logs where pytest's tmp pruning (3 runs, shared by every
+    pytest on the machine) cannot delete them before someone reads them."""
+    dest = REPO_ROOT / ".jobq" / "faults" / "failed" / re.sub(r"[^\w.-]+", "_", nodeid)
+    shutil.rmtree(dest, ignore_errors=True)
+    for part in ("ledger", "logs"):
+        shutil.copytree(s.root / part, dest / part, dirs_exist_ok=True)
+    for i, srv in enumerate(s.servers, 1):
+        if srv.log_path.exists():
+            shutil.copy(srv.log_path, dest / "logs" / f"redis{i}.log")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]  # read by the scenario fixture
     path = os.environ.get(RESULTS_ENV)
     # Record pass/fail of each scenario run next to its figures, so the table can say both.
     if path and report.when == "call" and "scenario" in getattr(item, "fixturenames", ()):
