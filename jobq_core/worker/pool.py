@@ -149,6 +149,8 @@ class ProcessSlot(Slot):
         # Start the child while the slot is idle: a fresh interpreter importing the task
         # modules takes ~1 s on a small machine, which would otherwise delay the slot's first
         # job and the first job after every crash or kill.
+        if self.pool.stopping.is_set():
+            return  # a child started now would only be told to exit, once it has started
         if self.proc is None or not self.proc.is_alive():
             self._spawn()
 
@@ -234,6 +236,8 @@ class Pool:
                                          daemon=True)
         self._held: dict[str, Running] = {}
         self._cond = threading.Condition()
+        # Set when stop() begins: idle slots must not start job processes any more.
+        self.stopping = threading.Event()
 
     def start(self) -> None:
         for slot in self.slots:
@@ -391,6 +395,7 @@ class Pool:
         """Hand back jobs not started; let running ones finish within `grace_s` (or until
         `hard` is set), abort the rest. Returns the jobs to hand back."""
         deadline = time.monotonic() + grace_s
+        self.stopping.set()
         with self._cond:
             waiting = [r for r in self._held.values() if r.slot is None and not r.aborted]
             for r in waiting:
