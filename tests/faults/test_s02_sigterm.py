@@ -31,6 +31,8 @@ def leftovers(scenario: Scenario, worker: WorkerProcess) -> list[str]:
         except psutil.NoSuchProcess:
             continue
     return out
+
+
 LEASE_S = 3.0
 HEARTBEAT_S = 1.0
 GRACE_S = 3.0

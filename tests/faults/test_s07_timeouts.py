@@ -39,18 +39,25 @@ def test_timeouts_stop_interruptible_and_stubborn_jobs(scenario: Scenario) -> No
         time.sleep(0.05)
     time.sleep(1.0)  # a false stall would show as a rerun shortly after
     execs = scenario.execs()
-    run_s = {k: max(e.last for e in execs if e.key == k) - min(e.start for e in execs if e.key == k)
-             for k in jobs}
-    detect_s = {k: ended_at.get(k, float("inf")) - min(e.start for e in execs if e.key == k)
-                for k in jobs}
+    run_s = {
+        k: max(e.last for e in execs if e.key == k) - min(e.start for e in execs if e.key == k)
+        for k in jobs
+    }
+    detect_s = {
+        k: ended_at.get(k, float("inf")) - min(e.start for e in execs if e.key == k) for k in jobs
+    }
     logs = scenario.workers.logs()
     figs = scenario.check(expect_end=lambda k: False, stuck=scenario.processing(srv))
     scenario.record(
         "7",
         "job timeout: interruptible and signal-blocking jobs",
         figs,
-        {"run_s": f"<= timeout + kill grace + 1 = {STOP_BOUND_S:g}", "reruns": "= 0 (no false stall)",
-         "dup_overlap": "= 0", "worker_exits": "= 0"},
+        {
+            "run_s": f"<= timeout + kill grace + 1 = {STOP_BOUND_S:g}",
+            "reruns": "= 0 (no false stall)",
+            "dup_overlap": "= 0",
+            "worker_exits": "= 0",
+        },
         run_s=max(run_s.values()),
         detect_s=max(detect_s.values()),
     )
