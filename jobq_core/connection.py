@@ -24,18 +24,57 @@ def connect(settings: Settings, *, blocking: bool = False) -> redis.Redis:
     server that stops answering is still noticed.
     """
     timeout = settings.socket_timeout_s + (settings.block_s if blocking else 0.0)
+    options: dict[str, Any] = {
+        "decode_responses": True, "protocol": 2, "socket_timeout": timeout,
+        "socket_connect_timeout": settings.connect_timeout_s, "health_check_interval": 30,
+        "client_name": "jobq"}
+    if settings.redis_url.startswith(SENTINEL_SCHEMES):
+        return _sentinel_master(settings.redis_url, options)
     try:
-        return redis.Redis.from_url(
-            settings.redis_url,
-            decode_responses=True,
-            protocol=2,
-            socket_timeout=timeout,
-            socket_connect_timeout=settings.connect_timeout_s,
-            health_check_interval=30,
-            client_name="jobq",
-        )
+        return redis.Redis.from_url(settings.redis_url, **options)
     except ValueError as exc:
         raise ConfigError(f"bad Redis URL {settings.redis_url!r}: {exc}") from None
+
+
+SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str | None,
+                                         str | None, bool]:
+    """(sentinels, service, db, username, password, tls) of
+    `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]`
+    (`rediss+sentinel://` for TLS). User and password are the master's; the sentinels are
+    asked without credentials."""
+    from urllib.parse import unquote
+
+    scheme, _, rest = url.partition("://")
+    creds, _, rest = rest.rpartition("@")
+    hosts, _, path = rest.partition("/")
+    parts = [p for p in path.split("/") if p]
+    if not hosts or not parts or len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+        raise ConfigError(f"bad Sentinel URL {_redact(url)!r}: expected "
+                          "redis+sentinel://[:password@]host:26379[,host:26379]/service[/db]")
+    sentinels = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":") if ":" in host else (host, "", "26379")
+        if not name or not port.isdigit():
+            raise ConfigError(f"bad Sentinel address {host!r} in {_redact(url)!r}")
+        sentinels.append((name, int(port)))
+    user, _, password = creds.partition(":") if ":" in creds else ("", "", creds)
+    return (sentinels, parts[0], int(parts[1]) if len(parts) == 2 else 0,
+            unquote(user) or None, unquote(password) or None, scheme.startswith("rediss"))
+
+
+def _sentinel_master(url: str, options: dict[str, Any]) -> redis.Redis:
+    # A client of the current master: redis-py asks the sentinels again after a failover.
+    from redis.sentinel import Sentinel
+
+    sentinels, service, db, username, password, tls = parse_sentinel_url(url)
+    timeouts = {k: options[k] for k in ("socket_timeout", "socket_connect_timeout")}
+    sentinel = Sentinel(sentinels, sentinel_kwargs={**timeouts, "ssl": tls},  # type: ignore[no-untyped-call]
+                        username=username, password=password, ssl=tls, db=db)
+    client: redis.Redis = sentinel.master_for(service, **options)  # type: ignore[no-untyped-call]
+    return client
 
 
 def _redact(url: str) -> str:
@@ -59,6 +98,10 @@ def translated(url: str) -> Iterator[None]:
             f"cannot reach Redis at {_redact(url)}: {exc}. Is it running? "
             "Set JOBQ_REDIS_URL (or REDIS_URL) to where it is."
         ) from exc
+    except redis.exceptions.NoPermissionError as exc:
+        # redis-py strips the NOPERM prefix when it raises this class.
+        raise JobqError(f"Redis refused the command for jobq's user (ACL): {exc}. The user "
+                        "needs the keys ~<prefix>:* (see docs/production.md)") from exc
     except redis.ResponseError as exc:
         # redis-py turns the reply's error code into the exception class and strips it from
         # the text ("-OOM command not allowed..." -> OutOfMemoryError("command not allowed...")),

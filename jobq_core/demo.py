@@ -10,6 +10,8 @@ from .config import Settings
 from .errors import JobqError
 from .queue import Queue
 from .registry import task
+from .schedule import Schedule
+from .scheduler import declare
 
 
 @task(queue="default", max_retries=2, retry_backoff_s=2.0)
@@ -36,6 +38,10 @@ def flaky(p_fail: float) -> str:
     if random.random() < p_fail:
         raise RuntimeError(f"demo failure (p={p_fail})")
     return "ok"
+
+
+# A periodic demo job: stored by `jobq scheduler --import jobq_core.demo` (as `jobq up` runs it).
+declare(Schedule("demo-every-30s", add, every_s=30, args=(20, 22)))
 
 
 def produce(settings: Settings, stop_when: Callable[[], bool], period_s: float = 0.5) -> None:

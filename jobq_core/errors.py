@@ -35,6 +35,10 @@ class JobNotFound(JobqError, LookupError):
     """No job with this id exists (never enqueued, or its retention expired)."""
 
 
+class ScheduleNotFound(JobqError, LookupError):
+    """No periodic schedule with this name is stored."""
+
+
 class InvalidState(JobqError):
     """The job is not in a state that allows the requested action."""
 

@@ -15,10 +15,13 @@ from typing import Any
 import redis
 
 from .config import Settings
-from .connection import connect, redis_errors, server_info
+from .connection import connect, redis_errors, server_info, translated
 from .errors import ConfigError
-from .job import FINAL_STATES, STATES
+from .job import DEFERRED_MS, FINAL_STATES, STATES
 from .keys import Keyspace, check_queue_name, valid_job_id
+from .limits import Limit
+from .schedule import Schedule, check_schedule_name
+from .scripts import Scripts
 
 # Fields read for list rows (never the possibly huge args/result themselves).
 _ROW_FIELDS = ("task", "state", "enqueued_ms", "started_ms", "finished_ms", "reason",
@@ -99,6 +102,105 @@ class HistoryPoint:
     failed: int
 
 
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """A stored periodic schedule and what its scheduler did with it."""
+
+    name: str
+    schedule: Schedule | None  # None when stored malformed (see error)
+    enabled: bool
+    next_ms: int | None  # next tick; None while disabled
+    last_tick_ms: int | None  # the last tick fired, and its job
+    last_job_id: str
+    last_fired_ms: int | None
+    fired: int  # jobs created by ticks
+    missed: int  # ticks given up under the missed policy (or because the queue was full)
+    error: str = ""
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def when(self) -> str:
+        """'every 30s' or 'cron */5 * * * * (Europe/Berlin)'."""
+        s = self.schedule
+        if s is None:
+            return "?"
+        if s.every_s is not None:
+            return f"every {s.every_s:g}s"
+        return f"cron {s.cron} ({s.timezone})"
+
+
+@dataclass(frozen=True)
+class SchedulerInfo:
+    """Who holds the scheduler leader lease (leader '' when nobody does)."""
+
+    leader: str
+    epoch: int
+    since_ms: int | None
+    renewed_ms: int | None
+    lease_left_ms: int
+
+
+@dataclass(frozen=True)
+class LimitInfo:
+    """A limit of a queue and how it is used right now."""
+
+    limit: Limit
+    running: int  # counted against the concurrency cap (ended jobs leave at the next claim)
+    started: int  # starts in the current rate window
+    parked: int  # jobs waiting for room
+    wake_ms: int | None  # when parked jobs may have room: 0 = when a running job ends
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One parent of a job: its ref ('queue/id'), its state ('' if gone), and whether the
+    child still waits for it."""
+
+    ref: str
+    state: str
+    waiting: bool
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """What the job lists filter on: a task-name substring and a text substring found in
+    the error, the reason or the args (both case-insensitive; empty matches everything)."""
+
+    task: str = ""
+    text: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.task or self.text)
+
+    def matches(self, row: JobRow) -> bool:
+        if self.task and self.task.lower() not in row.task.lower():
+            return False
+        if self.text:
+            hay = f"{row.error_preview}\n{row.reason}\n{row.args_preview}".lower()
+            return self.text.lower() in hay
+        return True
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One operator action: who did what to how many jobs, when (ms since the epoch)."""
+
+    at_ms: int
+    actor: str
+    action: str
+    queue: str
+    state: str
+    count: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    total: int
+    offset: int
+    entries: list[AuditEntry]
+
+
 def _int(v: str | None) -> int | None:
     try:
         return int(v) if v not in (None, "") else None
@@ -121,6 +223,7 @@ class Inspector:
         self.settings = base.replace(redis_url=url) if url else base
         self.client = redis if redis is not None else connect(self.settings)
         self.keys = Keyspace(self.settings.prefix)
+        self._scripts: Scripts | None = None
 
     def _check(self, queue: str, state: str | None = None) -> None:
         check_queue_name(queue)
@@ -149,15 +252,18 @@ class Inspector:
 
     @redis_errors
     def queue_info(self, queue: str) -> dict[str, Any]:
-        """Lifetime counters (enqueued, completed, failed, dead, ...), paused, max_length."""
+        """Lifetime counters (enqueued, completed, failed, dead, ...), paused, max_length, and
+        how many of the scheduled jobs are deferred (waiting on dependencies)."""
         self._check(queue)
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(self.keys.stats(queue))
         pipe.hgetall(self.keys.meta(queue))
-        stats, meta = pipe.execute()
+        pipe.zcount(self.keys.scheduled(queue), DEFERRED_MS, "+inf")
+        stats, meta, deferred = pipe.execute()
         return {"stats": {k: int(v) for k, v in stats.items()},
                 "paused": meta.get("paused") == "1",
-                "max_length": _int(meta.get("max_length"))}
+                "max_length": _int(meta.get("max_length")),
+                "deferred": int(deferred)}
 
     @redis_errors
     def jobs(self, state: str, queue: str, *, offset: int = 0, limit: int = 50,
@@ -183,36 +289,43 @@ class Inspector:
     @redis_errors
     def search(self, state: str, queue: str, *, task: str = "", text: str = "",
                limit: int = 50, scan_limit: int = 5000, newest_first: bool | None = None,
-               ) -> JobPage:
+               offset: int = 0) -> JobPage:
         """Jobs in `state` whose task contains `task` and whose error/reason/args contain
-        `text`, looking at no more than `scan_limit` entries (reported as `scanned`)."""
+        `text`, looking at no more than `scan_limit` entries from position `offset`.
+
+        `scanned` is the number of entries examined, so `offset + scanned` is where the
+        next page of matches starts (positions are in the same order as `jobs`)."""
         self._check(queue, state)
         limit = max(1, min(int(limit), self.settings.max_page_size))
         scan_limit = max(1, min(int(scan_limit), 100_000))
+        offset = max(0, int(offset))
         newest = (state in FINAL_STATES) if newest_first is None else newest_first
         key = self.keys.state_set(queue, state)
         total = int(self.client.zcard(key))
-        found: list[JobRow] = []
-        scanned, chunk = 0, 500
-        while scanned < min(total, scan_limit) and len(found) < limit:
-            end = min(scanned + chunk, scan_limit) - 1
-            raw: Any = (self.client.zrevrange(key, scanned, end, withscores=True) if newest
-                   else self.client.zrange(key, scanned, end, withscores=True))
-            entries = [(str(m), float(sc)) for m, sc in raw]
-            if not entries:
+        # The scan runs in Redis in bounded slices (search.lua), so only matches travel.
+        if self._scripts is None:
+            self._scripts = Scripts(self.client, self.settings)
+        scripts = self._scripts
+        hits: list[tuple[str, float]] = []
+        pos, end_pos = offset, min(total, offset + scan_limit)
+        while pos < end_pos and len(hits) < limit:
+            examined, found = scripts.search(queue, state, pos, min(500, end_pos - pos),
+                                             newest_first=newest, task=task, text=text,
+                                             limit=limit - len(hits))
+            if examined == 0:
                 break
-            scanned += len(entries)
-            needle = text.lower()
-            for row in self._rows(queue, entries, full_error=bool(text)):
-                if task and task.lower() not in row.task.lower():
-                    continue
-                hay = f"{row.error_preview}\n{row.reason}\n{row.args_preview}".lower()
-                if needle and needle not in hay:
-                    continue
-                found.append(row)
-                if len(found) >= limit:
-                    break
-        return JobPage(state, queue, total, 0, limit, newest, found, scanned=scanned)
+            pos += examined
+            hits += found
+        found_rows = self._rows(queue, hits, full_error=bool(text)) if hits else []
+        return JobPage(state, queue, total, offset, limit, newest, found_rows,
+                       scanned=pos - offset)
+
+    def rows(self, queue: str, entries: Sequence[tuple[str, float]],
+             full_error: bool = False) -> list[JobRow]:
+        """List rows for (id, score) entries of `queue`, in one or two pipelined round trips."""
+        check_queue_name(queue)
+        with translated(self.settings.redis_url):
+            return self._rows(queue, entries, full_error)
 
     def _rows(self, queue: str, entries: Sequence[tuple[str, float]],
               full_error: bool = False) -> list[JobRow]:
@@ -299,6 +412,36 @@ class Inspector:
         return [WorkerInfo(wid, bool(f), f) for wid, f in zip(ids, pipe.execute(), strict=True)]
 
     @redis_errors
+    def workers_alive(self, worker_ids: Sequence[str]) -> dict[str, bool]:
+        """worker id -> whether its registry entry still exists (heartbeat not stopped)."""
+        ids = sorted(set(worker_ids))[:1000]
+        pipe = self.client.pipeline(transaction=False)
+        for wid in ids:
+            pipe.exists(self.keys.worker(wid))
+        return {wid: bool(n) for wid, n in zip(ids, pipe.execute(), strict=True)}
+
+    @redis_errors
+    def audit(self, offset: int = 0, limit: int = 50) -> AuditPage:
+        """A page of the operator audit log, newest first."""
+        offset = max(0, int(offset))
+        limit = max(1, min(int(limit), self.settings.max_page_size))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.llen(self.keys.audit())
+        pipe.lrange(self.keys.audit(), offset, offset + limit - 1)
+        total, raw = pipe.execute()
+        entries = []
+        for item in raw:
+            try:
+                d = json.loads(item)
+                entries.append(AuditEntry(int(d.get("at_ms", 0)), str(d.get("actor", "")),
+                                          str(d.get("action", "")), str(d.get("queue", "")),
+                                          str(d.get("state", "")), int(d.get("count", 0)),
+                                          str(d.get("detail", ""))))
+            except (json.JSONDecodeError, TypeError, ValueError, AttributeError):
+                entries.append(AuditEntry(0, "", "unreadable entry", "", "", 0, str(item)[:200]))
+        return AuditPage(int(total), offset, entries)
+
+    @redis_errors
     def history(self, queues: Sequence[str] | None = None, minutes: int = 60,
                 ) -> list[HistoryPoint]:
         """Completed and failed attempts per minute, oldest first, summed over `queues`."""
@@ -347,6 +490,118 @@ class Inspector:
             "warnings": warnings,
             "checked_ms": int(time.time() * 1000),
         }
+
+    # -- flow control: deferred jobs, dependencies, limits, pause, schedules ---------------
+    @redis_errors
+    def deferred(self, queue: str, *, offset: int = 0, limit: int = 50) -> JobPage:
+        """One page of deferred jobs (status scheduled, waiting on dependencies), oldest
+        check first; a row's score is the time its dependencies are next checked (ms).
+        These jobs are also in jobs("scheduled", ...), with scores of DEFERRED_MS or more."""
+        self._check(queue)
+        limit = max(1, min(int(limit), self.settings.max_page_size))
+        offset = max(0, int(offset))
+        key = self.keys.scheduled(queue)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcount(key, DEFERRED_MS, "+inf")
+        pipe.zrangebyscore(key, DEFERRED_MS, "+inf", start=offset, num=limit, withscores=True)
+        total, entries = pipe.execute()
+        rows = [(str(m), float(sc) - DEFERRED_MS) for m, sc in entries]
+        return JobPage("scheduled", queue, int(total), offset, limit, False,
+                       self._rows(queue, rows))
+
+    @redis_errors
+    def dependencies(self, queue: str, job_id: str) -> list[Dependency]:
+        """The parents a job was enqueued with (depends_on), each with its current state."""
+        self._check(queue)
+        if not valid_job_id(job_id):
+            return []
+        raw = self.client.hget(self.keys.job(queue, job_id), "depends_on")
+        try:
+            refs = [r for r in json.loads(str(raw)) if isinstance(r, str)] if raw else []
+        except (json.JSONDecodeError, TypeError):
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for ref in refs:
+            pq, _, pid = ref.rpartition("/")
+            pipe.hget(self.keys.job(pq or queue, pid), "state")
+            pipe.hexists(self.keys.job(queue, job_id), f"dep:{ref}")
+        replies = pipe.execute(raise_on_error=False)
+        return [Dependency(ref, replies[2 * i] if isinstance(replies[2 * i], str) else "",
+                           replies[2 * i + 1] is True)
+                for i, ref in enumerate(refs)]
+
+    @redis_errors
+    def limits(self, queue: str) -> list[LimitInfo]:
+        """The limits set on a queue with their running, started and parked counts."""
+        self._check(queue)
+        raw: Any = self.client.hgetall(self.keys.limits(queue))
+        limits = [lim for k, v in sorted(raw.items()) if (lim := Limit.decode(k, v))]
+        now = self.server_time_ms()
+        pipe = self.client.pipeline(transaction=False)
+        for lim in limits:
+            pipe.scard(self.keys.limit_running(queue, lim.key))
+            pipe.zcount(self.keys.limit_started(queue, lim.key),
+                        f"({now - int(lim.per_s * 1000)}", "+inf")
+            pipe.zcard(self.keys.limit_parked(queue, lim.key))
+            pipe.zscore(self.keys.limited(queue), lim.key)
+        r = pipe.execute()
+        return [LimitInfo(lim, int(r[4 * i]), int(r[4 * i + 1]), int(r[4 * i + 2]),
+                          None if r[4 * i + 3] is None else int(r[4 * i + 3]))
+                for i, lim in enumerate(limits)]
+
+    @redis_errors
+    def paused(self, queues: Sequence[str] | None = None) -> list[str]:
+        """The queues (of `queues`, default all known) that are paused."""
+        names = list(queues) if queues is not None else self.queues()
+        pipe = self.client.pipeline(transaction=False)
+        for q in names:
+            self._check(q)
+            pipe.hget(self.keys.meta(q), "paused")
+        return [q for q, p in zip(names, pipe.execute(), strict=True) if p == "1"]
+
+    @redis_errors
+    def schedules(self, limit: int = 500) -> list[ScheduleInfo]:
+        """Stored schedules, soonest next run first (disabled ones last)."""
+        names = [str(n) for n in self.client.zrange(self.keys.schedules(), 0,
+                                                    max(0, min(int(limit), 10_000) - 1))]
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(self.keys.schedule(name))
+        return [_schedule_info(name, f) for name, f in zip(names, pipe.execute(), strict=True)
+                if f]
+
+    @redis_errors
+    def schedule(self, name: str) -> ScheduleInfo | None:
+        """One stored schedule, or None."""
+        fields: Any = self.client.hgetall(self.keys.schedule(check_schedule_name(name)))
+        return _schedule_info(name, fields) if fields else None
+
+    @redis_errors
+    def scheduler(self) -> SchedulerInfo:
+        """The current scheduler leader (leader '' when none holds the lease)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.scheduler_leader())
+        pipe.pttl(self.keys.scheduler_leader())
+        fields, pttl = pipe.execute()
+        return SchedulerInfo(fields.get("owner", ""), _int(fields.get("epoch")) or 0,
+                             _int(fields.get("since_ms")), _int(fields.get("renewed_ms")),
+                             max(0, int(pttl)) if fields else 0)
+
+
+def _schedule_info(name: str, f: Mapping[str, str]) -> ScheduleInfo:
+    from .errors import JobqError
+
+    error = f.get("error", "")
+    try:
+        schedule: Schedule | None = Schedule.from_json(name, f.get("def", ""),
+                                                       f.get("enabled") == "1")
+    except JobqError as exc:
+        schedule, error = None, error or str(exc)
+    enabled = f.get("enabled") == "1"
+    return ScheduleInfo(name, schedule, enabled, _int(f.get("next_ms")) if enabled else None,
+                        _int(f.get("last_tick_ms")), f.get("last_job_id", ""),
+                        _int(f.get("last_fired_ms")), _int(f.get("fired")) or 0,
+                        _int(f.get("missed")) or 0, error, dict(f))
 
 
 def _is_small(length: object, limit: int) -> bool:

@@ -31,6 +31,13 @@ PURGE_STATES = frozenset({PENDING, SCHEDULED, COMPLETED, FAILED, DEAD, CANCELLED
 
 MIN_PRIORITY, MAX_PRIORITY = -100, 100
 
+# A scheduled job whose score is at least DEFERRED_MS (2**52 ms, far beyond any due time) is
+# *deferred*: it waits for its dependencies, and its score is DEFERRED_MS + the time they are
+# next checked. Its status stays "scheduled"; lua/_lib.lua has the same constant.
+DEFERRED_MS = 2**52
+# JobSpec.delay_ms of a job that starts deferred.
+DEFER = -1
+
 
 def new_job_id() -> str:
     """A random 16-hex-digit id (64 bits)."""
@@ -71,9 +78,12 @@ class JobSpec:
     args_json: str
     kwargs_json: str
     priority: int = 0
-    delay_ms: int = 0
+    delay_ms: int = 0  # DEFER (-1): deferred until the jobs in depends_on end
     ttl_ms: int = 0
     options: Mapping[str, str] = field(default_factory=dict)
+    unique_key: str = ""  # "" = not unique
+    unique_ms: int = 0  # how long the unique key may be held at most
+    depends_on: tuple[str, ...] = ()  # 'queue/id' refs of the jobs this one waits for
 
     def fields(self) -> list[str]:
         """Hash fields to store; empty or default options are left out to save memory."""

@@ -108,6 +108,45 @@ class Keyspace:
         """list a result waiter blocks on; pushed only when someone waits."""
         return self.job(queue, job_id) + ":notify"
 
+    def dependents(self, queue: str, job_id: str) -> str:
+        """set of 'queue/id' refs of deferred jobs waiting for this job to end."""
+        return self.job(queue, job_id) + ":dependents"
+
+    def unique_prefix(self, queue: str) -> str:
+        """Prefix of unique-key locks (string -> id of the job holding the key, with a TTL)."""
+        return self._q(queue, "unique:")
+
+    def unique(self, queue: str, unique_key: str) -> str:
+        return self.unique_prefix(queue) + unique_key
+
+    def limits(self, queue: str) -> str:
+        """hash limit key (a task name or a job's limit_key) -> '<concurrency> <rate> <per ms>'."""
+        return self._q(queue, "limits")
+
+    def limited(self, queue: str) -> str:
+        """zset limit key with parked jobs -> when it may have room (ms; 0: when a job ends)."""
+        return self._q(queue, "limited")
+
+    def limit_prefix(self, queue: str) -> str:
+        """Prefix of per-limit-key keys; claim.lua appends '<key>:running|parked|started'."""
+        return self._q(queue, "limit:")
+
+    def limit_running(self, queue: str, key: str) -> str:
+        """set of ids of processing jobs counted against a concurrency cap (cleaned lazily)."""
+        return f"{self.limit_prefix(queue)}{key}:running"
+
+    def limit_parked(self, queue: str, key: str) -> str:
+        """zset of ids of pending jobs waiting for room under a limit -> their pending score."""
+        return f"{self.limit_prefix(queue)}{key}:parked"
+
+    def limit_started(self, queue: str, key: str) -> str:
+        """zset of the starts of a rate-limited key in its last period -> start time, ms."""
+        return f"{self.limit_prefix(queue)}{key}:started"
+
+    def ticks(self, queue: str) -> str:
+        """hash schedule name -> '<last tick fired ms> <leader epoch>' (fire.lua's fence)."""
+        return self._q(queue, "ticks")
+
     def corrupt(self, queue: str, what: str) -> str:
         """Where a key of the wrong type is moved so the queue can carry on."""
         return self._q(queue, f"corrupt:{what}")
@@ -124,6 +163,42 @@ class Keyspace:
     def worker(self, worker_id: str) -> str:
         """hash describing one worker; expires when its heartbeats stop."""
         return f"{self.prefix}:worker:{worker_id}"
+
+    # Scheduler keys: one hash tag of their own, so its scripts see them all in one slot.
+    def _s(self, suffix: str) -> str:
+        return f"{self.prefix}:{{scheduler}}:{suffix}"
+
+    def schedules(self) -> str:
+        """zset schedule name -> next tick ms (+inf while disabled)."""
+        return self._s("schedules")
+
+    def schedule(self, name: str) -> str:
+        """hash: def (JSON), rev, enabled, next_ms, last_tick_ms, last_job_id, fired, missed."""
+        return self._s(f"schedule:{name}")
+
+    def scheduler_leader(self) -> str:
+        """hash token, epoch, owner, since_ms, renewed_ms; expires with the leader's lease."""
+        return self._s("leader")
+
+    def scheduler_epoch(self) -> str:
+        """Counter: the epoch of the latest leader (fencing token)."""
+        return self._s("epoch")
+
+    def audit(self) -> str:
+        """list of JSON records of operator actions, newest first, capped."""
+        return f"{self.prefix}:audit"
+
+    def bulk(self, queue: str, op_id: str) -> str:
+        """hash describing one bulk operation (snapshot cutoff, cursor, progress); expires."""
+        return self._q(queue, f"bulk:{op_id}")
+
+    def bulk_lock(self, queue: str, op_id: str) -> str:
+        """short-lived lock so two requests never step the same bulk operation at once."""
+        return self._q(queue, f"bulk:{op_id}:lock")
+
+    def secret(self, name: str) -> str:
+        """a random secret shared by every process of one deployment (e.g. the dashboard's)."""
+        return f"{self.prefix}:secret:{name}"
 
     @staticmethod
     def check(queue: str) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -16,6 +17,7 @@ from .errors import ConfigError, JobFailed, JobNotFound, Timeout
 from .job import (
     CANCELLED,
     COMPLETED,
+    DEFER,
     FINAL_STATES,
     MAX_PRIORITY,
     MIN_PRIORITY,
@@ -27,6 +29,9 @@ from .job import (
 from .keys import Keyspace, check_queue_name, require_job_id
 from .registry import resolve
 from .scripts import Scripts
+
+if TYPE_CHECKING:
+    from .limits import Limit
 
 _UNSET: Any = object()
 
@@ -62,17 +67,36 @@ class Queue:
                      result_ttl_s: int | None = None, max_retries: int | None = None,
                      job_id: str | None = None, delay_s: float | None = None,
                      run_at: datetime | None = None, meta: Mapping[str, Any] | None = None,
-                     retry_backoff_s: float | None = None) -> Job:
+                     unique: bool = False, unique_key: str | None = None,
+                     unique_for_s: float | None = None, depends_on: Any = None,
+                     allow_failure: bool = False,
+                     retry_backoff_s: float | None = None, limit_key: str | None = None) -> Job:
         """Enqueue one job with options; returns its Job (status pending or scheduled).
 
         Raises PayloadError (args not JSON / above the size cap), UnknownTask (a callable
         that is not registered), ConfigError (bad option), QueueFull, RedisUnavailable.
         When `job_id` names an existing job, nothing is written and that job is returned.
+
+        Unique jobs: with `unique_key` (or `unique=True`, which hashes task, args and kwargs
+        into a key), while a job holding the same key in this queue is pending, scheduled or
+        processing, nothing is written and that job is returned. The key is held at most
+        `unique_for_s` (default Settings.unique_for_s) and is free as soon as its job ends.
+
+        Dependencies: with `depends_on` (a Job, a Group, a job id of this queue, a
+        'queue/id' ref, or a list of them) the job waits deferred (status "scheduled") until
+        every parent ended; it then goes to pending if all completed, else to dead with
+        reason "dependency failed" (with `allow_failure`: to pending whatever they did).
+        Raises JobNotFound if a parent does not exist.
+
+        Limits: the job counts against the limit (set_limit) of `limit_key`, by default
+        against the limit of its task name.
         """
         spec = self._spec(task, args, kwargs or {}, priority=priority, timeout_s=timeout_s,
                           ttl_s=ttl_s, result_ttl_s=result_ttl_s, max_retries=max_retries,
                           job_id=job_id, delay_s=delay_s, run_at=run_at, meta=meta,
-                          retry_backoff_s=retry_backoff_s)
+                          unique=unique, unique_key=unique_key, unique_for_s=unique_for_s,
+                          depends_on=depends_on, allow_failure=allow_failure,
+                          retry_backoff_s=retry_backoff_s, limit_key=limit_key)
         return self._write([spec])[0]
 
     def enqueue_in(self, delay_s: float, task: object, *args: Any, **kwargs: Any) -> Job:
@@ -113,8 +137,13 @@ class Queue:
               ttl_s: float | None = None, result_ttl_s: int | None = None,
               max_retries: int | None = None, job_id: str | None = None,
               delay_s: float | None = None, run_at: datetime | None = None,
-              meta: Mapping[str, Any] | None = None,
-              retry_backoff_s: float | None = None) -> JobSpec:
+              meta: Mapping[str, Any] | None = None, unique: bool = False,
+              unique_key: str | None = None, unique_for_s: float | None = None,
+              depends_on: Any = None, allow_failure: bool = False,
+              retry_backoff_s: float | None = None, limit_key: str | None = None) -> JobSpec:
+        from .dependencies import dependency_fields, parent_refs
+        from .limits import check_limit_key
+
         name, t = resolve(task)
         d = t.options if t is not None else None
         args_json, kwargs_json = encode_args(args, kwargs, self.settings.max_payload_bytes)
@@ -140,14 +169,38 @@ class Queue:
         ttl = ttl_s if ttl_s is not None else (d.ttl_s if d else None)
         if ttl is not None and not _finite_non_negative(ttl):
             raise ConfigError(f"ttl_s must be a non-negative number, not {ttl!r}")
+        ukey = _unique_key(unique, unique_key, name, args_json, kwargs_json)
+        window = self.settings.unique_for_s if unique_for_s is None else unique_for_s
+        if ukey:
+            if not _finite_non_negative(window) or window <= 0:
+                raise ConfigError(f"unique_for_s must be a positive number, not {window!r}")
+            options["unique_key"] = ukey
+        if limit_key is not None:
+            options["limit_key"] = check_limit_key(limit_key)
+        delay_ms = _delay_ms(delay_s, run_at)
+        refs = parent_refs(depends_on, self.name)
+        if refs:
+            if delay_ms:
+                raise ConfigError("give depends_on or delay_s/run_at, not both")
+            options.update(dependency_fields(refs, allow_failure))
+            delay_ms = DEFER
         return JobSpec(
             id=require_job_id(job_id) if job_id is not None else new_job_id(),
             task=name, args_json=args_json, kwargs_json=kwargs_json, priority=prio,
-            delay_ms=_delay_ms(delay_s, run_at), ttl_ms=int((ttl or 0) * 1000), options=options,
+            delay_ms=delay_ms, ttl_ms=int((ttl or 0) * 1000), options=options,
+            unique_key=ukey, unique_ms=max(1, int(window * 1000)) if ukey else 0,
+            depends_on=refs,
         )
 
     @redis_errors
     def _write(self, specs: Sequence[JobSpec]) -> list[Job]:
+        if self.settings.eager:
+            return [Job(self, spec.id, _run_eagerly(self, spec)) for spec in specs]
+
+        from .dependencies import Dependencies
+
+        deps = Dependencies(self.scripts)
+        deps.check_parents(ref for spec in specs for ref in spec.depends_on)
         if not self._registered:
             # The queue registry is global (outside the queue's cluster slot), so it is
             # written here once per Queue object rather than inside the script.
@@ -156,13 +209,18 @@ class Queue:
         created = self.scripts.enqueue(self.name, specs)
         jobs = []
         for spec, new in zip(specs, created, strict=True):
-            if new:
-                state = "scheduled" if spec.delay_ms > 0 else "pending"
+            if new is True:
+                state = "scheduled" if spec.delay_ms != 0 else "pending"
+                if spec.depends_on:
+                    # Written first, registered second: a parent ending in between is seen
+                    # by depend.lua (it returns the final state) or by the deferred sweep.
+                    state = deps.register(self.name, spec.id, spec.depends_on)
                 jobs.append(Job(self, spec.id, {"state": state, "task": spec.task,
                                                 "args": spec.args_json,
                                                 "kwargs": spec.kwargs_json}))
             else:
-                jobs.append(self._fetch(spec.id) or Job(self, spec.id, {}))
+                existing = spec.id if new is False else new
+                jobs.append(self._fetch(existing) or Job(self, existing, {}))
         return jobs
 
     # -- read ------------------------------------------------------------------------------
@@ -182,12 +240,16 @@ class Queue:
 
     @redis_errors
     def _refresh(self, job: Job) -> None:
+        if self.settings.eager:  # an eager job ended before enqueue returned
+            return
         fresh = self._fetch(job.id)
         if fresh is None:
             raise JobNotFound(f"job {job.id} not found in queue {self.name!r} (expired or purged)")
         job.fields = fresh.fields
 
     def _wait_result(self, job: Job, timeout_s: float) -> Any:
+        if self.settings.eager:
+            return _outcome(job)
         deadline = time.monotonic() + max(0.0, timeout_s)
         notify = self.keys.notify(self.name, job.id)
         waiter: redis.Redis | None = None
@@ -221,12 +283,16 @@ class Queue:
 
         Raises JobNotFound when there is no such job.
         """
+        from .dependencies import Dependencies
         from .errors import InvalidState
 
+        if self.settings.eager:
+            return False  # eager jobs have ended by the time anyone can cancel them
         try:
             self.scripts.cancel(self.name, require_job_id(job_id))
         except InvalidState:
             return False
+        Dependencies(self.scripts).ended(self.name, job_id, CANCELLED)
         return True
 
     @redis_errors
@@ -261,12 +327,65 @@ class Queue:
         self.client.zadd(self.keys.marker(self.name), {"m": 0})
 
     @redis_errors
+    def set_limit(self, key: object, *, concurrency: int = 0, rate: int = 0,
+                  per_s: float = 60.0) -> Limit:
+        """Cap the jobs of `key` (a task, or a string jobs give as limit_key) in this queue,
+        for all workers: at most `concurrency` processing at once, at most `rate` started per
+        `per_s` seconds. Jobs over the limit wait (parked) without holding up other jobs.
+        Replaces an earlier limit of the key; raises ConfigError for a bad value."""
+        from .limits import Limit, limit_key_of
+
+        limit = Limit(limit_key_of(key), concurrency, rate, per_s)
+        self._write_limit(limit.key, limit.encode())
+        return limit
+
+    @redis_errors
+    def remove_limit(self, key: object) -> None:
+        """Remove the limit of `key`; its parked jobs go back to pending."""
+        from .limits import limit_key_of
+
+        self._write_limit(limit_key_of(key), None)
+
+    def _write_limit(self, key: str, encoded: str | None) -> None:
+        pipe = self.client.pipeline()
+        if encoded is None:
+            pipe.hdel(self.keys.limits(self.name), key)
+        else:
+            pipe.hset(self.keys.limits(self.name), key, encoded)
+        # Parked jobs of the key are looked at again by the next claim, which we wake.
+        pipe.zadd(self.keys.limited(self.name), {key: 0}, xx=True)
+        pipe.zadd(self.keys.marker(self.name), {"m": 0})
+        pipe.execute()
+
+    @redis_errors
+    def limits(self) -> list[Limit]:
+        """The limits set on this queue, by key."""
+        from .limits import Limit
+
+        raw: Any = self.client.hgetall(self.keys.limits(self.name))
+        found = (Limit.decode(k, v) for k, v in sorted(raw.items()))
+        return [limit for limit in found if limit is not None]
+
+    @redis_errors
     def is_paused(self) -> bool:
         return self.client.hget(self.keys.meta(self.name), "paused") == "1"
 
 
 def _finite_non_negative(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+
+
+def _unique_key(unique: bool, unique_key: str | None, task: str, args_json: str,
+                kwargs_json: str) -> str:
+    if unique_key is not None:
+        if not isinstance(unique_key, str) or not 1 <= len(unique_key) <= 200:
+            raise ConfigError(f"unique_key must be a string of 1-200 characters, "
+                              f"not {unique_key!r}")
+        return unique_key
+    if unique:
+        digest = hashlib.sha256(f"{task}\0{args_json}\0{kwargs_json}".encode()).hexdigest()
+        return f"auto:{digest[:32]}"
+    return ""
 
 
 def _delay_ms(delay_s: float | None, run_at: datetime | None) -> int:
@@ -293,3 +412,64 @@ def _outcome(job: Job) -> Any:
     if job.status == "dead" and job.reason:
         text = f"{job.error}\n{job.reason}" if job.error else job.reason
     raise JobFailed(job.id, job.status, text)
+
+
+def _run_eagerly(queue: Queue, spec: JobSpec) -> dict[str, str]:
+    """Eager mode (Settings.eager, for users' unit tests): run the job now, in this thread,
+    without Redis, and return its final fields.
+
+    The rules are a worker's: args go through JSON, an exception is retried up to
+    max_retries (at once: backoff and Retry(delay_s) are not waited for), then the job is
+    failed with its traceback; an unknown task is dead; the task's callbacks run. Delays,
+    timeouts and max_length do not apply.
+    """
+    from .registry import lookup
+    from .worker.runner import DEAD, OK, Call, run
+
+    fields = dict(zip(spec.fields()[::2], spec.fields()[1::2], strict=True))
+    fields.update(state="processing", enqueued_ms=str(_now_ms()), started_ms=str(_now_ms()))
+    task = lookup(spec.task)
+    task_retries = task.options.max_retries if task is not None else None
+    max_retries = int(fields.get("max_retries", queue.settings.max_retries
+                                 if task_retries is None else task_retries))
+    while True:
+        outcome = run(Call(spec.id, queue.name, fields), queue.settings.max_payload_bytes,
+                      fields.update)
+        if outcome.kind == OK:
+            fields.update(state=COMPLETED, result=outcome.result_json)
+            break
+        fields["error"] = outcome.error
+        if outcome.kind == DEAD:
+            fields.update(state="dead", reason=outcome.reason)
+            break
+        if int(fields.get("retries", "0")) >= max_retries:
+            fields.update(state="failed", reason="retries used up")
+            break
+        fields["retries"] = str(int(fields.get("retries", "0")) + 1)
+    fields["finished_ms"] = str(_now_ms())
+    if task is not None:
+        _eager_callback(queue, spec.id, fields, task.options)
+    return fields
+
+
+def _eager_callback(queue: Queue, job_id: str, fields: dict[str, str], options: Any) -> None:
+    import json
+    import logging
+
+    state = fields["state"]
+    fn, arg = {
+        COMPLETED: (options.on_success, None),
+        "failed": (options.on_failure, fields.get("error", "")),
+        "dead": (options.on_dead, fields.get("reason", "")),
+    }.get(state, (None, None))
+    if fn is None:
+        return
+    try:
+        fn(Job(queue, job_id, fields), json.loads(fields["result"]) if state == COMPLETED
+           else arg)
+    except Exception:  # as in a worker: a failing callback is logged, never fatal
+        logging.getLogger("jobq.eager").exception("callback of job %s raised", job_id)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

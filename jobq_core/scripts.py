@@ -23,7 +23,8 @@ from .keys import Keyspace
 MISSING, LEASE_NOT_HELD, REFUSED = -1, -2, -3
 
 _NAMES = ("enqueue", "claim", "extend", "complete", "fail", "promote", "reap", "release",
-          "cancel", "requeue", "purge", "watch")
+          "cancel", "requeue", "purge", "watch", "depend", "resolve", "lead", "resign",
+          "advance", "fire", "search")
 
 
 def _source(name: str) -> str:
@@ -64,20 +65,23 @@ class Scripts:
         return self._scripts[name](keys=list(keys), args=list(args), client=client or self.client)
 
     # enqueue.lua
-    def enqueue(self, queue: str, specs: Sequence[JobSpec]) -> list[bool]:
-        """Write new jobs; returns per job True if created, False if the id already existed."""
+    def enqueue(self, queue: str, specs: Sequence[JobSpec]) -> list[bool | str]:
+        """Write new jobs; returns per job True if created, False if the id already existed,
+        or the id of the live job holding its unique key (then nothing was written)."""
         k = self.keys
         argv: list[Any] = [len(specs), self.settings.history_minutes]
         for s in specs:
             fields = s.fields()
-            argv += [s.id, s.priority, s.delay_ms, s.ttl_ms, len(fields) // 2, *fields]
+            argv += [s.id, s.priority, s.delay_ms, s.ttl_ms, s.unique_key, s.unique_ms,
+                     len(fields) // 2, *fields]
         out = self._run("enqueue", [k.pending(queue), k.scheduled(queue), k.seq(queue),
                                     k.stats(queue), k.meta(queue), k.marker(queue),
-                                    k.job_prefix(queue), k.history(queue)], argv)
+                                    k.job_prefix(queue), k.history(queue),
+                                    k.unique_prefix(queue)], argv)
         if out == REFUSED:
             raise QueueFull(f"queue {queue!r} is at its max_length; {len(specs)} job(s) refused, "
                             "nothing was queued. Retry later or raise the limit.")
-        return [bool(x) for x in out]
+        return [x if isinstance(x, str) else bool(x) for x in out]
 
     # claim.lua
     def claim(self, queues: Sequence[str], count: int, worker_id: str,
@@ -87,7 +91,8 @@ class Scripts:
         keys: list[str] = []
         for q in queues:
             keys += [k.pending(q), k.processing(q), k.dead(q), k.stats(q), k.history(q),
-                     k.marker(q), k.meta(q), k.job_prefix(q), k.scheduled(q), k.seq(q)]
+                     k.marker(q), k.meta(q), k.job_prefix(q), k.scheduled(q), k.seq(q),
+                     k.limits(q), k.limited(q), k.limit_prefix(q)]
         keys += [k.corrupt(q, "pending") for q in queues]
         claimed, notes, next_due, now = self._run(
             "claim", keys, [count, worker_id, s.lease_ms, s.dead_ttl_s * 1000,
@@ -207,8 +212,74 @@ class Scripts:
         deleted, left = self._run("purge", [k.state_set(queue, state), k.job_prefix(queue)], argv)
         return int(deleted), int(left)
 
+    # search.lua
+    def search(self, queue: str, state: str, offset: int, count: int, *, newest_first: bool,
+               task: str = "", text: str = "", limit: int = 50,
+               ) -> tuple[int, list[tuple[str, float]]]:
+        """Examine up to `count` entries of a state set from rank `offset` and return
+        (entries examined, matching (id, score)) for the task/text filter. Read-only."""
+        flat = self._run("search", [self.keys.state_set(queue, state), self.keys.job_prefix(queue)],
+                         [offset, count, "1" if newest_first else "0", task.lower(),
+                          text.lower(), limit])
+        return int(flat[0]), [(str(flat[i]), float(flat[i + 1])) for i in range(1, len(flat), 2)]
+
     # watch.lua
     def watch(self, queue: str, job_id: str) -> str | None:
         """Register a result waiter unless the job ended; returns its state (None: no job)."""
         state = self._run("watch", [self.keys.job(queue, job_id)], [])
         return str(state) if state else None
+
+    # depend.lua
+    def depend(self, parent_queue: str, parent_id: str, child_ref: str) -> str:
+        """Register `child_ref` as waiting for a parent; returns 'waiting', the parent's final
+        state if it already ended, or 'missing'."""
+        k = self.keys
+        return str(self._run("depend", [k.job(parent_queue, parent_id),
+                                        k.dependents(parent_queue, parent_id)], [child_ref]))
+
+    # resolve.lua
+    def resolve(self, queue: str, job_id: str, ended: Sequence[tuple[str, str]],
+                recheck_ms: int = 0) -> str:
+        """Tell a deferred job how some parents ended: (parent ref, state) pairs. Returns its
+        new state 'pending' | 'dead' | 'waiting', or 'gone' when it is not deferred."""
+        k, s = self.keys, self.settings
+        argv: list[Any] = [job_id, s.dead_ttl_s * 1000, s.history_minutes, recheck_ms]
+        for parent, state in ended:
+            argv += [parent, state]
+        return str(self._run("resolve", [k.scheduled(queue), k.pending(queue), k.seq(queue),
+                                         k.marker(queue), k.dead(queue), k.stats(queue),
+                                         k.history(queue), k.job(queue, job_id),
+                                         k.notify(queue, job_id)], argv))
+
+    # lead.lua
+    def lead(self, token: str, lease_ms: int, owner: str) -> tuple[int, int, int]:
+        """Become or stay the scheduler leader; returns (epoch or 0, now ms, lease ms left)."""
+        k = self.keys
+        epoch, now, left = self._run("lead", [k.scheduler_leader(), k.scheduler_epoch()],
+                                     [token, lease_ms, owner])
+        return int(epoch), int(now), int(left)
+
+    # resign.lua
+    def resign(self, token: str) -> bool:
+        """Give up the scheduler lease if this token holds it."""
+        return bool(self._run("resign", [self.keys.scheduler_leader()], [token]))
+
+    # advance.lua
+    def advance(self, token: str, name: str, rev: str, next_ms: int, last_tick_ms: int,
+                last_job_id: str, fired: int, missed: int) -> int:
+        """Record a schedule's progress; 1 done, 0 not the leader, -3 schedule changed."""
+        k = self.keys
+        return int(self._run("advance", [k.scheduler_leader(), k.schedules(), k.schedule(name)],
+                             [token, name, rev, next_ms, last_tick_ms, last_job_id, fired,
+                              missed]))
+
+    # fire.lua
+    def fire(self, queue: str, schedule: str, tick_ms: int, epoch: int, spec: JobSpec) -> int:
+        """Create the job of one tick: 1 created, 0 already fired, -3 queue full, -4 fenced
+        out by a newer leader."""
+        k = self.keys
+        return int(self._run("fire", [k.pending(queue), k.scheduled(queue), k.seq(queue),
+                                      k.stats(queue), k.meta(queue), k.marker(queue),
+                                      k.job_prefix(queue), k.ticks(queue)],
+                             [schedule, tick_ms, epoch, spec.id, spec.priority, spec.ttl_ms,
+                              *spec.fields()]))

@@ -112,3 +112,33 @@ def busy_loop(seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         pass
+
+
+@task
+def limited(path: str, seconds: float) -> int:
+    """Measure concurrency from inside the task: a file per running call in `path`/running;
+    append 'start end' (CLOCK_MONOTONIC, shared by all processes) and the number of running
+    calls seen at start to `path`/ledger."""
+    import threading
+
+    running = Path(path) / "running"
+    me = running / f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+    start = time.monotonic()
+    me.touch()
+    try:
+        seen = len(os.listdir(running))
+        time.sleep(seconds)
+    finally:
+        me.unlink()
+    with open(Path(path) / "ledger", "a") as f:
+        f.write(f"{start} {time.monotonic()} {seen}\n")
+    return seen
+
+
+@task(max_retries=0)
+def record_tick(path: str) -> str:
+    """Append the job's id (sched:<schedule>:<tick ms> for a periodic job) to `path`."""
+    job_id = current_job().id
+    with open(path, "a") as f:
+        f.write(job_id + "\n")
+    return job_id

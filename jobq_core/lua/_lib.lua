@@ -15,6 +15,35 @@ local function push_pending(pending, seq_key, marker, id, priority)
   redis.call('ZADD', marker, 0, 'm')
 end
 
+-- Scheduled scores from 2^52 ms up (far beyond any due time) mark *deferred* jobs: waiting on
+-- their dependencies, never promoted by time; resolve.lua releases them. The score is
+-- DEFERRED_MS + the time the dependencies are next checked (see dependencies.py).
+local DEFERRED_MS = 4503599627370496
+
+-- Write a new job's hash (`fields`: flat list, extended here) and queue it: pending; or
+-- scheduled at now + delay_ms; or deferred when delay_ms is -1 (its ttl then starts when it
+-- is released). q = {pending=, scheduled=, seq=, marker=}. Returns the job's state.
+local function create_job(q, job, id, priority, delay_ms, ttl_ms, fields, now)
+  fields[#fields + 1] = 'enqueued_ms'; fields[#fields + 1] = now
+  if ttl_ms > 0 and delay_ms >= 0 then
+    fields[#fields + 1] = 'expires_ms'; fields[#fields + 1] = now + delay_ms + ttl_ms
+  elseif ttl_ms > 0 then
+    fields[#fields + 1] = 'ttl_ms'; fields[#fields + 1] = ttl_ms
+  end
+  local state = 'pending'
+  if delay_ms ~= 0 then state = 'scheduled' end
+  fields[#fields + 1] = 'state'; fields[#fields + 1] = state
+  redis.call('HSET', job, unpack(fields))
+  if delay_ms > 0 then
+    redis.call('ZADD', q.scheduled, now + delay_ms, id)
+  elseif delay_ms < 0 then
+    redis.call('ZADD', q.scheduled, DEFERRED_MS + now, id)
+  else
+    push_pending(q.pending, q.seq, q.marker, id, priority)
+  end
+  return state
+end
+
 -- Put a job that was already in flight (lease expired, or handed back by a stopping worker)
 -- at the head of its priority band: it had reached the front once, and sending it behind
 -- the whole backlog would delay its rerun by the backlog's length. Score = band + 0, below

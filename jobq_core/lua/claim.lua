@@ -1,25 +1,41 @@
 -- claim.lua: pending -> processing under a lease, for up to ARGV[1] jobs, queues in order.
--- KEYS: 10 per queue, in priority order of the queues:
+-- KEYS: 13 per queue, in priority order of the queues:
 --   +1 pending  +2 processing  +3 dead  +4 stats  +5 history  +6 marker  +7 meta  +8 job prefix
---   +9 scheduled  +10 seq  then one trailing key per queue (same order): where a pending key of
---   the wrong type is set aside.
+--   +9 scheduled  +10 seq  +11 limits  +12 limited  +13 limit prefix
+--   then one trailing key per queue (same order): where a pending key of the wrong type is
+--   set aside.
 -- ARGV[1] max jobs  ARGV[2] worker id  ARGV[3] lease ms  ARGV[4] dead ttl ms  ARGV[5] history size
--- ARGV[6] max due jobs promoted per queue (scheduled -> pending first, as promote.lua)
+-- ARGV[6] max due jobs promoted per queue (scheduled -> pending first, as promote.lua); also
+--   the most parked jobs released per limit key per call; ten times it bounds the jobs parked
 -- Returns {claimed, notes, next due ms (-1 none), now ms}: claimed = list of
 --   {queue index, id, lease token, field, value, ...}; notes = strings describing entries moved
---   to dead or keys set aside.
+--   to dead or keys set aside. The next due time also covers parked jobs waiting for a rate.
 -- A job past its expires_ms goes to dead "expired"; an id without a hash, or whose hash has the
 -- wrong type, goes to dead with a reason; none of these count against ARGV[1].
+--
+-- Limits (limits.py). A job's limit key is its 'limit_key' field, else its task name. A key in
+-- the queue's limits hash ('<concurrency> <rate> <per ms>', 0 = no cap) caps, for all workers,
+-- how many of its jobs are processing at once and how many start in any window of <per> ms
+-- (a sliding log of start times, '<limit prefix><key>:started'). A job over its limit is *parked*, not claimed: moved with its pending score
+-- to the key's parked zset ('<limit prefix><key>:parked'), so jobs behind it still run and
+-- nobody polls it. The limited zset holds keys with parked jobs -> when they may have room:
+-- the time a start leaves the rate window, or 0 for "when one of its jobs stops processing" (checked at every
+-- claim; limits.LimitHook sets the marker when such a job ends). Parked jobs go back to
+-- pending in their old order as room appears. Processing jobs of a key with a concurrency cap
+-- are in '<limit prefix><key>:running'; members that stopped processing are dropped lazily,
+-- when the set is at the cap, so no other script needs to know about limits.
 local want = tonumber(ARGV[1])
 local worker, lease_ms = ARGV[2], tonumber(ARGV[3])
 local dead_ttl, hist_size = tonumber(ARGV[4]), tonumber(ARGV[5])
-local nq = math.floor(#KEYS / 11)
+local STRIDE = 13
+local nq = math.floor(#KEYS / (STRIDE + 1))
+local batch = tonumber(ARGV[6])
 local soonest = -1
 local now = now_ms()
 local claimed, notes = {}, {}
 
 local function bury(qi, job, id, reason)
-  local b = (qi - 1) * 10
+  local b = (qi - 1) * STRIDE
   redis.call('HSET', job, 'state', 'dead', 'reason', reason, 'finished_ms', now)
   retain(KEYS[b + 3], job, id, now, dead_ttl)
   redis.call('HINCRBY', KEYS[b + 4], 'dead', 1)
@@ -27,20 +43,128 @@ local function bury(qi, job, id, reason)
   notes[#notes + 1] = 'dead ' .. id .. ': ' .. reason
 end
 
+-- Limits of one queue: lim = {limits=, limited=, lp= (limit prefix), prefix= (job prefix),
+-- cache = {key -> {conc, rate, per} or false}, blocked = {key -> when, found in this call}}.
+local function limit_of(lim, key)
+  local v = lim.cache[key]
+  if v == nil then
+    v = false
+    local raw = redis.call('HGET', lim.limits, key)
+    if raw then
+      local c, r, p = string.match(raw, '^(%d+) (%d+) (%d+)$')
+      if c then v = {conc = tonumber(c), rate = tonumber(r), per = tonumber(p)} end
+    end
+    lim.cache[key] = v
+  end
+  return v
+end
+
+local function running(lim, key, cap)
+  local set = lim.lp .. key .. ':running'
+  local n = redis.call('SCARD', set)
+  if n >= cap then
+    for _, id in ipairs(redis.call('SMEMBERS', set)) do
+      if redis.pcall('HGET', lim.prefix .. id, 'state') ~= 'processing' then
+        redis.call('SREM', set, id)
+        n = n - 1
+      end
+    end
+  end
+  return n
+end
+
+-- Starts of `key` in the last period (a sliding log, so no window of `per` ms ever holds more
+-- than `rate` starts), and when the oldest of them leaves the window.
+local function rate_window(lim, key, l)
+  local log = lim.lp .. key .. ':started'
+  redis.call('ZREMRANGEBYSCORE', log, '-inf', now - l.per)
+  local n = redis.call('ZCARD', log)
+  local free_at = now
+  if n > 0 then free_at = tonumber(redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')[2]) + l.per end
+  return n, free_at, log
+end
+
+-- How many jobs of `key` may start now, and when there may be room if none (0: when one of
+-- its processing jobs stops).
+local function room(lim, key, l)
+  if not l then return math.huge, 0 end
+  local free = math.huge
+  if l.conc > 0 then
+    free = l.conc - running(lim, key, l.conc)
+    if free <= 0 then return 0, 0 end
+  end
+  if l.rate > 0 then
+    local n, free_at = rate_window(lim, key, l)
+    if n >= l.rate then return 0, free_at end
+    if l.rate - n < free then free = l.rate - n end
+  end
+  return free, 0
+end
+
+-- Take a place for job `id` of `key` if the limit has room; else return false and when.
+local function admit(lim, key, l, id)
+  if lim.blocked[key] then return false, lim.blocked[key] end
+  if l.conc > 0 and running(lim, key, l.conc) >= l.conc then return false, 0 end
+  if l.rate > 0 then
+    local n, free_at, log = rate_window(lim, key, l)
+    if n >= l.rate then return false, free_at end
+    redis.call('ZADD', log, now, id .. '@' .. now)
+    redis.call('PEXPIRE', log, l.per + 1000)
+  end
+  if l.conc > 0 then redis.call('SADD', lim.lp .. key .. ':running', id) end
+  return true
+end
+
+local function park(lim, key, id, score, when)
+  lim.blocked[key] = when
+  redis.call('ZADD', lim.lp .. key .. ':parked', score, id)
+  redis.call('ZADD', lim.limited, when, key)
+end
+
+-- Move parked jobs of keys that have room again back to pending (bounded per call).
+local function unpark(lim, pending)
+  for _, key in ipairs(redis.call('ZRANGEBYSCORE', lim.limited, '-inf', now, 'LIMIT', 0, 20)) do
+    local parked = lim.lp .. key .. ':parked'
+    local free, when = room(lim, key, limit_of(lim, key))
+    local moved = 0
+    while moved < free and moved < batch do
+      local e = redis.call('ZPOPMIN', parked)
+      if #e == 0 then break end
+      -- Only jobs still pending: one cancelled or purged while parked is dropped here.
+      if redis.pcall('HGET', lim.prefix .. e[1], 'state') == 'pending' then
+        redis.call('ZADD', pending, e[2], e[1])
+        moved = moved + 1
+      end
+    end
+    if redis.call('EXISTS', parked) == 0 then
+      redis.call('ZREM', lim.limited, key)
+    elseif moved < batch then
+      redis.call('ZADD', lim.limited, when, key)
+    end
+  end
+end
+
 for qi = 1, nq do
   if #claimed >= want then break end
-  local b = (qi - 1) * 10
+  local b = (qi - 1) * STRIDE
   local pending, prefix = KEYS[b + 1], KEYS[b + 8]
   local ptype = redis.call('TYPE', pending)['ok']
   if ptype ~= 'zset' and ptype ~= 'none' then
     -- Set the broken key aside so the queue works again; an operator can inspect it.
-    redis.call('RENAME', pending, KEYS[nq * 10 + qi])
-    notes[#notes + 1] = 'corrupt ' .. pending .. ' had type ' .. ptype .. '; moved to ' .. KEYS[nq * 10 + qi]
+    redis.call('RENAME', pending, KEYS[nq * STRIDE + qi])
+    notes[#notes + 1] = 'corrupt ' .. pending .. ' had type ' .. ptype .. '; moved to ' .. KEYS[nq * STRIDE + qi]
   elseif redis.call('HGET', KEYS[b + 7], 'paused') ~= '1' then
-    promote_due(KEYS[b + 9], pending, KEYS[b + 10], KEYS[b + 6], prefix, now, tonumber(ARGV[6]))
+    promote_due(KEYS[b + 9], pending, KEYS[b + 10], KEYS[b + 6], prefix, now, batch)
     local due = next_due(KEYS[b + 9])
     if due >= 0 and (soonest < 0 or due < soonest) then soonest = due end
-    while #claimed < want do
+    local lim = nil
+    if redis.call('EXISTS', KEYS[b + 11]) == 1 or redis.call('EXISTS', KEYS[b + 12]) == 1 then
+      lim = {limits = KEYS[b + 11], limited = KEYS[b + 12], lp = KEYS[b + 13], prefix = prefix,
+             cache = {}, blocked = {}}
+      unpark(lim, pending)
+    end
+    local parked_n = 0
+    while #claimed < want and parked_n < batch * 10 do
       local top = redis.call('ZPOPMIN', pending)
       if #top == 0 then break end
       local id = top[1]
@@ -53,9 +177,22 @@ for qi = 1, nq do
         bury(qi, job, id, 'malformed job data: key had type ' .. jtype .. '; kept at ' .. job .. ':corrupt')
       else
         local expires = tonumber(redis.call('HGET', job, 'expires_ms') or '0') or 0
-        if expires > 0 and now > expires then
+        local expired = expires > 0 and now > expires
+        local key, l = nil, false
+        if lim and not expired then
+          local f = redis.call('HMGET', job, 'limit_key', 'task')
+          key = f[1] or f[2]
+          if key then l = limit_of(lim, key) end
+        end
+        local ok, when = true, 0
+        if l then ok, when = admit(lim, key, l, id) end
+        if expired then
           bury(qi, job, id, 'expired: ttl passed before the job started')
+        elseif not ok then
+          park(lim, key, id, top[2], when)
+          parked_n = parked_n + 1
         else
+          if l and l.conc > 0 then redis.call('HSET', job, 'limit', key) end
           local deliveries = redis.call('HINCRBY', job, 'deliveries', 1)
           local token = worker .. '/' .. deliveries
           redis.call('HSET', job, 'state', 'processing', 'lease', token, 'worker', worker,
@@ -70,6 +207,13 @@ for qi = 1, nq do
     end
     -- More left: keep the marker so another idle worker wakes up and shares the work.
     if redis.call('ZCARD', pending) > 0 then redis.call('ZADD', KEYS[b + 6], 0, 'm') end
+    if lim then
+      local nxt = redis.call('ZRANGEBYSCORE', lim.limited, '(' .. now, '+inf', 'LIMIT', 0, 1,
+                             'WITHSCORES')
+      if #nxt > 0 and (soonest < 0 or tonumber(nxt[2]) < soonest) then
+        soonest = tonumber(nxt[2])
+      end
+    end
   end
 end
 return {claimed, notes, soonest, now}

@@ -30,7 +30,7 @@ log = logging.getLogger("jobq.worker")
 class Heartbeat(threading.Thread):
     def __init__(self, settings: Settings, worker_id: str, queues: Sequence[str], pool: Pool,
                  scripts: Scripts, client: redis.Redis, counters: Callable[[], tuple[int, int]],
-                 ) -> None:
+                 after_beat: Callable[[], None] | None = None) -> None:
         super().__init__(name="jobq-heartbeat", daemon=True)
         self.settings = settings
         self.worker_id = worker_id
@@ -39,6 +39,7 @@ class Heartbeat(threading.Thread):
         self.scripts = scripts
         self.client = client
         self.counters = counters
+        self.after_beat = after_beat
         self.keys = Keyspace(settings.prefix)
         self.stopping = threading.Event()
         self.state = "starting"
@@ -68,6 +69,8 @@ class Heartbeat(threading.Thread):
                 self._down_since = sent
                 log.error("heartbeat failed: %s", exc)
         self.pool.fence(time.monotonic())
+        if self.after_beat is not None:
+            self.after_beat()
 
     def _renew(self, sent: float) -> None:
         by_queue: dict[str, list[tuple[str, str]]] = defaultdict(list)

@@ -349,6 +349,8 @@ class Pool:
                     entry.slot = slot
                     entry.started = time.monotonic()
                     return job
+            # Not run: the settler only has to forget it (the stopping worker or the new
+            # lease holder owns it now).
             self._settle.put((job, Outcome(CRASH, reason="aborted before it started")))
 
     def _executed(self, job: Claimed, outcome: Outcome) -> None:
@@ -376,7 +378,9 @@ class Pool:
         with self._cond:
             for job, outcome in batch:
                 entry = self._held.get(job.id)
-                if entry is not None and entry.aborted:
+                if entry is not None and entry.aborted and entry.slot is None:
+                    pass  # never started (stopping, or its lease was lost while it waited)
+                elif entry is not None and entry.aborted:
                     log.warning("dropped the outcome of job %s (%s): %s", job.id, outcome.kind,
                                 entry.aborted)
                 elif entry is not None:

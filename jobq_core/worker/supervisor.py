@@ -30,6 +30,7 @@ from ..registry import registered
 from ..scripts import Scripts
 from .fetch import Fetcher, Recorder
 from .heartbeat import Heartbeat
+from .hooks import Hooks, WorkerHook
 from .pool import Pool
 from .runner import Outcome
 
@@ -40,12 +41,15 @@ class Worker:
     """Runs jobs from `queues` (earlier queues first) until stopped.
 
     `imports` are modules that register the tasks this worker may run. Settings give the
-    concurrency, pool ("process" or "thread"), lease, heartbeat and grace.
+    concurrency, pool ("process" or "thread"), lease, heartbeat and grace. `hooks` add
+    optional behaviour (see worker.hooks); `with_scheduler=True` also runs a periodic
+    scheduler in a thread (it fires only while it holds the scheduler leader lease).
     """
 
     def __init__(self, queues: Sequence[str] | str = ("default",),
                  settings: Settings | None = None, *, imports: Sequence[str] = (),
-                 name: str | None = None, **overrides: Any) -> None:
+                 name: str | None = None, hooks: Sequence[WorkerHook] = (),
+                 with_scheduler: bool = False, **overrides: Any) -> None:
         queue_list = [queues] if isinstance(queues, str) else list(queues)
         if not queue_list:
             raise JobqError("a worker needs at least one queue")
@@ -72,9 +76,11 @@ class Worker:
         self.recorder = Recorder(s, self.scripts, self.id, self.hard_stop, self._job_handle)
         self.pool = Pool(s, self._child_imports(), self._on_done, self.client)
         self.fetch = Fetcher(s, self.queues, self.id, self.scripts, connect(s, blocking=True))
+        self.hooks = Hooks([*_builtin_hooks(with_scheduler), *hooks])
         self.heartbeat = Heartbeat(s, self.id, self.queues, self.pool, self.scripts,
                                    self.beat_client,
-                                   lambda: (self.recorder.done, self.recorder.failed))
+                                   lambda: (self.recorder.done, self.recorder.failed),
+                                   after_beat=lambda: self.hooks.after_beat(self))
         self._queue_handles: dict[str, Any] = {}
 
     def work(self, burst: bool = False) -> int:
@@ -129,6 +135,7 @@ class Worker:
         except RedisUnavailable as exc:
             log.error("%s (the worker keeps trying)", exc)
         self.heartbeat.start()
+        self.hooks.after_start(self)
         self.ready.set()
         log.info("worker %s started: queues=%s pool=%s concurrency=%d", self.id,
                  ",".join(self.queues), self.settings.pool, self.settings.concurrency)
@@ -146,6 +153,7 @@ class Worker:
 
     def _stop(self) -> None:
         self.heartbeat.state = "stopping"
+        self.hooks.before_stop(self)
         asked = self._stop_asked or time.monotonic()
         grace = max(0.0, asked + self.settings.grace_s - time.monotonic())
         left = self.pool.stop(grace, self.hard_stop)
@@ -180,7 +188,9 @@ class Worker:
 
     # -- helpers -------------------------------------------------------------------------
     def _on_done(self, outcomes: Sequence[tuple[Claimed, Outcome]]) -> None:
-        self.recorder.record_many(outcomes)
+        states = self.recorder.record_many(outcomes)
+        for (job, _), state in zip(outcomes, states, strict=True):
+            self.hooks.after_job(self, job, state)
 
     def _child_imports(self) -> list[str]:
         modules = {t.fn.__module__ for t in registered().values()}
@@ -195,3 +205,16 @@ class Worker:
             q = self._queue_handles[job.queue] = Queue(job.queue, settings=self.settings,
                                                        redis=self.client)
         return Job(q, job.id, job.fields)
+
+
+def _builtin_hooks(with_scheduler: bool) -> list[WorkerHook]:
+    """Hooks every worker runs (job dependencies, limits), and the embedded scheduler."""
+    from ..dependencies import DependencyHook
+    from ..limits import LimitHook
+
+    hooks: list[WorkerHook] = [DependencyHook(), LimitHook()]
+    if with_scheduler:
+        from ..scheduler import SchedulerHook
+
+        hooks.append(SchedulerHook())
+    return hooks

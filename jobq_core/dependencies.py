@@ -1,0 +1,232 @@
+"""Job dependencies: deferred jobs that wait for their parents, and groups (fan-out / fan-in).
+
+A job enqueued with `depends_on=[...]` is written *deferred*: status "scheduled", scored
+DEFERRED_MS + the time of its next check in its queue's scheduled zset (so time never
+promotes it), with a field 'dep:<parent ref>' per parent still to hear from. It is then
+registered with each parent (depend.lua, in the parent's queue). When a parent ends,
+resolve.lua (in the child's queue) releases the child to pending once every parent ended,
+or sends it to dead "dependency failed" when a parent did not complete (unless the child
+has allow_failure); a child sent to dead takes its own dependents with it, transitively.
+
+Parents and children may be in different queues, hence different cluster slots, so ending
+a parent and resolving its children are two steps: the worker that ended the parent takes
+the second at once (DependencyHook.after_job). When that step does not happen (a crash in
+between, a parent that died of lease expiry or was cancelled by a script, a dependent added
+while its parent was already running), every worker's heartbeat sweeps the deferred jobs
+due for a check and reads their parents' states; checks back off from 1 s to 60 s with the
+job's age, so a child never waits forever and an idle flow costs almost nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, JobNotFound
+from .job import DEFERRED_MS, FINAL_STATES, Claimed, Job
+from .keys import check_queue_name, require_job_id
+from .scripts import Scripts
+from .worker.hooks import WorkerHook
+
+if TYPE_CHECKING:
+    from .queue import Queue
+    from .worker import Worker
+
+MIN_CHECK_MS, MAX_CHECK_MS = 1_000, 60_000
+
+
+def job_ref(queue: str, job_id: str) -> str:
+    """The 'queue/id' string naming a job across queues."""
+    return f"{queue}/{job_id}"
+
+
+def parse_ref(ref: str, default_queue: str) -> tuple[str, str]:
+    """(queue, id) of 'queue/id', or of a bare id in `default_queue`; raises ConfigError."""
+    queue, sep, job_id = ref.rpartition("/")
+    return check_queue_name(queue if sep else default_queue), require_job_id(job_id)
+
+
+def parent_refs(depends_on: object, default_queue: str) -> tuple[str, ...]:
+    """Normalise `depends_on` (a Job, a Group, an id, 'queue/id', or a list of them) to refs."""
+    items: Iterable[object]
+    if depends_on is None:
+        return ()
+    if isinstance(depends_on, Job | Group | str):
+        items = [depends_on]
+    elif isinstance(depends_on, Iterable):
+        items = depends_on
+    else:
+        raise ConfigError(f"depends_on takes jobs, job ids or 'queue/id' refs, not {depends_on!r}")
+    refs: list[str] = []
+    for item in items:
+        if isinstance(item, Job):
+            refs.append(job_ref(item.queue.name, item.id))
+        elif isinstance(item, Group):
+            refs += [job_ref(j.queue.name, j.id) for j in item.all_jobs]
+        elif isinstance(item, str):
+            refs.append(job_ref(*parse_ref(item, default_queue)))
+        else:
+            raise ConfigError(f"depends_on takes jobs, job ids or 'queue/id' refs, not {item!r}")
+    return tuple(dict.fromkeys(refs))
+
+
+def dependency_fields(refs: Sequence[str], allow_failure: bool) -> dict[str, str]:
+    """Hash fields of a job written deferred on `refs`."""
+    fields = {"depends_on": json.dumps(list(refs)), "deps_left": str(len(refs))}
+    fields.update({f"dep:{ref}": "1" for ref in refs})
+    if allow_failure:
+        fields["allow_failure"] = "1"
+    return fields
+
+
+class Dependencies:
+    """Registers deferred jobs with their parents and resolves them when parents end."""
+
+    def __init__(self, scripts: Scripts) -> None:
+        self.scripts = scripts
+        self.client = scripts.client
+        self.keys = scripts.keys
+
+    def check_parents(self, refs: Iterable[str]) -> None:
+        """Raise JobNotFound naming the first parent that does not exist."""
+        parents = [parse_ref(ref, "default") for ref in dict.fromkeys(refs)]
+        pipe = self.client.pipeline(transaction=False)
+        for q, job_id in parents:
+            pipe.exists(self.keys.job(q, job_id))
+        for (q, job_id), found in zip(parents, pipe.execute(), strict=True):
+            if not found:
+                raise JobNotFound(f"depends_on names job {job_id} in queue {q!r}, which does "
+                                  "not exist (never enqueued, or its retention ended)")
+
+    def register(self, queue: str, job_id: str, refs: Sequence[str]) -> str:
+        """Register a freshly written deferred job with its parents; returns its state."""
+        child = job_ref(queue, job_id)
+        ended = []
+        for ref in refs:
+            pq, pid = parse_ref(ref, queue)
+            state = self.scripts.depend(pq, pid, child)
+            if state != "waiting":
+                ended.append((ref, state))
+        if not ended:
+            return "scheduled"
+        return self._resolve(queue, job_id, ended)
+
+    def ended(self, queue: str, job_id: str, state: str) -> None:
+        """Job `job_id` ended in `state`: resolve its dependents, and theirs if they die."""
+        todo = deque([(queue, job_id, state)])
+        while todo:
+            q, jid, st = todo.popleft()
+            key = self.keys.dependents(q, jid)
+            for child in sorted(str(c) for c in self.client.smembers(key)):
+                cq, cid = parse_ref(child, q)
+                if self.scripts.resolve(cq, cid, [(job_ref(q, jid), st)]) == "dead":
+                    todo.append((cq, cid, "dead"))
+            self.client.delete(key)
+
+    def sweep(self, queue: str, limit: int = 100) -> int:
+        """Check up to `limit` deferred jobs of `queue` that are due for a check against
+        their parents' states; returns how many were released or sent to dead."""
+        now = _server_ms(self.client)
+        due: Any = self.client.zrangebyscore(self.keys.scheduled(queue), DEFERRED_MS,
+                                             DEFERRED_MS + now, start=0, num=limit)
+        changed = 0
+        for job_id in due:
+            raw = self.client.hmget(self.keys.job(queue, job_id), ["depends_on", "enqueued_ms"])
+            refs, enqueued = _loads_refs(raw[0]), int(raw[1] or now)
+            ended = self._parent_states(queue, refs)
+            age = max(0, now - enqueued)
+            recheck = min(MAX_CHECK_MS, max(MIN_CHECK_MS, age // 4))
+            state = self._resolve(queue, job_id, ended, recheck)
+            changed += state in ("pending", "dead")
+        return changed
+
+    def _parent_states(self, queue: str, refs: Sequence[str]) -> list[tuple[str, str]]:
+        pipe = self.client.pipeline(transaction=False)
+        for ref in refs:
+            pq, pid = parse_ref(ref, queue)
+            pipe.hget(self.keys.job(pq, pid), "state")
+        states = pipe.execute(raise_on_error=False)
+        ended = []
+        for ref, state in zip(refs, states, strict=True):
+            if not isinstance(state, str):
+                ended.append((ref, "missing"))
+            elif state in FINAL_STATES:
+                ended.append((ref, state))
+        return ended
+
+    def _resolve(self, queue: str, job_id: str, ended: Sequence[tuple[str, str]],
+                 recheck_ms: int = 0) -> str:
+        state = self.scripts.resolve(queue, job_id, ended, recheck_ms)
+        if state == "dead":
+            self.ended(queue, job_id, "dead")
+        return state
+
+
+def _loads_refs(raw: object) -> list[str]:
+    try:
+        refs = json.loads(raw) if isinstance(raw, str) else []
+    except json.JSONDecodeError:
+        return []
+    return [r for r in refs if isinstance(r, str)] if isinstance(refs, list) else []
+
+
+def _server_ms(client: Any) -> int:
+    try:
+        sec, usec = client.time()
+        return int(sec) * 1000 + int(usec) // 1000
+    except Exception:  # a client without TIME (a proxy): the local clock is good enough here
+        return int(time.time() * 1000)
+
+
+class DependencyHook(WorkerHook):
+    """Resolves the dependents of jobs this worker ended; sweeps its queues' deferred jobs."""
+
+    def after_job(self, worker: Worker, job: Claimed, state: str) -> None:
+        if state in FINAL_STATES and job.fields.get("dependents"):
+            Dependencies(worker.scripts).ended(job.queue, job.id, state)
+
+    def after_beat(self, worker: Worker) -> None:
+        deps = Dependencies(worker.scripts)
+        for queue in worker.queues:
+            deps.sweep(queue)
+
+
+@dataclass
+class Group:
+    """Jobs enqueued together, and the callback job that waits for all of them."""
+
+    jobs: list[Job]
+    callback: Job | None = None
+
+    @property
+    def all_jobs(self) -> list[Job]:
+        return [*self.jobs, *([self.callback] if self.callback else [])]
+
+    def results(self, timeout_s: float = 5.0) -> list[Any]:
+        """Results of the group's jobs in order (not the callback); raises JobFailed/Timeout."""
+        deadline = time.monotonic() + timeout_s
+        return [job.result(timeout_s=max(0.0, deadline - time.monotonic())) for job in self.jobs]
+
+
+def group(queue: Queue, calls: Iterable[Any], callback: object | None = None, *,
+          callback_args: Sequence[Any] = (), callback_kwargs: Mapping[str, Any] | None = None,
+          allow_failure: bool = False, **callback_options: Any) -> Group:
+    """Fan out `calls` (as Queue.enqueue_many takes them) and fan in with `callback`.
+
+    The callback job depends on every job of the group: it runs once all completed (or all
+    ended, with `allow_failure`), else goes to dead "dependency failed". Its meta holds
+    {"group": ['queue/id', ...]} so the callback task can look the jobs up.
+    """
+    jobs = queue.enqueue_many(calls)
+    if callback is None:
+        return Group(jobs)
+    refs = [job_ref(j.queue.name, j.id) for j in jobs]
+    meta = {**callback_options.pop("meta", {}), "group": refs}
+    cb = queue.enqueue_call(callback, args=callback_args, kwargs=callback_kwargs,
+                            depends_on=jobs, allow_failure=allow_failure, meta=meta,
+                            **callback_options)
+    return Group(jobs, cb)

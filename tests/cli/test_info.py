@@ -1,0 +1,96 @@
+"""`jobq info`: bars, workers, throughput; --json; --interval refreshes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+from jobq_core import Queue, Settings
+from tests import tasks
+from tests.cli.conftest import Jobq
+from tests.helpers import ROOT, drain, worker_env, worker_thread
+
+
+def test_info_text_shows_queues_states_and_bars(jobq: Jobq, queue: Queue,
+                                                settings: Settings) -> None:
+    queue.enqueue(tasks.add, 1, 1)
+    queue.enqueue(tasks.boom_once)
+    drain(settings)
+    queue.enqueue(tasks.add, 2, 2)
+    run = jobq("info")
+    assert run.code == 0
+    for word in ("default", "pending", "completed", "failed", "dead", "workers: 0",
+                 "last 15 min: 1 completed"):
+        assert word in run.out, run.out
+    assert "█" in run.out  # the bars
+    assert "\x1b[" not in run.out  # no colour codes on a pipe
+
+
+def test_info_json(jobq: Jobq, queue: Queue, settings: Settings) -> None:
+    queue.enqueue(tasks.add, 1, 1)
+    queue.enqueue(tasks.boom_once)
+    drain(settings)
+    Queue("low", settings=settings).enqueue(tasks.add, 1, 1)
+    with worker_thread(settings, ["low", "default"]) as w:
+        data = jobq("info", "--json", "--minutes", "5").json
+        assert [q["name"] for q in data["queues"]] == ["default", "low"]
+        default = data["queues"][0]
+        assert default["counts"]["completed"] == 1 and default["counts"]["failed"] == 1
+        assert default["paused"] is False and default["stats"]["enqueued"] == 2
+        assert data["throughput"]["minutes"] == 5
+        assert data["throughput"]["completed"] >= 1 and data["throughput"]["failed"] == 1
+        assert len(data["throughput"]["per_minute"]) == 5
+        assert [x["id"] for x in data["workers"]] == [w.id]
+        assert data["workers"][0]["state"] in ("idle", "busy")
+        assert data["workers"][0]["queues"] == ["low", "default"]
+        assert data["server"]["version"]
+        only = jobq("info", "--json", "-q", "low").json
+        assert [q["name"] for q in only["queues"]] == ["low"]
+
+
+def test_info_empty(jobq: Jobq) -> None:
+    run = jobq("info")
+    assert run.code == 0 and "no queues yet" in run.out
+
+
+def test_info_interval_json_lines_until_ctrl_c(settings: Settings, queue: Queue) -> None:
+    queue.enqueue(tasks.add, 1, 1)
+    proc = subprocess.Popen([sys.executable, "-m", "jobq_core", "info", "--interval", "0.2",
+                             "--json"], env=worker_env(settings), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        first = json.loads(proc.stdout.readline())
+        queue.enqueue(tasks.add, 2, 2)
+        counts = []
+        for _ in range(20):
+            data = json.loads(proc.stdout.readline())
+            counts.append(data["queues"][0]["counts"]["pending"])
+            if counts[-1] == 2:
+                break
+        assert first["queues"][0]["counts"]["pending"] == 1 and counts[-1] == 2
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_info_interval_text_refreshes(settings: Settings, queue: Queue) -> None:
+    queue.enqueue(tasks.add, 1, 1)
+    proc = subprocess.Popen([sys.executable, "-m", "jobq_core", "info", "--interval", "0.2"],
+                            env=worker_env(settings), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    seen = 0
+    try:
+        for line in proc.stdout:
+            seen += line.startswith("Redis ")
+            if seen == 3:
+                break
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert seen == 3 and proc.returncode == 0, err

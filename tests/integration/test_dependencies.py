@@ -1,0 +1,148 @@
+"""Dependencies: deferred jobs, chains, transitive failure, groups, and the sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from jobq_core import JobNotFound, Queue, Settings, Worker, group
+from jobq_core.dependencies import Dependencies
+from jobq_core.job import DEFERRED_MS
+from tests import tasks
+
+
+def work(settings: Settings, queues: tuple[str, ...] = ("default",)) -> None:
+    Worker(list(queues), settings, imports=["tests.tasks"], pool="thread",
+           concurrency=4).work(burst=True)
+
+
+def test_chain_runs_in_order(queue: Queue, settings: Settings, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    a = queue.enqueue(tasks.append_line, str(ledger), "A")
+    b = queue.enqueue_call(tasks.append_line, args=(str(ledger), "B"), depends_on=a)
+    c = queue.enqueue_call(tasks.append_line, args=(str(ledger), "C"), depends_on=[b])
+    assert (a.status, b.status, c.status) == ("pending", "scheduled", "scheduled")
+    assert queue.count("pending") == 1
+    work(settings)
+    assert ledger.read_text().split() == ["A", "B", "C"]
+    for j in (a, b, c):
+        assert j.refresh().status == "completed"
+    assert int(b.fields["started_ms"]) >= int(a.fields["finished_ms"])
+    assert int(c.fields["started_ms"]) >= int(b.fields["finished_ms"])
+
+
+def test_failing_parent_sends_the_chain_to_dead(queue: Queue, settings: Settings,
+                                                tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    a = queue.enqueue(tasks.boom_once)
+    b = queue.enqueue_call(tasks.append_line, args=(str(ledger), "B"), depends_on=a)
+    c = queue.enqueue_call(tasks.append_line, args=(str(ledger), "C"), depends_on=b)
+    work(settings)
+    assert a.refresh().status == "failed"
+    assert b.refresh().status == "dead" and c.refresh().status == "dead"
+    assert b.reason == f"dependency failed: job default/{a.id} ended failed"
+    assert c.reason == f"dependency failed: job default/{b.id} ended dead"
+    assert not ledger.exists()
+    assert queue.count("scheduled") == 0 and queue.count("dead") == 2
+
+
+def test_allow_failure_runs_after_a_failed_parent(queue: Queue, settings: Settings) -> None:
+    a = queue.enqueue(tasks.boom_once)
+    b = queue.enqueue_call(tasks.add, args=(1, 1), depends_on=a, allow_failure=True)
+    work(settings)
+    assert a.refresh().status == "failed"
+    assert b.refresh().status == "completed"
+
+
+def test_parent_that_already_ended(queue: Queue, settings: Settings) -> None:
+    done = queue.enqueue(tasks.add, 1, 1)
+    bad = queue.enqueue(tasks.boom_once)
+    work(settings)
+    assert queue.enqueue_call(tasks.add, args=(2, 2), depends_on=done).status == "pending"
+    dead = queue.enqueue_call(tasks.add, args=(2, 2), depends_on=[done, bad])
+    assert dead.status == "dead"
+    assert dead.refresh().reason.startswith("dependency failed")
+
+
+def test_missing_parent_is_refused_before_writing(queue: Queue) -> None:
+    with pytest.raises(JobNotFound):
+        queue.enqueue_call(tasks.add, args=(1, 1), depends_on="nope")
+    assert queue.count("scheduled") == 0 and queue.count("pending") == 0
+
+
+def test_dependencies_across_queues(settings: Settings, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    first, second = Queue("first", settings=settings), Queue("second", settings=settings)
+    a = first.enqueue(tasks.append_line, str(ledger), "A")
+    b = second.enqueue_call(tasks.append_line, args=(str(ledger), "B"), depends_on=a)
+    c = first.enqueue_call(tasks.append_line, args=(str(ledger), "C"),
+                           depends_on=f"second/{b.id}")
+    work(settings, ("second", "first"))
+    assert ledger.read_text().split() == ["A", "B", "C"]
+    assert c.refresh().status == "completed"
+
+
+def test_cancelled_parent_sends_child_to_dead(queue: Queue) -> None:
+    a = queue.enqueue_call(tasks.add, args=(1, 1), delay_s=60)
+    b = queue.enqueue_call(tasks.add, args=(1, 1), depends_on=a)
+    assert a.cancel()
+    assert b.refresh().status == "dead"
+    assert b.reason.endswith("ended cancelled")
+
+
+def test_cancel_a_deferred_job(queue: Queue) -> None:
+    a = queue.enqueue_call(tasks.add, args=(1, 1), delay_s=60)
+    b = queue.enqueue_call(tasks.add, args=(1, 1), depends_on=a)
+    assert b.cancel()
+    assert b.refresh().status == "cancelled"
+    assert queue.count("scheduled") == 1
+
+
+def test_group_fans_out_and_in(queue: Queue, settings: Settings) -> None:
+    g = group(queue, [(tasks.add, (i, i)) for i in range(5)], tasks.echo,
+              callback_args=("done",))
+    assert g.callback is not None and g.callback.status == "scheduled"
+    work(settings)
+    assert g.results(timeout_s=1) == [0, 2, 4, 6, 8]
+    assert g.callback.result(timeout_s=1) == {"args": ["done"], "kwargs": {}}
+    assert g.callback.refresh().meta["group"] == [f"default/{j.id}" for j in g.jobs]
+    finished = max(int(j.refresh().fields["finished_ms"]) for j in g.jobs)
+    assert int(g.callback.fields["started_ms"]) >= finished
+
+
+def test_group_with_a_failure(queue: Queue, settings: Settings) -> None:
+    g = group(queue, [(tasks.add, (1, 1)), (tasks.boom_once, ())], tasks.echo)
+    work(settings)
+    assert g.callback is not None and g.callback.refresh().status == "dead"
+    g2 = group(queue, [(tasks.boom_once, ())], tasks.echo, allow_failure=True)
+    work(settings)
+    assert g2.callback is not None and g2.callback.refresh().status == "completed"
+
+
+def test_sweep_releases_a_child_whose_parent_ended_unnoticed(
+        queue: Queue, settings: Settings, r: redis.Redis) -> None:
+    a = queue.enqueue(tasks.add, 1, 1)
+    b = queue.enqueue_call(tasks.add, args=(2, 2), depends_on=a)
+    # Lose the fast path, as when a worker dies between ending A and resolving B.
+    r.delete(queue.keys.dependents("default", a.id))
+    r.hdel(queue.keys.job("default", a.id), "dependents")
+    work(settings)
+    assert a.refresh().status == "completed" and b.refresh().status == "scheduled"
+    deps = Dependencies(queue.scripts)
+    r.zadd(queue.keys.scheduled("default"), {b.id: DEFERRED_MS})  # due for a check now
+    assert deps.sweep("default") == 1
+    assert b.refresh().status == "pending"
+    score = r.zscore(queue.keys.scheduled("default"), b.id)
+    assert score is None
+
+
+def test_sweep_backs_off_while_parents_run(queue: Queue, r: redis.Redis) -> None:
+    a = queue.enqueue(tasks.add, 1, 1)
+    b = queue.enqueue_call(tasks.add, args=(2, 2), depends_on=a)
+    r.zadd(queue.keys.scheduled("default"), {b.id: DEFERRED_MS})
+    assert Dependencies(queue.scripts).sweep("default") == 0
+    score = r.zscore(queue.keys.scheduled("default"), b.id)
+    now_ms = int(r.time()[0]) * 1000
+    assert score is not None and score >= DEFERRED_MS + now_ms

@@ -1,0 +1,200 @@
+"""Delayed jobs, periodic schedules (API, leader lease, ticks, fencing), queue pause."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+
+from jobq_core import Queue, Schedule, ScheduleNotFound, Scheduler, Settings
+from jobq_core.inspect import Inspector
+from tests import tasks
+from tests.helpers import drain, wait_for_lines, worker_thread
+
+
+def server_ms(r: redis.Redis) -> int:
+    sec, usec = r.time()
+    return int(sec) * 1000 + int(usec) // 1000
+
+
+def make_due(sched: Scheduler, name: str, tick: int) -> None:
+    """Pretend the schedule's next tick is `tick` (a past tick), as after some waiting."""
+    sched.client.hset(sched.keys.schedule(name), "next_ms", tick)
+    sched.client.zadd(sched.keys.schedules(), {name: tick})
+
+
+# -- delayed jobs ----------------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["delay_s", "run_at"])
+def test_delayed_job_fires_within_a_second(queue: Queue, settings: Settings, how: str) -> None:
+    with worker_thread(settings, block_s=1.0):
+        if how == "delay_s":
+            job = queue.enqueue_call(tasks.add, args=(1, 2), delay_s=1.5)
+        else:
+            job = queue.enqueue_at(datetime.now(UTC) + timedelta(seconds=1.5), tasks.add, 1, 2)
+        assert job.status == "scheduled"
+        assert job.result(timeout_s=5) == 3
+    job.refresh()
+    due = int(job.fields["enqueued_ms"]) + 1500
+    late = int(job.fields["started_ms"]) - due
+    assert -50 <= late < 1000, late  # run_at goes through the local clock once
+
+
+# -- queue pause -------------------------------------------------------------------------------
+def test_paused_queue_accepts_jobs_but_workers_do_not_claim(queue: Queue,
+                                                           settings: Settings) -> None:
+    queue.pause()
+    job = queue.enqueue(tasks.add, 1, 2)
+    other = Queue("other", settings=settings).enqueue(tasks.add, 2, 2)
+    drain(settings, ("default", "other"))
+    assert job.refresh().status == "pending" and other.refresh().status == "completed"
+    inspector = Inspector(settings)
+    assert inspector.paused() == ["default"] and inspector.queue_info("default")["paused"]
+    queue.resume()
+    drain(settings)
+    assert job.refresh().status == "completed" and inspector.paused() == []
+
+
+# -- schedules: the API -------------------------------------------------------------------------
+def test_add_list_enable_disable_run_now_delete(settings: Settings, r: redis.Redis) -> None:
+    sched = Scheduler(settings)
+    assert sched.add(Schedule("every-minute", tasks.add, every_s=60, args=(1, 2)))
+    assert sched.add(Schedule("nightly", "tests.tasks.echo", cron="0 3 * * *",
+                              timezone="Europe/Berlin", queue="low"))
+    infos = sched.list()
+    assert [i.name for i in infos] == ["every-minute", "nightly"]  # soonest first
+    minute = infos[0]
+    assert minute.enabled and minute.when == "every 60s"
+    assert minute.next_ms is not None and minute.next_ms % 60_000 == 0
+    assert minute.next_ms - server_ms(r) <= 60_000
+    assert infos[1].when == "cron 0 3 * * * (Europe/Berlin)"
+
+    sched.disable("every-minute")
+    info = sched.get("every-minute")
+    assert info is not None and not info.enabled and info.next_ms is None
+    assert [i.name for i in sched.list()] == ["nightly", "every-minute"]
+    sched.enable("every-minute")
+    assert sched.list()[0].name == "every-minute"
+
+    job = sched.run_now("nightly")
+    assert job.id.startswith("sched:nightly:now:") and job.queue.name == "low"
+    assert job.status == "pending" and job.task == "tests.tasks.echo"
+
+    assert sched.delete("nightly") and not sched.delete("nightly")
+    assert sched.get("nightly") is None
+    with pytest.raises(ScheduleNotFound):
+        sched.run_now("nightly")
+    with pytest.raises(ScheduleNotFound):
+        sched.enable("nightly")
+
+
+def test_adding_again_keeps_state_unless_the_definition_changed(settings: Settings) -> None:
+    sched = Scheduler(settings)
+    s = Schedule("s", tasks.add, every_s=60)
+    sched.add(s)
+    sched.disable("s")
+    assert not sched.add(Schedule("s", tasks.add, every_s=60))  # a restart: nothing changes
+    info = sched.get("s")
+    assert info is not None and not info.enabled and info.fields["rev"] == "1"
+    assert sched.add(Schedule("s", tasks.add, every_s=30))
+    info = sched.get("s")
+    assert info is not None and info.fields["rev"] == "2" and not info.enabled
+
+
+# -- schedules: leader and ticks ---------------------------------------------------------------
+def test_one_leader_and_a_takeover_with_a_newer_epoch(settings: Settings) -> None:
+    a, b = Scheduler(settings, name="a"), Scheduler(settings, name="b")
+    a.step()
+    b.step()
+    assert a.epoch == 1 and b.epoch == 0
+    assert Inspector(settings).scheduler().leader == "a"
+    a.resign()
+    b.step()
+    assert b.epoch == 2 and Inspector(settings).scheduler().leader == "b"
+    a.step()
+    assert a.epoch == 0
+
+
+def test_leader_fires_each_due_tick_once(settings: Settings, r: redis.Redis) -> None:
+    sched = Scheduler(settings)
+    s = Schedule("tick", tasks.add, every_s=2, args=(1, 1), options={"priority": 3})
+    sched.add(s)
+    tick = s.last_at_or_before(server_ms(r))
+    make_due(sched, "tick", tick)
+    sched.step()
+    q = Queue("default", settings=settings)
+    job = q.job(f"sched:tick:{tick}")
+    assert job is not None and job.status == "pending"
+    assert job.fields["schedule"] == "tick" and job.fields["priority"] == "3"
+    info = sched.get("tick")
+    assert info is not None and info.last_tick_ms == tick and info.fired == 1
+    assert info.next_ms == s.next_after(tick)
+    make_due(sched, "tick", tick)  # as if a second scheduler had the same stale view
+    sched.step()
+    assert q.count("pending") == 1
+
+
+def test_missed_ticks_follow_the_policy(settings: Settings, r: redis.Redis) -> None:
+    sched = Scheduler(settings)
+    skip = Schedule("skip", tasks.add, every_s=1, args=(1, 1))
+    once = Schedule("once", tasks.add, every_s=1, args=(1, 1), missed="run_once")
+    sched.add(skip)
+    sched.add(once)
+    long_ago = skip.last_at_or_before(server_ms(r) - 10_000)
+    make_due(sched, "skip", long_ago)
+    make_due(sched, "once", long_ago)
+    sched.step()
+    q = Queue("default", settings=settings)
+    skipped, ran = sched.get("skip"), sched.get("once")
+    assert skipped is not None and ran is not None
+    assert skipped.missed >= 8 and skipped.fired <= 2
+    assert ran.fired == skipped.fired + 1 and ran.missed == skipped.missed - 1
+    assert q.count("pending") == skipped.fired + ran.fired
+
+
+def test_fence_refuses_an_old_leader_even_after_the_job_is_gone(
+        settings: Settings, r: redis.Redis) -> None:
+    old, new = Scheduler(settings, name="old"), Scheduler(settings, name="new")
+    s = Schedule("s", tasks.add, every_s=1, args=(1, 1), grace_s=60,
+                 options={"result_ttl_s": 0})
+    old.add(s)
+    assert old._holding() and old.epoch == 1
+    tick = s.last_at_or_before(server_ms(r)) - 5000
+    make_due(old, "s", tick)
+    old._fire("s", tick)  # fires `tick` under epoch 1
+    # The old leader freezes; its lease ends; a new leader fires the next tick.
+    r.delete(old.keys.scheduler_leader())
+    assert new._holding() and new.epoch == 2
+    new._fire("s", tick + 1000)
+    q = Queue("default", settings=settings)
+    enqueued = lambda: int(q.client.hget(q.keys.stats("default"), "enqueued") or 0)  # noqa: E731
+    assert enqueued() == 2
+    drain(settings)  # result_ttl_s=0: both jobs, and their ids, are gone now
+    assert q.count("completed") == 0
+    # The old leader wakes up, still inside the time it allowed itself, and tries to fire
+    # from its stale view: every tick is refused and it steps down.
+    assert old.epoch == 1 and old._holding()
+    make_due(old, "s", tick)
+    old._fire("s", tick + 2000)
+    assert old.epoch == 0
+    assert old.scripts.fire("default", "s", tick + 3000, 1, old._spec(s, tick + 3000)) == -4
+    assert new.scripts.fire("default", "s", tick + 1000, 2, new._spec(s, tick + 1000)) == 0
+    assert enqueued() == 2 and q.count("pending") == 0
+
+
+def test_worker_with_scheduler_runs_the_ticks(settings: Settings, tmp_path: Path) -> None:
+    from jobq_core.scheduler import _DECLARED, declare
+
+    ledger = tmp_path / "ledger"
+    declare(Schedule("embedded", tasks.record_tick, every_s=1, args=(str(ledger),)))
+    try:
+        with worker_thread(settings, with_scheduler=True,
+                           scheduler_lease_s=3.0) as w:
+            lines = wait_for_lines(ledger, 2, timeout_s=10)
+            leader = Inspector(settings).scheduler().leader
+            assert leader == f"{w.id}/scheduler"
+    finally:
+        _DECLARED.pop("embedded", None)
+    assert all(line.startswith("sched:embedded:") for line in lines)
+    assert Inspector(settings).scheduler().leader == ""  # resigned on stop
