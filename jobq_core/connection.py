@@ -112,8 +112,7 @@ def translated(url: str) -> Iterator[None]:
                 f"Redis is out of memory and refused the write ({text}); nothing was queued. "
                 "Raise maxmemory or drain/purge jobs."
             ) from exc
-        if isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith(
-                ("NOAUTH", "WRONGPASS", "NOPERM")):
+        if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
             raise JobqError(f"Redis refused jobq's credentials: {text}") from exc
         if isinstance(exc, redis.exceptions.ReadOnlyError) or text.startswith("READONLY"):
             raise RedisUnavailable(f"Redis is a read-only replica: {text}") from exc
