@@ -133,3 +133,12 @@ def sized(key: str, blob: str) -> dict[str, Any]:
     with execution(key):
         pass
     return {"key": key, "len": len(blob)}
+
+
+@task(queue=QUEUE, max_retries=0)
+def tick(schedule: str) -> None:
+    """Run by a schedule (scenario 13): the ledger key is the job id, ``sched:<name>:<tick ms>``,
+    so the checker sees which tick each run belongs to."""
+    job_id, _ = _job_identity()
+    with execution(job_id):
+        pass

@@ -55,8 +55,14 @@ class WorkerSpec:
     extra_args: Sequence[str] = ()
     env: dict[str, str] = field(default_factory=dict)
     faketime: str | None = None  # e.g. "+2m": run under libfaketime with the monotonic clock real
+    role: str = "worker"  # or "scheduler": `jobq scheduler --url U --import M` (scenario 13)
 
     def argv(self) -> list[str]:
+        if self.role == "scheduler":
+            args = [*jobq_command(), "scheduler", "--url", self.url]
+            for m in self.imports:
+                args += ["--import", m]
+            return args + list(self.extra_args)
         args = [*jobq_command(), "worker", "--url", self.url]
         for q in self.queues:
             args += ["--queue", q]
