@@ -99,7 +99,7 @@ def build(results: Path) -> str:
         "",
         f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{platform.python_implementation()} {platform.python_version()}, "
-        f"{_cpus()} CPUs, {_git()}.",
+        f"{_cpus()} CPUs, {_git()}; {_span(entries)}.",
         "",
         "| # | scenario | runs | passed | "
         + " | ".join(FIGURES)
@@ -157,6 +157,14 @@ def build(results: Path) -> str:
 def _order(s: str) -> tuple[int, str]:
     m = re.match(r"(\d+)(.*)", s)
     return (int(m.group(1)), m.group(2)) if m else (999, s)
+
+
+def _span(entries: list[dict[str, Any]]) -> str:
+    """Wall time from the first to the last recorded run (the suite's length, near enough)."""
+    times = [float(e["time"]) for e in entries if "time" in e]
+    if len(times) < 2:
+        return "duration unknown"
+    return f"{(max(times) - min(times)) / 60:.0f} min from first to last recorded run"
 
 
 def _cpus() -> str:
