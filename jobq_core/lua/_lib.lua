@@ -9,10 +9,18 @@ end
 -- Pending score: higher priority first, FIFO (by a per-queue counter) within a priority.
 -- Priorities are clamped to -100..100 by the client, so the score stays below 2^53.
 local PRIORITY_BAND = 10000000000000
+-- `marker` may be nil when the caller sets the marker once for a whole batch.
 local function push_pending(pending, seq_key, marker, id, priority)
   local seq = redis.call('INCR', seq_key)
   redis.call('ZADD', pending, (100 - (tonumber(priority) or 0)) * PRIORITY_BAND + seq, id)
-  redis.call('ZADD', marker, 0, 'm')
+  if marker then redis.call('ZADD', marker, 0, 'm') end
+end
+
+-- ZADD/ZREM many members in chunks (Lua's unpack has a stack limit of a few thousand values).
+local function chunked(command, key, args)
+  for i = 1, #args, 2000 do
+    redis.call(command, key, unpack(args, i, math.min(i + 1999, #args)))
+  end
 end
 
 -- Scheduled scores from 2^52 ms up (far beyond any due time) mark *deferred* jobs: waiting on
@@ -80,6 +88,12 @@ local function notify_waiters(job, notify)
   end
 end
 
+-- Drop a bounded number of entries of a terminal zset whose hashes have already expired.
+local function trim_expired(set, now)
+  local old = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, 100)
+  if #old > 0 then redis.call('ZREM', set, unpack(old)) end
+end
+
 -- Put a job into a terminal zset scored by its retention expiry, and expire its hash.
 local function retain(set, job, id, now, ttl_ms)
   if ttl_ms > 0 then
@@ -88,9 +102,7 @@ local function retain(set, job, id, now, ttl_ms)
   else
     redis.call('DEL', job)
   end
-  -- Drop a bounded number of entries whose hashes have already expired.
-  local old = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, 100)
-  if #old > 0 then redis.call('ZREM', set, unpack(old)) end
+  trim_expired(set, now)
 end
 
 local function append_attempt(attempts, record, ttl_ms)
