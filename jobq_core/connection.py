@@ -100,6 +100,8 @@ def translated(url: str) -> Iterator[None]:
         yield
     except JobqError:  # ours (some are OSError subclasses, e.g. Timeout): pass through
         raise
+    except redis.AuthenticationError as exc:  # a ConnectionError subclass: check it first
+        raise JobqError(f"Redis refused jobq's credentials: {exc}") from exc
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         raise RedisUnavailable(
             f"cannot reach Redis at {_redact(url)}: {exc}. Is it running? "
@@ -110,15 +112,18 @@ def translated(url: str) -> Iterator[None]:
         raise JobqError(f"Redis refused the command for jobq's user (ACL): {exc}. The user "
                         "needs the keys ~<prefix>:* (see docs/production.md)") from exc
     except redis.ResponseError as exc:
+        # redis-py turns the reply's error code into the exception class and strips it from
+        # the text ("-OOM command not allowed..." -> OutOfMemoryError("command not allowed...")),
+        # so match on the class; the text prefix covers replies it does not map.
         text = str(exc)
-        if text.startswith("OOM"):
+        if isinstance(exc, redis.exceptions.OutOfMemoryError) or text.startswith("OOM"):
             raise JobqError(
                 f"Redis is out of memory and refused the write ({text}); nothing was queued. "
                 "Raise maxmemory or drain/purge jobs."
             ) from exc
         if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
             raise JobqError(f"Redis refused jobq's credentials: {text}") from exc
-        if text.startswith("READONLY"):
+        if isinstance(exc, redis.exceptions.ReadOnlyError) or text.startswith("READONLY"):
             raise RedisUnavailable(f"Redis is a read-only replica: {text}") from exc
         if text.startswith(("BUSY ", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")):
             # Passing states (a long script, a failover): wait them out like a dropped link.

@@ -63,6 +63,10 @@ class Slot:
 
     def _loop(self) -> None:
         while True:
+            try:
+                self.warm()
+            except Exception:  # execute() tries again; a failed warm-up must not kill the slot
+                log.exception("slot %s could not prepare for its next job", self.index)
             job = self.pool._next(self)
             if job is None:
                 self.close()
@@ -73,6 +77,9 @@ class Slot:
                 log.exception("slot %s failed running job %s", self.index, job.id)
                 outcome = Outcome(CRASH, error=repr(exc), reason="worker error")
             self.pool._executed(job, outcome)
+
+    def warm(self) -> None:
+        """Get ready for the next job while idle (called before waiting for one)."""
 
     def execute(self, job: Claimed) -> Outcome:
         raise NotImplementedError
@@ -140,6 +147,15 @@ class ProcessSlot(Slot):
         proc.start()
         child_conn.close()
         self.proc, self.conn = proc, parent_conn
+
+    def warm(self) -> None:
+        # Start the child while the slot is idle: a fresh interpreter importing the task
+        # modules takes ~1 s on a small machine, which would otherwise delay the slot's first
+        # job and the first job after every crash or kill.
+        if self.pool.stopping.is_set():
+            return  # a child started now would only be told to exit, once it has started
+        if self.proc is None or not self.proc.is_alive():
+            self._spawn()
 
     def execute(self, job: Claimed) -> Outcome:
         with self._lock:
@@ -229,6 +245,8 @@ class Pool:
         # Keyed by (queue, id): a job id is unique within its queue only.
         self._held: dict[tuple[str, str], Running] = {}
         self._cond = threading.Condition()
+        # Set when stop() begins: idle slots must not start job processes any more.
+        self.stopping = threading.Event()
 
     def start(self) -> None:
         for slot in self.slots:
@@ -407,6 +425,7 @@ class Pool:
         """Hand back jobs not started; let running ones finish within `grace_s` (or until
         `hard` is set), abort the rest. Returns the jobs to hand back."""
         deadline = time.monotonic() + grace_s
+        self.stopping.set()
         waiting = self.take_waiting()
         for _ in self.slots:
             self._inbox.put(None)
