@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PREVIEW_CHARS = 20_000  # payloads above this are cut on the job page, with a link to all
 
@@ -28,6 +29,18 @@ class Formatter:
             return "—"
         dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
         return dt.strftime("%Y-%m-%d %H:%M:%S.") + f"{int(ms) % 1000:03d} UTC"
+
+    @staticmethod
+    def local(ms: int | float | None, timezone: str) -> str:
+        """Wall-clock time in `timezone` (an IANA name), e.g. 2026-11-24 03:00 CET; '' when
+        the zone is unknown or UTC (the pages show UTC anyway)."""
+        if not ms or not timezone or timezone == "UTC":
+            return ""
+        try:
+            zone = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ""
+        return datetime.fromtimestamp(ms / 1000, tz=zone).strftime("%Y-%m-%d %H:%M %Z")
 
     @staticmethod
     def iso(ms: int | float | None) -> str:

@@ -181,6 +181,7 @@ def test_security_headers(client: FlaskClient) -> None:
 
 def test_no_inline_script_in_any_page(client: FlaskClient, jobs: Fixture) -> None:
     for url in ["/", "/jobs/failed", f"/jobs/default/{jobs.failed}", "/queues", "/workers",
+                "/schedules", "/jobs/scheduled",
                 "/audit", "/ops/new?queue=default&state=failed&action=requeue"]:
         html = _html(client, url)
         for tag in re.findall(r"<script[^>]*>", html):
