@@ -67,6 +67,8 @@ def test_deferred_jobs_wait_on_dependencies(client: FlaskClient, settings: Setti
     assert "Depends on (1)" in deps and f'href="/jobs/default/{parent.id}"' in deps
     assert "st-pending" in deps and "waits for it" in deps
     assert "waiting on 1 of 1 dependencies" in page
+    raw = client.get(f"/jobs/default/{child.id}/raw/depends_on")
+    assert raw.mimetype == "text/plain" and raw.get_data(as_text=True) == f'["default/{parent.id}"]'
 
     drain(settings)  # runs the parent, then the child it released
     page = _html(client, f"/jobs/default/{child.id}")
