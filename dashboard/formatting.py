@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from markupsafe import escape
+
 PREVIEW_CHARS = 20_000  # payloads above this are cut on the job page, with a link to all
 
 
@@ -19,6 +21,23 @@ class Shown:
     text: str
     truncated: bool
     size: int
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A time shown relative to now ('3 min ago') with the absolute UTC time on hover; renders
+    itself as a <time> element (markupsafe's __html__), which is much cheaper per row of a
+    200-row list than a template macro."""
+
+    ms: int | float | None
+    now_ms: int | float
+
+    def __html__(self) -> str:
+        if not self.ms:
+            return "—"
+        f = Formatter
+        return (f'<time datetime="{escape(f.iso(self.ms))}" title="{escape(f.ts(self.ms))}">'
+                f"{escape(f.ago(self.ms, self.now_ms))}</time>")
 
 
 class Formatter:
@@ -53,6 +72,11 @@ class Formatter:
         if not ms:
             return "—"
         return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M:%S")
+
+    @staticmethod
+    def stamp(ms: int | float | None, now_ms: int | float) -> Stamp:
+        """`ms` as a <time> element: relative to `now_ms`, absolute on hover."""
+        return Stamp(ms, now_ms)
 
     @classmethod
     def ago(cls, ms: int | float | None, now_ms: int | float) -> str:

@@ -75,11 +75,16 @@ def listing(state: str) -> Response | BaseResponse:
         alive = insp.workers_alive([r.worker for r in result.rows if r.worker])
     query = {"queue": queue, "order": order, "per_page": per_page, "task": match.task,
              "text": match.text}
+    # The job page URL of each listed queue without the id ('-' is a valid id, cut off): one
+    # url_for per queue instead of one per row. Ids are URL-safe (keys.JOB_ID_RE).
+    links = {q: url_for(".detail", queue=q, job_id="-")[:-1] for q in {r.queue for r in
+                                                                       result.rows}}
     return page("jobq/jobs/list.html", "jobq/jobs/_rows.html", state=state, queue=queue,
                 queues=names, order=order, per_page=per_page, match=match, result=result,
                 page_no=page_no, last_page=last_page, now_ms=now, alive=alive,
                 query={k: v for k, v in query.items() if v}, actions=actions_for(state),
-                per_page_choices=params.PER_PAGE_CHOICES, states=STATES, deferred_ms=DEFERRED_MS)
+                per_page_choices=params.PER_PAGE_CHOICES, states=STATES, deferred_ms=DEFERRED_MS,
+                links=links)
 
 
 @bp.get("/job/<job_id>")

@@ -72,3 +72,12 @@ def test_schedule_rows() -> None:
     assert rows[1].last_run_now_job_id == "j2" and rows[1].last_run_now_ms == 7
     assert rows[2].task == "" and rows[2].error == "bad def" and rows[2].every == "?"
     assert not schedule_rows([every], [], now_ms=20_000, failover_ms=16_000)[0].late
+
+
+def test_stamp_renders_a_time_element() -> None:
+    from markupsafe import escape
+
+    html = str(escape(F.stamp(1_795_000_000_123, 1_795_000_003_123)))
+    assert html == ('<time datetime="2026-11-18T11:06:40.123+00:00" '
+                    'title="2026-11-18 11:06:40.123 UTC">3.0 s ago</time>')
+    assert str(escape(F.stamp(None, 5))) == "—"
