@@ -24,6 +24,8 @@ from .schedule import Schedule, check_schedule_name
 from .scripts import ROW_FIELDS, Scripts
 
 PREVIEW_BYTES = 200  # characters of args (head) and error (tail) a list row shows
+# Entries one search.lua call examines: a few ms of Redis time, so a budget is kept closely.
+SEARCH_SLICE = 250
 
 
 @dataclass(frozen=True)
@@ -280,9 +282,11 @@ class Inspector:
     @redis_errors
     def search(self, state: str, queue: str, *, task: str = "", text: str = "",
                limit: int = 50, scan_limit: int = 5000, newest_first: bool | None = None,
-               offset: int = 0) -> JobPage:
+               offset: int = 0, budget_s: float | None = None) -> JobPage:
         """Jobs in `state` whose task contains `task` and whose error/reason/args contain
-        `text`, looking at no more than `scan_limit` entries from position `offset`.
+        `text`, looking at no more than `scan_limit` entries from position `offset`, and,
+        with `budget_s`, starting no new slice of SEARCH_SLICE entries once that many
+        seconds have passed (the first slice always runs, so a scan always advances).
 
         `scanned` is the number of entries examined, so `offset + scanned` is where the
         next page of matches starts (positions are in the same order as `jobs`)."""
@@ -297,14 +301,17 @@ class Inspector:
         scripts = self._scripts_()
         hits: list[tuple[str, float]] = []
         pos, end_pos = offset, min(total, offset + scan_limit)
+        deadline = None if budget_s is None else time.monotonic() + max(0.0, budget_s)
         while pos < end_pos and len(hits) < limit:
-            examined, found = scripts.search(queue, state, pos, min(500, end_pos - pos),
-                                             newest_first=newest, task=task, text=text,
-                                             limit=limit - len(hits))
+            count = min(SEARCH_SLICE, end_pos - pos)
+            examined, found = scripts.search(queue, state, pos, count, newest_first=newest,
+                                             task=task, text=text, limit=limit - len(hits))
             if examined == 0:
                 break
             pos += examined
             hits += found
+            if deadline is not None and time.monotonic() >= deadline:
+                break
         found_rows = self._rows(queue, hits, full_error=bool(text), state=state)
         return JobPage(state, queue, total, offset, limit, newest, found_rows,
                        scanned=pos - offset)

@@ -154,6 +154,25 @@ def test_search_filters_by_task_and_text(settings: Settings, queue: Queue,
     assert len(by_task.rows) == 1
 
 
+def test_search_budget_stops_after_a_slice(settings: Settings, queue: Queue,
+                                           inspector: Inspector,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobq_core import inspect
+
+    monkeypatch.setattr(inspect, "SEARCH_SLICE", 5)
+    queue.enqueue_many([(tasks.add, [i, i]) for i in range(12)])
+    unbounded = inspector.search("pending", "default", text="nothing like it")
+    assert unbounded.scanned == 12 and unbounded.rows == []
+    # A spent budget still examines one slice, so a resumed scan always moves on.
+    first = inspector.search("pending", "default", text="nothing like it", budget_s=0)
+    assert first.scanned == 5
+    second = inspector.search("pending", "default", text="nothing like it", budget_s=0,
+                              offset=first.scanned)
+    assert second.scanned == 5 and second.offset == 5
+    hit = inspector.search("pending", "default", text="[11,", budget_s=0, offset=10)
+    assert hit.scanned == 2 and len(hit.rows) == 1
+
+
 def test_history_counts_per_minute(settings: Settings, queue: Queue,
                                    inspector: Inspector) -> None:
     for i in range(3):
