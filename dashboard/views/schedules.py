@@ -31,7 +31,19 @@ def index() -> Response:
                 leader=insp.scheduler(), now_ms=now, failover_ms=failover_ms)
 
 
-def _schedule_or_404(name: str) -> ScheduleInfo:
+@bp.post("/schedules/<name>/<action>")
+def act(name: str, action: str) -> Response | BaseResponse:
+    info = schedule_or_404(name)
+    check_action(action)
+    if action == "delete" and request.form.get("confirm") != "1":
+        queue = str(info.schedule.queue) if info.schedule is not None else ""
+        return make_response(render_template("jobq/schedules/confirm.html", info=info,
+                                             queue=queue))
+    notify(perform(info, action)[0])
+    return redirect(url_for(".index"))
+
+
+def schedule_or_404(name: str) -> ScheduleInfo:
     params.schedule_name(name)
     info = engine().inspector.schedule(name)
     if info is None:
@@ -39,34 +51,36 @@ def _schedule_or_404(name: str) -> ScheduleInfo:
     return info
 
 
-@bp.post("/schedules/<name>/<action>")
-def act(name: str, action: str) -> Response | BaseResponse:
-    info = _schedule_or_404(name)
+def check_action(action: str) -> None:
     if action not in ACTIONS:
         raise NotFound(f"no schedule action {action[:40]!r}; use {', '.join(ACTIONS)}")
-    admin = engine().admin
+
+
+def perform(info: ScheduleInfo, action: str, via: str = "") -> tuple[str, str]:
+    """Do `action` (one of ACTIONS) on a schedule and write it to the audit log; returns
+    what happened, for the operator, and the id of the job 'run' enqueued ('' otherwise)."""
+    admin, name = engine().admin, info.name
     queue = str(info.schedule.queue) if info.schedule is not None else ""
-    if action == "delete" and request.form.get("confirm") != "1":
-        return make_response(render_template("jobq/schedules/confirm.html", info=info,
-                                             queue=queue))
+    job_id = ""
     if action == "enable":
         admin.enable_schedule(name)
-        notify(f"Enabled schedule {name}: it fires from its next tick on.")
-        audit("enable schedule", queue=queue, detail=name)
+        message = f"Enabled schedule {name}: it fires from its next tick on."
     elif action == "disable":
         admin.disable_schedule(name)
-        notify(f"Disabled schedule {name}: it stays stored and fires no more until enabled.")
-        audit("disable schedule", queue=queue, detail=name)
+        message = f"Disabled schedule {name}: it stays stored and fires no more until enabled."
     elif action == "run":
         try:
             job = admin.run_schedule_now(name)
         except QueueFull as exc:
             raise Conflict(str(exc)) from None
-        notify(f"Enqueued job {job.id} on queue {job.queue.name} from schedule {name}.")
-        audit("run schedule now", queue=job.queue.name, count=1, detail=f"{name}: {job.id}")
+        job_id, queue = job.id, job.queue.name
+        message = f"Enqueued job {job.id} on queue {queue} from schedule {name}."
     else:
         if not admin.delete_schedule(name):
             raise NotFound(f"no schedule named {name!r}; it was deleted meanwhile")
-        notify(f"Deleted schedule {name}. Jobs it made are left alone.")
-        audit("delete schedule", queue=queue, detail=name)
-    return redirect(url_for(".index"))
+        message = f"Deleted schedule {name}. Jobs it made are left alone."
+    verb = {"enable": "enable schedule", "disable": "disable schedule",
+            "run": "run schedule now", "delete": "delete schedule"}[action]
+    detail = f"{name}: {job_id}" if job_id else name
+    audit(verb, queue=queue, count=1 if job_id else 0, detail=detail + via)
+    return message, job_id

@@ -217,3 +217,71 @@ def test_login_required(auth_app: Flask, scheduler: Scheduler, settings: Setting
     assert post(c, "/schedules/ping/disable").status_code == 302
     info = Inspector(settings).schedule("ping")
     assert info is not None and info.enabled
+
+
+# -- the JSON API ------------------------------------------------------------------------------
+def _basic(user: str, password: str) -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_api_lists_schedules_and_leader(client: FlaskClient, scheduler: Scheduler) -> None:
+    data = client.get("/api/schedules").json
+    assert data is not None and data["leader"]["leader"] == ""
+    by_name = {s["name"]: s for s in data["schedules"]}
+    nightly = by_name["nightly-report"]
+    assert nightly["enabled"] is True and nightly["next_ms"] > 0
+    assert nightly["when"] == "cron 0 3 * * * (Europe/Berlin)"
+    assert nightly["definition"]["queue"] == "reports"
+    assert nightly["definition"]["missed"] == "run_once"
+    assert by_name["ping"]["definition"]["args"] == [1, 2]
+
+
+def test_api_actions_with_basic_auth(auth_app: Flask, scheduler: Scheduler,
+                                     settings: Settings) -> None:
+    from tests.dashboard.conftest import ADMIN_PW
+
+    c = auth_app.test_client(use_cookies=False)
+    admin = _basic("admin", ADMIN_PW)
+    resp = c.post("/api/schedules/ping/disable", json={}, headers=admin)
+    assert resp.status_code == 200 and resp.json is not None
+    assert resp.json["action"] == "disable" and resp.json["job_id"] is None
+    info = Inspector(settings).schedule("ping")
+    assert info is not None and not info.enabled
+    run = c.post("/api/schedules/ping/run", json={}, headers=admin).json
+    assert run is not None and run["job_id"].startswith("sched:ping:now:")
+    assert c.post("/api/schedules/ping/delete", json={}, headers=admin).status_code == 200
+    assert Inspector(settings).schedule("ping") is None
+    assert _audit(settings)[:3] == ["delete schedule|default|ping (API)",
+                                    f"run schedule now|default|ping: {run['job_id']} (API)",
+                                    "disable schedule|default|ping (API)"]
+    viewer = _basic("viewer", VIEWER_PW)
+    assert c.post("/api/schedules/nightly-report/disable", json={},
+                  headers=viewer).status_code == 403
+    assert c.get("/api/schedules", headers=viewer).status_code == 200
+
+
+@pytest.mark.parametrize(("url", "status"), [
+    ("/api/schedules/no-such/enable", 404), ("/api/schedules/bad%20name/enable", 400),
+    ("/api/schedules/ping/explode", 404)])
+def test_api_bad_schedule_requests_are_json(client: FlaskClient, scheduler: Scheduler,
+                                            url: str, status: int) -> None:
+    resp = post(client, url)
+    assert resp.status_code == status and resp.is_json
+    assert resp.json is not None and resp.json["status"] == status
+
+
+def test_api_get_on_a_schedule_action_is_405(client: FlaskClient, scheduler: Scheduler) -> None:
+    assert client.get("/api/schedules/ping/disable").status_code == 405
+
+
+def test_api_queues_include_limits(client: FlaskClient, queue: Queue) -> None:
+    queue.set_limit("api.example.com", concurrency=3)
+    queue.enqueue("tests.tasks.add", 1, 1)
+    data = client.get("/api/queues").json
+    assert data is not None
+    limits = data[0]["limits"]
+    assert limits[0]["limit"] == {"key": "api.example.com", "concurrency": 3, "rate": 0,
+                                  "per_s": 60.0}
+    assert limits[0]["running"] == 0 and data[0]["deferred"] == 0
