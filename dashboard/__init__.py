@@ -1,0 +1,1 @@
+"""The jobq operator dashboard (Flask + htmx)."""

@@ -1,0 +1,53 @@
+"""jobq: a Redis-backed background job queue.
+
+    from jobq_core import Queue, task
+    @task(queue="default")
+    def add(a, b): return a + b
+    job = Queue("default").enqueue(add, 1, 2)
+    job.result(timeout_s=5)
+"""
+
+from .config import Settings
+from .context import current_job
+from .errors import (
+    ConfigError,
+    InvalidState,
+    JobFailed,
+    JobNotFound,
+    JobqError,
+    LeaseLost,
+    PayloadError,
+    QueueFull,
+    RedisUnavailable,
+    Retry,
+    Timeout,
+    UnknownTask,
+)
+from .job import STATES, Job
+from .queue import Queue
+from .registry import Task, task
+from .worker import Worker
+
+__all__ = [
+    "STATES",
+    "ConfigError",
+    "InvalidState",
+    "Job",
+    "JobFailed",
+    "JobNotFound",
+    "JobqError",
+    "LeaseLost",
+    "PayloadError",
+    "Queue",
+    "QueueFull",
+    "RedisUnavailable",
+    "Retry",
+    "Settings",
+    "Task",
+    "Timeout",
+    "UnknownTask",
+    "Worker",
+    "current_job",
+    "task",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,142 @@
+"""Settings: every knob of jobq with its default, in one frozen dataclass.
+
+Nothing else in jobq reads the environment: `Settings.from_env()` does, once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+
+ENV_PREFIX = "JOBQ_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All defaults of the engine, worker and dashboard. Each has an env var JOBQ_<NAME>."""
+
+    # Where Redis is; falls back to REDIS_URL (Heroku) in from_env().
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Prefix of every key jobq writes, so several apps can share one Redis.
+    prefix: str = "jobq"
+    # How long a claimed job is owned before the reaper may hand it to another worker.
+    lease_s: float = 30.0
+    # How often a worker extends its leases, beats its registry entry and reaps/promotes.
+    heartbeat_s: float = 5.0
+    # Lost leases / killed workers before a job is declared poison and moved to dead.
+    max_deliveries: int = 3
+    # Largest encoded args+kwargs accepted at enqueue (and largest result stored).
+    max_payload_bytes: int = 1024 * 1024
+    # Retries after a failed attempt, unless the task or job says otherwise.
+    max_retries: int = 3
+    # Exponential backoff between retries: base * 2**(retry-1), capped, with full jitter.
+    retry_backoff_s: float = 1.0
+    retry_backoff_max_s: float = 3600.0
+    # Job time limit unless the task or job says otherwise (0 = none).
+    timeout_s: float = 0.0
+    # Extra time a timed-out job gets to stop before its process is killed.
+    kill_grace_s: float = 2.0
+    # Retention: completed results, failed and dead jobs, cancelled jobs (seconds).
+    result_ttl_s: int = 24 * 3600
+    failed_ttl_s: int = 7 * 24 * 3600
+    dead_ttl_s: int = 30 * 24 * 3600
+    cancelled_ttl_s: int = 24 * 3600
+    # Redis client timeouts; every connection has them so a dead server can't hang us.
+    socket_timeout_s: float = 5.0
+    connect_timeout_s: float = 3.0
+    # Longest a worker blocks waiting for new jobs before re-checking signals.
+    block_s: float = 1.0
+    # Reconnect backoff cap when Redis is unreachable.
+    reconnect_max_s: float = 5.0
+    # Worker defaults.
+    concurrency: int = 1
+    pool: str = "process"
+    grace_s: float = 30.0
+    # Bounded batches for the maintenance scripts (promote due, reap expired).
+    batch_size: int = 100
+    # History of processed/failed counts per minute kept in Redis.
+    history_minutes: int = 1440
+    # Read API: largest page a caller may ask for.
+    max_page_size: int = 500
+    # Worker registry entries expire this long after the last heartbeat (multiples of it).
+    worker_ttl_factor: float = 3.0
+    # Dashboard.
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 5000
+    dashboard_user: str = ""
+    dashboard_password_hash: str = ""
+    dashboard_readonly_user: str = ""
+    dashboard_readonly_password_hash: str = ""
+    dashboard_secret_key: str = ""
+    # Run jobs inline at enqueue (for users' own unit tests).
+    eager: bool = False
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.lease_s <= 0 or self.heartbeat_s <= 0:
+            raise ConfigError("lease_s and heartbeat_s must be positive")
+        if self.heartbeat_s * 2 > self.lease_s:
+            raise ConfigError(
+                f"heartbeat_s ({self.heartbeat_s}) must be at most half of lease_s ({self.lease_s})"
+                " so a lease is renewed at least twice before it can expire"
+            )
+        if self.pool not in ("process", "thread"):
+            raise ConfigError(f"pool must be 'process' or 'thread', not {self.pool!r}")
+        if self.concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        if self.max_deliveries < 1:
+            raise ConfigError("max_deliveries must be at least 1")
+        if not self.prefix or any(c in self.prefix for c in "{} "):
+            raise ConfigError(f"prefix must be non-empty without braces or spaces: {self.prefix!r}")
+
+    @property
+    def lease_ms(self) -> int:
+        return int(self.lease_s * 1000)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from JOBQ_* variables (and REDIS_URL), then `overrides` on top.
+
+        Raises ConfigError naming the variable when a value does not parse.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        if "REDIS_URL" in env:
+            values["redis_url"] = env["REDIS_URL"]
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(name: str, type_name: Any, raw: str) -> Any:
+    kind = str(type_name)
+    try:
+        if kind == "bool":
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw

@@ -1,0 +1,62 @@
+"""The one exception tree of jobq: everything the engine raises on purpose is a JobqError."""
+
+from __future__ import annotations
+
+
+class JobqError(Exception):
+    """Root of every error jobq raises on purpose."""
+
+
+class ConfigError(JobqError, ValueError):
+    """A setting or argument has a value jobq cannot use."""
+
+
+class PayloadError(JobqError, TypeError):
+    """Args, kwargs or a result cannot be stored: not JSON, or larger than the cap."""
+
+
+class UnknownTask(JobqError, LookupError):
+    """No task with this name is registered in this process."""
+
+
+class QueueFull(JobqError):
+    """The queue holds `max_length` jobs already; retry later (backpressure)."""
+
+
+class RedisUnavailable(JobqError, ConnectionError):
+    """Redis could not be reached or did not answer within the socket timeout."""
+
+
+class LeaseLost(JobqError):
+    """The worker no longer holds the lease of a job, so its completion was refused."""
+
+
+class JobNotFound(JobqError, LookupError):
+    """No job with this id exists (never enqueued, or its retention expired)."""
+
+
+class InvalidState(JobqError):
+    """The job is not in a state that allows the requested action."""
+
+
+class Timeout(JobqError, TimeoutError):
+    """A wait (for a result, or a job's own time limit) ran out."""
+
+
+class JobFailed(JobqError):
+    """The job ended failed, dead or cancelled; carries its status and the remote error text."""
+
+    def __init__(self, job_id: str, status: str, error: str | None) -> None:
+        self.job_id = job_id
+        self.status = status
+        self.error = error or ""
+        first = self.error.strip().splitlines()[-1] if self.error.strip() else status
+        super().__init__(f"job {job_id} {status}: {first}")
+
+
+class Retry(JobqError):
+    """Raised by a task to ask for another attempt, after `delay_s` when given."""
+
+    def __init__(self, message: str = "retry requested", *, delay_s: float | None = None) -> None:
+        self.delay_s = delay_s
+        super().__init__(message)

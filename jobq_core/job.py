@@ -1,0 +1,208 @@
+"""Jobs as data: the states, what enqueue writes, what a worker claims, and the JSON codec.
+
+No Redis here; `Job` reaches Redis only through the Queue that made it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import PayloadError
+
+if TYPE_CHECKING:
+    from .queue import Queue
+
+PENDING = "pending"
+SCHEDULED = "scheduled"
+PROCESSING = "processing"
+COMPLETED = "completed"
+FAILED = "failed"
+DEAD = "dead"
+CANCELLED = "cancelled"
+STATES: tuple[str, ...] = (PENDING, SCHEDULED, PROCESSING, COMPLETED, FAILED, DEAD, CANCELLED)
+FINAL_STATES = frozenset({COMPLETED, FAILED, DEAD, CANCELLED})
+# States an operator may requeue from, and purge.
+REQUEUE_STATES = frozenset({FAILED, DEAD, CANCELLED, COMPLETED})
+PURGE_STATES = frozenset({PENDING, SCHEDULED, COMPLETED, FAILED, DEAD, CANCELLED})
+
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
+
+
+def new_job_id() -> str:
+    """A random 16-hex-digit id (64 bits)."""
+    return secrets.token_hex(8)
+
+
+def dumps(value: Any, what: str) -> str:
+    """Encode `value` as compact JSON or raise PayloadError saying what could not be encoded."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"{what} must be JSON-serialisable (str, int, float, bool, None, "
+                           f"list, dict with str keys): {exc}") from None
+
+
+def encode_args(args: Sequence[Any], kwargs: Mapping[str, Any], cap: int) -> tuple[str, str]:
+    """Encode a call's args and kwargs; raise PayloadError if not JSON or above `cap` bytes."""
+    if not isinstance(args, list | tuple):
+        raise PayloadError(f"args must be a list or tuple, not {type(args).__name__}")
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise PayloadError("kwargs must be a dict with str keys")
+    a = dumps(list(args), "args")
+    k = dumps(dict(kwargs), "kwargs") if kwargs else ""
+    size = len(a.encode()) + len(k.encode())
+    if size > cap:
+        raise PayloadError(f"payload of {size} bytes is above the cap of {cap} bytes "
+                           "(Settings.max_payload_bytes / JOBQ_MAX_PAYLOAD_BYTES); store large "
+                           "data elsewhere and pass a reference")
+    return a, k
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything enqueue writes for one new job (already validated and encoded)."""
+
+    id: str
+    task: str
+    args_json: str
+    kwargs_json: str
+    priority: int = 0
+    delay_ms: int = 0
+    ttl_ms: int = 0
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    def fields(self) -> list[str]:
+        """Hash fields to store; empty or default options are left out to save memory."""
+        out = ["task", self.task, "args", self.args_json]
+        if self.kwargs_json:
+            out += ["kwargs", self.kwargs_json]
+        if self.priority:
+            out += ["priority", str(self.priority)]
+        for k, v in self.options.items():
+            out += [k, v]
+        return out
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A job a worker holds a lease on: its id, queue, token and stored fields."""
+
+    id: str
+    queue: str
+    token: str
+    fields: Mapping[str, str]
+
+    @property
+    def task(self) -> str:
+        return self.fields.get("task", "")
+
+    def int_field(self, name: str, default: int) -> int:
+        try:
+            return int(self.fields[name])
+        except (KeyError, ValueError):
+            return default
+
+    def float_field(self, name: str, default: float) -> float:
+        try:
+            return float(self.fields[name])
+        except (KeyError, ValueError):
+            return default
+
+
+def decode_call(fields: Mapping[str, str]) -> tuple[list[Any], dict[str, Any]]:
+    """Decode stored args/kwargs; raise PayloadError describing what is malformed."""
+    try:
+        args = json.loads(fields["args"]) if "args" in fields else []
+        raw_kwargs = fields.get("kwargs", "")
+        kwargs = json.loads(raw_kwargs) if raw_kwargs else {}
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"malformed payload: args/kwargs are not valid JSON ({exc})") from None
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise PayloadError("malformed payload: args must be a JSON list and kwargs a JSON object")
+    return args, kwargs
+
+
+def _loads(raw: str | None) -> Any:
+    if raw is None or raw == "":
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+class Job:
+    """A handle on one job: its id and the last fields read from Redis.
+
+    `status` and the other properties reflect the last read; call `refresh()` to read again.
+    """
+
+    def __init__(self, queue: Queue, job_id: str, fields: Mapping[str, str] | None = None):
+        self.queue = queue
+        self.id = job_id
+        self.fields: dict[str, str] = dict(fields or {})
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.task} {self.status} queue={self.queue.name}>"
+
+    @property
+    def status(self) -> str:
+        return self.fields.get("state", "")
+
+    @property
+    def task(self) -> str:
+        return self.fields.get("task", "")
+
+    @property
+    def args(self) -> Any:
+        return _loads(self.fields.get("args"))
+
+    @property
+    def kwargs(self) -> Any:
+        return _loads(self.fields.get("kwargs")) or {}
+
+    @property
+    def error(self) -> str:
+        return self.fields.get("error", "")
+
+    @property
+    def reason(self) -> str:
+        return self.fields.get("reason", "")
+
+    @property
+    def meta(self) -> Any:
+        return _loads(self.fields.get("meta")) or {}
+
+    @property
+    def progress(self) -> Any:
+        return _loads(self.fields.get("progress"))
+
+    @property
+    def retries(self) -> int:
+        return int(self.fields.get("retries", "0") or 0)
+
+    @property
+    def return_value(self) -> Any:
+        """The stored result of a completed job (None otherwise); does not wait."""
+        return _loads(self.fields.get("result"))
+
+    def refresh(self) -> Job:
+        """Read the job's fields again; raises JobNotFound if it no longer exists."""
+        self.queue._refresh(self)
+        return self
+
+    def result(self, timeout_s: float = 5.0) -> Any:
+        """Wait up to `timeout_s` for the job to end and return its result.
+
+        Blocks on Redis (no polling). Raises JobFailed when the job ended failed, dead or
+        cancelled (with the remote traceback text), Timeout when it has not ended in time.
+        """
+        return self.queue._wait_result(self, timeout_s)
+
+    def cancel(self) -> bool:
+        """Cancel this job if it is pending or scheduled; False if it is in another state."""
+        return self.queue.cancel(self.id)

@@ -1,0 +1,140 @@
+"""Keyspace: the only place a Redis key name is built.
+
+Every key of one queue sits under a `{queue}` hash tag so the whole queue lives in one
+Redis Cluster slot and a Lua script may touch all of it. Global keys (the queue and
+worker registries) live outside any queue's slot and are never used inside a script
+together with queue keys.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+def check_queue_name(name: str) -> str:
+    """Return `name` if it is a valid queue name, else raise ConfigError."""
+    if not isinstance(name, str) or not QUEUE_NAME_RE.match(name):
+        raise ConfigError(
+            f"invalid queue name {name!r}: use 1-64 letters, digits, '_', '.', '-'"
+        )
+    return name
+
+
+def valid_job_id(job_id: object) -> bool:
+    return isinstance(job_id, str) and bool(JOB_ID_RE.match(job_id))
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    """Builds every key name from the configured prefix."""
+
+    prefix: str = "jobq"
+
+    def _q(self, queue: str, suffix: str) -> str:
+        return f"{self.prefix}:{{{queue}}}:{suffix}"
+
+    # Per-queue keys (one cluster slot per queue).
+    def pending(self, queue: str) -> str:
+        """zset id -> (100 - priority) * 1e13 + seq: highest priority first, FIFO within it."""
+        return self._q(queue, "pending")
+
+    def processing(self, queue: str) -> str:
+        """zset id -> lease deadline in ms (Redis TIME)."""
+        return self._q(queue, "processing")
+
+    def scheduled(self, queue: str) -> str:
+        """zset id -> due time in ms (delayed jobs and retries waiting out their backoff)."""
+        return self._q(queue, "scheduled")
+
+    def completed(self, queue: str) -> str:
+        """zset id -> retention expiry in ms."""
+        return self._q(queue, "completed")
+
+    def failed(self, queue: str) -> str:
+        return self._q(queue, "failed")
+
+    def dead(self, queue: str) -> str:
+        return self._q(queue, "dead")
+
+    def cancelled(self, queue: str) -> str:
+        return self._q(queue, "cancelled")
+
+    def state_set(self, queue: str, state: str) -> str:
+        """The zset that holds the ids of jobs in `state`."""
+        return self._q(queue, state)
+
+    def marker(self, queue: str) -> str:
+        """zset with at most one member: present while there may be work to claim.
+
+        Workers block on it with BZPOPMIN; a marker is state, not a message, so a
+        wake-up sent between a worker's empty claim and its block is not lost.
+        """
+        return self._q(queue, "marker")
+
+    def seq(self, queue: str) -> str:
+        """Counter giving FIFO order inside a priority."""
+        return self._q(queue, "seq")
+
+    def stats(self, queue: str) -> str:
+        """hash of lifetime counters: enqueued, completed, failed, dead, retried, ..."""
+        return self._q(queue, "stats")
+
+    def history(self, queue: str) -> str:
+        """hash ring of per-minute counts: field '<kind>:<minute mod N>' -> '<minute> <count>'."""
+        return self._q(queue, "history")
+
+    def meta(self, queue: str) -> str:
+        """hash of queue settings: paused, max_length."""
+        return self._q(queue, "meta")
+
+    def job_prefix(self, queue: str) -> str:
+        """Prefix of job hashes; scripts append the id (same slot through the tag)."""
+        return self._q(queue, "job:")
+
+    def job(self, queue: str, job_id: str) -> str:
+        return self.job_prefix(queue) + job_id
+
+    def attempts(self, queue: str, job_id: str) -> str:
+        """list of JSON records of finished attempts (capped)."""
+        return self.job(queue, job_id) + ":attempts"
+
+    def notify(self, queue: str, job_id: str) -> str:
+        """list a result waiter blocks on; pushed only when someone waits."""
+        return self.job(queue, job_id) + ":notify"
+
+    def corrupt(self, queue: str, what: str) -> str:
+        """Where a key of the wrong type is moved so the queue can carry on."""
+        return self._q(queue, f"corrupt:{what}")
+
+    # Global keys (not tied to a queue's slot).
+    def queues(self) -> str:
+        """set of known queue names."""
+        return f"{self.prefix}:queues"
+
+    def workers(self) -> str:
+        """zset worker id -> last heartbeat ms."""
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        """hash describing one worker; expires when its heartbeats stop."""
+        return f"{self.prefix}:worker:{worker_id}"
+
+    @staticmethod
+    def check(queue: str) -> None:
+        check_queue_name(queue)
+
+
+def require_job_id(job_id: object) -> str:
+    """Return `job_id` if well-formed, else raise ConfigError (used for user-given ids)."""
+    if not valid_job_id(job_id):
+        raise ConfigError(
+            f"invalid job id {job_id!r}: use 1-128 letters, digits, '_', '.', ':', '-'"
+        )
+    assert isinstance(job_id, str)
+    return job_id

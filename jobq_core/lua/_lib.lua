@@ -1,0 +1,87 @@
+-- _lib.lua: helpers prepended to every script by scripts.py (not a transition itself).
+-- Time always comes from Redis TIME so no worker's clock can move a deadline.
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Pending score: higher priority first, FIFO (by a per-queue counter) within a priority.
+-- Priorities are clamped to -100..100 by the client, so the score stays below 2^53.
+local PRIORITY_BAND = 10000000000000
+local function push_pending(pending, seq_key, marker, id, priority)
+  local seq = redis.call('INCR', seq_key)
+  redis.call('ZADD', pending, (100 - (tonumber(priority) or 0)) * PRIORITY_BAND + seq, id)
+  redis.call('ZADD', marker, 0, 'm')
+end
+
+-- One ring of per-minute counts: field '<kind>:<minute mod size>' holds '<minute> <count>',
+-- so the hash never holds more than size fields per kind whatever the uptime.
+local function bump_history(history, kind, now, size)
+  local minute = math.floor(now / 60000)
+  local field = kind .. ':' .. (minute % size)
+  local cur = redis.call('HGET', history, field)
+  local count = 1
+  if cur then
+    local sp = string.find(cur, ' ', 1, true)
+    if sp and tonumber(string.sub(cur, 1, sp - 1)) == minute then
+      count = (tonumber(string.sub(cur, sp + 1)) or 0) + 1
+    end
+  end
+  redis.call('HSET', history, field, minute .. ' ' .. count)
+end
+
+-- Wake every result waiter registered by watch.lua (pushes nothing when nobody waits).
+local function notify_waiters(job, notify)
+  local waiters = tonumber(redis.call('HGET', job, 'waiters') or '0')
+  if waiters > 0 then
+    for _ = 1, waiters do redis.call('RPUSH', notify, '1') end
+    redis.call('EXPIRE', notify, 300)
+    redis.call('HDEL', job, 'waiters')
+  end
+end
+
+-- Put a job into a terminal zset scored by its retention expiry, and expire its hash.
+local function retain(set, job, id, now, ttl_ms)
+  if ttl_ms > 0 then
+    redis.call('ZADD', set, now + ttl_ms, id)
+    redis.call('PEXPIRE', job, ttl_ms)
+  else
+    redis.call('DEL', job)
+  end
+  -- Drop a bounded number of entries whose hashes have already expired.
+  local old = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, 100)
+  if #old > 0 then redis.call('ZREM', set, unpack(old)) end
+end
+
+local function append_attempt(attempts, record, ttl_ms)
+  if record ~= '' then
+    redis.call('RPUSH', attempts, record)
+    redis.call('LTRIM', attempts, -25, -1)
+    if ttl_ms > 0 then redis.call('PEXPIRE', attempts, ttl_ms) end
+  end
+end
+
+-- Move up to `limit` due jobs from scheduled to pending; returns how many moved.
+local function promote_due(scheduled, pending, seq_key, marker, prefix, now, limit)
+  local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', scheduled, id)
+    local job = prefix .. id
+    local priority = 0
+    if redis.call('TYPE', job)['ok'] == 'hash' then
+      redis.call('HSET', job, 'state', 'pending')
+      priority = redis.call('HGET', job, 'priority')
+    end
+    -- An id without a proper hash still goes to pending: claim.lua buries it with a reason.
+    push_pending(pending, seq_key, marker, id, priority)
+  end
+  return #due
+end
+
+local function next_due(scheduled)
+  local nxt = redis.call('ZRANGE', scheduled, 0, 0, 'WITHSCORES')
+  if #nxt == 0 then return -1 end
+  return tonumber(nxt[2])
+end
+

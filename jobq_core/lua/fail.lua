@@ -1,0 +1,61 @@
+-- fail.lua: processing -> scheduled (retry) | pending (crash, retry now) | failed | dead.
+-- KEYS[1] processing  KEYS[2] scheduled  KEYS[3] failed  KEYS[4] dead  KEYS[5] pending
+-- KEYS[6] seq  KEYS[7] marker  KEYS[8] stats  KEYS[9] history  KEYS[10] job
+-- KEYS[11] attempts  KEYS[12] notify
+-- ARGV[1] job id  ARGV[2] lease token  ARGV[3] outcome: retry | fail | dead | crash
+-- ARGV[4] retry delay ms  ARGV[5] error text  ARGV[6] reason  ARGV[7] failed ttl ms
+-- ARGV[8] dead ttl ms  ARGV[9] attempt record JSON  ARGV[10] history size
+-- ARGV[11] max deliveries (crash only: the job killed its worker process)
+-- Returns 1 retry scheduled; 2 failed; 3 dead; 4 back to pending; -1 job missing;
+--   -2 lease not held
+local id, job = ARGV[1], KEYS[10]
+local held = redis.call('HGET', job, 'lease')
+if not held then
+  if redis.call('EXISTS', job) == 0 then return -1 end
+  return -2
+end
+if held ~= ARGV[2] then return -2 end
+local now = now_ms()
+local outcome, reason = ARGV[3], ARGV[6]
+local hist = tonumber(ARGV[10])
+redis.call('ZREM', KEYS[1], id)
+redis.call('HDEL', job, 'lease')
+redis.call('HSET', job, 'error', ARGV[5], 'finished_ms', now)
+bump_history(KEYS[9], 'failed', now, hist)
+if outcome == 'crash' then
+  local lost = redis.call('HINCRBY', job, 'lost', 1)
+  if lost >= tonumber(ARGV[11]) then
+    outcome = 'dead'
+    reason = 'poison: killed its worker process ' .. lost .. ' times (' .. reason .. ')'
+  else
+    outcome = 'retry'
+  end
+end
+if outcome == 'retry' then
+  append_attempt(KEYS[11], ARGV[9], 0)
+  redis.call('HINCRBY', job, 'retries', 1)
+  redis.call('HINCRBY', KEYS[8], 'retried', 1)
+  local delay = tonumber(ARGV[4])
+  if delay > 0 then
+    redis.call('HSET', job, 'state', 'scheduled')
+    redis.call('ZADD', KEYS[2], now + delay, id)
+    return 1
+  end
+  redis.call('HSET', job, 'state', 'pending')
+  push_pending(KEYS[5], KEYS[6], KEYS[7], id, redis.call('HGET', job, 'priority'))
+  return 4
+end
+local ttl, set, code
+if outcome == 'dead' then
+  ttl, set, code = tonumber(ARGV[8]), KEYS[4], 3
+  redis.call('HSET', job, 'state', 'dead', 'reason', reason)
+  redis.call('HINCRBY', KEYS[8], 'dead', 1)
+else
+  ttl, set, code = tonumber(ARGV[7]), KEYS[3], 2
+  redis.call('HSET', job, 'state', 'failed')
+  redis.call('HINCRBY', KEYS[8], 'failed', 1)
+end
+append_attempt(KEYS[11], ARGV[9], ttl)
+notify_waiters(job, KEYS[12])
+retain(set, job, id, now, ttl)
+return code

@@ -1,0 +1,35 @@
+-- requeue.lua: failed | dead | cancelled | completed -> pending, for given ids or a batch.
+-- KEYS[1] source state set  KEYS[2] pending  KEYS[3] seq  KEYS[4] marker  KEYS[5] stats
+-- KEYS[6] job prefix
+-- ARGV[1] source state name  ARGV[2] mode: 'ids' | 'upto'
+--   ids:  ARGV[3..] job ids
+--   upto: ARGV[3] score cutoff (snapshot taken by the caller)  ARGV[4] batch size
+-- Returns {moved, left}: left = entries of the set with score <= cutoff still there ('upto'),
+--   0 for 'ids'. Ids not in the set, or whose hash is gone, are skipped (and dropped from it).
+local ids
+if ARGV[2] == 'upto' then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
+else
+  ids = {}
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local moved = 0
+for _, id in ipairs(ids) do
+  if redis.call('ZREM', KEYS[1], id) == 1 then
+    local job = KEYS[6] .. id
+    if redis.call('TYPE', job)['ok'] == 'hash' and redis.call('HGET', job, 'state') == ARGV[1] then
+      redis.call('PERSIST', job)
+      redis.call('PERSIST', job .. ':attempts')
+      redis.call('HDEL', job, 'reason', 'result', 'finished_ms', 'lease', 'lost', 'retries',
+                 'runtime_ms')
+      redis.call('HSET', job, 'state', 'pending', 'requeued_ms', now_ms())
+      redis.call('HINCRBY', job, 'requeues', 1)
+      push_pending(KEYS[2], KEYS[3], KEYS[4], id, redis.call('HGET', job, 'priority'))
+      moved = moved + 1
+    end
+  end
+end
+if moved > 0 then redis.call('HINCRBY', KEYS[5], 'requeued', moved) end
+local left = 0
+if ARGV[2] == 'upto' then left = redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[3]) end
+return {moved, left}

@@ -1,0 +1,291 @@
+"""The producer API: enqueue jobs, look them up, wait for results, cancel."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from .config import Settings
+from .connection import connect, redis_errors, translated
+from .errors import ConfigError, JobFailed, JobNotFound, Timeout
+from .job import (
+    CANCELLED,
+    COMPLETED,
+    FINAL_STATES,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    Job,
+    JobSpec,
+    encode_args,
+    new_job_id,
+)
+from .keys import Keyspace, check_queue_name, require_job_id
+from .registry import resolve
+from .scripts import Scripts
+
+_UNSET: Any = object()
+
+
+class Queue:
+    """A named queue in one Redis.
+
+    `url` falls back to Settings (JOBQ_REDIS_URL, then REDIS_URL). Pass `settings` to share
+    one configuration, or `redis` to share a client (and its connection pool).
+    """
+
+    def __init__(self, name: str = "default", url: str | None = None, *,
+                 settings: Settings | None = None, redis: redis.Redis | None = None) -> None:
+        self.name = check_queue_name(name)
+        base = settings or Settings.from_env()
+        self.settings = base.replace(redis_url=url) if url else base
+        self.client = redis if redis is not None else connect(self.settings)
+        self.keys = Keyspace(self.settings.prefix)
+        self.scripts = Scripts(self.client, self.settings)
+        self._registered = False
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name}>"
+
+    # -- enqueue -------------------------------------------------------------------------
+    def enqueue(self, task: object, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue `task(*args, **kwargs)`; task is a registered task/function or its name."""
+        return self.enqueue_call(task, args=args, kwargs=kwargs)
+
+    def enqueue_call(self, task: object, args: Sequence[Any] = (),
+                     kwargs: Mapping[str, Any] | None = None, *, priority: int | None = None,
+                     timeout_s: float | None = None, ttl_s: float | None = None,
+                     result_ttl_s: int | None = None, max_retries: int | None = None,
+                     job_id: str | None = None, delay_s: float | None = None,
+                     run_at: datetime | None = None, meta: Mapping[str, Any] | None = None,
+                     ) -> Job:
+        """Enqueue one job with options; returns its Job (status pending or scheduled).
+
+        Raises PayloadError (args not JSON / above the size cap), UnknownTask (a callable
+        that is not registered), ConfigError (bad option), QueueFull, RedisUnavailable.
+        When `job_id` names an existing job, nothing is written and that job is returned.
+        """
+        spec = self._spec(task, args, kwargs or {}, priority=priority, timeout_s=timeout_s,
+                          ttl_s=ttl_s, result_ttl_s=result_ttl_s, max_retries=max_retries,
+                          job_id=job_id, delay_s=delay_s, run_at=run_at, meta=meta)
+        return self._write([spec])[0]
+
+    def enqueue_in(self, delay_s: float, task: object, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue to run after `delay_s` seconds (state scheduled until then)."""
+        return self.enqueue_call(task, args=args, kwargs=kwargs, delay_s=delay_s)
+
+    def enqueue_at(self, run_at: datetime, task: object, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue to run at `run_at` (timezone-aware; naive means UTC)."""
+        return self.enqueue_call(task, args=args, kwargs=kwargs, run_at=run_at)
+
+    def enqueue_many(self, calls: Iterable[Any]) -> list[Job]:
+        """Enqueue many jobs in one round trip per 1,000.
+
+        Each call is `(task, args)`, `(task, args, kwargs)` or a dict with the keyword
+        arguments of enqueue_call (`task`, `args`, `kwargs`, `priority`, ...). Every call is
+        validated before anything is written.
+        """
+        specs = [self._spec_from(call) for call in calls]
+        jobs: list[Job] = []
+        for i in range(0, len(specs), 1000):
+            jobs += self._write(specs[i:i + 1000])
+        return jobs
+
+    def _spec_from(self, call: Any) -> JobSpec:
+        if isinstance(call, Mapping):
+            opts = dict(call)
+            task = opts.pop("task", None)
+            if task is None:
+                raise ConfigError(f"enqueue_many: call {call!r} has no 'task'")
+            return self._spec(task, opts.pop("args", ()), opts.pop("kwargs", None) or {}, **opts)
+        if isinstance(call, tuple | list) and 1 <= len(call) <= 3:
+            task, args, kwargs = (*call, (), None)[:3] if len(call) < 3 else call
+            return self._spec(task, args or (), kwargs or {})
+        raise ConfigError(f"enqueue_many: expected (task, args[, kwargs]) or a dict, not {call!r}")
+
+    def _spec(self, task: object, args: Sequence[Any], kwargs: Mapping[str, Any], *,
+              priority: int | None = None, timeout_s: float | None = None,
+              ttl_s: float | None = None, result_ttl_s: int | None = None,
+              max_retries: int | None = None, job_id: str | None = None,
+              delay_s: float | None = None, run_at: datetime | None = None,
+              meta: Mapping[str, Any] | None = None) -> JobSpec:
+        name, t = resolve(task)
+        d = t.options if t is not None else None
+        args_json, kwargs_json = encode_args(args, kwargs, self.settings.max_payload_bytes)
+        prio = priority if priority is not None else (d.priority if d else 0)
+        if not isinstance(prio, int) or not MIN_PRIORITY <= prio <= MAX_PRIORITY:
+            raise ConfigError(f"priority must be an int from {MIN_PRIORITY} to {MAX_PRIORITY}")
+        options: dict[str, str] = {}
+        for key, value, default in (
+            ("timeout_s", timeout_s, d.timeout_s if d else None),
+            ("max_retries", max_retries, d.max_retries if d else None),
+            ("result_ttl_s", result_ttl_s, d.result_ttl_s if d else None),
+        ):
+            chosen = value if value is not None else default
+            if chosen is not None:
+                if not _finite_non_negative(chosen):
+                    raise ConfigError(f"{key} must be a non-negative number, not {chosen!r}")
+                options[key] = str(int(chosen) if key != "timeout_s" else float(chosen))
+        if meta:
+            from .job import dumps
+            options["meta"] = dumps(dict(meta), "meta")
+        ttl = ttl_s if ttl_s is not None else (d.ttl_s if d else None)
+        if ttl is not None and not _finite_non_negative(ttl):
+            raise ConfigError(f"ttl_s must be a non-negative number, not {ttl!r}")
+        return JobSpec(
+            id=require_job_id(job_id) if job_id is not None else new_job_id(),
+            task=name, args_json=args_json, kwargs_json=kwargs_json, priority=prio,
+            delay_ms=_delay_ms(delay_s, run_at), ttl_ms=int((ttl or 0) * 1000), options=options,
+        )
+
+    @redis_errors
+    def _write(self, specs: Sequence[JobSpec]) -> list[Job]:
+        if not self._registered:
+            # The queue registry is global (outside the queue's cluster slot), so it is
+            # written here once per Queue object rather than inside the script.
+            self.client.sadd(self.keys.queues(), self.name)
+            self._registered = True
+        created = self.scripts.enqueue(self.name, specs)
+        jobs = []
+        for spec, new in zip(specs, created, strict=True):
+            if new:
+                state = "scheduled" if spec.delay_ms > 0 else "pending"
+                jobs.append(Job(self, spec.id, {"state": state, "task": spec.task,
+                                                "args": spec.args_json,
+                                                "kwargs": spec.kwargs_json}))
+            else:
+                jobs.append(self._fetch(spec.id) or Job(self, spec.id, {}))
+        return jobs
+
+    # -- read ------------------------------------------------------------------------------
+    @redis_errors
+    def job(self, job_id: str) -> Job | None:
+        """The job with this id in this queue, or None (unknown or expired)."""
+        require_job_id(job_id)
+        return self._fetch(job_id)
+
+    def _fetch(self, job_id: str) -> Job | None:
+        try:
+            fields: dict[str, str] = self.client.hgetall(  # type: ignore[assignment]
+                self.keys.job(self.name, job_id))
+        except redis.ResponseError:  # a key of another type under our name: treat as absent
+            return None
+        return Job(self, job_id, fields) if fields else None
+
+    @redis_errors
+    def _refresh(self, job: Job) -> None:
+        fresh = self._fetch(job.id)
+        if fresh is None:
+            raise JobNotFound(f"job {job.id} not found in queue {self.name!r} (expired or purged)")
+        job.fields = fresh.fields
+
+    def _wait_result(self, job: Job, timeout_s: float) -> Any:
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        notify = self.keys.notify(self.name, job.id)
+        waiter: redis.Redis | None = None
+        with translated(self.settings.redis_url):
+            try:
+                while True:
+                    state = self.scripts.watch(self.name, job.id)
+                    if state is None:
+                        raise JobNotFound(f"job {job.id} not found in queue {self.name!r}")
+                    if state in FINAL_STATES:
+                        job.refresh()
+                        return _outcome(job)
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        job.fields["state"] = state
+                        raise Timeout(f"job {job.id} still {state} after {timeout_s} s")
+                    if waiter is None:
+                        waiter = connect(self.settings.replace(block_s=min(left, 60.0)),
+                                         blocking=True)
+                    # The watch registered us; completion pushes to `notify`, so a finish
+                    # that happens before BLPOP starts is not missed.
+                    waiter.blpop([notify], timeout=min(left, 60.0))
+            finally:
+                if waiter is not None:
+                    waiter.close()
+
+    # -- admin -----------------------------------------------------------------------------
+    @redis_errors
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a pending or scheduled job. False if it is in another state.
+
+        Raises JobNotFound when there is no such job.
+        """
+        from .errors import InvalidState
+
+        try:
+            self.scripts.cancel(self.name, require_job_id(job_id))
+        except InvalidState:
+            return False
+        return True
+
+    @redis_errors
+    def count(self, state: str = "pending") -> int:
+        """Number of jobs of this queue in `state` (O(1))."""
+        from .job import STATES
+
+        if state not in STATES:
+            raise ConfigError(f"unknown state {state!r}; states are {', '.join(STATES)}")
+        return int(self.client.zcard(self.keys.state_set(self.name, state)))
+
+    def __len__(self) -> int:
+        return self.count("pending")
+
+    @redis_errors
+    def set_max_length(self, max_length: int | None) -> None:
+        """Refuse enqueues beyond `max_length` pending jobs (QueueFull); None removes it."""
+        if max_length is None or max_length <= 0:
+            self.client.hdel(self.keys.meta(self.name), "max_length")
+        else:
+            self.client.hset(self.keys.meta(self.name), "max_length", int(max_length))
+
+    @redis_errors
+    def pause(self) -> None:
+        """Stop workers claiming from this queue; enqueues are still accepted."""
+        self.client.hset(self.keys.meta(self.name), "paused", "1")
+
+    @redis_errors
+    def resume(self) -> None:
+        """Let workers claim from this queue again."""
+        self.client.hdel(self.keys.meta(self.name), "paused")
+        self.client.zadd(self.keys.marker(self.name), {"m": 0})
+
+    @redis_errors
+    def is_paused(self) -> bool:
+        return self.client.hget(self.keys.meta(self.name), "paused") == "1"
+
+
+def _finite_non_negative(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+
+
+def _delay_ms(delay_s: float | None, run_at: datetime | None) -> int:
+    if delay_s is not None and run_at is not None:
+        raise ConfigError("give delay_s or run_at, not both")
+    if run_at is not None:
+        if not isinstance(run_at, datetime):
+            raise ConfigError("run_at must be a datetime")
+        when = run_at if run_at.tzinfo else run_at.replace(tzinfo=UTC)
+        # The due time is stored relative to Redis TIME; the difference to the local clock
+        # is taken here, once, which is as good as the caller's idea of `run_at`.
+        delay_s = max(0.0, when.timestamp() - time.time())
+    if delay_s is None:
+        return 0
+    if not _finite_non_negative(delay_s):
+        raise ConfigError(f"delay_s must be a non-negative number, not {delay_s!r}")
+    return int(delay_s * 1000)
+
+
+def _outcome(job: Job) -> Any:
+    if job.status == COMPLETED:
+        return job.return_value
+    text = job.error or job.reason or ("cancelled" if job.status == CANCELLED else "")
+    if job.status == "dead" and job.reason:
+        text = f"{job.error}\n{job.reason}" if job.error else job.reason
+    raise JobFailed(job.id, job.status, text)

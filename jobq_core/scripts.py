@@ -1,0 +1,203 @@
+"""The Lua scripts, one per state transition, each behind one typed Python function.
+
+Each script in lua/ is prefixed with lua/_lib.lua and run with EVALSHA (falling back to
+EVAL when the server's script cache was flushed, e.g. after a restart). Return codes are
+turned into exceptions here, so callers see JobqError children, never magic numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from .config import Settings
+from .errors import InvalidState, JobNotFound, LeaseLost, QueueFull
+from .job import Claimed, JobSpec
+from .keys import Keyspace
+
+MISSING, LEASE_NOT_HELD, REFUSED = -1, -2, -3
+
+_NAMES = ("enqueue", "claim", "extend", "complete", "fail", "promote", "reap", "release",
+          "cancel", "requeue", "purge", "watch")
+
+
+def _source(name: str) -> str:
+    lua = resources.files("jobq_core") / "lua"
+    return (lua / "_lib.lua").read_text() + (lua / f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    jobs: list[Claimed]
+    notes: list[str]
+    next_due_ms: int  # -1 when nothing is scheduled
+    now_ms: int
+
+
+def _pairs(flat: Sequence[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _check(code: int, job_id: str, what: str) -> None:
+    if code == MISSING:
+        raise JobNotFound(f"job {job_id} not found")
+    if code == LEASE_NOT_HELD:
+        raise LeaseLost(f"{what} of job {job_id} refused: this worker no longer holds its lease")
+
+
+class Scripts:
+    """Typed entry points to the Lua scripts for one client and keyspace."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.keys = Keyspace(settings.prefix)
+        self._scripts: dict[str, Script] = {n: client.register_script(_source(n)) for n in _NAMES}
+
+    def _run(self, name: str, keys: Sequence[str], args: Sequence[Any],
+             client: redis.Redis | None = None) -> Any:
+        return self._scripts[name](keys=list(keys), args=list(args), client=client or self.client)
+
+    # enqueue.lua
+    def enqueue(self, queue: str, specs: Sequence[JobSpec]) -> list[bool]:
+        """Write new jobs; returns per job True if created, False if the id already existed."""
+        k = self.keys
+        argv: list[Any] = [len(specs), self.settings.history_minutes]
+        for s in specs:
+            fields = s.fields()
+            argv += [s.id, s.priority, s.delay_ms, s.ttl_ms, len(fields) // 2, *fields]
+        out = self._run("enqueue", [k.pending(queue), k.scheduled(queue), k.seq(queue),
+                                    k.stats(queue), k.meta(queue), k.marker(queue),
+                                    k.job_prefix(queue), k.history(queue)], argv)
+        if out == REFUSED:
+            raise QueueFull(f"queue {queue!r} is at its max_length; {len(specs)} job(s) refused, "
+                            "nothing was queued. Retry later or raise the limit.")
+        return [bool(x) for x in out]
+
+    # claim.lua
+    def claim(self, queues: Sequence[str], count: int, worker_id: str,
+              client: redis.Redis | None = None) -> ClaimResult:
+        """Lease up to `count` jobs from `queues` (first queue first)."""
+        k, s = self.keys, self.settings
+        keys: list[str] = []
+        for q in queues:
+            keys += [k.pending(q), k.processing(q), k.dead(q), k.stats(q), k.history(q),
+                     k.marker(q), k.meta(q), k.job_prefix(q), k.scheduled(q), k.seq(q)]
+        keys += [k.corrupt(q, "pending") for q in queues]
+        claimed, notes, next_due, now = self._run(
+            "claim", keys, [count, worker_id, s.lease_ms, s.dead_ttl_s * 1000,
+                            s.history_minutes, s.batch_size], client)
+        jobs = [Claimed(id=e[1], queue=queues[int(e[0]) - 1], token=e[2], fields=_pairs(e[3:]))
+                for e in claimed]
+        return ClaimResult(jobs, list(notes), int(next_due), int(now))
+
+    # extend.lua
+    def extend(self, queue: str, leases: Sequence[tuple[str, str]],
+               client: redis.Redis | None = None) -> list[str]:
+        """Renew leases (id, token); returns the ids whose lease is no longer held."""
+        argv: list[Any] = [self.settings.lease_ms]
+        for job_id, token in leases:
+            argv += [job_id, token]
+        return list(self._run("extend", [self.keys.processing(queue), self.keys.job_prefix(queue)],
+                              argv, client))
+
+    # complete.lua
+    def complete(self, job: Claimed, result_json: str, result_ttl_s: int, runtime_ms: int,
+                 client: redis.Redis | None = None) -> None:
+        """Mark a job completed; raises LeaseLost if the lease is no longer held."""
+        k, q = self.keys, job.queue
+        code = self._run("complete", [k.processing(q), k.completed(q), k.stats(q), k.history(q),
+                                      k.job(q, job.id), k.notify(q, job.id)],
+                         [job.id, job.token, result_json, result_ttl_s * 1000,
+                          self.settings.history_minutes, runtime_ms], client)
+        _check(code, job.id, "completion")
+
+    # fail.lua
+    def fail(self, job: Claimed, outcome: str, *, delay_ms: int = 0, error: str = "",
+             reason: str = "", attempt_json: str = "",
+             client: redis.Redis | None = None) -> str:
+        """Record a failed attempt; outcome is retry | fail | dead | crash.
+
+        Returns the state the job moved to. Raises LeaseLost if the lease is no longer held.
+        """
+        k, q, s = self.keys, job.queue, self.settings
+        code = self._run("fail", [k.processing(q), k.scheduled(q), k.failed(q), k.dead(q),
+                                  k.pending(q), k.seq(q), k.marker(q), k.stats(q), k.history(q),
+                                  k.job(q, job.id), k.attempts(q, job.id), k.notify(q, job.id)],
+                         [job.id, job.token, outcome, delay_ms, error, reason,
+                          s.failed_ttl_s * 1000, s.dead_ttl_s * 1000, attempt_json,
+                          s.history_minutes, s.max_deliveries], client)
+        _check(code, job.id, "failure report")
+        return {1: "scheduled", 2: "failed", 3: "dead", 4: "pending"}[code]
+
+    # promote.lua
+    def promote(self, queue: str) -> tuple[int, int]:
+        """Move due scheduled jobs to pending; returns (moved, next due ms or -1)."""
+        k = self.keys
+        moved, nxt = self._run("promote", [k.scheduled(queue), k.pending(queue), k.seq(queue),
+                                           k.marker(queue), k.job_prefix(queue)],
+                               [self.settings.batch_size])
+        return int(moved), int(nxt)
+
+    # reap.lua
+    def reap(self, queue: str, client: redis.Redis | None = None) -> list[tuple[str, str]]:
+        """Hand jobs with expired leases back to pending (or dead); returns (id, new state)."""
+        k, s = self.keys, self.settings
+        flat = self._run("reap", [k.processing(queue), k.pending(queue), k.dead(queue),
+                                  k.seq(queue), k.marker(queue), k.stats(queue),
+                                  k.history(queue), k.job_prefix(queue)],
+                         [s.batch_size, s.max_deliveries, s.dead_ttl_s * 1000,
+                          s.history_minutes], client)
+        return list(zip(flat[::2], flat[1::2], strict=True))
+
+    # release.lua
+    def release(self, job: Claimed, client: redis.Redis | None = None) -> None:
+        """Hand a leased job back to pending without counting a lost lease."""
+        k, q = self.keys, job.queue
+        code = self._run("release", [k.processing(q), k.pending(q), k.seq(q), k.marker(q),
+                                     k.job(q, job.id)], [job.id, job.token], client)
+        _check(code, job.id, "hand-back")
+
+    # cancel.lua
+    def cancel(self, queue: str, job_id: str) -> None:
+        """Cancel a pending or scheduled job; raises JobNotFound or InvalidState."""
+        k = self.keys
+        code = self._run("cancel", [k.pending(queue), k.scheduled(queue), k.cancelled(queue),
+                                    k.stats(queue), k.job(queue, job_id), k.notify(queue, job_id)],
+                         [job_id, self.settings.cancelled_ttl_s * 1000])
+        if code == REFUSED:
+            state = str(self.client.hget(k.job(queue, job_id), "state"))
+            raise InvalidState(f"job {job_id} is {state!s}; only pending or scheduled jobs "
+                               "can be cancelled")
+        _check(code, job_id, "cancel")
+
+    # requeue.lua
+    def requeue(self, queue: str, state: str, ids: Sequence[str] = (), *,
+                upto: float | None = None, batch: int = 0) -> tuple[int, int]:
+        """Move jobs of `state` back to pending: the given ids, or one batch up to a score."""
+        k = self.keys
+        argv: list[Any] = [state, "ids", *ids] if upto is None else [state, "upto", upto, batch]
+        moved, left = self._run("requeue", [k.state_set(queue, state), k.pending(queue),
+                                            k.seq(queue), k.marker(queue), k.stats(queue),
+                                            k.job_prefix(queue)], argv)
+        return int(moved), int(left)
+
+    # purge.lua
+    def purge(self, queue: str, state: str, ids: Sequence[str] = (), *,
+              upto: float | None = None, batch: int = 0) -> tuple[int, int]:
+        """Delete jobs of `state`: the given ids, or one batch up to a score."""
+        k = self.keys
+        argv: list[Any] = [state, "ids", *ids] if upto is None else [state, "upto", upto, batch]
+        deleted, left = self._run("purge", [k.state_set(queue, state), k.job_prefix(queue)], argv)
+        return int(deleted), int(left)
+
+    # watch.lua
+    def watch(self, queue: str, job_id: str) -> str | None:
+        """Register a result waiter unless the job ended; returns its state (None: no job)."""
+        state = self._run("watch", [self.keys.job(queue, job_id)], [])
+        return str(state) if state else None

@@ -1,0 +1,108 @@
+"""The heartbeat thread: renews leases, beats the worker registry, reaps and promotes.
+
+It runs on its own client with a short socket timeout, so a Redis that stops answering is
+noticed within a heartbeat; the pool fences (stops) jobs whose lease it could not renew.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis
+
+from ..config import Settings
+from ..connection import translated
+from ..errors import JobqError
+from ..keys import Keyspace
+from ..scripts import Scripts
+from .pool import Pool
+
+log = logging.getLogger("jobq.worker")
+
+
+class Heartbeat(threading.Thread):
+    def __init__(self, settings: Settings, worker_id: str, queues: Sequence[str], pool: Pool,
+                 scripts: Scripts, client: redis.Redis, counters: Callable[[], tuple[int, int]],
+                 ) -> None:
+        super().__init__(name="jobq-heartbeat", daemon=True)
+        self.settings = settings
+        self.worker_id = worker_id
+        self.queues = list(queues)
+        self.pool = pool
+        self.scripts = scripts
+        self.client = client
+        self.counters = counters
+        self.keys = Keyspace(settings.prefix)
+        self.stopping = threading.Event()
+        self.state = "starting"
+        self.started_ms = int(time.time() * 1000)
+        self._down_since: float | None = None
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.settings.heartbeat_s):
+            self.beat()
+
+    def beat(self) -> None:
+        """One round: renew, register, reap, promote. Never raises."""
+        sent = time.monotonic()
+        try:
+            with translated(self.settings.redis_url):
+                self._renew(sent)
+                self.register()
+                for q in self.queues:
+                    for job_id, state in self.scripts.reap(q, client=self.client):
+                        log.warning("reaped job %s (lease expired) -> %s", job_id, state)
+                    self.scripts.promote(q)
+            if self._down_since is not None:
+                log.warning("Redis reachable again after %.1fs", sent - self._down_since)
+                self._down_since = None
+        except (JobqError, redis.RedisError) as exc:
+            if self._down_since is None:
+                self._down_since = sent
+                log.error("heartbeat failed: %s", exc)
+        self.pool.fence(time.monotonic())
+
+    def _renew(self, sent: float) -> None:
+        by_queue: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for job in self.pool.leases():
+            by_queue[job.queue].append((job.id, job.token))
+        for q, leases in by_queue.items():
+            lost = set(self.scripts.extend(q, leases, client=self.client))
+            for job_id in lost:
+                self.pool.abort(job_id, "its lease was lost (reaped, requeued or purged)")
+            self.pool.renewed([i for i, _ in leases if i not in lost], sent)
+
+    def register(self) -> None:
+        running = self.pool.running()
+        done, failed = self.counters()
+        fields: Any = {
+            "id": self.worker_id, "host": socket.gethostname(), "pid": os.getpid(),
+            "queues": ",".join(self.queues), "pool": self.settings.pool,
+            "concurrency": self.settings.concurrency,
+            "state": self.state if self.state != "running" else ("busy" if running else "idle"),
+            "current": ",".join(f"{r.job.queue}/{r.job.id}" for r in running),
+            "started_ms": self.started_ms, "beat_ms": int(time.time() * 1000),
+            "done": done, "failed": failed,
+        }
+        ttl_ms = int(self.settings.heartbeat_s * self.settings.worker_ttl_factor * 1000)
+        key = self.keys.worker(self.worker_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(key, mapping=fields)
+        pipe.pexpire(key, ttl_ms)
+        pipe.zadd(self.keys.workers(), {self.worker_id: fields["beat_ms"]})
+        pipe.execute()
+
+    def unregister(self) -> None:
+        try:
+            with translated(self.settings.redis_url):
+                self.client.delete(self.keys.worker(self.worker_id))
+                self.client.zrem(self.keys.workers(), self.worker_id)
+        except JobqError:
+            pass

@@ -1,0 +1,341 @@
+"""Slots that run jobs: each slot is a thread, and in the process pool it drives one child.
+
+A slot takes a claimed job, runs it (in the thread, or in its child process), and hands the
+Outcome to `on_done` (which records it in Redis). A slot can abort its job when the lease
+is lost or can no longer be renewed: the child is killed; a thread gets an exception
+injected at its next bytecode (best effort: a thread blocked in C cannot be interrupted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import queue as stdqueue
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import redis
+
+from ..config import Settings
+from ..job import Claimed
+from ..keys import Keyspace
+from . import child
+from .runner import CRASH, TIMEOUT, Call, JobTimeout, Outcome, run
+
+log = logging.getLogger("jobq.worker")
+OnDone = Callable[[Claimed, Outcome], None]
+POLL_S = 0.1  # how often a waiting slot checks its deadline and abort flag
+
+
+@dataclass
+class Running:
+    job: Claimed
+    slot: Slot
+    lease_ok: float  # monotonic time the lease was last known renewed (a claim or extend send)
+    aborted: str = ""  # why the job's outcome must be dropped, if it must
+    started: float = field(default_factory=time.monotonic)
+
+
+class Slot:
+    """One unit of concurrency. Subclasses define how a job is executed."""
+
+    def __init__(self, pool: Pool, index: int) -> None:
+        self.pool = pool
+        self.index = index
+        self.inbox: stdqueue.SimpleQueue[Claimed | None] = stdqueue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name=f"jobq-slot-{index}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self.inbox.get()
+            if job is None:
+                self.close()
+                return
+            try:
+                outcome = self.execute(job)
+            except Exception as exc:  # a bug of ours must not kill the slot
+                log.exception("slot %s failed running job %s", self.index, job.id)
+                outcome = Outcome(CRASH, error=repr(exc), reason="worker error")
+            self.pool._finish(job, outcome)
+
+    def execute(self, job: Claimed) -> Outcome:
+        raise NotImplementedError
+
+    def abort(self, entry: Running) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources at shutdown (called in the slot thread)."""
+
+
+class ThreadSlot(Slot):
+    """Runs the job in the slot thread itself; timeouts are injected (best effort)."""
+
+    def __init__(self, pool: Pool, index: int) -> None:
+        super().__init__(pool, index)
+        self._lock = threading.Lock()
+        self._in_task = False
+
+    def execute(self, job: Claimed) -> Outcome:
+        timeout_s = self.pool.timeout_for(job)
+        timer = threading.Timer(timeout_s, self._interrupt) if timeout_s > 0 else None
+        call = Call(job.id, job.queue, dict(job.fields))
+        with self._lock:
+            self._in_task = True
+        try:
+            if timer:
+                timer.start()
+            return run(call, self.pool.settings.max_payload_bytes, self.pool.saver(call))
+        except JobTimeout:
+            return Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
+        finally:
+            with self._lock:
+                self._in_task = False
+            if timer:
+                timer.cancel()
+
+    def _interrupt(self) -> None:
+        with self._lock:
+            if self._in_task and self.thread.ident is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self.thread.ident), ctypes.py_object(JobTimeout))
+
+    def abort(self, entry: Running) -> None:
+        self._interrupt()
+
+
+class ProcessSlot(Slot):
+    """Drives one long-lived child process, respawned after a crash or a kill."""
+
+    def __init__(self, pool: Pool, index: int) -> None:
+        super().__init__(pool, index)
+        self.proc: BaseProcess | None = None
+        self.conn: Connection | None = None
+        self._kill = threading.Event()
+
+    def _spawn(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parent_conn, child_conn = ctx.Pipe()
+        proc = ctx.Process(target=child.main, name=f"jobq-job-{self.index}", daemon=True,
+                           args=(child_conn, self.pool.imports, self.pool.settings, os.getpid()))
+        proc.start()
+        child_conn.close()
+        self.proc, self.conn = proc, parent_conn
+
+    def execute(self, job: Claimed) -> Outcome:
+        if self.proc is None or not self.proc.is_alive():
+            self._spawn()
+        assert self.conn is not None and self.proc is not None
+        self._kill.clear()
+        timeout_s = self.pool.timeout_for(job)
+        # The child interrupts itself at timeout_s; we kill it if it has not answered by then
+        # plus the kill grace (a job blocked in C or ignoring signals).
+        hard_deadline = (time.monotonic() + timeout_s + self.pool.settings.kill_grace_s
+                         if timeout_s > 0 else float("inf"))
+        try:
+            self.conn.send((Call(job.id, job.queue, dict(job.fields)), timeout_s))
+        except OSError:
+            return self._crashed()
+        while True:
+            if self.conn.poll(POLL_S):
+                try:
+                    outcome: Outcome = self.conn.recv()
+                    return outcome
+                except (EOFError, OSError):
+                    return self._crashed()
+            self.pool.fence_one(job.id)
+            if self._kill.is_set():
+                self._terminate()
+                return Outcome(CRASH, error="job stopped by the worker", reason="aborted")
+            if time.monotonic() > hard_deadline:
+                self._terminate()
+                return Outcome(TIMEOUT, error=f"jobq.Timeout: the job ran past timeout_s="
+                               f"{timeout_s} and did not stop; its process was killed")
+            if not self.proc.is_alive():
+                return self._crashed()
+
+    def _crashed(self) -> Outcome:
+        assert self.proc is not None
+        self.proc.join(2)
+        code = self.proc.exitcode
+        self.proc = None
+        if code is not None and code < 0:
+            try:
+                what = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                what = f"killed by signal {-code}"
+        else:
+            what = f"exited with code {code}"
+        return Outcome(CRASH, error=f"the job's process {what}", reason=what)
+
+    def _terminate(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.join(5)
+            self.proc = None
+
+    def abort(self, entry: Running) -> None:
+        self._kill.set()
+
+    def close(self) -> None:
+        if self.conn is not None and self.proc is not None and self.proc.is_alive():
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+            self.proc.join(2)
+        self._terminate()
+
+
+class Pool:
+    """A fixed number of slots; tracks which job each runs and the freshness of its lease."""
+
+    def __init__(self, settings: Settings, imports: Sequence[str], on_done: OnDone,
+                 client: redis.Redis) -> None:
+        self.settings = settings
+        self.imports = list(imports)
+        self.on_done = on_done
+        self.client = client
+        self.keys = Keyspace(settings.prefix)
+        kind = ProcessSlot if settings.pool == "process" else ThreadSlot
+        self.slots: list[Slot] = [kind(self, i) for i in range(settings.concurrency)]
+        self._idle: list[Slot] = list(self.slots)
+        self._running: dict[str, Running] = {}
+        self._cond = threading.Condition()
+
+    def start(self) -> None:
+        for slot in self.slots:
+            slot.start()
+
+    def timeout_for(self, job: Claimed) -> float:
+        return job.float_field("timeout_s", self.settings.timeout_s)
+
+    def saver(self, call: Call) -> Callable[[Mapping[str, str]], None]:
+        key = self.keys.job(call.queue, call.id)
+        client: Any = self.client
+
+        def save(fields: Mapping[str, str]) -> None:
+            client.hset(key, mapping=dict(fields))
+
+        return save
+
+    # -- used by the worker loop ------------------------------------------------------------
+    def free(self) -> int:
+        with self._cond:
+            return len(self._idle)
+
+    def busy(self) -> int:
+        with self._cond:
+            return len(self._running)
+
+    def wait_free(self, timeout_s: float) -> bool:
+        """Wait until a slot is free; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: bool(self._idle), timeout_s)
+
+    def wait_change(self, timeout_s: float) -> None:
+        """Wait until some running job finishes (or the timeout)."""
+        with self._cond:
+            n = len(self._running)
+            self._cond.wait_for(lambda: len(self._running) != n, timeout_s)
+
+    def submit(self, job: Claimed, leased_at: float) -> None:
+        with self._cond:
+            slot = self._idle.pop()
+            self._running[job.id] = Running(job, slot, leased_at)
+        slot.inbox.put(job)
+
+    # -- used by the heartbeat ------------------------------------------------------------
+    def leases(self) -> list[Claimed]:
+        with self._cond:
+            return [r.job for r in self._running.values() if not r.aborted]
+
+    def renewed(self, job_ids: Sequence[str], sent_at: float) -> None:
+        with self._cond:
+            for job_id in job_ids:
+                entry = self._running.get(job_id)
+                if entry is not None:
+                    entry.lease_ok = max(entry.lease_ok, sent_at)
+
+    def abort(self, job_id: str, why: str) -> None:
+        """Stop a job whose lease is gone; its outcome will not be recorded."""
+        with self._cond:
+            entry = self._running.get(job_id)
+            if entry is None or entry.aborted:
+                return
+            entry.aborted = why
+        log.warning("stopping job %s: %s", job_id, why)
+        entry.slot.abort(entry)
+
+    def _stale(self, entry: Running, now: float) -> bool:
+        # A lease renewed (sent) at lease_ok expires no earlier than lease_ok + lease_s by
+        # Redis's clock. Stop the job a margin before that: the margin is a heartbeat, or
+        # less when the lease is short, so a healthy worker (renewing every heartbeat) never
+        # trips it.
+        s = self.settings
+        margin = min(s.heartbeat_s, (s.lease_s - s.heartbeat_s) / 2)
+        return not entry.aborted and now > entry.lease_ok + s.lease_s - margin
+
+    def fence(self, now: float) -> None:
+        """Abort jobs whose lease could not be renewed and may soon expire."""
+        with self._cond:
+            stale = [r.job.id for r in self._running.values() if self._stale(r, now)]
+        for job_id in stale:
+            self.abort(job_id, "its lease could not be renewed in time (Redis unreachable?); "
+                       "another worker will run it")
+
+    def fence_one(self, job_id: str) -> None:
+        with self._cond:
+            entry = self._running.get(job_id)
+            stale = entry is not None and self._stale(entry, time.monotonic())
+        if stale:
+            self.abort(job_id, "its lease could not be renewed in time (Redis unreachable?); "
+                       "another worker will run it")
+
+    def running(self) -> list[Running]:
+        with self._cond:
+            return list(self._running.values())
+
+    # -- used by slots --------------------------------------------------------------------
+    def _finish(self, job: Claimed, outcome: Outcome) -> None:
+        with self._cond:
+            entry = self._running.get(job.id)
+        if entry is not None and not entry.aborted:
+            try:
+                self.on_done(job, outcome)
+            except Exception:
+                log.exception("recording the outcome of job %s failed", job.id)
+        elif entry is not None:
+            log.warning("dropped the outcome of job %s (%s): %s", job.id, outcome.kind,
+                        entry.aborted)
+        with self._cond:
+            self._running.pop(job.id, None)
+            if entry is not None:
+                self._idle.append(entry.slot)
+            self._cond.notify_all()
+
+    def stop(self, grace_s: float) -> list[Claimed]:
+        """Let running jobs finish for up to `grace_s`, abort the rest and return them."""
+        deadline = time.monotonic() + grace_s
+        with self._cond:
+            self._cond.wait_for(lambda: not self._running, max(0.0, grace_s))
+            left = [r for r in self._running.values() if not r.aborted]
+            for r in left:
+                r.aborted = "worker stopping"
+        for r in left:
+            r.slot.abort(r)
+        for slot in self.slots:
+            slot.inbox.put(None)
+        for slot in self.slots:
+            slot.thread.join(max(0.1, deadline - time.monotonic()) + 5)
+        return [r.job for r in left]

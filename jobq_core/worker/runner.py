@@ -1,0 +1,99 @@
+"""Run one job in the current process or thread and describe how it ended (an Outcome).
+
+The runner never raises for anything the job does: every exception, a wrong payload, an
+unknown task or an unserialisable result becomes an Outcome the worker records.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..context import JobContext, Saver, running
+from ..errors import PayloadError, Retry, UnknownTask
+from ..job import decode_call, dumps
+from ..registry import get_task
+
+OK, ERROR, RETRY, DEAD, CRASH, TIMEOUT = "ok", "error", "retry", "dead", "crash", "timeout"
+
+
+class JobTimeout(BaseException):
+    """Raised inside a running task when it exceeds its timeout (not an Exception, so a
+    task's broad `except Exception` does not swallow it)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended: kind is ok | error | retry | dead | crash | timeout."""
+
+    kind: str
+    result_json: str = ""
+    error: str = ""
+    reason: str = ""
+    delay_s: float | None = None
+    runtime_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a pool needs to run one job: plain strings, so it crosses a process pipe."""
+
+    id: str
+    queue: str
+    fields: Mapping[str, str]
+
+
+def run(call: Call, max_result_bytes: int, save: Saver | None = None) -> Outcome:
+    """Run the task of `call` and return its Outcome; never raises (but JobTimeout)."""
+    name = call.fields.get("task", "")
+    try:
+        task = get_task(name)
+    except UnknownTask as exc:
+        return Outcome(DEAD, error=str(exc), reason=f"unknown task {name!r}")
+    try:
+        args, kwargs = decode_call(call.fields)
+    except PayloadError as exc:
+        return Outcome(DEAD, error=str(exc), reason=str(exc))
+    meta: Any = {}
+    if call.fields.get("meta"):
+        try:
+            meta = json.loads(call.fields["meta"])
+        except json.JSONDecodeError:
+            meta = {}
+    ctx = JobContext(id=call.id, queue=call.queue, task=name,
+                     attempt=int(call.fields.get("retries", "0") or 0) + 1,
+                     meta=meta if isinstance(meta, dict) else {}, _save=save)
+    started = time.monotonic()
+    try:
+        with running(ctx):
+            value = task.fn(*args, **kwargs)
+    except Retry as exc:
+        return Outcome(RETRY, error=_tb(), delay_s=exc.delay_s, runtime_ms=_ms(started))
+    except JobTimeout:
+        return Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s and was "
+                       "interrupted", runtime_ms=_ms(started))
+    except BaseException:  # a task's SystemExit/KeyboardInterrupt is its failure, not ours
+        return Outcome(ERROR, error=_tb(), runtime_ms=_ms(started))
+    runtime = _ms(started)
+    try:
+        result = dumps(value, "the task's return value")
+    except PayloadError as exc:
+        return Outcome(ERROR, error=f"jobq.PayloadError: {exc}", runtime_ms=runtime)
+    if len(result) > max_result_bytes:
+        return Outcome(ERROR, error=f"jobq.PayloadError: result of {len(result)} bytes is above "
+                       f"the cap of {max_result_bytes} bytes", runtime_ms=runtime)
+    return Outcome(OK, result_json=result, runtime_ms=runtime)
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _tb() -> str:
+    # Bound the stored traceback: a recursion error can produce megabytes.
+    text = traceback.format_exc()
+    return text if len(text) <= 20_000 else text[:5_000] + "\n...\n" + text[-15_000:]

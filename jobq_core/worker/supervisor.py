@@ -1,0 +1,195 @@
+"""Worker: claims jobs from its queues, runs them in a pool, and stops cleanly on signals.
+
+    Worker(["high", "default"], settings, imports=["myapp.tasks"]).work(burst=False)
+
+The main loop: wait for a free slot, claim up to that many jobs, hand them to the pool;
+when there is nothing to claim, block on the queues' markers. A heartbeat thread renews
+leases, and any error from Redis is logged and waited out, never fatal.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from ..config import Settings
+from ..connection import connect, translated
+from ..errors import JobqError, LeaseLost, RedisUnavailable
+from ..job import Claimed, Job
+from ..keys import check_queue_name
+from ..registry import registered
+from ..scripts import Scripts
+from .fetch import Fetcher, Recorder
+from .heartbeat import Heartbeat
+from .pool import Pool
+from .runner import Outcome
+
+log = logging.getLogger("jobq.worker")
+
+
+class Worker:
+    """Runs jobs from `queues` (earlier queues first) until stopped.
+
+    `imports` are modules that register the tasks this worker may run. Settings give the
+    concurrency, pool ("process" or "thread"), lease, heartbeat and grace.
+    """
+
+    def __init__(self, queues: Sequence[str] | str = ("default",),
+                 settings: Settings | None = None, *, imports: Sequence[str] = (),
+                 name: str | None = None, **overrides: Any) -> None:
+        queue_list = [queues] if isinstance(queues, str) else list(queues)
+        if not queue_list:
+            raise JobqError("a worker needs at least one queue")
+        self.queues = [check_queue_name(q) for q in dict.fromkeys(queue_list)]
+        base = settings or Settings.from_env()
+        self.settings = base.replace(**overrides) if overrides else base
+        self.imports = list(imports)
+        for module in self.imports:
+            importlib.import_module(module)
+        self.id = name or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+        s = self.settings
+        self.client = connect(s)
+        # The heartbeat gets its own client with a socket timeout of one heartbeat, so a
+        # silent Redis is noticed in time to stop jobs before their leases expire.
+        self.beat_client = connect(s.replace(socket_timeout_s=min(s.socket_timeout_s,
+                                                                  s.heartbeat_s)))
+        self.scripts = Scripts(self.client, s)
+        self.stopping = threading.Event()
+        self.hard_stop = threading.Event()
+        self.ready = threading.Event()  # set once the worker is registered and claiming
+        self.recorder = Recorder(s, self.scripts, self.id, self.hard_stop, self._job_handle)
+        self.pool = Pool(s, self._child_imports(), self._on_done, self.client)
+        self.fetch = Fetcher(s, self.queues, self.id, self.scripts, connect(s, blocking=True))
+        self.heartbeat = Heartbeat(s, self.id, self.queues, self.pool, self.scripts,
+                                   self.beat_client,
+                                   lambda: (self.recorder.done, self.recorder.failed))
+        self._queue_handles: dict[str, Any] = {}
+
+    def work(self, burst: bool = False) -> int:
+        """Run jobs until stopped (SIGTERM/SIGINT or stop()); with `burst`, until there is
+        nothing pending, running or due within a second. Returns the jobs processed."""
+        self._start()
+        pause = 0.0
+        try:
+            while not self.stopping.is_set():
+                if not self.pool.wait_free(self.settings.block_s):
+                    continue
+                try:
+                    sent = time.monotonic()
+                    jobs = self.fetch.claim(self.pool.free())
+                    for job in jobs:
+                        self.pool.submit(job, sent)
+                    if not jobs:
+                        if burst and not self.pool.busy() and not self.fetch.due_within(1.0):
+                            break
+                        if burst and self.pool.busy():
+                            self.pool.wait_change(self.settings.block_s)
+                        else:
+                            self.fetch.wait()
+                    pause = 0.0
+                except RedisUnavailable as exc:
+                    pause = min(max(pause * 2, 0.1), self.settings.reconnect_max_s)
+                    log.error("%s; retrying in %.1fs", exc, pause)
+                    self.stopping.wait(pause)
+        finally:
+            self._stop()
+        return self.recorder.done + self.recorder.failed
+
+    def stop(self, hard: bool = False) -> None:
+        """Ask the worker to stop: finish running jobs within grace_s (hard: at once)."""
+        self.stopping.set()
+        if hard:
+            self.hard_stop.set()
+        self.fetch.wake()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def _start(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        self._check_redis()
+        self.pool.start()
+        self.heartbeat.state = "running"
+        try:
+            with translated(self.settings.redis_url):
+                self.heartbeat.register()
+        except RedisUnavailable as exc:
+            log.error("%s (the worker keeps trying)", exc)
+        self.heartbeat.start()
+        self.ready.set()
+        log.info("worker %s started: queues=%s pool=%s concurrency=%d", self.id,
+                 ",".join(self.queues), self.settings.pool, self.settings.concurrency)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping.is_set():
+            log.warning("second %s: stopping now; unfinished jobs are handed back",
+                        signal.Signals(signum).name)
+            self.hard_stop.set()
+        else:
+            log.warning("%s: stopping after running jobs finish (up to %.0fs); send again to "
+                        "stop now", signal.Signals(signum).name, self.settings.grace_s)
+            self.stopping.set()
+
+    def _stop(self) -> None:
+        self.heartbeat.state = "stopping"
+        grace = 0.0 if self.hard_stop.is_set() else self.settings.grace_s
+        # Wake up early on a second signal: wait in small steps.
+        deadline = time.monotonic() + grace
+        while self.pool.busy() and time.monotonic() < deadline and not self.hard_stop.is_set():
+            self.pool.wait_change(0.1)
+        left = self.pool.stop(0.0)
+        self.heartbeat.stopping.set()
+        self.heartbeat.join(self.settings.socket_timeout_s + 1)
+        for job in left:
+            self._hand_back(job)
+        self.heartbeat.unregister()
+        for c in (self.client, self.beat_client, self.fetch.blocking):
+            c.close()
+        log.info("worker %s stopped (%d handed back)", self.id, len(left))
+
+    def _hand_back(self, job: Claimed) -> None:
+        try:
+            with translated(self.settings.redis_url):
+                self.scripts.release(job)
+            log.warning("handed back job %s", job.id)
+        except (LeaseLost, JobqError) as exc:
+            log.warning("could not hand back job %s (%s); its lease will bring it back",
+                        job.id, exc)
+
+    def _check_redis(self) -> None:
+        try:
+            with translated(self.settings.redis_url):
+                policy = self.client.config_get("maxmemory-policy").get("maxmemory-policy")
+        except (RedisUnavailable, JobqError, Exception) as exc:  # CONFIG may be disabled (ACL)
+            log.debug("cannot read maxmemory-policy: %s", exc)
+            return
+        if policy and policy != "noeviction":
+            log.warning("Redis maxmemory-policy is %r: Redis may EVICT queued jobs when memory "
+                        "is full. Set maxmemory-policy noeviction for a job queue.", policy)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _on_done(self, job: Claimed, outcome: Outcome) -> None:
+        self.recorder.record(job, outcome)
+
+    def _child_imports(self) -> list[str]:
+        modules = {t.fn.__module__ for t in registered().values()}
+        modules.discard("__main__")
+        return list(dict.fromkeys([*self.imports, *sorted(modules)]))
+
+    def _job_handle(self, job: Claimed) -> Job:
+        from ..queue import Queue
+
+        q = self._queue_handles.get(job.queue)
+        if q is None:
+            q = self._queue_handles[job.queue] = Queue(job.queue, settings=self.settings,
+                                                       redis=self.client)
+        return Job(q, job.id, job.fields)

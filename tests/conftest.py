@@ -1,0 +1,47 @@
+"""Test fixtures: a private Redis server per session, a fresh key prefix per test."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from jobq_core import Queue, Settings
+from jobq_core.server import LocalRedis, temp_dir
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[LocalRedis]:
+    """A Redis server this session started on a unix socket in a temp dir (never 6379)."""
+    server = LocalRedis(temp_dir("jq-test-")).start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: LocalRedis) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    """Settings with a key prefix of this test's own, and short timings for quick tests."""
+    return Settings(redis_url=redis_url, prefix=f"t{uuid.uuid4().hex[:10]}", lease_s=4.0,
+                    heartbeat_s=1.0, retry_backoff_s=0.01, retry_backoff_max_s=0.05,
+                    grace_s=5.0, block_s=0.2, kill_grace_s=0.5)
+
+
+@pytest.fixture
+def r(settings: Settings) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def queue(settings: Settings) -> Queue:
+    return Queue("default", settings=settings)

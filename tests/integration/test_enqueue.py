@@ -1,0 +1,139 @@
+"""Producer API: enqueue by name or callable, options, validation before Redis, batches."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from jobq_core import ConfigError, PayloadError, Queue, QueueFull, Settings, UnknownTask, task
+from jobq_core.keys import Keyspace
+from tests import tasks
+
+
+def test_enqueue_by_name_and_by_callable_store_the_same_task(queue: Queue) -> None:
+    by_name = queue.enqueue("tests.tasks.add", 1, 2)
+    by_callable = queue.enqueue(tasks.add, 1, 2)
+    assert queue.job(by_name.id).task == queue.job(by_callable.id).task == "tests.tasks.add"
+    assert queue.job(by_name.id).args == [1, 2]
+    assert by_name.status == "pending"
+
+
+def test_unregistered_callable_is_refused(queue: Queue) -> None:
+    def not_a_task() -> None: ...
+
+    with pytest.raises(UnknownTask, match="not a registered task"):
+        queue.enqueue(not_a_task)
+
+
+@pytest.mark.parametrize("bad", [object(), {1, 2}, b"bytes", float("nan")])
+def test_non_json_args_fail_before_redis_is_touched(bad: object) -> None:
+    # The URL points nowhere: if enqueue reached Redis we would see RedisUnavailable instead.
+    q = Queue("default", settings=Settings(redis_url="redis://127.0.0.1:1/0"))
+    with pytest.raises(PayloadError, match="JSON"):
+        q.enqueue(tasks.echo, bad)
+    with pytest.raises(TypeError):  # PayloadError is a TypeError too
+        q.enqueue(tasks.echo, x=bad)
+
+
+def test_payload_cap(settings: Settings) -> None:
+    q = Queue("default", settings=settings.replace(max_payload_bytes=1000))
+    q.enqueue(tasks.echo, "x" * 900)
+    with pytest.raises(PayloadError, match="above the cap of 1000 bytes"):
+        q.enqueue(tasks.echo, "x" * 1001)
+    assert q.count("pending") == 1
+
+
+def test_default_cap_is_one_mib(queue: Queue) -> None:
+    queue.enqueue(tasks.echo, "x" * (1024 * 1024 - 10))
+    with pytest.raises(PayloadError):
+        queue.enqueue(tasks.echo, "x" * (1024 * 1024 + 1))
+
+
+def test_enqueue_call_options_are_stored(queue: Queue, r: redis.Redis) -> None:
+    job = queue.enqueue_call(tasks.add, args=(1, 2), kwargs={}, priority=5, timeout_s=30,
+                             ttl_s=600, result_ttl_s=3600, max_retries=7, job_id="my-id-1")
+    assert job.id == "my-id-1"
+    fields = r.hgetall(Keyspace(queue.settings.prefix).job("default", "my-id-1"))
+    assert fields["priority"] == "5"
+    assert fields["timeout_s"] == "30.0"
+    assert fields["max_retries"] == "7"
+    assert fields["result_ttl_s"] == "3600"
+    assert int(fields["expires_ms"]) - int(fields["enqueued_ms"]) == 600_000
+
+
+def test_existing_job_id_returns_the_existing_job(queue: Queue) -> None:
+    first = queue.enqueue_call(tasks.add, args=(1, 2), job_id="same")
+    second = queue.enqueue_call(tasks.add, args=(5, 5), job_id="same")
+    assert second.id == first.id and second.args == [1, 2]
+    assert queue.count("pending") == 1
+
+
+@pytest.mark.parametrize("opts", [{"priority": 101}, {"priority": "high"}, {"timeout_s": -1},
+                                  {"job_id": "bad id!"}, {"delay_s": float("inf")},
+                                  {"max_retries": -2}])
+def test_bad_options_are_clear_errors(queue: Queue, opts: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        queue.enqueue_call(tasks.add, args=(1, 2), **opts)  # type: ignore[arg-type]
+    assert queue.count("pending") == 0
+
+
+def test_enqueue_many_is_one_round_trip_per_batch(queue: Queue, r: redis.Redis) -> None:
+    queue.enqueue(tasks.add, 0, 0)  # registers the queue and loads the script first
+    before = _calls(r, "evalsha")
+    jobs = queue.enqueue_many([(tasks.add, (i, i)) for i in range(500)]
+                              + [{"task": "tests.tasks.add", "args": [1, 1], "priority": 3}])
+    assert _calls(r, "evalsha") - before == 1
+    assert len(jobs) == 501 and len({j.id for j in jobs}) == 501
+    assert queue.count("pending") == 502
+
+
+def test_enqueue_many_validates_everything_first(queue: Queue) -> None:
+    with pytest.raises(PayloadError):
+        queue.enqueue_many([(tasks.add, (1, 2)), (tasks.echo, (object(),))])
+    assert queue.count("pending") == 0
+
+
+def test_max_length_gives_backpressure(queue: Queue) -> None:
+    queue.set_max_length(2)
+    queue.enqueue(tasks.add, 1, 1)
+    queue.enqueue(tasks.add, 1, 1)
+    with pytest.raises(QueueFull, match="max_length"):
+        queue.enqueue(tasks.add, 1, 1)
+    assert queue.count("pending") == 2
+    queue.set_max_length(None)
+    queue.enqueue(tasks.add, 1, 1)
+
+
+def test_task_enqueue_uses_task_defaults(settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                                         r: redis.Redis) -> None:
+    monkeypatch.setenv("JOBQ_REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("JOBQ_PREFIX", settings.prefix)
+
+    @task(queue="mail", max_retries=9, priority=-3)
+    def send(to: str) -> str:
+        return to
+
+    job = send.enqueue("a@example.com")
+    assert job.queue.name == "mail"
+    fields = r.hgetall(Keyspace(settings.prefix).job("mail", job.id))
+    assert fields["max_retries"] == "9" and fields["priority"] == "-3"
+    assert send("direct") == "direct"  # still callable as a function
+
+
+def test_bad_queue_name(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="queue name"):
+        Queue("no spaces{}", settings=settings)
+
+
+def test_redis_down_is_a_clear_error() -> None:
+    from jobq_core import RedisUnavailable
+
+    q = Queue("default", settings=Settings(redis_url="redis://127.0.0.1:1/0",
+                                           connect_timeout_s=0.5))
+    with pytest.raises(RedisUnavailable, match="cannot reach Redis"):
+        q.enqueue(tasks.add, 1, 2)
+
+
+def _calls(r: redis.Redis, command: str) -> int:
+    stats = r.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))

@@ -1,0 +1,114 @@
+"""Task functions the tests enqueue (imported by worker processes too)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from jobq_core import Retry, current_job, task
+
+
+@task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@task(queue="default")
+def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@task(max_retries=2)
+def boom(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+@task(max_retries=0)
+def boom_once(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+@task(max_retries=3)
+def fail_until(path: str, times: int) -> int:
+    """Fail the first `times` calls (counted in a file), then return the call count."""
+    p = Path(path)
+    n = int(p.read_text()) + 1 if p.exists() else 1
+    p.write_text(str(n))
+    if n <= times:
+        raise RuntimeError(f"attempt {n} fails")
+    return n
+
+
+@task(max_retries=5)
+def ask_retry(path: str) -> str:
+    p = Path(path)
+    n = int(p.read_text()) + 1 if p.exists() else 1
+    p.write_text(str(n))
+    if n == 1:
+        raise Retry(delay_s=0.05)
+    return "second time lucky"
+
+
+@task
+def sleep_for(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@task
+def append_line(path: str, text: str) -> None:
+    with open(path, "a") as f:
+        f.write(text + "\n")
+
+
+@task
+def exit_hard(code: int = 1) -> None:
+    os._exit(code)
+
+
+@task
+def segfault() -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+@task(max_retries=0)
+def busy_ignoring_signals(seconds: float) -> None:
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@task
+def report_progress() -> str:
+    job = current_job()
+    job.save_meta(stage="half")
+    job.set_progress(0.5)
+    return job.id
+
+
+@task
+def not_json() -> object:
+    return object()
+
+
+@task
+def record_pid(path: str, seconds: float = 0.0) -> int:
+    """Append 'start <pid>' then 'end <pid>' around a sleep (a ledger outside Redis)."""
+    with open(path, "a") as f:
+        f.write(f"start {os.getpid()}\n")
+    time.sleep(seconds)
+    with open(path, "a") as f:
+        f.write(f"end {os.getpid()}\n")
+    return os.getpid()
+
+
+@task(max_retries=0)
+def busy_loop(seconds: float) -> None:
+    """Pure-Python busy work (interruptible between bytecodes)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
