@@ -128,7 +128,12 @@ class RedisServer:
 
     def reset(self) -> None:
         """Empty this (our own) server and give freed memory back so deltas start clean."""
-        self.r.flushall()
+        # SYNC: Valkey 8 frees a FLUSHALL in the background by default, which would leak the
+        # previous unit's memory into the next unit's used_memory delta
+        try:
+            self.r.execute_command("FLUSHALL", "SYNC")
+        except redis.ResponseError:
+            self.r.flushall()  # servers before 6.2 flush synchronously anyway
         try:
             self.r.execute_command("MEMORY", "PURGE")
         except redis.ResponseError:
@@ -153,7 +158,7 @@ class RedisServer:
         )
 
     def version(self) -> str:
-        info: dict[str, Any] = self.r.info("server")
+        info: dict[str, Any] = self.r.info("all")
         name = str(info.get("server_name") or "redis")
         version = str(info.get(f"{name}_version") or info.get("redis_version"))
         extra = f" (redis_version {info['redis_version']})" if name != "redis" else ""

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -208,12 +209,19 @@ def run_latency(ctx: Context, driver: Driver, variant: Variant) -> Record:
 
 
 def run_memory(ctx: Context, driver: Driver) -> Record:
-    n = ctx.config.mem_n
+    """Bytes of Redis memory per pending job, filled by parallel producers (speed is irrelevant)."""
+    n, producers = ctx.config.mem_n, ctx.config.mem_producers
     ctx.server.reset()
     before = ctx.server.snapshot()
-    agent(ctx, driver.name, "enqueue", "--kind", "noop", "--n", str(n),
-          "--mode", driver.memory_fill, "--chunk", str(ctx.config.bulk_chunk),
-          timeout_s=max(ctx.config.unit_timeout_s, 300.0))
+    shares = [n // producers + (1 if i < n % producers else 0) for i in range(producers)]
+
+    def fill(count: int) -> dict[str, Any]:
+        return agent(ctx, driver.name, "enqueue", "--kind", "noop", "--n", str(count),
+                     "--mode", driver.memory_fill, "--chunk", str(ctx.config.bulk_chunk),
+                     timeout_s=max(ctx.config.unit_timeout_s, 300.0))
+
+    with ThreadPoolExecutor(max_workers=producers) as pool:
+        list(pool.map(fill, [count for count in shares if count]))
     after = ctx.server.snapshot()
     return {
         "label": f"{driver.name}-memory", "row": driver.title, "n": n, "fill": driver.memory_fill,
@@ -287,7 +295,38 @@ def rotated(items: list[str], by: int) -> list[str]:
     return items[shift:] + items[:shift]
 
 
-def run_all(ctx: Context) -> None:
+def run_repetition(ctx: Context, rep: int, tool: Path | None) -> None:
+    """Every timed scenario once, systems interleaved, starting from a rotated system."""
+    cfg = ctx.config
+    order = rotated(list(ctx.drivers), rep)
+    log(f"repetition {rep + 1}/{cfg.repeat}, order: {', '.join(order)}")
+    if "floor" in cfg.scenarios:
+        run_floor(ctx, rep, tool)
+    if "bulk" in cfg.scenarios:
+        for name in order:
+            driver = ctx.drivers[name]
+            unit(ctx, "bulk", name, rep, f"{name}-bulk",
+                 lambda driver=driver: run_bulk(ctx, driver, rep))
+    for scenario in ("drain", "sleep", "latency"):
+        if scenario not in cfg.scenarios:
+            continue
+        for name in order:
+            driver = ctx.drivers[name]
+            for v in driver.variants():
+                if v.role not in SCENARIO_ROLES[scenario]:
+                    continue
+                if scenario == "latency":
+                    body = lambda driver=driver, v=v: run_latency(ctx, driver, v)  # noqa: E731
+                else:
+                    kind = "noop" if scenario == "drain" else "sleep10ms"
+                    size = cfg.n if scenario == "drain" else cfg.sleep_n
+                    body = lambda driver=driver, v=v, kind=kind, size=size: run_drain(  # noqa: E731
+                        ctx, driver, v, kind, scaled(size, v))
+                unit(ctx, scenario, name, rep, v.label, body)
+
+
+def run_all(ctx: Context, started: float) -> None:
+    """Repetition 1, the memory figure, then the other repetitions while the budget allows."""
     cfg = ctx.config
     tool = find_benchmark_tool()
     if "floor" in cfg.scenarios and tool is None:
@@ -295,39 +334,27 @@ def run_all(ctx: Context) -> None:
             "redis-benchmark / valkey-benchmark not found on PATH: the benchmark-tool floor was "
             "skipped (Debian: `apt-get install redis-tools`)."
         )
-    names = list(ctx.drivers)
-    for rep in range(cfg.repeat):
-        order = rotated(names, rep)
-        log(f"repetition {rep + 1}/{cfg.repeat}, order: {', '.join(order)}")
-        if "floor" in cfg.scenarios:
-            run_floor(ctx, rep, tool)
-        if "bulk" in cfg.scenarios:
-            for name in order:
-                driver = ctx.drivers[name]
-                unit(ctx, "bulk", name, rep, f"{name}-bulk",
-                     lambda driver=driver: run_bulk(ctx, driver, rep))
-        for scenario in ("drain", "sleep", "latency"):
-            if scenario not in cfg.scenarios:
-                continue
-            for name in order:
-                driver = ctx.drivers[name]
-                for v in driver.variants():
-                    if v.role not in SCENARIO_ROLES[scenario]:
-                        continue
-                    if scenario == "latency":
-                        body = lambda driver=driver, v=v: run_latency(ctx, driver, v)  # noqa: E731
-                    else:
-                        kind = "noop" if scenario == "drain" else "sleep10ms"
-                        size = cfg.n if scenario == "drain" else cfg.sleep_n
-                        body = lambda driver=driver, v=v, kind=kind, size=size: run_drain(  # noqa: E731
-                            ctx, driver, v, kind, scaled(size, v))
-                    unit(ctx, scenario, name, rep, v.label, body)
+    rep_s = time.monotonic()
+    run_repetition(ctx, 0, tool)
+    rep_s = time.monotonic() - rep_s
+    # memory is not a timing, so it sits after the first repetition: the time left for the
+    # remaining repetitions is then known exactly
     if "memory" in cfg.scenarios:
         for rep in range(cfg.mem_repeat):
-            for name in rotated(names, rep):
+            for name in rotated(list(ctx.drivers), rep):
                 driver = ctx.drivers[name]
                 unit(ctx, "memory", name, rep, f"{name}-memory",
                      lambda driver=driver: run_memory(ctx, driver))
+    for rep in range(1, cfg.repeat):
+        elapsed = time.monotonic() - started
+        if elapsed + rep_s * 1.1 > cfg.budget_s:
+            note = (f"Only {rep} of {cfg.repeat} repetitions fit in the {cfg.budget_s / 60:.0f}-minute "
+                    f"budget (BENCH_BUDGET_S): one took {rep_s:.0f} s and {elapsed:.0f} s had passed. "
+                    "The machine was probably busy; rerun when it is quieter, or lower BENCH_N.")
+            ctx.meta["notes"].append(note)
+            log(note)
+            break
+        run_repetition(ctx, rep, tool)
 
 
 def save(ctx: Context) -> None:
@@ -406,7 +433,7 @@ def main() -> int:
             for name, cls in DRIVERS.items()
         }
         try:
-            run_all(ctx)
+            run_all(ctx, started)
         except KeyboardInterrupt:
             ctx.meta["notes"].append("The run was interrupted; the tables hold what finished.")
             log("interrupted: writing what finished")
