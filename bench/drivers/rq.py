@@ -48,15 +48,16 @@ class RqDriver(Driver):
     def variants(self) -> list[Variant]:
         simple = {"worker_class": "rq.worker.SimpleWorker"}
         fork = {"worker_class": "rq.worker.Worker"}
-        # the forking worker manages ~40 jobs/s here: a 20th of N keeps its unit ~10 s
+        # the forking worker manages 20-40 jobs/s here, SimpleWorker 150-250: scaled-down N
+        # keeps each unit near 10 s
         return [
-            variant("rq", "rq-fork-1p", "RQ fork `Worker`", "drain-1p", 1, 1, n_scale=0.05, **fork),
-            variant("rq", "rq-fork-2p", "RQ fork `Worker`", "drain-2p", 2, 1, n_scale=0.05, **fork),
-            variant("rq", "rq-simple-1p", "RQ `SimpleWorker`", "drain-1p", 1, 1, n_scale=0.25, **simple),
-            variant("rq", "rq-simple-2p", "RQ `SimpleWorker`", "drain-2p", 2, 1, n_scale=0.25, **simple),
+            variant("rq", "rq-fork-1p", "RQ fork `Worker`", "drain-1p", 1, 1, n_scale=0.04, **fork),
+            variant("rq", "rq-fork-2p", "RQ fork `Worker`", "drain-2p", 2, 1, n_scale=0.04, **fork),
+            variant("rq", "rq-simple-1p", "RQ `SimpleWorker`", "drain-1p", 1, 1, n_scale=0.2, **simple),
+            variant("rq", "rq-simple-2p", "RQ `SimpleWorker`", "drain-2p", 2, 1, n_scale=0.2, **simple),
             variant(
                 "rq", "rq-pool8-simple", "RQ `SimpleWorker`", "sleep-c8", 1, 8,
-                pool="1", **simple,
+                n_scale=0.5, pool="1", **simple,
             ),
             variant("rq", "rq-simple-lat", "RQ `SimpleWorker`", "latency", 1, 1, **simple),
         ]
