@@ -62,7 +62,7 @@ class Queue:
                      result_ttl_s: int | None = None, max_retries: int | None = None,
                      job_id: str | None = None, delay_s: float | None = None,
                      run_at: datetime | None = None, meta: Mapping[str, Any] | None = None,
-                     ) -> Job:
+                     retry_backoff_s: float | None = None) -> Job:
         """Enqueue one job with options; returns its Job (status pending or scheduled).
 
         Raises PayloadError (args not JSON / above the size cap), UnknownTask (a callable
@@ -71,7 +71,8 @@ class Queue:
         """
         spec = self._spec(task, args, kwargs or {}, priority=priority, timeout_s=timeout_s,
                           ttl_s=ttl_s, result_ttl_s=result_ttl_s, max_retries=max_retries,
-                          job_id=job_id, delay_s=delay_s, run_at=run_at, meta=meta)
+                          job_id=job_id, delay_s=delay_s, run_at=run_at, meta=meta,
+                          retry_backoff_s=retry_backoff_s)
         return self._write([spec])[0]
 
     def enqueue_in(self, delay_s: float, task: object, *args: Any, **kwargs: Any) -> Job:
@@ -112,7 +113,8 @@ class Queue:
               ttl_s: float | None = None, result_ttl_s: int | None = None,
               max_retries: int | None = None, job_id: str | None = None,
               delay_s: float | None = None, run_at: datetime | None = None,
-              meta: Mapping[str, Any] | None = None) -> JobSpec:
+              meta: Mapping[str, Any] | None = None,
+              retry_backoff_s: float | None = None) -> JobSpec:
         name, t = resolve(task)
         d = t.options if t is not None else None
         args_json, kwargs_json = encode_args(args, kwargs, self.settings.max_payload_bytes)
@@ -124,12 +126,14 @@ class Queue:
             ("timeout_s", timeout_s, d.timeout_s if d else None),
             ("max_retries", max_retries, d.max_retries if d else None),
             ("result_ttl_s", result_ttl_s, d.result_ttl_s if d else None),
+            ("retry_backoff_s", retry_backoff_s, None),
         ):
             chosen = value if value is not None else default
             if chosen is not None:
                 if not _finite_non_negative(chosen):
                     raise ConfigError(f"{key} must be a non-negative number, not {chosen!r}")
-                options[key] = str(int(chosen) if key != "timeout_s" else float(chosen))
+                integral = key in ("max_retries", "result_ttl_s")
+                options[key] = str(int(chosen) if integral else float(chosen))
         if meta:
             from .job import dumps
             options["meta"] = dumps(dict(meta), "meta")

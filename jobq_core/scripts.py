@@ -110,12 +110,23 @@ class Scripts:
     def complete(self, job: Claimed, result_json: str, result_ttl_s: int, runtime_ms: int,
                  client: redis.Redis | None = None) -> None:
         """Mark a job completed; raises LeaseLost if the lease is no longer held."""
-        k, q = self.keys, job.queue
-        code = self._run("complete", [k.processing(q), k.completed(q), k.stats(q), k.history(q),
-                                      k.job(q, job.id), k.notify(q, job.id)],
-                         [job.id, job.token, result_json, result_ttl_s * 1000,
-                          self.settings.history_minutes, runtime_ms], client)
+        code = self.complete_many(job.queue, [(job, result_json, result_ttl_s, runtime_ms)],
+                                  client)[0]
         _check(code, job.id, "completion")
+
+    def complete_many(self, queue: str, done: Sequence[tuple[Claimed, str, int, int]],
+                      client: redis.Redis | None = None) -> list[int]:
+        """Mark jobs of one queue completed: (job, result JSON, result ttl s, runtime ms).
+
+        Returns a code per job: 1 done, MISSING or LEASE_NOT_HELD (that job was not changed).
+        """
+        k = self.keys
+        argv: list[Any] = [self.settings.history_minutes]
+        for job, result_json, ttl_s, runtime_ms in done:
+            argv += [job.id, job.token, result_json, ttl_s * 1000, runtime_ms]
+        codes = self._run("complete", [k.processing(queue), k.completed(queue), k.stats(queue),
+                                       k.history(queue), k.job_prefix(queue)], argv, client)
+        return [int(c) for c in codes]
 
     # fail.lua
     def fail(self, job: Claimed, outcome: str, *, delay_ms: int = 0, error: str = "",

@@ -15,17 +15,27 @@ local function push_pending(pending, seq_key, marker, id, priority)
   redis.call('ZADD', marker, 0, 'm')
 end
 
+-- Put a job that was already in flight (lease expired, or handed back by a stopping worker)
+-- at the head of its priority band: it had reached the front once, and sending it behind
+-- the whole backlog would delay its rerun by the backlog's length. Score = band + 0, below
+-- every seq (>= 1) of the band; ties between such jobs are broken by id.
+local function push_front(pending, marker, id, priority)
+  redis.call('ZADD', pending, (100 - (tonumber(priority) or 0)) * PRIORITY_BAND, id)
+  redis.call('ZADD', marker, 0, 'm')
+end
+
 -- One ring of per-minute counts: field '<kind>:<minute mod size>' holds '<minute> <count>',
 -- so the hash never holds more than size fields per kind whatever the uptime.
-local function bump_history(history, kind, now, size)
+local function bump_history(history, kind, now, size, by)
   local minute = math.floor(now / 60000)
   local field = kind .. ':' .. (minute % size)
   local cur = redis.call('HGET', history, field)
-  local count = 1
+  local step = by or 1
+  local count = step
   if cur then
     local sp = string.find(cur, ' ', 1, true)
     if sp and tonumber(string.sub(cur, 1, sp - 1)) == minute then
-      count = (tonumber(string.sub(cur, sp + 1)) or 0) + 1
+      count = (tonumber(string.sub(cur, sp + 1)) or 0) + step
     end
   end
   redis.call('HSET', history, field, minute .. ' ' .. count)

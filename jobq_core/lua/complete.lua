@@ -1,23 +1,32 @@
--- complete.lua: processing -> completed, only if the caller still holds the lease.
--- KEYS[1] processing  KEYS[2] completed  KEYS[3] stats  KEYS[4] history  KEYS[5] job
--- KEYS[6] notify
--- ARGV[1] job id  ARGV[2] lease token  ARGV[3] result JSON  ARGV[4] result ttl ms
--- ARGV[5] history size  ARGV[6] runtime ms
--- Returns 1; -1 job missing; -2 lease not held (scripts.CODES maps these to errors)
-local job = KEYS[5]
-local held = redis.call('HGET', job, 'lease')
-if not held then
-  if redis.call('EXISTS', job) == 0 then return -1 end
-  return -2
-end
-if held ~= ARGV[2] then return -2 end
+-- complete.lua: processing -> completed for a batch of jobs, each only if the caller still
+-- holds its lease. Batched so a busy worker settles many jobs in one round trip.
+-- KEYS[1] processing  KEYS[2] completed  KEYS[3] stats  KEYS[4] history  KEYS[5] job prefix
+-- ARGV[1] history size, then per job: id, lease token, result JSON, result ttl ms, runtime ms
+-- Returns one code per job: 1 completed; -1 job missing; -2 lease not held
+-- (scripts.CODES maps these to errors)
 local now = now_ms()
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', job, 'lease')
-redis.call('HSET', job, 'state', 'completed', 'result', ARGV[3], 'finished_ms', now,
-           'runtime_ms', ARGV[6])
-redis.call('HINCRBY', KEYS[3], 'completed', 1)
-bump_history(KEYS[4], 'completed', now, tonumber(ARGV[5]))
-notify_waiters(job, KEYS[6])
-retain(KEYS[2], job, ARGV[1], now, tonumber(ARGV[4]))
-return 1
+local out, done = {}, 0
+for i = 2, #ARGV, 5 do
+  local id = ARGV[i]
+  local job = KEYS[5] .. id
+  local held = redis.call('HGET', job, 'lease')
+  if not held then
+    if redis.call('EXISTS', job) == 0 then out[#out + 1] = -1 else out[#out + 1] = -2 end
+  elseif held ~= ARGV[i + 1] then
+    out[#out + 1] = -2
+  else
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', job, 'lease')
+    redis.call('HSET', job, 'state', 'completed', 'result', ARGV[i + 2], 'finished_ms', now,
+               'runtime_ms', ARGV[i + 4])
+    notify_waiters(job, job .. ':notify')
+    retain(KEYS[2], job, id, now, tonumber(ARGV[i + 3]))
+    done = done + 1
+    out[#out + 1] = 1
+  end
+end
+if done > 0 then
+  redis.call('HINCRBY', KEYS[3], 'completed', done)
+  bump_history(KEYS[4], 'completed', now, tonumber(ARGV[1]), done)
+end
+return out

@@ -3,7 +3,8 @@
 -- KEYS[6] stats  KEYS[7] history  KEYS[8] job prefix
 -- ARGV[1] max jobs per call  ARGV[2] max deliveries  ARGV[3] dead ttl ms  ARGV[4] history size
 -- Returns a flat list: id, outcome ('pending' | 'dead'), id, outcome, ...
--- The lease field is cleared, so a late completion by the old holder is refused.
+-- The lease field is cleared, so a late completion by the old holder is refused. A requeued
+-- job goes to the head of its priority band (push_front), not behind the backlog.
 local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local out = {}
@@ -34,7 +35,7 @@ for _, id in ipairs(expired) do
   else
     redis.call('HSET', job, 'state', 'pending')
     redis.call('HINCRBY', KEYS[6], 'reaped', 1)
-    push_pending(KEYS[2], KEYS[4], KEYS[5], id, redis.call('HGET', job, 'priority'))
+    push_front(KEYS[2], KEYS[5], id, redis.call('HGET', job, 'priority'))
     out[#out + 1] = id; out[#out + 1] = 'pending'
   end
 end

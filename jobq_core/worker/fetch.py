@@ -7,8 +7,10 @@ import logging
 import random
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import redis
 
@@ -18,10 +20,11 @@ from ..errors import JobNotFound, LeaseLost, RedisUnavailable
 from ..job import Claimed, Job
 from ..keys import Keyspace
 from ..registry import Task, lookup
-from ..scripts import ClaimResult, Scripts
+from ..scripts import LEASE_NOT_HELD, MISSING, ClaimResult, Scripts
 from .runner import CRASH, DEAD, OK, RETRY, TIMEOUT, Outcome
 
 log = logging.getLogger("jobq.worker")
+T = TypeVar("T")
 
 
 class Fetcher:
@@ -74,10 +77,11 @@ class Fetcher:
 
 
 class Recorder:
-    """Turns an Outcome into the matching transition in Redis, then runs the task's callbacks.
+    """Turns Outcomes into the matching transitions in Redis, then runs the task's callbacks.
 
-    Writes are retried while Redis is unreachable (until the job's lease is certainly gone
-    or the worker must stop now); a refused write (lease lost) is logged, never raised.
+    Completions of a batch go in one script call per queue. Writes are retried while Redis
+    is unreachable (until the worker must stop now); a refused write (lease lost) is
+    logged, never raised: the job belongs to another worker by then.
     """
 
     def __init__(self, settings: Settings, scripts: Scripts, worker_id: str,
@@ -91,25 +95,51 @@ class Recorder:
         self.failed = 0
 
     def record(self, job: Claimed, outcome: Outcome) -> str:
-        """Record `outcome` for `job`; returns the job's new state ('' if refused)."""
-        task = lookup(job.task)
-        state = self._retrying(lambda: self._write(job, outcome, task), job)
-        if state in ("failed", "dead", "scheduled", "pending") or outcome.kind != OK:
-            self.failed += 1
-            log.warning("job %s (%s) %s -> %s: %s", job.id, job.task, outcome.kind, state,
-                        (outcome.reason or outcome.error.strip().splitlines()[-1:] or [""])[0]
-                        if outcome.error or outcome.reason else "")
-        else:
+        """Record one outcome; returns the job's new state ('' if refused)."""
+        return self.record_many([(job, outcome)])[0]
+
+    def record_many(self, items: Sequence[tuple[Claimed, Outcome]]) -> list[str]:
+        """Record outcomes; returns each job's new state ('' where the write was refused)."""
+        states = [""] * len(items)
+        completions: dict[str, list[int]] = defaultdict(list)
+        for i, (job, outcome) in enumerate(items):
+            if outcome.kind == OK:
+                completions[job.queue].append(i)
+            else:
+                states[i] = self._retrying(job.id, partial(self._fail, job, outcome)) or ""
+        for queue, idx in completions.items():
+            batch = [(items[i][0], items[i][1].result_json,
+                      items[i][0].int_field("result_ttl_s", self.settings.result_ttl_s),
+                      items[i][1].runtime_ms) for i in idx]
+            codes = self._retrying(queue, partial(self.scripts.complete_many, queue, batch))
+            for i, code in zip(idx, codes or [0] * len(idx), strict=True):
+                if code == 1:
+                    states[i] = "completed"
+                elif code == LEASE_NOT_HELD:
+                    log.warning("completion of job %s refused: this worker no longer holds "
+                                "its lease (stale result dropped; the job runs elsewhere)",
+                                items[i][0].id)
+                elif code == MISSING:
+                    log.warning("job %s vanished while running (purged?); result dropped",
+                                items[i][0].id)
+        for (job, outcome), state in zip(items, states, strict=True):
+            self._after(job, outcome, state)
+        return states
+
+    def _after(self, job: Claimed, outcome: Outcome, state: str) -> None:
+        if state == "completed":
             self.done += 1
+        elif state:
+            self.failed += 1
+            lines = outcome.error.strip().splitlines()
+            log.warning("job %s (%s) %s -> %s: %s", job.id, job.task, outcome.kind, state,
+                        outcome.reason or (lines[-1] if lines else ""))
+        task = lookup(job.task)
         if task is not None and state:
             self._callback(task, job, state, outcome)
-        return state
 
-    def _write(self, job: Claimed, outcome: Outcome, task: Task[Any, Any] | None) -> str:
-        if outcome.kind == OK:
-            ttl = job.int_field("result_ttl_s", self.settings.result_ttl_s)
-            self.scripts.complete(job, outcome.result_json, ttl, outcome.runtime_ms)
-            return "completed"
+    def _fail(self, job: Claimed, outcome: Outcome) -> str:
+        task = lookup(job.task)
         record = json.dumps({
             "attempt": job.int_field("retries", 0) + 1, "worker": self.worker_id,
             "started_ms": job.int_field("started_ms", 0), "outcome": outcome.kind,
@@ -136,14 +166,15 @@ class Recorder:
     def _backoff(self, job: Claimed, task: Task[Any, Any] | None, asked: float | None) -> float:
         if asked is not None:
             return max(0.0, asked)
-        base = _opt(task, "retry_backoff_s", self.settings.retry_backoff_s)
+        base = job.float_field("retry_backoff_s",
+                               _opt(task, "retry_backoff_s", self.settings.retry_backoff_s))
         cap = _opt(task, "retry_backoff_max_s", self.settings.retry_backoff_max_s)
         exp = min(cap, base * 2 ** min(job.int_field("retries", 0), 30))
         # "Equal jitter": at least half the delay, so retries of a burst spread out but
         # never come back sooner than half the planned backoff.
         return float(exp / 2 + random.uniform(0, exp / 2))
 
-    def _retrying(self, write: Callable[[], str], job: Claimed) -> str:
+    def _retrying(self, what: str, write: Callable[[], T]) -> T | None:
         pause = 0.05
         while True:
             try:
@@ -151,16 +182,16 @@ class Recorder:
                     return write()
             except LeaseLost as exc:
                 log.warning("%s (stale result dropped; the job runs elsewhere)", exc)
-                return ""
+                return None
             except JobNotFound:
-                log.warning("job %s vanished while running (purged?); result dropped", job.id)
-                return ""
+                log.warning("job %s vanished while running (purged?); result dropped", what)
+                return None
             except RedisUnavailable as exc:
                 if self.hard_stop.is_set():
-                    log.error("giving up recording job %s: %s (its lease will bring it back)",
-                              job.id, exc)
-                    return ""
-                log.warning("cannot record job %s yet: %s; retrying in %.1fs", job.id, exc, pause)
+                    log.error("giving up recording %s: %s (its lease will bring it back)",
+                              what, exc)
+                    return None
+                log.warning("cannot record %s yet: %s; retrying in %.1fs", what, exc, pause)
                 self.hard_stop.wait(pause)
                 pause = min(pause * 2, self.settings.reconnect_max_s)
 

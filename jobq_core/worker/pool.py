@@ -1,9 +1,13 @@
 """Slots that run jobs: each slot is a thread, and in the process pool it drives one child.
 
-A slot takes a claimed job, runs it (in the thread, or in its child process), and hands the
-Outcome to `on_done` (which records it in Redis). A slot can abort its job when the lease
-is lost or can no longer be renewed: the child is killed; a thread gets an exception
-injected at its next bytecode (best effort: a thread blocked in C cannot be interrupted).
+Claimed jobs wait in one inbox; a free slot takes the next, runs it (in the thread, or in
+its child process) and puts the Outcome in the settle queue, where the settler thread
+records outcomes in batches (one round trip for many completions). A job stays "held"
+(its lease renewed by the heartbeat) from claim until its outcome is recorded.
+
+A slot can abort its job when the lease is lost or can no longer be renewed: the child is
+killed; a thread gets an exception injected at its next bytecode (best effort: a thread
+blocked in C cannot be interrupted).
 """
 
 from __future__ import annotations
@@ -32,15 +36,16 @@ from . import child
 from .runner import CRASH, TIMEOUT, Call, JobTimeout, Outcome, run
 
 log = logging.getLogger("jobq.worker")
-OnDone = Callable[[Claimed, Outcome], None]
+OnDone = Callable[[Sequence[tuple[Claimed, Outcome]]], None]
+SETTLE_BATCH = 256
 POLL_S = 0.1  # how often a waiting slot checks its deadline and abort flag
 
 
 @dataclass
 class Running:
     job: Claimed
-    slot: Slot
     lease_ok: float  # monotonic time the lease was last known renewed (a claim or extend send)
+    slot: Slot | None = None  # None while the job waits in the inbox
     aborted: str = ""  # why the job's outcome must be dropped, if it must
     started: float = field(default_factory=time.monotonic)
 
@@ -51,7 +56,6 @@ class Slot:
     def __init__(self, pool: Pool, index: int) -> None:
         self.pool = pool
         self.index = index
-        self.inbox: stdqueue.SimpleQueue[Claimed | None] = stdqueue.SimpleQueue()
         self.thread = threading.Thread(target=self._loop, name=f"jobq-slot-{index}", daemon=True)
 
     def start(self) -> None:
@@ -59,7 +63,7 @@ class Slot:
 
     def _loop(self) -> None:
         while True:
-            job = self.inbox.get()
+            job = self.pool._next(self)
             if job is None:
                 self.close()
                 return
@@ -68,7 +72,7 @@ class Slot:
             except Exception as exc:  # a bug of ours must not kill the slot
                 log.exception("slot %s failed running job %s", self.index, job.id)
                 outcome = Outcome(CRASH, error=repr(exc), reason="worker error")
-            self.pool._finish(job, outcome)
+            self.pool._executed(job, outcome)
 
     def execute(self, job: Claimed) -> Outcome:
         raise NotImplementedError
@@ -198,7 +202,7 @@ class ProcessSlot(Slot):
 
 
 class Pool:
-    """A fixed number of slots; tracks which job each runs and the freshness of its lease."""
+    """A fixed number of slots fed from one inbox; tracks every held job and its lease."""
 
     def __init__(self, settings: Settings, imports: Sequence[str], on_done: OnDone,
                  client: redis.Redis) -> None:
@@ -209,13 +213,18 @@ class Pool:
         self.keys = Keyspace(settings.prefix)
         kind = ProcessSlot if settings.pool == "process" else ThreadSlot
         self.slots: list[Slot] = [kind(self, i) for i in range(settings.concurrency)]
-        self._idle: list[Slot] = list(self.slots)
-        self._running: dict[str, Running] = {}
+        self.limit = settings.concurrency + settings.prefetch
+        self._inbox: stdqueue.SimpleQueue[Claimed | None] = stdqueue.SimpleQueue()
+        self._settle: stdqueue.SimpleQueue[tuple[Claimed, Outcome] | None] = stdqueue.SimpleQueue()
+        self._settler = threading.Thread(target=self._settle_loop, name="jobq-settler",
+                                         daemon=True)
+        self._held: dict[str, Running] = {}
         self._cond = threading.Condition()
 
     def start(self) -> None:
         for slot in self.slots:
             slot.start()
+        self._settler.start()
 
     def timeout_for(self, job: Claimed) -> float:
         return job.float_field("timeout_s", self.settings.timeout_s)
@@ -230,52 +239,55 @@ class Pool:
         return save
 
     # -- used by the worker loop ------------------------------------------------------------
-    def free(self) -> int:
+    def capacity(self) -> int:
+        """How many more jobs this worker may claim now (free slots plus prefetch room)."""
         with self._cond:
-            return len(self._idle)
+            return max(0, self.limit - len(self._held))
 
     def busy(self) -> int:
+        """Jobs held: waiting, running, or waiting for their outcome to be recorded."""
         with self._cond:
-            return len(self._running)
+            return len(self._held)
 
-    def wait_free(self, timeout_s: float) -> bool:
-        """Wait until a slot is free; False on timeout."""
+    def wait_capacity(self, timeout_s: float) -> bool:
+        """Wait until another job may be claimed; False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: bool(self._idle), timeout_s)
+            return self._cond.wait_for(lambda: len(self._held) < self.limit, timeout_s)
 
     def wait_change(self, timeout_s: float) -> None:
-        """Wait until some running job finishes (or the timeout)."""
+        """Wait until some held job is settled (or the timeout)."""
         with self._cond:
-            n = len(self._running)
-            self._cond.wait_for(lambda: len(self._running) != n, timeout_s)
+            n = len(self._held)
+            self._cond.wait_for(lambda: len(self._held) != n, timeout_s)
 
     def submit(self, job: Claimed, leased_at: float) -> None:
         with self._cond:
-            slot = self._idle.pop()
-            self._running[job.id] = Running(job, slot, leased_at)
-        slot.inbox.put(job)
+            self._held[job.id] = Running(job, leased_at)
+        self._inbox.put(job)
 
     # -- used by the heartbeat ------------------------------------------------------------
     def leases(self) -> list[Claimed]:
         with self._cond:
-            return [r.job for r in self._running.values() if not r.aborted]
+            return [r.job for r in self._held.values() if not r.aborted]
 
     def renewed(self, job_ids: Sequence[str], sent_at: float) -> None:
         with self._cond:
             for job_id in job_ids:
-                entry = self._running.get(job_id)
+                entry = self._held.get(job_id)
                 if entry is not None:
                     entry.lease_ok = max(entry.lease_ok, sent_at)
 
     def abort(self, job_id: str, why: str) -> None:
         """Stop a job whose lease is gone; its outcome will not be recorded."""
         with self._cond:
-            entry = self._running.get(job_id)
+            entry = self._held.get(job_id)
             if entry is None or entry.aborted:
                 return
             entry.aborted = why
+            slot = entry.slot
         log.warning("stopping job %s: %s", job_id, why)
-        entry.slot.abort(entry)
+        if slot is not None:
+            slot.abort(entry)
 
     def _stale(self, entry: Running, now: float) -> bool:
         # A lease renewed (sent) at lease_ok expires no earlier than lease_ok + lease_s by
@@ -289,14 +301,14 @@ class Pool:
     def fence(self, now: float) -> None:
         """Abort jobs whose lease could not be renewed and may soon expire."""
         with self._cond:
-            stale = [r.job.id for r in self._running.values() if self._stale(r, now)]
+            stale = [r.job.id for r in self._held.values() if self._stale(r, now)]
         for job_id in stale:
             self.abort(job_id, "its lease could not be renewed in time (Redis unreachable?); "
                        "another worker will run it")
 
     def fence_one(self, job_id: str) -> None:
         with self._cond:
-            entry = self._running.get(job_id)
+            entry = self._held.get(job_id)
             stale = entry is not None and self._stale(entry, time.monotonic())
         if stale:
             self.abort(job_id, "its lease could not be renewed in time (Redis unreachable?); "
@@ -304,38 +316,85 @@ class Pool:
 
     def running(self) -> list[Running]:
         with self._cond:
-            return list(self._running.values())
+            return list(self._held.values())
 
-    # -- used by slots --------------------------------------------------------------------
-    def _finish(self, job: Claimed, outcome: Outcome) -> None:
+    # -- used by slots and the settler ------------------------------------------------------
+    def _next(self, slot: Slot) -> Claimed | None:
+        """The next job for `slot` (None: stop); jobs aborted while waiting are dropped."""
+        while True:
+            job = self._inbox.get()
+            if job is None:
+                return None
+            with self._cond:
+                entry = self._held.get(job.id)
+                if entry is not None and not entry.aborted:
+                    entry.slot = slot
+                    entry.started = time.monotonic()
+                    return job
+            self._settle.put((job, Outcome(CRASH, reason="aborted before it started")))
+
+    def _executed(self, job: Claimed, outcome: Outcome) -> None:
+        self._settle.put((job, outcome))
+
+    def _settle_loop(self) -> None:
+        while True:
+            first = self._settle.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < SETTLE_BATCH:
+                try:
+                    item = self._settle.get_nowait()
+                except stdqueue.Empty:
+                    break
+                if item is None:
+                    self._settle.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._settle_batch(batch)
+
+    def _settle_batch(self, batch: Sequence[tuple[Claimed, Outcome]]) -> None:
+        keep: list[tuple[Claimed, Outcome]] = []
         with self._cond:
-            entry = self._running.get(job.id)
-        if entry is not None and not entry.aborted:
+            for job, outcome in batch:
+                entry = self._held.get(job.id)
+                if entry is not None and entry.aborted:
+                    log.warning("dropped the outcome of job %s (%s): %s", job.id, outcome.kind,
+                                entry.aborted)
+                elif entry is not None:
+                    keep.append((job, outcome))
+        if keep:
             try:
-                self.on_done(job, outcome)
+                self.on_done(keep)
             except Exception:
-                log.exception("recording the outcome of job %s failed", job.id)
-        elif entry is not None:
-            log.warning("dropped the outcome of job %s (%s): %s", job.id, outcome.kind,
-                        entry.aborted)
+                log.exception("recording the outcomes of %d jobs failed", len(keep))
         with self._cond:
-            self._running.pop(job.id, None)
-            if entry is not None:
-                self._idle.append(entry.slot)
+            for job, _ in batch:
+                self._held.pop(job.id, None)
             self._cond.notify_all()
 
-    def stop(self, grace_s: float) -> list[Claimed]:
-        """Let running jobs finish for up to `grace_s`, abort the rest and return them."""
+    def stop(self, grace_s: float, hard: threading.Event) -> list[Claimed]:
+        """Hand back jobs not started; let running ones finish within `grace_s` (or until
+        `hard` is set), abort the rest. Returns the jobs to hand back."""
         deadline = time.monotonic() + grace_s
         with self._cond:
-            self._cond.wait_for(lambda: not self._running, max(0.0, grace_s))
-            left = [r for r in self._running.values() if not r.aborted]
-            for r in left:
+            waiting = [r for r in self._held.values() if r.slot is None and not r.aborted]
+            for r in waiting:
                 r.aborted = "worker stopping"
-        for r in left:
-            r.slot.abort(r)
+        for _ in self.slots:
+            self._inbox.put(None)
+        with self._cond:
+            while (any(r.slot is not None and not r.aborted for r in self._held.values())
+                   and time.monotonic() < deadline and not hard.is_set()):
+                self._cond.wait(0.1)
+            running = [r for r in self._held.values() if r.slot is not None and not r.aborted]
+            for r in running:
+                r.aborted = "worker stopping"
+        for r in running:
+            if r.slot is not None:
+                r.slot.abort(r)
         for slot in self.slots:
-            slot.inbox.put(None)
-        for slot in self.slots:
-            slot.thread.join(max(0.1, deadline - time.monotonic()) + 5)
-        return [r.job for r in left]
+            slot.thread.join(5)
+        self._settle.put(None)
+        self._settler.join(5 if hard.is_set() else self.settings.socket_timeout_s + 5)
+        return [r.job for r in (*waiting, *running)]

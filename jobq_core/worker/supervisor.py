@@ -65,6 +65,9 @@ class Worker:
         self.scripts = Scripts(self.client, s)
         self.stopping = threading.Event()
         self.hard_stop = threading.Event()
+        # When the stop was asked (monotonic): the grace period runs from the signal, not from
+        # when the main loop next wakes up (it may sit in a wait of up to block_s).
+        self._stop_asked: float | None = None
         self.ready = threading.Event()  # set once the worker is registered and claiming
         self.recorder = Recorder(s, self.scripts, self.id, self.hard_stop, self._job_handle)
         self.pool = Pool(s, self._child_imports(), self._on_done, self.client)
@@ -81,11 +84,11 @@ class Worker:
         pause = 0.0
         try:
             while not self.stopping.is_set():
-                if not self.pool.wait_free(self.settings.block_s):
+                if not self.pool.wait_capacity(self.settings.block_s):
                     continue
                 try:
                     sent = time.monotonic()
-                    jobs = self.fetch.claim(self.pool.free())
+                    jobs = self.fetch.claim(self.pool.capacity())
                     for job in jobs:
                         self.pool.submit(job, sent)
                     if not jobs:
@@ -106,6 +109,7 @@ class Worker:
 
     def stop(self, hard: bool = False) -> None:
         """Ask the worker to stop: finish running jobs within grace_s (hard: at once)."""
+        self._stop_asked = self._stop_asked or time.monotonic()
         self.stopping.set()
         if hard:
             self.hard_stop.set()
@@ -137,16 +141,14 @@ class Worker:
         else:
             log.warning("%s: stopping after running jobs finish (up to %.0fs); send again to "
                         "stop now", signal.Signals(signum).name, self.settings.grace_s)
+            self._stop_asked = time.monotonic()
             self.stopping.set()
 
     def _stop(self) -> None:
         self.heartbeat.state = "stopping"
-        grace = 0.0 if self.hard_stop.is_set() else self.settings.grace_s
-        # Wake up early on a second signal: wait in small steps.
-        deadline = time.monotonic() + grace
-        while self.pool.busy() and time.monotonic() < deadline and not self.hard_stop.is_set():
-            self.pool.wait_change(0.1)
-        left = self.pool.stop(0.0)
+        asked = self._stop_asked or time.monotonic()
+        grace = max(0.0, asked + self.settings.grace_s - time.monotonic())
+        left = self.pool.stop(grace, self.hard_stop)
         self.heartbeat.stopping.set()
         self.heartbeat.join(self.settings.socket_timeout_s + 1)
         for job in left:
@@ -177,8 +179,8 @@ class Worker:
                         "is full. Set maxmemory-policy noeviction for a job queue.", policy)
 
     # -- helpers -------------------------------------------------------------------------
-    def _on_done(self, job: Claimed, outcome: Outcome) -> None:
-        self.recorder.record(job, outcome)
+    def _on_done(self, outcomes: Sequence[tuple[Claimed, Outcome]]) -> None:
+        self.recorder.record_many(outcomes)
 
     def _child_imports(self) -> list[str]:
         modules = {t.fn.__module__ for t in registered().values()}

@@ -301,3 +301,9 @@ def test_worker_needs_a_queue(settings: Settings) -> None:
 
     with pytest.raises(JobqError):
         Worker([], settings)
+
+
+def test_per_job_backoff_overrides_settings(settings: Settings, queue: Queue) -> None:
+    job = queue.enqueue_call(tasks.boom, retry_backoff_s=3600)
+    drain(settings.replace(retry_backoff_max_s=7200))  # settings' own base stays 0.01 s
+    assert job.refresh().status == "scheduled"  # waiting out an hour-long backoff

@@ -1,0 +1,174 @@
+"""The read API (counts, pages, details, history, workers) and admin actions."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobq_core import InvalidState, JobNotFound, Queue, Settings
+from jobq_core.admin import Admin
+from jobq_core.inspect import Inspector
+from tests import tasks
+from tests.helpers import drain
+
+
+@pytest.fixture
+def admin(settings: Settings) -> Admin:
+    return Admin(settings)
+
+
+@pytest.fixture
+def inspector(settings: Settings) -> Inspector:
+    return Inspector(settings)
+
+
+def test_counts_for_every_state(settings: Settings, queue: Queue, inspector: Inspector) -> None:
+    queue.enqueue(tasks.add, 1, 1)
+    queue.enqueue(tasks.boom_once)
+    queue.enqueue("tests.tasks.nope")
+    drain(settings)
+    queue.enqueue(tasks.add, 2, 2)
+    queue.enqueue_in(3600, tasks.add, 3, 3)
+    queue.enqueue(tasks.add, 4, 4).cancel()
+    counts = inspector.counts()
+    assert counts == {"default": {"pending": 1, "scheduled": 1, "processing": 0,
+                                  "completed": 1, "failed": 1, "dead": 1, "cancelled": 1}}
+    info = inspector.queue_info("default")
+    assert info["stats"]["enqueued"] == 6 and info["stats"]["completed"] == 1
+    assert info["paused"] is False
+
+
+def test_pages_are_bounded_and_ordered(settings: Settings, queue: Queue,
+                                       inspector: Inspector) -> None:
+    jobs = queue.enqueue_many([(tasks.add, (i, i)) for i in range(30)])
+    page = inspector.jobs("pending", "default", offset=0, limit=10)
+    assert page.total == 30 and [r.id for r in page.rows] == [j.id for j in jobs[:10]]
+    last = inspector.jobs("pending", "default", offset=25, limit=10)
+    assert [r.id for r in last.rows] == [j.id for j in jobs[25:]]
+    newest = inspector.jobs("pending", "default", limit=3, newest_first=True)
+    assert [r.id for r in newest.rows] == [j.id for j in reversed(jobs[-3:])]
+    huge = inspector.jobs("pending", "default", limit=10**9, offset=10**12)
+    assert huge.limit == settings.max_page_size and huge.rows == []
+    row = page.rows[0]
+    assert row.task == "tests.tasks.add" and row.args_preview == "[0,0]"
+
+
+def test_big_args_are_previewed_not_read(queue: Queue, inspector: Inspector) -> None:
+    queue.enqueue(tasks.echo, "x" * 100_000)
+    row = inspector.jobs("pending", "default").rows[0]
+    assert row.args_preview.startswith("<1000") and "bytes" in row.args_preview
+
+
+def test_bad_state_or_queue_is_a_clear_error(inspector: Inspector) -> None:
+    from jobq_core import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown state"):
+        inspector.jobs("exploded", "default")
+    with pytest.raises(ConfigError, match="queue name"):
+        inspector.jobs("pending", "{evil}")
+
+
+def test_job_detail_and_lookup_without_queue(settings: Settings, inspector: Inspector) -> None:
+    q = Queue("mail", settings=settings)
+    job = q.enqueue(tasks.boom, "x")
+    drain(settings, ["mail"])
+    detail = inspector.job(job.id)
+    assert detail is not None and detail.queue == "mail" and detail.state == "failed"
+    assert len(detail.attempts) == 3 and detail.json_field("args") == ["x"]
+    assert detail.ttl_s is not None and detail.ttl_s > 0
+    assert inspector.job("no-such-id") is None
+    assert inspector.job("../../etc/passwd") is None
+
+
+def test_search_filters_by_task_and_text(settings: Settings, queue: Queue,
+                                         inspector: Inspector) -> None:
+    queue.enqueue(tasks.boom_once, "needle in error")
+    queue.enqueue(tasks.boom_once, "hay")
+    queue.enqueue(tasks.add, 1, 1)
+    drain(settings)
+    found = inspector.search("failed", "default", text="needle")
+    assert len(found.rows) == 1 and "needle" in found.rows[0].error_preview
+    assert found.scanned == 2
+    by_task = inspector.search("completed", "default", task="add")
+    assert len(by_task.rows) == 1
+
+
+def test_history_counts_per_minute(settings: Settings, queue: Queue,
+                                   inspector: Inspector) -> None:
+    for i in range(3):
+        queue.enqueue(tasks.add, i, i)
+    queue.enqueue(tasks.boom_once)
+    drain(settings)
+    points = inspector.history(minutes=5)
+    assert len(points) == 5
+    assert sum(p.completed for p in points) == 3 and sum(p.failed for p in points) == 1
+
+
+def test_server_info(inspector: Inspector) -> None:
+    info = inspector.server()
+    assert info["version"] and info["maxmemory_policy"] == "noeviction"
+    assert info["warnings"] == []
+
+
+def test_cancel(queue: Queue, admin: Admin, settings: Settings) -> None:
+    pending = queue.enqueue(tasks.add, 1, 1)
+    scheduled = queue.enqueue_in(3600, tasks.add, 1, 1)
+    admin.cancel("default", pending.id)
+    assert scheduled.cancel() is True
+    assert pending.refresh().status == "cancelled" and scheduled.refresh().status == "cancelled"
+    with pytest.raises(JobNotFound):
+        admin.cancel("default", "missing")
+    done = queue.enqueue(tasks.add, 1, 1)
+    drain(settings)
+    with pytest.raises(InvalidState, match="completed"):
+        admin.cancel("default", done.id)
+    assert done.cancel() is False
+
+
+def test_requeue_dead_after_deploy(settings: Settings, queue: Queue, admin: Admin) -> None:
+    from jobq_core import task
+
+    job = queue.enqueue("tests.late.deployed", 5)
+    drain(settings)
+    assert job.refresh().status == "dead"
+
+    @task(name="tests.late.deployed")
+    def deployed(x: int) -> int:
+        return x * 2
+
+    assert admin.requeue("default", "dead", [job.id]) == 1
+    drain(settings)
+    assert job.result(timeout_s=1) == 10
+
+
+def test_requeue_all_is_batched_over_a_snapshot(settings: Settings, queue: Queue,
+                                                admin: Admin) -> None:
+    for i in range(25):
+        queue.enqueue(tasks.boom_once, str(i))
+    drain(settings)
+    steps = list(admin.requeue_all("default", "failed", batch=10))
+    assert [s.done for s in steps] == [10, 20, 25] and steps[-1].left == 0
+    assert queue.count("pending") == 25 and queue.count("failed") == 0
+    with pytest.raises(InvalidState):
+        list(admin.requeue_all("default", "pending"))
+
+
+def test_purge(settings: Settings, queue: Queue, admin: Admin) -> None:
+    jobs = [queue.enqueue(tasks.boom_once) for _ in range(5)]
+    drain(settings)
+    assert admin.purge("default", "failed", [jobs[0].id]) == 1
+    assert queue.job(jobs[0].id) is None
+    steps = list(admin.purge_all("default", "failed", batch=2))
+    assert steps[-1].done == 4 and queue.count("failed") == 0
+    assert all(queue.job(j.id) is None for j in jobs)
+    with pytest.raises(InvalidState):
+        admin.purge("default", "processing", ["x"])
+    assert list(admin.purge_all("default", "dead")) == [type(steps[0])(0, 0)]
+
+
+def test_prune_workers(settings: Settings, admin: Admin, inspector: Inspector) -> None:
+    from jobq_core.keys import Keyspace
+
+    admin.client.zadd(Keyspace(settings.prefix).workers(), {"ghost": 1})
+    assert [w.alive for w in inspector.workers()] == [False]
+    assert admin.prune_workers() == 1
+    assert inspector.workers() == []

@@ -1,0 +1,78 @@
+"""Pure units: settings parsing, key names, the JSON codec, backoff (no server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobq_core import ConfigError, PayloadError, Settings
+from jobq_core.job import JobSpec, decode_call, encode_args
+from jobq_core.keys import Keyspace, require_job_id
+
+
+def test_settings_from_env() -> None:
+    s = Settings.from_env({"REDIS_URL": "redis://heroku:1/0", "JOBQ_LEASE_S": "10",
+                           "JOBQ_CONCURRENCY": "4", "JOBQ_EAGER": "yes"})
+    assert s.redis_url == "redis://heroku:1/0" and s.lease_s == 10.0
+    assert s.concurrency == 4 and s.eager is True
+    s2 = Settings.from_env({"REDIS_URL": "redis://a", "JOBQ_REDIS_URL": "redis://b"})
+    assert s2.redis_url == "redis://b"
+
+
+@pytest.mark.parametrize("env", [{"JOBQ_LEASE_S": "soon"}, {"JOBQ_CONCURRENCY": "0"},
+                                 {"JOBQ_POOL": "fork"}, {"JOBQ_HEARTBEAT_S": "20"},
+                                 {"JOBQ_EAGER": "maybe"}, {"JOBQ_PREFIX": "a{b}"}])
+def test_bad_settings_are_clear_errors(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        Settings.from_env(env)
+
+
+def test_every_queue_key_has_the_hash_tag() -> None:
+    k = Keyspace("jq")
+    names = [k.pending("q"), k.processing("q"), k.scheduled("q"), k.completed("q"),
+             k.failed("q"), k.dead("q"), k.cancelled("q"), k.marker("q"), k.seq("q"),
+             k.stats("q"), k.history("q"), k.meta("q"), k.job("q", "1"), k.attempts("q", "1"),
+             k.notify("q", "1"), k.corrupt("q", "pending")]
+    assert all(n.startswith("jq:{q}:") for n in names)
+    assert len(set(names)) == len(names)
+    assert k.job_prefix("q") + "1" == k.job("q", "1")
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x" * 129, "<script>", None, 5])
+def test_job_id_validation(bad: object) -> None:
+    with pytest.raises(ConfigError):
+        require_job_id(bad)
+
+
+def test_codec_round_trip_and_compactness() -> None:
+    a, k = encode_args((1, "é", [True, None]), {"x": {"y": 1.5}}, 1000)
+    assert a == '[1,"é",[true,null]]' and k == '{"x":{"y":1.5}}'
+    assert decode_call({"args": a, "kwargs": k}) == ([1, "é", [True, None]], {"x": {"y": 1.5}})
+    spec = JobSpec(id="1", task="t.f", args_json=a, kwargs_json="")
+    assert spec.fields() == ["task", "t.f", "args", a]  # defaults are not stored
+
+
+@pytest.mark.parametrize("fields", [{"args": "{bad"}, {"args": '{"a": 1}'},
+                                    {"args": "[]", "kwargs": "[1]"}])
+def test_malformed_payloads(fields: dict[str, str]) -> None:
+    with pytest.raises(PayloadError, match="malformed"):
+        decode_call(fields)
+
+
+def test_kwargs_need_string_keys() -> None:
+    with pytest.raises(PayloadError):
+        encode_args((), {1: 2}, 100)  # type: ignore[dict-item]
+
+
+def test_backoff_grows_with_jitter_and_is_capped() -> None:
+    import threading
+
+    from jobq_core.job import Claimed
+    from jobq_core.worker.fetch import Recorder
+
+    s = Settings(retry_backoff_s=1.0, retry_backoff_max_s=10.0)
+    rec = Recorder(s, None, "w", threading.Event(), lambda j: None)  # type: ignore[arg-type]
+    delays = [rec._backoff(Claimed("1", "q", "t", {"retries": str(n)}), None, None)
+              for n in range(8)]
+    assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0 and 2.0 <= delays[2] <= 4.0
+    assert all(5.0 <= d <= 10.0 for d in delays[4:])
+    assert rec._backoff(Claimed("1", "q", "t", {}), None, 0.25) == 0.25
