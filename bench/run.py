@@ -37,6 +37,7 @@ from bench import procs, report
 from bench.collector import Collector
 from bench.config import REPO_ROOT, BenchConfig
 from bench.drivers import DRIVERS, Driver, Variant
+from bench.drivers.jobq import EXTRA_ARGS_ENV, extra_worker_args
 from bench.redis_server import RedisServer, Snapshot, find_benchmark_tool
 from bench.stats import percentile
 from bench.venvs import INSTALL_STATUS, RAW_DIR, VENVS, venv_for
@@ -423,6 +424,10 @@ def main() -> int:
             "config": config.to_json(), "skipped": skipped, "notes": [],
         }
         log(f"Redis: {ctx.meta['server']} on port {server.port} ({server.binary})")
+        if "jobq" in drivers and extra_worker_args():
+            ctx.meta["notes"].append(
+                f"jobq workers ran with extra options from {EXTRA_ARGS_ENV}: "
+                f"`{' '.join(extra_worker_args())}`.")
         ctx.meta["versions"] = collect_versions(ctx)
         ctx.meta["variants"] = {
             name: [v.__dict__ | {"options": dict(v.options)} for v in driver.variants()]
