@@ -37,10 +37,10 @@ def cmd_enqueue(driver: Driver, kind: str, n: int, mode: str, chunk: int) -> dic
     if mode == "single":
         enqueue_one = driver.enqueue_one
         for _ in range(n):
-            enqueue_one(kind)  # type: ignore[arg-type]
+            enqueue_one(kind)
     else:
         for size in chunks(n, chunk):
-            driver.enqueue_bulk(kind, size)  # type: ignore[arg-type]
+            driver.enqueue_bulk(kind, size)
     elapsed = time.perf_counter() - t0
     cpu = _cpu_s() - cpu0
     driver.close()

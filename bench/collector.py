@@ -96,8 +96,9 @@ class Collector:
                         selector.register(conn, selectors.EVENT_READ, data="conn")
                         partial[conn] = b""
                         continue
-                    conn = key.fileobj
-                    assert isinstance(conn, socket.socket)
+                    peer = key.fileobj
+                    assert isinstance(peer, socket.socket)
+                    conn = peer
                     try:
                         chunk = conn.recv(65536)
                     except (BlockingIOError, InterruptedError):
@@ -118,7 +119,9 @@ class Collector:
                     sock.close()
             selector.close()
 
-    def _consume(self, partial: dict[socket.socket, bytes], conn: socket.socket, chunk: bytes) -> None:
+    def _consume(
+        self, partial: dict[socket.socket, bytes], conn: socket.socket, chunk: bytes
+    ) -> None:
         now = time.perf_counter()
         data = partial[conn] + chunk
         whole = len(data) - len(data) % _FRAME.size

@@ -8,6 +8,7 @@ interrupted run still kills exactly the processes it started and nothing else.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import subprocess
@@ -96,10 +97,8 @@ def stop_group(procs: Sequence[subprocess.Popen[bytes]], grace_s: float = 20.0) 
     """
     for proc in procs:
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     deadline = time.monotonic() + grace_s
     graceful = True
     cpu = 0.0

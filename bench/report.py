@@ -72,9 +72,11 @@ def one_line(record: Record) -> str:
         return "FAILED"
     scenario = record["scenario"]
     if scenario in ("drain", "sleep"):
-        return (f"enqueue {fmt_rate(record['enqueue']['rate'])}/s, drain "
-                f"{fmt_rate(record['drain']['rate'])}/s, "
-                f"{record['drain']['redis_cmds_per_job']:.2f} cmds/job")
+        return (
+            f"enqueue {fmt_rate(record['enqueue']['rate'])}/s, drain "
+            f"{fmt_rate(record['drain']['rate'])}/s, "
+            f"{record['drain']['redis_cmds_per_job']:.2f} cmds/job"
+        )
     if scenario == "bulk":
         return f"{fmt_rate(record['rate'])}/s"
     if scenario == "latency":
@@ -118,9 +120,14 @@ class Results:
                 seen.setdefault((record["system"], record["row"]), None)
         return list(seen)
 
-    def row_summary(self, system: str, row: str, role: str, scenario: str, get: Getter) -> Summary | None:
-        records = [r for r in self.ok(scenario)
-                   if r["system"] == system and r.get("row") == row and r.get("role") == role]
+    def row_summary(
+        self, system: str, row: str, role: str, scenario: str, get: Getter
+    ) -> Summary | None:
+        records = [
+            r
+            for r in self.ok(scenario)
+            if r["system"] == system and r.get("row") == row and r.get("role") == role
+        ]
         return self.summary(records, get)
 
     def system_summary(self, system: str, scenario: str, get: Getter) -> Summary | None:
@@ -155,10 +162,14 @@ class Column:
     higher_is_better: bool
     fmt: Callable[[float | None], str]
     value: Callable[[Results, str, str], Summary | None]
+    # a figure of the whole system (enqueue, batch, memory), the same on each of its rows
+    per_system: bool = False
 
 
 def summary_columns() -> list[Column]:
-    def row_fig(role: str, scenario: str, get: Getter) -> Callable[[Results, str, str], Summary | None]:
+    def row_fig(
+        role: str, scenario: str, get: Getter
+    ) -> Callable[[Results, str, str], Summary | None]:
         return lambda res, system, row: res.row_summary(system, row, role, scenario, get)
 
     def sys_fig(scenario: str, get: Getter) -> Callable[[Results, str, str], Summary | None]:
@@ -168,20 +179,40 @@ def summary_columns() -> list[Column]:
         return res.summary(res.enqueue_samples(system), dig("rate"))
 
     return [
-        Column("enqueue 1-by-1 jobs/s", True, fmt_rate, enqueue),
-        Column("batch API jobs/s", True, fmt_rate, sys_fig("bulk", dig("rate"))),
+        Column("enqueue 1-by-1 jobs/s", True, fmt_rate, enqueue, per_system=True),
+        Column("batch API jobs/s", True, fmt_rate, sys_fig("bulk", dig("rate")), per_system=True),
         Column("drain 1 proc jobs/s", True, fmt_rate, row_fig("drain-1p", "drain", DRAIN_RATE)),
         Column("drain 2 proc jobs/s", True, fmt_rate, row_fig("drain-2p", "drain", DRAIN_RATE)),
-        Column("10 ms jobs, conc. 8 jobs/s", True, fmt_rate, row_fig("sleep-c8", "sleep", DRAIN_RATE)),
+        Column(
+            "10 ms jobs, conc. 8 jobs/s", True, fmt_rate, row_fig("sleep-c8", "sleep", DRAIN_RATE)
+        ),
         Column("latency p50 ms", False, fmt_ms, row_fig("latency", "latency", dig("p50_ms"))),
         Column("latency p99 ms", False, fmt_ms, row_fig("latency", "latency", dig("p99_ms"))),
-        Column("Redis cmds/job enqueue", False, fmt_small,
-               row_fig("drain-1p", "drain", dig("enqueue", "redis_cmds_per_job"))),
-        Column("Redis cmds/job drain", False, fmt_small,
-               row_fig("drain-1p", "drain", dig("drain", "redis_cmds_per_job"))),
-        Column("Redis B/pending job", False, fmt_int, sys_fig("memory", dig("bytes_per_job"))),
-        Column("worker CPU µs/job (1 proc)", False, fmt_int,
-               row_fig("drain-1p", "drain", dig("drain", "worker_cpu_us_per_job"))),
+        Column(
+            "Redis cmds/job enqueue",
+            False,
+            fmt_small,
+            row_fig("drain-1p", "drain", dig("enqueue", "redis_cmds_per_job")),
+        ),
+        Column(
+            "Redis cmds/job drain",
+            False,
+            fmt_small,
+            row_fig("drain-1p", "drain", dig("drain", "redis_cmds_per_job")),
+        ),
+        Column(
+            "Redis B/pending job",
+            False,
+            fmt_int,
+            sys_fig("memory", dig("bytes_per_job")),
+            per_system=True,
+        ),
+        Column(
+            "worker CPU µs/job (1 proc)",
+            False,
+            fmt_int,
+            row_fig("drain-1p", "drain", dig("drain", "worker_cpu_us_per_job")),
+        ),
     ]
 
 
@@ -216,16 +247,30 @@ def floor_line(res: Results) -> str:
         else:
             s = res.summary(records, dig("round_trips_per_s"))
             us = res.summary(records, dig("us_per_round_trip"))
-            parts.append(f"{label}: {fmt_rate(s.median if s else None)} round trips/s "
-                         f"({fmt_small(us.median if us else None)} µs each)")
-    return ("*Floor on the same server in the same run:* " + "; ".join(parts) + ".") if parts else ""
+            parts.append(
+                f"{label}: {fmt_rate(s.median if s else None)} round trips/s "
+                f"({fmt_small(us.median if us else None)} µs each)"
+            )
+    return (
+        ("*Floor on the same server in the same run:* " + "; ".join(parts) + ".") if parts else ""
+    )
 
 
 GOALS: list[tuple[str, str, Callable[[float, dict[str, float]], float | None], bool]] = [
     # (column title, wording, target from the peers' medians, higher is better)
-    ("enqueue 1-by-1 jobs/s", "≥ 2× Huey", lambda v, peers: 2 * peers["huey"] if "huey" in peers else None, True),
+    (
+        "enqueue 1-by-1 jobs/s",
+        "≥ 2× Huey",
+        lambda v, peers: 2 * peers["huey"] if "huey" in peers else None,
+        True,
+    ),
     ("batch API jobs/s", "≥ 100,000/s", lambda v, peers: 100_000.0, True),
-    ("drain 1 proc jobs/s", "≥ 3× Huey (1 process)", lambda v, peers: 3 * peers["huey"] if "huey" in peers else None, True),
+    (
+        "drain 1 proc jobs/s",
+        "≥ 3× Huey (1 process)",
+        lambda v, peers: 3 * peers["huey"] if "huey" in peers else None,
+        True,
+    ),
     ("drain 2 proc jobs/s", "≥ 20,000/s", lambda v, peers: 20_000.0, True),
     ("10 ms jobs, conc. 8 jobs/s", "≥ 95 % of 800/s", lambda v, peers: 760.0, True),
     ("latency p50 ms", "≤ 0.75 ms", lambda v, peers: 0.75, False),
@@ -257,12 +302,12 @@ def section_ratios(res: Results) -> str:
             if system not in peer_by_system or (value > peer_by_system[system]) == higher:
                 peer_by_system[system] = value
             if best_peer is None or (value > best_peer[0]) == higher:
-                best_peer = (value, row)
+                best_peer = (value, title_of(res, system) if column.per_system else row)
         best_jobq: tuple[float, str] | None = None
         for row in jobq_rows:
             s = column.value(res, "jobq", row)
             if s is not None and (best_jobq is None or (s.median > best_jobq[0]) == higher):
-                best_jobq = (s.median, row)
+                best_jobq = (s.median, "jobq" if column.per_system else row)
         target = target_of(best_jobq[0], peer_by_system) if best_jobq else None
         if best_jobq and best_peer and best_peer[0]:
             ratio = best_jobq[0] / best_peer[0]
@@ -272,69 +317,119 @@ def section_ratios(res: Results) -> str:
         met = "—"
         if best_jobq and target is not None:
             met = "yes" if (best_jobq[0] >= target if higher else best_jobq[0] <= target) else "no"
-        out.append([
-            title,
-            f"{column.fmt(best_jobq[0])} ({best_jobq[1]})" if best_jobq else "—",
-            f"{column.fmt(best_peer[0])} ({best_peer[1]})" if best_peer else "—",
-            ratio_text,
-            f"{wording}" + (f" = {column.fmt(target)}" if target is not None and "Huey" in wording else ""),
-            met,
-        ])
-    return table(["figure", "jobq (best configuration)", "fastest peer", "jobq ÷ peer", "issue 7 goal", "met"],
-                 out, align="llllll")
+        out.append(
+            [
+                title,
+                f"{column.fmt(best_jobq[0])} ({best_jobq[1]})" if best_jobq else "—",
+                f"{column.fmt(best_peer[0])} ({best_peer[1]})" if best_peer else "—",
+                ratio_text,
+                f"{wording}"
+                + (f" = {column.fmt(target)}" if target is not None and "Huey" in wording else ""),
+                met,
+            ]
+        )
+    return table(
+        [
+            "figure",
+            "jobq (best configuration)",
+            "fastest peer",
+            "jobq ÷ peer",
+            "issue 7 goal",
+            "met",
+        ],
+        out,
+        align="llllll",
+    )
 
 
 def section_enqueue(res: Results) -> str:
     rows = []
-    systems = sorted({r["system"] for r in res.ok("drain")} | {r["system"] for r in res.ok("bulk")},
-                     key=lambda s: PEER_ORDER.index(s) if s in PEER_ORDER else 99)
+    systems = sorted(
+        {r["system"] for r in res.ok("drain")} | {r["system"] for r in res.ok("bulk")},
+        key=lambda s: PEER_ORDER.index(s) if s in PEER_ORDER else 99,
+    )
     for system in systems:
         samples = res.enqueue_samples(system)
         bulk = [r for r in res.ok("bulk") if r["system"] == system]
-        rows.append([
-            title_of(res, system), str(len(samples)),
-            spread(res.summary(samples, dig("rate")), fmt_rate),
-            spread(res.summary(samples, dig("producer_cpu_us_per_job")), fmt_int),
-            spread(res.summary(samples, dig("redis_cmds_per_job")), fmt_small),
-            spread(res.summary(samples, dig("net_bytes_per_job")), fmt_int),
-            spread(res.summary(bulk, dig("rate")), fmt_rate),
-            spread(res.summary(bulk, dig("redis_cmds_per_job")), fmt_small),
-            str(res.meta.get("config_notes", {}).get(system, {}).get("bulk_api", "")),
-        ])
-    return table(["system", "samples", "1-by-1 jobs/s", "producer CPU µs/job", "Redis cmds/job",
-                  "net bytes/job", "batch jobs/s", "batch Redis cmds/job", "batch API"],
-                 rows, align="lrrrrrrrl")
+        rows.append(
+            [
+                title_of(res, system),
+                str(len(samples)),
+                spread(res.summary(samples, dig("rate")), fmt_rate),
+                spread(res.summary(samples, dig("producer_cpu_us_per_job")), fmt_int),
+                spread(res.summary(samples, dig("redis_cmds_per_job")), fmt_small),
+                spread(res.summary(samples, dig("net_bytes_per_job")), fmt_int),
+                spread(res.summary(bulk, dig("rate")), fmt_rate),
+                spread(res.summary(bulk, dig("redis_cmds_per_job")), fmt_small),
+                str(res.meta.get("config_notes", {}).get(system, {}).get("bulk_api", "")),
+            ]
+        )
+    return table(
+        [
+            "system",
+            "samples",
+            "1-by-1 jobs/s",
+            "producer CPU µs/job",
+            "Redis cmds/job",
+            "net bytes/job",
+            "batch jobs/s",
+            "batch Redis cmds/job",
+            "batch API",
+        ],
+        rows,
+        align="lrrrrrrrl",
+    )
 
 
 def section_drain(res: Results, scenario: str) -> str:
     rows = []
     for label, records in res.by_label(scenario).items():
-        rows.append([
-            f"{label} (N={records[0]['n']:,})", str(len(records)),
-            spread(res.summary(records, dig("drain", "rate")), fmt_rate),
-            spread(res.summary(records, dig("drain", "rate_first_to_last")), fmt_rate),
-            spread(res.summary(records, dig("drain", "startup_s")), fmt_small),
-            spread(res.summary(records, dig("drain", "worker_cpu_us_per_job")), fmt_int),
-            spread(res.summary(records, dig("drain", "redis_cpu_us_per_job")), fmt_int),
-            spread(res.summary(records, dig("drain", "redis_cmds_per_job")), fmt_small),
-            spread(res.summary(records, dig("drain", "net_bytes_per_job")), fmt_int),
-        ])
-    return table(["variant", "runs", "jobs/s spawn→last", "jobs/s first→last", "startup s",
-                  "worker CPU µs/job", "Redis CPU µs/job", "Redis cmds/job", "net bytes/job"], rows)
+        rows.append(
+            [
+                f"{label} (N={records[0]['n']:,})",
+                str(len(records)),
+                spread(res.summary(records, dig("drain", "rate")), fmt_rate),
+                spread(res.summary(records, dig("drain", "rate_first_to_last")), fmt_rate),
+                spread(res.summary(records, dig("drain", "startup_s")), fmt_small),
+                spread(res.summary(records, dig("drain", "worker_cpu_us_per_job")), fmt_int),
+                spread(res.summary(records, dig("drain", "redis_cpu_us_per_job")), fmt_int),
+                spread(res.summary(records, dig("drain", "redis_cmds_per_job")), fmt_small),
+                spread(res.summary(records, dig("drain", "net_bytes_per_job")), fmt_int),
+            ]
+        )
+    return table(
+        [
+            "variant",
+            "runs",
+            "jobs/s spawn→last",
+            "jobs/s first→last",
+            "startup s",
+            "worker CPU µs/job",
+            "Redis CPU µs/job",
+            "Redis cmds/job",
+            "net bytes/job",
+        ],
+        rows,
+    )
 
 
 def section_latency(res: Results) -> str:
     rows = []
     for label, records in res.by_label("latency").items():
-        rows.append([
-            label, str(len(records)),
-            spread(res.summary(records, dig("p50_ms")), fmt_ms),
-            spread(res.summary(records, dig("p90_ms")), fmt_ms),
-            spread(res.summary(records, dig("p99_ms")), fmt_ms),
-            spread(res.summary(records, dig("max_ms")), fmt_ms),
-            spread(res.summary(records, dig("producer_worst_lag_ms")), fmt_ms),
-        ])
-    return table(["variant", "runs", "p50 ms", "p90 ms", "p99 ms", "max ms", "producer lag ms"], rows)
+        rows.append(
+            [
+                label,
+                str(len(records)),
+                spread(res.summary(records, dig("p50_ms")), fmt_ms),
+                spread(res.summary(records, dig("p90_ms")), fmt_ms),
+                spread(res.summary(records, dig("p99_ms")), fmt_ms),
+                spread(res.summary(records, dig("max_ms")), fmt_ms),
+                spread(res.summary(records, dig("producer_worst_lag_ms")), fmt_ms),
+            ]
+        )
+    return table(
+        ["variant", "runs", "p50 ms", "p90 ms", "p99 ms", "max ms", "producer lag ms"], rows
+    )
 
 
 def section_commands(res: Results) -> str:
@@ -354,36 +449,63 @@ def section_commands(res: Results) -> str:
 
 def section_memory(res: Results) -> str:
     rows = []
-    for label, records in res.by_label("memory").items():
-        rows.append([
-            title_of(res, records[0]["system"]), f"{records[0]['n']:,}", str(len(records)),
-            spread(res.summary(records, dig("bytes_per_job")), fmt_int),
-            spread(res.summary(records, dig("keys_per_job")), fmt_small),
-            str(records[0]["fill"]),
-        ])
-    return table(["system", "pending jobs", "runs", "used_memory bytes/job", "keys/job", "filled with"],
-                 rows, align="lrrrrl")
+    for records in res.by_label("memory").values():
+        rows.append(
+            [
+                title_of(res, records[0]["system"]),
+                f"{records[0]['n']:,}",
+                str(len(records)),
+                spread(res.summary(records, dig("bytes_per_job")), fmt_int),
+                spread(res.summary(records, dig("keys_per_job")), fmt_small),
+                str(records[0]["fill"]),
+            ]
+        )
+    return table(
+        ["system", "pending jobs", "runs", "used_memory bytes/job", "keys/job", "filled with"],
+        rows,
+        align="lrrrrl",
+    )
 
 
 def section_floor(res: Results) -> str:
     rows_py, rows_tool = [], []
     for label, records in res.by_label("floor").items():
         if records[0].get("kind") == "benchmark":
-            rows_tool.append([label, str(len(records))] + [
-                spread(res.summary(records, dig("requests_per_s", cmd)), fmt_rate) for cmd in ("GET", "LPUSH")
-            ])
+            rows_tool.append(
+                [label, str(len(records))]
+                + [
+                    spread(res.summary(records, dig("requests_per_s", cmd)), fmt_rate)
+                    for cmd in ("GET", "LPUSH")
+                ]
+            )
         else:
             first = records[0]
-            rows_py.append([
-                label, f"{first['redis_py']} ({first['parser']})", str(len(records)),
-                spread(res.summary(records, dig("round_trips_per_s")), fmt_rate),
-                spread(res.summary(records, dig("us_per_round_trip")), fmt_small),
-                spread(res.summary(records, dig("client_cpu_us_per_round_trip")), fmt_small),
-            ])
+            rows_py.append(
+                [
+                    label,
+                    f"{first['redis_py']} ({first['parser']})",
+                    str(len(records)),
+                    spread(res.summary(records, dig("round_trips_per_s")), fmt_rate),
+                    spread(res.summary(records, dig("us_per_round_trip")), fmt_small),
+                    spread(res.summary(records, dig("client_cpu_us_per_round_trip")), fmt_small),
+                ]
+            )
     out = []
     if rows_py:
-        out.append(table(["redis-py loop, 1 connection, GET", "redis-py", "runs", "round trips/s",
-                          "µs per round trip", "client CPU µs per round trip"], rows_py, align="llrrrr"))
+        out.append(
+            table(
+                [
+                    "redis-py loop, 1 connection, GET",
+                    "redis-py",
+                    "runs",
+                    "round trips/s",
+                    "µs per round trip",
+                    "client CPU µs per round trip",
+                ],
+                rows_py,
+                align="llrrrr",
+            )
+        )
     if rows_tool:
         out.append(table(["benchmark tool (50 clients)", "runs", "GET/s", "LPUSH/s"], rows_tool))
     return "\n\n".join(out) or "Not measured in this run."
@@ -399,8 +521,11 @@ def section_versions(res: Results) -> str:
 
 def section_config(res: Results) -> str:
     notes = res.meta.get("config_notes", {})
-    return "\n".join(f"- **{v['title']}**: {v['note']}" for k, v in notes.items()
-                     if k in res.meta.get("versions", {}) or k in res.meta.get("skipped", {}))
+    return "\n".join(
+        f"- **{v['title']}**: {v['note']}"
+        for k, v in notes.items()
+        if k in res.meta.get("versions", {}) or k in res.meta.get("skipped", {})
+    )
 
 
 def section_problems(res: Results) -> str:
@@ -409,12 +534,23 @@ def section_problems(res: Results) -> str:
         lines.append(f"- {title_of(res, system)} was skipped: {reason}")
     for record in res.records:
         if "error" in record:
-            lines.append(f"- {record['scenario']} `{record['label']}` repetition {record['rep'] + 1} "
-                         f"failed: {record['error']}")
-        elif record.get("graceful_stop") is False or record.get("drain", {}).get("graceful_stop") is False:
-            lines.append(f"- {record['scenario']} `{record['label']}` repetition {record['rep'] + 1}: "
-                         "workers had to be killed (their CPU time is not counted)")
-    return "\n".join(lines) if lines else "None: every unit finished and every worker stopped on SIGTERM."
+            lines.append(
+                f"- {record['scenario']} `{record['label']}` repetition {record['rep'] + 1} "
+                f"failed: {record['error']}"
+            )
+        elif (
+            record.get("graceful_stop") is False
+            or record.get("drain", {}).get("graceful_stop") is False
+        ):
+            lines.append(
+                f"- {record['scenario']} `{record['label']}` repetition {record['rep'] + 1}: "
+                "workers had to be killed (their CPU time is not counted)"
+            )
+    return (
+        "\n".join(lines)
+        if lines
+        else "None: every unit finished and every worker stopped on SIGTERM."
+    )
 
 
 METHOD = """\
@@ -462,15 +598,17 @@ def render(data: dict[str, Any]) -> str:
     parts = [
         "# Benchmarks: jobq against RQ, Celery, Dramatiq, Huey and arq",
         "",
-        "*This file is generated by `bench/run.sh` (`make bench`); edit `bench/report.py`, not this file.*",
+        "*Generated by `bench/run.sh` (`make bench`): edit `bench/report.py`, not this file.*",
         "",
-        f"Run {meta.get('started_at', '?')} on {host.get('cores', '?')} cores ({host.get('cpu', '?')}), "
+        f"Run {meta.get('started_at', '?')} on {host.get('cores', '?')} cores "
+        f"({host.get('cpu', '?')}), "
         f"Python {host.get('python', '?')}, server {meta.get('server', '?')}."
         + (f" Whole run: {duration / 60:.1f} min." if duration else ""),
         f"Load average at start {load0}, at end {load1} (other work may share the machine: read "
         "figures against each other and against the floor from the same run, not as absolutes).",
         "",
-        f"Configuration: N={cfg.get('n', 0):,} no-op jobs per drain, {cfg.get('repeat')} repetitions, "
+        f"Configuration: N={cfg.get('n', 0):,} no-op jobs per drain, "
+        f"{cfg.get('repeat')} repetitions, "
         f"batch N={cfg.get('bulk_n', 0):,}, 10 ms jobs N={cfg.get('sleep_n', 0):,}, "
         f"latency {cfg.get('latency_n')} probes {cfg.get('latency_gap_ms')} ms apart, "
         f"memory at {cfg.get('mem_n', 0):,} pending jobs × {cfg.get('mem_repeat')}. "
@@ -497,10 +635,15 @@ def render(data: dict[str, Any]) -> str:
         "",
         "## How it is measured",
         "",
-        METHOD.format(chunk=cfg.get("bulk_chunk", 0), sleep_n=cfg.get("sleep_n", 0),
-                      lat_n=cfg.get("latency_n", 0), gap=cfg.get("latency_gap_ms", 0),
-                      mem_n=cfg.get("mem_n", 0), floor_n=cfg.get("floor_n", 0),
-                      mem_producers=cfg.get("mem_producers", 1)),
+        METHOD.format(
+            chunk=cfg.get("bulk_chunk", 0),
+            sleep_n=cfg.get("sleep_n", 0),
+            lat_n=cfg.get("latency_n", 0),
+            gap=cfg.get("latency_gap_ms", 0),
+            mem_n=cfg.get("mem_n", 0),
+            floor_n=cfg.get("floor_n", 0),
+            mem_producers=cfg.get("mem_producers", 1),
+        ),
         "## Full tables (median [min–max])",
         "",
         "### 1. Enqueue, one producer process",

@@ -28,7 +28,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -44,7 +45,11 @@ from bench.venvs import INSTALL_STATUS, RAW_DIR, VENVS, venv_for
 
 Record = dict[str, Any]
 
-SCENARIO_ROLES = {"drain": ("drain-1p", "drain-2p"), "sleep": ("sleep-c8",), "latency": ("latency",)}
+SCENARIO_ROLES = {
+    "drain": ("drain-1p", "drain-2p"),
+    "sleep": ("sleep-c8",),
+    "latency": ("latency",),
+}
 
 
 class UnitError(RuntimeError):
@@ -82,7 +87,9 @@ def agent(ctx: Context, system: str, *args: str, timeout_s: float | None = None)
     try:
         done = procs.run(argv, ctx.env(), REPO_ROOT, timeout_s or ctx.config.unit_timeout_s)
     except subprocess.TimeoutExpired as exc:
-        raise UnitError(f"`bench.agent {system} {' '.join(args)}` timed out after {exc.timeout:.0f} s") from None
+        raise UnitError(
+            f"`bench.agent {system} {' '.join(args)}` timed out after {exc.timeout:.0f} s"
+        ) from None
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = " | ".join(done.stderr.strip().splitlines()[-4:])
@@ -92,7 +99,9 @@ def agent(ctx: Context, system: str, *args: str, timeout_s: float | None = None)
 
 
 def per_job(commands: dict[str, int], n: int) -> dict[str, float]:
-    return {name: round(calls / n, 3) for name, calls in sorted(commands.items(), key=lambda kv: -kv[1])}
+    return {
+        name: round(calls / n, 3) for name, calls in sorted(commands.items(), key=lambda kv: -kv[1])
+    }
 
 
 def redis_delta(before: Snapshot, after: Snapshot, n: int) -> dict[str, Any]:
@@ -117,12 +126,26 @@ def run_bulk(ctx: Context, driver: Driver, rep: int) -> Record:
     n = ctx.config.bulk_n
     ctx.server.reset()
     before = ctx.server.snapshot()
-    result = agent(ctx, driver.name, "enqueue", "--kind", "noop", "--n", str(n),
-                   "--mode", "bulk", "--chunk", str(ctx.config.bulk_chunk))
+    result = agent(
+        ctx,
+        driver.name,
+        "enqueue",
+        "--kind",
+        "noop",
+        "--n",
+        str(n),
+        "--mode",
+        "bulk",
+        "--chunk",
+        str(ctx.config.bulk_chunk),
+    )
     after = ctx.server.snapshot()
     return {
-        "label": f"{driver.name}-bulk", "row": driver.title, "n": n,
-        "rate": result["rate"], "producer_cpu_us_per_job": result["cpu_s"] / n * 1e6,
+        "label": f"{driver.name}-bulk",
+        "row": driver.title,
+        "n": n,
+        "rate": result["rate"],
+        "producer_cpu_us_per_job": result["cpu_s"] / n * 1e6,
         **redis_delta(before, after, n),
     }
 
@@ -134,16 +157,25 @@ def run_drain(ctx: Context, driver: Driver, variant: Variant, kind: str, n: int)
     enq = agent(ctx, driver.name, "enqueue", "--kind", kind, "--n", str(n), "--mode", "single")
     s1 = ctx.server.snapshot()
     record: Record = {
-        "label": variant.label, "row": variant.row, "role": variant.role, "kind": kind, "n": n,
+        "label": variant.label,
+        "row": variant.row,
+        "role": variant.role,
+        "kind": kind,
+        "n": n,
         "enqueue": {
-            "rate": enq["rate"], "producer_cpu_us_per_job": enq["cpu_s"] / n * 1e6,
+            "rate": enq["rate"],
+            "producer_cpu_us_per_job": enq["cpu_s"] / n * 1e6,
             **redis_delta(s0, s1, n),
         },
     }
     with Collector(ctx.sockets_dir) as collector:
         collector.watch(n)
-        handle = driver.start_workers(variant, venv_for(driver.name).bindir, {
-            **ctx.env(), "BENCH_BEACON": str(collector.path)}, ctx.log_dir)
+        handle = driver.start_workers(
+            variant,
+            venv_for(driver.name).bindir,
+            {**ctx.env(), "BENCH_BEACON": str(collector.path)},
+            ctx.log_dir,
+        )
         leaders = [proc.pid for proc in handle.procs]
         deadline = time.perf_counter() + ctx.config.unit_timeout_s
         cpu_first = cpu_done = None
@@ -171,7 +203,9 @@ def run_drain(ctx: Context, driver: Driver, variant: Variant, kind: str, n: int)
         "elapsed_s": elapsed,
         # steady-state cost: CPU between the first and the last job, so start-up imports are out
         "worker_cpu_us_per_job": (
-            (cpu_done - cpu_first) / (n - 1) * 1e6 if cpu_first is not None and cpu_done is not None else None
+            (cpu_done - cpu_first) / (n - 1) * 1e6
+            if cpu_first is not None and cpu_done is not None
+            else None
         ),
         # everything from spawn to exit (imports, start-up, shutdown), from wait4
         "worker_cpu_total_s": stopped.cpu_s,
@@ -186,8 +220,12 @@ def run_latency(ctx: Context, driver: Driver, variant: Variant) -> Record:
     n, gap = ctx.config.latency_n, ctx.config.latency_gap_ms
     ctx.server.reset()
     with Collector(ctx.sockets_dir, keep_values=True) as collector:
-        handle = driver.start_workers(variant, venv_for(driver.name).bindir, {
-            **ctx.env(), "BENCH_BEACON": str(collector.path)}, ctx.log_dir)
+        handle = driver.start_workers(
+            variant,
+            venv_for(driver.name).bindir,
+            {**ctx.env(), "BENCH_BEACON": str(collector.path)},
+            ctx.log_dir,
+        )
         try:
             agent(ctx, driver.name, "latency", "--n", "1", "--gap-ms", "0")
             if collector.wait_for(1, min(60.0, ctx.config.unit_timeout_s)) is None:
@@ -200,10 +238,16 @@ def run_latency(ctx: Context, driver: Driver, variant: Variant) -> Record:
         finally:
             stopped = driver.stop(handle)
     return {
-        "label": variant.label, "row": variant.row, "role": variant.role, "n": n,
-        "p50_ms": percentile(values_ms, 50), "p90_ms": percentile(values_ms, 90),
-        "p99_ms": percentile(values_ms, 99), "max_ms": max(values_ms),
-        "producer_worst_lag_ms": produced["worst_lag_ms"], "graceful_stop": stopped.graceful,
+        "label": variant.label,
+        "row": variant.row,
+        "role": variant.role,
+        "n": n,
+        "p50_ms": percentile(values_ms, 50),
+        "p90_ms": percentile(values_ms, 90),
+        "p99_ms": percentile(values_ms, 99),
+        "max_ms": max(values_ms),
+        "producer_worst_lag_ms": produced["worst_lag_ms"],
+        "graceful_stop": stopped.graceful,
         # in arrival order, for looking at the shape (bimodal? a slow start?) behind a percentile
         "values_ms": [round(v, 3) for v in values_ms],
     }
@@ -217,24 +261,52 @@ def run_memory(ctx: Context, driver: Driver) -> Record:
     shares = [n // producers + (1 if i < n % producers else 0) for i in range(producers)]
 
     def fill(count: int) -> dict[str, Any]:
-        return agent(ctx, driver.name, "enqueue", "--kind", "noop", "--n", str(count),
-                     "--mode", driver.memory_fill, "--chunk", str(ctx.config.bulk_chunk),
-                     timeout_s=max(ctx.config.unit_timeout_s, 300.0))
+        return agent(
+            ctx,
+            driver.name,
+            "enqueue",
+            "--kind",
+            "noop",
+            "--n",
+            str(count),
+            "--mode",
+            driver.memory_fill,
+            "--chunk",
+            str(ctx.config.bulk_chunk),
+            timeout_s=max(ctx.config.unit_timeout_s, 300.0),
+        )
 
     with ThreadPoolExecutor(max_workers=producers) as pool:
         list(pool.map(fill, [count for count in shares if count]))
     after = ctx.server.snapshot()
     return {
-        "label": f"{driver.name}-memory", "row": driver.title, "n": n, "fill": driver.memory_fill,
+        "label": f"{driver.name}-memory",
+        "row": driver.title,
+        "n": n,
+        "fill": driver.memory_fill,
         "bytes_per_job": (after.used_memory - before.used_memory) / n,
         "keys_per_job": (after.keys - before.keys) / n,
     }
 
 
 def run_redis_benchmark(ctx: Context, tool: Path, pipeline: int) -> Record:
-    argv = [str(tool), "-h", "127.0.0.1", "-p", str(ctx.server.port), "-q", "--csv",
-            "-n", str(ctx.config.redis_benchmark_n), "-c", "50", "-P", str(pipeline),
-            "-t", "get,lpush"]
+    argv = [
+        str(tool),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(ctx.server.port),
+        "-q",
+        "--csv",
+        "-n",
+        str(ctx.config.redis_benchmark_n),
+        "-c",
+        "50",
+        "-P",
+        str(pipeline),
+        "-t",
+        "get,lpush",
+    ]
     ctx.server.reset()
     try:
         done = procs.run(argv, ctx.env(), REPO_ROOT, ctx.config.unit_timeout_s)
@@ -250,15 +322,21 @@ def run_redis_benchmark(ctx: Context, tool: Path, pipeline: int) -> Record:
     if not rates:
         raise UnitError(f"{tool.name} printed no GET/LPUSH rates: {done.stdout[-300:]}")
     ctx.server.reset()
-    return {"label": f"{tool.name} -P {pipeline}", "tool": tool.name, "pipeline": pipeline,
-            "clients": 50, "requests_per_s": rates}
+    return {
+        "label": f"{tool.name} -P {pipeline}",
+        "tool": tool.name,
+        "pipeline": pipeline,
+        "clients": 50,
+        "requests_per_s": rates,
+    }
 
 
 # the run
 
 
-def unit(ctx: Context, scenario: str, system: str, rep: int, label: str,
-         body: Callable[[], Record]) -> None:
+def unit(
+    ctx: Context, scenario: str, system: str, rep: int, label: str, body: Callable[[], Record]
+) -> None:
     """Run one measurement, record its result or its error, and log how long it took."""
     started = time.monotonic()
     base: Record = {"scenario": scenario, "system": system, "rep": rep, "label": label}
@@ -269,24 +347,33 @@ def unit(ctx: Context, scenario: str, system: str, rep: int, label: str,
         log(f"  ! {scenario} {label} rep {rep + 1}: {exc}")
     record["wall_s"] = round(time.monotonic() - started, 2)
     ctx.records.append(record)
-    log(f"{scenario:8} {label:28} rep {rep + 1}  {report.one_line(record)}  ({record['wall_s']:.1f} s)")
+    log(
+        f"{scenario:8} {label:28} rep {rep + 1}  {report.one_line(record)}"
+        f"  ({record['wall_s']:.1f} s)"
+    )
     save(ctx)
 
 
+def floor_py(ctx: Context, system: str) -> Record:
+    return {"kind": "redis-py", **agent(ctx, system, "floor", "--n", str(ctx.config.floor_n))}
+
+
+def floor_tool(ctx: Context, tool: Path, pipeline: int) -> Record:
+    return {"kind": "benchmark", **run_redis_benchmark(ctx, tool, pipeline)}
+
+
 def run_floor(ctx: Context, rep: int, tool: Path | None) -> None:
+    """The redis-py round-trip loop from each venv in use, then the benchmark tool."""
     venv_systems: dict[str, str] = {}
     for system in ctx.drivers:
         venv_systems.setdefault(venv_for(system).key, system)
     for key, system in venv_systems.items():
         label = f"redis-py ({VENVS[key].path.name})"
-        unit(ctx, "floor", "-", rep, label,
-             lambda system=system: {"kind": "redis-py",
-                                    **agent(ctx, system, "floor", "--n", str(ctx.config.floor_n))})
+        unit(ctx, "floor", "-", rep, label, partial(floor_py, ctx, system))
     if tool is not None:
         for pipeline in (1, 16):
-            unit(ctx, "floor", "-", rep, f"{tool.name} -P {pipeline}",
-                 lambda pipeline=pipeline: {"kind": "benchmark",
-                                            **run_redis_benchmark(ctx, tool, pipeline)})
+            label = f"{tool.name} -P {pipeline}"
+            unit(ctx, "floor", "-", rep, label, partial(floor_tool, ctx, tool, pipeline))
 
 
 def rotated(items: list[str], by: int) -> list[str]:
@@ -305,9 +392,8 @@ def run_repetition(ctx: Context, rep: int, tool: Path | None) -> None:
         run_floor(ctx, rep, tool)
     if "bulk" in cfg.scenarios:
         for name in order:
-            driver = ctx.drivers[name]
-            unit(ctx, "bulk", name, rep, f"{name}-bulk",
-                 lambda driver=driver: run_bulk(ctx, driver, rep))
+            body = partial(run_bulk, ctx, ctx.drivers[name], rep)
+            unit(ctx, "bulk", name, rep, f"{name}-bulk", body)
     for scenario in ("drain", "sleep", "latency"):
         if scenario not in cfg.scenarios:
             continue
@@ -317,12 +403,11 @@ def run_repetition(ctx: Context, rep: int, tool: Path | None) -> None:
                 if v.role not in SCENARIO_ROLES[scenario]:
                     continue
                 if scenario == "latency":
-                    body = lambda driver=driver, v=v: run_latency(ctx, driver, v)  # noqa: E731
+                    body = partial(run_latency, ctx, driver, v)
+                elif scenario == "drain":
+                    body = partial(run_drain, ctx, driver, v, "noop", scaled(cfg.n, v))
                 else:
-                    kind = "noop" if scenario == "drain" else "sleep10ms"
-                    size = cfg.n if scenario == "drain" else cfg.sleep_n
-                    body = lambda driver=driver, v=v, kind=kind, size=size: run_drain(  # noqa: E731
-                        ctx, driver, v, kind, scaled(size, v))
+                    body = partial(run_drain, ctx, driver, v, "sleep10ms", scaled(cfg.sleep_n, v))
                 unit(ctx, scenario, name, rep, v.label, body)
 
 
@@ -343,15 +428,16 @@ def run_all(ctx: Context, started: float) -> None:
     if "memory" in cfg.scenarios:
         for rep in range(cfg.mem_repeat):
             for name in rotated(list(ctx.drivers), rep):
-                driver = ctx.drivers[name]
-                unit(ctx, "memory", name, rep, f"{name}-memory",
-                     lambda driver=driver: run_memory(ctx, driver))
+                body = partial(run_memory, ctx, ctx.drivers[name])
+                unit(ctx, "memory", name, rep, f"{name}-memory", body)
     for rep in range(1, cfg.repeat):
         elapsed = time.monotonic() - started
         if elapsed + rep_s * 1.1 > cfg.budget_s:
-            note = (f"Only {rep} of {cfg.repeat} repetitions fit in the {cfg.budget_s / 60:.0f}-minute "
-                    f"budget (BENCH_BUDGET_S): one took {rep_s:.0f} s and {elapsed:.0f} s had passed. "
-                    "The machine was probably busy; rerun when it is quieter, or lower BENCH_N.")
+            note = (
+                f"Only {rep} of {cfg.repeat} repetitions fit in the {cfg.budget_s / 60:.0f}-minute "
+                f"budget (BENCH_BUDGET_S): one took {rep_s:.0f} s and {elapsed:.0f} s had passed. "
+                "The machine was probably busy; rerun when it is quieter, or lower BENCH_N."
+            )
             ctx.meta["notes"].append(note)
             log(note)
             break
@@ -376,8 +462,12 @@ def host_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "cpu": cpu, "os": platform.platform(),
-            "python": platform.python_version()}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def collect_versions(ctx: Context) -> dict[str, dict[str, Any]]:
@@ -404,7 +494,7 @@ def main() -> int:
     skipped = {name: str(install.get(name)) for name in config.systems if install.get(name)}
     drivers = {name: DRIVERS[name]("") for name in config.systems if name not in skipped}
     started = time.monotonic()
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     log_dir = RAW_DIR / "logs"
     shutil.rmtree(log_dir, ignore_errors=True)
     log_dir.mkdir(parents=True)
@@ -414,20 +504,31 @@ def main() -> int:
         server.start()
         for driver in drivers.values():
             driver.url = server.url
-        ctx = Context(config=config, server=server, sockets_dir=sockets_dir, log_dir=log_dir,
-                      drivers=drivers, skipped=skipped)
+        ctx = Context(
+            config=config,
+            server=server,
+            sockets_dir=sockets_dir,
+            log_dir=log_dir,
+            drivers=drivers,
+            skipped=skipped,
+        )
         ctx.meta = {
             "started_at": started_at.isoformat(timespec="seconds"),
-            "host": host_info(), "loadavg_start": os.getloadavg(),
-            "server": server.version(), "server_binary": str(server.binary),
+            "host": host_info(),
+            "loadavg_start": os.getloadavg(),
+            "server": server.version(),
+            "server_binary": str(server.binary),
             "benchmark_tool": str(find_benchmark_tool() or ""),
-            "config": config.to_json(), "skipped": skipped, "notes": [],
+            "config": config.to_json(),
+            "skipped": skipped,
+            "notes": [],
         }
         log(f"Redis: {ctx.meta['server']} on port {server.port} ({server.binary})")
         if "jobq" in drivers and extra_worker_args():
             ctx.meta["notes"].append(
                 f"jobq workers ran with extra options from {EXTRA_ARGS_ENV}: "
-                f"`{' '.join(extra_worker_args())}`.")
+                f"`{' '.join(extra_worker_args())}`."
+            )
         ctx.meta["versions"] = collect_versions(ctx)
         ctx.meta["variants"] = {
             name: [v.__dict__ | {"options": dict(v.options)} for v in driver.variants()]
@@ -444,7 +545,7 @@ def main() -> int:
             log("interrupted: writing what finished")
         ctx.meta["loadavg_end"] = os.getloadavg()
         ctx.meta["duration_s"] = round(time.monotonic() - started, 1)
-        ctx.meta["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        ctx.meta["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         save(ctx)
         config.docs_path.parent.mkdir(parents=True, exist_ok=True)
         config.docs_path.write_text(report.render({"meta": ctx.meta, "records": ctx.records}))

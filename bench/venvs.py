@@ -148,7 +148,9 @@ def setup(systems: tuple[str, ...]) -> dict[str, str | None]:
         error = _create(venv) or (_ensure(venv, "base", venv.base) if venv.base else None)
         for name in wanted:
             status[name] = error or _ensure(venv, name, venv.systems[name])
-        print(f"bench: venv {venv.path.name} ready in {time.monotonic() - started:.1f} s", flush=True)
+        print(
+            f"bench: venv {venv.path.name} ready in {time.monotonic() - started:.1f} s", flush=True
+        )
         if venv.key == "peers" and error:
             raise SystemExit(f"bench: the peers venv is needed to run anything: {error}")
     return status

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from arq.connections import RedisSettings
 
@@ -26,7 +26,7 @@ async def latency(ctx: dict[str, Any], t_enqueue: float) -> None:
 
 
 class WorkerSettings:
-    functions = [noop, sleep10ms, latency]
+    functions: ClassVar[list[Any]] = [noop, sleep10ms, latency]
     redis_settings = RedisSettings.from_dsn(os.environ["BENCH_REDIS_URL"])
     max_jobs = int(os.environ.get("BENCH_ARQ_MAX_JOBS", "10"))  # arq's default is 10
     poll_delay = float(os.environ.get("BENCH_ARQ_POLL_DELAY", "0.5"))  # arq's default is 0.5 s

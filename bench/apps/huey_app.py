@@ -1,4 +1,6 @@
 """Huey tasks on RedisHuey with its defaults (blocking BRPOP, results kept when not None)."""
+# the library has no type hints, so its task decorators are untyped
+# mypy: disable-error-code="untyped-decorator"
 
 from __future__ import annotations
 

@@ -65,11 +65,22 @@ class ArqDriver(Driver):
             variant("arq", "arq-2p", "arq (defaults)", "drain-2p", 2, 10, n_scale=0.1),
             variant("arq", "arq-1p-max8", "arq (defaults)", "sleep-c8", 1, 8, n_scale=0.05),
             variant("arq", "arq-1p-lat", "arq (defaults)", "latency", 1, 10),
-            variant("arq", "arq-1p-poll5ms", "arq `poll_delay=5 ms`", "drain-1p", 1, 10,
-                    n_scale=0.5, **fast),
-            variant("arq", "arq-1p-max8-poll5ms", "arq `poll_delay=5 ms`", "sleep-c8", 1, 8,
-                    **fast),
-            variant("arq", "arq-1p-poll5ms-lat", "arq `poll_delay=5 ms`", "latency", 1, 10, **fast),
+            variant(
+                "arq",
+                "arq-1p-poll5ms",
+                "arq `poll_delay=5 ms`",
+                "drain-1p",
+                1,
+                10,
+                n_scale=0.5,
+                opts=fast,
+            ),
+            variant(
+                "arq", "arq-1p-max8-poll5ms", "arq `poll_delay=5 ms`", "sleep-c8", 1, 8, opts=fast
+            ),
+            variant(
+                "arq", "arq-1p-poll5ms-lat", "arq `poll_delay=5 ms`", "latency", 1, 10, opts=fast
+            ),
         ]
 
     def worker_env(self, variant: Variant) -> dict[str, str]:
@@ -85,5 +96,3 @@ class ArqDriver(Driver):
             "from bench.apps.arq_app import WorkerSettings; run_worker(WorkerSettings)"
         )
         return [[str(bindir / "python"), "-c", code] for _ in range(variant.n_procs)]
-
-

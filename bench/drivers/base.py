@@ -85,7 +85,7 @@ class Driver(ABC):
     def enqueue_bulk(self, kind: Kind, count: int) -> None:
         """Enqueue ``count`` argument-less jobs through the library's batch API."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most drivers have nothing to close
         """Release connections (optional)."""
 
     # orchestrator side: runs in the peers venv
@@ -132,7 +132,7 @@ def variant(
     concurrency: int,
     n_scale: float = 1.0,
     note: str = "",
-    **options: str,
+    opts: Mapping[str, str] | None = None,
 ) -> Variant:
     """Shorthand used by the drivers' ``variants`` lists."""
     return Variant(
@@ -142,7 +142,7 @@ def variant(
         role=role,
         n_procs=n_procs,
         concurrency=concurrency,
-        options=dict(options),
+        options=dict(opts or {}),
         n_scale=n_scale,
         note=note,
     )

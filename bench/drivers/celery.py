@@ -18,7 +18,7 @@ class CeleryDriver(Driver):
     config_note = (
         "Redis broker, no result backend (`task_ignore_result=True`), "
         "`worker_prefetch_multiplier=64` (Celery's Optimizing guide: for many short tasks make "
-        "it large, \"say 64, or 128\"), early acks (the default). Worker: `celery -A "
+        'it large, "say 64, or 128"), early acks (the default). Worker: `celery -A '
         "bench.apps.celery_app worker -Q bench -l WARNING --without-gossip --without-mingle "
         "--without-heartbeat` with `-P prefork -c 1` / `-c 2` (one master feeding 1 or 2 pool "
         "processes) and `-P threads -c 8` for the 10 ms jobs."
@@ -51,19 +51,64 @@ class CeleryDriver(Driver):
 
     def variants(self) -> list[Variant]:
         return [
-            variant("celery", "celery-prefork-c1", "Celery prefork", "drain-1p", 1, 1,
-                    n_scale=0.5, pool="prefork"),
-            variant("celery", "celery-prefork-c2", "Celery prefork", "drain-2p", 1, 2,
-                    n_scale=0.5, pool="prefork"),
-            variant("celery", "celery-threads-c8", "Celery prefork", "sleep-c8", 1, 8,
-                    pool="threads", note="`-P threads -c 8`"),
-            variant("celery", "celery-prefork-c1-lat", "Celery prefork", "latency", 1, 1,
-                    pool="prefork"),
+            variant(
+                "celery",
+                "celery-prefork-c1",
+                "Celery prefork",
+                "drain-1p",
+                1,
+                1,
+                n_scale=0.5,
+                opts={"pool": "prefork"},
+            ),
+            variant(
+                "celery",
+                "celery-prefork-c2",
+                "Celery prefork",
+                "drain-2p",
+                1,
+                2,
+                n_scale=0.5,
+                opts={"pool": "prefork"},
+            ),
+            variant(
+                "celery",
+                "celery-threads-c8",
+                "Celery prefork",
+                "sleep-c8",
+                1,
+                8,
+                opts={"pool": "threads"},
+                note="`-P threads -c 8`",
+            ),
+            variant(
+                "celery",
+                "celery-prefork-c1-lat",
+                "Celery prefork",
+                "latency",
+                1,
+                1,
+                opts={"pool": "prefork"},
+            ),
         ]
 
     def worker_argvs(self, variant: Variant, bindir: Path) -> list[list[str]]:
-        return [[
-            str(bindir / "celery"), "-A", "bench.apps.celery_app", "worker", "-Q", QUEUE,
-            "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "-P", variant.options["pool"], "-c", str(variant.concurrency),
-        ]]
+        return [
+            [
+                str(bindir / "celery"),
+                "-A",
+                "bench.apps.celery_app",
+                "worker",
+                "-Q",
+                QUEUE,
+                "-l",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-P",
+                variant.options["pool"],
+                "-c",
+                str(variant.concurrency),
+            ]
+        ]

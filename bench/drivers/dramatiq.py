@@ -53,7 +53,15 @@ class DramatiqDriver(Driver):
         ]
 
     def worker_argvs(self, variant: Variant, bindir: Path) -> list[list[str]]:
-        return [[
-            str(bindir / "dramatiq"), "bench.apps.dramatiq_app", "-Q", QUEUE,
-            "-p", str(variant.n_procs), "-t", str(variant.concurrency),
-        ]]
+        return [
+            [
+                str(bindir / "dramatiq"),
+                "bench.apps.dramatiq_app",
+                "-Q",
+                QUEUE,
+                "-p",
+                str(variant.n_procs),
+                "-t",
+                str(variant.concurrency),
+            ]
+        ]

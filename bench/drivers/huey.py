@@ -46,15 +46,33 @@ class HueyDriver(Driver):
 
     def variants(self) -> list[Variant]:
         return [
-            variant("huey", "huey-thread-1", "Huey", "drain-1p", 1, 1, worker_type="thread"),
-            variant("huey", "huey-process-2", "Huey", "drain-2p", 2, 1, worker_type="process"),
-            variant("huey", "huey-thread-8", "Huey", "sleep-c8", 1, 8, worker_type="thread"),
-            variant("huey", "huey-thread-1-lat", "Huey", "latency", 1, 1, worker_type="thread"),
+            variant(
+                "huey", "huey-thread-1", "Huey", "drain-1p", 1, 1, opts={"worker_type": "thread"}
+            ),
+            variant(
+                "huey", "huey-process-2", "Huey", "drain-2p", 2, 1, opts={"worker_type": "process"}
+            ),
+            variant(
+                "huey", "huey-thread-8", "Huey", "sleep-c8", 1, 8, opts={"worker_type": "thread"}
+            ),
+            variant(
+                "huey", "huey-thread-1-lat", "Huey", "latency", 1, 1, opts={"worker_type": "thread"}
+            ),
         ]
 
     def worker_argvs(self, variant: Variant, bindir: Path) -> list[list[str]]:
-        workers = variant.n_procs if variant.options["worker_type"] == "process" else variant.concurrency
-        return [[
-            str(bindir / "huey_consumer"), "bench.apps.huey_app.huey", "-q", "-n",
-            "-k", variant.options["worker_type"], "-w", str(workers),
-        ]]
+        workers = (
+            variant.n_procs if variant.options["worker_type"] == "process" else variant.concurrency
+        )
+        return [
+            [
+                str(bindir / "huey_consumer"),
+                "bench.apps.huey_app.huey",
+                "-q",
+                "-n",
+                "-k",
+                variant.options["worker_type"],
+                "-w",
+                str(workers),
+            ]
+        ]

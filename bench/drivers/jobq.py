@@ -32,10 +32,10 @@ class JobqDriver(Driver):
     config_note = (
         "`jobq worker --url URL --queue bench --import bench.apps.jobq_app --prefetch 64` "
         "(prefetch is jobq's documented lever for short jobs; 64 as Celery gets), otherwise "
-        "default settings (leases, heartbeats, fenced completion). `--pool thread --concurrency 1` is "
-        "one process running jobs in-process; `--pool process` is the default pool (jobs in "
-        "child processes, so a crash or timeout kills only the child); `--pool thread "
-        "--concurrency 8` for the 10 ms jobs."
+        "default settings (leases, heartbeats, fenced completion). `--pool thread "
+        "--concurrency 1` is one process running jobs in-process; `--pool process` is the "
+        "default pool (jobs in child processes, so a crash or timeout kills only the "
+        "child); `--pool thread --concurrency 8` for the 10 ms jobs."
     )
 
     def __init__(self, url: str) -> None:
@@ -60,20 +60,46 @@ class JobqDriver(Driver):
         thread = {"pool": "thread"}
         process = {"pool": "process"}
         return [
-            variant("jobq", "jobq-thread-1p", "jobq (thread pool)", "drain-1p", 1, 1, **thread),
-            variant("jobq", "jobq-thread-2p", "jobq (thread pool)", "drain-2p", 2, 1, **thread,
-                    note="two `jobq worker` processes"),
-            variant("jobq", "jobq-process-c1", "jobq (process pool)", "drain-1p", 1, 1, **process),
-            variant("jobq", "jobq-process-c2", "jobq (process pool)", "drain-2p", 1, 2, **process),
-            variant("jobq", "jobq-thread-c8", "jobq (thread pool)", "sleep-c8", 1, 8, **thread),
-            variant("jobq", "jobq-thread-lat", "jobq (thread pool)", "latency", 1, 1, **thread),
-            variant("jobq", "jobq-process-lat", "jobq (process pool)", "latency", 1, 1, **process),
+            variant("jobq", "jobq-thread-1p", "jobq (thread pool)", "drain-1p", 1, 1, opts=thread),
+            variant(
+                "jobq",
+                "jobq-thread-2p",
+                "jobq (thread pool)",
+                "drain-2p",
+                2,
+                1,
+                opts=thread,
+                note="two `jobq worker` processes",
+            ),
+            variant(
+                "jobq", "jobq-process-c1", "jobq (process pool)", "drain-1p", 1, 1, opts=process
+            ),
+            variant(
+                "jobq", "jobq-process-c2", "jobq (process pool)", "drain-2p", 1, 2, opts=process
+            ),
+            variant("jobq", "jobq-thread-c8", "jobq (thread pool)", "sleep-c8", 1, 8, opts=thread),
+            variant("jobq", "jobq-thread-lat", "jobq (thread pool)", "latency", 1, 1, opts=thread),
+            variant(
+                "jobq", "jobq-process-lat", "jobq (process pool)", "latency", 1, 1, opts=process
+            ),
         ]
 
     def worker_argvs(self, variant: Variant, bindir: Path) -> list[list[str]]:
         one = [
-            str(bindir / "jobq"), "worker", "--url", self.url, "--queue", QUEUE,
-            "--import", "bench.apps.jobq_app", "--concurrency", str(variant.concurrency),
-            "--pool", variant.options["pool"], "--prefetch", PREFETCH, *extra_worker_args(),
+            str(bindir / "jobq"),
+            "worker",
+            "--url",
+            self.url,
+            "--queue",
+            QUEUE,
+            "--import",
+            "bench.apps.jobq_app",
+            "--concurrency",
+            str(variant.concurrency),
+            "--pool",
+            variant.options["pool"],
+            "--prefetch",
+            PREFETCH,
+            *extra_worker_args(),
         ]
         return [list(one) for _ in range(variant.n_procs)]

@@ -51,24 +51,62 @@ class RqDriver(Driver):
         # the forking worker manages 20-40 jobs/s here, SimpleWorker 150-250: scaled-down N
         # keeps each unit near 10 s
         return [
-            variant("rq", "rq-fork-1p", "RQ fork `Worker`", "drain-1p", 1, 1, n_scale=0.04, **fork),
-            variant("rq", "rq-fork-2p", "RQ fork `Worker`", "drain-2p", 2, 1, n_scale=0.04, **fork),
-            variant("rq", "rq-simple-1p", "RQ `SimpleWorker`", "drain-1p", 1, 1, n_scale=0.2, **simple),
-            variant("rq", "rq-simple-2p", "RQ `SimpleWorker`", "drain-2p", 2, 1, n_scale=0.2, **simple),
             variant(
-                "rq", "rq-pool8-simple", "RQ `SimpleWorker`", "sleep-c8", 1, 8,
-                n_scale=0.5, pool="1", **simple,
+                "rq", "rq-fork-1p", "RQ fork `Worker`", "drain-1p", 1, 1, n_scale=0.04, opts=fork
             ),
-            variant("rq", "rq-simple-lat", "RQ `SimpleWorker`", "latency", 1, 1, **simple),
+            variant(
+                "rq", "rq-fork-2p", "RQ fork `Worker`", "drain-2p", 2, 1, n_scale=0.04, opts=fork
+            ),
+            variant(
+                "rq",
+                "rq-simple-1p",
+                "RQ `SimpleWorker`",
+                "drain-1p",
+                1,
+                1,
+                n_scale=0.2,
+                opts=simple,
+            ),
+            variant(
+                "rq",
+                "rq-simple-2p",
+                "RQ `SimpleWorker`",
+                "drain-2p",
+                2,
+                1,
+                n_scale=0.2,
+                opts=simple,
+            ),
+            variant(
+                "rq",
+                "rq-pool8-simple",
+                "RQ `SimpleWorker`",
+                "sleep-c8",
+                1,
+                8,
+                n_scale=0.5,
+                opts={**simple, "pool": "1"},
+            ),
+            variant("rq", "rq-simple-lat", "RQ `SimpleWorker`", "latency", 1, 1, opts=simple),
         ]
 
     def worker_argvs(self, variant: Variant, bindir: Path) -> list[list[str]]:
         worker_class = variant.options["worker_class"]
         if variant.options.get("pool"):
-            return [[
-                str(bindir / "rq"), "worker-pool", "-q", "--url", self.url,
-                "-w", worker_class, "-n", str(variant.concurrency), QUEUE,
-            ]]
+            return [
+                [
+                    str(bindir / "rq"),
+                    "worker-pool",
+                    "-q",
+                    "--url",
+                    self.url,
+                    "-w",
+                    worker_class,
+                    "-n",
+                    str(variant.concurrency),
+                    QUEUE,
+                ]
+            ]
         one = [str(bindir / "rq"), "worker", "-q", "--url", self.url, "-w", worker_class, QUEUE]
         return [list(one) for _ in range(variant.n_procs)]
 
