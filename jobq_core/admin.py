@@ -7,24 +7,73 @@ script and never chases jobs that arrive while it runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+import secrets
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
 from .config import Settings
 from .connection import connect, redis_errors
-from .errors import ConfigError, InvalidState
-from .job import PURGE_STATES, REQUEUE_STATES
-from .keys import Keyspace, check_queue_name, require_job_id
+from .errors import ConfigError, InvalidState, JobNotFound
+from .inspect import Inspector, JobFilter
+from .job import PENDING, PROCESSING, PURGE_STATES, REQUEUE_STATES, SCHEDULED
+from .keys import Keyspace, check_queue_name, require_job_id, valid_job_id
 from .queue import Queue
 from .scripts import Scripts
+
+# States each bulk action may act on.
+BULK_ACTIONS: Mapping[str, frozenset[str]] = {
+    "requeue": REQUEUE_STATES,
+    "purge": PURGE_STATES,
+    "cancel": frozenset({PENDING, SCHEDULED}),
+}
+AUDIT_MAX_ENTRIES = 10_000  # the audit log keeps this many newest records
+BULK_TTL_S = 24 * 3600  # a bulk operation's record lives this long after its last step
 
 
 @dataclass(frozen=True)
 class Progress:
     done: int  # jobs acted on so far
     left: int  # jobs of the snapshot still to do
+
+
+@dataclass(frozen=True)
+class BulkOp:
+    """A bulk action over the jobs of one state and queue present when it started.
+
+    `total` is the size of that snapshot; `examined` how many of its entries were looked
+    at, `done` how many jobs were acted on (fewer than examined when a filter is set),
+    `left` how many entries of the snapshot are still to look at.
+    """
+
+    id: str
+    queue: str
+    state: str
+    action: str
+    task: str
+    text: str
+    actor: str
+    total: int
+    done: int
+    examined: int
+    left: int
+    finished: bool
+    started_ms: int
+    updated_ms: int
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.task or self.text)
+
+    @property
+    def percent(self) -> int:
+        if self.finished or self.total <= 0:
+            return 100
+        return min(99, int(100 * (self.total - self.left) / self.total))
 
 
 class Admin:
@@ -120,6 +169,186 @@ class Admin:
             self.client.zrem(self.keys.workers(), *gone)
         return len(gone)
 
+    # -- bulk operations over a snapshot, stepped in bounded requests ----------------------
+    @redis_errors
+    def start_bulk(self, queue: str, state: str, action: str, *, task: str = "",
+                   text: str = "", actor: str = "") -> BulkOp:
+        """Record a bulk `action` (requeue | purge | cancel) over the jobs of `state` now
+        present (optionally only those matching task/text); run it with `step_bulk`.
+
+        Raises ConfigError for an unknown action, InvalidState for a state it cannot act on.
+        """
+        allowed = BULK_ACTIONS.get(action)
+        if allowed is None:
+            raise ConfigError(f"unknown bulk action {action!r}; use {', '.join(BULK_ACTIONS)}")
+        self._check(queue, state, allowed, action)
+        cutoff = self._snapshot(queue, state)
+        total = 0 if cutoff is None else int(
+            self.client.zcount(self.keys.state_set(queue, state), "-inf", repr(cutoff)))
+        op_id = secrets.token_hex(6)
+        now = int(time.time() * 1000)
+        fields: dict[str, Any] = {
+            "queue": queue, "state": state, "action": action, "task": task[:200],
+            "text": text[:200], "actor": actor[:100], "cutoff": repr(cutoff or 0.0),
+            "cursor": "", "skip": 0, "total": total, "done": 0, "examined": 0, "left": total,
+            "finished": int(cutoff is None or total == 0), "started_ms": now, "updated_ms": now}
+        key = self.keys.bulk(queue, op_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(key, mapping=_any(fields))
+        pipe.expire(key, BULK_TTL_S)
+        pipe.execute()
+        return _bulk_op(op_id, {k: str(v) for k, v in fields.items()})
+
+    @redis_errors
+    def bulk_status(self, queue: str, op_id: str) -> BulkOp | None:
+        """The bulk operation's progress, or None if unknown or expired."""
+        check_queue_name(queue)
+        if not valid_job_id(op_id):
+            return None
+        fields: Any = self.client.hgetall(self.keys.bulk(queue, op_id))
+        return _bulk_op(op_id, fields) if fields else None
+
+    @redis_errors
+    def step_bulk(self, queue: str, op_id: str, *, budget_s: float = 0.25,
+                  batch: int = 500) -> BulkOp:
+        """Advance a bulk operation by batches of at most `batch` jobs for about `budget_s`
+        seconds; returns its progress. A step that finds another step running returns at
+        once. Raises JobNotFound if the operation is unknown or expired."""
+        op = self.bulk_status(queue, op_id)
+        if op is None:
+            raise JobNotFound(f"bulk operation {op_id} not found (finished over a day ago?)")
+        if op.finished:
+            return op
+        lock = self.keys.bulk_lock(queue, op_id)
+        if not self.client.set(lock, "1", nx=True, px=int(max(budget_s, 1.0) * 10_000)):
+            return op
+        try:
+            raw: Any = self.client.hgetall(self.keys.bulk(queue, op_id))
+            cur: dict[str, str] = dict(raw)
+            batch = max(1, min(int(batch), 5000))
+            deadline = time.monotonic() + max(0.0, budget_s)
+            while cur["finished"] != "1":
+                self._bulk_batch(queue, cur, batch)
+                if time.monotonic() >= deadline:
+                    break
+            cur["updated_ms"] = str(int(time.time() * 1000))
+            key = self.keys.bulk(queue, op_id)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hset(key, mapping=_any(cur))
+            pipe.expire(key, BULK_TTL_S)
+            pipe.execute()
+            return _bulk_op(op_id, cur)
+        finally:
+            self.client.delete(lock)
+
+    def _bulk_batch(self, queue: str, cur: dict[str, str], batch: int) -> None:
+        state, action, cutoff = cur["state"], cur["action"], float(cur["cutoff"])
+        match = JobFilter(task=cur.get("task", ""), text=cur.get("text", ""))
+        if not match and action in ("requeue", "purge"):
+            # Unfiltered: the script takes the lowest entries up to the cutoff itself.
+            step = self.scripts.requeue if action == "requeue" else self.scripts.purge
+            moved, left = step(queue, state, upto=cutoff, batch=batch)
+            cur["done"] = str(int(cur["done"]) + moved)
+            cur["left"] = str(left)
+            cur["examined"] = str(int(cur["total"]) - left)
+            cur["finished"] = "1" if left == 0 or moved == 0 else "0"
+            return
+        # Filtered (or cancel): walk the snapshot by score with a cursor. Entries acted on
+        # leave the set; `skip` counts the entries at the cursor's score that stayed.
+        key = self.keys.state_set(queue, state)
+        low = cur["cursor"] or "-inf"
+        skip = int(cur["skip"])
+        raw: Any = self.client.zrangebyscore(key, low, repr(cutoff), start=skip, num=batch,
+                                        withscores=True)
+        entries = [(str(m), float(sc)) for m, sc in raw]
+        if not entries:
+            cur.update(finished="1", left="0")
+            return
+        rows = Inspector(self.settings, redis=self.client).rows(queue, entries,
+                                                                 full_error=bool(match.text))
+        hits = [r.id for r in rows if r.exists and match.matches(r)]
+        done = self._act(queue, state, action, hits)
+        last = entries[-1][1]
+        hit_set = set(hits)
+        stayed = sum(1 for m, sc in entries if sc == last and m not in hit_set)
+        prev = float(cur["cursor"]) if cur["cursor"] else None
+        new_skip = stayed + (skip if prev == last else 0)
+        cur["skip"] = str(new_skip)
+        cur["cursor"] = repr(last)
+        cur["done"] = str(int(cur["done"]) + done)
+        cur["examined"] = str(int(cur["examined"]) + len(entries))
+        # Still to look at: entries from the cursor's score on, less those seen there.
+        left = max(0, int(self.client.zcount(key, repr(last), repr(cutoff))) - new_skip)
+        cur["left"] = str(left)
+        cur["finished"] = "1" if len(entries) < batch or left == 0 else "0"
+
+    def _act(self, queue: str, state: str, action: str, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        if action == "requeue":
+            return self.scripts.requeue(queue, state, ids)[0]
+        if action == "purge":
+            return self.scripts.purge(queue, state, ids)[0]
+        n = 0
+        for job_id in ids:
+            try:
+                self.scripts.cancel(queue, job_id)
+                n += 1
+            except (InvalidState, JobNotFound):
+                pass
+        return n
+
+    # -- orphans, audit, secrets -----------------------------------------------------------
+    @redis_errors
+    def release_orphan(self, queue: str, job_id: str, worker: str) -> str:
+        """Hand back a processing job whose worker stopped beating, now rather than when its
+        lease runs out; the lost lease counts as for any reaped job. Returns the job's new
+        state (pending, or dead when it was poison). Raises InvalidState when the job is not
+        processing on `worker`, or `worker` is still alive."""
+        check_queue_name(queue)
+        require_job_id(job_id)
+        if self.client.exists(self.keys.worker(worker)):
+            raise InvalidState(f"worker {worker} is still beating; its job keeps its lease")
+        key = self.keys.job(queue, job_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                values: Any = pipe.hmget(key, ["state", "worker"])
+                state, holder = values
+                if state != PROCESSING or holder != worker:
+                    raise InvalidState(f"job {job_id} is {state or 'gone'} (worker "
+                                       f"{holder or '-'}), not processing on {worker}")
+                pipe.multi()
+                # A lease deadline of 0 has expired: the reap script below takes it first.
+                pipe.zadd(self.keys.processing(queue), {job_id: 0}, xx=True)
+                pipe.execute()
+            except redis.WatchError:
+                raise InvalidState(f"job {job_id} changed meanwhile; look again") from None
+        for reaped, new_state in self.scripts.reap(queue):
+            if reaped == job_id:
+                return str(new_state)
+        raise InvalidState(f"job {job_id} was not handed back (it finished meanwhile?)")
+
+    @redis_errors
+    def record(self, actor: str, action: str, *, queue: str = "", state: str = "",
+               count: int = 0, detail: str = "") -> None:
+        """Append an operator action to the audit log (capped at AUDIT_MAX_ENTRIES)."""
+        entry = json.dumps({"at_ms": int(time.time() * 1000), "actor": actor[:100],
+                            "action": action[:100], "queue": queue[:64], "state": state[:32],
+                            "count": int(count), "detail": detail[:500]})
+        pipe = self.client.pipeline(transaction=False)
+        pipe.lpush(self.keys.audit(), entry)
+        pipe.ltrim(self.keys.audit(), 0, AUDIT_MAX_ENTRIES - 1)
+        pipe.execute()
+
+    @redis_errors
+    def shared_secret(self, name: str) -> str:
+        """A random secret stored in Redis, created on first use, so that every process of a
+        deployment (e.g. gunicorn workers) signs with the same key."""
+        key = self.keys.secret(name)
+        self.client.set(key, secrets.token_urlsafe(32), nx=True)
+        return str(self.client.get(key))
+
     def pause(self, queue: str) -> None:
         self.queue(queue).pause()
 
@@ -127,4 +356,23 @@ class Admin:
         self.queue(queue).resume()
 
 
-__all__ = ["Admin", "ConfigError", "Progress"]
+def _bulk_op(op_id: str, f: Mapping[str, str]) -> BulkOp:
+    def num(name: str) -> int:
+        try:
+            return int(f.get(name) or 0)
+        except ValueError:
+            return 0
+
+    return BulkOp(id=op_id, queue=f.get("queue", ""), state=f.get("state", ""),
+                  action=f.get("action", ""), task=f.get("task", ""), text=f.get("text", ""),
+                  actor=f.get("actor", ""), total=num("total"), done=num("done"),
+                  examined=num("examined"), left=num("left"), finished=f.get("finished") == "1",
+                  started_ms=num("started_ms"), updated_ms=num("updated_ms"))
+
+
+def _any(mapping: Mapping[str, Any]) -> Any:
+    # redis-py types `mapping` with an invariant key type that a dict[str, ...] never meets.
+    return mapping
+
+
+__all__ = ["BULK_ACTIONS", "Admin", "BulkOp", "ConfigError", "Progress"]

@@ -15,10 +15,11 @@ from typing import Any
 import redis
 
 from .config import Settings
-from .connection import connect, redis_errors, server_info
+from .connection import connect, redis_errors, server_info, translated
 from .errors import ConfigError
 from .job import FINAL_STATES, STATES
 from .keys import Keyspace, check_queue_name, valid_job_id
+from .scripts import Scripts
 
 # Fields read for list rows (never the possibly huge args/result themselves).
 _ROW_FIELDS = ("task", "state", "enqueued_ms", "started_ms", "finished_ms", "reason",
@@ -99,6 +100,46 @@ class HistoryPoint:
     failed: int
 
 
+@dataclass(frozen=True)
+class JobFilter:
+    """What the job lists filter on: a task-name substring and a text substring found in
+    the error, the reason or the args (both case-insensitive; empty matches everything)."""
+
+    task: str = ""
+    text: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.task or self.text)
+
+    def matches(self, row: JobRow) -> bool:
+        if self.task and self.task.lower() not in row.task.lower():
+            return False
+        if self.text:
+            hay = f"{row.error_preview}\n{row.reason}\n{row.args_preview}".lower()
+            return self.text.lower() in hay
+        return True
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One operator action: who did what to how many jobs, when (ms since the epoch)."""
+
+    at_ms: int
+    actor: str
+    action: str
+    queue: str
+    state: str
+    count: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    total: int
+    offset: int
+    entries: list[AuditEntry]
+
+
 def _int(v: str | None) -> int | None:
     try:
         return int(v) if v not in (None, "") else None
@@ -121,6 +162,7 @@ class Inspector:
         self.settings = base.replace(redis_url=url) if url else base
         self.client = redis if redis is not None else connect(self.settings)
         self.keys = Keyspace(self.settings.prefix)
+        self._scripts: Scripts | None = None
 
     def _check(self, queue: str, state: str | None = None) -> None:
         check_queue_name(queue)
@@ -183,36 +225,43 @@ class Inspector:
     @redis_errors
     def search(self, state: str, queue: str, *, task: str = "", text: str = "",
                limit: int = 50, scan_limit: int = 5000, newest_first: bool | None = None,
-               ) -> JobPage:
+               offset: int = 0) -> JobPage:
         """Jobs in `state` whose task contains `task` and whose error/reason/args contain
-        `text`, looking at no more than `scan_limit` entries (reported as `scanned`)."""
+        `text`, looking at no more than `scan_limit` entries from position `offset`.
+
+        `scanned` is the number of entries examined, so `offset + scanned` is where the
+        next page of matches starts (positions are in the same order as `jobs`)."""
         self._check(queue, state)
         limit = max(1, min(int(limit), self.settings.max_page_size))
         scan_limit = max(1, min(int(scan_limit), 100_000))
+        offset = max(0, int(offset))
         newest = (state in FINAL_STATES) if newest_first is None else newest_first
         key = self.keys.state_set(queue, state)
         total = int(self.client.zcard(key))
-        found: list[JobRow] = []
-        scanned, chunk = 0, 500
-        while scanned < min(total, scan_limit) and len(found) < limit:
-            end = min(scanned + chunk, scan_limit) - 1
-            raw: Any = (self.client.zrevrange(key, scanned, end, withscores=True) if newest
-                   else self.client.zrange(key, scanned, end, withscores=True))
-            entries = [(str(m), float(sc)) for m, sc in raw]
-            if not entries:
+        # The scan runs in Redis in bounded slices (search.lua), so only matches travel.
+        if self._scripts is None:
+            self._scripts = Scripts(self.client, self.settings)
+        scripts = self._scripts
+        hits: list[tuple[str, float]] = []
+        pos, end_pos = offset, min(total, offset + scan_limit)
+        while pos < end_pos and len(hits) < limit:
+            examined, found = scripts.search(queue, state, pos, min(500, end_pos - pos),
+                                             newest_first=newest, task=task, text=text,
+                                             limit=limit - len(hits))
+            if examined == 0:
                 break
-            scanned += len(entries)
-            needle = text.lower()
-            for row in self._rows(queue, entries, full_error=bool(text)):
-                if task and task.lower() not in row.task.lower():
-                    continue
-                hay = f"{row.error_preview}\n{row.reason}\n{row.args_preview}".lower()
-                if needle and needle not in hay:
-                    continue
-                found.append(row)
-                if len(found) >= limit:
-                    break
-        return JobPage(state, queue, total, 0, limit, newest, found, scanned=scanned)
+            pos += examined
+            hits += found
+        found_rows = self._rows(queue, hits, full_error=bool(text)) if hits else []
+        return JobPage(state, queue, total, offset, limit, newest, found_rows,
+                       scanned=pos - offset)
+
+    def rows(self, queue: str, entries: Sequence[tuple[str, float]],
+             full_error: bool = False) -> list[JobRow]:
+        """List rows for (id, score) entries of `queue`, in one or two pipelined round trips."""
+        check_queue_name(queue)
+        with translated(self.settings.redis_url):
+            return self._rows(queue, entries, full_error)
 
     def _rows(self, queue: str, entries: Sequence[tuple[str, float]],
               full_error: bool = False) -> list[JobRow]:
@@ -297,6 +346,36 @@ class Inspector:
         for wid in ids:
             pipe.hgetall(self.keys.worker(wid))
         return [WorkerInfo(wid, bool(f), f) for wid, f in zip(ids, pipe.execute(), strict=True)]
+
+    @redis_errors
+    def workers_alive(self, worker_ids: Sequence[str]) -> dict[str, bool]:
+        """worker id -> whether its registry entry still exists (heartbeat not stopped)."""
+        ids = sorted(set(worker_ids))[:1000]
+        pipe = self.client.pipeline(transaction=False)
+        for wid in ids:
+            pipe.exists(self.keys.worker(wid))
+        return {wid: bool(n) for wid, n in zip(ids, pipe.execute(), strict=True)}
+
+    @redis_errors
+    def audit(self, offset: int = 0, limit: int = 50) -> AuditPage:
+        """A page of the operator audit log, newest first."""
+        offset = max(0, int(offset))
+        limit = max(1, min(int(limit), self.settings.max_page_size))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.llen(self.keys.audit())
+        pipe.lrange(self.keys.audit(), offset, offset + limit - 1)
+        total, raw = pipe.execute()
+        entries = []
+        for item in raw:
+            try:
+                d = json.loads(item)
+                entries.append(AuditEntry(int(d.get("at_ms", 0)), str(d.get("actor", "")),
+                                          str(d.get("action", "")), str(d.get("queue", "")),
+                                          str(d.get("state", "")), int(d.get("count", 0)),
+                                          str(d.get("detail", ""))))
+            except (json.JSONDecodeError, TypeError, ValueError, AttributeError):
+                entries.append(AuditEntry(0, "", "unreadable entry", "", "", 0, str(item)[:200]))
+        return AuditPage(int(total), offset, entries)
 
     @redis_errors
     def history(self, queues: Sequence[str] | None = None, minutes: int = 60,

@@ -125,6 +125,22 @@ class Keyspace:
         """hash describing one worker; expires when its heartbeats stop."""
         return f"{self.prefix}:worker:{worker_id}"
 
+    def audit(self) -> str:
+        """list of JSON records of operator actions, newest first, capped."""
+        return f"{self.prefix}:audit"
+
+    def bulk(self, queue: str, op_id: str) -> str:
+        """hash describing one bulk operation (snapshot cutoff, cursor, progress); expires."""
+        return self._q(queue, f"bulk:{op_id}")
+
+    def bulk_lock(self, queue: str, op_id: str) -> str:
+        """short-lived lock so two requests never step the same bulk operation at once."""
+        return self._q(queue, f"bulk:{op_id}:lock")
+
+    def secret(self, name: str) -> str:
+        """a random secret shared by every process of one deployment (e.g. the dashboard's)."""
+        return f"{self.prefix}:secret:{name}"
+
     @staticmethod
     def check(queue: str) -> None:
         check_queue_name(queue)

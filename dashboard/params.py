@@ -1,0 +1,86 @@
+"""Bounded request parameters: every bad value is a 400 with a clear message, never a 500."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flask import request
+from werkzeug.exceptions import BadRequest, NotFound
+
+from jobq_core.job import STATES
+from jobq_core.keys import QUEUE_NAME_RE, valid_job_id
+
+ALL_QUEUES = "all"
+PER_PAGE_CHOICES = (10, 25, 50, 100, 200)
+MAX_PAGE = 10_000_000
+MAX_TEXT = 200
+
+
+def _short(value: str) -> str:
+    # Never echo megabytes of attacker input into a page or a log.
+    return value if len(value) <= 60 else value[:60] + "…"
+
+
+def int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    """An integer query parameter from lo to hi (400 otherwise); default when absent."""
+    raw = request.args.get(name, "").strip()
+    if raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 12 or not lo <= int(raw) <= hi:
+        raise BadRequest(f"{name} must be a whole number from {lo} to {hi:,}, "
+                         f"not {_short(raw)!r}")
+    return int(raw)
+
+
+def choice_arg(name: str, default: str, choices: Sequence[str]) -> str:
+    raw = request.args.get(name, "").strip()
+    if raw == "":
+        return default
+    if raw not in choices:
+        raise BadRequest(f"{name} must be one of {', '.join(choices)}, not {_short(raw)!r}")
+    return raw
+
+
+def text_arg(name: str, source: str = "args") -> str:
+    """A free-text filter of at most MAX_TEXT characters."""
+    values = request.args if source == "args" else request.form
+    raw = values.get(name, "").strip()
+    if len(raw) > MAX_TEXT:
+        raise BadRequest(f"{name} is limited to {MAX_TEXT} characters")
+    return raw
+
+
+def per_page_arg(default: int = 25) -> int:
+    raw = request.args.get("per_page", "").strip()
+    if raw == "":
+        return default
+    if not raw.isdigit() or int(raw) not in PER_PAGE_CHOICES:
+        raise BadRequest(f"per_page must be one of {', '.join(map(str, PER_PAGE_CHOICES))}, "
+                         f"not {_short(raw)!r}")
+    return int(raw)
+
+
+def state_or_404(state: str) -> str:
+    if state not in STATES:
+        raise NotFound(f"there is no job state {_short(state)!r}; states are "
+                       f"{', '.join(STATES)}")
+    return state
+
+
+def queue_name(raw: str, known: Sequence[str], *, allow_all: bool = False) -> str:
+    """A queue name that exists (404 if unknown, 400 if malformed); 'all' when allowed."""
+    if allow_all and raw in ("", ALL_QUEUES):
+        return ALL_QUEUES
+    if not QUEUE_NAME_RE.match(raw):
+        raise BadRequest(f"malformed queue name {_short(raw)!r}: queue names are 1-64 letters, "
+                         "digits, '_', '.', '-'")
+    if raw not in known:
+        raise NotFound(f"no queue named {raw!r}")
+    return raw
+
+
+def job_id(raw: str) -> str:
+    if not valid_job_id(raw):
+        raise BadRequest(f"malformed job id {_short(raw)!r}: job ids are 1-128 letters, "
+                         "digits, '_', '.', ':', '-'")
+    return raw

@@ -1,0 +1,8 @@
+"""One blueprint per area of the dashboard, all nested under the `jobq` blueprint."""
+
+from __future__ import annotations
+
+from . import api, audit, jobs, metrics, ops, overview, queues, session, workers
+
+BLUEPRINTS = (overview.bp, jobs.bp, ops.bp, queues.bp, workers.bp, audit.bp, session.bp,
+              api.bp, metrics.bp)

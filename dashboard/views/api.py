@@ -1,0 +1,197 @@
+"""The JSON API: the same reads and actions as the pages, the same auth and roles.
+
+Documented in docs/dashboard.md. POSTs take a JSON body; browsers' sessions need the CSRF
+header, API clients use HTTP Basic auth without a cookie.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
+from werkzeug.exceptions import BadRequest, Conflict, NotFound
+
+from jobq_core.admin import BulkOp
+from jobq_core.inspect import JobFilter, JobRow
+from jobq_core.job import FINAL_STATES, PURGE_STATES, REQUEUE_STATES
+
+from .. import params
+from ..app import current_user, engine
+from ..listing import list_jobs, search_jobs
+from ..models import totals, worker_rows, worker_summary
+from .common import audit, known_queues
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _row(row: JobRow) -> dict[str, Any]:
+    return dataclasses.asdict(row)
+
+
+def _op(op: BulkOp) -> dict[str, Any]:
+    return {**dataclasses.asdict(op), "percent": op.percent}
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return {k: v for k, v in data.items() if isinstance(v, str | int)}
+
+
+@bp.get("/")
+def index() -> Response:
+    return jsonify({"user": current_user().name, "role": current_user().role, "endpoints": [
+        "GET /api/overview", "GET /api/queues", "GET /api/jobs/<state>",
+        "GET /api/jobs/<queue>/<id>", "GET /api/workers", "GET /api/history",
+        "GET /api/audit", "POST /api/jobs/<queue>/<id>/<requeue|cancel|purge|release>",
+        "POST /api/queues/<queue>/<pause|resume>", "POST /api/ops",
+        "GET /api/ops/<queue>/<op_id>", "POST /api/ops/<queue>/<op_id>/step"]})
+
+
+@bp.get("/overview")
+def overview() -> Response:
+    insp = engine().inspector
+    counts = insp.counts()
+    return jsonify({"counts": counts, "totals": totals(counts),
+                    "workers": worker_summary(worker_rows(insp.workers())),
+                    "server": insp.server()})
+
+
+@bp.get("/queues")
+def queues() -> Response:
+    insp = engine().inspector
+    counts = insp.counts()
+    return jsonify([{"name": q, "counts": c, **insp.queue_info(q)} for q, c in counts.items()])
+
+
+@bp.get("/jobs/<state>")
+def jobs(state: str) -> Response:
+    state = params.state_or_404(state)
+    insp = engine().inspector
+    names = known_queues()
+    queue = params.queue_name(request.args.get("queue", ""), names, allow_all=True)
+    order = params.choice_arg("order", "newest" if state in FINAL_STATES else "oldest",
+                              ("newest", "oldest"))
+    per_page = params.per_page_arg()
+    match = JobFilter(task=params.text_arg("task"), text=params.text_arg("text"))
+    start = params.int_arg("start", 0, 0, 10**12)
+    queues = names if queue == params.ALL_QUEUES else [queue]
+    if match:
+        res = search_jobs(insp, state, queues, match, start=start, limit=per_page,
+                          newest_first=order == "newest")
+        extra: dict[str, Any] = {"start": start, "scanned": res.scanned,
+                                 "next_start": res.next_start}
+    else:
+        page_no = params.int_arg("page", 1, 1, params.MAX_PAGE)
+        res = list_jobs(insp, state, queues, offset=(page_no - 1) * per_page, limit=per_page,
+                        newest_first=order == "newest")
+        extra = {"page": page_no, "last_page": max(1, -(-res.total // per_page))}
+    return jsonify({"state": state, "queue": queue, "order": order, "per_page": per_page,
+                    "total": res.total, "rows": [_row(r) for r in res.rows], **extra})
+
+
+@bp.get("/jobs/<queue>/<job_id>")
+def job(queue: str, job_id: str) -> Response:
+    queue = params.queue_name(queue, known_queues())
+    params.job_id(job_id)
+    detail = engine().inspector.job(job_id, queue)
+    if detail is None:
+        raise NotFound(f"no job {job_id!r} in queue {queue!r}")
+    return jsonify({"id": detail.id, "queue": detail.queue, "state": detail.state,
+                    "fields": dict(detail.fields), "attempts": detail.attempts,
+                    "ttl_s": detail.ttl_s})
+
+
+@bp.get("/workers")
+def workers() -> Response:
+    return jsonify([dataclasses.asdict(w) for w in worker_rows(engine().inspector.workers())])
+
+
+@bp.get("/history")
+def history() -> Response:
+    minutes = params.int_arg("minutes", 60, 1, engine().settings.history_minutes)
+    return jsonify([dataclasses.asdict(p) for p in engine().inspector.history(minutes=minutes)])
+
+
+@bp.get("/audit")
+def audit_log() -> Response:
+    page_no = params.int_arg("page", 1, 1, 200)
+    log = engine().inspector.audit((page_no - 1) * 50, 50)
+    return jsonify({"total": log.total, "page": page_no,
+                    "entries": [dataclasses.asdict(e) for e in log.entries]})
+
+
+@bp.post("/jobs/<queue>/<job_id>/<action>")
+def job_action(queue: str, job_id: str, action: str) -> Response:
+    queue = params.queue_name(queue, known_queues())
+    params.job_id(job_id)
+    detail = engine().inspector.job(job_id, queue)
+    if detail is None:
+        raise NotFound(f"no job {job_id!r} in queue {queue!r}")
+    admin, state = engine().admin, detail.state
+    if action == "requeue":
+        if state not in REQUEUE_STATES or admin.requeue(queue, state, [job_id]) == 0:
+            raise Conflict(f"job {job_id} is {state}; it cannot be requeued")
+        new_state = "pending"
+    elif action == "purge":
+        if state not in PURGE_STATES or admin.purge(queue, state, [job_id]) == 0:
+            raise Conflict(f"job {job_id} is {state}; it cannot be purged")
+        new_state = "purged"
+    elif action == "cancel":
+        admin.cancel(queue, job_id)
+        new_state = "cancelled"
+    elif action == "release":
+        worker = str(_body().get("worker", ""))[:200]
+        new_state = admin.release_orphan(queue, job_id, worker)
+    else:
+        raise NotFound(f"no job action {action[:40]!r}")
+    audit(action, queue=queue, state=state, count=1, detail=f"{job_id} (API)")
+    return jsonify({"id": job_id, "queue": queue, "was": state, "now": new_state})
+
+
+@bp.post("/queues/<queue>/<action>")
+def queue_action(queue: str, action: str) -> Response:
+    queue = params.queue_name(queue, known_queues())
+    if action == "pause":
+        engine().admin.pause(queue)
+    elif action == "resume":
+        engine().admin.resume(queue)
+    else:
+        raise NotFound(f"no queue action {action[:40]!r}; use pause or resume")
+    audit(action, queue=queue, detail="(API)")
+    return jsonify({"queue": queue, "paused": action == "pause"})
+
+
+@bp.post("/ops")
+def start_op() -> tuple[Response, int, dict[str, str]]:
+    from .ops import _filter_text, _target
+
+    queue, state, action, match = _target({k: str(v) for k, v in _body().items()})
+    op = engine().admin.start_bulk(queue, state, action, task=match.task, text=match.text,
+                                   actor=current_user().name)
+    audit(f"{action} all: started", queue=queue, state=state, count=op.total,
+          detail=f"operation {op.id} (API)" + _filter_text(match))
+    return jsonify(_op(op)), 201, {"Location": url_for(".op", queue=queue, op_id=op.id)}
+
+
+@bp.get("/ops/<queue>/<op_id>")
+def op(queue: str, op_id: str) -> Response:
+    from .ops import _op_or_404
+
+    return jsonify(_op(_op_or_404(queue, op_id)))
+
+
+@bp.post("/ops/<queue>/<op_id>/step")
+def step_op(queue: str, op_id: str) -> Response:
+    from .ops import STEP_BUDGET_S, _op_or_404
+
+    before = _op_or_404(queue, op_id)
+    after = engine().admin.step_bulk(before.queue, before.id, budget_s=STEP_BUDGET_S)
+    if after.finished and not before.finished:
+        audit(f"{after.action} all: finished", queue=after.queue, state=after.state,
+              count=after.done, detail=f"operation {after.id} (API)")
+    return jsonify(_op(after))

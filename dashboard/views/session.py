@@ -1,0 +1,50 @@
+"""Log in (password form) and log out."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.wrappers.response import Response as BaseResponse
+
+from ..app import SESSION_USER, _safe_next, engine
+
+bp = Blueprint("session", __name__)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | BaseResponse:
+    accounts = engine().accounts
+    target = _safe_next(request.values.get("next", "/"))
+    if not accounts.configured:
+        return redirect(url_for("jobq.overview.index"))
+    error = ""
+    if request.method == "POST":
+        name = request.form.get("username", "")[:200]
+        account = accounts.verify(name, request.form.get("password", "")[:1000])
+        if account is not None:
+            csrf_token = session.get("csrf")
+            session.clear()  # a fresh session on login (no fixation)
+            if csrf_token:
+                session["csrf"] = csrf_token
+            session[SESSION_USER] = {"name": account.name, "fp": account.fingerprint}
+            session.permanent = True
+            return redirect(target if target != "/" else url_for("jobq.overview.index"))
+        error = "Wrong user name or password."
+    resp = make_response(render_template("jobq/login.html", error=error, next=target))
+    if error:
+        resp.status_code = 401
+    return resp
+
+
+@bp.post("/logout")
+def logout() -> BaseResponse:
+    session.clear()
+    return redirect(url_for(".login"))

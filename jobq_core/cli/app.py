@@ -1,0 +1,208 @@
+"""The `jobq` click group, the options every command shares, and how commands print.
+
+Every command takes `--url`, `--prefix` and `--json` (declared once, in `common_options`,
+each with its env var). Errors a user can cause (bad URL, Redis down, unknown job id, bad
+arguments) end as one line on stderr and a non-zero exit: 1 for a failed action, 2 for bad
+usage; no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+import redis
+
+from ..admin import Admin
+from ..config import Settings
+from ..errors import JobqError
+from ..inspect import Inspector
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Where `jobq up` keeps its embedded Redis; other commands run in the same folder find it
+# when no URL is configured, so a second shell needs no setup.
+UP_DIR = Path(".jobq")
+USAGE_EXIT, FAILURE_EXIT = 2, 1
+
+
+class Failure(click.ClickException):
+    """An action failed: shown as one line `jobq: error: <message>`, exit status 1."""
+
+    exit_code = FAILURE_EXIT
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"jobq: error: {self.format_message()}", err=True, file=file)
+
+
+class BadUsage(Failure):
+    """The command line itself is wrong (bad JSON, missing argument): exit status 2."""
+
+    exit_code = USAGE_EXIT
+
+
+class JobqGroup(click.Group):
+    """Turns JobqError, Redis errors and usage errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except JobqError as exc:
+            raise Failure(_one_line(str(exc))) from None
+        except redis.RedisError as exc:
+            raise Failure(f"Redis error: {_one_line(str(exc))}") from None
+        except click.UsageError as exc:
+            name = exc.ctx.command_path if exc.ctx is not None else "jobq"
+            raise BadUsage(f"{exc.format_message()} (see '{name} --help')") from None
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(130) from None
+
+
+def _one_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if len(lines) <= 1 else f"{lines[0]} ({lines[-1].strip()})"
+
+
+@click.group(cls=JobqGroup)
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.version_option(package_name="jobq")
+def main(verbose: int) -> None:
+    """jobq: a Redis-backed background job queue.
+
+    Every command takes --url (JOBQ_REDIS_URL, then REDIS_URL), --prefix (JOBQ_PREFIX) and
+    --json. Exit status: 0 done, 1 the action failed, 2 bad usage.
+    """
+    level = logging.WARNING - 10 * verbose if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@dataclass
+class Target:
+    """The jobq installation a command acts on: settings, output mode, read and admin APIs."""
+
+    settings: Settings
+    as_json: bool = False
+    _inspector: Inspector | None = field(default=None, repr=False)
+    _admin: Admin | None = field(default=None, repr=False)
+
+    @property
+    def inspector(self) -> Inspector:
+        if self._inspector is None:
+            self._inspector = Inspector(self.settings)
+        return self._inspector
+
+    @property
+    def admin(self) -> Admin:
+        if self._admin is None:
+            self._admin = Admin(self.settings, redis=self.inspector.client)
+        return self._admin
+
+    def emit(self, data: Any, text: Callable[[], None] | str | None = None) -> None:
+        """Print `data` as one JSON document with --json, else run/print `text`."""
+        if self.as_json:
+            click.echo(json.dumps(data, default=str, ensure_ascii=False))
+        elif callable(text):
+            text()
+        elif text is not None:
+            click.echo(text)
+
+    def close(self) -> None:
+        if self._inspector is not None:
+            self._inspector.client.close()
+
+
+def resolve_url(url: str | None) -> str | None:
+    """The URL to use: the option/env value, else the socket of a `jobq up` run here."""
+    if url:
+        return url
+    if os.environ.get("JOBQ_REDIS_URL") or os.environ.get("REDIS_URL"):
+        return None  # Settings.from_env reads them
+    sock = UP_DIR / "redis" / "redis.sock"
+    return f"unix://{sock.resolve()}" if sock.is_socket() else None
+
+
+def make_settings(url: str | None, prefix: str | None, **overrides: Any) -> Settings:
+    return Settings.from_env(redis_url=resolve_url(url), prefix=prefix or None, **overrides)
+
+
+def common_options(f: F) -> F:
+    """Add --url, --prefix and --json; the command receives a `Target` as first argument."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, url: str | None, prefix: str | None, as_json: bool,
+                **kwargs: Any) -> Any:
+        target = Target(make_settings(url, prefix), as_json)
+        try:
+            return f(target, *args, **kwargs)
+        finally:
+            target.close()
+
+    return shared_options(wrapper)  # type: ignore[return-value]
+
+
+def shared_options(f: F) -> F:
+    """Just the three shared options (for commands that build their own settings)."""
+    f = click.option("--json", "as_json", is_flag=True, envvar="JOBQ_JSON",
+                     help="Machine-readable output (JSON) [env JOBQ_JSON].")(f)
+    f = click.option("--prefix", envvar="JOBQ_PREFIX", default=None, metavar="PREFIX",
+                     help="Key prefix of this jobq installation [env JOBQ_PREFIX; jobq].")(f)
+    f = click.option("--url", envvar=["JOBQ_REDIS_URL", "REDIS_URL"], default=None,
+                     metavar="URL",
+                     help="Redis URL [env JOBQ_REDIS_URL, then REDIS_URL; "
+                          "else a `jobq up` running in this folder].")(f)
+    return f
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per log line: ts, level, logger, message (and exc when present)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": round(record.created, 3), "level": record.levelname.lower(),
+               "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def json_logs(enabled: bool) -> None:
+    """Switch the root logger to JSON lines (for --json on long-running commands)."""
+    if enabled:
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonLogFormatter())
+
+
+@contextmanager
+def progress(label: str, total: int, enabled: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (only on a terminal and without --json).
+
+    Yields `update(done, total)`.
+    """
+    if not enabled or not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
+                  console=_stderr_console()) as bar:
+        task_id = bar.add_task(label, total=max(total, 1))
+
+        def update(done: int, new_total: int) -> None:
+            bar.update(task_id, completed=done, total=max(new_total, 1))
+
+        yield update
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)

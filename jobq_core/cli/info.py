@@ -1,0 +1,185 @@
+"""`jobq info`: queues with counts per state as coloured bars, workers, recent throughput."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from ..errors import JobqError
+from ..job import STATES
+from .app import Target, common_options, main
+from .show import STATE_STYLE, ago, console, state_text
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def snapshot(t: Target, queues: Sequence[str], minutes: int) -> dict[str, Any]:
+    """Everything `jobq info` shows, as plain JSON-able data (read API only)."""
+    insp = t.inspector
+    names = list(queues) or insp.queues()
+    counts = insp.counts(names)
+    history = insp.history(names, minutes)
+    workers = insp.workers()
+    return {
+        "time_ms": insp.server_time_ms(),
+        "server": insp.server(),
+        "queues": [{"name": q, "counts": counts[q], **insp.queue_info(q)} for q in names],
+        "workers": [{"id": w.id, "alive": w.alive, "state": w.fields.get("state", "gone"),
+                     "host": w.fields.get("host", ""), "pid": _int(w.fields.get("pid")),
+                     "queues": [q for q in w.fields.get("queues", "").split(",") if q],
+                     "concurrency": _int(w.fields.get("concurrency")),
+                     "current": w.current, "beat_ms": _int(w.fields.get("beat_ms")),
+                     "done": _int(w.fields.get("done")) or 0,
+                     "failed": _int(w.fields.get("failed")) or 0} for w in workers],
+        "throughput": {
+            "minutes": minutes,
+            "completed": sum(p.completed for p in history),
+            "failed": sum(p.failed for p in history),
+            "per_minute": [{"minute_ms": p.minute_ms, "completed": p.completed,
+                            "failed": p.failed} for p in history],
+        },
+    }
+
+
+def _int(v: str | None) -> int | None:
+    try:
+        return int(v) if v else None
+    except ValueError:
+        return None
+
+
+def render(data: dict[str, Any]) -> Any:
+    """A rich renderable of a snapshot."""
+    from rich.bar import Bar
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    parts: list[Any] = []
+    srv = data["server"]
+    parts.append(Text(f"Redis {srv['version']}, {srv['used_memory_human']} used, "
+                      f"{srv['connected_clients']} clients", style="dim"))
+    parts += [Text(f"warning: {w}", style="bold red") for w in srv["warnings"]]
+    table = Table(show_edge=False, pad_edge=False, box=None, highlight=False)
+    for name, justify in (("queue", "left"), ("state", "left"), ("jobs", "right"),
+                          ("", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for q in data["queues"]:
+        top = max(q["counts"].values()) or 1
+        for i, state in enumerate(STATES):
+            n = q["counts"][state]
+            label = Text(q["name"], style="bold") if i == 0 else Text("")
+            if i == 0 and q["paused"]:
+                label.append(" paused", style="bold yellow")
+            table.add_row(label, state_text(state), str(n),
+                          Bar(size=top, begin=0, end=n, width=40, color=STATE_STYLE[state]))
+        table.add_section()
+    parts.append(table if data["queues"] else Text("no queues yet"))
+    parts.append(_workers(data["workers"], data["time_ms"]))
+    parts.append(_throughput(data["throughput"]))
+    return Group(*parts)
+
+
+def _workers(workers: list[dict[str, Any]], now_ms: int) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    alive = [w for w in workers if w["alive"]]
+    busy = sum(1 for w in alive if w["state"] == "busy")
+    head = Text(f"workers: {len(alive)} ({busy} busy, {len(alive) - busy} idle)",
+                style="bold")
+    if not alive:
+        return head
+    table = Table(show_edge=False, pad_edge=False, box=None, highlight=False)
+    for name in ("worker", "state", "queues", "done", "failed", "running", "beat"):
+        table.add_column(name)
+    for w in alive:
+        table.add_row(Text(w["id"]), Text(w["state"], style="cyan" if w["state"] == "busy"
+                                          else "green"),
+                      Text(",".join(w["queues"])), str(w["done"]), str(w["failed"]),
+                      Text(", ".join(w["current"]) or "-"),
+                      ago(w["beat_ms"], now_ms) if w["beat_ms"] else "?")
+    return Group(head, table)
+
+
+def _throughput(tp: dict[str, Any]) -> Any:
+    from rich.text import Text
+
+    points = tp["per_minute"]
+    top = max((p["completed"] + p["failed"] for p in points), default=0)
+    spark = "".join(SPARK[min(len(SPARK) - 1, (p["completed"] + p["failed"]) * len(SPARK)
+                              // (top + 1))] if top else SPARK[0] for p in points)
+    rate = tp["completed"] / max(1, tp["minutes"])
+    text = Text(f"last {tp['minutes']} min: ", style="bold")
+    text.append(f"{tp['completed']} completed", style="green")
+    text.append(f" ({rate:.1f}/min), ")
+    text.append(f"{tp['failed']} failed", style="red" if tp["failed"] else "")
+    text.append(f"  {spark}", style="green")
+    return text
+
+
+@main.command()
+@common_options
+@click.option("-q", "--queue", "queues", multiple=True, help="Only this queue (repeatable).")
+@click.option("--minutes", type=click.IntRange(1, 1440), default=15, show_default=True,
+              help="Throughput window.")
+@click.option("--interval", type=click.FloatRange(0.2), default=None,
+              help="Refresh every this many seconds until Ctrl-C (with --json: one JSON "
+                   "line per refresh).")
+def info(t: Target, queues: Sequence[str], minutes: int, interval: float | None) -> None:
+    """Queues with counts per state as coloured bars, workers busy/idle, throughput."""
+    data = snapshot(t, queues, minutes)  # the first read fails loudly (bad URL, Redis down)
+    if interval is None:
+        t.emit(data, lambda: console().print(render(data)))
+        return
+    try:
+        if t.as_json:
+            _json_lines(t, data, queues, minutes, interval)
+        else:
+            _live(t, data, queues, minutes, interval)
+    except KeyboardInterrupt:
+        pass
+
+
+def _json_lines(t: Target, data: dict[str, Any], queues: Sequence[str], minutes: int,
+                interval: float) -> None:
+    while True:
+        click.echo(json.dumps(data, default=str))
+        time.sleep(interval)
+        data = _next(t, queues, minutes, data)
+
+
+def _live(t: Target, data: dict[str, Any], queues: Sequence[str], minutes: int,
+          interval: float) -> None:
+    from rich.console import Group
+    from rich.live import Live
+    from rich.text import Text
+
+    con = console()
+    if not con.is_terminal:  # a pipe: print each refresh in turn
+        while True:
+            con.print(render(data))
+            time.sleep(interval)
+            data = _next(t, queues, minutes, data)
+    with Live(render(data), console=con, auto_refresh=False) as live:
+        while True:
+            time.sleep(interval)
+            try:
+                data = snapshot(t, queues, minutes)
+                live.update(render(data), refresh=True)
+            except JobqError as exc:  # keep watching while Redis blinks
+                live.update(Group(render(data), Text(f"{exc} (retrying)", style="bold red")),
+                            refresh=True)
+
+
+def _next(t: Target, queues: Sequence[str], minutes: int,
+          last: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return snapshot(t, queues, minutes)
+    except JobqError as exc:
+        return {**last, "error": str(exc)}

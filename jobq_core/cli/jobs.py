@@ -1,0 +1,392 @@
+"""Commands on jobs and queues: enqueue, job, jobs, cancel, requeue, purge, pause, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ConfigError, InvalidState, JobNotFound, JobqError
+from ..inspect import JobDetail, JobRow
+from ..job import FINAL_STATES, PURGE_STATES, REQUEUE_STATES, STATES
+from ..keys import check_queue_name
+from ..queue import Queue
+from ..registry import lookup
+from .app import BadUsage, Failure, Target, common_options, main, progress
+from .show import console, fmt_ms, job_table, state_text
+
+BULK_CHUNK = 1000
+
+
+def _json_arg(raw: str | None, what: str) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BadUsage(f"{what} is not valid JSON ({exc.msg} at position {exc.pos}): "
+                       f"{raw!r}") from None
+
+
+def _call_args(raw_args: str | None, raw_kwargs: str | None) -> tuple[list[Any], dict[str, Any]]:
+    value = _json_arg(raw_args, "ARGS")
+    kwargs = _json_arg(raw_kwargs, "--kwargs")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise BadUsage("--kwargs must be a JSON object, e.g. '{\"x\": 1}'")
+    if value is None:
+        return [], kwargs or {}
+    if isinstance(value, dict):
+        if kwargs:
+            raise BadUsage("ARGS is an object (keyword arguments) and --kwargs is given too; "
+                          "pass one")
+        return [], value
+    if not isinstance(value, list):
+        raise BadUsage("ARGS must be a JSON array of positional arguments, e.g. '[1, 2]', or an "
+                      "object of keyword arguments")
+    return value, kwargs or {}
+
+
+def _import(modules: Sequence[str]) -> None:
+    sys.path.insert(0, os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise Failure(f"cannot import {module}: {exc}") from None
+
+
+@main.command()
+@common_options
+@click.argument("task", required=False)
+@click.argument("args", required=False, metavar="[ARGS]")
+@click.option("-q", "--queue", help="Queue to put it on [the task's queue, else default].")
+@click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments (JSON object).")
+@click.option("--priority", type=int, help="-100..100; higher runs first [0].")
+@click.option("--delay-s", type=float, help="Run after this many seconds (scheduled).")
+@click.option("--timeout-s", type=float, help="Time limit of one attempt.")
+@click.option("--ttl-s", type=float, help="Give up (dead) if not started within this time.")
+@click.option("--result-ttl-s", type=int, help="How long to keep the result.")
+@click.option("--max-retries", type=int, help="Retries after a failed attempt.")
+@click.option("--retry-backoff-s", type=float, help="Base of the exponential retry backoff.")
+@click.option("--job-id", help="Use this id (an existing job with it is returned unchanged).")
+@click.option("--meta", "meta_json", metavar="JSON", help="Metadata (JSON object).")
+@click.option("-i", "--import", "imports", multiple=True,
+              help="Module registering the task, so its defaults (queue, retries) apply.")
+@click.option("-f", "--file", "file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Bulk: one job per line, a JSON object with task, args, kwargs, queue, "
+                   "priority, delay_s ... ('-' reads stdin).")
+@click.option("--wait", "wait_s", type=float, help="Wait up to this long and print the result.")
+def enqueue(t: Target, task: str | None, args: str | None, queue: str | None,
+            kwargs_json: str | None, priority: int | None, delay_s: float | None,
+            timeout_s: float | None, ttl_s: float | None, result_ttl_s: int | None,
+            max_retries: int | None, retry_backoff_s: float | None, job_id: str | None,
+            meta_json: str | None, imports: Sequence[str], file: Path | None,
+            wait_s: float | None) -> None:
+    """Enqueue TASK with ARGS (a JSON array, or a JSON object of keyword arguments).
+
+    \b
+    jobq enqueue myapp.tasks.add '[1, 2]' --wait 5
+    jobq enqueue myapp.tasks.report '{"day": "2026-11-23"}' --queue low --delay-s 60
+    jobq enqueue --file jobs.jsonl            # {"task": "myapp.tasks.add", "args": [1, 2]}
+    """
+    _import(imports)
+    registered = lookup(task) if task else None
+    queue = queue or (registered.options.queue if registered else "default")
+    if file is not None:
+        _enqueue_file(t, file, task, queue)
+        return
+    if task is None:
+        raise BadUsage("missing TASK (or --file)")
+    call_args, call_kwargs = _call_args(args, kwargs_json)
+    meta = _json_arg(meta_json, "--meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise BadUsage("--meta must be a JSON object")
+    q = Queue(queue, settings=t.settings, redis=t.inspector.client)
+    job = q.enqueue_call(task, args=call_args, kwargs=call_kwargs, priority=priority,
+                         timeout_s=timeout_s, ttl_s=ttl_s, result_ttl_s=result_ttl_s,
+                         max_retries=max_retries, retry_backoff_s=retry_backoff_s,
+                         job_id=job_id, delay_s=delay_s, meta=meta)
+    out: dict[str, Any] = {"id": job.id, "queue": q.name, "task": job.task, "state": job.status}
+    if wait_s is None:
+        t.emit(out, f"enqueued {job.id} ({job.task}) on {q.name}: {job.status}")
+        return
+    result = job.result(timeout_s=wait_s)  # JobFailed / Timeout end as one line, exit 1
+    out.update(state="completed", result=result)
+    t.emit(out, json.dumps(result, ensure_ascii=False))
+
+
+def _enqueue_file(t: Target, file: Path, task: str | None, queue: str) -> None:
+    calls = list(_read_calls(file, task, queue))
+    by_queue: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for call in calls:
+        by_queue[call.pop("queue")].append(call)
+    ids: list[str] = []
+    with progress("enqueue", len(calls), not t.as_json) as update:
+        for name, group in by_queue.items():
+            q = Queue(name, settings=t.settings, redis=t.inspector.client)
+            for i in range(0, len(group), BULK_CHUNK):
+                try:
+                    ids += [j.id for j in q.enqueue_many(group[i:i + BULK_CHUNK])]
+                except JobqError as exc:
+                    raise Failure(f"{exc} ({len(ids)} jobs were enqueued before this "
+                                  "batch)") from None
+                update(len(ids), len(calls))
+    t.emit({"enqueued": len(ids), "queues": {q: len(g) for q, g in by_queue.items()},
+            "ids": ids},
+           f"enqueued {len(ids)} jobs on {', '.join(sorted(by_queue)) or 'no queue'}")
+
+
+def _read_calls(file: Path, task: str | None, queue: str) -> Iterator[dict[str, Any]]:
+    stream = sys.stdin if str(file) == "-" else None
+    try:
+        lines = stream.read().splitlines() if stream else file.read_text().splitlines()
+    except OSError as exc:
+        raise Failure(f"cannot read {file}: {exc.strerror}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadUsage(f"{file}:{n}: not valid JSON ({exc.msg})") from None
+        if isinstance(value, list) and task:
+            value = {"args": value}
+        if not isinstance(value, dict):
+            raise BadUsage(f"{file}:{n}: expected a JSON object with \"task\" and \"args\"")
+        value.setdefault("task", task)
+        if not value["task"]:
+            raise BadUsage(f"{file}:{n}: no \"task\" (give one per line or as TASK)")
+        value.setdefault("queue", queue)
+        yield value
+
+
+@main.command()
+@common_options
+@click.argument("job_id", metavar="ID")
+@click.option("-q", "--queue", help="The job's queue (default: look in every queue).")
+def job(t: Target, job_id: str, queue: str | None) -> None:
+    """Show everything stored about one job, with its attempts."""
+    detail = _find(t, job_id, queue)
+    t.emit(_detail_json(detail), lambda: _print_detail(detail))
+
+
+def _find(t: Target, job_id: str, queue: str | None) -> JobDetail:
+    detail = t.inspector.job(job_id, queue)
+    if detail is None:
+        where = f"queue {queue!r}" if queue else "any queue"
+        raise JobNotFound(f"no job {job_id!r} in {where} (never enqueued, or its retention "
+                          "ended)")
+    return detail
+
+
+def _detail_json(d: JobDetail) -> dict[str, Any]:
+    return {"id": d.id, "queue": d.queue, "state": d.state, "task": d.fields.get("task", ""),
+            "args": d.json_field("args"), "kwargs": d.json_field("kwargs") or {},
+            "result": d.json_field("result"), "error": d.fields.get("error", ""),
+            "reason": d.fields.get("reason", ""), "meta": d.json_field("meta"),
+            "progress": d.json_field("progress"), "ttl_s": d.ttl_s,
+            "fields": dict(d.fields), "attempts": d.attempts}
+
+
+_TIME_FIELDS = ("enqueued_ms", "due_ms", "started_ms", "finished_ms", "requeued_ms")
+_SHOWN = ("task", "args", "kwargs", "priority", "retries", "max_retries", "timeout_s",
+          "worker", "reason", "progress", "meta", "result")
+
+
+def _print_detail(d: JobDetail) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    grid.add_row("job", Text(f"{d.id}  (queue {d.queue})"))
+    grid.add_row("state", state_text(d.state))
+    for name in _SHOWN:
+        if d.fields.get(name) not in (None, ""):
+            grid.add_row(name, Text(d.fields[name]))
+    for name in _TIME_FIELDS:
+        if d.fields.get(name):
+            grid.add_row(name.removesuffix("_ms"), fmt_ms(int(d.fields[name])))
+    if d.ttl_s is not None:
+        grid.add_row("kept for", f"{d.ttl_s:.0f} s more")
+    con = console()
+    con.print(grid, highlight=False)
+    if d.fields.get("error"):
+        con.print("[bold]error[/]")
+        con.print(d.fields["error"].rstrip(), highlight=False, markup=False)
+    if d.attempts:
+        con.print("[bold]attempts[/]")
+        for a in d.attempts:
+            err = str(a.get("error", "")).strip().splitlines()[-1:] or [""]
+            con.print(f"  #{a.get('attempt', '?')} {a.get('outcome', '?')} "
+                      f"{a.get('runtime_ms', '?')} ms on {a.get('worker', '?')}: {err[0]}",
+                      highlight=False, markup=False)
+
+
+@main.command()
+@common_options
+@click.argument("state", metavar="STATE", type=click.Choice(STATES))
+@click.option("-q", "--queue", "queues", multiple=True, help="Only this queue (repeatable).")
+@click.option("--task", default="", help="Only jobs whose task name contains this.")
+@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0, help="Skip this many (per queue).")
+def jobs(t: Target, state: str, queues: Sequence[str], task: str, limit: int,
+         offset: int) -> None:
+    """List jobs in STATE, newest first for ended jobs, next first for pending."""
+    names = list(queues) or t.inspector.queues()
+    rows: list[JobRow] = []
+    total = 0
+    for name in names:
+        if task:
+            page = t.inspector.search(state, name, task=task, limit=limit + offset)
+            page_rows = page.rows[offset:]
+        else:
+            page = t.inspector.jobs(state, name, offset=offset, limit=limit)
+            page_rows = page.rows
+        total += page.total
+        rows += page_rows
+    newest = state in FINAL_STATES
+    rows.sort(key=lambda r: r.score, reverse=newest)
+    rows = rows[:limit]
+    t.emit({"state": state, "queues": names, "total": total,
+            "jobs": [dataclasses.asdict(r) for r in rows]},
+           lambda: _print_rows(state, rows, total))
+
+
+def _print_rows(state: str, rows: Sequence[JobRow], total: int) -> None:
+    con = console()
+    if not rows:
+        con.print(f"no {state} jobs")
+        return
+    con.print(job_table(rows))
+    if total > len(rows):
+        con.print(f"{len(rows)} of {total} {state} jobs shown (--limit, --offset)")
+
+
+def _locate(t: Target, ids: Sequence[str], queues: Sequence[str],
+            state: str) -> dict[str, list[str]]:
+    """queue -> ids, checking that every id exists in `state` before anything changes."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for job_id in ids:
+        detail = _find(t, job_id, queues[0] if len(queues) == 1 else None)
+        if queues and detail.queue not in queues:
+            raise JobNotFound(f"job {job_id} is in queue {detail.queue!r}, not in "
+                              f"{', '.join(queues)}")
+        if detail.state != state:
+            raise InvalidState(f"job {job_id} is {detail.state}, not {state}; nothing was "
+                               "changed")
+        out[detail.queue].append(job_id)
+    return out
+
+
+def _bulk(t: Target, verb: str, state: str, ids: Sequence[str], every: bool,
+          queues: Sequence[str]) -> tuple[dict[str, int], int]:
+    if every == bool(ids):
+        raise BadUsage("give job IDs or --all, one of the two")
+    if ids:
+        done: dict[str, int] = {}
+        for name, group in _locate(t, ids, queues, state).items():
+            act = t.admin.requeue if verb == "requeue" else t.admin.purge
+            done[name] = act(name, state, group)
+        return done, sum(done.values())
+    names = list(queues) or t.inspector.queues()
+    counts = t.inspector.counts(names)
+    total = sum(c[state] for c in counts.values())
+    done = {}
+    with progress(f"{verb} {state}", total, not t.as_json) as update:
+        finished = 0
+        for name in names:
+            bulk = t.admin.requeue_all if verb == "requeue" else t.admin.purge_all
+            for step in bulk(name, state):
+                done[name] = step.done
+                update(finished + step.done, max(total, finished + step.done + step.left))
+            finished += done.get(name, 0)
+    return done, total
+
+
+@main.command()
+@common_options
+@click.argument("state", metavar="STATE", type=click.Choice(sorted(REQUEUE_STATES)))
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@click.option("--all", "every", is_flag=True, help="Every job in STATE (of the queues).")
+@click.option("-q", "--queue", "queues", multiple=True, help="Only this queue (repeatable).")
+def requeue(t: Target, state: str, ids: Sequence[str], every: bool,
+            queues: Sequence[str]) -> None:
+    """Move jobs in STATE back to pending: the given IDs, or --all."""
+    done, _ = _bulk(t, "requeue", state, ids, every, queues)
+    n = sum(done.values())
+    t.emit({"action": "requeue", "state": state, "count": n, "queues": done},
+           f"requeued {n} {state} job{'s' * (n != 1)}")
+
+
+@main.command()
+@common_options
+@click.argument("state", metavar="STATE",
+                type=click.Choice([s for s in STATES if s in PURGE_STATES]))
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@click.option("--all", "every", is_flag=True, help="Every job in STATE (of the queues).")
+@click.option("-q", "--queue", "queues", multiple=True, help="Only this queue (repeatable).")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge(t: Target, state: str, ids: Sequence[str], every: bool, queues: Sequence[str],
+          yes: bool) -> None:
+    """Delete jobs in STATE for good: the given IDs, or --all (asks first unless --yes)."""
+    if every == bool(ids):
+        raise BadUsage("give job IDs or --all, one of the two")
+    if not yes:
+        what = f"{len(ids)} {state} job(s)" if ids else f"every {state} job"
+        where = ", ".join(queues) if queues else "all queues"
+        if not sys.stdin.isatty():
+            raise BadUsage(f"purge deletes {what} of {where} for good; add --yes to confirm")
+        click.confirm(f"Delete {what} of {where}?", abort=True)
+    done, _ = _bulk(t, "purge", state, ids, every, queues)
+    n = sum(done.values())
+    t.emit({"action": "purge", "state": state, "count": n, "queues": done},
+           f"purged {n} {state} job{'s' * (n != 1)}")
+
+
+@main.command()
+@common_options
+@click.argument("job_id", metavar="ID")
+@click.option("-q", "--queue", help="The job's queue (default: look in every queue).")
+def cancel(t: Target, job_id: str, queue: str | None) -> None:
+    """Cancel a pending or scheduled job."""
+    detail = _find(t, job_id, queue)
+    t.admin.cancel(detail.queue, job_id)
+    t.emit({"id": job_id, "queue": detail.queue, "state": "cancelled"},
+           f"cancelled {job_id} (queue {detail.queue})")
+
+
+def _known_queue(t: Target, name: str) -> str:
+    check_queue_name(name)
+    known = t.inspector.queues()
+    if name not in known:
+        raise ConfigError(f"unknown queue {name!r}; known queues: {', '.join(known) or 'none'}")
+    return name
+
+
+@main.command()
+@common_options
+@click.argument("queue")
+def pause(t: Target, queue: str) -> None:
+    """Stop workers claiming from QUEUE (enqueues are still accepted)."""
+    t.admin.pause(_known_queue(t, queue))
+    t.emit({"queue": queue, "paused": True},
+           f"paused {queue}: workers stop claiming from it; `jobq resume {queue}` undoes it")
+
+
+@main.command()
+@common_options
+@click.argument("queue")
+def resume(t: Target, queue: str) -> None:
+    """Let workers claim from QUEUE again."""
+    t.admin.resume(_known_queue(t, queue))
+    t.emit({"queue": queue, "paused": False}, f"resumed {queue}")

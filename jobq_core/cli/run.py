@@ -1,0 +1,120 @@
+"""Long-running commands: `jobq worker`, `jobq scheduler`, `jobq dashboard`."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from ..errors import JobqError
+from .app import json_logs, main, make_settings, shared_options
+
+
+@main.command()
+@shared_options
+@click.option("-q", "--queue", "queues", multiple=True, default=["default"], show_default=True,
+              envvar="JOBQ_QUEUES",
+              help="Queue to serve; repeat for several, first served first "
+                   "[env JOBQ_QUEUES, space-separated].")
+@click.option("-i", "--import", "imports", multiple=True, envvar="JOBQ_IMPORTS",
+              help="Module that registers tasks [env JOBQ_IMPORTS, space-separated].")
+@click.option("-c", "--concurrency", type=click.IntRange(1, 1024), envvar="JOBQ_CONCURRENCY",
+              help="Jobs run at once [env JOBQ_CONCURRENCY; 1].")
+@click.option("--pool", type=click.Choice(["process", "thread"]), envvar="JOBQ_POOL",
+              help="Run jobs in child processes or threads [env JOBQ_POOL; process].")
+@click.option("--prefetch", type=click.IntRange(0, 10_000), envvar="JOBQ_PREFETCH",
+              help="Jobs claimed ahead of free slots (speeds up short jobs) [env JOBQ_PREFETCH].")
+@click.option("--lease-s", type=float, envvar="JOBQ_LEASE_S", help="Lease length [30].")
+@click.option("--heartbeat-s", type=float, envvar="JOBQ_HEARTBEAT_S",
+              help="Heartbeat period [5].")
+@click.option("--grace-s", type=float, envvar="JOBQ_GRACE_S",
+              help="How long running jobs may finish after SIGTERM [30].")
+@click.option("--name", help="Worker id (default host:pid:random).")
+@click.option("--burst", is_flag=True, help="Exit when there is nothing left to do.")
+def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[str],
+           imports: Sequence[str], concurrency: int | None, pool: str | None,
+           prefetch: int | None, lease_s: float | None, heartbeat_s: float | None,
+           grace_s: float | None, name: str | None, burst: bool) -> None:
+    """Run jobs from the given queues until SIGTERM/SIGINT (twice: at once).
+
+    --json logs one JSON object per line.
+    """
+    from ..worker import Worker
+
+    json_logs(as_json)
+    sys.path.insert(0, os.getcwd())  # so --import finds the project's own modules
+    settings = make_settings(url, prefix, concurrency=concurrency, pool=pool, prefetch=prefetch,
+                             lease_s=lease_s, heartbeat_s=heartbeat_s, grace_s=grace_s)
+    try:
+        w = Worker(queues, settings, imports=imports, name=name)
+    except ImportError as exc:
+        raise JobqError(f"cannot import task module: {exc}") from None
+    w.work(burst=burst)
+
+
+@main.command()
+@shared_options
+@click.option("-i", "--import", "imports", multiple=True,
+              help="Module that registers tasks or schedules.")
+def scheduler(url: str | None, prefix: str | None, as_json: bool,
+              imports: Sequence[str]) -> None:
+    """Run the scheduler: promotes due jobs and enqueues periodic (interval/cron) jobs.
+
+    Run one or more; they agree through Redis so each tick enqueues one job.
+    """
+    json_logs(as_json)
+    sys.path.insert(0, os.getcwd())
+    run = scheduler_entry()
+    for module in imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise JobqError(f"cannot import {module}: {exc}") from None
+    run(make_settings(url, prefix))
+
+
+def scheduler_entry() -> Any:
+    """`jobq_core.scheduler.run_scheduler`, or JobqError when this jobq has no scheduler."""
+    try:
+        module = importlib.import_module("jobq_core.scheduler")
+    except ModuleNotFoundError as exc:
+        if exc.name != "jobq_core.scheduler":
+            raise
+        module = None
+    run = getattr(module, "run_scheduler", None)
+    if run is None:
+        raise JobqError("this jobq has no scheduler yet (jobq_core.scheduler.run_scheduler is "
+                        "missing); delayed jobs and retries are still promoted by workers")
+    return run
+
+
+@main.command()
+@shared_options
+@click.option("--host", envvar="JOBQ_DASHBOARD_HOST", default=None,
+              help="Interface to listen on [env JOBQ_DASHBOARD_HOST; 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), envvar=["JOBQ_DASHBOARD_PORT", "PORT"],
+              default=None, help="Port [env JOBQ_DASHBOARD_PORT, then PORT; 5000].")
+def dashboard(url: str | None, prefix: str | None, as_json: bool, host: str | None,
+              port: int | None) -> None:
+    """Serve the operator dashboard (for production use gunicorn: see the Procfile)."""
+    json_logs(as_json)
+    settings = make_settings(url, prefix)
+    serve = dashboard_entry()
+    serve(settings, host or settings.dashboard_host,
+          settings.dashboard_port if port is None else port)
+
+
+def dashboard_entry() -> Any:
+    """`dashboard.serve`, or JobqError when the dashboard is not part of this install."""
+    try:
+        module = importlib.import_module("dashboard")
+    except ImportError as exc:
+        raise JobqError(f"the dashboard cannot be loaded: {exc}") from None
+    serve = getattr(module, "serve", None)
+    if serve is None:
+        raise JobqError("this jobq has no dashboard yet (dashboard.serve is missing)")
+    return serve

@@ -1,0 +1,110 @@
+"""The dashboard in a real browser: live counts, actions, confirmations, escaping."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import expect
+
+from jobq_core import Queue, Settings
+from tests import tasks
+from tests.helpers import drain
+
+PAYLOAD = '<script>alert("xss-script")</script><img src=x onerror="alert(\'xss-img\')">'
+
+
+def test_htmx_is_the_vendored_version(page: Any, live_url: str) -> None:
+    page.goto(live_url + "/")
+    assert page.evaluate("htmx.version") == "2.0.11"
+
+
+def test_live_count_changes_when_a_job_is_enqueued(page: Any, live_url: str,
+                                                    queue: Queue) -> None:
+    page.goto(live_url + "/")
+    expect(page.locator("#total-pending")).to_have_text("0")
+    queue.enqueue(tasks.add, 1, 2)
+    expect(page.locator("#total-pending")).to_have_text("1", timeout=10_000)
+    expect(page.locator("#count-default-pending")).to_have_text("1")
+
+
+def test_live_updates_pause_and_resume(page: Any, live_url: str, queue: Queue) -> None:
+    page.goto(live_url + "/")
+    page.click("#live-toggle")
+    expect(page.locator("#live-toggle")).to_have_text("Live: paused")
+    queue.enqueue(tasks.add, 1, 2)
+    page.wait_for_timeout(4_000)  # more than one poll interval
+    expect(page.locator("#total-pending")).to_have_text("0")
+    page.reload()  # the choice is remembered
+    expect(page.locator("#live-toggle")).to_have_text("Live: paused")
+    page.click("#live-toggle")
+    expect(page.locator("#total-pending")).to_have_text("1", timeout=10_000)
+
+
+def test_requeue_failed_job_from_its_page(page: Any, live_url: str, queue: Queue,
+                                          settings: Settings) -> None:
+    job = queue.enqueue(tasks.boom_once, "card declined")
+    drain(settings)
+    page.goto(f"{live_url}/jobs/default/{job.id}")
+    expect(page.locator("h1 .badge")).to_have_text("failed")
+    page.click("#action-requeue")
+    expect(page.locator("h1 .badge")).to_have_text("pending")
+    expect(page.locator(".flash")).to_contain_text("Requeued job")
+    assert queue.job(job.id).status == "pending"  # type: ignore[union-attr]
+
+
+def test_purge_all_dead_with_confirmation(page: Any, live_url: str, queue: Queue,
+                                          settings: Settings) -> None:
+    for i in range(7):
+        queue.enqueue("tests.tasks.missing_task", i)
+    drain(settings)
+    page.goto(f"{live_url}/jobs/dead?queue=default")
+    expect(page.locator("#list-total")).to_have_text("7")
+    page.click("#bulk-purge")
+    expect(page.locator("h1")).to_contain_text("Purge all 7 dead jobs in queue default?")
+    assert queue.count("dead") == 7  # the confirmation page changed nothing
+    page.click("#confirm-button")
+    expect(page.locator("#op-progress")).to_have_attribute("data-finished", "yes",
+                                                           timeout=10_000)
+    expect(page.locator("#op-status")).to_contain_text("7 jobs purged")
+    assert queue.count("dead") == 0
+    page.goto(f"{live_url}/jobs/dead?queue=default")
+    expect(page.locator("#list-total")).to_have_text("0")
+    page.goto(f"{live_url}/audit")
+    expect(page.locator("#audit")).to_contain_text("purge all: finished")
+
+
+def test_requeue_selected_rows(page: Any, live_url: str, queue: Queue,
+                               settings: Settings) -> None:
+    for i in range(3):
+        queue.enqueue(tasks.boom_once, str(i))
+    drain(settings)
+    page.goto(f"{live_url}/jobs/failed?queue=default")
+    boxes = page.locator("input[name=ids]")
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    page.wait_for_timeout(3_500)  # a poll would wipe the ticks; it must be held back
+    expect(page.locator("input[name=ids]:checked")).to_have_count(2)
+    page.click("button[value=requeue]")
+    expect(page.locator(".flash")).to_contain_text("Requeued 2 of 2")
+    expect(page.locator("#list-total")).to_have_text("1")
+
+
+def test_script_payloads_render_as_text(page: Any, live_url: str, queue: Queue,
+                                        settings: Settings) -> None:
+    failed = queue.enqueue(tasks.boom_once, PAYLOAD)
+    done = queue.enqueue(tasks.echo, PAYLOAD, note=PAYLOAD)
+    drain(settings)
+    pending = queue.enqueue(tasks.echo, PAYLOAD)
+    for url in ["/", "/jobs/failed", "/jobs/completed", "/jobs/pending",
+                f"/jobs/default/{failed.id}", f"/jobs/default/{done.id}",
+                f"/jobs/default/{pending.id}", "/jobs/failed?text=xss"]:
+        page.goto(live_url + url)
+        page.wait_for_timeout(300)
+        assert page.locator("img[src=x]").count() == 0, url
+        assert page.evaluate("document.querySelectorAll('main script').length") == 0, url
+    page.goto(f"{live_url}/jobs/default/{failed.id}")
+    expect(page.locator("#field-args")).to_contain_text('<script>alert(\\"xss-script\\")')
+    expect(page.locator("#field-error")).to_contain_text("onerror=")
+    assert re.search(r"Job .* · jobq", page.title())
+    # page fixture asserts no dialog fired and no CSP violation was reported.

@@ -1,0 +1,47 @@
+"""Formatting and view models (no Redis)."""
+
+from __future__ import annotations
+
+from dashboard.formatting import Formatter as F
+from dashboard.models import chart, totals, worker_rows, worker_summary
+from jobq_core.inspect import HistoryPoint, WorkerInfo
+
+
+def test_times_and_durations() -> None:
+    assert F.ts(0) == "—" and F.ts(None) == "—"
+    assert F.ts(1_795_000_000_123) == "2026-11-18 11:06:40.123 UTC"
+    assert F.duration(999) == "999 ms" and F.duration(1500) == "1.5 s"
+    assert F.duration(61_000) == "1 min 1 s" and F.duration(3_660_000) == "1 h 1 min"
+    assert F.duration(90_000_000) == "1 d 1 h"
+    assert F.ago(1000, 4000) == "3.0 s ago" and F.ago(5000, 4000) == "in 1.0 s"
+    assert F.num(1234567) == "1,234,567" and F.num(None) == "—"
+
+
+def test_error_line_and_pretty() -> None:
+    assert F.error_line("Traceback...\n  File x\nValueError: boom\n\n") == "ValueError: boom"
+    assert F.error_line("") == ""
+    shown = F.pretty('{"a": [1, 2]}')
+    assert shown.text == '{\n  "a": [\n    1,\n    2\n  ]\n}' and not shown.truncated
+    assert F.pretty("not json").text == "not json"
+    big = F.pretty('"' + "x" * 100 + '"', limit=10)
+    assert big.truncated and big.size == 102 and len(big.text) == 10
+
+
+def test_chart_geometry() -> None:
+    pts = [HistoryPoint(60_000 * i, i, 1 if i == 2 else 0) for i in range(4)]
+    c = chart(pts, width=400, height=100)
+    assert c.top == 3 and c.completed == 6 and c.failed == 1
+    b = c.bars[2]
+    assert b.ok_h == round(100 * 2 / 3, 2) and b.fail_y == 0 and b.x == 200
+    assert chart([], width=10).bars == []
+
+
+def test_totals_and_workers() -> None:
+    counts = {"a": {"pending": 2, "failed": 1}, "b": {"pending": 3}}
+    assert totals(counts)["pending"] == 5 and totals(counts)["dead"] == 0
+    rows = worker_rows([WorkerInfo("w1", True, {"state": "busy", "current": "q/j1,q/j2",
+                                                "done": "4", "queues": "q,r"}),
+                        WorkerInfo("w2", False, {})])
+    assert rows[0].current == [("q", "j1"), ("q", "j2")] and rows[0].queues == ["q", "r"]
+    assert rows[1].lost and worker_summary(rows) == {"busy": 1, "idle": 0, "lost": 1,
+                                                     "other": 0}
