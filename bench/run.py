@@ -38,6 +38,7 @@ from bench import procs, report
 from bench.collector import Collector
 from bench.config import REPO_ROOT, BenchConfig
 from bench.drivers import DRIVERS, Driver, Variant
+from bench.drivers.base import WorkerHandle
 from bench.drivers.jobq import EXTRA_ARGS_ENV, extra_worker_args
 from bench.redis_server import RedisServer, Snapshot, find_benchmark_tool
 from bench.stats import percentile
@@ -150,6 +151,26 @@ def run_bulk(ctx: Context, driver: Driver, rep: int) -> Record:
     }
 
 
+def wait_alive(
+    ctx: Context, collector: Collector, target: int, deadline: float, handle: WorkerHandle
+) -> float | None:
+    """``collector.wait_for`` that gives up at once when a worker process has exited."""
+    while True:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return None
+        reached = collector.wait_for(target, min(1.0, remaining))
+        if reached is not None:
+            return reached
+        exited = [proc.returncode for proc in handle.procs if proc.poll() is not None]
+        if exited:
+            logs = ctx.log_dir.relative_to(REPO_ROOT)
+            raise UnitError(
+                f"{handle.variant.label}: a worker exited (code {exited[0]}) after "
+                f"{collector.count}/{target} jobs; see {logs}/{handle.variant.label}-*.log"
+            )
+
+
 def run_drain(ctx: Context, driver: Driver, variant: Variant, kind: str, n: int) -> Record:
     """Pre-enqueue ``n`` jobs one call at a time, then start the workers cold and time the drain."""
     ctx.server.reset()
@@ -180,9 +201,9 @@ def run_drain(ctx: Context, driver: Driver, variant: Variant, kind: str, n: int)
         deadline = time.perf_counter() + ctx.config.unit_timeout_s
         cpu_first = cpu_done = None
         try:
-            if collector.wait_for(1, ctx.config.unit_timeout_s) is not None:
+            if wait_alive(ctx, collector, 1, deadline, handle) is not None:
                 cpu_first = sum(procs.group_cpu_s(pgid) for pgid in leaders)
-            done_at = collector.wait_for(n, max(0.0, deadline - time.perf_counter()))
+            done_at = wait_alive(ctx, collector, n, deadline, handle)
             if done_at is not None:
                 cpu_done = sum(procs.group_cpu_s(pgid) for pgid in leaders)
             first_at = collector.first_at
@@ -228,11 +249,13 @@ def run_latency(ctx: Context, driver: Driver, variant: Variant) -> Record:
         )
         try:
             agent(ctx, driver.name, "latency", "--n", "1", "--gap-ms", "0")
-            if collector.wait_for(1, min(60.0, ctx.config.unit_timeout_s)) is None:
+            warm_deadline = time.perf_counter() + min(60.0, ctx.config.unit_timeout_s)
+            if wait_alive(ctx, collector, 1, warm_deadline, handle) is None:
                 raise UnitError(f"{variant.label}: the warm-up job did not run within 60 s")
             time.sleep(1.0)
             produced = agent(ctx, driver.name, "latency", "--n", str(n), "--gap-ms", str(gap))
-            if collector.wait_for(n + 1, ctx.config.unit_timeout_s) is None:
+            deadline = time.perf_counter() + ctx.config.unit_timeout_s
+            if wait_alive(ctx, collector, n + 1, deadline, handle) is None:
                 raise UnitError(f"{variant.label}: {collector.count - 1}/{n} probes ran in time")
             values_ms = [v * 1000.0 for v in collector.values[1:]]
         finally:
