@@ -55,6 +55,9 @@ class BenchConfig:
     # pending jobs for the memory figure, and how often to measure it (it is deterministic for
     # a given library version, so one pass is the default to keep the run short)
     mem_n: int = 100_000
+    # when the time left after the repetitions cannot fit mem_n, memory is measured at fewer jobs
+    # (never below this) and the report says so: repetitions of the timed figures come first
+    mem_min_n: int = 20_000
     mem_repeat: int = 1
     # producer processes filling the memory figure in parallel (the bytes do not depend on speed)
     mem_producers: int = 2
@@ -65,6 +68,8 @@ class BenchConfig:
     unit_timeout_s: float = 180.0
     # repetitions after the first are skipped (with a note) when they would not fit in this
     budget_s: float = 840.0
+    # also run non-default peer configurations (arq with poll_delay=5 ms)
+    extra_variants: bool = False
     systems: tuple[str, ...] = ALL_SYSTEMS
     scenarios: tuple[str, ...] = ALL_SCENARIOS
     results_path: Path = field(default=REPO_ROOT / "bench" / "results" / "latest.json")
@@ -92,12 +97,14 @@ class BenchConfig:
             latency_n=_int("BENCH_LATENCY_N", default.latency_n),
             latency_gap_ms=_float("BENCH_LATENCY_GAP_MS", default.latency_gap_ms),
             mem_n=_int("BENCH_MEM_N", default.mem_n),
+            mem_min_n=_int("BENCH_MEM_MIN_N", default.mem_min_n),
             mem_repeat=_int("BENCH_MEM_REPEAT", default.mem_repeat),
             mem_producers=max(1, _int("BENCH_MEM_PRODUCERS", default.mem_producers)),
             floor_n=_int("BENCH_FLOOR_N", default.floor_n),
             redis_benchmark_n=_int("BENCH_REDIS_BENCHMARK_N", default.redis_benchmark_n),
             unit_timeout_s=_float("BENCH_UNIT_TIMEOUT_S", default.unit_timeout_s),
             budget_s=_float("BENCH_BUDGET_S", default.budget_s),
+            extra_variants=_int("BENCH_EXTRA_VARIANTS", 0) == 1,
             systems=systems,
             scenarios=scenarios,
             results_path=Path(os.environ.get("BENCH_RESULTS", str(default.results_path))),

@@ -21,6 +21,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -209,7 +210,9 @@ def run_drain(ctx: Context, driver: Driver, variant: Variant, kind: str, n: int)
             first_at = collector.first_at
             count = collector.count
         finally:
+            stop_started = time.perf_counter()
             stopped = driver.stop(handle)
+            stop_s = time.perf_counter() - stop_started
     s2 = ctx.server.snapshot()
     if done_at is None or first_at is None:
         raise UnitError(
@@ -231,6 +234,7 @@ def run_drain(ctx: Context, driver: Driver, variant: Variant, kind: str, n: int)
         # everything from spawn to exit (imports, start-up, shutdown), from wait4
         "worker_cpu_total_s": stopped.cpu_s,
         "graceful_stop": stopped.graceful,
+        "stop_s": stop_s,
         **redis_delta(s1, s2, n),
     }
     return record
@@ -259,7 +263,8 @@ def run_latency(ctx: Context, driver: Driver, variant: Variant) -> Record:
                 raise UnitError(f"{variant.label}: {collector.count - 1}/{n} probes ran in time")
             values_ms = [v * 1000.0 for v in collector.values[1:]]
         finally:
-            stopped = driver.stop(handle)
+            # nothing is counted after the probes, so there is no warm shutdown to wait for
+            driver.stop(handle, grace_s=0.0)
     return {
         "label": variant.label,
         "row": variant.row,
@@ -270,15 +275,14 @@ def run_latency(ctx: Context, driver: Driver, variant: Variant) -> Record:
         "p99_ms": percentile(values_ms, 99),
         "max_ms": max(values_ms),
         "producer_worst_lag_ms": produced["worst_lag_ms"],
-        "graceful_stop": stopped.graceful,
         # in arrival order, for looking at the shape (bimodal? a slow start?) behind a percentile
         "values_ms": [round(v, 3) for v in values_ms],
     }
 
 
-def run_memory(ctx: Context, driver: Driver) -> Record:
+def run_memory(ctx: Context, driver: Driver, n: int) -> Record:
     """Bytes of Redis memory per pending job, filled by parallel producers (speed is irrelevant)."""
-    n, producers = ctx.config.mem_n, ctx.config.mem_producers
+    producers = ctx.config.mem_producers
     ctx.server.reset()
     before = ctx.server.snapshot()
     shares = [n // producers + (1 if i < n % producers else 0) for i in range(producers)]
@@ -423,7 +427,7 @@ def run_repetition(ctx: Context, rep: int, tool: Path | None) -> None:
         for name in order:
             driver = ctx.drivers[name]
             for v in driver.variants():
-                if v.role not in SCENARIO_ROLES[scenario]:
+                if v.role not in SCENARIO_ROLES[scenario] or (v.extra and not cfg.extra_variants):
                     continue
                 if scenario == "latency":
                     body = partial(run_latency, ctx, driver, v)
@@ -434,8 +438,29 @@ def run_repetition(ctx: Context, rep: int, tool: Path | None) -> None:
                 unit(ctx, scenario, name, rep, v.label, body)
 
 
+def fill_estimate_s(ctx: Context, n: int) -> float:
+    """Seconds the memory fill of ``n`` jobs per system should take, from repetition 1's rates."""
+    total = 0.0
+    for name, driver in ctx.drivers.items():
+        if driver.memory_fill == "bulk":
+            rates = [
+                r["rate"]
+                for r in ctx.records
+                if r["scenario"] == "bulk" and r["system"] == name and "error" not in r
+            ]
+        else:
+            rates = [
+                r["enqueue"]["rate"]
+                for r in ctx.records
+                if r["scenario"] == "drain" and r["system"] == name and "error" not in r
+            ]
+        rate = statistics.median(rates) if rates else 1000.0
+        total += n / rate + 3.0  # + producer and server start-up
+    return total
+
+
 def run_all(ctx: Context, started: float) -> None:
-    """Repetition 1, the memory figure, then the other repetitions while the budget allows."""
+    """The repetitions while the budget allows, then the memory figure in the time left."""
     cfg = ctx.config
     tool = find_benchmark_tool()
     if "floor" in cfg.scenarios and tool is None:
@@ -446,16 +471,11 @@ def run_all(ctx: Context, started: float) -> None:
     rep_s = time.monotonic()
     run_repetition(ctx, 0, tool)
     rep_s = time.monotonic() - rep_s
-    # memory is not a timing, so it sits after the first repetition: the time left for the
-    # remaining repetitions is then known exactly
-    if "memory" in cfg.scenarios:
-        for rep in range(cfg.mem_repeat):
-            for name in rotated(list(ctx.drivers), rep):
-                body = partial(run_memory, ctx, ctx.drivers[name])
-                unit(ctx, "memory", name, rep, f"{name}-memory", body)
+    mem_n = min(cfg.mem_n, cfg.mem_min_n)
+    reserve_s = fill_estimate_s(ctx, mem_n) * cfg.mem_repeat if "memory" in cfg.scenarios else 0.0
     for rep in range(1, cfg.repeat):
         elapsed = time.monotonic() - started
-        if elapsed + rep_s * 1.1 > cfg.budget_s:
+        if elapsed + rep_s * 1.1 + reserve_s > cfg.budget_s:
             note = (
                 f"Only {rep} of {cfg.repeat} repetitions fit in the {cfg.budget_s / 60:.0f}-minute "
                 f"budget (BENCH_BUDGET_S): one took {rep_s:.0f} s and {elapsed:.0f} s had passed. "
@@ -465,6 +485,26 @@ def run_all(ctx: Context, started: float) -> None:
             log(note)
             break
         run_repetition(ctx, rep, tool)
+    if "memory" not in cfg.scenarios:
+        return
+    # memory is not a timing and does not vary between runs, so it gets the time that is left:
+    # the full size when it fits, else fewer jobs (never below BENCH_MEM_MIN_N), said in a note
+    left_s = cfg.budget_s - (time.monotonic() - started)
+    full_s = fill_estimate_s(ctx, cfg.mem_n) * cfg.mem_repeat
+    if full_s > left_s and cfg.mem_n > mem_n:
+        mem_n = max(mem_n, int(cfg.mem_n * left_s / full_s) // 1000 * 1000)
+        note = (
+            f"Memory was measured at {mem_n:,} pending jobs instead of {cfg.mem_n:,}: the fill "
+            f"would have taken about {full_s:.0f} s with {max(0.0, left_s):.0f} s of the budget left."
+        )
+        ctx.meta["notes"].append(note)
+        log(note)
+    else:
+        mem_n = cfg.mem_n
+    for rep in range(cfg.mem_repeat):
+        for name in rotated(list(ctx.drivers), rep):
+            body = partial(run_memory, ctx, ctx.drivers[name], mem_n)
+            unit(ctx, "memory", name, rep, f"{name}-memory", body)
 
 
 def save(ctx: Context) -> None:

@@ -44,6 +44,9 @@ class Variant:
     # slow configurations run fewer jobs so no unit takes minutes; rates stay comparable
     n_scale: float = 1.0
     note: str = ""
+    # a configuration that is not the library's default or documented advice: only measured
+    # with BENCH_EXTRA_VARIANTS=1
+    extra: bool = False
 
 
 @dataclass
@@ -133,6 +136,7 @@ def variant(
     n_scale: float = 1.0,
     note: str = "",
     opts: Mapping[str, str] | None = None,
+    extra: bool = False,
 ) -> Variant:
     """Shorthand used by the drivers' ``variants`` lists."""
     return Variant(
@@ -143,6 +147,7 @@ def variant(
         n_procs=n_procs,
         concurrency=concurrency,
         options=dict(opts or {}),
+        extra=extra,
         n_scale=n_scale,
         note=note,
     )

@@ -58,7 +58,7 @@ class CeleryDriver(Driver):
                 "drain-1p",
                 1,
                 1,
-                n_scale=0.5,
+                n_scale=0.3,
                 opts={"pool": "prefork"},
             ),
             variant(
@@ -68,7 +68,7 @@ class CeleryDriver(Driver):
                 "drain-2p",
                 1,
                 2,
-                n_scale=0.5,
+                n_scale=0.3,
                 opts={"pool": "prefork"},
             ),
             variant(

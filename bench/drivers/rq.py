@@ -52,10 +52,10 @@ class RqDriver(Driver):
         # keeps each unit near 10 s
         return [
             variant(
-                "rq", "rq-fork-1p", "RQ fork `Worker`", "drain-1p", 1, 1, n_scale=0.04, opts=fork
+                "rq", "rq-fork-1p", "RQ fork `Worker`", "drain-1p", 1, 1, n_scale=0.03, opts=fork
             ),
             variant(
-                "rq", "rq-fork-2p", "RQ fork `Worker`", "drain-2p", 2, 1, n_scale=0.04, opts=fork
+                "rq", "rq-fork-2p", "RQ fork `Worker`", "drain-2p", 2, 1, n_scale=0.03, opts=fork
             ),
             variant(
                 "rq",
@@ -64,7 +64,7 @@ class RqDriver(Driver):
                 "drain-1p",
                 1,
                 1,
-                n_scale=0.2,
+                n_scale=0.15,
                 opts=simple,
             ),
             variant(
@@ -74,7 +74,7 @@ class RqDriver(Driver):
                 "drain-2p",
                 2,
                 1,
-                n_scale=0.2,
+                n_scale=0.15,
                 opts=simple,
             ),
             variant(
@@ -84,7 +84,7 @@ class RqDriver(Driver):
                 "sleep-c8",
                 1,
                 8,
-                n_scale=0.5,
+                n_scale=0.3,
                 opts={**simple, "pool": "1"},
             ),
             variant("rq", "rq-simple-lat", "RQ `SimpleWorker`", "latency", 1, 1, opts=simple),
