@@ -495,7 +495,8 @@ def run_all(ctx: Context, started: float) -> None:
         mem_n = max(mem_n, int(cfg.mem_n * left_s / full_s) // 1000 * 1000)
         note = (
             f"Memory was measured at {mem_n:,} pending jobs instead of {cfg.mem_n:,}: the fill "
-            f"would have taken about {full_s:.0f} s with {max(0.0, left_s):.0f} s of the budget left."
+            f"would have taken about {full_s:.0f} s with {max(0.0, left_s):.0f} s of the budget "
+            "left."
         )
         ctx.meta["notes"].append(note)
         log(note)
