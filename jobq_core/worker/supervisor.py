@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+import redis
+
 from ..config import Settings
 from ..connection import connect, translated
 from ..errors import JobqError, LeaseLost, RedisUnavailable
@@ -108,6 +110,14 @@ class Worker:
                 except RedisUnavailable as exc:
                     pause = min(max(pause * 2, 0.1), self.settings.reconnect_max_s)
                     log.error("%s; retrying in %.1fs", exc, pause)
+                    self.stopping.wait(pause)
+                except (JobqError, redis.RedisError) as exc:
+                    # Redis refused a command (e.g. WRONGTYPE: a jobq key overwritten by
+                    # hand). A burst run reports it; a long-running worker waits it out.
+                    if burst:
+                        raise
+                    pause = min(max(pause * 2, 0.1), self.settings.reconnect_max_s)
+                    log.error("claiming failed: %s; retrying in %.1fs", exc, pause)
                     self.stopping.wait(pause)
         finally:
             self._stop()
