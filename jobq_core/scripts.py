@@ -215,10 +215,12 @@ class Scripts:
 
     # purge.lua
     def purge(self, queue: str, state: str, ids: Sequence[str] = (), *,
-              upto: float | None = None, batch: int = 0) -> tuple[int, int]:
-        """Delete jobs of `state`: the given ids, or one batch up to a score."""
+              upto: float | None = None, batch: int = 0, since_ms: int = 0) -> tuple[int, int]:
+        """Delete jobs of `state`: the given ids, or one batch up to a score (leaving jobs
+        enqueued or requeued after `since_ms`, when given)."""
         k = self.keys
-        argv: list[Any] = [state, "ids", *ids] if upto is None else [state, "upto", upto, batch]
+        argv: list[Any] = ([state, "ids", *ids] if upto is None
+                           else [state, "upto", upto, batch, since_ms])
         deleted, left = self._run("purge", [k.state_set(queue, state), k.job_prefix(queue)], argv)
         return int(deleted), int(left)
 
