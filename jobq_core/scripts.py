@@ -24,7 +24,7 @@ MISSING, LEASE_NOT_HELD, REFUSED = -1, -2, -3
 
 _NAMES = ("enqueue", "claim", "extend", "complete", "fail", "promote", "reap", "release",
           "cancel", "requeue", "purge", "watch", "depend", "resolve", "lead", "resign",
-          "advance", "fire", "search", "rows")
+          "advance", "fire", "search", "rows", "trim")
 
 
 def _source(name: str) -> str:
@@ -180,6 +180,13 @@ class Scripts:
                          [s.batch_size, s.max_deliveries, s.dead_ttl_s * 1000,
                           s.history_minutes], client)
         return list(zip(flat[::2], flat[1::2], strict=True))
+
+    # trim.lua
+    def trim(self, queue: str, client: redis.Redis | None = None) -> int:
+        """Drop expired ids from the final-state zsets (bounded); returns how many."""
+        k = self.keys
+        return int(self._run("trim", [k.completed(queue), k.failed(queue), k.dead(queue),
+                                      k.cancelled(queue)], [], client))
 
     # release.lua
     def release(self, job: Claimed, client: redis.Redis | None = None) -> None:
