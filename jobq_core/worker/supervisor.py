@@ -96,15 +96,18 @@ class Worker:
                     continue
                 try:
                     sent = time.monotonic()
+                    # Read before claiming: a job settling meanwhile may enqueue more (its
+                    # hooks run before it stops counting as busy), which this claim missed.
+                    idle = not self.pool.busy()
                     jobs = self.fetch.claim(self.pool.capacity())
                     for job in jobs:
                         self.pool.submit(job, sent)
                     if not jobs:
-                        if burst and not self.pool.busy() and not self.fetch.due_within(1.0):
+                        if burst and idle and not self.fetch.due_within(1.0):
                             break
                         if burst and self.pool.busy():
                             self.pool.wait_change(self.settings.block_s)
-                        else:
+                        elif not burst or idle:
                             self.fetch.wait()
                     pause = 0.0
                 except RedisUnavailable as exc:
