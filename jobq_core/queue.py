@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,8 +37,6 @@ if TYPE_CHECKING:
 
 _UNSET: Any = object()
 # Keyword options enqueue_call takes (besides task, args, kwargs).
-_CALL_OPTIONS = frozenset({"priority", "timeout_s", "ttl_s", "result_ttl_s", "max_retries",
-                           "job_id", "delay_s", "run_at", "meta", "retry_backoff_s"})
 
 
 class Queue:
@@ -127,10 +127,11 @@ class Queue:
             task = opts.pop("task", None)
             if task is None:
                 raise ConfigError(f"enqueue_many: call {call!r} has no 'task'")
-            unknown = sorted(set(opts) - {"args", "kwargs"} - _CALL_OPTIONS)
+            known = _call_options()
+            unknown = sorted(set(opts) - {"args", "kwargs"} - known)
             if unknown:
                 raise ConfigError(f"enqueue_many: unknown option(s) {', '.join(unknown)}; "
-                                  f"options are {', '.join(sorted(_CALL_OPTIONS))}")
+                                  f"options are {', '.join(sorted(known))}")
             return self._spec(task, opts.pop("args", ()), opts.pop("kwargs", None) or {}, **opts)
         if isinstance(call, tuple | list) and 1 <= len(call) <= 3:
             task, args, kwargs = (*call, (), None)[:3] if len(call) < 3 else call
@@ -481,3 +482,10 @@ def _eager_callback(queue: Queue, job_id: str, fields: dict[str, str], options: 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+@functools.cache
+def _call_options() -> frozenset[str]:
+    """The keyword options enqueue_call accepts (read from its signature, so they never drift)."""
+    params = inspect.signature(Queue.enqueue_call).parameters
+    return frozenset(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY)
