@@ -20,6 +20,19 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/pytest -q -m "not faults and not slow"
 
+# Every fault scenario of tests/faults, 3 runs each (about 20 min on 2 cores). Rewrites
+# docs/reliability.md with the worst value per figure even when a run fails, then fails if one did.
+FAULTS_RESULTS := .jobq/faults/results.jsonl
+faults: $(STAMP)
+	rm -f $(FAULTS_RESULTS)
+	JOBQ_FAULTS_REPEAT=3 JOBQ_FAULTS_RESULTS=$(FAULTS_RESULTS) $(BIN)/pytest -q tests/faults; \
+	rc=$$?; $(BIN)/python tests/faults/report.py $(FAULTS_RESULTS) docs/reliability.md; exit $$rc
+
+# jobq against RQ, Celery, Dramatiq, Huey and arq on one private Redis (under 15 min on 2 cores);
+# rewrites docs/benchmarks.md and bench/results/latest.json. Not a test: nothing asserts timings.
+bench: $(STAMP)
+	bench/run.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check jobq_core dashboard tests
 	$(BIN)/mypy

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from .config import Settings
-from .connection import connect, redis_errors
+from .connection import configure, redis_errors
 from .errors import ConfigError, InvalidState, JobNotFound
 from .inspect import Inspector, JobFilter
 from .job import PENDING, PROCESSING, PURGE_STATES, REQUEUE_STATES, SCHEDULED
@@ -83,9 +83,7 @@ class BulkOp:
 class Admin:
     def __init__(self, settings: Settings | None = None, *, url: str | None = None,
                  redis: redis.Redis | None = None) -> None:
-        base = settings or Settings.from_env()
-        self.settings = base.replace(redis_url=url) if url else base
-        self.client = redis if redis is not None else connect(self.settings)
+        self.settings, self.client = configure(settings, url, redis)
         self.keys = Keyspace(self.settings.prefix)
         self.scripts = Scripts(self.client, self.settings)
 
@@ -141,12 +139,16 @@ class Admin:
         if cutoff is None:
             yield Progress(0, 0)
             return
+        before = float("inf")
         while True:
             moved, left = self._step(action, queue, state, cutoff, batch)
             done += moved
             yield Progress(done, left)
-            if left == 0 or moved == 0:
+            # A batch may move nothing yet progress (ids whose hash expired are dropped), so
+            # stop only when none are left or the count of those left stops shrinking.
+            if left == 0 or left >= before:
                 return
+            before = left
 
     @redis_errors
     def _snapshot(self, queue: str, state: str) -> float | None:
@@ -255,10 +257,12 @@ class Admin:
             # Unfiltered: the script takes the lowest entries up to the cutoff itself.
             step = self.scripts.requeue if action == "requeue" else self.scripts.purge
             moved, left = step(queue, state, upto=cutoff, batch=batch)
+            # As in _bulk: a batch of expired ids moves nothing but still makes progress.
+            before = int(cur["left"])
             cur["done"] = str(int(cur["done"]) + moved)
             cur["left"] = str(left)
             cur["examined"] = str(int(cur["total"]) - left)
-            cur["finished"] = "1" if left == 0 or moved == 0 else "0"
+            cur["finished"] = "1" if left == 0 or left >= before else "0"
             return
         # Filtered (or cancel): walk the snapshot by score with a cursor. Entries acted on
         # leave the set; `skip` counts the entries at the cursor's score that stayed.

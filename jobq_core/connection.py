@@ -77,6 +77,15 @@ def _sentinel_master(url: str, options: dict[str, Any]) -> redis.Redis:
     return client
 
 
+def configure(settings: Settings | None, url: str | None,
+              client: redis.Redis | None) -> tuple[Settings, redis.Redis]:
+    """Settings (from the environment unless given, `url` on top) and a client (the given one,
+    to share its connection pool, or a new one): what every API object starts from."""
+    base = settings or Settings.from_env()
+    chosen = base.replace(redis_url=url) if url else base
+    return chosen, client if client is not None else connect(chosen)
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -91,6 +100,8 @@ def translated(url: str) -> Iterator[None]:
         yield
     except JobqError:  # ours (some are OSError subclasses, e.g. Timeout): pass through
         raise
+    except redis.AuthenticationError as exc:  # a ConnectionError subclass: check it first
+        raise JobqError(f"Redis refused jobq's credentials: {exc}") from exc
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         raise RedisUnavailable(
             f"cannot reach Redis at {_redact(url)}: {exc}. Is it running? "
@@ -101,16 +112,22 @@ def translated(url: str) -> Iterator[None]:
         raise JobqError(f"Redis refused the command for jobq's user (ACL): {exc}. The user "
                         "needs the keys ~<prefix>:* (see docs/production.md)") from exc
     except redis.ResponseError as exc:
+        # redis-py turns the reply's error code into the exception class and strips it from
+        # the text ("-OOM command not allowed..." -> OutOfMemoryError("command not allowed...")),
+        # so match on the class; the text prefix covers replies it does not map.
         text = str(exc)
-        if text.startswith("OOM"):
+        if isinstance(exc, redis.exceptions.OutOfMemoryError) or text.startswith("OOM"):
             raise JobqError(
                 f"Redis is out of memory and refused the write ({text}); nothing was queued. "
                 "Raise maxmemory or drain/purge jobs."
             ) from exc
         if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
             raise JobqError(f"Redis refused jobq's credentials: {text}") from exc
-        if text.startswith("READONLY"):
+        if isinstance(exc, redis.exceptions.ReadOnlyError) or text.startswith("READONLY"):
             raise RedisUnavailable(f"Redis is a read-only replica: {text}") from exc
+        if text.startswith(("BUSY ", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")):
+            # Passing states (a long script, a failover): wait them out like a dropped link.
+            raise RedisUnavailable(f"Redis cannot answer for now: {text}") from exc
         raise
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from .config import Settings
-from .connection import connect, redis_errors, server_info, translated
+from .connection import configure, redis_errors, server_info, translated
 from .errors import ConfigError
 from .job import DEFERRED_MS, FINAL_STATES, STATES
 from .keys import Keyspace, check_queue_name, valid_job_id
@@ -219,9 +219,7 @@ class Inspector:
 
     def __init__(self, settings: Settings | None = None, *, url: str | None = None,
                  redis: redis.Redis | None = None) -> None:
-        base = settings or Settings.from_env()
-        self.settings = base.replace(redis_url=url) if url else base
-        self.client = redis if redis is not None else connect(self.settings)
+        self.settings, self.client = configure(settings, url, redis)
         self.keys = Keyspace(self.settings.prefix)
         self._scripts: Scripts | None = None
 

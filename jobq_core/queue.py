@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from .config import Settings
-from .connection import connect, redis_errors, translated
+from .connection import configure, connect, redis_errors, translated
 from .errors import ConfigError, JobFailed, JobNotFound, Timeout
 from .job import (
     CANCELLED,
@@ -46,9 +46,7 @@ class Queue:
     def __init__(self, name: str = "default", url: str | None = None, *,
                  settings: Settings | None = None, redis: redis.Redis | None = None) -> None:
         self.name = check_queue_name(name)
-        base = settings or Settings.from_env()
-        self.settings = base.replace(redis_url=url) if url else base
-        self.client = redis if redis is not None else connect(self.settings)
+        self.settings, self.client = configure(settings, url, redis)
         self.keys = Keyspace(self.settings.prefix)
         self.scripts = Scripts(self.client, self.settings)
         self._registered = False

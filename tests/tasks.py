@@ -142,3 +142,9 @@ def record_tick(path: str) -> str:
     with open(path, "a") as f:
         f.write(job_id + "\n")
     return job_id
+
+
+@task
+def now_wall() -> float:
+    """The wall-clock time the job started (for latency checks)."""
+    return time.time()

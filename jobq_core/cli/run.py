@@ -83,18 +83,10 @@ def scheduler(url: str | None, prefix: str | None, as_json: bool,
 
 
 def scheduler_entry() -> Any:
-    """`jobq_core.scheduler.run_scheduler`, or JobqError when this jobq has no scheduler."""
-    try:
-        module = importlib.import_module("jobq_core.scheduler")
-    except ModuleNotFoundError as exc:
-        if exc.name != "jobq_core.scheduler":
-            raise
-        module = None
-    run = getattr(module, "run_scheduler", None)
-    if run is None:
-        raise JobqError("this jobq has no scheduler yet (jobq_core.scheduler.run_scheduler is "
-                        "missing); delayed jobs and retries are still promoted by workers")
-    return run
+    """`jobq_core.scheduler.run_scheduler` (imported late: only this command needs croniter)."""
+    from ..scheduler import run_scheduler
+
+    return run_scheduler
 
 
 @main.command()
@@ -117,12 +109,10 @@ def dashboard(url: str | None, prefix: str | None, as_json: bool, host: str | No
 
 
 def dashboard_entry() -> Any:
-    """`dashboard.serve`, or JobqError when the dashboard is not part of this install."""
+    """`dashboard.serve`, or JobqError when the dashboard extra (Flask) is not installed."""
     try:
-        module = importlib.import_module("dashboard")
+        from dashboard import serve
     except ImportError as exc:
-        raise JobqError(f"the dashboard cannot be loaded: {exc}") from None
-    serve = getattr(module, "serve", None)
-    if serve is None:
-        raise JobqError("this jobq has no dashboard yet (dashboard.serve is missing)")
+        raise JobqError(f"the dashboard cannot be loaded ({exc}); install jobq[dashboard]"
+                        ) from None
     return serve

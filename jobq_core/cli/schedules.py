@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from typing import Any
 
 import click
@@ -16,18 +15,10 @@ ACTIONS = ("list", "enable", "disable", "run", "delete")
 
 
 def scheduler_api(t: Target) -> Any:
-    """`jobq_core.scheduler.Scheduler(settings)`, or JobqError when this jobq has none."""
-    try:
-        module = importlib.import_module("jobq_core.scheduler")
-    except ModuleNotFoundError as exc:
-        if exc.name != "jobq_core.scheduler":
-            raise
-        module = None
-    cls = getattr(module, "Scheduler", None)
-    if cls is None:
-        raise JobqError("this jobq has no scheduler yet (jobq_core.scheduler.Scheduler is "
-                        "missing)")
-    return cls(t.settings, redis=t.inspector.client)
+    """A `jobq_core.scheduler.Scheduler` on the target's connection."""
+    from ..scheduler import Scheduler
+
+    return Scheduler(t.settings, redis=t.inspector.client)
 
 
 def _as_json(info: Any) -> dict[str, Any]:

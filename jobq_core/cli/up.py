@@ -32,7 +32,7 @@ from ..config import Settings
 from ..errors import JobqError
 from ..server import LocalRedis
 from .app import json_logs, main, shared_options
-from .run import dashboard_entry, scheduler_entry
+from .run import dashboard_entry
 
 PR_SET_PDEATHSIG = 1
 NAME_WIDTH = 9
@@ -256,8 +256,7 @@ def up(url: str | None, prefix: str | None, as_json: bool, data_dir: Path, demo:
         worker += [a for i in imports for a in ("-i", i)]
         worker += [a for q in queues for a in ("-q", q)]
         stack.spawn("worker", worker, env)
-        if _available(scheduler_entry, "scheduler", say):
-            stack.spawn("scheduler", [*base, "scheduler", *common, "-i", "jobq_core.demo"], env)
+        stack.spawn("scheduler", [*base, "scheduler", *common, "-i", "jobq_core.demo"], env)
         dash_url = login = None
         if not no_dashboard and _available(dashboard_entry, "dashboard", say):
             user, password, login_env = dashboard_login(settings, data_dir)

@@ -9,10 +9,18 @@ end
 -- Pending score: higher priority first, FIFO (by a per-queue counter) within a priority.
 -- Priorities are clamped to -100..100 by the client, so the score stays below 2^53.
 local PRIORITY_BAND = 10000000000000
+-- `marker` may be nil when the caller sets the marker once for a whole batch.
 local function push_pending(pending, seq_key, marker, id, priority)
   local seq = redis.call('INCR', seq_key)
   redis.call('ZADD', pending, (100 - (tonumber(priority) or 0)) * PRIORITY_BAND + seq, id)
-  redis.call('ZADD', marker, 0, 'm')
+  if marker then redis.call('ZADD', marker, 0, 'm') end
+end
+
+-- ZADD/ZREM many members in chunks (Lua's unpack has a stack limit of a few thousand values).
+local function chunked(command, key, args)
+  for i = 1, #args, 2000 do
+    redis.call(command, key, unpack(args, i, math.min(i + 1999, #args)))
+  end
 end
 
 -- Scheduled scores from 2^52 ms up (far beyond any due time) mark *deferred* jobs: waiting on
@@ -80,17 +88,23 @@ local function notify_waiters(job, notify)
   end
 end
 
--- Put a job into a terminal zset scored by its retention expiry, and expire its hash.
+-- Drop a bounded number of entries of a terminal zset whose hashes have already expired.
+local function trim_expired(set, now)
+  local old = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, 100)
+  if #old > 0 then redis.call('ZREM', set, unpack(old)) end
+end
+
+-- Put a job into a terminal zset scored by its retention expiry, and expire its hash and its
+-- attempt log (job .. ':attempts', which a retry or a lost lease left without a TTL).
 local function retain(set, job, id, now, ttl_ms)
   if ttl_ms > 0 then
     redis.call('ZADD', set, now + ttl_ms, id)
     redis.call('PEXPIRE', job, ttl_ms)
+    redis.call('PEXPIRE', job .. ':attempts', ttl_ms)
   else
-    redis.call('DEL', job)
+    redis.call('DEL', job, job .. ':attempts')
   end
-  -- Drop a bounded number of entries whose hashes have already expired.
-  local old = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, 100)
-  if #old > 0 then redis.call('ZREM', set, unpack(old)) end
+  trim_expired(set, now)
 end
 
 local function append_attempt(attempts, record, ttl_ms)
@@ -124,3 +138,14 @@ local function next_due(scheduled)
   return tonumber(nxt[2])
 end
 
+
+-- The ids an admin script acts on (requeue.lua, purge.lua): ARGV[2] 'ids' -> ARGV[3..];
+-- 'upto' -> one batch (ARGV[4]) of `set` with scores up to the snapshot cutoff ARGV[3].
+local function selected_ids(set)
+  if ARGV[2] == 'upto' then
+    return redis.call('ZRANGEBYSCORE', set, '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
+  end
+  local ids = {}
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+  return ids
+end

@@ -164,47 +164,59 @@ for qi = 1, nq do
       unpark(lim, pending)
     end
     local parked_n = 0
+    local leased = {}  -- deadline, id, ... for one ZADD into processing
     while #claimed < want and parked_n < batch * 10 do
-      local top = redis.call('ZPOPMIN', pending)
+      local top = redis.call('ZPOPMIN', pending, want - #claimed)
       if #top == 0 then break end
-      local id = top[1]
-      local job = prefix .. id
-      local jtype = redis.call('TYPE', job)['ok']
-      if jtype == 'none' then
-        bury(qi, job, id, 'missing job data: the id was queued but its hash does not exist')
-      elseif jtype ~= 'hash' then
-        redis.call('RENAME', job, job .. ':corrupt')
-        bury(qi, job, id, 'malformed job data: key had type ' .. jtype .. '; kept at ' .. job .. ':corrupt')
-      else
-        local expires = tonumber(redis.call('HGET', job, 'expires_ms') or '0') or 0
-        local expired = expires > 0 and now > expires
-        local key, l = nil, false
-        if lim and not expired then
-          local f = redis.call('HMGET', job, 'limit_key', 'task')
-          key = f[1] or f[2]
-          if key then l = limit_of(lim, key) end
-        end
-        local ok, when = true, 0
-        if l then ok, when = admit(lim, key, l, id) end
-        if expired then
-          bury(qi, job, id, 'expired: ttl passed before the job started')
-        elseif not ok then
-          park(lim, key, id, top[2], when)
-          parked_n = parked_n + 1
+      for t = 1, #top, 2 do
+        local id = top[t]
+        local job = prefix .. id
+        -- One read gives the payload, the expiry, the limit key and the delivery count; a
+        -- key of another type makes HGETALL fail, which pcall turns into a table with err.
+        local raw = redis.pcall('HGETALL', job)
+        if raw.err then
+          local jtype = redis.call('TYPE', job)['ok']
+          redis.call('RENAME', job, job .. ':corrupt')
+          bury(qi, job, id, 'malformed job data: key had type ' .. jtype .. '; kept at ' .. job .. ':corrupt')
+        elseif #raw == 0 then
+          bury(qi, job, id, 'missing job data: the id was queued but its hash does not exist')
         else
-          if l and l.conc > 0 then redis.call('HSET', job, 'limit', key) end
-          local deliveries = redis.call('HINCRBY', job, 'deliveries', 1)
-          local token = worker .. '/' .. deliveries
-          redis.call('HSET', job, 'state', 'processing', 'lease', token, 'worker', worker,
-                     'started_ms', now)
-          redis.call('ZADD', KEYS[b + 2], now + lease_ms, id)
-          local entry = {qi, id, token}
-          local fields = redis.call('HGETALL', job)
-          for f = 1, #fields do entry[#entry + 1] = fields[f] end
-          claimed[#claimed + 1] = entry
+          local f = {}
+          for k = 1, #raw, 2 do f[raw[k]] = raw[k + 1] end
+          local expires = tonumber(f.expires_ms or '0') or 0
+          local expired = expires > 0 and now > expires
+          local key, l = nil, false
+          if lim and not expired then
+            key = f.limit_key or f.task
+            if key then l = limit_of(lim, key) end
+          end
+          local ok, when = true, 0
+          if l then ok, when = admit(lim, key, l, id) end
+          if expired then
+            bury(qi, job, id, 'expired: ttl passed before the job started')
+          elseif not ok then
+            park(lim, key, id, top[t + 1], when)
+            parked_n = parked_n + 1
+          else
+            local deliveries = tostring((tonumber(f.deliveries or '0') or 0) + 1)
+            local token = worker .. '/' .. deliveries
+            local update = {'state', 'processing', 'lease', token, 'worker', worker,
+                            'started_ms', tostring(now), 'deliveries', deliveries}
+            if l and l.conc > 0 then
+              update[#update + 1] = 'limit'; update[#update + 1] = key
+            end
+            redis.call('HSET', job, unpack(update))
+            leased[#leased + 1] = now + lease_ms; leased[#leased + 1] = id
+            -- Old fields, then the updated ones: the client keeps the last value of a field.
+            local entry = {qi, id, token}
+            for k = 1, #raw do entry[#entry + 1] = raw[k] end
+            for k = 1, #update do entry[#entry + 1] = update[k] end
+            claimed[#claimed + 1] = entry
+          end
         end
       end
     end
+    if #leased > 0 then chunked('ZADD', KEYS[b + 2], leased) end
     -- More left: keep the marker so another idle worker wakes up and shares the work.
     if redis.call('ZCARD', pending) > 0 then redis.call('ZADD', KEYS[b + 6], 0, 'm') end
     if lim then

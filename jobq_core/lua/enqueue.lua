@@ -15,10 +15,11 @@ local max_length = tonumber(redis.call('HGET', KEYS[5], 'max_length') or '0')
 if max_length > 0 and redis.call('ZCARD', KEYS[1]) + n > max_length then
   return -3
 end
-local q = {pending = KEYS[1], scheduled = KEYS[2], seq = KEYS[3], marker = KEYS[6]}
+-- No marker per job: it is set once below when anything became pending.
+local q = {pending = KEYS[1], scheduled = KEYS[2], seq = KEYS[3], marker = nil}
+local pending_created = false
 local now = now_ms()
-local out = {}
-local created = 0
+local out, created = {}, 0
 local i = 3
 
 local function unique_holder(lock, id)
@@ -44,7 +45,9 @@ for j = 1, n do
   else
     local fields = {}
     for f = 0, nfields * 2 - 1 do fields[#fields + 1] = ARGV[i + 7 + f] end
-    create_job(q, job, id, priority, delay_ms, ttl_ms, fields, now)
+    if create_job(q, job, id, priority, delay_ms, ttl_ms, fields, now) == 'pending' then
+      pending_created = true
+    end
     if ukey ~= '' then redis.call('SET', KEYS[9] .. ukey, id, 'PX', uwindow) end
     created = created + 1
     out[j] = 1
@@ -52,4 +55,5 @@ for j = 1, n do
   i = i + 7 + nfields * 2
 end
 if created > 0 then redis.call('HINCRBY', KEYS[4], 'enqueued', created) end
+if pending_created then redis.call('ZADD', KEYS[6], 0, 'm') end
 return out

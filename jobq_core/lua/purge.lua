@@ -5,13 +5,7 @@
 --   upto: ARGV[3] score cutoff (snapshot taken by the caller)  ARGV[4] batch size
 -- Returns {deleted, left} as requeue.lua. A job is only deleted if it is still in that state,
 --   so a job that moved on meanwhile (e.g. was claimed) is never deleted from under a worker.
-local ids
-if ARGV[2] == 'upto' then
-  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
-else
-  ids = {}
-  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
-end
+local ids = selected_ids(KEYS[1])
 local deleted = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then

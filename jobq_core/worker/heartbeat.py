@@ -79,8 +79,8 @@ class Heartbeat(threading.Thread):
         for q, leases in by_queue.items():
             lost = set(self.scripts.extend(q, leases, client=self.client))
             for job_id in lost:
-                self.pool.abort(job_id, "its lease was lost (reaped, requeued or purged)")
-            self.pool.renewed([i for i, _ in leases if i not in lost], sent)
+                self.pool.abort(q, job_id, "its lease was lost (reaped, requeued or purged)")
+            self.pool.renewed(q, [i for i, _ in leases if i not in lost], sent)
 
     def register(self) -> None:
         running = self.pool.running()

@@ -155,6 +155,10 @@ class Worker:
         self.heartbeat.state = "stopping"
         self.hooks.before_stop(self)
         asked = self._stop_asked or time.monotonic()
+        # Prefetched jobs go back now: once stopping they are no longer renewed, and held
+        # through the grace period their leases would run out (counted as lost).
+        for job in self.pool.take_waiting():
+            self._hand_back(job)
         grace = max(0.0, asked + self.settings.grace_s - time.monotonic())
         left = self.pool.stop(grace, self.hard_stop)
         self.heartbeat.stopping.set()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import socket
@@ -31,17 +30,7 @@ def _free_port() -> int:
 
 
 def _processes() -> list[str]:
-    names = ["worker"]
-    if importlib.util.find_spec("dashboard.wsgi") is not None:
-        names.insert(0, "web")  # honcho gives the first process the -p port
-    import jobq_core.cli.run as run
-
-    try:
-        run.scheduler_entry()
-        names.append("scheduler")
-    except Exception:
-        pass
-    return names
+    return ["web", "worker", "scheduler"]  # web first: honcho gives it the -p port
 
 
 def test_procfile_under_honcho(settings: Settings, tmp_path: Path) -> None:

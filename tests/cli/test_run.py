@@ -78,13 +78,6 @@ def _module(name: str, **attrs: Any) -> types.ModuleType:
     return module
 
 
-def test_scheduler_missing_is_a_clear_error(jobq: Jobq, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "jobq_core.scheduler", _module("jobq_core.scheduler"))
-    run = jobq("scheduler")
-    assert run.code == 1
-    assert "no scheduler yet" in run.one_line_error()
-
-
 def test_scheduler_calls_run_scheduler(jobq: Jobq, settings: Settings,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Settings] = []
@@ -100,7 +93,7 @@ def test_dashboard_missing_is_a_clear_error(jobq: Jobq, monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "dashboard", _module("dashboard"))
     run = jobq("dashboard")
     assert run.code == 1
-    assert "no dashboard yet" in run.one_line_error()
+    assert "install jobq[dashboard]" in run.one_line_error()
 
 
 def test_dashboard_calls_serve(jobq: Jobq, settings: Settings,

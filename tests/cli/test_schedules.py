@@ -95,10 +95,3 @@ def test_actions(jobq: Jobq, fake: type[FakeScheduler]) -> None:
 def test_bad_usage(jobq: Jobq, fake: type[FakeScheduler]) -> None:
     assert jobq("schedules", "enable").code == 2
     assert jobq("schedules", "explode", "tick").code == 2
-
-
-def test_no_scheduler(jobq: Jobq, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "jobq_core.scheduler",
-                        types.ModuleType("jobq_core.scheduler"))
-    run = jobq("schedules")
-    assert run.code == 1 and "no scheduler yet" in run.one_line_error()

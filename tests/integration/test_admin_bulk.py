@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jobq_core import ConfigError, InvalidState, JobNotFound, Queue, Settings
-from jobq_core.admin import Admin
+from jobq_core.admin import Admin, Progress
 from jobq_core.inspect import Inspector
 from jobq_core.scripts import Scripts
 from tests import tasks
@@ -123,3 +123,23 @@ def test_search_pages_with_offset(settings: Settings, queue: Queue,
 def test_shared_secret_is_stable(admin: Admin, settings: Settings) -> None:
     assert admin.shared_secret("dash") == Admin(settings).shared_secret("dash")
     assert len(admin.shared_secret("dash")) >= 32
+
+
+def test_requeue_all_goes_past_entries_whose_retention_ended(settings: Settings, queue: Queue,
+                                                            admin: Admin,
+                                                            inspector: Inspector) -> None:
+    # Retention expires the hashes; their ids stay in the set (lowest scores first) until a
+    # later arrival trims them. A batch made only of those requeues nothing yet progresses.
+    _failed(settings, queue, ["live a", "live b"])
+    key = admin.keys.failed("default")
+    admin.client.zadd(key, {f"expired-{i}": 1 + i for i in range(4)})
+    progress = list(admin.requeue_all("default", "failed", batch=2))
+    assert progress[-1] == Progress(2, 0)
+    assert inspector.counts()["default"]["pending"] == 2
+    drain(settings)  # both fail again
+    admin.client.zadd(key, {f"expired-{i}": 1 + i for i in range(4)})
+    op = admin.start_bulk("default", "failed", "requeue")
+    while not op.finished:
+        op = admin.step_bulk("default", op.id, batch=2, budget_s=0)
+    assert op.done == 2 and op.left == 0
+    assert inspector.counts()["default"]["pending"] == 2
