@@ -258,9 +258,15 @@ def main() -> int:
         print(f"Redis {info['redis_version']}, {args.pending:,} pending in `bulk`, "
               f"{args.failed:,} failed in `bulkfail`; {args.repeat} timed runs per page after "
               "3 warm-ups; server time in-process (Flask test client).")
-        print(f"Fill: pending {t_pending:.1f} s; failed {t_failed:.1f} s; memory "
-              f"{(mem1 - mem0) / max(1, args.pending):,.0f} B per pending job, "
-              f"{(mem2 - mem1) / max(1, args.failed):,.0f} B per failed job.")
+        if t_pending:
+            print(f"Fill: pending {t_pending:.1f} s; failed {t_failed:.1f} s; memory "
+                  f"{(mem1 - mem0) / max(1, args.pending):,.0f} B per pending job, "
+                  f"{(mem2 - mem1) / max(1, args.failed):,.0f} B per failed job.")
+        else:
+            print("Data filled by an earlier run on the same server (--redis-url).")
+        load = os.getloadavg()
+        print(f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+              f"({os.cpu_count()} CPUs).")
         print()
         print("| page | p50 ms | p95 ms | max ms | Redis commands | bounded reads | entries "
               "looked at |")
