@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from .limits import Limit
 
 _UNSET: Any = object()
+# Keyword options enqueue_call takes (besides task, args, kwargs).
+_CALL_OPTIONS = frozenset({"priority", "timeout_s", "ttl_s", "result_ttl_s", "max_retries",
+                           "job_id", "delay_s", "run_at", "meta", "retry_backoff_s"})
 
 
 class Queue:
@@ -124,6 +127,10 @@ class Queue:
             task = opts.pop("task", None)
             if task is None:
                 raise ConfigError(f"enqueue_many: call {call!r} has no 'task'")
+            unknown = sorted(set(opts) - {"args", "kwargs"} - _CALL_OPTIONS)
+            if unknown:
+                raise ConfigError(f"enqueue_many: unknown option(s) {', '.join(unknown)}; "
+                                  f"options are {', '.join(sorted(_CALL_OPTIONS))}")
             return self._spec(task, opts.pop("args", ()), opts.pop("kwargs", None) or {}, **opts)
         if isinstance(call, tuple | list) and 1 <= len(call) <= 3:
             task, args, kwargs = (*call, (), None)[:3] if len(call) < 3 else call
@@ -163,6 +170,9 @@ class Queue:
                 options[key] = str(int(chosen) if integral else float(chosen))
         if meta:
             from .job import dumps
+
+            if not isinstance(meta, Mapping):
+                raise ConfigError(f"meta must be a dict, not {type(meta).__name__}")
             options["meta"] = dumps(dict(meta), "meta")
         ttl = ttl_s if ttl_s is not None else (d.ttl_s if d else None)
         if ttl is not None and not _finite_non_negative(ttl):

@@ -24,7 +24,7 @@ MISSING, LEASE_NOT_HELD, REFUSED = -1, -2, -3
 
 _NAMES = ("enqueue", "claim", "extend", "complete", "fail", "promote", "reap", "release",
           "cancel", "requeue", "purge", "watch", "depend", "resolve", "lead", "resign",
-          "advance", "fire", "search", "rows")
+          "advance", "fire", "search", "rows", "trim")
 
 
 def _source(name: str) -> str:
@@ -181,6 +181,13 @@ class Scripts:
                           s.history_minutes], client)
         return list(zip(flat[::2], flat[1::2], strict=True))
 
+    # trim.lua
+    def trim(self, queue: str, client: redis.Redis | None = None) -> int:
+        """Drop expired ids from the final-state zsets (bounded); returns how many."""
+        k = self.keys
+        return int(self._run("trim", [k.completed(queue), k.failed(queue), k.dead(queue),
+                                      k.cancelled(queue)], [], client))
+
     # release.lua
     def release(self, job: Claimed, client: redis.Redis | None = None) -> None:
         """Hand a leased job back to pending without counting a lost lease."""
@@ -215,10 +222,12 @@ class Scripts:
 
     # purge.lua
     def purge(self, queue: str, state: str, ids: Sequence[str] = (), *,
-              upto: float | None = None, batch: int = 0) -> tuple[int, int]:
-        """Delete jobs of `state`: the given ids, or one batch up to a score."""
+              upto: float | None = None, batch: int = 0, since_ms: int = 0) -> tuple[int, int]:
+        """Delete jobs of `state`: the given ids, or one batch up to a score (leaving jobs
+        enqueued or requeued after `since_ms`, when given)."""
         k = self.keys
-        argv: list[Any] = [state, "ids", *ids] if upto is None else [state, "upto", upto, batch]
+        argv: list[Any] = ([state, "ids", *ids] if upto is None
+                           else [state, "upto", upto, batch, since_ms])
         deleted, left = self._run("purge", [k.state_set(queue, state), k.job_prefix(queue)], argv)
         return int(deleted), int(left)
 

@@ -73,6 +73,8 @@ class Slot:
                 return
             try:
                 outcome = self.execute(job)
+            except JobTimeout:  # a thread slot's interrupt that landed just after its job ended
+                outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
             except Exception as exc:  # a bug of ours must not kill the slot
                 log.exception("slot %s failed running job %s", self.index, job.id)
                 outcome = Outcome(CRASH, error=repr(exc), reason="worker error")

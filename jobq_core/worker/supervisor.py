@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+import redis
+
 from ..config import Settings
 from ..connection import connect, translated
 from ..errors import JobqError, LeaseLost, RedisUnavailable
@@ -94,20 +96,31 @@ class Worker:
                     continue
                 try:
                     sent = time.monotonic()
+                    # Read before claiming: a job settling meanwhile may enqueue more (its
+                    # hooks run before it stops counting as busy), which this claim missed.
+                    idle = not self.pool.busy()
                     jobs = self.fetch.claim(self.pool.capacity())
                     for job in jobs:
                         self.pool.submit(job, sent)
                     if not jobs:
-                        if burst and not self.pool.busy() and not self.fetch.due_within(1.0):
+                        if burst and idle and not self.fetch.due_within(1.0):
                             break
                         if burst and self.pool.busy():
                             self.pool.wait_change(self.settings.block_s)
-                        else:
+                        elif not burst or idle:
                             self.fetch.wait()
                     pause = 0.0
                 except RedisUnavailable as exc:
                     pause = min(max(pause * 2, 0.1), self.settings.reconnect_max_s)
                     log.error("%s; retrying in %.1fs", exc, pause)
+                    self.stopping.wait(pause)
+                except (JobqError, redis.RedisError) as exc:
+                    # Redis refused a command (e.g. WRONGTYPE: a jobq key overwritten by
+                    # hand). A burst run reports it; a long-running worker waits it out.
+                    if burst:
+                        raise
+                    pause = min(max(pause * 2, 0.1), self.settings.reconnect_max_s)
+                    log.error("claiming failed: %s; retrying in %.1fs", exc, pause)
                     self.stopping.wait(pause)
         finally:
             self._stop()

@@ -143,3 +143,40 @@ def test_requeue_all_goes_past_entries_whose_retention_ended(settings: Settings,
         op = admin.step_bulk("default", op.id, batch=2, budget_s=0)
     assert op.done == 2 and op.left == 0
     assert inspector.counts()["default"]["pending"] == 2
+
+
+def test_purge_all_pending_spares_jobs_enqueued_after_it_started(settings: Settings) -> None:
+    """A higher-priority job enqueued mid-purge scores below the snapshot's top: the score
+    cutoff alone would delete it (found by review)."""
+    from jobq_core import Queue
+    from jobq_core.admin import Admin
+    from tests import tasks
+
+    q = Queue("default", settings=settings)
+    old = q.enqueue_many([(tasks.add, (i, i)) for i in range(30)])
+    admin = Admin(settings)
+    steps = admin.purge_all("default", "pending", batch=10)
+    first = next(steps)
+    assert first.done == 10
+    urgent = q.enqueue_call(tasks.add, args=(1, 1), priority=5)
+    later = q.enqueue(tasks.add, 2, 2)
+    rest = list(steps)
+    assert rest[-1].done == 30
+    assert all(q.job(j.id) is None for j in old)
+    assert q.job(urgent.id) is not None and q.job(later.id) is not None
+    assert q.count("pending") == 2
+
+
+def test_stepped_purge_spares_new_jobs_too(settings: Settings) -> None:
+    from jobq_core import Queue
+    from jobq_core.admin import Admin
+    from tests import tasks
+
+    q = Queue("default", settings=settings)
+    q.enqueue_many([(tasks.add, (i, i)) for i in range(20)])
+    admin = Admin(settings)
+    op = admin.start_bulk("default", "pending", "purge")
+    urgent = q.enqueue_call(tasks.add, args=(1, 1), priority=9)
+    while not op.finished:
+        op = admin.step_bulk("default", op.id, batch=5)
+    assert q.job(urgent.id) is not None and q.count("pending") == 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from jobq_core import Queue, Settings, Worker, task
 from tests import tasks
 from tests.helpers import worker_thread
@@ -105,3 +107,32 @@ def test_aborting_a_finished_job_leaves_the_slots_next_job_alone(settings: Setti
         GATE.set()
         assert nxt.result(timeout_s=10) == "through"
     assert nxt.refresh().retries == 0 and nxt.error == ""
+
+
+
+def test_an_interrupt_landing_as_the_job_ends_does_not_kill_the_slot(
+        settings: Settings, queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A thread job's timeout is an exception its timer injects into the slot thread. If the
+    # timer fires as the job returns, the exception lands in the slot's own code after the
+    # task, where the slot cancels the timer: simulate exactly that landing spot.
+    import ctypes
+
+    from jobq_core.worker import pool
+    from jobq_core.worker.runner import JobTimeout
+
+    fired: list[int] = []
+
+    class LateTimer(threading.Timer):
+        def cancel(self) -> None:
+            if not fired:
+                fired.append(1)
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(threading.get_ident()), ctypes.py_object(JobTimeout))
+            super().cancel()
+
+    monkeypatch.setattr(pool.threading, "Timer", LateTimer)
+    job = queue.enqueue_call(tasks.add, args=(2, 2), timeout_s=60)
+    with worker_thread(settings, concurrency=1):
+        assert job.result(timeout_s=10) == 4
+        assert queue.enqueue(tasks.add, 3, 3).result(timeout_s=10) == 6
+    assert fired
