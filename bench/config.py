@@ -55,9 +55,11 @@ class BenchConfig:
     # pending jobs for the memory figure, and how often to measure it (it is deterministic for
     # a given library version, so one pass is the default to keep the run short)
     mem_n: int = 100_000
-    # when the time left after the repetitions cannot fit mem_n, memory is measured at fewer jobs
-    # (never below this) and the report says so: repetitions of the timed figures come first
-    mem_min_n: int = 20_000
+    # seconds kept for the memory figure when deciding whether another repetition fits, and the
+    # least time one system's fill gets; a fill that runs out of time is measured on the jobs it
+    # did enqueue (the report says so): repetitions of the timed figures come first
+    mem_reserve_s: float = 120.0
+    mem_min_s: float = 15.0
     mem_repeat: int = 1
     # producer processes filling the memory figure in parallel (the bytes do not depend on speed)
     mem_producers: int = 2
@@ -97,7 +99,8 @@ class BenchConfig:
             latency_n=_int("BENCH_LATENCY_N", default.latency_n),
             latency_gap_ms=_float("BENCH_LATENCY_GAP_MS", default.latency_gap_ms),
             mem_n=_int("BENCH_MEM_N", default.mem_n),
-            mem_min_n=_int("BENCH_MEM_MIN_N", default.mem_min_n),
+            mem_reserve_s=_float("BENCH_MEM_RESERVE_S", default.mem_reserve_s),
+            mem_min_s=_float("BENCH_MEM_MIN_S", default.mem_min_s),
             mem_repeat=_int("BENCH_MEM_REPEAT", default.mem_repeat),
             mem_producers=max(1, _int("BENCH_MEM_PRODUCERS", default.mem_producers)),
             floor_n=_int("BENCH_FLOOR_N", default.floor_n),
