@@ -40,15 +40,15 @@ class BenchConfig:
 
     # no-op jobs per drain run; slow variants scale it down (Variant.n_scale) so no unit runs long.
     # Issue 7 names 20,000; the summary's steady rate (first->last job) does not depend on N, and
-    # 5,000 keeps three repetitions of everything under 15 minutes on a busy 2-core machine
-    n: int = 5_000
+    # 3,000 keeps three repetitions of everything under 15 minutes on a busy 2-core machine
+    n: int = 3_000
     # repetitions of every timed figure; the table shows the median and min-max over them
     repeat: int = 3
     # jobs per bulk-enqueue run, sent through each library's batch API in chunks of bulk_chunk
-    bulk_n: int = 5_000
+    bulk_n: int = 3_000
     bulk_chunk: int = 1_000
-    # 10 ms sleep jobs per run at concurrency 8: 1,600 is 2 s of work at the 800 jobs/s ideal
-    sleep_n: int = 1_600
+    # 10 ms sleep jobs per run at concurrency 8: 1,200 is 1.5 s of work at the 800 jobs/s ideal
+    sleep_n: int = 1_200
     # idle-latency probe: jobs, spacing between enqueues
     latency_n: int = 500
     latency_gap_ms: float = 5.0
@@ -64,8 +64,8 @@ class BenchConfig:
     # producer processes filling the memory figure in parallel (the bytes do not depend on speed)
     mem_producers: int = 2
     # round trips in the redis-py floor loop, requests per redis-benchmark test
-    floor_n: int = 20_000
-    redis_benchmark_n: int = 100_000
+    floor_n: int = 10_000
+    redis_benchmark_n: int = 50_000
     # a unit (one variant, one repetition) that has not finished by then is killed and reported
     unit_timeout_s: float = 180.0
     # repetitions after the first are skipped (with a note) when they would not fit in this
