@@ -29,22 +29,38 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def cmd_enqueue(driver: Driver, kind: str, n: int, mode: str, chunk: int) -> dict[str, Any]:
-    """Time ``n`` enqueues after connecting; one call per job, or the batch API per chunk."""
+def cmd_enqueue(
+    driver: Driver, kind: str, n: int, mode: str, chunk: int, deadline_s: float | None = None
+) -> dict[str, Any]:
+    """Time ``n`` enqueues after connecting; one call per job, or the batch API per chunk.
+
+    With ``deadline_s`` it stops early once that many seconds have passed (checked every chunk)
+    and reports how many jobs it did enqueue.
+    """
     assert kind in KINDS
     driver.connect()
     cpu0, t0 = _cpu_s(), time.perf_counter()
-    if mode == "single":
-        enqueue_one = driver.enqueue_one
-        for _ in range(n):
-            enqueue_one(kind)
-    else:
-        for size in chunks(n, chunk):
+    stop_at = t0 + deadline_s if deadline_s else float("inf")
+    done = 0
+    for size in chunks(n, chunk):
+        if mode == "single":
+            enqueue_one = driver.enqueue_one
+            for _ in range(size):
+                enqueue_one(kind)
+        else:
             driver.enqueue_bulk(kind, size)
+        done += size
+        if time.perf_counter() >= stop_at:
+            break
     elapsed = time.perf_counter() - t0
     cpu = _cpu_s() - cpu0
     driver.close()
-    return {"n": n, "elapsed_s": elapsed, "cpu_s": cpu, "rate": n / elapsed if elapsed else None}
+    return {
+        "n": done,
+        "elapsed_s": elapsed,
+        "cpu_s": cpu,
+        "rate": done / elapsed if elapsed else None,
+    }
 
 
 def cmd_latency(driver: Driver, n: int, gap_ms: float) -> dict[str, Any]:
@@ -118,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     enqueue.add_argument("--n", type=int, required=True)
     enqueue.add_argument("--mode", choices=("single", "bulk"), default="single")
     enqueue.add_argument("--chunk", type=int, default=1000)
+    enqueue.add_argument("--deadline-s", type=float, default=None)
     latency = sub.add_parser("latency")
     latency.add_argument("--n", type=int, required=True)
     latency.add_argument("--gap-ms", type=float, default=5.0)
@@ -130,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     driver_cls = DRIVERS[args.system]
     result: dict[str, Any]
     if args.command == "enqueue":
-        result = cmd_enqueue(driver_cls(url), args.kind, args.n, args.mode, args.chunk)
+        result = cmd_enqueue(
+            driver_cls(url), args.kind, args.n, args.mode, args.chunk, args.deadline_s
+        )
     elif args.command == "latency":
         result = cmd_latency(driver_cls(url), args.n, args.gap_ms)
     elif args.command == "floor":

@@ -40,30 +40,32 @@ class BenchConfig:
 
     # no-op jobs per drain run; slow variants scale it down (Variant.n_scale) so no unit runs long.
     # Issue 7 names 20,000; the summary's steady rate (first->last job) does not depend on N, and
-    # 5,000 keeps three repetitions of everything under 15 minutes on a busy 2-core machine
-    n: int = 5_000
+    # 3,000 keeps three repetitions of everything under 15 minutes on a busy 2-core machine
+    n: int = 3_000
     # repetitions of every timed figure; the table shows the median and min-max over them
     repeat: int = 3
     # jobs per bulk-enqueue run, sent through each library's batch API in chunks of bulk_chunk
-    bulk_n: int = 5_000
+    bulk_n: int = 3_000
     bulk_chunk: int = 1_000
-    # 10 ms sleep jobs per run at concurrency 8: 1,600 is 2 s of work at the 800 jobs/s ideal
-    sleep_n: int = 1_600
+    # 10 ms sleep jobs per run at concurrency 8: 1,200 is 1.5 s of work at the 800 jobs/s ideal
+    sleep_n: int = 1_200
     # idle-latency probe: jobs, spacing between enqueues
     latency_n: int = 500
     latency_gap_ms: float = 5.0
     # pending jobs for the memory figure, and how often to measure it (it is deterministic for
     # a given library version, so one pass is the default to keep the run short)
     mem_n: int = 100_000
-    # when the time left after the repetitions cannot fit mem_n, memory is measured at fewer jobs
-    # (never below this) and the report says so: repetitions of the timed figures come first
-    mem_min_n: int = 20_000
+    # seconds kept for the memory figure when deciding whether another repetition fits, and the
+    # least time one system's fill gets; a fill that runs out of time is measured on the jobs it
+    # did enqueue (the report says so): repetitions of the timed figures come first
+    mem_reserve_s: float = 120.0
+    mem_min_s: float = 15.0
     mem_repeat: int = 1
     # producer processes filling the memory figure in parallel (the bytes do not depend on speed)
     mem_producers: int = 2
     # round trips in the redis-py floor loop, requests per redis-benchmark test
-    floor_n: int = 20_000
-    redis_benchmark_n: int = 100_000
+    floor_n: int = 10_000
+    redis_benchmark_n: int = 50_000
     # a unit (one variant, one repetition) that has not finished by then is killed and reported
     unit_timeout_s: float = 180.0
     # repetitions after the first are skipped (with a note) when they would not fit in this
@@ -97,7 +99,8 @@ class BenchConfig:
             latency_n=_int("BENCH_LATENCY_N", default.latency_n),
             latency_gap_ms=_float("BENCH_LATENCY_GAP_MS", default.latency_gap_ms),
             mem_n=_int("BENCH_MEM_N", default.mem_n),
-            mem_min_n=_int("BENCH_MEM_MIN_N", default.mem_min_n),
+            mem_reserve_s=_float("BENCH_MEM_RESERVE_S", default.mem_reserve_s),
+            mem_min_s=_float("BENCH_MEM_MIN_S", default.mem_min_s),
             mem_repeat=_int("BENCH_MEM_REPEAT", default.mem_repeat),
             mem_producers=max(1, _int("BENCH_MEM_PRODUCERS", default.mem_producers)),
             floor_n=_int("BENCH_FLOOR_N", default.floor_n),

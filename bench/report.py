@@ -582,7 +582,8 @@ METHOD = """\
   enqueued by {mem_producers} producer processes in parallel; `used_memory` delta ÷ N. Libraries
   whose batch API stores the same data as single enqueues are filled through it to save time.
   Measured once per run by default (it does not vary between repetitions), after the timed
-  repetitions, at fewer jobs only if the time budget requires it (then a note says so).
+  repetitions; each system's fill gets an equal share of the time left, and one that runs out
+  of it is measured on the jobs it did enqueue (the table shows N, and a note says so).
 - **Floor.** A redis-py loop of {floor_n:,} sequential GETs on one connection, from each venv, and
   `redis-benchmark` GET/LPUSH with 50 clients at `-P 1` and `-P 16`.
 """

@@ -21,7 +21,6 @@ import os
 import platform
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -280,8 +279,13 @@ def run_latency(ctx: Context, driver: Driver, variant: Variant) -> Record:
     }
 
 
-def run_memory(ctx: Context, driver: Driver, n: int) -> Record:
-    """Bytes of Redis memory per pending job, filled by parallel producers (speed is irrelevant)."""
+def run_memory(ctx: Context, driver: Driver, n: int, allowed_s: float) -> Record:
+    """Bytes of Redis memory per pending job, filled by parallel producers (speed is irrelevant).
+
+    The producers stop after ``allowed_s`` seconds even if they have not reached ``n`` jobs,
+    and the figure is divided by the jobs actually enqueued: a slow library on a busy machine
+    gets a smaller sample instead of pushing the run past its time budget.
+    """
     producers = ctx.config.mem_producers
     ctx.server.reset()
     before = ctx.server.snapshot()
@@ -300,19 +304,22 @@ def run_memory(ctx: Context, driver: Driver, n: int) -> Record:
             driver.memory_fill,
             "--chunk",
             str(ctx.config.bulk_chunk),
-            timeout_s=max(ctx.config.unit_timeout_s, 300.0),
+            "--deadline-s",
+            f"{allowed_s:.1f}",
+            timeout_s=allowed_s + 120.0,
         )
 
     with ThreadPoolExecutor(max_workers=producers) as pool:
-        list(pool.map(fill, [count for count in shares if count]))
+        done = sum(result["n"] for result in pool.map(fill, [c for c in shares if c]))
     after = ctx.server.snapshot()
     return {
         "label": f"{driver.name}-memory",
         "row": driver.title,
-        "n": n,
+        "n": done,
+        "n_target": n,
         "fill": driver.memory_fill,
-        "bytes_per_job": (after.used_memory - before.used_memory) / n,
-        "keys_per_job": (after.keys - before.keys) / n,
+        "bytes_per_job": (after.used_memory - before.used_memory) / done,
+        "keys_per_job": (after.keys - before.keys) / done,
     }
 
 
@@ -438,27 +445,6 @@ def run_repetition(ctx: Context, rep: int, tool: Path | None) -> None:
                 unit(ctx, scenario, name, rep, v.label, body)
 
 
-def fill_estimate_s(ctx: Context, n: int) -> float:
-    """Seconds the memory fill of ``n`` jobs per system should take, from repetition 1's rates."""
-    total = 0.0
-    for name, driver in ctx.drivers.items():
-        if driver.memory_fill == "bulk":
-            rates = [
-                r["rate"]
-                for r in ctx.records
-                if r["scenario"] == "bulk" and r["system"] == name and "error" not in r
-            ]
-        else:
-            rates = [
-                r["enqueue"]["rate"]
-                for r in ctx.records
-                if r["scenario"] == "drain" and r["system"] == name and "error" not in r
-            ]
-        rate = statistics.median(rates) if rates else 1000.0
-        total += n / rate + 3.0  # + producer and server start-up
-    return total
-
-
 def run_all(ctx: Context, started: float) -> None:
     """The repetitions while the budget allows, then the memory figure in the time left."""
     cfg = ctx.config
@@ -471,8 +457,7 @@ def run_all(ctx: Context, started: float) -> None:
     rep_s = time.monotonic()
     run_repetition(ctx, 0, tool)
     rep_s = time.monotonic() - rep_s
-    mem_n = min(cfg.mem_n, cfg.mem_min_n)
-    reserve_s = fill_estimate_s(ctx, mem_n) * cfg.mem_repeat if "memory" in cfg.scenarios else 0.0
+    reserve_s = cfg.mem_reserve_s if "memory" in cfg.scenarios else 0.0
     for rep in range(1, cfg.repeat):
         elapsed = time.monotonic() - started
         if elapsed + rep_s * 1.1 + reserve_s > cfg.budget_s:
@@ -485,27 +470,37 @@ def run_all(ctx: Context, started: float) -> None:
             log(note)
             break
         run_repetition(ctx, rep, tool)
-    if "memory" not in cfg.scenarios:
-        return
-    # memory is not a timing and does not vary between runs, so it gets the time that is left:
-    # the full size when it fits, else fewer jobs (never below BENCH_MEM_MIN_N), said in a note
-    left_s = cfg.budget_s - (time.monotonic() - started)
-    full_s = fill_estimate_s(ctx, cfg.mem_n) * cfg.mem_repeat
-    if full_s > left_s and cfg.mem_n > mem_n:
-        mem_n = max(mem_n, int(cfg.mem_n * left_s / full_s) // 1000 * 1000)
-        note = (
-            f"Memory was measured at {mem_n:,} pending jobs instead of {cfg.mem_n:,}: the fill "
-            f"would have taken about {full_s:.0f} s with {max(0.0, left_s):.0f} s of the budget "
-            "left."
-        )
-        ctx.meta["notes"].append(note)
-        log(note)
-    else:
-        mem_n = cfg.mem_n
+    if "memory" in cfg.scenarios:
+        run_memory_all(ctx, started)
+
+
+def run_memory_all(ctx: Context, started: float) -> None:
+    """The memory figure for every system, sharing out the time left in the budget.
+
+    Memory is not a timing and does not vary between runs, so it comes after the timed
+    repetitions and gets what is left (at least BENCH_MEM_RESERVE_S in all): each system may use
+    an equal share of it, and one that cannot enqueue BENCH_MEM_N jobs in its share is measured
+    on the jobs it did enqueue, with a note.
+    """
+    cfg = ctx.config
+    names = list(ctx.drivers)
     for rep in range(cfg.mem_repeat):
-        for name in rotated(list(ctx.drivers), rep):
-            body = partial(run_memory, ctx, ctx.drivers[name], mem_n)
+        for index, name in enumerate(rotated(names, rep)):
+            left_s = cfg.budget_s - (time.monotonic() - started)
+            units_left = (cfg.mem_repeat - rep) * len(names) - index
+            # each fill also pays producer start-up and the server snapshot: keep 5 s for that
+            allowed_s = max(cfg.mem_min_s, left_s / units_left - 5.0)
+            body = partial(run_memory, ctx, ctx.drivers[name], cfg.mem_n, allowed_s)
             unit(ctx, "memory", name, rep, f"{name}-memory", body)
+            record = ctx.records[-1]
+            if "error" not in record and record["n"] < cfg.mem_n:
+                note = (
+                    f"{ctx.drivers[name].title}'s memory figure is from {record['n']:,} pending "
+                    f"jobs, not {cfg.mem_n:,}: its producers stopped after their {allowed_s:.0f} s "
+                    "share of the time budget."
+                )
+                ctx.meta["notes"].append(note)
+                log(note)
 
 
 def save(ctx: Context) -> None:
