@@ -33,6 +33,7 @@ from jobq_core import (
     JobqError,
     PayloadError,
     RedisUnavailable,
+    ScheduleNotFound,
     Settings,
 )
 from jobq_core.admin import Admin
@@ -248,6 +249,8 @@ def _engine_error(exc: JobqError) -> Response:
     if isinstance(exc, RedisUnavailable):
         log.warning("Redis unavailable: %s", exc)
         return render_error(503, "Redis unreachable", str(exc))
+    if isinstance(exc, ScheduleNotFound):
+        return render_error(404, "Not found", f"{exc}. It may have been deleted meanwhile.")
     if isinstance(exc, JobNotFound):
         return render_error(404, "Not found", f"{exc}. It may have expired after its "
                             "retention time or been purged.")

@@ -7,6 +7,9 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from markupsafe import escape
 
 PREVIEW_CHARS = 20_000  # payloads above this are cut on the job page, with a link to all
 
@@ -20,6 +23,23 @@ class Shown:
     size: int
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """A time shown relative to now ('3 min ago') with the absolute UTC time on hover; renders
+    itself as a <time> element (markupsafe's __html__), which is much cheaper per row of a
+    200-row list than a template macro."""
+
+    ms: int | float | None
+    now_ms: int | float
+
+    def __html__(self) -> str:
+        if not self.ms:
+            return "—"
+        f = Formatter
+        return (f'<time datetime="{escape(f.iso(self.ms))}" title="{escape(f.ts(self.ms))}">'
+                f"{escape(f.ago(self.ms, self.now_ms))}</time>")
+
+
 class Formatter:
     @staticmethod
     def ts(ms: int | float | None) -> str:
@@ -28,6 +48,18 @@ class Formatter:
             return "—"
         dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
         return dt.strftime("%Y-%m-%d %H:%M:%S.") + f"{int(ms) % 1000:03d} UTC"
+
+    @staticmethod
+    def local(ms: int | float | None, timezone: str) -> str:
+        """Wall-clock time in `timezone` (an IANA name), e.g. 2026-11-24 03:00 CET; '' when
+        the zone is unknown or UTC (the pages show UTC anyway)."""
+        if not ms or not timezone or timezone == "UTC":
+            return ""
+        try:
+            zone = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ""
+        return datetime.fromtimestamp(ms / 1000, tz=zone).strftime("%Y-%m-%d %H:%M %Z")
 
     @staticmethod
     def iso(ms: int | float | None) -> str:
@@ -40,6 +72,11 @@ class Formatter:
         if not ms:
             return "—"
         return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M:%S")
+
+    @staticmethod
+    def stamp(ms: int | float | None, now_ms: int | float) -> Stamp:
+        """`ms` as a <time> element: relative to `now_ms`, absolute on hover."""
+        return Stamp(ms, now_ms)
 
     @classmethod
     def ago(cls, ms: int | float | None, now_ms: int | float) -> str:

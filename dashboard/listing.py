@@ -7,12 +7,16 @@ the same at any depth (ranged reads of one or two zsets, never a merge of whole 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from jobq_core.inspect import Inspector, JobFilter, JobRow
 
 SCAN_LIMIT = 2000  # entries a filtered page looks at before it stops and offers "more"
+# ... or the time it may spend looking: a filter that matches little costs about 6 µs of
+# Redis time per entry, more on a busy server, and the page should stay quick either way.
+SCAN_BUDGET_S = 0.025
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,8 @@ class Listing:
     rows: list[JobRow]
     filter: JobFilter = field(default_factory=JobFilter)
     scanned: int = 0  # filtered: entries examined from `offset`
+    scan_limit: int = 0  # filtered: the most entries one page looks at
+    budget_s: float = 0.0  # filtered: the time one page may spend looking
 
     @property
     def next_start(self) -> int | None:
@@ -53,7 +59,11 @@ def list_jobs(insp: Inspector, state: str, queues: Sequence[str], *, offset: int
 
 def search_jobs(insp: Inspector, state: str, queues: Sequence[str], match: JobFilter, *,
                 start: int, limit: int, newest_first: bool,
-                scan_limit: int = SCAN_LIMIT) -> Listing:
+                scan_limit: int = SCAN_LIMIT, budget_s: float | None = None) -> Listing:
+    """Matches from position `start` on, looking at up to `scan_limit` entries or for about
+    `budget_s` (default SCAN_BUDGET_S) seconds; `scanned` says how far it got."""
+    budget = SCAN_BUDGET_S if budget_s is None else budget_s
+    deadline = time.monotonic() + budget
     totals = _totals(insp, state, queues)
     found: list[JobRow] = []
     scanned = 0
@@ -66,12 +76,14 @@ def search_jobs(insp: Inspector, state: str, queues: Sequence[str], match: JobFi
             continue
         page = insp.search(state, q, task=match.task, text=match.text, limit=limit - len(found),
                            scan_limit=scan_limit - scanned, newest_first=newest_first,
-                           offset=pos)
+                           offset=pos, budget_s=max(0.0, deadline - time.monotonic()))
         found += page.rows
         scanned += page.scanned
         pos = 0
+        if time.monotonic() >= deadline:
+            break
     return Listing(state, list(queues), sum(totals), start, limit, newest_first, found, match,
-                   scanned)
+                   scanned, scan_limit, budget)
 
 
 def _totals(insp: Inspector, state: str, queues: Sequence[str]) -> list[int]:

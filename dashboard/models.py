@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from jobq_core.inspect import HistoryPoint, WorkerInfo
+from jobq_core.inspect import HistoryPoint, ScheduleInfo, WorkerInfo
 from jobq_core.job import STATES
 
 # States an operator should look at when they are not empty.
@@ -108,3 +108,68 @@ def _int(v: str | None) -> int:
         return int(v or 0)
     except ValueError:
         return 0
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    """One line of the schedules page."""
+
+    name: str
+    task: str  # '' when the stored definition is unreadable (see error)
+    queue: str
+    queue_known: bool  # the queue exists (has had jobs), so its lists can be linked
+    every: str  # 'every 30 s' or the cron expression
+    cron: bool
+    timezone: str
+    missed_policy: str
+    enabled: bool
+    next_ms: int | None
+    late: bool  # enabled and its next tick is older than a scheduler failover takes
+    last_tick_ms: int | None
+    last_job_id: str
+    last_run_now_ms: int | None
+    last_run_now_job_id: str
+    fired: int
+    missed: int
+    error: str
+
+
+def schedule_rows(infos: Sequence[ScheduleInfo], known_queues: Sequence[str], now_ms: int,
+                  failover_ms: int) -> list[ScheduleRow]:
+    """Rows for the schedules page; `failover_ms` is how long a tick may wait for a new
+    leader (the lease plus a second) before the row is flagged late."""
+    known = set(known_queues)
+    rows = []
+    for i in infos:
+        s = i.schedule
+        if s is None:
+            every, cron, tz, task, queue, policy = "?", False, "", "", "", ""
+        elif s.every_s is not None:
+            every, cron, tz = f"every {_seconds(s.every_s)}", False, s.timezone
+            task, queue, policy = str(s.task), str(s.queue), s.missed
+        else:
+            every, cron, tz = str(s.cron), True, s.timezone
+            task, queue, policy = str(s.task), str(s.queue), s.missed
+        f = i.fields
+        rows.append(ScheduleRow(
+            name=i.name, task=task, queue=queue, queue_known=queue in known, every=every,
+            cron=cron, timezone=tz, missed_policy=policy, enabled=i.enabled,
+            next_ms=i.next_ms,
+            late=bool(i.enabled and i.next_ms and now_ms - i.next_ms > failover_ms),
+            last_tick_ms=i.last_tick_ms, last_job_id=i.last_job_id,
+            last_run_now_ms=_int(f.get("last_run_now_ms")) or None,
+            last_run_now_job_id=f.get("last_run_now_job_id", ""), fired=i.fired,
+            missed=i.missed, error=i.error))
+    return rows
+
+
+def _seconds(s: float) -> str:
+    """30 -> '30 s', 90 -> '90 s (1 min 30 s)', 3600 -> '3600 s (1 h)'."""
+    text = f"{s:g} s"
+    if s >= 60:
+        from .formatting import Formatter
+
+        spoken = Formatter.duration(s * 1000).replace(" 0 s", "").replace(" 0 min", "")
+        spoken = spoken.replace(" 0 h", "")
+        text += f" ({spoken})"
+    return text

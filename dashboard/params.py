@@ -9,6 +9,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 
 from jobq_core.job import STATES
 from jobq_core.keys import QUEUE_NAME_RE, valid_job_id
+from jobq_core.schedule import SCHEDULE_NAME_RE
 
 ALL_QUEUES = "all"
 PER_PAGE_CHOICES = (10, 25, 50, 100, 200)
@@ -83,4 +84,12 @@ def job_id(raw: str) -> str:
     if not valid_job_id(raw):
         raise BadRequest(f"malformed job id {_short(raw)!r}: job ids are 1-128 letters, "
                          "digits, '_', '.', ':', '-'")
+    return raw
+
+
+def schedule_name(raw: str) -> str:
+    """A well-formed schedule name (400 otherwise); whether it exists is the caller's check."""
+    if not SCHEDULE_NAME_RE.fullmatch(raw):
+        raise BadRequest(f"malformed schedule name {_short(raw)!r}: schedule names are 1-64 "
+                         "letters, digits, '_', '.', '-'")
     return raw

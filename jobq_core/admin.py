@@ -12,12 +12,13 @@ import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import redis
 
 from .config import Settings
-from .connection import connect, redis_errors
+from .connection import configure, redis_errors
 from .errors import ConfigError, InvalidState, JobNotFound
 from .inspect import Inspector, JobFilter
 from .job import PENDING, PROCESSING, PURGE_STATES, REQUEUE_STATES, SCHEDULED
@@ -83,9 +84,7 @@ class BulkOp:
 class Admin:
     def __init__(self, settings: Settings | None = None, *, url: str | None = None,
                  redis: redis.Redis | None = None) -> None:
-        base = settings or Settings.from_env()
-        self.settings = base.replace(redis_url=url) if url else base
-        self.client = redis if redis is not None else connect(self.settings)
+        self.settings, self.client = configure(settings, url, redis)
         self.keys = Keyspace(self.settings.prefix)
         self.scripts = Scripts(self.client, self.settings)
 
@@ -132,7 +131,8 @@ class Admin:
     def purge_all(self, queue: str, state: str, batch: int = 500) -> Iterator[Progress]:
         """Delete every job of `state` present now, in batches; yields progress."""
         self._check(queue, state, PURGE_STATES, "purge")
-        return self._bulk(self.scripts.purge, queue, state, batch)
+        since = self._arrivals_cutoff(state)
+        return self._bulk(partial(self.scripts.purge, since_ms=since), queue, state, batch)
 
     def _bulk(self, action: object, queue: str, state: str, batch: int) -> Iterator[Progress]:
         batch = max(1, min(int(batch), 5000))
@@ -141,12 +141,26 @@ class Admin:
         if cutoff is None:
             yield Progress(0, 0)
             return
+        before = float("inf")
         while True:
             moved, left = self._step(action, queue, state, cutoff, batch)
             done += moved
             yield Progress(done, left)
-            if left == 0 or moved == 0:
+            # A batch may move nothing yet progress (ids whose hash expired are dropped), so
+            # stop only when none are left or the count of those left stops shrinking.
+            if left == 0 or left >= before:
                 return
+            before = left
+
+    @redis_errors
+    def _arrivals_cutoff(self, state: str) -> int:
+        """For pending and scheduled, the Redis time (ms) that bounds an "all" action: a job
+        enqueued later may score below the snapshot's top (higher priority, earlier due), so
+        the score alone cannot keep it out. 0 for the other states (scored by retention)."""
+        if state not in (PENDING, SCHEDULED):
+            return 0
+        sec, usec = self.client.time()
+        return int(sec) * 1000 + int(usec) // 1000
 
     @redis_errors
     def _snapshot(self, queue: str, state: str) -> float | None:
@@ -198,6 +212,7 @@ class Admin:
             "queue": queue, "state": state, "action": action, "task": task[:200],
             "text": text[:200], "actor": actor[:100], "cutoff": repr(cutoff or 0.0),
             "cursor": "", "skip": 0, "total": total, "done": 0, "examined": 0, "left": total,
+            "since_ms": self._arrivals_cutoff(state),
             "finished": int(cutoff is None or total == 0), "started_ms": now, "updated_ms": now}
         key = self.keys.bulk(queue, op_id)
         pipe = self.client.pipeline(transaction=False)
@@ -253,12 +268,17 @@ class Admin:
         match = JobFilter(task=cur.get("task", ""), text=cur.get("text", ""))
         if not match and action in ("requeue", "purge"):
             # Unfiltered: the script takes the lowest entries up to the cutoff itself.
-            step = self.scripts.requeue if action == "requeue" else self.scripts.purge
-            moved, left = step(queue, state, upto=cutoff, batch=batch)
+            if action == "requeue":
+                moved, left = self.scripts.requeue(queue, state, upto=cutoff, batch=batch)
+            else:
+                moved, left = self.scripts.purge(queue, state, upto=cutoff, batch=batch,
+                                                 since_ms=int(cur.get("since_ms", "0") or 0))
+            # As in _bulk: a batch of expired ids moves nothing but still makes progress.
+            before = int(cur["left"])
             cur["done"] = str(int(cur["done"]) + moved)
             cur["left"] = str(left)
             cur["examined"] = str(int(cur["total"]) - left)
-            cur["finished"] = "1" if left == 0 or moved == 0 else "0"
+            cur["finished"] = "1" if left == 0 or left >= before else "0"
             return
         # Filtered (or cancel): walk the snapshot by score with a cursor. Entries acted on
         # leave the set; `skip` counts the entries at the cursor's score that stayed.
@@ -273,7 +293,9 @@ class Admin:
             return
         rows = Inspector(self.settings, redis=self.client).rows(queue, entries,
                                                                  full_error=bool(match.text))
-        hits = [r.id for r in rows if r.exists and match.matches(r)]
+        since = int(cur.get("since_ms", "0") or 0)
+        hits = [r.id for r in rows if r.exists and match.matches(r)
+                and not (since and (r.enqueued_ms or 0) > since)]
         done = self._act(queue, state, action, hits)
         last = entries[-1][1]
         hit_set = set(hits)

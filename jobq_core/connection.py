@@ -77,6 +77,15 @@ def _sentinel_master(url: str, options: dict[str, Any]) -> redis.Redis:
     return client
 
 
+def configure(settings: Settings | None, url: str | None,
+              client: redis.Redis | None) -> tuple[Settings, redis.Redis]:
+    """Settings (from the environment unless given, `url` on top) and a client (the given one,
+    to share its connection pool, or a new one): what every API object starts from."""
+    base = settings or Settings.from_env()
+    chosen = base.replace(redis_url=url) if url else base
+    return chosen, client if client is not None else connect(chosen)
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -116,6 +125,9 @@ def translated(url: str) -> Iterator[None]:
             raise JobqError(f"Redis refused jobq's credentials: {text}") from exc
         if isinstance(exc, redis.exceptions.ReadOnlyError) or text.startswith("READONLY"):
             raise RedisUnavailable(f"Redis is a read-only replica: {text}") from exc
+        if text.startswith(("BUSY ", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")):
+            # Passing states (a long script, a failover): wait them out like a dropped link.
+            raise RedisUnavailable(f"Redis cannot answer for now: {text}") from exc
         raise
 
 

@@ -15,18 +15,17 @@ from typing import Any
 import redis
 
 from .config import Settings
-from .connection import connect, redis_errors, server_info, translated
+from .connection import configure, redis_errors, server_info, translated
 from .errors import ConfigError
 from .job import DEFERRED_MS, FINAL_STATES, STATES
 from .keys import Keyspace, check_queue_name, valid_job_id
 from .limits import Limit
 from .schedule import Schedule, check_schedule_name
-from .scripts import Scripts
+from .scripts import ROW_FIELDS, Scripts
 
-# Fields read for list rows (never the possibly huge args/result themselves).
-_ROW_FIELDS = ("task", "state", "enqueued_ms", "started_ms", "finished_ms", "reason",
-               "retries", "worker", "priority", "lost", "runtime_ms")
-PREVIEW_BYTES = 200
+PREVIEW_BYTES = 200  # characters of args (head) and error (tail) a list row shows
+# Entries one search.lua call examines: a few ms of Redis time, so a budget is kept closely.
+SEARCH_SLICE = 250
 
 
 @dataclass(frozen=True)
@@ -219,9 +218,7 @@ class Inspector:
 
     def __init__(self, settings: Settings | None = None, *, url: str | None = None,
                  redis: redis.Redis | None = None) -> None:
-        base = settings or Settings.from_env()
-        self.settings = base.replace(redis_url=url) if url else base
-        self.client = redis if redis is not None else connect(self.settings)
+        self.settings, self.client = configure(settings, url, redis)
         self.keys = Keyspace(self.settings.prefix)
         self._scripts: Scripts | None = None
 
@@ -274,24 +271,20 @@ class Inspector:
         limit = max(1, min(int(limit), self.settings.max_page_size))
         offset = max(0, int(offset))
         newest = (state in FINAL_STATES) if newest_first is None else newest_first
-        key = self.keys.state_set(queue, state)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zcard(key)
-        if newest:
-            pipe.zrevrange(key, offset, offset + limit - 1, withscores=True)
-        else:
-            pipe.zrange(key, offset, offset + limit - 1, withscores=True)
-        total, entries = pipe.execute()
-        entries = [(str(m), float(sc)) for m, sc in entries]
-        return JobPage(state, queue, int(total), offset, limit, newest,
-                       self._rows(queue, entries))
+        # One bounded script call: the count, the page's entries and their row fields.
+        total, records = self._scripts_().rows_page(queue, state, offset, limit,
+                                                    newest_first=newest)
+        return JobPage(state, queue, total, offset, limit, newest,
+                       [_row(queue, rec, float(rec[1]), False) for rec in records])
 
     @redis_errors
     def search(self, state: str, queue: str, *, task: str = "", text: str = "",
                limit: int = 50, scan_limit: int = 5000, newest_first: bool | None = None,
-               offset: int = 0) -> JobPage:
+               offset: int = 0, budget_s: float | None = None) -> JobPage:
         """Jobs in `state` whose task contains `task` and whose error/reason/args contain
-        `text`, looking at no more than `scan_limit` entries from position `offset`.
+        `text`, looking at no more than `scan_limit` entries from position `offset`, and,
+        with `budget_s`, starting no new slice of SEARCH_SLICE entries once that many
+        seconds have passed (the first slice always runs, so a scan always advances).
 
         `scanned` is the number of entries examined, so `offset + scanned` is where the
         next page of matches starts (positions are in the same order as `jobs`)."""
@@ -303,69 +296,47 @@ class Inspector:
         key = self.keys.state_set(queue, state)
         total = int(self.client.zcard(key))
         # The scan runs in Redis in bounded slices (search.lua), so only matches travel.
-        if self._scripts is None:
-            self._scripts = Scripts(self.client, self.settings)
-        scripts = self._scripts
+        scripts = self._scripts_()
         hits: list[tuple[str, float]] = []
         pos, end_pos = offset, min(total, offset + scan_limit)
+        deadline = None if budget_s is None else time.monotonic() + max(0.0, budget_s)
         while pos < end_pos and len(hits) < limit:
-            examined, found = scripts.search(queue, state, pos, min(500, end_pos - pos),
-                                             newest_first=newest, task=task, text=text,
-                                             limit=limit - len(hits))
+            count = min(SEARCH_SLICE, end_pos - pos)
+            examined, found = scripts.search(queue, state, pos, count, newest_first=newest,
+                                             task=task, text=text, limit=limit - len(hits))
             if examined == 0:
                 break
             pos += examined
             hits += found
-        found_rows = self._rows(queue, hits, full_error=bool(text)) if hits else []
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        found_rows = self._rows(queue, hits, full_error=bool(text), state=state)
         return JobPage(state, queue, total, offset, limit, newest, found_rows,
                        scanned=pos - offset)
 
     def rows(self, queue: str, entries: Sequence[tuple[str, float]],
              full_error: bool = False) -> list[JobRow]:
-        """List rows for (id, score) entries of `queue`, in one or two pipelined round trips."""
+        """List rows for (id, score) entries of `queue`, in one script call (rows.lua);
+        `full_error` reads errors whole (up to 64 KiB) instead of a preview of their end."""
         check_queue_name(queue)
         with translated(self.settings.redis_url):
             return self._rows(queue, entries, full_error)
 
+    def _scripts_(self) -> Scripts:
+        if self._scripts is None:
+            self._scripts = Scripts(self.client, self.settings)
+        return self._scripts
+
     def _rows(self, queue: str, entries: Sequence[tuple[str, float]],
-              full_error: bool = False) -> list[JobRow]:
-        pipe = self.client.pipeline(transaction=False)
-        for job_id, _ in entries:
-            key = self.keys.job(queue, job_id)
-            pipe.hmget(key, _ROW_FIELDS)
-            pipe.hstrlen(key, "args")
-            pipe.hstrlen(key, "error")
-        replies = pipe.execute(raise_on_error=False)
-        small = pipe = self.client.pipeline(transaction=False)
-        for i, (job_id, _) in enumerate(entries):
-            key = self.keys.job(queue, job_id)
-            args_len, err_len = replies[3 * i + 1], replies[3 * i + 2]
-            # Read args and errors only when small; big ones are previewed by their size.
-            small.hget(key, "args") if _is_small(args_len, 4096) else small.echo("")
-            limit = 65536 if full_error else 4096
-            small.hget(key, "error") if _is_small(err_len, limit) else small.echo("")
-        texts = small.execute(raise_on_error=False)
-        rows = []
-        for i, (job_id, score) in enumerate(entries):
-            values = replies[3 * i]
-            if isinstance(values, Exception):
-                values = [None] * len(_ROW_FIELDS)
-            f = dict(zip(_ROW_FIELDS, values, strict=True))
-            args, err = texts[2 * i], texts[2 * i + 1]
-            args_len, err_len = replies[3 * i + 1], replies[3 * i + 2]
-            args_text = args if isinstance(args, str) and args else (
-                f"<{args_len} bytes>" if isinstance(args_len, int) and args_len else "")
-            err_text = err if isinstance(err, str) and err else (
-                f"<{err_len} bytes of error text>" if isinstance(err_len, int) and err_len
-                else "")
-            rows.append(JobRow(
-                id=job_id, queue=queue, state=f.get("state") or "", task=f.get("task") or "",
-                score=score, enqueued_ms=_int(f.get("enqueued_ms")),
-                started_ms=_int(f.get("started_ms")), finished_ms=_int(f.get("finished_ms")),
-                retries=_int(f.get("retries")) or 0, worker=f.get("worker") or "",
-                reason=f.get("reason") or "", args_preview=_preview(args_text),
-                error_preview=err_text[-PREVIEW_BYTES:] if not full_error else err_text,
-                exists=f.get("state") is not None))
+              full_error: bool = False, state: str = "pending") -> list[JobRow]:
+        # `state` only names the set KEYS[1] of rows.lua; with ids it is not read.
+        rows: list[JobRow] = []
+        for i in range(0, len(entries), 500):
+            part = entries[i:i + 500]
+            records = self._scripts_().rows_of(queue, state, [job_id for job_id, _ in part],
+                                               whole_error=full_error)
+            rows += [_row(queue, rec, score, full_error)
+                     for rec, (_, score) in zip(records, part, strict=True)]
         return rows
 
     @redis_errors
@@ -507,7 +478,7 @@ class Inspector:
         total, entries = pipe.execute()
         rows = [(str(m), float(sc) - DEFERRED_MS) for m, sc in entries]
         return JobPage("scheduled", queue, int(total), offset, limit, False,
-                       self._rows(queue, rows))
+                       self._rows(queue, rows, state="scheduled"))
 
     @redis_errors
     def dependencies(self, queue: str, job_id: str) -> list[Dependency]:
@@ -604,5 +575,19 @@ def _schedule_info(name: str, f: Mapping[str, str]) -> ScheduleInfo:
                         _int(f.get("missed")) or 0, error, dict(f))
 
 
-def _is_small(length: object, limit: int) -> bool:
-    return isinstance(length, int) and 0 < length <= limit
+def _row(queue: str, rec: Sequence[Any], score: float, full_error: bool) -> JobRow:
+    """A JobRow from a rows.lua record (see scripts.rows_page)."""
+    n = len(ROW_FIELDS)
+    f: dict[str, Any] = dict(zip(ROW_FIELDS, rec[2:2 + n], strict=True))
+    args, args_len, err, err_len = rec[2 + n:2 + n + 4]
+    # A field too big to read in a row is shown by its size.
+    args_text = args if args else (f"<{args_len} bytes>" if args_len else "")
+    err_text = err if err else (f"<{err_len} bytes of error text>" if err_len else "")
+    return JobRow(
+        id=str(rec[0]), queue=queue, state=f.get("state") or "", task=f.get("task") or "",
+        score=score, enqueued_ms=_int(f.get("enqueued_ms")),
+        started_ms=_int(f.get("started_ms")), finished_ms=_int(f.get("finished_ms")),
+        retries=_int(f.get("retries")) or 0, worker=f.get("worker") or "",
+        reason=f.get("reason") or "", args_preview=_preview(args_text),
+        error_preview=err_text if full_error else err_text[-PREVIEW_BYTES:],
+        exists=f.get("state") is not None)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from .config import Settings
-from .connection import connect, redis_errors, translated
+from .connection import configure, connect, redis_errors, translated
 from .errors import ConfigError, JobFailed, JobNotFound, Timeout
 from .job import (
     CANCELLED,
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from .limits import Limit
 
 _UNSET: Any = object()
+# Keyword options enqueue_call takes (besides task, args, kwargs).
+_CALL_OPTIONS = frozenset({"priority", "timeout_s", "ttl_s", "result_ttl_s", "max_retries",
+                           "job_id", "delay_s", "run_at", "meta", "retry_backoff_s"})
 
 
 class Queue:
@@ -46,9 +49,7 @@ class Queue:
     def __init__(self, name: str = "default", url: str | None = None, *,
                  settings: Settings | None = None, redis: redis.Redis | None = None) -> None:
         self.name = check_queue_name(name)
-        base = settings or Settings.from_env()
-        self.settings = base.replace(redis_url=url) if url else base
-        self.client = redis if redis is not None else connect(self.settings)
+        self.settings, self.client = configure(settings, url, redis)
         self.keys = Keyspace(self.settings.prefix)
         self.scripts = Scripts(self.client, self.settings)
         self._registered = False
@@ -126,6 +127,10 @@ class Queue:
             task = opts.pop("task", None)
             if task is None:
                 raise ConfigError(f"enqueue_many: call {call!r} has no 'task'")
+            unknown = sorted(set(opts) - {"args", "kwargs"} - _CALL_OPTIONS)
+            if unknown:
+                raise ConfigError(f"enqueue_many: unknown option(s) {', '.join(unknown)}; "
+                                  f"options are {', '.join(sorted(_CALL_OPTIONS))}")
             return self._spec(task, opts.pop("args", ()), opts.pop("kwargs", None) or {}, **opts)
         if isinstance(call, tuple | list) and 1 <= len(call) <= 3:
             task, args, kwargs = (*call, (), None)[:3] if len(call) < 3 else call
@@ -165,6 +170,9 @@ class Queue:
                 options[key] = str(int(chosen) if integral else float(chosen))
         if meta:
             from .job import dumps
+
+            if not isinstance(meta, Mapping):
+                raise ConfigError(f"meta must be a dict, not {type(meta).__name__}")
             options["meta"] = dumps(dict(meta), "meta")
         ttl = ttl_s if ttl_s is not None else (d.ttl_s if d else None)
         if ttl is not None and not _finite_non_negative(ttl):

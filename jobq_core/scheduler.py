@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from .config import Settings
-from .connection import connect, redis_errors, translated
+from .connection import configure, redis_errors, translated
 from .errors import ConfigError, JobqError, ScheduleNotFound
 from .job import Job, JobSpec
 from .keys import Keyspace
@@ -71,9 +71,7 @@ class Scheduler:
 
     def __init__(self, settings: Settings | None = None, *, url: str | None = None,
                  redis: redis.Redis | None = None, name: str | None = None) -> None:
-        base = settings or Settings.from_env()
-        self.settings = base.replace(redis_url=url) if url else base
-        self.client = redis if redis is not None else connect(self.settings)
+        self.settings, self.client = configure(settings, url, redis)
         self.keys = Keyspace(self.settings.prefix)
         self.scripts = Scripts(self.client, self.settings)
         self.token = secrets.token_hex(8)

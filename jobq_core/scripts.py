@@ -24,7 +24,7 @@ MISSING, LEASE_NOT_HELD, REFUSED = -1, -2, -3
 
 _NAMES = ("enqueue", "claim", "extend", "complete", "fail", "promote", "reap", "release",
           "cancel", "requeue", "purge", "watch", "depend", "resolve", "lead", "resign",
-          "advance", "fire", "search")
+          "advance", "fire", "search", "rows", "trim")
 
 
 def _source(name: str) -> str:
@@ -42,6 +42,16 @@ class ClaimResult:
 
 def _pairs(flat: Sequence[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+# The job fields a list row reads, in the order lua/rows.lua returns them (its FIELDS).
+ROW_FIELDS = ("task", "state", "enqueued_ms", "started_ms", "finished_ms", "reason", "retries",
+              "worker", "priority", "lost", "runtime_ms")
+ROW_WIDTH = 2 + len(ROW_FIELDS) + 4  # id, score, fields, args text/bytes, error text/bytes
+
+
+def _records(flat: Sequence[Any]) -> list[list[Any]]:
+    return [list(flat[i:i + ROW_WIDTH]) for i in range(1, len(flat), ROW_WIDTH)]
 
 
 def _check(code: int, job_id: str, what: str) -> None:
@@ -171,6 +181,13 @@ class Scripts:
                           s.history_minutes], client)
         return list(zip(flat[::2], flat[1::2], strict=True))
 
+    # trim.lua
+    def trim(self, queue: str, client: redis.Redis | None = None) -> int:
+        """Drop expired ids from the final-state zsets (bounded); returns how many."""
+        k = self.keys
+        return int(self._run("trim", [k.completed(queue), k.failed(queue), k.dead(queue),
+                                      k.cancelled(queue)], [], client))
+
     # release.lua
     def release(self, job: Claimed, client: redis.Redis | None = None) -> None:
         """Hand a leased job back to pending without counting a lost lease."""
@@ -205,10 +222,12 @@ class Scripts:
 
     # purge.lua
     def purge(self, queue: str, state: str, ids: Sequence[str] = (), *,
-              upto: float | None = None, batch: int = 0) -> tuple[int, int]:
-        """Delete jobs of `state`: the given ids, or one batch up to a score."""
+              upto: float | None = None, batch: int = 0, since_ms: int = 0) -> tuple[int, int]:
+        """Delete jobs of `state`: the given ids, or one batch up to a score (leaving jobs
+        enqueued or requeued after `since_ms`, when given)."""
         k = self.keys
-        argv: list[Any] = [state, "ids", *ids] if upto is None else [state, "upto", upto, batch]
+        argv: list[Any] = ([state, "ids", *ids] if upto is None
+                           else [state, "upto", upto, batch, since_ms])
         deleted, left = self._run("purge", [k.state_set(queue, state), k.job_prefix(queue)], argv)
         return int(deleted), int(left)
 
@@ -222,6 +241,26 @@ class Scripts:
                          [offset, count, "1" if newest_first else "0", task.lower(),
                           text.lower(), limit])
         return int(flat[0]), [(str(flat[i]), float(flat[i + 1])) for i in range(1, len(flat), 2)]
+
+    # rows.lua
+    def rows_page(self, queue: str, state: str, offset: int, count: int, *,
+                  newest_first: bool, whole_error: bool = False) -> tuple[int, list[list[Any]]]:
+        """One page of list rows of a state set, from rank `offset`: (entries in the set,
+        records). A record is id, score, the ROW_FIELDS values, args preview, args bytes,
+        error text, error bytes (see the header of lua/rows.lua). Read-only."""
+        flat = self._run("rows", [self.keys.state_set(queue, state), self.keys.job_prefix(queue)],
+                         ["1" if whole_error else "0", "rank", offset, count,
+                          "1" if newest_first else "0"])
+        return int(flat[0]), _records(flat)
+
+    def rows_of(self, queue: str, state: str, ids: Sequence[str], *,
+                whole_error: bool = False) -> list[list[Any]]:
+        """List row records (as rows_page, with '' scores) for the given job ids. Read-only."""
+        if not ids:
+            return []
+        flat = self._run("rows", [self.keys.state_set(queue, state), self.keys.job_prefix(queue)],
+                         ["1" if whole_error else "0", "ids", *ids])
+        return _records(flat)
 
     # watch.lua
     def watch(self, queue: str, job_id: str) -> str | None:

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest, Conflict, NotFound
 
 from jobq_core.admin import BulkOp
-from jobq_core.inspect import JobFilter, JobRow
+from jobq_core.inspect import JobFilter, JobRow, ScheduleInfo
 from jobq_core.job import FINAL_STATES, PURGE_STATES, REQUEUE_STATES
 
 from .. import params
@@ -47,8 +47,10 @@ def index() -> Response:
     return jsonify({"user": current_user().name, "role": current_user().role, "endpoints": [
         "GET /api/overview", "GET /api/queues", "GET /api/jobs/<state>",
         "GET /api/jobs/<queue>/<id>", "GET /api/workers", "GET /api/history",
-        "GET /api/audit", "POST /api/jobs/<queue>/<id>/<requeue|cancel|purge|release>",
-        "POST /api/queues/<queue>/<pause|resume>", "POST /api/ops",
+        "GET /api/audit", "GET /api/schedules",
+        "POST /api/jobs/<queue>/<id>/<requeue|cancel|purge|release>",
+        "POST /api/queues/<queue>/<pause|resume>",
+        "POST /api/schedules/<name>/<enable|disable|run|delete>", "POST /api/ops",
         "GET /api/ops/<queue>/<op_id>", "POST /api/ops/<queue>/<op_id>/step"]})
 
 
@@ -65,7 +67,38 @@ def overview() -> Response:
 def queues() -> Response:
     insp = engine().inspector
     counts = insp.counts()
-    return jsonify([{"name": q, "counts": c, **insp.queue_info(q)} for q, c in counts.items()])
+    return jsonify([{"name": q, "counts": c, **insp.queue_info(q),
+                     "limits": [dataclasses.asdict(lim) for lim in insp.limits(q)]}
+                    for q, c in counts.items()])
+
+
+@bp.get("/schedules")
+def schedules() -> Response:
+    insp = engine().inspector
+    return jsonify({"leader": dataclasses.asdict(insp.scheduler()),
+                    "schedules": [_schedule(i) for i in insp.schedules()]})
+
+
+def _schedule(info: ScheduleInfo) -> dict[str, Any]:
+    out = {k: v for k, v in dataclasses.asdict(info).items() if k not in ("schedule", "fields")}
+    s = info.schedule
+    out["when"] = info.when
+    out["definition"] = None if s is None else {
+        "task": s.task, "queue": s.queue, "every_s": s.every_s, "cron": s.cron,
+        "timezone": s.timezone, "missed": s.missed, "grace_s": s.grace_s,
+        "args": list(s.args), "kwargs": dict(s.kwargs), "options": dict(s.options)}
+    return out
+
+
+@bp.post("/schedules/<name>/<action>")
+def schedule_action(name: str, action: str) -> Response:
+    from .schedules import check_action, perform, schedule_or_404
+
+    info = schedule_or_404(name)
+    check_action(action)
+    message, job_id = perform(info, action, via=" (API)")
+    return jsonify({"schedule": name, "action": action, "job_id": job_id or None,
+                    "message": message})
 
 
 @bp.get("/jobs/<state>")

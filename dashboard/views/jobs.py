@@ -10,8 +10,9 @@ from werkzeug.exceptions import BadRequest, Conflict, NotFound
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from jobq_core.admin import BULK_ACTIONS
-from jobq_core.inspect import JobFilter
-from jobq_core.job import FINAL_STATES, PURGE_STATES, REQUEUE_STATES, STATES
+from jobq_core.inspect import Dependency, JobFilter
+from jobq_core.job import DEFERRED_MS, FINAL_STATES, PURGE_STATES, REQUEUE_STATES, STATES
+from jobq_core.keys import QUEUE_NAME_RE, valid_job_id
 
 from .. import params
 from ..app import engine
@@ -21,11 +22,12 @@ from .common import audit, back_to_list, known_queues, notify, page
 
 bp = Blueprint("jobs", __name__)
 
-RAW_FIELDS = ("args", "kwargs", "result", "error", "meta", "progress")
+RAW_FIELDS = ("args", "kwargs", "result", "error", "meta", "progress", "depends_on")
 MAX_SELECTED = 500
 # Actions that lose information: asked to confirm first.
 DESTRUCTIVE = frozenset({"purge", "cancel"})
 PAST = {"requeue": "Requeued", "purge": "Purged", "cancel": "Cancelled"}
+MAX_DEPS_SHOWN = 200  # parents listed on a job's page (a group's callback may have thousands)
 
 
 def actions_for(state: str) -> list[str]:
@@ -73,11 +75,16 @@ def listing(state: str) -> Response | BaseResponse:
         alive = insp.workers_alive([r.worker for r in result.rows if r.worker])
     query = {"queue": queue, "order": order, "per_page": per_page, "task": match.task,
              "text": match.text}
+    # The job page URL of each listed queue without the id ('-' is a valid id, cut off): one
+    # url_for per queue instead of one per row. Ids are URL-safe (keys.JOB_ID_RE).
+    links = {q: url_for(".detail", queue=q, job_id="-")[:-1] for q in {r.queue for r in
+                                                                       result.rows}}
     return page("jobq/jobs/list.html", "jobq/jobs/_rows.html", state=state, queue=queue,
                 queues=names, order=order, per_page=per_page, match=match, result=result,
                 page_no=page_no, last_page=last_page, now_ms=now, alive=alive,
                 query={k: v for k, v in query.items() if v}, actions=actions_for(state),
-                per_page_choices=params.PER_PAGE_CHOICES, states=STATES)
+                per_page_choices=params.PER_PAGE_CHOICES, states=STATES, deferred_ms=DEFERRED_MS,
+                links=links)
 
 
 @bp.get("/job/<job_id>")
@@ -107,9 +114,18 @@ def detail(queue: str, job_id: str) -> Response:
     insp = engine().inspector
     worker = job.fields.get("worker", "")
     alive = insp.workers_alive([worker]).get(worker) if worker else None
+    deps = insp.dependencies(job.queue, job.id) if job.fields.get("depends_on") else []
     return page("jobq/jobs/detail.html", "jobq/jobs/_detail.html", job=job,
                 now_ms=insp.server_time_ms(), worker_alive=alive, timeline=_timeline(job),
-                actions=actions_for(job.state))
+                actions=actions_for(job.state), deps=[_dep_view(d) for d in deps],
+                waiting=sum(1 for d in deps if d.waiting), max_deps=MAX_DEPS_SHOWN)
+
+
+def _dep_view(dep: Dependency) -> dict[str, Any]:
+    queue, _, job_id = dep.ref.rpartition("/")
+    linkable = valid_job_id(job_id) and bool(QUEUE_NAME_RE.fullmatch(queue))
+    return {"ref": dep.ref, "queue": queue, "id": job_id, "state": dep.state,
+            "waiting": dep.waiting, "linkable": linkable}
 
 
 def _timeline(job: Any) -> list[tuple[int, str]]:

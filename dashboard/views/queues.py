@@ -1,4 +1,5 @@
-"""Queues: depth per state, paused state with pause/resume, max length, lifetime counters."""
+"""Queues: depth per state, paused state with pause/resume, max length, lifetime counters,
+deferred jobs, and the rate and concurrency limits with their current use."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ def index() -> Response:
     insp = engine().inspector
     counts = insp.counts()
     infos = {q: insp.queue_info(q) for q in counts}
+    limits = {q: insp.limits(q) for q in counts}
     return page("jobq/queues.html", "jobq/_queues.html", counts=counts, infos=infos,
-                states=STATES)
+                limits={q: rows for q, rows in limits.items() if rows}, states=STATES,
+                now_ms=insp.server_time_ms())
 
 
 @bp.post("/queues/<queue>/<action>")

@@ -94,13 +94,15 @@ local function trim_expired(set, now)
   if #old > 0 then redis.call('ZREM', set, unpack(old)) end
 end
 
--- Put a job into a terminal zset scored by its retention expiry, and expire its hash.
+-- Put a job into a terminal zset scored by its retention expiry, and expire its hash and its
+-- attempt log (job .. ':attempts', which a retry or a lost lease left without a TTL).
 local function retain(set, job, id, now, ttl_ms)
   if ttl_ms > 0 then
     redis.call('ZADD', set, now + ttl_ms, id)
     redis.call('PEXPIRE', job, ttl_ms)
+    redis.call('PEXPIRE', job .. ':attempts', ttl_ms)
   else
-    redis.call('DEL', job)
+    redis.call('DEL', job, job .. ':attempts')
   end
   trim_expired(set, now)
 end
@@ -136,3 +138,14 @@ local function next_due(scheduled)
   return tonumber(nxt[2])
 end
 
+
+-- The ids an admin script acts on (requeue.lua, purge.lua): ARGV[2] 'ids' -> ARGV[3..];
+-- 'upto' -> one batch (ARGV[4]) of `set` with scores up to the snapshot cutoff ARGV[3].
+local function selected_ids(set)
+  if ARGV[2] == 'upto' then
+    return redis.call('ZRANGEBYSCORE', set, '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
+  end
+  local ids = {}
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+  return ids
+end

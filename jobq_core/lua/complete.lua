@@ -10,7 +10,7 @@ local out, done, kept = {}, {}, {}
 for i = 2, #ARGV, 5 do
   local id = ARGV[i]
   local job = KEYS[5] .. id
-  local f = redis.pcall('HMGET', job, 'lease', 'waiters')
+  local f = redis.pcall('HMGET', job, 'lease', 'waiters', 'retries', 'lost')
   if f.err then
     out[#out + 1] = -1  -- not a hash: nothing of ours to complete
   elseif not f[1] then
@@ -28,11 +28,15 @@ for i = 2, #ARGV, 5 do
     redis.call('HSET', job, 'state', 'completed', 'result', ARGV[i + 2], 'finished_ms', now,
                'runtime_ms', ARGV[i + 4])
     local ttl_ms = tonumber(ARGV[i + 3])
+    -- Only a job that failed an attempt or lost a lease before has an attempt log.
+    local attempts = (f[3] or f[4]) and job .. ':attempts'
     if ttl_ms > 0 then
       redis.call('PEXPIRE', job, ttl_ms)
+      if attempts then redis.call('PEXPIRE', attempts, ttl_ms) end
       kept[#kept + 1] = now + ttl_ms; kept[#kept + 1] = id
     else
       redis.call('DEL', job)
+      if attempts then redis.call('DEL', attempts) end
     end
     done[#done + 1] = id
     out[#out + 1] = 1

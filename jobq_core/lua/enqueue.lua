@@ -19,8 +19,7 @@ end
 local q = {pending = KEYS[1], scheduled = KEYS[2], seq = KEYS[3], marker = nil}
 local pending_created = false
 local now = now_ms()
-local out = {}
-local created = 0
+local out, created = {}, 0
 local i = 3
 
 local function unique_holder(lock, id)

@@ -6,13 +6,7 @@
 --   upto: ARGV[3] score cutoff (snapshot taken by the caller)  ARGV[4] batch size
 -- Returns {moved, left}: left = entries of the set with score <= cutoff still there ('upto'),
 --   0 for 'ids'. Ids not in the set, or whose hash is gone, are skipped (and dropped from it).
-local ids
-if ARGV[2] == 'upto' then
-  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
-else
-  ids = {}
-  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
-end
+local ids = selected_ids(KEYS[1])
 local moved = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
@@ -20,8 +14,10 @@ for _, id in ipairs(ids) do
     if redis.call('TYPE', job)['ok'] == 'hash' and redis.call('HGET', job, 'state') == ARGV[1] then
       redis.call('PERSIST', job)
       redis.call('PERSIST', job .. ':attempts')
+      -- expires_ms goes too: an operator's requeue means "run it now", so a job that went dead
+      -- as expired must not be buried again by its old TTL.
       redis.call('HDEL', job, 'reason', 'result', 'finished_ms', 'lease', 'lost', 'retries',
-                 'runtime_ms')
+                 'runtime_ms', 'expires_ms')
       redis.call('HSET', job, 'state', 'pending', 'requeued_ms', now_ms())
       redis.call('HINCRBY', job, 'requeues', 1)
       push_pending(KEYS[2], KEYS[3], KEYS[4], id, redis.call('HGET', job, 'priority'))

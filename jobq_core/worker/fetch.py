@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -106,7 +107,11 @@ class Recorder:
             if outcome.kind == OK:
                 completions[job.queue].append(i)
             else:
-                states[i] = self._retrying(job.id, partial(self._fail, job, outcome)) or ""
+                try:
+                    states[i] = self._retrying(job.id, partial(self._fail, job, outcome)) or ""
+                except Exception:  # one job's record must not lose the rest of the batch
+                    log.exception("recording the outcome of job %s failed (its lease will "
+                                  "bring it back)", job.id)
         for queue, idx in completions.items():
             batch = [(items[i][0], items[i][1].result_json,
                       items[i][0].int_field("result_ttl_s", self.settings.result_ttl_s),
@@ -164,7 +169,9 @@ class Recorder:
                                  attempt_json=record)
 
     def _backoff(self, job: Claimed, task: Task[Any, Any] | None, asked: float | None) -> float:
-        if asked is not None:
+        # Retry(delay_s) comes from task code: anything but a number of seconds (inf, nan)
+        # gets the planned backoff rather than breaking the recording.
+        if asked is not None and math.isfinite(asked):
             return max(0.0, asked)
         base = job.float_field("retry_backoff_s",
                                _opt(task, "retry_backoff_s", self.settings.retry_backoff_s))

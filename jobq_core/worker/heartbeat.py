@@ -61,6 +61,8 @@ class Heartbeat(threading.Thread):
                     for job_id, state in self.scripts.reap(q, client=self.client):
                         log.warning("reaped job %s (lease expired) -> %s", job_id, state)
                     self.scripts.promote(q)
+                    self.scripts.trim(q, client=self.client)
+                self._prune_registry()
             if self._down_since is not None:
                 log.warning("Redis reachable again after %.1fs", sent - self._down_since)
                 self._down_since = None
@@ -72,6 +74,22 @@ class Heartbeat(threading.Thread):
         if self.after_beat is not None:
             self.after_beat()
 
+    def _prune_registry(self) -> None:
+        """Forget (a bounded number of) workers whose registry hash expired: SIGKILLed ones
+        never unregister themselves."""
+        stale_before = int(time.time() * 1000) - int(
+            self.settings.heartbeat_s * self.settings.worker_ttl_factor * 1000)
+        ids = [str(w) for w in self.client.zrangebyscore(self.keys.workers(), "-inf",
+                                                         stale_before, start=0, num=100)]
+        if not ids:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for wid in ids:
+            pipe.exists(self.keys.worker(wid))
+        gone = [wid for wid, n in zip(ids, pipe.execute(), strict=True) if not n]
+        if gone:
+            self.client.zrem(self.keys.workers(), *gone)
+
     def _renew(self, sent: float) -> None:
         by_queue: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for job in self.pool.leases():
@@ -79,8 +97,8 @@ class Heartbeat(threading.Thread):
         for q, leases in by_queue.items():
             lost = set(self.scripts.extend(q, leases, client=self.client))
             for job_id in lost:
-                self.pool.abort(job_id, "its lease was lost (reaped, requeued or purged)")
-            self.pool.renewed([i for i, _ in leases if i not in lost], sent)
+                self.pool.abort(q, job_id, "its lease was lost (reaped, requeued or purged)")
+            self.pool.renewed(q, [i for i, _ in leases if i not in lost], sent)
 
     def register(self) -> None:
         running = self.pool.running()

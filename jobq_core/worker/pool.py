@@ -73,6 +73,8 @@ class Slot:
                 return
             try:
                 outcome = self.execute(job)
+            except JobTimeout:  # a thread slot's interrupt that landed just after its job ended
+                outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
             except Exception as exc:  # a bug of ours must not kill the slot
                 log.exception("slot %s failed running job %s", self.index, job.id)
                 outcome = Outcome(CRASH, error=repr(exc), reason="worker error")
@@ -97,14 +99,14 @@ class ThreadSlot(Slot):
     def __init__(self, pool: Pool, index: int) -> None:
         super().__init__(pool, index)
         self._lock = threading.Lock()
-        self._in_task = False
+        self._in_task: Claimed | None = None  # the job running in the thread now
 
     def execute(self, job: Claimed) -> Outcome:
         timeout_s = self.pool.timeout_for(job)
-        timer = threading.Timer(timeout_s, self._interrupt) if timeout_s > 0 else None
+        timer = threading.Timer(timeout_s, self._interrupt, (job,)) if timeout_s > 0 else None
         call = Call(job.id, job.queue, dict(job.fields))
         with self._lock:
-            self._in_task = True
+            self._in_task = job
         try:
             if timer:
                 timer.start()
@@ -113,18 +115,19 @@ class ThreadSlot(Slot):
             return Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
         finally:
             with self._lock:
-                self._in_task = False
+                self._in_task = None
             if timer:
                 timer.cancel()
 
-    def _interrupt(self) -> None:
+    def _interrupt(self, job: Claimed) -> None:
+        # Only while that very job runs: the slot may have moved on to the next one.
         with self._lock:
-            if self._in_task and self.thread.ident is not None:
+            if self._in_task is job and self.thread.ident is not None:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(
                     ctypes.c_ulong(self.thread.ident), ctypes.py_object(JobTimeout))
 
     def abort(self, entry: Running) -> None:
-        self._interrupt()
+        self._interrupt(entry.job)
 
 
 class ProcessSlot(Slot):
@@ -135,6 +138,8 @@ class ProcessSlot(Slot):
         self.proc: BaseProcess | None = None
         self.conn: Connection | None = None
         self._kill = threading.Event()
+        self._lock = threading.Lock()
+        self._job: Claimed | None = None  # the job the child runs (or last ran)
 
     def _spawn(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -155,10 +160,12 @@ class ProcessSlot(Slot):
             self._spawn()
 
     def execute(self, job: Claimed) -> Outcome:
+        with self._lock:
+            self._job = job
+            self._kill.clear()
         if self.proc is None or not self.proc.is_alive():
             self._spawn()
         assert self.conn is not None and self.proc is not None
-        self._kill.clear()
         timeout_s = self.pool.timeout_for(job)
         # The child interrupts itself at timeout_s; we kill it if it has not answered by then
         # plus the kill grace (a job blocked in C or ignoring signals).
@@ -175,7 +182,7 @@ class ProcessSlot(Slot):
                     return outcome
                 except (EOFError, OSError):
                     return self._crashed()
-            self.pool.fence_one(job.id)
+            self.pool.fence_one(job.queue, job.id)
             if self._kill.is_set():
                 self._terminate()
                 return Outcome(CRASH, error="job stopped by the worker", reason="aborted")
@@ -207,7 +214,10 @@ class ProcessSlot(Slot):
             self.proc = None
 
     def abort(self, entry: Running) -> None:
-        self._kill.set()
+        # Only while that very job runs: the slot may have moved on to the next one.
+        with self._lock:
+            if self._job is entry.job:
+                self._kill.set()
 
     def close(self) -> None:
         if self.conn is not None and self.proc is not None and self.proc.is_alive():
@@ -234,7 +244,8 @@ class Pool:
         self._settle: stdqueue.SimpleQueue[tuple[Claimed, Outcome] | None] = stdqueue.SimpleQueue()
         self._settler = threading.Thread(target=self._settle_loop, name="jobq-settler",
                                          daemon=True)
-        self._held: dict[str, Running] = {}
+        # Keyed by (queue, id): a job id is unique within its queue only.
+        self._held: dict[tuple[str, str], Running] = {}
         self._cond = threading.Condition()
         # Set when stop() begins: idle slots must not start job processes any more.
         self.stopping = threading.Event()
@@ -280,7 +291,7 @@ class Pool:
 
     def submit(self, job: Claimed, leased_at: float) -> None:
         with self._cond:
-            self._held[job.id] = Running(job, leased_at)
+            self._held[(job.queue, job.id)] = Running(job, leased_at)
         self._inbox.put(job)
 
     # -- used by the heartbeat ------------------------------------------------------------
@@ -288,17 +299,17 @@ class Pool:
         with self._cond:
             return [r.job for r in self._held.values() if not r.aborted]
 
-    def renewed(self, job_ids: Sequence[str], sent_at: float) -> None:
+    def renewed(self, queue: str, job_ids: Sequence[str], sent_at: float) -> None:
         with self._cond:
             for job_id in job_ids:
-                entry = self._held.get(job_id)
+                entry = self._held.get((queue, job_id))
                 if entry is not None:
                     entry.lease_ok = max(entry.lease_ok, sent_at)
 
-    def abort(self, job_id: str, why: str) -> None:
+    def abort(self, queue: str, job_id: str, why: str) -> None:
         """Stop a job whose lease is gone; its outcome will not be recorded."""
         with self._cond:
-            entry = self._held.get(job_id)
+            entry = self._held.get((queue, job_id))
             if entry is None or entry.aborted:
                 return
             entry.aborted = why
@@ -319,22 +330,27 @@ class Pool:
     def fence(self, now: float) -> None:
         """Abort jobs whose lease could not be renewed and may soon expire."""
         with self._cond:
-            stale = [r.job.id for r in self._held.values() if self._stale(r, now)]
-        for job_id in stale:
-            self.abort(job_id, "its lease could not be renewed in time (Redis unreachable?); "
-                       "another worker will run it")
+            stale = [key for key, r in self._held.items() if self._stale(r, now)]
+        for queue, job_id in stale:
+            self.abort(queue, job_id, "its lease could not be renewed in time (Redis "
+                       "unreachable?); another worker will run it")
 
-    def fence_one(self, job_id: str) -> None:
+    def fence_one(self, queue: str, job_id: str) -> None:
         with self._cond:
-            entry = self._held.get(job_id)
+            entry = self._held.get((queue, job_id))
             stale = entry is not None and self._stale(entry, time.monotonic())
         if stale:
-            self.abort(job_id, "its lease could not be renewed in time (Redis unreachable?); "
-                       "another worker will run it")
+            self.abort(queue, job_id, "its lease could not be renewed in time (Redis "
+                       "unreachable?); another worker will run it")
 
     def running(self) -> list[Running]:
         with self._cond:
             return list(self._held.values())
+
+    def _entry(self, job: Claimed) -> Running | None:
+        """The held entry of this very claim (same token), not of a later claim of the job."""
+        entry = self._held.get((job.queue, job.id))
+        return entry if entry is not None and entry.job.token == job.token else None
 
     # -- used by slots and the settler ------------------------------------------------------
     def _next(self, slot: Slot) -> Claimed | None:
@@ -344,7 +360,7 @@ class Pool:
             if job is None:
                 return None
             with self._cond:
-                entry = self._held.get(job.id)
+                entry = self._entry(job)
                 if entry is not None and not entry.aborted:
                     entry.slot = slot
                     entry.started = time.monotonic()
@@ -377,7 +393,7 @@ class Pool:
         keep: list[tuple[Claimed, Outcome]] = []
         with self._cond:
             for job, outcome in batch:
-                entry = self._held.get(job.id)
+                entry = self._entry(job)
                 if entry is not None and entry.aborted and entry.slot is None:
                     pass  # never started (stopping, or its lease was lost while it waited)
                 elif entry is not None and entry.aborted:
@@ -385,6 +401,9 @@ class Pool:
                                 entry.aborted)
                 elif entry is not None:
                     keep.append((job, outcome))
+                else:
+                    log.warning("dropped the outcome of job %s (%s): it is no longer held "
+                                "under this lease", job.id, outcome.kind)
         if keep:
             try:
                 self.on_done(keep)
@@ -392,18 +411,24 @@ class Pool:
                 log.exception("recording the outcomes of %d jobs failed", len(keep))
         with self._cond:
             for job, _ in batch:
-                self._held.pop(job.id, None)
+                if self._entry(job) is not None:
+                    del self._held[(job.queue, job.id)]
             self._cond.notify_all()
+
+    def take_waiting(self) -> list[Claimed]:
+        """Mark the jobs no slot has started as not to run, and return them to hand back."""
+        with self._cond:
+            waiting = [r for r in self._held.values() if r.slot is None and not r.aborted]
+            for r in waiting:
+                r.aborted = "worker stopping"
+        return [r.job for r in waiting]
 
     def stop(self, grace_s: float, hard: threading.Event) -> list[Claimed]:
         """Hand back jobs not started; let running ones finish within `grace_s` (or until
         `hard` is set), abort the rest. Returns the jobs to hand back."""
         deadline = time.monotonic() + grace_s
         self.stopping.set()
-        with self._cond:
-            waiting = [r for r in self._held.values() if r.slot is None and not r.aborted]
-            for r in waiting:
-                r.aborted = "worker stopping"
+        waiting = self.take_waiting()
         for _ in self.slots:
             self._inbox.put(None)
         with self._cond:
@@ -420,4 +445,4 @@ class Pool:
             slot.thread.join(5)
         self._settle.put(None)
         self._settler.join(5 if hard.is_set() else self.settings.socket_timeout_s + 5)
-        return [r.job for r in (*waiting, *running)]
+        return [*waiting, *(r.job for r in running)]

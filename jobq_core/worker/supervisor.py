@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+import redis
+
 from ..config import Settings
 from ..connection import connect, translated
 from ..errors import JobqError, LeaseLost, RedisUnavailable
@@ -109,6 +111,14 @@ class Worker:
                     pause = min(max(pause * 2, 0.1), self.settings.reconnect_max_s)
                     log.error("%s; retrying in %.1fs", exc, pause)
                     self.stopping.wait(pause)
+                except (JobqError, redis.RedisError) as exc:
+                    # Redis refused a command (e.g. WRONGTYPE: a jobq key overwritten by
+                    # hand). A burst run reports it; a long-running worker waits it out.
+                    if burst:
+                        raise
+                    pause = min(max(pause * 2, 0.1), self.settings.reconnect_max_s)
+                    log.error("claiming failed: %s; retrying in %.1fs", exc, pause)
+                    self.stopping.wait(pause)
         finally:
             self._stop()
         return self.recorder.done + self.recorder.failed
@@ -155,6 +165,10 @@ class Worker:
         self.heartbeat.state = "stopping"
         self.hooks.before_stop(self)
         asked = self._stop_asked or time.monotonic()
+        # Prefetched jobs go back now: once stopping they are no longer renewed, and held
+        # through the grace period their leases would run out (counted as lost).
+        for job in self.pool.take_waiting():
+            self._hand_back(job)
         grace = max(0.0, asked + self.settings.grace_s - time.monotonic())
         left = self.pool.stop(grace, self.hard_stop)
         self.heartbeat.stopping.set()

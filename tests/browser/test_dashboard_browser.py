@@ -108,3 +108,29 @@ def test_script_payloads_render_as_text(page: Any, live_url: str, queue: Queue,
     expect(page.locator("#field-error")).to_contain_text("onerror=")
     assert re.search(r"Job .* · jobq", page.title())
     # page fixture asserts no dialog fired and no CSP violation was reported.
+
+
+def test_disable_then_enable_a_schedule(page: Any, live_url: str, settings: Settings) -> None:
+    from jobq_core import Schedule
+    from jobq_core.inspect import Inspector
+    from jobq_core.scheduler import Scheduler
+
+    Scheduler(settings).add(Schedule("nightly-report", "tests.tasks.echo", cron="0 3 * * *",
+                                     timezone="Europe/Berlin"))
+    insp = Inspector(settings)
+    page.goto(f"{live_url}/schedules")
+    row = page.locator("#schedule-nightly-report")
+    expect(row.locator(".state")).to_have_text("enabled")
+    page.click("#disable-nightly-report")
+    expect(page.locator(".flash-ok")).to_contain_text("Disabled schedule nightly-report")
+    expect(row.locator(".state")).to_have_text("disabled")
+    expect(row.locator(".next-run")).to_have_text("—")
+    assert not insp.schedule("nightly-report").enabled  # type: ignore[union-attr]
+    page.click("#enable-nightly-report")
+    expect(page.locator(".flash-ok")).to_contain_text("Enabled schedule nightly-report")
+    expect(row.locator(".state")).to_have_text("enabled")
+    expect(row.locator(".next-run")).to_contain_text("UTC")
+    assert insp.schedule("nightly-report").enabled  # type: ignore[union-attr]
+    page.goto(f"{live_url}/audit")
+    expect(page.locator("#audit")).to_contain_text("enable schedule")
+    expect(page.locator("#audit")).to_contain_text("disable schedule")

@@ -96,6 +96,25 @@ def test_filter_by_task_and_text_with_more_link(client: FlaskClient, settings: S
     assert "0 matches" in _html(client, "/jobs/failed?task=nothing_like_this")
 
 
+def test_filter_stops_at_its_time_budget_and_says_how_far(
+        client: FlaskClient, queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard import listing
+    from jobq_core import inspect
+
+    monkeypatch.setattr(listing, "SCAN_BUDGET_S", 0.0)
+    monkeypatch.setattr(inspect, "SEARCH_SLICE", 5)
+    queue.enqueue_many([(tasks.add, [i, i]) for i in range(12)])
+    html = _html(client, "/jobs/pending?queue=default&text=nothing+like+it")
+    assert "0 matches in 5 entries looked at (positions 1\u20135 of 12)." in html
+    assert "A page looks at up to 2,000 entries or for 0 ms" in html
+    start = re.search(r'id="next-page" href="[^"]*start=(\d+)', html)
+    assert start is not None and start.group(1) == "5"
+    more = _html(client, "/jobs/pending?queue=default&text=nothing+like+it&start=5")
+    assert "(positions 6\u201310 of 12)" in more
+    last = _html(client, "/jobs/pending?queue=default&text=nothing+like+it&start=10")
+    assert "(positions 11\u201312 of 12)" in last and 'id="next-page"' not in last
+
+
 def test_jump_to_job_id(client: FlaskClient, jobs: Fixture) -> None:
     resp = client.get(f"/jobs/pending?id={jobs.failed}")
     assert resp.status_code == 302 and resp.headers["Location"].endswith(
@@ -181,6 +200,7 @@ def test_security_headers(client: FlaskClient) -> None:
 
 def test_no_inline_script_in_any_page(client: FlaskClient, jobs: Fixture) -> None:
     for url in ["/", "/jobs/failed", f"/jobs/default/{jobs.failed}", "/queues", "/workers",
+                "/schedules", "/jobs/scheduled",
                 "/audit", "/ops/new?queue=default&state=failed&action=requeue"]:
         html = _html(client, url)
         for tag in re.findall(r"<script[^>]*>", html):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dashboard.formatting import Formatter as F
-from dashboard.models import chart, totals, worker_rows, worker_summary
+from dashboard.models import chart, schedule_rows, totals, worker_rows, worker_summary
 from jobq_core.inspect import HistoryPoint, WorkerInfo
 
 
@@ -45,3 +45,39 @@ def test_totals_and_workers() -> None:
     assert rows[0].current == [("q", "j1"), ("q", "j2")] and rows[0].queues == ["q", "r"]
     assert rows[1].lost and worker_summary(rows) == {"busy": 1, "idle": 0, "lost": 1,
                                                      "other": 0}
+
+
+def test_local_time_in_a_schedules_zone() -> None:
+    assert F.local(1_795_000_000_123, "Europe/Berlin") == "2026-11-18 12:06 CET"
+    assert F.local(1_795_000_000_123, "UTC") == "" and F.local(None, "Europe/Berlin") == ""
+    assert F.local(1_795_000_000_123, "Nowhere/Atlantis") == ""
+
+
+def test_schedule_rows() -> None:
+    from jobq_core import Schedule
+    from jobq_core.inspect import ScheduleInfo
+
+    every = ScheduleInfo("ping", Schedule("ping", "t.ping", every_s=90, queue="high"), True,
+                         next_ms=10_000, last_tick_ms=None, last_job_id="", last_fired_ms=None,
+                         fired=0, missed=0)
+    cron = ScheduleInfo("nightly", Schedule("nightly", "t.report", cron="0 3 * * *",
+                                            timezone="Europe/Berlin"), False, None, 5, "j1", 5,
+                        3, 1, fields={"last_run_now_job_id": "j2", "last_run_now_ms": "7"})
+    broken = ScheduleInfo("broken", None, False, None, None, "", None, 0, 0, "bad def")
+    rows = schedule_rows([every, cron, broken], ["high"], now_ms=30_000, failover_ms=16_000)
+    assert rows[0].every == "every 90 s (1 min 30 s)" and not rows[0].cron
+    assert rows[0].queue_known and rows[0].late  # 20 s past its tick, failover is 16 s
+    assert rows[1].every == "0 3 * * *" and rows[1].cron and rows[1].timezone == "Europe/Berlin"
+    assert not rows[1].late and not rows[1].queue_known and rows[1].queue == "default"
+    assert rows[1].last_run_now_job_id == "j2" and rows[1].last_run_now_ms == 7
+    assert rows[2].task == "" and rows[2].error == "bad def" and rows[2].every == "?"
+    assert not schedule_rows([every], [], now_ms=20_000, failover_ms=16_000)[0].late
+
+
+def test_stamp_renders_a_time_element() -> None:
+    from markupsafe import escape
+
+    html = str(escape(F.stamp(1_795_000_000_123, 1_795_000_003_123)))
+    assert html == ('<time datetime="2026-11-18T11:06:40.123+00:00" '
+                    'title="2026-11-18 11:06:40.123 UTC">3.0 s ago</time>')
+    assert str(escape(F.stamp(None, 5))) == "—"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jobq_core import ConfigError, InvalidState, JobNotFound, Queue, Settings
-from jobq_core.admin import Admin
+from jobq_core.admin import Admin, Progress
 from jobq_core.inspect import Inspector
 from jobq_core.scripts import Scripts
 from tests import tasks
@@ -123,3 +123,60 @@ def test_search_pages_with_offset(settings: Settings, queue: Queue,
 def test_shared_secret_is_stable(admin: Admin, settings: Settings) -> None:
     assert admin.shared_secret("dash") == Admin(settings).shared_secret("dash")
     assert len(admin.shared_secret("dash")) >= 32
+
+
+def test_requeue_all_goes_past_entries_whose_retention_ended(settings: Settings, queue: Queue,
+                                                            admin: Admin,
+                                                            inspector: Inspector) -> None:
+    # Retention expires the hashes; their ids stay in the set (lowest scores first) until a
+    # later arrival trims them. A batch made only of those requeues nothing yet progresses.
+    _failed(settings, queue, ["live a", "live b"])
+    key = admin.keys.failed("default")
+    admin.client.zadd(key, {f"expired-{i}": 1 + i for i in range(4)})
+    progress = list(admin.requeue_all("default", "failed", batch=2))
+    assert progress[-1] == Progress(2, 0)
+    assert inspector.counts()["default"]["pending"] == 2
+    drain(settings)  # both fail again
+    admin.client.zadd(key, {f"expired-{i}": 1 + i for i in range(4)})
+    op = admin.start_bulk("default", "failed", "requeue")
+    while not op.finished:
+        op = admin.step_bulk("default", op.id, batch=2, budget_s=0)
+    assert op.done == 2 and op.left == 0
+    assert inspector.counts()["default"]["pending"] == 2
+
+
+def test_purge_all_pending_spares_jobs_enqueued_after_it_started(settings: Settings) -> None:
+    """A higher-priority job enqueued mid-purge scores below the snapshot's top: the score
+    cutoff alone would delete it (found by review)."""
+    from jobq_core import Queue
+    from jobq_core.admin import Admin
+    from tests import tasks
+
+    q = Queue("default", settings=settings)
+    old = q.enqueue_many([(tasks.add, (i, i)) for i in range(30)])
+    admin = Admin(settings)
+    steps = admin.purge_all("default", "pending", batch=10)
+    first = next(steps)
+    assert first.done == 10
+    urgent = q.enqueue_call(tasks.add, args=(1, 1), priority=5)
+    later = q.enqueue(tasks.add, 2, 2)
+    rest = list(steps)
+    assert rest[-1].done == 30
+    assert all(q.job(j.id) is None for j in old)
+    assert q.job(urgent.id) is not None and q.job(later.id) is not None
+    assert q.count("pending") == 2
+
+
+def test_stepped_purge_spares_new_jobs_too(settings: Settings) -> None:
+    from jobq_core import Queue
+    from jobq_core.admin import Admin
+    from tests import tasks
+
+    q = Queue("default", settings=settings)
+    q.enqueue_many([(tasks.add, (i, i)) for i in range(20)])
+    admin = Admin(settings)
+    op = admin.start_bulk("default", "pending", "purge")
+    urgent = q.enqueue_call(tasks.add, args=(1, 1), priority=9)
+    while not op.finished:
+        op = admin.step_bulk("default", op.id, batch=5)
+    assert q.job(urgent.id) is not None and q.count("pending") == 1

@@ -58,6 +58,68 @@ def test_big_args_are_previewed_not_read(queue: Queue, inspector: Inspector) -> 
     assert row.args_preview.startswith("<1000") and "bytes" in row.args_preview
 
 
+def test_previews_cut_on_characters_not_bytes(settings: Settings, queue: Queue,
+                                              inspector: Inspector) -> None:
+    # 4-byte characters: rows.lua cuts bytes, never inside a character, and the row still
+    # shows exactly 200 characters of args (head) and of error (tail).
+    queue.enqueue(tasks.boom_once, "\U0001f600" * 300 + "\u00e9")
+    drain(settings)
+    row = inspector.jobs("failed", "default").rows[0]
+    assert row.args_preview == '["' + "\U0001f600" * 198 + "…"
+    assert row.error_preview.endswith("\U0001f600" * 10 + "\u00e9\n")
+    assert len(row.error_preview) == 200 and row.task == "tests.tasks.boom_once"
+    whole = inspector.rows("default", [(row.id, row.score)], full_error=True)[0]
+    assert whole.error_preview.startswith("Traceback") and len(whole.error_preview) > 300
+
+
+def test_error_previews_by_size(settings: Settings, queue: Queue,
+                                inspector: Inspector) -> None:
+    from jobq_core.keys import Keyspace
+
+    ids = [j.id for j in queue.enqueue_many([(tasks.boom_once, ["x" * n])
+                                             for n in (10_000, 19_000, 20)])]
+    drain(settings)
+    huge = "Traceback ...\n" + "y" * 70_000 + "\nValueError: huge\n"
+    queue.client.hset(Keyspace(settings.prefix).job("default", ids[2]), "error", huge)
+    rows = {r.id: r for r in inspector.jobs("failed", "default").rows}
+    assert rows[ids[0]].error_preview.endswith("x" * 50 + "\n")  # the tail of the error
+    assert len(rows[ids[1]].error_preview) == 200
+    assert rows[ids[2]].error_preview == f"<{len(huge)} bytes of error text>"  # not read
+    entries = [(i, rows[i].score) for i in ids]
+    whole = {r.id: r for r in inspector.rows("default", entries, full_error=True)}
+    assert len(whole[ids[1]].error_preview) > 19_000  # filters read errors whole
+    assert "bytes of error text" in whole[ids[2]].error_preview
+
+
+def test_rows_of_missing_or_broken_jobs(settings: Settings, queue: Queue,
+                                        inspector: Inspector) -> None:
+    from jobq_core.keys import Keyspace
+
+    gone, broken, fine = queue.enqueue_many([(tasks.add, [i, i]) for i in range(3)])
+    k = Keyspace(settings.prefix)
+    queue.client.delete(k.job("default", gone.id))
+    queue.client.delete(k.job("default", broken.id))
+    queue.client.set(k.job("default", broken.id), "not a hash")
+    page = inspector.jobs("pending", "default")
+    assert [(r.id, r.exists) for r in page.rows] == [(gone.id, False), (broken.id, False),
+                                                     (fine.id, True)]
+    assert page.rows[0].task == "" and page.rows[0].args_preview == ""
+    assert inspector.jobs("pending", "default", offset=3).rows == []
+    assert inspector.jobs("pending", "default", offset=3).total == 3
+
+
+def test_row_fields_match_rows_lua() -> None:
+    import re
+    from importlib import resources
+
+    from jobq_core.scripts import ROW_FIELDS
+
+    lua = (resources.files("jobq_core") / "lua" / "rows.lua").read_text()
+    block = re.search(r"local FIELDS = \{(.*?)\}", lua, re.S)
+    assert block is not None
+    assert tuple(re.findall(r"'([a-z_]+)'", block.group(1))) == ROW_FIELDS
+
+
 def test_bad_state_or_queue_is_a_clear_error(inspector: Inspector) -> None:
     from jobq_core import ConfigError
 
@@ -90,6 +152,25 @@ def test_search_filters_by_task_and_text(settings: Settings, queue: Queue,
     assert found.scanned == 2
     by_task = inspector.search("completed", "default", task="add")
     assert len(by_task.rows) == 1
+
+
+def test_search_budget_stops_after_a_slice(settings: Settings, queue: Queue,
+                                           inspector: Inspector,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobq_core import inspect
+
+    monkeypatch.setattr(inspect, "SEARCH_SLICE", 5)
+    queue.enqueue_many([(tasks.add, [i, i]) for i in range(12)])
+    unbounded = inspector.search("pending", "default", text="nothing like it")
+    assert unbounded.scanned == 12 and unbounded.rows == []
+    # A spent budget still examines one slice, so a resumed scan always moves on.
+    first = inspector.search("pending", "default", text="nothing like it", budget_s=0)
+    assert first.scanned == 5
+    second = inspector.search("pending", "default", text="nothing like it", budget_s=0,
+                              offset=first.scanned)
+    assert second.scanned == 5 and second.offset == 5
+    hit = inspector.search("pending", "default", text="[11,", budget_s=0, offset=10)
+    assert hit.scanned == 2 and len(hit.rows) == 1
 
 
 def test_history_counts_per_minute(settings: Settings, queue: Queue,

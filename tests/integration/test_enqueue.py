@@ -137,3 +137,15 @@ def test_redis_down_is_a_clear_error() -> None:
 def _calls(r: redis.Redis, command: str) -> int:
     stats = r.info("commandstats")
     return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize("call", [
+    {"task": tasks.add, "args": (1, 2), "prioritty": 5},  # a misspelt option
+    {"task": tasks.add, "args": (1, 2), "meta": "not a dict"},
+    {"task": tasks.add, "args": (1, 2), "meta": [1, 2]},
+])
+def test_enqueue_many_bad_call_is_a_clear_error(queue: Queue, call: dict[str, object]) -> None:
+    # e.g. one line of `jobq enqueue --file`: a JobqError becomes one line and exit 1.
+    with pytest.raises(ConfigError):
+        queue.enqueue_many([call])
+    assert queue.count("pending") == 0

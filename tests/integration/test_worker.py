@@ -307,3 +307,18 @@ def test_per_job_backoff_overrides_settings(settings: Settings, queue: Queue) ->
     job = queue.enqueue_call(tasks.boom, retry_backoff_s=3600)
     drain(settings.replace(retry_backoff_max_s=7200))  # settings' own base stays 0.01 s
     assert job.refresh().status == "scheduled"  # waiting out an hour-long backoff
+
+
+def test_heartbeat_forgets_expired_entries_and_dead_workers(settings: Settings, queue: Queue,
+                                                            r: redis.Redis) -> None:
+    keys = Keyspace(settings.prefix)
+    job = queue.enqueue_call(tasks.add, args=(1, 1), result_ttl_s=100)
+    drain(settings)
+    # The job's retention ended (hash gone) and a SIGKILLed worker left its registry entry.
+    r.delete(keys.job("default", job.id))
+    r.zadd(keys.completed("default"), {job.id: 1})
+    r.zadd(keys.workers(), {"ghost:1:abcd": 1})
+    w = Worker(["default"], settings, imports=["tests.tasks"], pool="thread")
+    w.heartbeat.beat()
+    assert r.zcard(keys.completed("default")) == 0
+    assert r.zscore(keys.workers(), "ghost:1:abcd") is None

@@ -1,0 +1,145 @@
+"""Producer-side commands run inside one system's venv; the orchestrator calls them as subprocesses.
+
+    python -m bench.agent SYSTEM enqueue --kind noop --n 10000 --mode single
+    python -m bench.agent SYSTEM enqueue --kind noop --n 10000 --mode bulk --chunk 1000
+    python -m bench.agent SYSTEM latency --n 500 --gap-ms 5
+    python -m bench.agent SYSTEM floor --n 20000
+    python -m bench.agent SYSTEM versions
+
+Each prints one JSON object on its last stdout line. The server URL comes from BENCH_REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from importlib import metadata
+from typing import Any
+
+from bench.drivers import DRIVERS
+from bench.drivers.base import KINDS, Driver, chunks
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cmd_enqueue(driver: Driver, kind: str, n: int, mode: str, chunk: int) -> dict[str, Any]:
+    """Time ``n`` enqueues after connecting; one call per job, or the batch API per chunk."""
+    assert kind in KINDS
+    driver.connect()
+    cpu0, t0 = _cpu_s(), time.perf_counter()
+    if mode == "single":
+        enqueue_one = driver.enqueue_one
+        for _ in range(n):
+            enqueue_one(kind)
+    else:
+        for size in chunks(n, chunk):
+            driver.enqueue_bulk(kind, size)
+    elapsed = time.perf_counter() - t0
+    cpu = _cpu_s() - cpu0
+    driver.close()
+    return {"n": n, "elapsed_s": elapsed, "cpu_s": cpu, "rate": n / elapsed if elapsed else None}
+
+
+def cmd_latency(driver: Driver, n: int, gap_ms: float) -> dict[str, Any]:
+    """Enqueue ``n`` latency probes on an absolute grid of ``gap_ms``, each stamped just before."""
+    driver.connect()
+    gap = gap_ms / 1000.0
+    start = time.perf_counter()
+    worst_lag = 0.0
+    for index in range(n):
+        due = start + index * gap
+        now = time.perf_counter()
+        if due > now:
+            time.sleep(due - now)
+        else:
+            worst_lag = max(worst_lag, now - due)
+        driver.enqueue_one("latency", time.time())
+    elapsed = time.perf_counter() - start
+    driver.close()
+    # a producer that falls behind its grid offers less load than intended: reported, not hidden
+    return {"n": n, "elapsed_s": elapsed, "worst_lag_ms": worst_lag * 1000.0}
+
+
+def cmd_floor(url: str, n: int) -> dict[str, Any]:
+    """Sequential redis-py round trips (GET of one small key) on one connection."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.set("bench:floor", b"x")
+    get = client.get
+    for _ in range(200):  # warm the connection and the parser
+        get("bench:floor")
+    cpu0, t0 = _cpu_s(), time.perf_counter()
+    for _ in range(n):
+        get("bench:floor")
+    elapsed = time.perf_counter() - t0
+    cpu = _cpu_s() - cpu0
+    client.delete("bench:floor")
+    client.close()
+    try:
+        import hiredis  # noqa: F401
+
+        parser = "hiredis"
+    except ImportError:
+        parser = "python"
+    return {
+        "n": n,
+        "round_trips_per_s": n / elapsed,
+        "us_per_round_trip": elapsed / n * 1e6,
+        "client_cpu_us_per_round_trip": cpu / n * 1e6,
+        "redis_py": redis.__version__,
+        "parser": parser,
+    }
+
+
+def cmd_versions(driver_cls: type[Driver]) -> dict[str, Any]:
+    versions: dict[str, str] = {"python": sys.version.split()[0]}
+    for package in driver_cls.packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.agent")
+    parser.add_argument("system", choices=sorted(DRIVERS))
+    sub = parser.add_subparsers(dest="command", required=True)
+    enqueue = sub.add_parser("enqueue")
+    enqueue.add_argument("--kind", choices=KINDS, default="noop")
+    enqueue.add_argument("--n", type=int, required=True)
+    enqueue.add_argument("--mode", choices=("single", "bulk"), default="single")
+    enqueue.add_argument("--chunk", type=int, default=1000)
+    latency = sub.add_parser("latency")
+    latency.add_argument("--n", type=int, required=True)
+    latency.add_argument("--gap-ms", type=float, default=5.0)
+    floor = sub.add_parser("floor")
+    floor.add_argument("--n", type=int, required=True)
+    sub.add_parser("versions")
+    args = parser.parse_args(argv)
+
+    url = os.environ["BENCH_REDIS_URL"]
+    driver_cls = DRIVERS[args.system]
+    result: dict[str, Any]
+    if args.command == "enqueue":
+        result = cmd_enqueue(driver_cls(url), args.kind, args.n, args.mode, args.chunk)
+    elif args.command == "latency":
+        result = cmd_latency(driver_cls(url), args.n, args.gap_ms)
+    elif args.command == "floor":
+        result = cmd_floor(url, args.n)
+    else:
+        result = cmd_versions(driver_cls)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

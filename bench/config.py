@@ -1,0 +1,125 @@
+"""Every knob of the benchmark, read once from the environment.
+
+Nothing else in ``bench`` reads ``os.environ`` for settings, so ``docs/benchmarks.md`` can print the
+exact configuration a table was produced with.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+ALL_SYSTEMS = ("jobq", "rq", "celery", "dramatiq", "huey", "arq")
+ALL_SCENARIOS = ("floor", "bulk", "drain", "sleep", "latency", "memory")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw.replace("_", "")) if raw else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
+def _list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sizes and selections for one run; defaults fit a 2-core machine in under 15 minutes."""
+
+    # no-op jobs per drain run; slow variants scale it down (Variant.n_scale) so no unit runs long.
+    # Issue 7 names 20,000; the summary's steady rate (first->last job) does not depend on N, and
+    # 5,000 keeps three repetitions of everything under 15 minutes on a busy 2-core machine
+    n: int = 5_000
+    # repetitions of every timed figure; the table shows the median and min-max over them
+    repeat: int = 3
+    # jobs per bulk-enqueue run, sent through each library's batch API in chunks of bulk_chunk
+    bulk_n: int = 5_000
+    bulk_chunk: int = 1_000
+    # 10 ms sleep jobs per run at concurrency 8: 1,600 is 2 s of work at the 800 jobs/s ideal
+    sleep_n: int = 1_600
+    # idle-latency probe: jobs, spacing between enqueues
+    latency_n: int = 500
+    latency_gap_ms: float = 5.0
+    # pending jobs for the memory figure, and how often to measure it (it is deterministic for
+    # a given library version, so one pass is the default to keep the run short)
+    mem_n: int = 100_000
+    # when the time left after the repetitions cannot fit mem_n, memory is measured at fewer jobs
+    # (never below this) and the report says so: repetitions of the timed figures come first
+    mem_min_n: int = 20_000
+    mem_repeat: int = 1
+    # producer processes filling the memory figure in parallel (the bytes do not depend on speed)
+    mem_producers: int = 2
+    # round trips in the redis-py floor loop, requests per redis-benchmark test
+    floor_n: int = 20_000
+    redis_benchmark_n: int = 100_000
+    # a unit (one variant, one repetition) that has not finished by then is killed and reported
+    unit_timeout_s: float = 180.0
+    # repetitions after the first are skipped (with a note) when they would not fit in this
+    budget_s: float = 840.0
+    # also run non-default peer configurations (arq with poll_delay=5 ms)
+    extra_variants: bool = False
+    systems: tuple[str, ...] = ALL_SYSTEMS
+    scenarios: tuple[str, ...] = ALL_SCENARIOS
+    results_path: Path = field(default=REPO_ROOT / "bench" / "results" / "latest.json")
+    docs_path: Path = field(default=REPO_ROOT / "docs" / "benchmarks.md")
+
+    @classmethod
+    def from_env(cls) -> BenchConfig:
+        """Read BENCH_* variables; unknown system or scenario names raise ValueError."""
+        systems = _list("BENCH_SYSTEMS", ALL_SYSTEMS)
+        scenarios = _list("BENCH_SCENARIOS", ALL_SCENARIOS)
+        for name, chosen, allowed in (
+            ("BENCH_SYSTEMS", systems, ALL_SYSTEMS),
+            ("BENCH_SCENARIOS", scenarios, ALL_SCENARIOS),
+        ):
+            unknown = sorted(set(chosen) - set(allowed))
+            if unknown:
+                raise ValueError(f"{name}: unknown {unknown}; choose from {', '.join(allowed)}")
+        default = cls()
+        return cls(
+            n=_int("BENCH_N", default.n),
+            repeat=_int("BENCH_REPEAT", default.repeat),
+            bulk_n=_int("BENCH_BULK_N", default.bulk_n),
+            bulk_chunk=_int("BENCH_BULK_CHUNK", default.bulk_chunk),
+            sleep_n=_int("BENCH_SLEEP_N", default.sleep_n),
+            latency_n=_int("BENCH_LATENCY_N", default.latency_n),
+            latency_gap_ms=_float("BENCH_LATENCY_GAP_MS", default.latency_gap_ms),
+            mem_n=_int("BENCH_MEM_N", default.mem_n),
+            mem_min_n=_int("BENCH_MEM_MIN_N", default.mem_min_n),
+            mem_repeat=_int("BENCH_MEM_REPEAT", default.mem_repeat),
+            mem_producers=max(1, _int("BENCH_MEM_PRODUCERS", default.mem_producers)),
+            floor_n=_int("BENCH_FLOOR_N", default.floor_n),
+            redis_benchmark_n=_int("BENCH_REDIS_BENCHMARK_N", default.redis_benchmark_n),
+            unit_timeout_s=_float("BENCH_UNIT_TIMEOUT_S", default.unit_timeout_s),
+            budget_s=_float("BENCH_BUDGET_S", default.budget_s),
+            extra_variants=_int("BENCH_EXTRA_VARIANTS", 0) == 1,
+            systems=systems,
+            scenarios=scenarios,
+            results_path=Path(os.environ.get("BENCH_RESULTS", str(default.results_path))),
+            docs_path=Path(os.environ.get("BENCH_DOCS", str(default.docs_path))),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The configuration as JSON-ready data (paths made repo-relative where possible)."""
+        data = asdict(self)
+        for key in ("results_path", "docs_path"):
+            path = Path(data[key])
+            try:
+                data[key] = str(path.relative_to(REPO_ROOT))
+            except ValueError:
+                data[key] = str(path)
+        data["systems"] = list(self.systems)
+        data["scenarios"] = list(self.scenarios)
+        return data

@@ -1,0 +1,105 @@
+"""jobq itself, from the project's own ``.venv`` (``pip install -e .``)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from bench.drivers.base import QUEUE, Driver, Kind, Variant, variant
+
+_TASKS = {kind: f"bench.apps.jobq_app.{kind}" for kind in ("noop", "sleep10ms", "latency")}
+# jobq's own settings comment: prefetch "raises throughput of short jobs"; 64 is what Celery's
+# guide suggests for its equivalent, so both systems get the same allowance
+PREFETCH = "64"
+# extra `jobq worker` options for trying engine settings without editing this file
+EXTRA_ARGS_ENV = "BENCH_JOBQ_WORKER_ARGS"
+
+
+def extra_worker_args() -> list[str]:
+    """Options from BENCH_JOBQ_WORKER_ARGS, appended to every jobq worker command."""
+    return shlex.split(os.environ.get(EXTRA_ARGS_ENV, ""))
+
+
+class JobqDriver(Driver):
+    name = "jobq"
+    title = "jobq"
+    venv = "project"
+    packages = ("jobq", "redis", "hiredis")
+    bulk_api = "`Queue.enqueue_many` (one round trip per batch)"
+    memory_fill = "bulk"
+    config_note = (
+        "`jobq worker --url URL --queue bench --import bench.apps.jobq_app --prefetch 64` "
+        "(prefetch is jobq's documented lever for short jobs; 64 as Celery gets), otherwise "
+        "default settings (leases, heartbeats, fenced completion). `--pool thread "
+        "--concurrency 1` is one process running jobs in-process; `--pool process` is the "
+        "default pool (jobs in child processes, so a crash or timeout kills only the "
+        "child); `--pool thread --concurrency 8` for the 10 ms jobs."
+    )
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._queue: Any = None
+
+    def connect(self) -> None:
+        from jobq_core import Queue
+
+        import bench.apps.jobq_app  # noqa: F401 - registers the tasks for enqueue-by-name checks
+
+        self._queue = Queue(QUEUE, url=self.url)
+
+    def enqueue_one(self, kind: Kind, *args: float) -> None:
+        self._queue.enqueue(_TASKS[kind], *args)
+
+    def enqueue_bulk(self, kind: Kind, count: int) -> None:
+        # per the engine contract: one entry per job, task name and positional args
+        self._queue.enqueue_many([(_TASKS[kind], ()) for _ in range(count)])
+
+    def variants(self) -> list[Variant]:
+        thread = {"pool": "thread"}
+        process = {"pool": "process"}
+        return [
+            variant("jobq", "jobq-thread-1p", "jobq (thread pool)", "drain-1p", 1, 1, opts=thread),
+            variant(
+                "jobq",
+                "jobq-thread-2p",
+                "jobq (thread pool)",
+                "drain-2p",
+                2,
+                1,
+                opts=thread,
+                note="two `jobq worker` processes",
+            ),
+            variant(
+                "jobq", "jobq-process-c1", "jobq (process pool)", "drain-1p", 1, 1, opts=process
+            ),
+            variant(
+                "jobq", "jobq-process-c2", "jobq (process pool)", "drain-2p", 1, 2, opts=process
+            ),
+            variant("jobq", "jobq-thread-c8", "jobq (thread pool)", "sleep-c8", 1, 8, opts=thread),
+            variant("jobq", "jobq-thread-lat", "jobq (thread pool)", "latency", 1, 1, opts=thread),
+            variant(
+                "jobq", "jobq-process-lat", "jobq (process pool)", "latency", 1, 1, opts=process
+            ),
+        ]
+
+    def worker_argvs(self, variant: Variant, bindir: Path) -> list[list[str]]:
+        one = [
+            str(bindir / "jobq"),
+            "worker",
+            "--url",
+            self.url,
+            "--queue",
+            QUEUE,
+            "--import",
+            "bench.apps.jobq_app",
+            "--concurrency",
+            str(variant.concurrency),
+            "--pool",
+            variant.options["pool"],
+            "--prefetch",
+            PREFETCH,
+            *extra_worker_args(),
+        ]
+        return [list(one) for _ in range(variant.n_procs)]

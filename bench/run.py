@@ -1,0 +1,625 @@
+"""The benchmark orchestrator: one private Redis, every scenario, every system, interleaved.
+
+Run through ``bench/run.sh`` (it builds the venvs first). Order of a run:
+
+    for each repetition (the first system rotates from one repetition to the next):
+        floor: redis-py round trips from each venv, redis-benchmark GET/LPUSH at -P 1 and -P 16
+        bulk:    every system's batch API
+        drain:   every system's 1-process and 2-process no-op drains (single enqueues timed too)
+        sleep:   every system's 10 ms jobs at concurrency 8
+        latency: every system's idle enqueue->start latency
+    memory: every system's bytes per pending job (BENCH_MEM_REPEAT passes)
+
+Every unit starts from FLUSHALL on the harness's own server, has a timeout, and stops (then kills)
+its worker process groups. A failed unit is recorded with its error and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bench import procs, report
+from bench.collector import Collector
+from bench.config import REPO_ROOT, BenchConfig
+from bench.drivers import DRIVERS, Driver, Variant
+from bench.drivers.base import WorkerHandle
+from bench.drivers.jobq import EXTRA_ARGS_ENV, extra_worker_args
+from bench.redis_server import RedisServer, Snapshot, find_benchmark_tool
+from bench.stats import percentile
+from bench.venvs import INSTALL_STATUS, RAW_DIR, VENVS, venv_for
+
+Record = dict[str, Any]
+
+SCENARIO_ROLES = {
+    "drain": ("drain-1p", "drain-2p"),
+    "sleep": ("sleep-c8",),
+    "latency": ("latency",),
+}
+
+
+class UnitError(RuntimeError):
+    """A unit could not produce its figure; the message says why."""
+
+
+@dataclass
+class Context:
+    config: BenchConfig
+    server: RedisServer
+    sockets_dir: Path
+    log_dir: Path
+    drivers: dict[str, Driver]
+    skipped: dict[str, str]
+    records: list[Record] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        """Environment for every producer and worker subprocess."""
+        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        env["BENCH_REDIS_URL"] = self.server.url
+        return env
+
+
+def log(message: str) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    print(f"[{stamp}] {message}", flush=True)
+
+
+def agent(ctx: Context, system: str, *args: str, timeout_s: float | None = None) -> dict[str, Any]:
+    """Run a ``bench.agent`` command in ``system``'s venv and return its JSON answer."""
+    venv = venv_for(system)
+    argv = [str(venv.python), "-m", "bench.agent", system, *args]
+    try:
+        done = procs.run(argv, ctx.env(), REPO_ROOT, timeout_s or ctx.config.unit_timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        raise UnitError(
+            f"`bench.agent {system} {' '.join(args)}` timed out after {exc.timeout:.0f} s"
+        ) from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = " | ".join(done.stderr.strip().splitlines()[-4:])
+        raise UnitError(f"`bench.agent {system} {args[0]}` exited {done.returncode}: {tail}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def per_job(commands: dict[str, int], n: int) -> dict[str, float]:
+    return {
+        name: round(calls / n, 3) for name, calls in sorted(commands.items(), key=lambda kv: -kv[1])
+    }
+
+
+def redis_delta(before: Snapshot, after: Snapshot, n: int) -> dict[str, Any]:
+    """Per-job Redis costs between two snapshots."""
+    commands = after.commands_since(before)
+    return {
+        "redis_cmds_per_job": sum(commands.values()) / n,
+        "redis_cpu_us_per_job": (after.cpu_s - before.cpu_s) / n * 1e6,
+        "net_bytes_per_job": (after.net_bytes - before.net_bytes) / n,
+        "commands_per_job": per_job(commands, n),
+    }
+
+
+def scaled(n: int, variant: Variant) -> int:
+    return max(10, int(n * variant.n_scale))
+
+
+# scenarios
+
+
+def run_bulk(ctx: Context, driver: Driver, rep: int) -> Record:
+    n = ctx.config.bulk_n
+    ctx.server.reset()
+    before = ctx.server.snapshot()
+    result = agent(
+        ctx,
+        driver.name,
+        "enqueue",
+        "--kind",
+        "noop",
+        "--n",
+        str(n),
+        "--mode",
+        "bulk",
+        "--chunk",
+        str(ctx.config.bulk_chunk),
+    )
+    after = ctx.server.snapshot()
+    return {
+        "label": f"{driver.name}-bulk",
+        "row": driver.title,
+        "n": n,
+        "rate": result["rate"],
+        "producer_cpu_us_per_job": result["cpu_s"] / n * 1e6,
+        **redis_delta(before, after, n),
+    }
+
+
+def wait_alive(
+    ctx: Context, collector: Collector, target: int, deadline: float, handle: WorkerHandle
+) -> float | None:
+    """``collector.wait_for`` that gives up at once when a worker process has exited."""
+    while True:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return None
+        reached = collector.wait_for(target, min(1.0, remaining))
+        if reached is not None:
+            return reached
+        exited = [proc.returncode for proc in handle.procs if proc.poll() is not None]
+        if exited:
+            logs = ctx.log_dir.relative_to(REPO_ROOT)
+            raise UnitError(
+                f"{handle.variant.label}: a worker exited (code {exited[0]}) after "
+                f"{collector.count}/{target} jobs; see {logs}/{handle.variant.label}-*.log"
+            )
+
+
+def run_drain(ctx: Context, driver: Driver, variant: Variant, kind: str, n: int) -> Record:
+    """Pre-enqueue ``n`` jobs one call at a time, then start the workers cold and time the drain."""
+    ctx.server.reset()
+    s0 = ctx.server.snapshot()
+    enq = agent(ctx, driver.name, "enqueue", "--kind", kind, "--n", str(n), "--mode", "single")
+    s1 = ctx.server.snapshot()
+    record: Record = {
+        "label": variant.label,
+        "row": variant.row,
+        "role": variant.role,
+        "kind": kind,
+        "n": n,
+        "enqueue": {
+            "rate": enq["rate"],
+            "producer_cpu_us_per_job": enq["cpu_s"] / n * 1e6,
+            **redis_delta(s0, s1, n),
+        },
+    }
+    with Collector(ctx.sockets_dir) as collector:
+        collector.watch(n)
+        handle = driver.start_workers(
+            variant,
+            venv_for(driver.name).bindir,
+            {**ctx.env(), "BENCH_BEACON": str(collector.path)},
+            ctx.log_dir,
+        )
+        leaders = [proc.pid for proc in handle.procs]
+        deadline = time.perf_counter() + ctx.config.unit_timeout_s
+        cpu_first = cpu_done = None
+        try:
+            if wait_alive(ctx, collector, 1, deadline, handle) is not None:
+                cpu_first = sum(procs.group_cpu_s(pgid) for pgid in leaders)
+            done_at = wait_alive(ctx, collector, n, deadline, handle)
+            if done_at is not None:
+                cpu_done = sum(procs.group_cpu_s(pgid) for pgid in leaders)
+            first_at = collector.first_at
+            count = collector.count
+        finally:
+            stop_started = time.perf_counter()
+            stopped = driver.stop(handle)
+            stop_s = time.perf_counter() - stop_started
+    s2 = ctx.server.snapshot()
+    if done_at is None or first_at is None:
+        raise UnitError(
+            f"{variant.label}: {count}/{n} jobs done after {ctx.config.unit_timeout_s:.0f} s "
+            f"(worker logs: {ctx.log_dir.relative_to(REPO_ROOT)}/{variant.label}-*.log)"
+        )
+    elapsed = done_at - handle.started_at
+    record["drain"] = {
+        "rate": n / elapsed,
+        "rate_first_to_last": (n - 1) / (done_at - first_at) if done_at > first_at else None,
+        "startup_s": first_at - handle.started_at,
+        "elapsed_s": elapsed,
+        # steady-state cost: CPU between the first and the last job, so start-up imports are out
+        "worker_cpu_us_per_job": (
+            (cpu_done - cpu_first) / (n - 1) * 1e6
+            if cpu_first is not None and cpu_done is not None
+            else None
+        ),
+        # everything from spawn to exit (imports, start-up, shutdown), from wait4
+        "worker_cpu_total_s": stopped.cpu_s,
+        "graceful_stop": stopped.graceful,
+        "stop_s": stop_s,
+        **redis_delta(s1, s2, n),
+    }
+    return record
+
+
+def run_latency(ctx: Context, driver: Driver, variant: Variant) -> Record:
+    """An idle worker, one warm-up job, 1 s of quiet, then probes on a fixed grid."""
+    n, gap = ctx.config.latency_n, ctx.config.latency_gap_ms
+    ctx.server.reset()
+    with Collector(ctx.sockets_dir, keep_values=True) as collector:
+        handle = driver.start_workers(
+            variant,
+            venv_for(driver.name).bindir,
+            {**ctx.env(), "BENCH_BEACON": str(collector.path)},
+            ctx.log_dir,
+        )
+        try:
+            agent(ctx, driver.name, "latency", "--n", "1", "--gap-ms", "0")
+            warm_deadline = time.perf_counter() + min(60.0, ctx.config.unit_timeout_s)
+            if wait_alive(ctx, collector, 1, warm_deadline, handle) is None:
+                raise UnitError(f"{variant.label}: the warm-up job did not run within 60 s")
+            time.sleep(1.0)
+            produced = agent(ctx, driver.name, "latency", "--n", str(n), "--gap-ms", str(gap))
+            deadline = time.perf_counter() + ctx.config.unit_timeout_s
+            if wait_alive(ctx, collector, n + 1, deadline, handle) is None:
+                raise UnitError(f"{variant.label}: {collector.count - 1}/{n} probes ran in time")
+            values_ms = [v * 1000.0 for v in collector.values[1:]]
+        finally:
+            # nothing is counted after the probes, so there is no warm shutdown to wait for
+            driver.stop(handle, grace_s=0.0)
+    return {
+        "label": variant.label,
+        "row": variant.row,
+        "role": variant.role,
+        "n": n,
+        "p50_ms": percentile(values_ms, 50),
+        "p90_ms": percentile(values_ms, 90),
+        "p99_ms": percentile(values_ms, 99),
+        "max_ms": max(values_ms),
+        "producer_worst_lag_ms": produced["worst_lag_ms"],
+        # in arrival order, for looking at the shape (bimodal? a slow start?) behind a percentile
+        "values_ms": [round(v, 3) for v in values_ms],
+    }
+
+
+def run_memory(ctx: Context, driver: Driver, n: int) -> Record:
+    """Bytes of Redis memory per pending job, filled by parallel producers (speed is irrelevant)."""
+    producers = ctx.config.mem_producers
+    ctx.server.reset()
+    before = ctx.server.snapshot()
+    shares = [n // producers + (1 if i < n % producers else 0) for i in range(producers)]
+
+    def fill(count: int) -> dict[str, Any]:
+        return agent(
+            ctx,
+            driver.name,
+            "enqueue",
+            "--kind",
+            "noop",
+            "--n",
+            str(count),
+            "--mode",
+            driver.memory_fill,
+            "--chunk",
+            str(ctx.config.bulk_chunk),
+            timeout_s=max(ctx.config.unit_timeout_s, 300.0),
+        )
+
+    with ThreadPoolExecutor(max_workers=producers) as pool:
+        list(pool.map(fill, [count for count in shares if count]))
+    after = ctx.server.snapshot()
+    return {
+        "label": f"{driver.name}-memory",
+        "row": driver.title,
+        "n": n,
+        "fill": driver.memory_fill,
+        "bytes_per_job": (after.used_memory - before.used_memory) / n,
+        "keys_per_job": (after.keys - before.keys) / n,
+    }
+
+
+def run_redis_benchmark(ctx: Context, tool: Path, pipeline: int) -> Record:
+    argv = [
+        str(tool),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(ctx.server.port),
+        "-q",
+        "--csv",
+        "-n",
+        str(ctx.config.redis_benchmark_n),
+        "-c",
+        "50",
+        "-P",
+        str(pipeline),
+        "-t",
+        "get,lpush",
+    ]
+    ctx.server.reset()
+    try:
+        done = procs.run(argv, ctx.env(), REPO_ROOT, ctx.config.unit_timeout_s)
+    except subprocess.TimeoutExpired:
+        raise UnitError(f"{tool.name} -P {pipeline} timed out") from None
+    if done.returncode != 0:
+        raise UnitError(f"{tool.name} exited {done.returncode}: {done.stderr.strip()[-300:]}")
+    rates: dict[str, float] = {}
+    for line in done.stdout.splitlines():
+        cells = [cell.strip('"') for cell in line.split(",")]
+        if len(cells) >= 2 and cells[0] in ("GET", "LPUSH"):
+            rates[cells[0]] = float(cells[1])
+    if not rates:
+        raise UnitError(f"{tool.name} printed no GET/LPUSH rates: {done.stdout[-300:]}")
+    ctx.server.reset()
+    return {
+        "label": f"{tool.name} -P {pipeline}",
+        "tool": tool.name,
+        "pipeline": pipeline,
+        "clients": 50,
+        "requests_per_s": rates,
+    }
+
+
+# the run
+
+
+def unit(
+    ctx: Context, scenario: str, system: str, rep: int, label: str, body: Callable[[], Record]
+) -> None:
+    """Run one measurement, record its result or its error, and log how long it took."""
+    started = time.monotonic()
+    base: Record = {"scenario": scenario, "system": system, "rep": rep, "label": label}
+    try:
+        record = {**base, **body()}
+    except (UnitError, OSError, ValueError, KeyError) as exc:
+        record = {**base, "error": str(exc)}
+        log(f"  ! {scenario} {label} rep {rep + 1}: {exc}")
+    record["wall_s"] = round(time.monotonic() - started, 2)
+    ctx.records.append(record)
+    log(
+        f"{scenario:8} {label:28} rep {rep + 1}  {report.one_line(record)}"
+        f"  ({record['wall_s']:.1f} s)"
+    )
+    save(ctx)
+
+
+def floor_py(ctx: Context, system: str) -> Record:
+    return {"kind": "redis-py", **agent(ctx, system, "floor", "--n", str(ctx.config.floor_n))}
+
+
+def floor_tool(ctx: Context, tool: Path, pipeline: int) -> Record:
+    return {"kind": "benchmark", **run_redis_benchmark(ctx, tool, pipeline)}
+
+
+def run_floor(ctx: Context, rep: int, tool: Path | None) -> None:
+    """The redis-py round-trip loop from each venv in use, then the benchmark tool."""
+    venv_systems: dict[str, str] = {}
+    for system in ctx.drivers:
+        venv_systems.setdefault(venv_for(system).key, system)
+    for key, system in venv_systems.items():
+        label = f"redis-py ({VENVS[key].path.name})"
+        unit(ctx, "floor", "-", rep, label, partial(floor_py, ctx, system))
+    if tool is not None:
+        for pipeline in (1, 16):
+            label = f"{tool.name} -P {pipeline}"
+            unit(ctx, "floor", "-", rep, label, partial(floor_tool, ctx, tool, pipeline))
+
+
+def rotated(items: list[str], by: int) -> list[str]:
+    if not items:
+        return items
+    shift = by % len(items)
+    return items[shift:] + items[:shift]
+
+
+def run_repetition(ctx: Context, rep: int, tool: Path | None) -> None:
+    """Every timed scenario once, systems interleaved, starting from a rotated system."""
+    cfg = ctx.config
+    order = rotated(list(ctx.drivers), rep)
+    log(f"repetition {rep + 1}/{cfg.repeat}, order: {', '.join(order)}")
+    if "floor" in cfg.scenarios:
+        run_floor(ctx, rep, tool)
+    if "bulk" in cfg.scenarios:
+        for name in order:
+            body = partial(run_bulk, ctx, ctx.drivers[name], rep)
+            unit(ctx, "bulk", name, rep, f"{name}-bulk", body)
+    for scenario in ("drain", "sleep", "latency"):
+        if scenario not in cfg.scenarios:
+            continue
+        for name in order:
+            driver = ctx.drivers[name]
+            for v in driver.variants():
+                if v.role not in SCENARIO_ROLES[scenario] or (v.extra and not cfg.extra_variants):
+                    continue
+                if scenario == "latency":
+                    body = partial(run_latency, ctx, driver, v)
+                elif scenario == "drain":
+                    body = partial(run_drain, ctx, driver, v, "noop", scaled(cfg.n, v))
+                else:
+                    body = partial(run_drain, ctx, driver, v, "sleep10ms", scaled(cfg.sleep_n, v))
+                unit(ctx, scenario, name, rep, v.label, body)
+
+
+def fill_estimate_s(ctx: Context, n: int) -> float:
+    """Seconds the memory fill of ``n`` jobs per system should take, from repetition 1's rates."""
+    total = 0.0
+    for name, driver in ctx.drivers.items():
+        if driver.memory_fill == "bulk":
+            rates = [
+                r["rate"]
+                for r in ctx.records
+                if r["scenario"] == "bulk" and r["system"] == name and "error" not in r
+            ]
+        else:
+            rates = [
+                r["enqueue"]["rate"]
+                for r in ctx.records
+                if r["scenario"] == "drain" and r["system"] == name and "error" not in r
+            ]
+        rate = statistics.median(rates) if rates else 1000.0
+        total += n / rate + 3.0  # + producer and server start-up
+    return total
+
+
+def run_all(ctx: Context, started: float) -> None:
+    """The repetitions while the budget allows, then the memory figure in the time left."""
+    cfg = ctx.config
+    tool = find_benchmark_tool()
+    if "floor" in cfg.scenarios and tool is None:
+        ctx.meta["notes"].append(
+            "redis-benchmark / valkey-benchmark not found on PATH: the benchmark-tool floor was "
+            "skipped (Debian: `apt-get install redis-tools`)."
+        )
+    rep_s = time.monotonic()
+    run_repetition(ctx, 0, tool)
+    rep_s = time.monotonic() - rep_s
+    mem_n = min(cfg.mem_n, cfg.mem_min_n)
+    reserve_s = fill_estimate_s(ctx, mem_n) * cfg.mem_repeat if "memory" in cfg.scenarios else 0.0
+    for rep in range(1, cfg.repeat):
+        elapsed = time.monotonic() - started
+        if elapsed + rep_s * 1.1 + reserve_s > cfg.budget_s:
+            note = (
+                f"Only {rep} of {cfg.repeat} repetitions fit in the {cfg.budget_s / 60:.0f}-minute "
+                f"budget (BENCH_BUDGET_S): one took {rep_s:.0f} s and {elapsed:.0f} s had passed. "
+                "The machine was probably busy; rerun when it is quieter, or lower BENCH_N."
+            )
+            ctx.meta["notes"].append(note)
+            log(note)
+            break
+        run_repetition(ctx, rep, tool)
+    if "memory" not in cfg.scenarios:
+        return
+    # memory is not a timing and does not vary between runs, so it gets the time that is left:
+    # the full size when it fits, else fewer jobs (never below BENCH_MEM_MIN_N), said in a note
+    left_s = cfg.budget_s - (time.monotonic() - started)
+    full_s = fill_estimate_s(ctx, cfg.mem_n) * cfg.mem_repeat
+    if full_s > left_s and cfg.mem_n > mem_n:
+        mem_n = max(mem_n, int(cfg.mem_n * left_s / full_s) // 1000 * 1000)
+        note = (
+            f"Memory was measured at {mem_n:,} pending jobs instead of {cfg.mem_n:,}: the fill "
+            f"would have taken about {full_s:.0f} s with {max(0.0, left_s):.0f} s of the budget "
+            "left."
+        )
+        ctx.meta["notes"].append(note)
+        log(note)
+    else:
+        mem_n = cfg.mem_n
+    for rep in range(cfg.mem_repeat):
+        for name in rotated(list(ctx.drivers), rep):
+            body = partial(run_memory, ctx, ctx.drivers[name], mem_n)
+            unit(ctx, "memory", name, rep, f"{name}-memory", body)
+
+
+def save(ctx: Context) -> None:
+    """Write the raw JSON now, so an interrupted run still leaves its data."""
+    path = ctx.config.results_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"meta": ctx.meta, "records": ctx.records}, indent=1, default=str))
+    tmp.replace(path)
+
+
+def host_info() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def collect_versions(ctx: Context) -> dict[str, dict[str, Any]]:
+    versions: dict[str, dict[str, Any]] = {}
+    for name in list(ctx.drivers):
+        try:
+            versions[name] = agent(ctx, name, "versions", timeout_s=60)
+        except UnitError as exc:
+            ctx.skipped[name] = f"does not start in its venv: {exc}"
+            del ctx.drivers[name]
+    return versions
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> int:
+    config = BenchConfig.from_env()
+    signal.signal(signal.SIGTERM, _terminate)
+    install: dict[str, str | None] = {}
+    if INSTALL_STATUS.exists():
+        install = json.loads(INSTALL_STATUS.read_text())
+    skipped = {name: str(install.get(name)) for name in config.systems if install.get(name)}
+    drivers = {name: DRIVERS[name]("") for name in config.systems if name not in skipped}
+    started = time.monotonic()
+    started_at = datetime.now(UTC)
+    log_dir = RAW_DIR / "logs"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    log_dir.mkdir(parents=True)
+    sockets_dir = Path(tempfile.mkdtemp(prefix="jobq-bench-"))
+    server = RedisServer.create(sockets_dir)
+    try:
+        server.start()
+        for driver in drivers.values():
+            driver.url = server.url
+        ctx = Context(
+            config=config,
+            server=server,
+            sockets_dir=sockets_dir,
+            log_dir=log_dir,
+            drivers=drivers,
+            skipped=skipped,
+        )
+        ctx.meta = {
+            "started_at": started_at.isoformat(timespec="seconds"),
+            "host": host_info(),
+            "loadavg_start": os.getloadavg(),
+            "server": server.version(),
+            "server_binary": str(server.binary),
+            "benchmark_tool": str(find_benchmark_tool() or ""),
+            "config": config.to_json(),
+            "skipped": skipped,
+            "notes": [],
+        }
+        log(f"Redis: {ctx.meta['server']} on port {server.port} ({server.binary})")
+        if "jobq" in drivers and extra_worker_args():
+            ctx.meta["notes"].append(
+                f"jobq workers ran with extra options from {EXTRA_ARGS_ENV}: "
+                f"`{' '.join(extra_worker_args())}`."
+            )
+        ctx.meta["versions"] = collect_versions(ctx)
+        ctx.meta["variants"] = {
+            name: [v.__dict__ | {"options": dict(v.options)} for v in driver.variants()]
+            for name, driver in ctx.drivers.items()
+        }
+        ctx.meta["config_notes"] = {
+            name: {"title": cls.title, "note": cls.config_note, "bulk_api": cls.bulk_api}
+            for name, cls in DRIVERS.items()
+        }
+        try:
+            run_all(ctx, started)
+        except KeyboardInterrupt:
+            ctx.meta["notes"].append("The run was interrupted; the tables hold what finished.")
+            log("interrupted: writing what finished")
+        ctx.meta["loadavg_end"] = os.getloadavg()
+        ctx.meta["duration_s"] = round(time.monotonic() - started, 1)
+        ctx.meta["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        save(ctx)
+        config.docs_path.parent.mkdir(parents=True, exist_ok=True)
+        config.docs_path.write_text(report.render({"meta": ctx.meta, "records": ctx.records}))
+        log(f"done in {ctx.meta['duration_s']:.0f} s: {config.results_path}, {config.docs_path}")
+    finally:
+        server.stop()
+        procs.kill_all_groups()
+        shutil.rmtree(sockets_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# One command for the whole benchmark (what `make bench` runs): build the venvs, start a private
+# Redis, run every scenario for every system, write bench/results/latest.json and
+# docs/benchmarks.md. Sizes and selections: BENCH_* variables, see bench/config.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+"${PYTHON:-python3}" -m bench.venvs
+exec .bench-venv-peers/bin/python -m bench.run "$@"

@@ -1,0 +1,138 @@
+"""Pool bookkeeping: held jobs, their leases and aborts (worker/pool.py)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from jobq_core import Queue, Settings, Worker, task
+from tests import tasks
+from tests.helpers import worker_thread
+
+GATE = threading.Event()
+
+
+@task(name="tests.pool.wait_gate")
+def wait_gate() -> str:
+    """Return once the test opens GATE (polled, so an injected exception lands at once)."""
+    while not GATE.wait(0.01):
+        pass
+    return "through"
+
+
+def test_same_job_id_in_two_queues_both_complete(settings: Settings) -> None:
+    # Job ids are unique per queue only: a worker serving both queues can hold "same-id"
+    # of queue a and "same-id" of queue b at once, and must keep track of both.
+    GATE.clear()
+    a, b = Queue("a", settings=settings), Queue("b", settings=settings)
+    ja = a.enqueue_call(tasks.add, args=(1, 1), job_id="same-id")
+    jb = b.enqueue_call(wait_gate, job_id="same-id")
+    with worker_thread(settings, ["a", "b"], concurrency=2):
+        assert ja.result(timeout_s=10) == 2
+        GATE.set()
+        assert jb.result(timeout_s=10) == "through"
+    # Its first run's outcome was recorded: no lost lease, no second delivery.
+    assert "lost" not in jb.refresh().fields and jb.fields["deliveries"] == "1"
+
+
+STARTS: list[str] = []
+ONE_STARTED, TWO_STARTED = threading.Event(), threading.Event()
+
+
+@task(name="tests.pool.block_on_gate")
+def block_on_gate() -> str:
+    """Block in C on GATE (an injected exception cannot land until it opens)."""
+    STARTS.append("start")
+    (ONE_STARTED if len(STARTS) == 1 else TWO_STARTED).set()
+    GATE.wait(30)
+    return "through"
+
+
+def test_stale_outcome_does_not_drop_the_jobs_new_run(settings: Settings, queue: Queue) -> None:
+    # A thread job blocked in C keeps running after its lease is lost; the same worker can
+    # claim the job again meanwhile. The old run's outcome must not settle the new run.
+    from jobq_core.keys import Keyspace
+    from jobq_core.scripts import Scripts
+
+    GATE.clear()
+    STARTS.clear()
+    ONE_STARTED.clear()
+    TWO_STARTED.clear()
+    job = queue.enqueue(block_on_gate)
+    keys = Keyspace(settings.prefix)
+    with worker_thread(settings, concurrency=2):
+        assert ONE_STARTED.wait(10)
+        queue.client.zadd(keys.processing("default"), {job.id: 0})  # its lease runs out
+        assert Scripts(queue.client, settings).reap("default") == [(job.id, "pending")]
+        assert TWO_STARTED.wait(10)  # claimed again by this worker while the first run blocks
+        GATE.set()
+        assert job.result(timeout_s=10) == "through"
+    job.refresh()
+    assert job.fields["deliveries"] == "2" and job.fields["lost"] == "1"
+
+
+WORKER: list[Worker] = []
+NEXT_STARTED = threading.Event()
+
+
+@task(name="tests.pool.next_job")
+def next_job() -> str:
+    NEXT_STARTED.set()
+    return wait_gate.fn()
+
+
+def _beat_while_next_job_runs(job: object, result: object) -> None:
+    # Runs in the settler after the first job's completion was written and before it is let
+    # go: the slot is already running the next job. A heartbeat then finds the first job's
+    # lease gone (it completed) and aborts it.
+    assert NEXT_STARTED.wait(10)
+    WORKER[0].heartbeat.beat()
+
+
+@task(name="tests.pool.first_job", on_success=_beat_while_next_job_runs)
+def first_job() -> int:
+    return 1
+
+
+def test_aborting_a_finished_job_leaves_the_slots_next_job_alone(settings: Settings,
+                                                                  queue: Queue) -> None:
+    GATE.clear()
+    NEXT_STARTED.clear()
+    first = queue.enqueue(first_job)
+    nxt = queue.enqueue(next_job)
+    with worker_thread(settings, concurrency=1, prefetch=1) as w:
+        WORKER[:] = [w]
+        assert first.result(timeout_s=10) == 1
+        GATE.set()
+        assert nxt.result(timeout_s=10) == "through"
+    assert nxt.refresh().retries == 0 and nxt.error == ""
+
+
+
+def test_an_interrupt_landing_as_the_job_ends_does_not_kill_the_slot(
+        settings: Settings, queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A thread job's timeout is an exception its timer injects into the slot thread. If the
+    # timer fires as the job returns, the exception lands in the slot's own code after the
+    # task, where the slot cancels the timer: simulate exactly that landing spot.
+    import ctypes
+
+    from jobq_core.worker import pool
+    from jobq_core.worker.runner import JobTimeout
+
+    fired: list[int] = []
+
+    class LateTimer(threading.Timer):
+        def cancel(self) -> None:
+            if not fired:
+                fired.append(1)
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(threading.get_ident()), ctypes.py_object(JobTimeout))
+            super().cancel()
+
+    monkeypatch.setattr(pool.threading, "Timer", LateTimer)
+    job = queue.enqueue_call(tasks.add, args=(2, 2), timeout_s=60)
+    with worker_thread(settings, concurrency=1):
+        assert job.result(timeout_s=10) == 4
+        assert queue.enqueue(tasks.add, 3, 3).result(timeout_s=10) == 6
+    assert fired

@@ -1,0 +1,139 @@
+"""The worker's lifecycle around its main loop (worker/supervisor.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+
+import redis
+
+from jobq_core import Queue, Settings, Worker, task
+from jobq_core.job import Claimed
+from tests import tasks
+
+GATE = threading.Event()
+STARTED = threading.Event()
+
+
+@task(name="tests.supervisor.hold")
+def hold() -> str:
+    STARTED.set()
+    while not GATE.wait(0.01):
+        pass
+    return "done"
+
+
+def test_stop_hands_back_prefetched_jobs_before_waiting_for_running_ones(
+        settings: Settings, queue: Queue) -> None:
+    # A prefetched job is not renewed once the worker stops; if it were handed back only
+    # after the running job's grace, its lease would run out meanwhile (counted as lost).
+    GATE.clear()
+    STARTED.clear()
+    running = queue.enqueue(hold)
+    waiting = queue.enqueue(tasks.add, 1, 1)
+    w = Worker(["default"], settings.replace(grace_s=60.0), imports=["tests.tasks"],
+               pool="thread", concurrency=1, prefetch=1)
+    handed: dict[str, bool] = {}
+    handed_back = threading.Event()
+    original = w._hand_back
+
+    def hand_back(job: Claimed) -> None:
+        original(job)
+        handed[job.id] = GATE.is_set()  # False: the running job was still running
+        handed_back.set()
+
+    w._hand_back = hand_back  # type: ignore[method-assign]
+    t = threading.Thread(target=w.work, daemon=True)
+    t.start()
+    try:
+        assert STARTED.wait(10)
+        assert queue.job(waiting.id).status == "processing"  # type: ignore[union-attr]
+        w.stop()
+        assert handed_back.wait(10), "the prefetched job was not handed back during grace"
+    finally:
+        GATE.set()
+        t.join(30)
+    assert handed == {waiting.id: False}
+    assert waiting.refresh().status == "pending" and "lost" not in waiting.fields
+    assert running.refresh().status == "completed"
+
+
+def test_worker_waits_out_a_busy_server(settings: Settings, queue: Queue,
+                                        r: redis.Redis) -> None:
+    # A script running past busy-reply-threshold makes Redis answer BUSY to everyone else
+    # until it ends: a blink like a restart, which the worker must wait out, not die of.
+    from tests.helpers import worker_thread
+
+    old = r.config_get("busy-reply-threshold")["busy-reply-threshold"]
+    r.config_set("busy-reply-threshold", 50)
+    busy = redis.Redis.from_url(settings.redis_url, socket_timeout=None)
+    try:
+        with worker_thread(settings.replace(socket_timeout_s=1.0)) as w:
+            hit = threading.Event()
+            for name in ("claim", "wait"):
+                setattr(w.fetch, name, _noting_errors(getattr(w.fetch, name), hit))
+            spinner = threading.Thread(target=_spin, args=(busy,), daemon=True)
+            spinner.start()
+            try:
+                assert hit.wait(10), "the worker never met the busy server"
+            finally:
+                _kill_script(r)
+                spinner.join(10)
+            assert queue.enqueue(tasks.add, 2, 3).result(timeout_s=10) == 5
+    finally:
+        r.config_set("busy-reply-threshold", old)
+        busy.close()
+
+
+def _noting_errors(fn: Callable[..., object], hit: threading.Event,
+                   text: str = "BUSY") -> Callable[..., object]:
+    def call(*args: object) -> object:
+        try:
+            return fn(*args)
+        except Exception as exc:
+            if text in str(exc):
+                hit.set()
+            raise
+    return call
+
+
+def _spin(client: redis.Redis) -> None:
+    with contextlib.suppress(redis.ResponseError):
+        client.eval("while true do end", 0)
+
+
+def _kill_script(r: redis.Redis) -> None:
+    while True:
+        try:
+            r.script_kill()
+            break
+        except redis.ResponseError as exc:  # NOTBUSY: the script has not started yet
+            if "NOTBUSY" not in str(exc):
+                raise
+    while True:  # the script stops at its next check; until then the answer is BUSY
+        try:
+            r.ping()
+            return
+        except redis.ResponseError as exc:
+            if "BUSY" not in str(exc):
+                raise
+
+
+def test_worker_outlives_a_key_of_the_wrong_type(settings: Settings, queue: Queue,
+                                                 r: redis.Redis) -> None:
+    # A jobq key overwritten with another type makes Redis refuse the worker's commands
+    # (WRONGTYPE) until an operator fixes it: logged and waited out, never fatal.
+    from jobq_core.keys import Keyspace
+    from tests.helpers import worker_thread
+
+    marker = Keyspace(settings.prefix).marker("default")
+    first = queue.enqueue(tasks.add, 1, 1)
+    r.set(marker, "not a zset")
+    with worker_thread(settings) as w:
+        hit = threading.Event()
+        w.fetch.wait = _noting_errors(w.fetch.wait, hit, "WRONGTYPE")  # type: ignore[method-assign]
+        assert first.result(timeout_s=10) == 2
+        assert hit.wait(10), "the worker never met the broken key"
+        r.delete(marker)
+        assert queue.enqueue(tasks.add, 2, 3).result(timeout_s=20) == 5
