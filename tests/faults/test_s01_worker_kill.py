@@ -53,12 +53,15 @@ def kill_mid_job(
     keys: set[str] = set()
     if spare_slot:
         keys.add(producer.enqueue(WORK, durations[0])[0])
-        scenario.wait_until(lambda: bool(jobs_on(a, scenario.running())), 20, "A running")
-        scenario.worker(srv.url, name="B", concurrency=concurrency + 1)
+        scenario.wait_until(lambda: bool(jobs_on(a, scenario.running())), 30, "A running")
+        b = scenario.worker(srv.url, name="B", concurrency=concurrency + 1)
+        scenario.warm_up(b, producer, concurrency + 1)  # A is full: the probes go to B
         keys |= {producer.enqueue(WORK, d)[0] for d in durations[1:]}
+        scenario.wait_until(lambda: bool(jobs_on(b, scenario.running())), 30, "B running")
     else:
-        scenario.worker(srv.url, name="B", concurrency=concurrency)
+        b = scenario.worker(srv.url, name="B", concurrency=concurrency)
         keys |= {producer.enqueue(WORK, d)[0] for d in durations}
+        scenario.wait_busy([a, b], concurrency)
 
     # Wait until A is mid-job (started at least 0.3 s ago), so the kill cuts real work.
     scenario.wait_until(
@@ -153,7 +156,8 @@ def durations(n: int, seed: int) -> list[float]:
 @pytest.mark.parametrize("variant", ["group", "parent"])
 def test_kill_short(scenario: Scenario, variant: str) -> None:
     sid = f"1{'a' if variant == 'group' else 'c'}-short"
-    kill_mid_job(scenario, variant, [3.0, 2.0], 1, sid, f"SIGKILL {variant} (short)", True)
+    # A's job outlasts B's warm-up (a few seconds on a loaded machine) so the kill cuts it.
+    kill_mid_job(scenario, variant, [10.0, 3.0], 1, sid, f"SIGKILL {variant} (short)", True)
 
 
 @pytest.mark.faults

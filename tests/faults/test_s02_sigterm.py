@@ -49,13 +49,21 @@ BARS = {
 def test_warm_shutdown_finishes_short_jobs_and_hands_back_long_ones(scenario: Scenario) -> None:
     srv = scenario.redis()
     producer = scenario.producer(scenario.queue(srv.url))
+    # B is warmed up, then frozen while A claims both jobs: it must be ready to take the
+    # handed-back job at once, but must not take the jobs first.
+    b = scenario.worker(srv.url, name="B", concurrency=2, grace_s=GRACE_S)
+    scenario.warm_up(b, producer, 2)
+    b.kill_group(signal.SIGSTOP)
     a = scenario.worker(srv.url, name="A", concurrency=2, grace_s=GRACE_S)
     short, _, _ = producer.enqueue(WORK, 2.0, key="short")
     long_, _, _ = producer.enqueue(WORK, 10.0, key="long")
-    scenario.wait_until(lambda: len(scenario.running()) == 2, 15, "both jobs running on A")
+    scenario.wait_until(
+        lambda: {e.key for e in scenario.running()} >= {short, long_}, 30, "both jobs running on A"
+    )
+    b.kill_group(signal.SIGCONT)
+    b.meant_to_exit = False
     term_at = time.monotonic()
     a.send(signal.SIGTERM)
-    scenario.worker(srv.url, name="B", concurrency=2, grace_s=GRACE_S)
     rc = a.wait(GRACE_S + 5)
     shutdown_s = time.monotonic() - term_at
     scenario.wait_ended({short, long_}, 30)

@@ -27,18 +27,20 @@ EVERYSEC_WINDOW_S = 2.0  # everysec fsyncs each second; a write may wait up to ~
 def test_redis_kill9_and_restart_on_aof(scenario: Scenario, fsync: str) -> None:
     srv = scenario.redis(appendonly=True, appendfsync=fsync)
     producer = scenario.producer(scenario.queue(srv.url))
-    for name in ("A", "B"):
-        scenario.worker(srv.url, name=name, concurrency=2)
-    load = BackgroundProducer(producer, WORK, (0.05,), rate_per_s=60, limit=600)
+    workers = [scenario.worker(srv.url, name=name, concurrency=2) for name in ("A", "B")]
+    load = BackgroundProducer(producer, WORK, (0.05,), rate_per_s=60, limit=900)
     load.start()
     scenario.on_close(load.stop)
-    time.sleep(4)
+    # Crash Redis in steady state: both workers warm and busy, then 3 s of load as baseline.
+    scenario.wait_busy(workers, 2)
+    time.sleep(3)
     kill_at = time.monotonic()
     srv.kill()
     time.sleep(2)
     srv.start()
     back_at = time.monotonic()
-    load.join(30)
+    time.sleep(4)  # load goes on after the restart, so resumption can be measured
+    load.stop()
 
     runs, enqs = read_ledger(scenario.ledger_dir)
     acked = {e.key for e in enqs if e.outcome == "ok"}

@@ -8,6 +8,7 @@ after the heal (no socket stuck on a dead connection).
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -37,14 +38,24 @@ def test_partition_of_one_worker(scenario: Scenario, mode: Mode) -> None:
     proxy = scenario.proxy(srv)
     q = scenario.queue(srv.url)
     producer = scenario.producer(q)
+    # B first, warmed up, then frozen while A (through the proxy) claims the two jobs: B must
+    # be ready to rerun them, yet must not take them first.
+    b = scenario.worker(srv.url, name="B", concurrency=2)
+    scenario.warm_up(b, producer, 2)
+    b.kill_group(signal.SIGSTOP)
     a = scenario.worker(proxy.url, name="A", concurrency=2)
     # A 10 s job A must stop itself, and a 2 s job whose body ends during the partition (its
     # completion cannot reach Redis in time, so B reruns it and A's late write must be refused).
     long_key, _, long_job = producer.enqueue(WORK, 10.0, key="long")
     short_key, _, short_job = producer.enqueue(WORK, 2.0, key="short")
-    scenario.wait_until(lambda: len(scenario.running()) == 2, 15, "both jobs running on A")
+    scenario.wait_until(
+        lambda: {e.key for e in scenario.running()} >= {long_key, short_key},
+        30,
+        "both jobs running on A",
+    )
     a_pids = pids_of(a)
-    scenario.worker(srv.url, name="B", concurrency=2)
+    b.kill_group(signal.SIGCONT)
+    b.meant_to_exit = False
     time.sleep(0.5)
 
     cut_at = time.monotonic()

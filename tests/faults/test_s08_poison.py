@@ -55,13 +55,17 @@ def run_mix(
 
     baseline_s = None
     if measure_baseline:
-        base_keys = set(producer.enqueue_n(n_good, WORK, GOOD_JOB_S, prefix="base"))
         w = scenario.worker(srv.url, name="base", concurrency=concurrency)
+        scenario.warm_up(w, producer, concurrency)  # measure the engine, not its start-up
+        base_keys = set(producer.enqueue_n(n_good, WORK, GOOD_JOB_S, prefix="base"))
         scenario.wait_ended(base_keys, 120)
         w.send()  # warm stop; the mixed run gets a fresh worker
         assert w.wait(10) == 0, scenario.workers.logs()
         baseline_s = drain_time(scenario, base_keys)
 
+    w = scenario.worker(srv.url, name="mixed", concurrency=concurrency)
+    if measure_baseline:
+        scenario.warm_up(w, producer, concurrency)
     good: set[str] = set()
     poison_jobs: dict[str, Any] = {}
     step = max(1, n_good // (len(poisons) + 1))
@@ -72,7 +76,6 @@ def run_mix(
             _, outcome, job = producer.enqueue(POISONS[kind], key=f"poison-{kind}")
             assert outcome == "ok", job
             poison_jobs[kind] = job
-    w = scenario.worker(srv.url, name="mixed", concurrency=concurrency)
 
     quarantine_s: dict[str, float] = {}
     deadline = time.monotonic() + 120

@@ -19,6 +19,7 @@ from .workers import WorkerProcess, Workers, WorkerSpec
 
 RESULTS_ENV = "JOBQ_FAULTS_RESULTS"
 QUEUE = "faults"
+PROBE = "tests.faults.tasks.work"
 # Shrunk timings for every fault worker: lease 3 s and heartbeat 1 s (the issue's numbers), client
 # timeouts and the reconnect cap scaled down alike so a scenario ends in well under a minute.
 WORKER_ENV = {
@@ -110,6 +111,33 @@ class Scenario:
                     f"timed out after {timeout_s}s waiting for {what}\n{self.workers.logs()}"
                 )
             time.sleep(poll_s)
+
+    def warm_up(self, worker: WorkerProcess, producer: Producer, slots: int) -> None:
+        """Make sure every job process of an idle ``worker`` is up: run ``slots`` short probe
+        jobs at once (nobody else may have free slots) and wait until they ran on ``slots``
+        different processes. A fresh worker spawns its job processes in the background, which
+        takes seconds on a loaded 2-core machine; a fault injected before that would measure
+        the start-up, not the engine."""
+        probes = {
+            producer.enqueue(PROBE, 0.3, key=producer.next_key("warmup"))[0] for _ in range(slots)
+        }
+        self.wait_ended(probes, 60)
+        pids = {e.pid for e in self.execs() if e.key in probes}
+        if len(pids) < slots:
+            self.warm_up(worker, producer, slots)
+
+    def wait_busy(self, workers: list[WorkerProcess], slots: int, timeout_s: float = 60) -> None:
+        """Under a backlog: wait until each worker has run jobs on ``slots`` job processes."""
+
+        def warm() -> bool:
+            execs = self.execs()
+            for w in workers:
+                mine = {w.pid, *(c.pid for c in w.children())}
+                if len({e.pid for e in execs if e.pid in mine}) < slots:
+                    return False
+            return True
+
+        self.wait_until(warm, timeout_s, f"every worker busy on {slots} job processes", 0.2)
 
     def wait_ended(self, keys: set[str], timeout_s: float) -> float:
         return self.wait_until(
