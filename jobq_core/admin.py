@@ -20,8 +20,15 @@ import redis
 from .config import Settings
 from .connection import configure, redis_errors
 from .errors import ConfigError, InvalidState, JobNotFound
-from .inspect import Inspector, JobFilter
-from .job import PENDING, PROCESSING, PURGE_STATES, REQUEUE_STATES, SCHEDULED
+from .inspect import Inspector, JobFilter, JobRow
+from .job import (
+    PENDING,
+    PRIORITY_BAND,
+    PROCESSING,
+    PURGE_STATES,
+    REQUEUE_STATES,
+    SCHEDULED,
+)
 from .keys import Keyspace, check_queue_name, require_job_id, valid_job_id
 from .queue import Queue
 from .scripts import Scripts
@@ -131,7 +138,7 @@ class Admin:
     def purge_all(self, queue: str, state: str, batch: int = 500) -> Iterator[Progress]:
         """Delete every job of `state` present now, in batches; yields progress."""
         self._check(queue, state, PURGE_STATES, "purge")
-        since = self._arrivals_cutoff(state)
+        since = self._arrivals_cutoff(queue, state)
         return self._bulk(partial(self.scripts.purge, since_ms=since), queue, state, batch)
 
     def _bulk(self, action: object, queue: str, state: str, batch: int) -> Iterator[Progress]:
@@ -153,14 +160,24 @@ class Admin:
             before = left
 
     @redis_errors
-    def _arrivals_cutoff(self, state: str) -> int:
-        """For pending and scheduled, the Redis time (ms) that bounds an "all" action: a job
-        enqueued later may score below the snapshot's top (higher priority, earlier due), so
-        the score alone cannot keep it out. 0 for the other states (scored by retention)."""
-        if state not in (PENDING, SCHEDULED):
-            return 0
-        sec, usec = self.client.time()
-        return int(sec) * 1000 + int(usec) // 1000
+    def _arrivals_cutoff(self, queue: str, state: str) -> int:
+        """What bounds an "all" action on pending or scheduled jobs, where a job arriving later
+        may score below the snapshot's top (higher priority, earlier due): the queue's seq
+        counter for pending, the Redis time (ms) for scheduled; 0 for the other states (scored
+        by retention, so the score cutoff suffices). See purge.lua."""
+        if state == PENDING:
+            return int(self.client.get(self.keys.seq(queue)) or 0)
+        if state == SCHEDULED:
+            sec, usec = self.client.time()
+            return int(sec) * 1000 + int(usec) // 1000
+        return 0
+
+    def _arrived_later(self, state: str, since: int, row: JobRow) -> bool:
+        if not since:
+            return False
+        if state == PENDING:
+            return int(row.score) % PRIORITY_BAND > since
+        return (row.enqueued_ms or 0) > since
 
     @redis_errors
     def _snapshot(self, queue: str, state: str) -> float | None:
@@ -182,13 +199,7 @@ class Admin:
     def prune_workers(self) -> int:
         """Forget registry entries of workers whose heartbeat stopped; returns how many."""
         ids = [str(w) for w in self.client.zrange(self.keys.workers(), 0, 999)]
-        pipe = self.client.pipeline(transaction=False)
-        for wid in ids:
-            pipe.exists(self.keys.worker(wid))
-        gone = [wid for wid, n in zip(ids, pipe.execute(), strict=True) if not n]
-        if gone:
-            self.client.zrem(self.keys.workers(), *gone)
-        return len(gone)
+        return forget_stopped_workers(self.client, self.keys, ids)
 
     # -- bulk operations over a snapshot, stepped in bounded requests ----------------------
     @redis_errors
@@ -212,7 +223,7 @@ class Admin:
             "queue": queue, "state": state, "action": action, "task": task[:200],
             "text": text[:200], "actor": actor[:100], "cutoff": repr(cutoff or 0.0),
             "cursor": "", "skip": 0, "total": total, "done": 0, "examined": 0, "left": total,
-            "since_ms": self._arrivals_cutoff(state),
+            "since_ms": self._arrivals_cutoff(queue, state),
             "finished": int(cutoff is None or total == 0), "started_ms": now, "updated_ms": now}
         key = self.keys.bulk(queue, op_id)
         pipe = self.client.pipeline(transaction=False)
@@ -295,7 +306,7 @@ class Admin:
                                                                  full_error=bool(match.text))
         since = int(cur.get("since_ms", "0") or 0)
         hits = [r.id for r in rows if r.exists and match.matches(r)
-                and not (since and (r.enqueued_ms or 0) > since)]
+                and not self._arrived_later(state, since, r)]
         done = self._act(queue, state, action, hits)
         last = entries[-1][1]
         hit_set = set(hits)
@@ -438,3 +449,18 @@ def _any(mapping: Mapping[str, Any]) -> Any:
 
 
 __all__ = ["BULK_ACTIONS", "Admin", "BulkOp", "ConfigError", "Progress"]
+
+
+def forget_stopped_workers(client: redis.Redis, keys: Keyspace, ids: Sequence[str]) -> int:
+    """Drop from the worker registry those of `ids` whose worker hash expired (the worker
+    stopped beating, e.g. it was SIGKILLed); returns how many. Used by operators and by
+    every worker's heartbeat."""
+    if not ids:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    for wid in ids:
+        pipe.exists(keys.worker(wid))
+    gone = [wid for wid, n in zip(ids, pipe.execute(), strict=True) if not n]
+    if gone:
+        client.zrem(keys.workers(), *gone)
+    return len(gone)

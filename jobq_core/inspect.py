@@ -18,7 +18,7 @@ import redis
 from .config import Settings
 from .connection import configure, redis_errors, server_info, translated
 from .errors import ConfigError
-from .job import DEFERRED_MS, FINAL_STATES, STATES
+from .job import DEFERRED_MS, FINAL_STATES, STATES, loads_or_raw
 from .keys import Keyspace, check_queue_name, valid_job_id
 from .limits import Limit
 from .schedule import Schedule, check_schedule_name
@@ -74,13 +74,7 @@ class JobDetail:
         return self.fields.get("state", "")
 
     def json_field(self, name: str) -> Any:
-        raw = self.fields.get(name)
-        if raw is None or raw == "":
-            return None
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError:
-            return raw
+        return loads_or_raw(self.fields.get(name))
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ REQUEUE_STATES = frozenset({FAILED, DEAD, CANCELLED, COMPLETED})
 PURGE_STATES = frozenset({PENDING, SCHEDULED, COMPLETED, FAILED, DEAD, CANCELLED})
 
 MIN_PRIORITY, MAX_PRIORITY = -100, 100
+# Pending scores are (100 - priority) * PRIORITY_BAND + seq (lua/_lib.lua), so score mod the
+# band is the job's place in the queue's FIFO counter.
+PRIORITY_BAND = 10_000_000_000_000
 
 # A scheduled job whose score is at least DEFERRED_MS (2**52 ms, far beyond any due time) is
 # *deferred*: it waits for its dependencies, and its score is DEFERRED_MS + the time they are
@@ -136,7 +139,8 @@ def decode_call(fields: Mapping[str, str]) -> tuple[list[Any], dict[str, Any]]:
     return args, kwargs
 
 
-def _loads(raw: str | None) -> Any:
+def loads_or_raw(raw: str | None) -> Any:
+    """A stored JSON field decoded; the raw text when it is not JSON; None when empty."""
     if raw is None or raw == "":
         return None
     try:
@@ -169,11 +173,11 @@ class Job:
 
     @property
     def args(self) -> Any:
-        return _loads(self.fields.get("args"))
+        return loads_or_raw(self.fields.get("args"))
 
     @property
     def kwargs(self) -> Any:
-        return _loads(self.fields.get("kwargs")) or {}
+        return loads_or_raw(self.fields.get("kwargs")) or {}
 
     @property
     def error(self) -> str:
@@ -185,11 +189,11 @@ class Job:
 
     @property
     def meta(self) -> Any:
-        return _loads(self.fields.get("meta")) or {}
+        return loads_or_raw(self.fields.get("meta")) or {}
 
     @property
     def progress(self) -> Any:
-        return _loads(self.fields.get("progress"))
+        return loads_or_raw(self.fields.get("progress"))
 
     @property
     def retries(self) -> int:
@@ -198,7 +202,7 @@ class Job:
     @property
     def return_value(self) -> Any:
         """The stored result of a completed job (None otherwise); does not wait."""
-        return _loads(self.fields.get("result"))
+        return loads_or_raw(self.fields.get("result"))
 
     def refresh(self) -> Job:
         """Read the job's fields again; raises JobNotFound if it no longer exists."""

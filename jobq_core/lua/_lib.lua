@@ -149,3 +149,11 @@ local function selected_ids(set)
   for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
   return ids
 end
+
+-- 0 if `token` holds the job's lease; else the script's code: -1 job missing, -2 not held.
+local function lease_check(job, token)
+  local held = redis.call('HGET', job, 'lease')
+  if held == token then return 0 end
+  if not held and redis.call('EXISTS', job) == 0 then return -1 end
+  return -2
+end

@@ -9,12 +9,8 @@
 -- Returns 1 retry scheduled; 2 failed; 3 dead; 4 back to pending; -1 job missing;
 --   -2 lease not held
 local id, job = ARGV[1], KEYS[10]
-local held = redis.call('HGET', job, 'lease')
-if not held then
-  if redis.call('EXISTS', job) == 0 then return -1 end
-  return -2
-end
-if held ~= ARGV[2] then return -2 end
+local refused = lease_check(job, ARGV[2])
+if refused ~= 0 then return refused end
 local now = now_ms()
 local outcome, reason = ARGV[3], ARGV[6]
 local hist = tonumber(ARGV[10])

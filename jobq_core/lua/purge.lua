@@ -3,8 +3,10 @@
 -- ARGV[1] state name  ARGV[2] mode: 'ids' | 'upto'
 --   ids:  ARGV[3..] job ids
 --   upto: ARGV[3] score cutoff (snapshot taken by the caller)  ARGV[4] batch size
---         ARGV[5] (optional, pending/scheduled) snapshot time ms: jobs enqueued or requeued
---         after it are left alone. A score cutoff alone cannot tell them apart there: a new
+--         ARGV[5] (optional) what the snapshot saw last, so jobs that arrived later are left
+--         alone: for pending the queue's seq counter (a newer job has a larger seq part in
+--         its score, whatever its priority); for scheduled the Redis time in ms (a newer job
+--         was enqueued or requeued after it). A score cutoff alone cannot tell them apart there: a new
 --         higher-priority or earlier-due job scores below the cutoff.
 -- Returns {deleted, left} as requeue.lua. A job is only deleted if it is still in that state,
 --   so a job that moved on meanwhile (e.g. was claimed) is never deleted from under a worker.
@@ -30,9 +32,14 @@ if ARGV[2] == 'upto' and since > 0 then
     if #ids == 0 then break end
     for _, id in ipairs(ids) do
       examined = examined + 1
-      local t = redis.pcall('HMGET', KEYS[2] .. id, 'enqueued_ms', 'requeued_ms')
-      local newer = not t.err and ((tonumber(t[1] or '0') or 0) > since
-                                   or (tonumber(t[2] or '0') or 0) > since)
+      local newer
+      if ARGV[1] == 'pending' then
+        newer = (tonumber(redis.call('ZSCORE', KEYS[1], id)) or 0) % PRIORITY_BAND > since
+      else
+        local t = redis.pcall('HMGET', KEYS[2] .. id, 'enqueued_ms', 'requeued_ms')
+        newer = not t.err and ((tonumber(t[1] or '0') or 0) > since
+                               or (tonumber(t[2] or '0') or 0) > since)
+      end
       if newer then skipped = skipped + 1 else delete(id) end
     end
   end

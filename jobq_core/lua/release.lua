@@ -5,12 +5,8 @@
 -- A hand-back is not a lost lease: the poison counter is left alone. The job goes to the head
 -- of its priority band (push_front), as it was in flight. KEYS[3] (seq) is no longer used.
 local job = KEYS[5]
-local held = redis.call('HGET', job, 'lease')
-if not held then
-  if redis.call('EXISTS', job) == 0 then return -1 end
-  return -2
-end
-if held ~= ARGV[2] then return -2 end
+local refused = lease_check(job, ARGV[2])
+if refused ~= 0 then return refused end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', job, 'lease')
 redis.call('HSET', job, 'state', 'pending')

@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from ..admin import forget_stopped_workers
 from ..config import Settings
 from ..connection import translated
 from ..errors import JobqError
@@ -81,14 +82,7 @@ class Heartbeat(threading.Thread):
             self.settings.heartbeat_s * self.settings.worker_ttl_factor * 1000)
         ids = [str(w) for w in self.client.zrangebyscore(self.keys.workers(), "-inf",
                                                          stale_before, start=0, num=100)]
-        if not ids:
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for wid in ids:
-            pipe.exists(self.keys.worker(wid))
-        gone = [wid for wid, n in zip(ids, pipe.execute(), strict=True) if not n]
-        if gone:
-            self.client.zrem(self.keys.workers(), *gone)
+        forget_stopped_workers(self.client, self.keys, ids)
 
     def _renew(self, sent: float) -> None:
         by_queue: dict[str, list[tuple[str, str]]] = defaultdict(list)
