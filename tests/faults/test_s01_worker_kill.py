@@ -100,7 +100,7 @@ def kill_mid_job(
     scenario.wait_until(
         lambda: scenario.processing(srv) == 0, LEASE_S + 2 * HEARTBEAT_S + 1, "processing to drain"
     )
-    figs = scenario.check(fault_at=fault_at, stuck=scenario.processing(srv))
+    figs = scenario.check(fault_at=fault_at, stuck=scenario.stuck(srv))
     if variant == "child":
         assert a.alive(), "killing a job child must not take its worker down\n" + scenario.explain(
             figs

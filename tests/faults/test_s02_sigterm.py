@@ -68,7 +68,7 @@ def test_warm_shutdown_finishes_short_jobs_and_hands_back_long_ones(scenario: Sc
     shutdown_s = time.monotonic() - term_at
     scenario.wait_ended({short, long_}, 30)
     scenario.wait_until(lambda: scenario.processing(srv) == 0, LEASE_S + 3, "processing to drain")
-    figs = scenario.check(stuck=scenario.processing(srv))
+    figs = scenario.check(stuck=scenario.stuck(srv))
     execs: dict[str, list[Execution]] = defaultdict(list)
     for e in scenario.execs():
         execs[e.key].append(e)
@@ -110,7 +110,7 @@ def test_second_signal_stops_at_once_without_loss(scenario: Scenario) -> None:
     scenario.worker(srv.url, name="B", concurrency=2)
     scenario.wait_ended(keys, 40)
     scenario.wait_until(lambda: scenario.processing(srv) == 0, LEASE_S + 3, "processing to drain")
-    figs = scenario.check(fault_at=fault_at, stuck=scenario.processing(srv))
+    figs = scenario.check(fault_at=fault_at, stuck=scenario.stuck(srv))
     left = leftovers(scenario, a)
     scenario.record(
         "2b",
@@ -143,7 +143,7 @@ def test_shutdown_with_redis_down_exits_and_loses_nothing(scenario: Scenario) ->
     scenario.worker(srv.url, name="B", concurrency=2)
     scenario.wait_ended(keys, 40)
     scenario.wait_until(lambda: scenario.processing(srv) == 0, LEASE_S + 3, "processing to drain")
-    figs = scenario.check(stuck=scenario.processing(srv))
+    figs = scenario.check(stuck=scenario.stuck(srv))
     bound = GRACE_S + 2 * SOCKET_TIMEOUT_S + 1
     scenario.record(
         "2c",

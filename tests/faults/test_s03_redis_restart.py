@@ -54,7 +54,7 @@ def test_redis_kill9_and_restart_on_aof(scenario: Scenario, fsync: str) -> None:
     scenario.wait_until(lambda: scenario.processing(srv) == 0, 8, "processing to drain")
     execs = executions(runs)
     baseline = start_rate(execs, kill_at - 3, kill_at)
-    figs = scenario.check(fault_end=back_at, baseline_rate=baseline, stuck=scenario.processing(srv))
+    figs = scenario.check(fault_end=back_at, baseline_rate=baseline, stuck=scenario.stuck(srv))
     recent = {
         e.key for e in enqs if e.outcome == "ok" and e.mono_done >= kill_at - EVERYSEC_WINDOW_S
     }

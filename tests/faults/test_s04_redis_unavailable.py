@@ -62,7 +62,7 @@ def test_redis_unavailable_10s(scenario: Scenario, flavour: str) -> None:
     scenario.wait_ended(cut | {probe_key}, 30)
     scenario.wait_until(lambda: scenario.processing(srv) == 0, 8, "processing to drain")
     probe_start = min(e.start for e in scenario.execs() if e.key == probe_key)
-    figs = scenario.check(fault_end=back_at, stuck=scenario.processing(srv))
+    figs = scenario.check(fault_end=back_at, stuck=scenario.stuck(srv))
     resume_s = probe_start - back_at
     figs.resume_s = resume_s
     scenario.record(

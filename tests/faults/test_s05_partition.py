@@ -86,7 +86,7 @@ def test_partition_of_one_worker(scenario: Scenario, mode: Mode) -> None:
     a_long = [e for e in execs if e.key == long_key and e.pid in a_pids]
     a_long_life_s = max(e.last for e in a_long) - cut_at if a_long else None
 
-    figs = scenario.check(fault_at=cut_at, stuck=scenario.processing(srv))
+    figs = scenario.check(fault_at=cut_at, stuck=scenario.stuck(srv))
     # Blackhole: A's renewals stop at the cut. Half-open: they still land in Redis until A gives
     # the job up (FENCE_AFTER_S after its last acknowledged renewal), so the lease ends later.
     renew_tail = 0.0 if mode == "blackhole" else FENCE_AFTER_S

@@ -56,7 +56,7 @@ def test_clock_skew_causes_no_early_reaping(scenario: Scenario, skew: str) -> No
     worst_firing = max(worst_delayed, abs(retry_error) if retry_error is not None else 0.0)
     long_figs = scenario.check(expect_end=lambda k: k.startswith("long"))
     reruns_long = sum(1 for k in keys if sum(e.key == k for e in execs) > 1)
-    figs = scenario.check(stuck=scenario.processing(srv))
+    figs = scenario.check(stuck=scenario.stuck(srv))
     figs.reruns = reruns_long  # the retry job reruns on purpose: count only the long jobs
     scenario.record(
         f"6{skew}",

@@ -89,7 +89,7 @@ def run_mix(
         time.sleep(0.2)
 
     figs: Figures = scenario.check(
-        expect_end=lambda k: not k.startswith("poison"), stuck=scenario.processing(srv)
+        expect_end=lambda k: not k.startswith("poison"), stuck=scenario.stuck(srv)
     )
     runs = {
         kind: sum(1 for e in scenario.execs() if e.key == f"poison-{kind}") for kind in poison_jobs

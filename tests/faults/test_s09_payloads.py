@@ -44,7 +44,7 @@ def test_payload_cap(scenario: Scenario) -> None:
             # Refused before Redis was touched: no job hash, nothing pending.
             assert r.dbsize() == before_keys, f"{name}: keys written for a refused payload"
     scenario.wait_ended(accepted, 20)
-    figs = scenario.check(stuck=scenario.processing(srv))
+    figs = scenario.check(stuck=scenario.stuck(srv))
     scenario.record(
         "9",
         "payloads 100 KiB / cap-64 B / cap+1 B / 10 MiB",

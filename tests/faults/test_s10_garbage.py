@@ -95,7 +95,7 @@ def test_garbage_is_quarantined_and_the_worker_carries_on(scenario: Scenario) ->
     time.sleep(3.0)
     idle_cpu_pct = 100.0 * (cpu_seconds(w) - c0) / 3.0
 
-    figs = scenario.check(stuck=scenario.processing(srv))
+    figs = scenario.check(stuck=scenario.stuck(srv))
     scenario.record(
         "10",
         "garbage in Redis (5 bad entries + a pending key of the wrong type)",

@@ -48,7 +48,7 @@ def test_unknown_task_goes_dead_once_and_runs_after_deploy(scenario: Scenario) -
     )
     moved = Admin(q.settings).requeue(QUEUE, "dead", [new_job.id])
     scenario.wait_ended({new_key}, 15)
-    figs = scenario.check(expect_end=lambda k: k != ghost_key, stuck=scenario.processing(srv))
+    figs = scenario.check(expect_end=lambda k: k != ghost_key, stuck=scenario.stuck(srv))
     scenario.record(
         "11",
         "unknown task (old worker, new task; unregistered name)",

@@ -42,7 +42,7 @@ def test_noeviction_full_refuses_enqueue_and_keeps_jobs(scenario: Scenario) -> N
     # Free the memory limit, drain: every acknowledged job must still be there and run.
     r.config_set("maxmemory", 0)
     scenario.wait_ended(acked, 60)
-    figs = scenario.check(stuck=scenario.processing(srv))
+    figs = scenario.check(stuck=scenario.stuck(srv))
     scenario.record(
         "12-noeviction",
         "Redis maxmemory full, noeviction",

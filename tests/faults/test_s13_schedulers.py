@@ -88,7 +88,7 @@ def test_three_schedulers_one_job_per_tick(scenario: Scenario) -> None:
     starts = [s for _, s in in_window]
     # Failover: the longest pause between two tick runs around each fault, less one period.
     failover_s = max(gap_after(starts, kill_at), gap_after(starts, stop_at)) - PERIOD_S
-    figs = scenario.check(stuck=scenario.processing(srv))
+    figs = scenario.check(stuck=scenario.stuck(srv))
     figs.unexpected = 0  # tick jobs have no producer log: the scheduler is their producer
     scenario.record(
         "13",

@@ -77,6 +77,21 @@ class Scenario:
     def producer(self, queue: Any, key_prefix: str = "k") -> Producer:
         return Producer(queue, self.producer_log, key_prefix)
 
+    def stuck(self, server: RedisServer, window_s: float = 5.0, queue: str = QUEUE) -> int:
+        """Jobs left in processing: ids that are still there ``window_s`` (lease + reaper + 1 s)
+        after first seen. A job claimed a moment ago (say, a rerun after a lost ack) is busy,
+        not stuck, and a single ZCARD would count it."""
+        from jobq_core.keys import Keyspace
+
+        key = Keyspace().processing(queue)
+        client = server.client()
+        first = set(client.zrange(key, 0, -1))
+        deadline = time.monotonic() + window_s
+        while first and time.monotonic() < deadline:
+            first &= set(client.zrange(key, 0, -1))
+            time.sleep(0.2)
+        return len(first)
+
     def processing(self, server: RedisServer, queue: str = QUEUE) -> int:
         """Jobs Redis still holds in processing: ``stuck`` when counted after the drain."""
         from jobq_core.keys import Keyspace
