@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from jobq_core import JobNotFound, Queue, Settings, Worker, group
+from jobq_core import JobNotFound, Queue, Settings, group
 from jobq_core.dependencies import Dependencies
 from jobq_core.job import DEFERRED_MS
 from tests import tasks
+from tests.helpers import drain
 
 
 def work(settings: Settings, queues: tuple[str, ...] = ("default",)) -> None:
-    Worker(list(queues), settings, imports=["tests.tasks"], pool="thread",
-           concurrency=4).work(burst=True)
+    drain(settings, queues, concurrency=4)
 
 
 def test_chain_runs_in_order(queue: Queue, settings: Settings, tmp_path: Path) -> None:

@@ -7,8 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
-from jobq_core import Queue, Settings, Worker
+from jobq_core import Queue, Settings
 from tests import tasks
+from tests.helpers import drain
 
 
 def test_thousand_concurrent_enqueues_of_one_key_make_one_job(settings: Settings) -> None:
@@ -39,7 +40,7 @@ def test_unique_true_hashes_task_and_args(queue: Queue) -> None:
 
 def test_key_is_free_again_once_the_job_ended(queue: Queue, settings: Settings) -> None:
     first = queue.enqueue_call(tasks.add, args=(1, 2), unique_key="k")
-    Worker(["default"], settings, imports=["tests.tasks"], pool="thread").work(burst=True)
+    drain(settings)
     assert first.refresh().status == "completed"
     second = queue.enqueue_call(tasks.add, args=(1, 2), unique_key="k")
     assert second.id != first.id and second.status == "pending"
