@@ -38,6 +38,9 @@ from .runner import CRASH, TIMEOUT, Call, JobTimeout, Outcome, run
 log = logging.getLogger("jobq.worker")
 OnDone = Callable[[Sequence[tuple[Claimed, Outcome]]], None]
 SETTLE_BATCH = 256
+# How long the settler waits for more outcomes to batch with one it has (only while other
+# jobs are held): a completion is recorded at most this much later.
+SETTLE_WAIT_S = 0.002
 POLL_S = 0.1  # how often a waiting slot checks its deadline and abort flag
 
 
@@ -240,6 +243,7 @@ class Pool:
         kind = ProcessSlot if settings.pool == "process" else ThreadSlot
         self.slots: list[Slot] = [kind(self, i) for i in range(settings.concurrency)]
         self.limit = settings.concurrency + settings.prefetch
+        self._refill = max(1, (settings.prefetch + 1) // 2)  # least jobs worth a claim
         self._inbox: stdqueue.SimpleQueue[Claimed | None] = stdqueue.SimpleQueue()
         self._settle: stdqueue.SimpleQueue[tuple[Claimed, Outcome] | None] = stdqueue.SimpleQueue()
         self._settler = threading.Thread(target=self._settle_loop, name="jobq-settler",
@@ -279,9 +283,16 @@ class Pool:
             return len(self._held)
 
     def wait_capacity(self, timeout_s: float) -> bool:
-        """Wait until another job may be claimed; False on timeout."""
+        """Wait until a claim is worth making; False on timeout. That is when a slot may
+        run out of work (fewer jobs held than slots), or when at least half the prefetch
+        room is free: refilling in batches instead of one job per settled job keeps the
+        claims, and the Redis work per job, small (a claim's fixed cost is most of it)."""
         with self._cond:
-            return self._cond.wait_for(lambda: len(self._held) < self.limit, timeout_s)
+            return self._cond.wait_for(self._claim_due, timeout_s)
+
+    def _claim_due(self) -> bool:
+        held = len(self._held)
+        return held < self.settings.concurrency or held <= self.limit - self._refill
 
     def wait_change(self, timeout_s: float) -> None:
         """Wait until some held job is settled (or the timeout)."""
@@ -378,16 +389,29 @@ class Pool:
             if first is None:
                 return
             batch = [first]
+            deadline = time.monotonic() + SETTLE_WAIT_S
             while len(batch) < SETTLE_BATCH:
                 try:
                     item = self._settle.get_nowait()
                 except stdqueue.Empty:
-                    break
+                    # More outcomes are due soon when more jobs are held than this batch
+                    # has: wait a little for them, so one script call records many.
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._more_coming(len(batch)):
+                        break
+                    try:
+                        item = self._settle.get(timeout=left)
+                    except stdqueue.Empty:
+                        break
                 if item is None:
                     self._settle.put(None)  # stop after this batch
                     break
                 batch.append(item)
             self._settle_batch(batch)
+
+    def _more_coming(self, batched: int) -> bool:
+        with self._cond:
+            return len(self._held) > batched
 
     def _settle_batch(self, batch: Sequence[tuple[Claimed, Outcome]]) -> None:
         keep: list[tuple[Claimed, Outcome]] = []

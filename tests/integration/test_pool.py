@@ -8,7 +8,7 @@ import pytest
 
 from jobq_core import Queue, Settings, Worker, task
 from tests import tasks
-from tests.helpers import worker_thread
+from tests.helpers import drain, worker_thread
 
 GATE = threading.Event()
 
@@ -136,3 +136,67 @@ def test_an_interrupt_landing_as_the_job_ends_does_not_kill_the_slot(
         assert job.result(timeout_s=10) == 4
         assert queue.enqueue(tasks.add, 3, 3).result(timeout_s=10) == 6
     assert fired
+
+
+def test_claims_refill_half_the_prefetch_room_at_a_time(settings: Settings, queue: Queue,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A claim's fixed cost (one script call, the queue's bookkeeping) is most of the Redis
+    # work per job when claims are small: a worker with prefetch P refills in batches of at
+    # least P/2, not one job each time a job settles.
+    from jobq_core.worker.fetch import Fetcher
+
+    asked: list[int] = []
+    claim = Fetcher.claim
+
+    def spy(self: Fetcher, count: int) -> list[object]:
+        asked.append(count)
+        return claim(self, count)  # type: ignore[return-value]
+
+    monkeypatch.setattr(Fetcher, "claim", spy)
+    queue.enqueue_many([(tasks.add, (i, i)) for i in range(300)])
+    assert drain(settings, concurrency=1, prefetch=16) == 300
+    assert len(asked) < 300 / 8 and min(asked) >= 8, asked
+
+
+def test_settler_gathers_outcomes_while_other_jobs_are_held(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One completion script call for many jobs: while more jobs are held than the settler
+    # has outcomes for, it waits (up to SETTLE_WAIT_S) for theirs; with none held it records
+    # at once.
+    import redis as redis_lib
+
+    from jobq_core.job import Claimed
+    from jobq_core.worker import pool as pool_mod
+    from jobq_core.worker.runner import OK, Outcome
+
+    monkeypatch.setattr(pool_mod, "SETTLE_WAIT_S", 30.0)
+    batches: list[list[str]] = []
+    recorded = threading.Event()
+
+    def on_done(items: object) -> None:
+        batches.append([job.id for job, _ in items])  # type: ignore[attr-defined]
+        recorded.set()
+
+    client = redis_lib.Redis.from_url(settings.redis_url)
+    p = pool_mod.Pool(settings.replace(concurrency=1), [], on_done, client)
+    p._settler.start()
+    jobs = [Claimed(id=f"j{i}", queue="default", token=f"w/{i}", fields={}) for i in range(3)]
+    for job in jobs:
+        p.submit(job, 0.0)
+    for job in jobs:
+        assert p._next(p.slots[0]) is job  # as a slot takes them
+    p._executed(jobs[0], Outcome(OK))
+    p._executed(jobs[1], Outcome(OK))
+    assert not recorded.wait(0.2)  # a third job is still held: its outcome is waited for
+    p._executed(jobs[2], Outcome(OK))
+    assert recorded.wait(10)
+    assert batches == [["j0", "j1", "j2"]]
+    recorded.clear()
+    last = Claimed(id="j3", queue="default", token="w/3", fields={})
+    p.submit(last, 0.0)
+    assert p._next(p.slots[0]) is last
+    p._executed(last, Outcome(OK))
+    assert recorded.wait(10)  # nothing else held: recorded without waiting 30 s
+    assert batches[-1] == ["j3"]
+    p._settle.put(None)
+    p._settler.join(10)
