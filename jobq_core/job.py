@@ -89,8 +89,11 @@ class JobSpec:
     depends_on: tuple[str, ...] = ()  # 'queue/id' refs of the jobs this one waits for
 
     def fields(self) -> list[str]:
-        """Hash fields to store; empty or default options are left out to save memory."""
-        out = ["task", self.task, "args", self.args_json]
+        """Hash fields to store; empty or default values are left out to save memory (no
+        args field means no positional args: 16 bytes less per pending job)."""
+        out = ["task", self.task]
+        if self.args_json != "[]":
+            out += ["args", self.args_json]
         if self.kwargs_json:
             out += ["kwargs", self.kwargs_json]
         if self.priority:
@@ -173,7 +176,8 @@ class Job:
 
     @property
     def args(self) -> Any:
-        return loads_or_raw(self.fields.get("args"))
+        # A job without positional args is stored without the field (JobSpec.fields).
+        return loads_or_raw(self.fields.get("args")) if "args" in self.fields else []
 
     @property
     def kwargs(self) -> Any:
