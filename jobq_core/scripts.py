@@ -1,12 +1,14 @@
 """The Lua scripts, one per state transition, each behind one typed Python function.
 
-Each script in lua/ is prefixed with lua/_lib.lua and run with EVALSHA (falling back to
-EVAL when the server's script cache was flushed, e.g. after a restart). Return codes are
-turned into exceptions here, so callers see JobqError children, never magic numbers.
+Each script in lua/ is prefixed with the lua/_lib.lua helpers it uses and run with EVALSHA
+(falling back to EVAL when the server's script cache was flushed, e.g. after a restart).
+Return codes are turned into exceptions here, so callers see JobqError children, never
+magic numbers.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -29,8 +31,24 @@ _NAMES = ("enqueue", "claim", "extend", "complete", "fail", "promote", "reap", "
 
 
 def _source(name: str) -> str:
+    """The script `name` with the _lib.lua helpers it uses (directly or through another
+    helper) in front. Only those: Redis runs the whole text on every call, and defining
+    all fifteen helpers costs more than some scripts' own work."""
     lua = resources.files("jobq_core") / "lua"
-    return (lua / "_lib.lua").read_text() + (lua / f"{name}.lua").read_text()
+    body = (lua / f"{name}.lua").read_text()
+    # _lib.lua is blank-line separated blocks, each defining top-level locals.
+    lib = (lua / "_lib.lua").read_text()
+    blocks = [(set(_DEFINES.findall(b)), b) for b in re.split(r"\n\s*\n", lib)]
+    used: list[str] = []
+    needed = body
+    for names, block in reversed(blocks):  # a helper only uses helpers defined above it
+        if names and any(re.search(rf"\b{n}\b", needed) for n in names):
+            used.insert(0, block)
+            needed += block
+    return "\n\n".join(used) + "\n\n" + body
+
+
+_DEFINES = re.compile(r"^local (?:function )?(\w+)", re.M)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
--- _lib.lua: helpers prepended to every script by scripts.py (not a transition itself).
+-- _lib.lua: helpers, each put in front of the scripts that use it by scripts.py (not a
+-- transition itself). Keep one definition per blank-line separated block, in use order.
 -- Time always comes from Redis TIME so no worker's clock can move a deadline.
 
 local function now_ms()
