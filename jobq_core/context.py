@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import json
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,10 +51,10 @@ def current_job() -> JobContext:
     return ctx
 
 
-@contextmanager
-def running(ctx: JobContext) -> Iterator[JobContext]:
-    token = _current.set(ctx)
-    try:
-        yield ctx
-    finally:
-        _current.reset(token)
+def enter(ctx: JobContext) -> contextvars.Token[JobContext | None]:
+    """Make `ctx` the current job; pass the result to leave() when the task returns."""
+    return _current.set(ctx)
+
+
+def leave(token: contextvars.Token[JobContext | None]) -> None:
+    _current.reset(token)

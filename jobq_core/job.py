@@ -47,10 +47,16 @@ def new_job_id() -> str:
     return secrets.token_hex(8)
 
 
+# One encoder: json.dumps with options builds a new JSONEncoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(value: Any, what: str) -> str:
     """Encode `value` as compact JSON or raise PayloadError saying what could not be encoded."""
+    if value is None:
+        return "null"
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"{what} must be JSON-serialisable (str, int, float, bool, None, "
                            f"list, dict with str keys): {exc}") from None
@@ -117,15 +123,21 @@ class Claimed:
         return self.fields.get("task", "")
 
     def int_field(self, name: str, default: int) -> int:
+        raw = self.fields.get(name)
+        if raw is None:
+            return default
         try:
-            return int(self.fields[name])
-        except (KeyError, ValueError):
+            return int(raw)
+        except ValueError:
             return default
 
     def float_field(self, name: str, default: float) -> float:
+        raw = self.fields.get(name)
+        if raw is None:
+            return default
         try:
-            return float(self.fields[name])
-        except (KeyError, ValueError):
+            return float(raw)
+        except ValueError:
             return default
 
 

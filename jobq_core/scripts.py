@@ -151,8 +151,16 @@ class Scripts:
         claimed, notes, next_due, now = self._run(
             "claim", keys, [count, worker_id, s.lease_ms, s.dead_ttl_s * 1000,
                             s.history_minutes, s.batch_size], client)
-        jobs = [Claimed(id=e[1], queue=queues[int(e[0]) - 1], token=e[2], fields=_pairs(e[3:]))
-                for e in claimed]
+        jobs = []
+        now_s = str(now)
+        for qi, job_id, token, deliveries, limit, raw in claimed:
+            fields = dict(zip(raw[::2], raw[1::2], strict=True))
+            # what claim.lua set, as it set it
+            fields.update(state="processing", lease=token, worker=worker_id, started_ms=now_s,
+                          deliveries=deliveries)
+            if limit:
+                fields["limit"] = limit
+            jobs.append(Claimed(id=job_id, queue=queues[int(qi) - 1], token=token, fields=fields))
         return ClaimResult(jobs, list(notes), int(next_due), int(now))
 
     # extend.lua

@@ -8,8 +8,10 @@
 -- ARGV[6] max due jobs promoted per queue (scheduled -> pending first, as promote.lua); also
 --   the most parked jobs released per limit key per call; ten times it bounds the jobs parked
 -- Returns {claimed, notes, next due ms (-1 none), now ms}: claimed = list of
---   {queue index, id, lease token, field, value, ...}; notes = strings describing entries moved
---   to dead or keys set aside. The next due time also covers parked jobs waiting for a rate.
+--   {queue index, id, lease token, deliveries, limit key held ('' none), {field, value, ...}}
+--   with the fields as they were before the claim (the client adds what the claim set:
+--   state, lease, worker, started_ms = now, deliveries, limit); notes = strings describing
+--   entries moved to dead or keys set aside. The next due time also covers parked jobs waiting for a rate.
 -- A job past its expires_ms goes to dead "expired"; an id without a hash, or whose hash has the
 -- wrong type, goes to dead with a reason; none of these count against ARGV[1].
 --
@@ -32,7 +34,8 @@ local nq = math.floor(#KEYS / (STRIDE + 1))
 local batch = tonumber(ARGV[6])
 local soonest = -1
 local now = now_ms()
-local claimed, notes = {}, {}
+local now_s = tostring(now)
+local claimed, notes, nclaimed = {}, {}, 0
 
 local function bury(qi, job, id, reason)
   local b = (qi - 1) * STRIDE
@@ -145,7 +148,7 @@ local function unpark(lim, pending)
 end
 
 for qi = 1, nq do
-  if #claimed >= want then break end
+  if nclaimed >= want then break end
   local b = (qi - 1) * STRIDE
   local pending, prefix = KEYS[b + 1], KEYS[b + 8]
   local ptype = redis.call('TYPE', pending)['ok']
@@ -164,9 +167,9 @@ for qi = 1, nq do
       unpark(lim, pending)
     end
     local parked_n = 0
-    local leased = {}  -- deadline, id, ... for one ZADD into processing
-    while #claimed < want and parked_n < batch * 10 do
-      local top = redis.call('ZPOPMIN', pending, want - #claimed)
+    local leased, nleased = {}, 0  -- deadline, id, ... for one ZADD into processing
+    while nclaimed < want and parked_n < batch * 10 do
+      local top = redis.call('ZPOPMIN', pending, want - nclaimed)
       if #top == 0 then break end
       for t = 1, #top, 2 do
         local id = top[t]
@@ -181,13 +184,21 @@ for qi = 1, nq do
         elseif #raw == 0 then
           bury(qi, job, id, 'missing job data: the id was queued but its hash does not exist')
         else
-          local f = {}
-          for k = 1, #raw, 2 do f[raw[k]] = raw[k + 1] end
-          local expires = tonumber(f.expires_ms or '0') or 0
+          -- The few fields the claim needs, read off the flat reply (no table per job:
+          -- this loop runs for every job claimed).
+          local expires, delivered, limit_key, task = 0, 0, nil, nil
+          for k = 1, #raw, 2 do
+            local name = raw[k]
+            if name == 'expires_ms' then expires = tonumber(raw[k + 1]) or 0
+            elseif name == 'deliveries' then delivered = tonumber(raw[k + 1]) or 0
+            elseif name == 'limit_key' then limit_key = raw[k + 1]
+            elseif name == 'task' then task = raw[k + 1]
+            end
+          end
           local expired = expires > 0 and now > expires
           local key, l = nil, false
           if lim and not expired then
-            key = f.limit_key or f.task
+            key = limit_key or task
             if key then l = limit_of(lim, key) end
           end
           local ok, when = true, 0
@@ -198,25 +209,26 @@ for qi = 1, nq do
             park(lim, key, id, top[t + 1], when)
             parked_n = parked_n + 1
           else
-            local deliveries = tostring((tonumber(f.deliveries or '0') or 0) + 1)
+            local deliveries = tostring(delivered + 1)
             local token = worker .. '/' .. deliveries
-            local update = {'state', 'processing', 'lease', token, 'worker', worker,
-                            'started_ms', tostring(now), 'deliveries', deliveries}
+            local held = ''
             if l and l.conc > 0 then
-              update[#update + 1] = 'limit'; update[#update + 1] = key
+              held = key
+              redis.call('HSET', job, 'state', 'processing', 'lease', token, 'worker', worker,
+                         'started_ms', now_s, 'deliveries', deliveries, 'limit', key)
+            else
+              redis.call('HSET', job, 'state', 'processing', 'lease', token, 'worker', worker,
+                         'started_ms', now_s, 'deliveries', deliveries)
             end
-            redis.call('HSET', job, unpack(update))
-            leased[#leased + 1] = now + lease_ms; leased[#leased + 1] = id
-            -- Old fields, then the updated ones: the client keeps the last value of a field.
-            local entry = {qi, id, token}
-            for k = 1, #raw do entry[#entry + 1] = raw[k] end
-            for k = 1, #update do entry[#entry + 1] = update[k] end
-            claimed[#claimed + 1] = entry
+            nleased = nleased + 2
+            leased[nleased - 1] = now + lease_ms; leased[nleased] = id
+            nclaimed = nclaimed + 1
+            claimed[nclaimed] = {qi, id, token, deliveries, held, raw}
           end
         end
       end
     end
-    if #leased > 0 then chunked('ZADD', KEYS[b + 2], leased) end
+    if nleased > 0 then chunked('ZADD', KEYS[b + 2], leased) end
     -- More left: keep the marker so another idle worker wakes up and shares the work.
     if redis.call('ZCARD', pending) > 0 then redis.call('ZADD', KEYS[b + 6], 0, 'm') end
     if lim then

@@ -7,24 +7,28 @@
 -- (scripts.CODES maps these to errors)
 local now = now_ms()
 local out, done, kept = {}, {}, {}
+local ndone, nkept = 0, 0
 for i = 2, #ARGV, 5 do
   local id = ARGV[i]
   local job = KEYS[5] .. id
+  local code = 1
   local f = redis.pcall('HMGET', job, 'lease', 'waiters', 'retries', 'lost')
   if f.err then
-    out[#out + 1] = -1  -- not a hash: nothing of ours to complete
+    code = -1  -- not a hash: nothing of ours to complete
   elseif not f[1] then
-    if redis.call('EXISTS', job) == 0 then out[#out + 1] = -1 else out[#out + 1] = -2 end
+    code = redis.call('EXISTS', job) == 0 and -1 or -2
   elseif f[1] ~= ARGV[i + 1] then
-    out[#out + 1] = -2
+    code = -2
   else
     local waiters = tonumber(f[2] or '0') or 0
     if waiters > 0 then
       local notify = job .. ':notify'
       for _ = 1, waiters do redis.call('RPUSH', notify, '1') end
       redis.call('EXPIRE', notify, 300)
+      redis.call('HDEL', job, 'lease', 'waiters')
+    else
+      redis.call('HDEL', job, 'lease')
     end
-    redis.call('HDEL', job, 'lease', 'waiters')
     redis.call('HSET', job, 'state', 'completed', 'result', ARGV[i + 2], 'finished_ms', now,
                'runtime_ms', ARGV[i + 4])
     local ttl_ms = tonumber(ARGV[i + 3])
@@ -33,20 +37,22 @@ for i = 2, #ARGV, 5 do
     if ttl_ms > 0 then
       redis.call('PEXPIRE', job, ttl_ms)
       if attempts then redis.call('PEXPIRE', attempts, ttl_ms) end
-      kept[#kept + 1] = now + ttl_ms; kept[#kept + 1] = id
+      nkept = nkept + 2
+      kept[nkept - 1] = now + ttl_ms; kept[nkept] = id
     else
       redis.call('DEL', job)
       if attempts then redis.call('DEL', attempts) end
     end
-    done[#done + 1] = id
-    out[#out + 1] = 1
+    ndone = ndone + 1
+    done[ndone] = id
   end
+  out[(i + 3) / 5] = code
 end
-if #done > 0 then
+if ndone > 0 then
   chunked('ZREM', KEYS[1], done)
-  if #kept > 0 then chunked('ZADD', KEYS[2], kept) end
+  if nkept > 0 then chunked('ZADD', KEYS[2], kept) end
   trim_expired(KEYS[2], now)
-  redis.call('HINCRBY', KEYS[3], 'completed', #done)
-  bump_history(KEYS[4], 'completed', now, tonumber(ARGV[1]), #done)
+  redis.call('HINCRBY', KEYS[3], 'completed', ndone)
+  bump_history(KEYS[4], 'completed', now, tonumber(ARGV[1]), ndone)
 end
 return out

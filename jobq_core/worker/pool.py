@@ -107,7 +107,7 @@ class ThreadSlot(Slot):
     def execute(self, job: Claimed) -> Outcome:
         timeout_s = self.pool.timeout_for(job)
         timer = threading.Timer(timeout_s, self._interrupt, (job,)) if timeout_s > 0 else None
-        call = Call(job.id, job.queue, dict(job.fields))
+        call = Call(job.id, job.queue, job.fields)  # read-only here: no copy
         with self._lock:
             self._in_task = job
         try:
@@ -263,11 +263,10 @@ class Pool:
         return job.float_field("timeout_s", self.settings.timeout_s)
 
     def saver(self, call: Call) -> Callable[[Mapping[str, str]], None]:
-        key = self.keys.job(call.queue, call.id)
         client: Any = self.client
 
         def save(fields: Mapping[str, str]) -> None:
-            client.hset(key, mapping=dict(fields))
+            client.hset(self.keys.job(call.queue, call.id), mapping=dict(fields))
 
         return save
 

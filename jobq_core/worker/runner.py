@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..context import JobContext, Saver, running
+from ..context import JobContext, Saver, enter, leave
 from ..errors import PayloadError, Retry, UnknownTask
 from ..job import decode_call, dumps
 from ..registry import get_task
@@ -68,9 +68,9 @@ def run(call: Call, max_result_bytes: int, save: Saver | None = None) -> Outcome
                      attempt=int(call.fields.get("retries", "0") or 0) + 1,
                      meta=meta if isinstance(meta, dict) else {}, _save=save)
     started = time.monotonic()
+    token = enter(ctx)
     try:
-        with running(ctx):
-            value = task.fn(*args, **kwargs)
+        value = task.fn(*args, **kwargs)
     except Retry as exc:
         return Outcome(RETRY, error=_tb(), delay_s=exc.delay_s, runtime_ms=_ms(started))
     except JobTimeout:
@@ -78,6 +78,8 @@ def run(call: Call, max_result_bytes: int, save: Saver | None = None) -> Outcome
                        "interrupted", runtime_ms=_ms(started))
     except BaseException:  # a task's SystemExit/KeyboardInterrupt is its failure, not ours
         return Outcome(ERROR, error=_tb(), runtime_ms=_ms(started))
+    finally:
+        leave(token)
     runtime = _ms(started)
     try:
         result = dumps(value, "the task's return value")
