@@ -66,11 +66,19 @@ def encode_args(args: Sequence[Any], kwargs: Mapping[str, Any], cap: int) -> tup
     """Encode a call's args and kwargs; raise PayloadError if not JSON or above `cap` bytes."""
     if not isinstance(args, list | tuple):
         raise PayloadError(f"args must be a list or tuple, not {type(args).__name__}")
-    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+    if type(kwargs) is not dict and not isinstance(kwargs, Mapping):  # the common case first
         raise PayloadError("kwargs must be a dict with str keys")
+    if not kwargs:
+        if not args:
+            return "[]", ""
+        k = ""
+    elif not all(isinstance(key, str) for key in kwargs):
+        raise PayloadError("kwargs must be a dict with str keys")
+    else:
+        k = dumps(dict(kwargs), "kwargs")
     a = dumps(list(args), "args")
-    k = dumps(dict(kwargs), "kwargs") if kwargs else ""
-    size = len(a.encode()) + len(k.encode())
+    size = (len(a) if a.isascii() else len(a.encode())) + (len(k) if k.isascii() else
+                                                            len(k.encode()))
     if size > cap:
         raise PayloadError(f"payload of {size} bytes is above the cap of {cap} bytes "
                            "(Settings.max_payload_bytes / JOBQ_MAX_PAYLOAD_BYTES); store large "

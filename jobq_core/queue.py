@@ -115,13 +115,14 @@ class Queue:
         arguments of enqueue_call (`task`, `args`, `kwargs`, `priority`, ...). Every call is
         validated before anything is written.
         """
-        specs = [self._spec_from(call) for call in calls]
+        templates: dict[Any, JobSpec] = {}
+        specs = [self._spec_from(call, templates) for call in calls]
         jobs: list[Job] = []
         for i in range(0, len(specs), 1000):
             jobs += self._write(specs[i:i + 1000])
         return jobs
 
-    def _spec_from(self, call: Any) -> JobSpec:
+    def _spec_from(self, call: Any, templates: dict[Any, JobSpec]) -> JobSpec:
         if isinstance(call, Mapping):
             opts = dict(call)
             task = opts.pop("task", None)
@@ -135,7 +136,19 @@ class Queue:
             return self._spec(task, opts.pop("args", ()), opts.pop("kwargs", None) or {}, **opts)
         if isinstance(call, tuple | list) and 1 <= len(call) <= 3:
             task, args, kwargs = (*call, (), None)[:3] if len(call) < 3 else call
-            return self._spec(task, args or (), kwargs or {})
+            # Without per-call options a job is its task's defaults plus its own id and
+            # arguments: resolve and check the defaults once per task, not once per job.
+            try:
+                base = templates.get(task)
+            except TypeError:  # unhashable: not a task; _spec says what is wrong with it
+                return self._spec(task, args or (), kwargs or {})
+            if base is None:
+                base = templates[task] = self._spec(task, (), {})
+            args_json, kwargs_json = encode_args(args or (), kwargs or {},
+                                                 self.settings.max_payload_bytes)
+            return JobSpec(id=new_job_id(), task=base.task, args_json=args_json,
+                           kwargs_json=kwargs_json, priority=base.priority,
+                           delay_ms=base.delay_ms, ttl_ms=base.ttl_ms, options=base.options)
         raise ConfigError(f"enqueue_many: expected (task, args[, kwargs]) or a dict, not {call!r}")
 
     def _spec(self, task: object, args: Sequence[Any], kwargs: Mapping[str, Any], *,

@@ -31,7 +31,9 @@ local DEFERRED_MS = 4503599627370496
 
 -- Write a new job's hash (`fields`: flat list, extended here) and queue it: pending; or
 -- scheduled at now + delay_ms; or deferred when delay_ms is -1 (its ttl then starts when it
--- is released). q = {pending=, scheduled=, seq=, marker=}. Returns the job's state.
+-- is released). q = {pending=, scheduled=, seq=, marker=}; a caller creating many jobs adds
+-- adds = {}, nadds = 0 and next_seq (seqs it reserved with one INCRBY): pending entries are
+-- then collected in adds for one ZADD by the caller. Returns the job's state.
 local function create_job(q, job, id, priority, delay_ms, ttl_ms, fields, now)
   fields[#fields + 1] = 'enqueued_ms'; fields[#fields + 1] = now
   if ttl_ms > 0 and delay_ms >= 0 then
@@ -47,6 +49,11 @@ local function create_job(q, job, id, priority, delay_ms, ttl_ms, fields, now)
     redis.call('ZADD', q.scheduled, now + delay_ms, id)
   elseif delay_ms < 0 then
     redis.call('ZADD', q.scheduled, DEFERRED_MS + now, id)
+  elseif q.adds then
+    q.nadds = q.nadds + 2
+    q.adds[q.nadds - 1] = (100 - (tonumber(priority) or 0)) * PRIORITY_BAND + q.next_seq
+    q.adds[q.nadds] = id
+    q.next_seq = q.next_seq + 1
   else
     push_pending(q.pending, q.seq, q.marker, id, priority)
   end

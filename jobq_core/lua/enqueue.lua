@@ -15,8 +15,10 @@ local max_length = tonumber(redis.call('HGET', KEYS[5], 'max_length') or '0')
 if max_length > 0 and redis.call('ZCARD', KEYS[1]) + n > max_length then
   return -3
 end
--- No marker per job: it is set once below when anything became pending.
-local q = {pending = KEYS[1], scheduled = KEYS[2], seq = KEYS[3], marker = nil}
+-- No marker, seq or pending ZADD per job: one of each for the batch, below. Seqs of jobs
+-- not created (id taken, unique key held) are skipped: seq only orders.
+local q = {pending = KEYS[1], scheduled = KEYS[2], seq = KEYS[3], marker = nil,
+           adds = {}, nadds = 0, next_seq = redis.call('INCRBY', KEYS[3], n) - n + 1}
 local pending_created = false
 local now = now_ms()
 local out, created = {}, 0
@@ -44,7 +46,7 @@ for j = 1, n do
     out[j] = holder
   else
     local fields = {}
-    for f = 0, nfields * 2 - 1 do fields[#fields + 1] = ARGV[i + 7 + f] end
+    for f = 1, nfields * 2 do fields[f] = ARGV[i + 6 + f] end
     if create_job(q, job, id, priority, delay_ms, ttl_ms, fields, now) == 'pending' then
       pending_created = true
     end
@@ -54,6 +56,7 @@ for j = 1, n do
   end
   i = i + 7 + nfields * 2
 end
+if q.nadds > 0 then chunked('ZADD', KEYS[1], q.adds) end
 if created > 0 then redis.call('HINCRBY', KEYS[4], 'enqueued', created) end
 if pending_created then redis.call('ZADD', KEYS[6], 0, 'm') end
 return out

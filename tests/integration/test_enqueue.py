@@ -161,3 +161,20 @@ def test_enqueue_many_bad_call_is_a_clear_error(queue: Queue, call: dict[str, ob
     with pytest.raises(ConfigError):
         queue.enqueue_many([call])
     assert queue.count("pending") == 0
+
+
+def test_enqueue_many_gives_each_call_its_tasks_defaults_and_keeps_fifo(
+        queue: Queue, r: redis.Redis, settings: Settings) -> None:
+    # Plain (task, args) calls share their task's resolved defaults (computed once per
+    # batch); ids, args and the pending order are still per call, FIFO across batches.
+    first = queue.enqueue(tasks.add, 0, 0)
+    batch = queue.enqueue_many([(tasks.boom, ("a",)), (tasks.add, (1, 1)), ("tests.tasks.boom",
+                                                                              ("b",))])
+    last = queue.enqueue(tasks.add, 9, 9)
+    keys = Keyspace(settings.prefix)
+    stored = [r.hgetall(keys.job("default", j.id)) for j in batch]
+    assert len({j.id for j in batch}) == 3
+    assert [f.get("args") for f in stored] == ['["a"]', "[1,1]", '["b"]']
+    assert [f.get("max_retries") for f in stored] == ["2", None, "2"]
+    order = r.zrange(keys.pending("default"), 0, -1)
+    assert order == [first.id, *(j.id for j in batch), last.id]
