@@ -99,7 +99,8 @@ class Worker:
                     # Read before claiming: a job settling meanwhile may enqueue more (its
                     # hooks run before it stops counting as busy), which this claim missed.
                     idle = not self.pool.busy()
-                    jobs = self.fetch.claim(self.pool.capacity())
+                    room = self.pool.capacity()
+                    jobs = self.fetch.claim(room)
                     for job in jobs:
                         self.pool.submit(job, sent)
                     if not jobs:
@@ -109,6 +110,11 @@ class Worker:
                             self.pool.wait_change(self.settings.block_s)
                         elif not burst or idle:
                             self.fetch.wait()
+                    elif len(jobs) < room and not burst:
+                        # Fewer than asked: nothing else was ready. Claiming again now would
+                        # find nothing and compete with the jobs just started for the CPU;
+                        # the marker wakes this wait as soon as anything is enqueued.
+                        self.fetch.wait()
                     pause = 0.0
                 except RedisUnavailable as exc:
                     pause = min(max(pause * 2, 0.1), self.settings.reconnect_max_s)

@@ -6,6 +6,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 
+import pytest
 import redis
 
 from jobq_core import Queue, Settings, Worker, task
@@ -137,3 +138,27 @@ def test_worker_outlives_a_key_of_the_wrong_type(settings: Settings, queue: Queu
         assert hit.wait(10), "the worker never met the broken key"
         r.delete(marker)
         assert queue.enqueue(tasks.add, 2, 3).result(timeout_s=20) == 5
+
+
+def test_after_a_partial_claim_the_worker_waits_for_the_marker(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A claim that got fewer jobs than it asked for saw the queues empty: the worker waits
+    # for an enqueue (the marker) instead of claiming again at once, which would find
+    # nothing and take CPU from the job it just started (it shows in idle latency).
+    from jobq_core.worker.fetch import Fetcher
+    from tests.helpers import worker_thread
+
+    got: list[int] = []
+    claim = Fetcher.claim
+
+    def spy(self: Fetcher, count: int) -> list[Claimed]:
+        jobs = claim(self, count)
+        got.append(len(jobs))
+        return jobs
+
+    monkeypatch.setattr(Fetcher, "claim", spy)
+    slow = settings.replace(block_s=30.0)  # no periodic wake-up during the test
+    queue = Queue("default", settings=slow)
+    with worker_thread(slow, prefetch=8):
+        assert queue.enqueue(tasks.add, 2, 3).result(timeout_s=10) == 5
+        assert got == [0, 1]  # start (nothing yet), then the job; no claim in between
