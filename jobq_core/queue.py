@@ -29,7 +29,7 @@ from .job import (
     new_job_id,
 )
 from .keys import Keyspace, check_queue_name, require_job_id
-from .registry import resolve
+from .registry import lookup, resolve
 from .scripts import Scripts
 
 if TYPE_CHECKING:
@@ -53,6 +53,8 @@ class Queue:
         self.keys = Keyspace(self.settings.prefix)
         self.scripts = Scripts(self.client, self.settings)
         self._registered = False
+        # Registered tasks' defaults as a spec, for calls without per-call options.
+        self._templates: dict[Any, JobSpec] = {}
 
     def __repr__(self) -> str:
         return f"<Queue {self.name}>"
@@ -60,7 +62,7 @@ class Queue:
     # -- enqueue -------------------------------------------------------------------------
     def enqueue(self, task: object, *args: Any, **kwargs: Any) -> Job:
         """Enqueue `task(*args, **kwargs)`; task is a registered task/function or its name."""
-        return self.enqueue_call(task, args=args, kwargs=kwargs)
+        return self._write([self._plain_spec(task, args, kwargs, self._templates)])[0]
 
     def enqueue_call(self, task: object, args: Sequence[Any] = (),
                      kwargs: Mapping[str, Any] | None = None, *, priority: int | None = None,
@@ -136,20 +138,27 @@ class Queue:
             return self._spec(task, opts.pop("args", ()), opts.pop("kwargs", None) or {}, **opts)
         if isinstance(call, tuple | list) and 1 <= len(call) <= 3:
             task, args, kwargs = (*call, (), None)[:3] if len(call) < 3 else call
-            # Without per-call options a job is its task's defaults plus its own id and
-            # arguments: resolve and check the defaults once per task, not once per job.
-            try:
-                base = templates.get(task)
-            except TypeError:  # unhashable: not a task; _spec says what is wrong with it
-                return self._spec(task, args or (), kwargs or {})
-            if base is None:
-                base = templates[task] = self._spec(task, (), {})
-            args_json, kwargs_json = encode_args(args or (), kwargs or {},
-                                                 self.settings.max_payload_bytes)
-            return JobSpec(id=new_job_id(), task=base.task, args_json=args_json,
-                           kwargs_json=kwargs_json, priority=base.priority,
-                           delay_ms=base.delay_ms, ttl_ms=base.ttl_ms, options=base.options)
+            return self._plain_spec(task, args or (), kwargs or {}, templates)
         raise ConfigError(f"enqueue_many: expected (task, args[, kwargs]) or a dict, not {call!r}")
+
+    def _plain_spec(self, task: object, args: Sequence[Any], kwargs: Mapping[str, Any],
+                    templates: dict[Any, JobSpec]) -> JobSpec:
+        """The spec of a call without per-call options: its task's defaults (resolved and
+        checked once per task, kept in `templates`) plus its own id and arguments."""
+        try:
+            base = templates.get(task)
+        except TypeError:  # unhashable: not a task; _spec says what is wrong with it
+            return self._spec(task, args, kwargs)
+        if base is None:
+            base = self._spec(task, (), {})
+            if templates is not self._templates or lookup(base.task) is not None:
+                # A name not registered (yet) in this process is not remembered across
+                # calls: once its module is imported, the task's defaults apply.
+                templates[task] = base
+        args_json, kwargs_json = encode_args(args, kwargs, self.settings.max_payload_bytes)
+        return JobSpec(id=new_job_id(), task=base.task, args_json=args_json,
+                       kwargs_json=kwargs_json, priority=base.priority, delay_ms=base.delay_ms,
+                       ttl_ms=base.ttl_ms, options=base.options)
 
     def _spec(self, task: object, args: Sequence[Any], kwargs: Mapping[str, Any], *,
               priority: int | None = None, timeout_s: float | None = None,
@@ -222,7 +231,8 @@ class Queue:
         from .dependencies import Dependencies
 
         deps = Dependencies(self.scripts)
-        deps.check_parents(ref for spec in specs for ref in spec.depends_on)
+        if any(spec.depends_on for spec in specs):
+            deps.check_parents(ref for spec in specs for ref in spec.depends_on)
         if not self._registered:
             # The queue registry is global (outside the queue's cluster slot), so it is
             # written here once per Queue object rather than inside the script.

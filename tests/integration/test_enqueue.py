@@ -178,3 +178,21 @@ def test_enqueue_many_gives_each_call_its_tasks_defaults_and_keeps_fifo(
     assert [f.get("max_retries") for f in stored] == ["2", None, "2"]
     order = r.zrange(keys.pending("default"), 0, -1)
     assert order == [first.id, *(j.id for j in batch), last.id]
+
+
+def test_a_task_registered_after_enqueues_by_name_gets_its_defaults(queue: Queue) -> None:
+    # enqueue() remembers a registered task's defaults per Queue; a name not registered yet
+    # must not be remembered without them.
+    name = "tests.enqueue.late_registered"
+    before = queue.enqueue(name, 1)
+    assert "max_retries" not in before.fields and queue.job(before.id) is not None
+
+    @task(name=name, max_retries=4)
+    def late(x: int) -> int:
+        return x
+
+    after = queue.enqueue(name, 2)
+    again = queue.enqueue(late, 3)
+    stored = [queue.job(j.id) for j in (before, after, again)]
+    assert [j.fields.get("max_retries") for j in stored if j] == [None, "4", "4"]
+    assert [j.args for j in stored if j] == [[1], [2], [3]]
