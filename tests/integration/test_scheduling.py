@@ -120,7 +120,8 @@ def test_leader_fires_each_due_tick_once(settings: Settings, r: redis.Redis) -> 
     sched = Scheduler(settings)
     # A long period: with every_s=2 a loaded machine could pass the next tick between the
     # two steps, and the second step would rightly fire it.
-    s = Schedule("tick", tasks.add, every_s=600, args=(1, 1), options={"priority": 3})
+    s = Schedule("tick", tasks.add, every_s=600, grace_s=900, args=(1, 1),
+                 options={"priority": 3})
     sched.add(s)
     tick = s.last_at_or_before(server_ms(r))
     make_due(sched, "tick", tick)
