@@ -11,7 +11,8 @@
 --   {queue index, id, lease token, deliveries, limit key held ('' none), {field, value, ...}}
 --   with the fields as they were before the claim (the client adds what the claim set:
 --   state, lease, worker, started_ms = now, deliveries, limit); notes = strings describing
---   entries moved to dead or keys set aside. The next due time also covers parked jobs waiting for a rate.
+--   entries moved to dead or keys set aside. The next due time also covers parked jobs
+--   waiting for a rate.
 -- A job past its expires_ms goes to dead "expired"; an id without a hash, or whose hash has the
 -- wrong type, goes to dead with a reason; none of these count against ARGV[1].
 --
