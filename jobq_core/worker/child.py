@@ -1,4 +1,11 @@
-"""The job process of the process pool: imports the task modules, then runs one job at a time.
+"""The job process of the process pool: imports the task modules, then runs the jobs its
+parent sends, one at a time, in the order sent.
+
+The parent may send a job while the previous one still runs (so the child goes from one job
+to the next without waiting for its parent), and may then withdraw it: a `Progress` in shared
+memory, under a lock, settles which of "the child begins job n" and "the parent withdraws job
+n" happens first. A withdrawn job is skipped; every job run is answered with its Outcome as
+soon as it ends.
 
 It is started with the `spawn` method (a fresh interpreter, no inherited threads or locks),
 asks the kernel to kill it when its parent dies (so an orphaned job cannot outlive its
@@ -7,21 +14,70 @@ lease), and ignores SIGINT/SIGTERM: the parent alone decides when a job stops.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import importlib
 import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
 from types import FrameType
+from typing import Any
 
 from ..config import Settings
-from .runner import Call, JobTimeout, run
+from .runner import TIMEOUT, Call, JobTimeout, Outcome, run
 
 log = logging.getLogger("jobq.worker")
 PR_SET_PDEATHSIG = 1
+# What the parent sends: the jobs to run next, each as (number, call, timeout_s); or None: exit.
+Jobs = list[tuple[int, Call, float]]
+
+
+class Progress:
+    """Which job the child has begun, in memory shared by the child and its parent.
+
+    Jobs are numbered 1, 2, ... in the order the parent sends them to this child. The child
+    begins job n only if the parent has not withdrawn it, the parent withdraws job n only if
+    the child has not begun it, both under `lock`: so a withdrawn job never runs, and a job
+    that began is never withdrawn. The parent reads the number (and start time) of the job
+    begun last without asking the child.
+    """
+
+    RING = 64  # withdrawals are marked by number modulo RING: above the jobs a child is sent ahead
+
+    def __init__(self, ctx: BaseContext) -> None:
+        self.lock = ctx.Lock()
+        # [0]: number of the job begun last (0: none yet), [1]: when (monotonic ns; one clock
+        # for all processes), [2 + n % RING]: n if job n is withdrawn.
+        self.cells: Any = ctx.RawArray("q", 2 + self.RING)
+
+    def begin(self, n: int) -> bool:
+        """In the child: start job n unless it was withdrawn (False: skip it)."""
+        with self.lock:
+            if self.cells[2 + n % self.RING] == n:
+                return False
+            self.cells[1] = time.monotonic_ns()
+            self.cells[0] = n
+            return True
+
+    def withdraw(self, n: int) -> bool:
+        """In the parent, holding `lock` (or the child is dead): make sure job n never begins.
+        False if it has already begun."""
+        if self.cells[2 + n % self.RING] == n:
+            return True
+        if self.cells[0] >= n:
+            return False
+        self.cells[2 + n % self.RING] = n
+        return True
+
+    def begun(self) -> tuple[int, float]:
+        """In the parent, holding `lock` (or the child is dead): the number of the job begun
+        last (0: none) and when it began (time.monotonic())."""
+        return int(self.cells[0]), self.cells[1] / 1e9
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -38,7 +94,8 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise JobTimeout()
 
 
-def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pid: int) -> None:
+def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pid: int,
+         progress: Progress) -> None:
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -49,25 +106,31 @@ def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pi
         except Exception as exc:  # the parent imported it fine; report, run what we can
             print(f"jobq child: cannot import {module}: {exc}", file=sys.stderr)
     saver = _Saver(settings)
+    todo: collections.deque[tuple[int, Call, float]] = collections.deque()
     while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        call, timeout_s = msg
+        if not todo:
+            try:
+                msg: Jobs | None = conn.recv()
+            except (EOFError, OSError):
+                return
+            if msg is None:
+                return
+            todo.extend(msg)
+            continue
+        n, call, timeout_s = todo.popleft()
+        if not progress.begin(n):
+            continue  # withdrawn: the parent has already accounted for it
         saver.target = call
         try:
+            # Armed per job, when it begins: a job's timeout runs from its own start.
             if timeout_s > 0:
                 signal.setitimer(signal.ITIMER_REAL, timeout_s)
             outcome = run(call, settings.max_payload_bytes, saver)
         except JobTimeout:  # fired between the task's end and the timer being cleared
-            from .runner import TIMEOUT, Outcome
             outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        conn.send(outcome)
+        conn.send((n, outcome))
 
 
 class _Saver:
