@@ -5,7 +5,8 @@ The parent may send a job while the previous one still runs (so the child goes f
 to the next without waiting for its parent), and may then withdraw it: a `Progress` in shared
 memory, under a lock, settles which of "the child begins job n" and "the parent withdraws job
 n" happens first. A withdrawn job is skipped; every job run is answered with its Outcome as
-soon as it ends.
+soon as it ends, framed by us (see Outcomes) so that the parent takes in one read all the
+outcomes that have piled up while it was busy.
 
 It is started with the `spawn` method (a fresh interpreter, no inherited threads or locks),
 asks the kernel to kill it when its parent dies (so an orphaned job cannot outlive its
@@ -19,7 +20,10 @@ import ctypes
 import importlib
 import logging
 import os
+import pickle
+import select
 import signal
+import struct
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -130,7 +134,56 @@ def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pi
             outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        conn.send((n, outcome))
+        _send_outcome(conn.fileno(), n, outcome)
+
+
+def _send_outcome(fd: int, n: int, outcome: Outcome) -> None:
+    data = pickle.dumps((n, outcome), pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+_HEADER = struct.Struct("!I")
+
+
+class Outcomes:
+    """The parent's end of the outcomes a child sends: a frame of our own (length, pickle)
+    per outcome, so that one read takes all the outcomes that are waiting."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buf = bytearray()
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
+
+    def wait(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` until there is something to read (or the child is gone)."""
+        return bool(self._poll.poll(timeout_s * 1000))
+
+    def read(self) -> list[tuple[int, Outcome]] | None:
+        """The outcomes complete so far, after reading what is there (call it once wait()
+        says there is something: it would wait). None: the child closed its end."""
+        data = os.read(self.fd, 1 << 18)
+        if not data:
+            return None
+        self._buf += data
+        return self.ready()
+
+    def ready(self) -> list[tuple[int, Outcome]]:
+        """The outcomes complete in the buffer, without reading."""
+        out: list[tuple[int, Outcome]] = []
+        buf, at = self._buf, 0
+        while len(buf) - at >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buf, at)
+            end = at + _HEADER.size + size
+            if len(buf) < end:
+                break
+            out.append(pickle.loads(memoryview(buf)[at + _HEADER.size:end]))
+            at = end
+        if at:
+            del buf[:at]
+        return out
 
 
 class _Saver:

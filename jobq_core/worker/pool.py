@@ -3,11 +3,14 @@
 Claimed jobs wait in one inbox; a free slot takes the next, runs it (in the thread, or in
 its child process) and puts the Outcome in the settle queue, where the settler thread
 records outcomes in batches (one round trip for many completions). A job stays "held"
-(its lease renewed by the heartbeat) from claim until its outcome is recorded.
+(its lease renewed by the heartbeat) from claim until its outcome is recorded. A process
+slot also queues the jobs waiting in the inbox in its child, behind the running one (see
+ProcessSlot); such a job still counts as waiting until the child begins it.
 
 A slot can abort its job when the lease is lost or can no longer be renewed: the child is
-killed; a thread gets an exception injected at its next bytecode (best effort: a thread
-blocked in C cannot be interrupted).
+killed (a job queued in it that has not begun is withdrawn instead); a thread gets an
+exception injected at its next bytecode (best effort: a thread blocked in C cannot be
+interrupted).
 """
 
 from __future__ import annotations
@@ -170,6 +173,7 @@ class ProcessSlot(Slot):
         super().__init__(pool, index)
         self.proc: BaseProcess | None = None
         self.conn: Connection | None = None
+        self.outcomes: child.Outcomes | None = None
         self.progress: child.Progress | None = None
         self.idle = False  # waiting for the inbox: jobs queued in other slots could run here
         self._lock = threading.Lock()  # guards the tickets and which child they are in
@@ -189,6 +193,7 @@ class ProcessSlot(Slot):
         child_conn.close()
         with self._lock:
             self.proc, self.conn, self.progress, self._sent = proc, parent_conn, progress, 0
+            self.outcomes = child.Outcomes(parent_conn.fileno())
 
     def warm(self) -> None:
         # Start the child while the slot is idle: a fresh interpreter importing the task
@@ -277,17 +282,20 @@ class ProcessSlot(Slot):
 
     def _wait(self) -> None:
         """Wait up to POLL_S for what the child reports; watch the running job if nothing."""
-        conn = self.conn
+        conn, outcomes = self.conn, self.outcomes
         with self._lock:
-            if conn is None or not any(t.n for t in self._tickets):
+            if conn is None or outcomes is None or not any(t.n for t in self._tickets):
                 return  # every job sent was withdrawn meanwhile
-        if conn.poll(POLL_S if self._kill is None else 0):
+        if outcomes.wait(POLL_S if self._kill is None else 0):
             try:
-                msg = conn.recv()
-            except (EOFError, OSError):
+                got = outcomes.read()
+            except OSError:
+                got = None
+            if got is None:
                 self._stop(None, None)
                 return
-            self._received(msg)
+            for msg in got:
+                self._received(msg)
             return
         self._watch()
 
@@ -370,13 +378,16 @@ class ProcessSlot(Slot):
                 proc.kill()
                 proc.join(5)
         # What the child sent before it died is still in the pipe.
-        while conn is not None:
+        outcomes = self.outcomes
+        while outcomes is not None:
             try:
-                if not conn.poll(0):
-                    break
-                self._received(conn.recv())
-            except (EOFError, OSError):
+                got = outcomes.read() if outcomes.wait(0) else None
+            except OSError:
+                got = None
+            if got is None:
                 break
+            for msg in got:
+                self._received(msg)
         begun = progress.begun()[0] if progress is not None else 0
         with self._lock:
             left = list(self._tickets)
@@ -399,7 +410,7 @@ class ProcessSlot(Slot):
         if conn is not None:
             conn.close()
         with self._lock:
-            self.conn = self.progress = None
+            self.conn, self.outcomes, self.progress = None, None, None
         if target is not None:
             if not target.began:
                 self.pool._began(self, target.job, time.monotonic())

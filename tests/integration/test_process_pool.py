@@ -95,6 +95,29 @@ def test_a_queued_job_whose_lease_is_lost_does_not_run_in_that_child(
     assert queued.fields["deliveries"] == "2" and queued.fields["lost"] == "1"
 
 
+def test_aborting_the_running_job_kills_it_and_the_queued_job_runs_once(
+        settings: Settings, queue: Queue, tmp_path: Path) -> None:
+    ledger, gate = tmp_path / "ledger", tmp_path / "gate"
+    keys = Keyspace(settings.prefix)
+    with worker_thread(settings, pool="process", concurrency=1, prefetch=2) as w:
+        first = queue.enqueue(tasks.wait_for_gate, str(ledger), "first", str(gate))
+        wait_for_lines(ledger, 1)
+        queued = queue.enqueue(tasks.append_line, str(ledger), "queued")
+        until(lambda: queued_in_child(w, [queued.id]), "the job queued in the child")
+        queue.client.zadd(keys.processing("default"), {first.id: 0})  # its lease runs out
+        assert Scripts(queue.client, settings).reap("default") == [(first.id, "pending")]
+        w.heartbeat.beat()  # aborts the running job: its child is killed
+        assert queued.result(timeout_s=15) is None  # on a fresh child
+        wait_for_lines(ledger, 3)  # the first job, claimed again, started again
+        gate.touch()
+        assert first.result(timeout_s=10) == "first"
+    assert ledger.read_text().split() == ["first", "queued", "first"]
+    queued.refresh()
+    assert queued.fields["deliveries"] == "1" and "lost" not in queued.fields
+    first.refresh()
+    assert first.fields["deliveries"] == "2" and first.fields["lost"] == "1"
+
+
 def test_stop_hands_back_the_jobs_queued_in_the_child(settings: Settings, queue: Queue,
                                                       tmp_path: Path) -> None:
     # Queued jobs go back at once when the worker stops, not after the running job's grace
