@@ -192,8 +192,11 @@ class ProcessSlot(Slot):
         proc.start()
         child_conn.close()
         with self._lock:
+            old = self.conn  # of a child that died idle
             self.proc, self.conn, self.progress, self._sent = proc, parent_conn, progress, 0
             self.outcomes = child.Outcomes(parent_conn.fileno())
+        if old is not None:
+            old.close()
 
     def warm(self) -> None:
         # Start the child while the slot is idle: a fresh interpreter importing the task
@@ -545,7 +548,12 @@ class Pool:
 
     def submit(self, job: Claimed, leased_at: float) -> None:
         with self._cond:
+            old = self._held.get((job.queue, job.id))
             self._held[(job.queue, job.id)] = Running(job, leased_at)
+            # Claimed again (its earlier lease was lost): an earlier claim still queued in a
+            # slot must not start, as one still in the inbox will not (_next drops it).
+            if old is not None and old.queued_in is not None:
+                old.queued_in.withdraw(old)
         self._inbox.put(job)
 
     # -- used by the heartbeat ------------------------------------------------------------

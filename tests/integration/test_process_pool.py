@@ -78,7 +78,9 @@ def test_a_queued_job_whose_lease_is_lost_does_not_run_in_that_child(
         settings: Settings, queue: Queue, tmp_path: Path) -> None:
     ledger, gate = tmp_path / "ledger", tmp_path / "gate"
     keys = Keyspace(settings.prefix)
-    with worker_thread(settings, pool="process", concurrency=1, prefetch=2) as w:
+    # prefetch=1: no room to claim the reaped job again before the heartbeat aborts it (a
+    # claim of the same job id replaces its entry: the abort, by id, would hit that one).
+    with worker_thread(settings, pool="process", concurrency=1, prefetch=1) as w:
         blocker = queue.enqueue(tasks.wait_for_gate, str(ledger), "blocker", str(gate))
         wait_for_lines(ledger, 1)
         queued = queue.enqueue(tasks.append_line, str(ledger), "queued")
@@ -94,11 +96,38 @@ def test_a_queued_job_whose_lease_is_lost_does_not_run_in_that_child(
     assert queued.fields["deliveries"] == "2" and queued.fields["lost"] == "1"
 
 
+def test_a_queued_job_claimed_again_runs_once(settings: Settings, queue: Queue,
+                                             tmp_path: Path) -> None:
+    # Its lease lost and the job claimed again by this worker before any heartbeat noticed:
+    # the new claim replaces the old one, which must not start from the child's queue.
+    ledger, gate = tmp_path / "ledger", tmp_path / "gate"
+    keys = Keyspace(settings.prefix)
+    quiet = settings.replace(lease_s=60.0, heartbeat_s=20.0)  # no beat during the test
+    with worker_thread(quiet, pool="process", concurrency=1, prefetch=2) as w:
+        blocker = queue.enqueue(tasks.wait_for_gate, str(ledger), "blocker", str(gate))
+        wait_for_lines(ledger, 1)
+        queued = queue.enqueue(tasks.append_line, str(ledger), "queued")
+        until(lambda: queued_in_child(w, [queued.id]), "the job queued in the child")
+        old = next(r.job for r in w.pool.running() if r.job.id == queued.id)
+        queue.client.zadd(keys.processing("default"), {queued.id: 0})
+        assert Scripts(queue.client, settings).reap("default") == [(queued.id, "pending")]
+        until(lambda: any(r.job.id == queued.id and r.job is not old
+                          for r in w.pool.running()), "the job claimed again")
+        gate.touch()
+        assert blocker.result(timeout_s=10) == "blocker"
+        assert queued.result(timeout_s=10) is None
+    assert ledger.read_text().split() == ["blocker", "queued"]
+    queued.refresh()
+    assert queued.fields["deliveries"] == "2" and queued.fields["lost"] == "1"
+
+
 def test_aborting_the_running_job_kills_it_and_the_queued_job_runs_once(
         settings: Settings, queue: Queue, tmp_path: Path) -> None:
     ledger, gate = tmp_path / "ledger", tmp_path / "gate"
     keys = Keyspace(settings.prefix)
-    with worker_thread(settings, pool="process", concurrency=1, prefetch=2) as w:
+    # prefetch=1: no room to claim the reaped job again before the heartbeat aborts it (a
+    # claim of the same job id replaces its entry: the abort, by id, would hit that one).
+    with worker_thread(settings, pool="process", concurrency=1, prefetch=1) as w:
         first = queue.enqueue(tasks.wait_for_gate, str(ledger), "first", str(gate))
         wait_for_lines(ledger, 1)
         queued = queue.enqueue(tasks.append_line, str(ledger), "queued")
