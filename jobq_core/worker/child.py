@@ -154,6 +154,9 @@ class Outcomes:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._buf = bytearray()
+        # Read into a buffer kept for the purpose: os.read(fd, 256 KiB) would allocate (and
+        # map, then unmap: above malloc's mmap threshold) 256 KiB at every read.
+        self._chunk = bytearray(1 << 18)
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN)
 
@@ -164,10 +167,10 @@ class Outcomes:
     def read(self) -> list[tuple[int, Outcome]] | None:
         """The outcomes complete so far, after reading what is there (call it once wait()
         says there is something: it would wait). None: the child closed its end."""
-        data = os.read(self.fd, 1 << 18)
-        if not data:
+        n = os.readv(self.fd, [self._chunk])
+        if not n:
             return None
-        self._buf += data
+        self._buf += memoryview(self._chunk)[:n]
         return self.ready()
 
     def ready(self) -> list[tuple[int, Outcome]]:

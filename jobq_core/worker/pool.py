@@ -224,8 +224,9 @@ class ProcessSlot(Slot):
                 with self._lock:
                     self._tickets.append(self._ticket(job, began=True))
             try:
-                self._take_more()
-                self._send()
+                self._send()  # first: the child may be waiting for it
+                if self._take_more():
+                    self._send()
                 self._wait()
             except Exception as exc:  # a bug of ours must not kill the slot
                 log.exception("slot %s failed running its jobs", self.index)
@@ -235,21 +236,25 @@ class ProcessSlot(Slot):
         size = sum(len(k) + len(v) for k, v in job.fields.items())
         return _Ticket(job, self.pool.timeout_for(job), size, began=began)
 
-    def _take_more(self) -> None:
+    def _take_more(self) -> bool:
         """Take jobs already waiting in the inbox to send ahead, unless a slot is idle (it
-        should run them) or the slot has enough queued. Never waits for a job."""
+        should run them) or the slot has enough queued. Never waits for a job. Whether it
+        took any."""
         with self._lock:  # other threads may withdraw tickets at any time
             if (not self._tickets or len(self._tickets) > AHEAD_JOBS // 2
-                    or (self._tickets[0].n and not self._tickets[-1].n)):
-                return  # refill in batches; and nothing more while AHEAD_BYTES holds one back
+                    or not self._tickets[-1].n):
+                return False  # refill in batches; nothing more while AHEAD_BYTES holds one back
         if any(s.idle for s in self.pool.slots if isinstance(s, ProcessSlot)):
-            return
+            return False
+        took = False
         while len(self._tickets) < AHEAD_JOBS:
             job = self.pool._take(self)
             if job is None:
-                return
+                break
             with self._lock:
                 self._tickets.append(self._ticket(job))
+            took = True
+        return took
 
     def _send(self) -> None:
         """Send the child the jobs not sent yet, within AHEAD_BYTES past the first."""
