@@ -148,3 +148,17 @@ def record_tick(path: str) -> str:
 def now_wall() -> float:
     """The wall-clock time the job started (for latency checks)."""
     return time.time()
+
+
+@task(max_retries=0)
+def wait_for_gate(path: str, text: str, gate: str) -> str:
+    """Append `text` to `path`, then return once the file `gate` exists (a gate that the
+    test can open across processes)."""
+    with open(path, "a") as f:
+        f.write(text + "\n")
+    end = time.monotonic() + 30
+    while not os.path.exists(gate):
+        if time.monotonic() > end:
+            raise TimeoutError(f"{gate} was never created")
+        time.sleep(0.01)
+    return text

@@ -1,4 +1,12 @@
-"""The job process of the process pool: imports the task modules, then runs one job at a time.
+"""The job process of the process pool: imports the task modules, then runs the jobs its
+parent sends, one at a time, in the order sent.
+
+The parent may send a job while the previous one still runs (so the child goes from one job
+to the next without waiting for its parent), and may then withdraw it: a `Progress` in shared
+memory, under a lock, settles which of "the child begins job n" and "the parent withdraws job
+n" happens first. A withdrawn job is skipped; every job run is answered with its Outcome as
+soon as it ends, framed by us (see Outcomes) so that the parent takes in one read all the
+outcomes that have piled up while it was busy.
 
 It is started with the `spawn` method (a fresh interpreter, no inherited threads or locks),
 asks the kernel to kill it when its parent dies (so an orphaned job cannot outlive its
@@ -7,21 +15,73 @@ lease), and ignores SIGINT/SIGTERM: the parent alone decides when a job stops.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import importlib
 import logging
 import os
+import pickle
+import select
 import signal
+import struct
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
 from types import FrameType
+from typing import Any
 
 from ..config import Settings
-from .runner import Call, JobTimeout, run
+from .runner import TIMEOUT, Call, JobTimeout, Outcome, run
 
 log = logging.getLogger("jobq.worker")
 PR_SET_PDEATHSIG = 1
+# What the parent sends: the jobs to run next, each as (number, call, timeout_s); or None: exit.
+Jobs = list[tuple[int, Call, float]]
+
+
+class Progress:
+    """Which job the child has begun, in memory shared by the child and its parent.
+
+    Jobs are numbered 1, 2, ... in the order the parent sends them to this child. The child
+    begins job n only if the parent has not withdrawn it, the parent withdraws job n only if
+    the child has not begun it, both under `lock`: so a withdrawn job never runs, and a job
+    that began is never withdrawn. The parent reads the number (and start time) of the job
+    begun last without asking the child.
+    """
+
+    RING = 64  # withdrawals are marked by number modulo RING: above the jobs a child is sent ahead
+
+    def __init__(self, ctx: BaseContext) -> None:
+        self.lock = ctx.Lock()
+        # [0]: number of the job begun last (0: none yet), [1]: when (monotonic ns; one clock
+        # for all processes), [2 + n % RING]: n if job n is withdrawn.
+        self.cells: Any = ctx.RawArray("q", 2 + self.RING)
+
+    def begin(self, n: int) -> bool:
+        """In the child: start job n unless it was withdrawn (False: skip it)."""
+        with self.lock:
+            if self.cells[2 + n % self.RING] == n:
+                return False
+            self.cells[1] = time.monotonic_ns()
+            self.cells[0] = n
+            return True
+
+    def withdraw(self, n: int) -> bool:
+        """In the parent, holding `lock` (or the child is dead): make sure job n never begins.
+        False if it has already begun."""
+        if self.cells[2 + n % self.RING] == n:
+            return True
+        if self.cells[0] >= n:
+            return False
+        self.cells[2 + n % self.RING] = n
+        return True
+
+    def begun(self) -> tuple[int, float]:
+        """In the parent, holding `lock` (or the child is dead): the number of the job begun
+        last (0: none) and when it began (time.monotonic())."""
+        return int(self.cells[0]), self.cells[1] / 1e9
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -38,7 +98,8 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise JobTimeout()
 
 
-def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pid: int) -> None:
+def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pid: int,
+         progress: Progress) -> None:
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -49,25 +110,83 @@ def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pi
         except Exception as exc:  # the parent imported it fine; report, run what we can
             print(f"jobq child: cannot import {module}: {exc}", file=sys.stderr)
     saver = _Saver(settings)
+    todo: collections.deque[tuple[int, Call, float]] = collections.deque()
     while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        call, timeout_s = msg
+        if not todo:
+            try:
+                msg: Jobs | None = conn.recv()
+            except (EOFError, OSError):
+                return
+            if msg is None:
+                return
+            todo.extend(msg)
+            continue
+        n, call, timeout_s = todo.popleft()
+        if not progress.begin(n):
+            continue  # withdrawn: the parent has already accounted for it
         saver.target = call
         try:
+            # Armed per job, when it begins: a job's timeout runs from its own start.
             if timeout_s > 0:
                 signal.setitimer(signal.ITIMER_REAL, timeout_s)
             outcome = run(call, settings.max_payload_bytes, saver)
         except JobTimeout:  # fired between the task's end and the timer being cleared
-            from .runner import TIMEOUT, Outcome
             outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        conn.send(outcome)
+        _send_outcome(conn.fileno(), n, outcome)
+
+
+def _send_outcome(fd: int, n: int, outcome: Outcome) -> None:
+    data = pickle.dumps((n, outcome), pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+_HEADER = struct.Struct("!I")
+
+
+class Outcomes:
+    """The parent's end of the outcomes a child sends: a frame of our own (length, pickle)
+    per outcome, so that one read takes all the outcomes that are waiting."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buf = bytearray()
+        # Read into a buffer kept for the purpose: os.read(fd, 256 KiB) would allocate (and
+        # map, then unmap: above malloc's mmap threshold) 256 KiB at every read.
+        self._chunk = bytearray(1 << 18)
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
+
+    def wait(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` until there is something to read (or the child is gone)."""
+        return bool(self._poll.poll(timeout_s * 1000))
+
+    def read(self) -> list[tuple[int, Outcome]] | None:
+        """The outcomes complete so far, after reading what is there (call it once wait()
+        says there is something: it would wait). None: the child closed its end."""
+        n = os.readv(self.fd, [self._chunk])
+        if not n:
+            return None
+        self._buf += memoryview(self._chunk)[:n]
+        return self.ready()
+
+    def ready(self) -> list[tuple[int, Outcome]]:
+        """The outcomes complete in the buffer, without reading."""
+        out: list[tuple[int, Outcome]] = []
+        buf, at = self._buf, 0
+        while len(buf) - at >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buf, at)
+            end = at + _HEADER.size + size
+            if len(buf) < end:
+                break
+            out.append(pickle.loads(memoryview(buf)[at + _HEADER.size:end]))
+            at = end
+        if at:
+            del buf[:at]
+        return out
 
 
 class _Saver:

@@ -3,11 +3,14 @@
 Claimed jobs wait in one inbox; a free slot takes the next, runs it (in the thread, or in
 its child process) and puts the Outcome in the settle queue, where the settler thread
 records outcomes in batches (one round trip for many completions). A job stays "held"
-(its lease renewed by the heartbeat) from claim until its outcome is recorded.
+(its lease renewed by the heartbeat) from claim until its outcome is recorded. A process
+slot also queues the jobs waiting in the inbox in its child, behind the running one (see
+ProcessSlot); such a job still counts as waiting until the child begins it.
 
 A slot can abort its job when the lease is lost or can no longer be renewed: the child is
-killed; a thread gets an exception injected at its next bytecode (best effort: a thread
-blocked in C cannot be interrupted).
+killed (a job queued in it that has not begun is withdrawn instead); a thread gets an
+exception injected at its next bytecode (best effort: a thread blocked in C cannot be
+interrupted).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import queue as stdqueue
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -42,13 +46,21 @@ SETTLE_BATCH = 256
 # jobs are held): a completion is recorded at most this much later.
 SETTLE_WAIT_S = 0.002
 POLL_S = 0.1  # how often a waiting slot checks its deadline and abort flag
+# A process slot sends its child up to this many jobs (the running one included), and up to
+# this much job data past the first: far below a socket buffer, so sending never blocks.
+AHEAD_JOBS = 16
+AHEAD_BYTES = 32 * 1024
+# The outcome of a job taken back before it started: never recorded, only forgotten.
+NOT_STARTED = Outcome(CRASH, reason="aborted before it started")
 
 
 @dataclass
 class Running:
     job: Claimed
     lease_ok: float  # monotonic time the lease was last known renewed (a claim or extend send)
-    slot: Slot | None = None  # None while the job waits in the inbox
+    slot: Slot | None = None  # the slot running it; None while the job waits
+    # The process slot whose child has it queued behind the running job (waiting, too).
+    queued_in: Slot | None = None
     aborted: str = ""  # why the job's outcome must be dropped, if it must
     started: float = field(default_factory=time.monotonic)
 
@@ -92,6 +104,11 @@ class Slot:
     def abort(self, entry: Running) -> None:
         raise NotImplementedError
 
+    def withdraw(self, entry: Running) -> bool:
+        """Take back a job queued in this slot so that it never starts here (it is then
+        reported by no one); False if it has started (or is not here)."""
+        return False
+
     def close(self) -> None:
         """Release resources at shutdown (called in the slot thread)."""
 
@@ -133,25 +150,56 @@ class ThreadSlot(Slot):
         self._interrupt(entry.job)
 
 
+@dataclass(eq=False)
+class _Ticket:
+    """A job a process slot has taken, until its outcome is reported."""
+
+    job: Claimed
+    timeout_s: float
+    size: int  # about the bytes it takes in the pipe
+    n: int = 0  # its number in the current child (child.Progress); 0 while not sent
+    began: bool = False  # the pool was told it started
+
+
 class ProcessSlot(Slot):
-    """Drives one long-lived child process, respawned after a crash or a kill."""
+    """Drives one long-lived child process, respawned after a crash or a kill.
+
+    While its child runs a job, the slot sends it the next few jobs waiting in the inbox (up
+    to AHEAD_JOBS, or AHEAD_BYTES of job data), so the child goes on to the next job without
+    a round trip to the parent. A job sent ahead counts as waiting (Running.queued_in) until
+    the child begins it: until then it can still be withdrawn (aborted, handed back when the
+    worker stops, or given to an idle slot when the job ahead of it runs long), and if the
+    child dies before it began, it is sent to the next child, not counted as crashed.
+    """
 
     def __init__(self, pool: Pool, index: int) -> None:
         super().__init__(pool, index)
         self.proc: BaseProcess | None = None
         self.conn: Connection | None = None
-        self._kill = threading.Event()
-        self._lock = threading.Lock()
-        self._job: Claimed | None = None  # the job the child runs (or last ran)
+        self.outcomes: child.Outcomes | None = None
+        self.progress: child.Progress | None = None
+        self.idle = False  # waiting for the inbox: jobs queued in other slots could run here
+        self._lock = threading.Lock()  # guards the tickets and which child they are in
+        self._tickets: deque[_Ticket] = deque()  # in the order the child runs them
+        self._sent = 0  # number of the last job sent to the current child
+        self._kill: _Ticket | None = None  # a job that began and must be stopped (aborted)
+        self._mark = time.monotonic()  # when the child last reported an outcome or was fed
 
     def _spawn(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         parent_conn, child_conn = ctx.Pipe()
+        progress = child.Progress(ctx)
         proc = ctx.Process(target=child.main, name=f"jobq-job-{self.index}", daemon=True,
-                           args=(child_conn, self.pool.imports, self.pool.settings, os.getpid()))
+                           args=(child_conn, self.pool.imports, self.pool.settings, os.getpid(),
+                                 progress))
         proc.start()
         child_conn.close()
-        self.proc, self.conn = proc, parent_conn
+        with self._lock:
+            old = self.conn  # of a child that died idle
+            self.proc, self.conn, self.progress, self._sent = proc, parent_conn, progress, 0
+            self.outcomes = child.Outcomes(parent_conn.fileno())
+        if old is not None:
+            old.close()
 
     def warm(self) -> None:
         # Start the child while the slot is idle: a fresh interpreter importing the task
@@ -160,47 +208,228 @@ class ProcessSlot(Slot):
         if self.pool.stopping.is_set():
             return  # a child started now would only be told to exit, once it has started
         if self.proc is None or not self.proc.is_alive():
+            self._terminate()
             self._spawn()
 
-    def execute(self, job: Claimed) -> Outcome:
-        with self._lock:
-            self._job = job
-            self._kill.clear()
-        if self.proc is None or not self.proc.is_alive():
-            self._spawn()
-        assert self.conn is not None and self.proc is not None
-        timeout_s = self.pool.timeout_for(job)
-        # The child interrupts itself at timeout_s; we kill it if it has not answered by then
-        # plus the kill grace (a job blocked in C or ignoring signals).
-        hard_deadline = (time.monotonic() + timeout_s + self.pool.settings.kill_grace_s
-                         if timeout_s > 0 else float("inf"))
-        try:
-            self.conn.send((Call(job.id, job.queue, dict(job.fields)), timeout_s))
-        except OSError:
-            return self._crashed()
+    def _loop(self) -> None:
         while True:
-            if self.conn.poll(POLL_S):
+            if not self._tickets:
                 try:
-                    outcome: Outcome = self.conn.recv()
-                    return outcome
-                except (EOFError, OSError):
-                    return self._crashed()
-            self.pool.fence_one(job.queue, job.id)
-            if self._kill.is_set():
-                self._terminate()
-                return Outcome(CRASH, error="job stopped by the worker", reason="aborted")
-            if time.monotonic() > hard_deadline:
-                self._terminate()
-                return Outcome(TIMEOUT, error=f"jobq.Timeout: the job ran past timeout_s="
-                               f"{timeout_s} and did not stop; its process was killed")
-            if not self.proc.is_alive():
-                return self._crashed()
+                    self.warm()
+                except Exception:  # sending tries again; a failed warm-up must not kill the slot
+                    log.exception("slot %s could not prepare for its next job", self.index)
+                self.idle = True
+                job = self.pool._next(self)
+                self.idle = False
+                if job is None:
+                    self.close()
+                    return
+                with self._lock:
+                    self._tickets.append(self._ticket(job, began=True))
+            try:
+                self._send()  # first: the child may be waiting for it
+                if self._take_more():
+                    self._send()
+                self._wait()
+            except Exception as exc:  # a bug of ours must not kill the slot
+                log.exception("slot %s failed running its jobs", self.index)
+                self._stop(None, Outcome(CRASH, error=repr(exc), reason="worker error"))
 
-    def _crashed(self) -> Outcome:
-        assert self.proc is not None
-        self.proc.join(2)
-        code = self.proc.exitcode
-        self.proc = None
+    def _ticket(self, job: Claimed, began: bool = False) -> _Ticket:
+        size = sum(len(k) + len(v) for k, v in job.fields.items())
+        return _Ticket(job, self.pool.timeout_for(job), size, began=began)
+
+    def _take_more(self) -> bool:
+        """Take jobs already waiting in the inbox to send ahead, unless a slot is idle (it
+        should run them) or the slot has enough queued. Never waits for a job. Whether it
+        took any."""
+        with self._lock:  # other threads may withdraw tickets at any time
+            if (not self._tickets or len(self._tickets) > AHEAD_JOBS // 2
+                    or not self._tickets[-1].n):
+                return False  # refill in batches; nothing more while AHEAD_BYTES holds one back
+        if any(s.idle for s in self.pool.slots if isinstance(s, ProcessSlot)):
+            return False
+        took = False
+        while len(self._tickets) < AHEAD_JOBS:
+            job = self.pool._take(self)
+            if job is None:
+                break
+            with self._lock:
+                self._tickets.append(self._ticket(job))
+            took = True
+        return took
+
+    def _send(self) -> None:
+        """Send the child the jobs not sent yet, within AHEAD_BYTES past the first."""
+        with self._lock:
+            if not self._tickets or self._tickets[-1].n:
+                return
+            fresh = self._tickets[0].n == 0  # the child has none of the jobs
+        if fresh and (self.proc is None or not self.proc.is_alive()):
+            self._terminate()  # a child that died idle (or never started) is just replaced
+            self._spawn()
+        with self._lock:
+            ahead = sum(t.size for t in self._tickets if t.n)
+            jobs: child.Jobs = []
+            for t in self._tickets:
+                if t.n:
+                    continue
+                # A job sent ahead waits in the pipe while the child is busy: bounded so the
+                # send never blocks (the child would block sending us its outcome).
+                if (ahead or jobs) and ahead + t.size > AHEAD_BYTES:
+                    break
+                self._sent += 1
+                t.n = self._sent
+                ahead += t.size
+                jobs.append((t.n, Call(t.job.id, t.job.queue, dict(t.job.fields)), t.timeout_s))
+            conn = self.conn
+        if not jobs:
+            return
+        if fresh:
+            self._mark = time.monotonic()
+        assert conn is not None
+        with contextlib.suppress(OSError):  # the child is gone: _wait finds out
+            conn.send(jobs)
+
+    def _wait(self) -> None:
+        """Wait up to POLL_S for what the child reports; watch the running job if nothing."""
+        conn, outcomes = self.conn, self.outcomes
+        with self._lock:
+            if conn is None or outcomes is None or not any(t.n for t in self._tickets):
+                return  # every job sent was withdrawn meanwhile
+        if outcomes.wait(POLL_S if self._kill is None else 0):
+            try:
+                got = outcomes.read()
+            except OSError:
+                got = None
+            if got is None:
+                self._stop(None, None)
+                return
+            for msg in got:
+                self._received(msg)
+            return
+        self._watch()
+
+    def _received(self, msg: tuple[int, Outcome]) -> None:
+        n, outcome = msg
+        self._mark = now = time.monotonic()
+        with self._lock:
+            t = next((t for t in self._tickets if t.n == n), None)
+            if t is None:
+                return
+            self._tickets.remove(t)
+            if self._kill is t:
+                self._kill = None
+        if not t.began:
+            self.pool._began(self, t.job, now - outcome.runtime_ms / 1000)
+        self.pool._executed(t.job, outcome)
+
+    def _watch(self) -> None:
+        """The child said nothing for POLL_S: check the job it runs (or should begin next)."""
+        assert self.progress is not None and self.proc is not None
+        with self._lock:
+            sent = [t for t in self._tickets if t.n]
+        if not sent:
+            return
+        with self._held(self.progress, self.proc):
+            begun, at = self.progress.begun()
+        t = next((t for t in sent if t.n == begun), None)
+        if t is not None and not t.began:
+            t.began = True
+            self.pool._began(self, t.job, at)
+        head = t or sent[0]  # the jobs before it have ended
+        start = at if t is not None else self._mark  # not begun: the child is not ready
+        self.pool.fence_one(head.job.queue, head.job.id)
+        with self._lock:
+            if head not in self._tickets:
+                return  # aborted before it began: withdrawn, nothing to stop
+        kill = self._kill
+        if kill is not None:
+            self._stop(kill, Outcome(CRASH, error="job stopped by the worker", reason="aborted"))
+        elif head.timeout_s > 0 and (time.monotonic() > start + head.timeout_s
+                                     + self.pool.settings.kill_grace_s):
+            # The child interrupts itself at timeout_s; we kill it if it has not answered by
+            # then plus the kill grace (a job blocked in C or ignoring signals).
+            self._stop(head, Outcome(TIMEOUT, error=f"jobq.Timeout: the job ran past "
+                                     f"timeout_s={head.timeout_s} and did not stop; its "
+                                     "process was killed"))
+        elif not self.proc.is_alive():
+            self._stop(None, None)
+        elif t is not None and len(self._tickets) > 1:
+            self._give_back()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _held(progress: child.Progress, proc: BaseProcess) -> Iterator[None]:
+        """Hold the Progress lock: the child cannot begin a job meanwhile. Not held if the
+        child dies (it may have died holding it); its Progress is then final anyway."""
+        lock = progress.lock
+        while not lock.acquire(timeout=POLL_S):
+            if not proc.is_alive():
+                yield
+                return
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _stop(self, target: _Ticket | None, outcome: Outcome | None) -> None:
+        """Kill the child (if it still runs `target`, or whatever it runs if None) and
+        settle its jobs: `target` (or the job the child had begun, if None) gets `outcome`
+        (None: a crash), the jobs it had not begun go to the next child."""
+        proc, conn, progress = self.proc, self.conn, self.progress
+        if proc is not None and outcome is None:
+            proc.join(2)  # a crash: let it finish dying, to read its exit code
+        if proc is not None and progress is not None:
+            with self._held(progress, proc):
+                begun, _ = progress.begun()
+                if target is not None and begun > target.n:
+                    return  # it has ended; its outcome is on its way
+                # Killed holding the lock: it cannot begin another job before it dies.
+                proc.kill()
+                proc.join(5)
+        # What the child sent before it died is still in the pipe.
+        outcomes = self.outcomes
+        while outcomes is not None:
+            try:
+                got = outcomes.read() if outcomes.wait(0) else None
+            except OSError:
+                got = None
+            if got is None:
+                break
+            for msg in got:
+                self._received(msg)
+        begun = progress.begun()[0] if progress is not None else 0
+        with self._lock:
+            left = list(self._tickets)
+            if target is None:
+                target = next((t for t in left if t.n and t.n == begun), None)
+                never_began = begun == 0 and left and left[0].n
+                if target is None and left and (outcome is not None or never_began):
+                    # A child that died before beginning any job (or a bug of ours) is blamed
+                    # on the first job, as if it had begun: else it could recur for ever.
+                    target = left[0]
+            elif target not in left:
+                target = None  # it ended before the kill: its outcome was read above
+            self._tickets = deque(t for t in left if t is not target)
+            for t in self._tickets:
+                t.n = 0  # not begun: sent again to the next child
+            self._kill = None
+        if outcome is None:
+            outcome = self._crash_outcome(proc)
+        self._terminate()
+        if conn is not None:
+            conn.close()
+        with self._lock:
+            self.conn, self.outcomes, self.progress = None, None, None
+        if target is not None:
+            if not target.began:
+                self.pool._began(self, target.job, time.monotonic())
+            self.pool._executed(target.job, outcome)
+
+    @staticmethod
+    def _crash_outcome(proc: BaseProcess | None) -> Outcome:
+        code = proc.exitcode if proc is not None else None
         if code is not None and code < 0:
             try:
                 what = f"killed by {signal.Signals(-code).name}"
@@ -216,11 +445,44 @@ class ProcessSlot(Slot):
             self.proc.join(5)
             self.proc = None
 
-    def abort(self, entry: Running) -> None:
-        # Only while that very job runs: the slot may have moved on to the next one.
+    def _withdraw(self, t: _Ticket) -> bool:
+        """Make sure the job of `t` never begins here (holding self._lock); False if it has
+        begun already."""
+        if t.n and self.progress is not None and self.proc is not None:
+            with self._held(self.progress, self.proc):
+                if not self.progress.withdraw(t.n):
+                    return False
+        self._tickets.remove(t)
+        if self._kill is t:
+            self._kill = None
+        return True
+
+    def _give_back(self) -> None:
+        """The job ahead runs long: give the jobs queued behind it to an idle slot."""
+        if self.pool.stopping.is_set() or not any(
+                s.idle for s in self.pool.slots if isinstance(s, ProcessSlot) and s is not self):
+            return
+
+        def withdraw_all() -> list[Claimed]:
+            with self._lock:
+                return [t.job for t in list(self._tickets) if self._withdraw(t)]
+
+        self.pool._give_back(withdraw_all)
+
+    def withdraw(self, entry: Running) -> bool:
         with self._lock:
-            if self._job is entry.job:
-                self._kill.set()
+            t = next((t for t in self._tickets if t.job is entry.job), None)
+            return t is not None and self._withdraw(t)
+
+    def abort(self, entry: Running) -> None:
+        with self._lock:
+            t = next((t for t in self._tickets if t.job is entry.job), None)
+            if t is None:
+                return  # it ended: the slot may have moved on to the next one
+            if not self._withdraw(t):
+                self._kill = t  # it runs: the slot kills the child
+                return
+        self.pool._executed(entry.job, NOT_STARTED)
 
     def close(self) -> None:
         if self.conn is not None and self.proc is not None and self.proc.is_alive():
@@ -301,7 +563,12 @@ class Pool:
 
     def submit(self, job: Claimed, leased_at: float) -> None:
         with self._cond:
+            old = self._held.get((job.queue, job.id))
             self._held[(job.queue, job.id)] = Running(job, leased_at)
+            # Claimed again (its earlier lease was lost): an earlier claim still queued in a
+            # slot must not start, as one still in the inbox will not (_next drops it).
+            if old is not None and old.queued_in is not None:
+                old.queued_in.withdraw(old)
         self._inbox.put(job)
 
     # -- used by the heartbeat ------------------------------------------------------------
@@ -323,7 +590,7 @@ class Pool:
             if entry is None or entry.aborted:
                 return
             entry.aborted = why
-            slot = entry.slot
+            slot = entry.slot or entry.queued_in
         log.warning("stopping job %s: %s", job_id, why)
         if slot is not None:
             slot.abort(entry)
@@ -378,6 +645,45 @@ class Pool:
             # Not run: the settler only has to forget it (the stopping worker or the new
             # lease holder owns it now).
             self._settle.put((job, Outcome(CRASH, reason="aborted before it started")))
+
+    def _take(self, slot: Slot) -> Claimed | None:
+        """Another job for `slot` to queue behind the ones it has, if one waits in the
+        inbox now (never waits; None once stopping). It stays waiting until _began."""
+        while not self.stopping.is_set():
+            try:
+                job = self._inbox.get_nowait()
+            except stdqueue.Empty:
+                return None
+            if job is None:  # a stop sentinel: leave it to the slot's next _next()
+                self._inbox.put(None)
+                return None
+            with self._cond:
+                entry = self._entry(job)
+                if entry is not None and not entry.aborted:
+                    entry.queued_in = slot
+                    return job
+            self._settle.put((job, NOT_STARTED))
+        return None
+
+    def _began(self, slot: Slot, job: Claimed, at: float) -> None:
+        """A job queued in `slot` has started (at `at`, monotonic)."""
+        with self._cond:
+            entry = self._entry(job)
+            if entry is not None and entry.slot is None:
+                entry.slot, entry.queued_in, entry.started = slot, None, at
+
+    def _give_back(self, withdraw: Callable[[], list[Claimed]]) -> None:
+        """Put jobs a slot had queued (`withdraw` takes them out of it) back in the inbox."""
+        # Under the lock: take_waiting() finds each job either queued in the slot or waiting
+        # in the inbox, never in between.
+        with self._cond:
+            jobs = withdraw()
+            for job in jobs:
+                entry = self._entry(job)
+                if entry is not None:
+                    entry.slot = entry.queued_in = None
+        for job in jobs:
+            self._inbox.put(job)
 
     def _executed(self, job: Claimed, outcome: Outcome) -> None:
         self._settle.put((job, outcome))
@@ -442,9 +748,17 @@ class Pool:
         """Mark the jobs no slot has started as not to run, and return them to hand back."""
         with self._cond:
             waiting = [r for r in self._held.values() if r.slot is None and not r.aborted]
+            back: list[Running] = []
             for r in waiting:
+                if r.queued_in is not None:
+                    if not r.queued_in.withdraw(r):  # it started meanwhile: it runs
+                        r.slot, r.queued_in = r.queued_in, None
+                        continue
+                    r.queued_in = None
+                    self._settle.put((r.job, NOT_STARTED))  # its slot no longer has it
                 r.aborted = "worker stopping"
-        return [r.job for r in waiting]
+                back.append(r)
+        return [r.job for r in back]
 
     def stop(self, grace_s: float, hard: threading.Event) -> list[Claimed]:
         """Hand back jobs not started; let running ones finish within `grace_s` (or until
