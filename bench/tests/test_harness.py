@@ -125,6 +125,10 @@ def test_report_renders_medians_ratios_and_failures() -> None:
             for rep, rate in enumerate((3000.0, 3100.0, 2900.0))
         ]
         + [
+            _drain("jobq", "jobq-thread-2p", "jobq (thread pool)", "drain-2p", 12000.0, 0),
+            _drain("huey", "huey-process-2", "Huey", "drain-2p", 3000.0, 0),
+        ]
+        + [
             {
                 "scenario": "latency",
                 "system": "huey",
@@ -149,5 +153,8 @@ def test_report_renders_medians_ratios_and_failures() -> None:
     assert "10,000 [9,000–11,000]" in text
     assert "3.33×" in text  # 10,000 / 3,000 in the ratio table
     assert "≥ 3× Huey (1 process) = 9,000" in text
+    # 20,000/s was 3.54 times Huey's 5,645/s on the machine: read against Huey here
+    row = next(line for line in text.splitlines() if line.startswith("| drain 2 proc"))
+    assert "≥ 20,000/s | no | ≥ 3.54× Huey = 10,629 | yes |" in row
     assert "arq: skipped (pip install failed)" in text
     assert "the warm-up job did not run within 60 s" in text
