@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from jobq_core import Queue, Settings, Worker
+from jobq_core import Job, Queue, Settings, Worker
 from jobq_core.keys import Keyspace
 from jobq_core.scripts import Scripts
 from tests import tasks
@@ -28,6 +28,23 @@ def queued_in_child(w: Worker, job_ids: Sequence[str]) -> bool:
     """Whether each of the jobs is queued in a slot's child, behind the job it runs."""
     held = {r.job.id: r for r in w.pool.running()}
     return all(i in held and held[i].queued_in is not None for i in job_ids)
+
+
+def queued_behind(queue: Queue, w: Worker, ledger: Path, gate: Path,
+                  name: str) -> tuple[Job, Job]:
+    """Start a job `name` that runs until `gate` exists, then enqueue one that the slot
+    queues in the child behind it; returns both."""
+    first = queue.enqueue(tasks.wait_for_gate, str(ledger), name, str(gate))
+    wait_for_lines(ledger, 1)
+    queued = queue.enqueue(tasks.append_line, str(ledger), "queued")
+    until(lambda: queued_in_child(w, [queued.id]), "the job queued in the child")
+    return first, queued
+
+
+def lose_lease(queue: Queue, settings: Settings, job_id: str) -> None:
+    """Expire the job's lease and reap it, as another worker's reaper would."""
+    queue.client.zadd(Keyspace(settings.prefix).processing("default"), {job_id: 0})
+    assert Scripts(queue.client, settings).reap("default") == [(job_id, "pending")]
 
 
 def test_a_crash_in_a_batch_reruns_only_the_jobs_that_had_not_started(
@@ -77,16 +94,11 @@ def test_each_job_of_a_batch_is_timed_from_its_own_start(settings: Settings,
 def test_a_queued_job_whose_lease_is_lost_does_not_run_in_that_child(
         settings: Settings, queue: Queue, tmp_path: Path) -> None:
     ledger, gate = tmp_path / "ledger", tmp_path / "gate"
-    keys = Keyspace(settings.prefix)
     # prefetch=1: no room to claim the reaped job again before the heartbeat aborts it (a
     # claim of the same job id replaces its entry: the abort, by id, would hit that one).
     with worker_thread(settings, pool="process", concurrency=1, prefetch=1) as w:
-        blocker = queue.enqueue(tasks.wait_for_gate, str(ledger), "blocker", str(gate))
-        wait_for_lines(ledger, 1)
-        queued = queue.enqueue(tasks.append_line, str(ledger), "queued")
-        until(lambda: queued_in_child(w, [queued.id]), "the job queued in the child")
-        queue.client.zadd(keys.processing("default"), {queued.id: 0})  # its lease runs out
-        assert Scripts(queue.client, settings).reap("default") == [(queued.id, "pending")]
+        blocker, queued = queued_behind(queue, w, ledger, gate, "blocker")
+        lose_lease(queue, settings, queued.id)
         w.heartbeat.beat()  # finds the lease lost and aborts the job: it must not start
         gate.touch()
         assert blocker.result(timeout_s=10) == "blocker"
@@ -101,16 +113,11 @@ def test_a_queued_job_claimed_again_runs_once(settings: Settings, queue: Queue,
     # Its lease lost and the job claimed again by this worker before any heartbeat noticed:
     # the new claim replaces the old one, which must not start from the child's queue.
     ledger, gate = tmp_path / "ledger", tmp_path / "gate"
-    keys = Keyspace(settings.prefix)
     quiet = settings.replace(lease_s=60.0, heartbeat_s=20.0)  # no beat during the test
     with worker_thread(quiet, pool="process", concurrency=1, prefetch=2) as w:
-        blocker = queue.enqueue(tasks.wait_for_gate, str(ledger), "blocker", str(gate))
-        wait_for_lines(ledger, 1)
-        queued = queue.enqueue(tasks.append_line, str(ledger), "queued")
-        until(lambda: queued_in_child(w, [queued.id]), "the job queued in the child")
+        blocker, queued = queued_behind(queue, w, ledger, gate, "blocker")
         old = next(r.job for r in w.pool.running() if r.job.id == queued.id)
-        queue.client.zadd(keys.processing("default"), {queued.id: 0})
-        assert Scripts(queue.client, settings).reap("default") == [(queued.id, "pending")]
+        lose_lease(queue, settings, queued.id)
         until(lambda: any(r.job.id == queued.id and r.job is not old
                           for r in w.pool.running()), "the job claimed again")
         gate.touch()
@@ -124,16 +131,11 @@ def test_a_queued_job_claimed_again_runs_once(settings: Settings, queue: Queue,
 def test_aborting_the_running_job_kills_it_and_the_queued_job_runs_once(
         settings: Settings, queue: Queue, tmp_path: Path) -> None:
     ledger, gate = tmp_path / "ledger", tmp_path / "gate"
-    keys = Keyspace(settings.prefix)
     # prefetch=1: no room to claim the reaped job again before the heartbeat aborts it (a
     # claim of the same job id replaces its entry: the abort, by id, would hit that one).
     with worker_thread(settings, pool="process", concurrency=1, prefetch=1) as w:
-        first = queue.enqueue(tasks.wait_for_gate, str(ledger), "first", str(gate))
-        wait_for_lines(ledger, 1)
-        queued = queue.enqueue(tasks.append_line, str(ledger), "queued")
-        until(lambda: queued_in_child(w, [queued.id]), "the job queued in the child")
-        queue.client.zadd(keys.processing("default"), {first.id: 0})  # its lease runs out
-        assert Scripts(queue.client, settings).reap("default") == [(first.id, "pending")]
+        first, queued = queued_behind(queue, w, ledger, gate, "first")
+        lose_lease(queue, settings, first.id)
         w.heartbeat.beat()  # aborts the running job: its child is killed
         assert queued.result(timeout_s=15) is None  # on a fresh child
         wait_for_lines(ledger, 3)  # the first job, claimed again, started again
