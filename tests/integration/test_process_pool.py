@@ -57,6 +57,17 @@ def assert_only_the_running_job_ran(ledger: Path, running: Job, queued: Sequence
         assert job.status == "pending" and "lost" not in job.fields
 
 
+def open_gate_and_check_ran_once(ledger: Path, gate: Path, blocker: Job, queued: Job) -> None:
+    """Let the blocker end; the queued job, whose first lease was lost, ran once: under its
+    second claim (2 deliveries, 1 lost lease)."""
+    gate.touch()
+    assert blocker.result(timeout_s=10) == "blocker"
+    assert queued.result(timeout_s=10) is None
+    assert ledger.read_text().split() == ["blocker", "queued"]
+    queued.refresh()
+    assert queued.fields["deliveries"] == "2" and queued.fields["lost"] == "1"
+
+
 def test_a_crash_in_a_batch_reruns_only_the_jobs_that_had_not_started(
         settings: Settings, queue: Queue, tmp_path: Path) -> None:
     # One claim, one slot: the four jobs go to the child together. The second kills the child,
@@ -110,12 +121,7 @@ def test_a_queued_job_whose_lease_is_lost_does_not_run_in_that_child(
         blocker, queued = queued_behind(queue, w, ledger, gate, "blocker")
         lose_lease(queue, settings, queued.id)
         w.heartbeat.beat()  # finds the lease lost and aborts the job: it must not start
-        gate.touch()
-        assert blocker.result(timeout_s=10) == "blocker"
-        assert queued.result(timeout_s=10) is None  # claimed again: this run counts
-    assert ledger.read_text().split() == ["blocker", "queued"]
-    queued.refresh()
-    assert queued.fields["deliveries"] == "2" and queued.fields["lost"] == "1"
+        open_gate_and_check_ran_once(ledger, gate, blocker, queued)
 
 
 def test_a_queued_job_claimed_again_runs_once(settings: Settings, queue: Queue,
@@ -130,12 +136,7 @@ def test_a_queued_job_claimed_again_runs_once(settings: Settings, queue: Queue,
         lose_lease(queue, settings, queued.id)
         until(lambda: any(r.job.id == queued.id and r.job is not old
                           for r in w.pool.running()), "the job claimed again")
-        gate.touch()
-        assert blocker.result(timeout_s=10) == "blocker"
-        assert queued.result(timeout_s=10) is None
-    assert ledger.read_text().split() == ["blocker", "queued"]
-    queued.refresh()
-    assert queued.fields["deliveries"] == "2" and queued.fields["lost"] == "1"
+        open_gate_and_check_ran_once(ledger, gate, blocker, queued)
 
 
 def test_aborting_the_running_job_kills_it_and_the_queued_job_runs_once(
