@@ -71,9 +71,9 @@ def _sentinel_master(url: str, options: dict[str, Any]) -> redis.Redis:
 
     sentinels, service, db, username, password, tls = parse_sentinel_url(url)
     timeouts = {k: options[k] for k in ("socket_timeout", "socket_connect_timeout")}
-    sentinel = Sentinel(sentinels, sentinel_kwargs={**timeouts, "ssl": tls},  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(sentinels, sentinel_kwargs={**timeouts, "ssl": tls},  # type: ignore[no-untyped-call, unused-ignore]
                         username=username, password=password, ssl=tls, db=db)
-    client: redis.Redis = sentinel.master_for(service, **options)  # type: ignore[no-untyped-call]
+    client: redis.Redis = sentinel.master_for(service, **options)  # type: ignore[no-untyped-call, unused-ignore]
     return client
 
 

@@ -6,7 +6,7 @@ No Redis here; `Job` reaches Redis only through the Queue that made it.
 from __future__ import annotations
 
 import json
-import secrets
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,8 +43,8 @@ DEFER = -1
 
 
 def new_job_id() -> str:
-    """A random 16-hex-digit id (64 bits)."""
-    return secrets.token_hex(8)
+    """A random 16-hex-digit id (64 bits), from the OS's CSPRNG as `secrets` does."""
+    return os.urandom(8).hex()
 
 
 # One encoder: json.dumps with options builds a new JSONEncoder on every call.
@@ -86,9 +86,11 @@ def encode_args(args: Sequence[Any], kwargs: Mapping[str, Any], cap: int) -> tup
     return a, k
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class JobSpec:
-    """Everything enqueue writes for one new job (already validated and encoded)."""
+    """Everything enqueue writes for one new job (already validated and encoded). Treat as
+    immutable; not frozen because a frozen dataclass's __init__ costs three times as much,
+    which is a fifth of a bulk enqueue's client time per job."""
 
     id: str
     task: str

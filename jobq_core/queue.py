@@ -125,6 +125,9 @@ class Queue:
         return jobs
 
     def _spec_from(self, call: Any, templates: dict[Any, JobSpec]) -> JobSpec:
+        if type(call) is tuple and 1 <= len(call) <= 3:  # the common case, before the ABC check
+            task, args, kwargs = (*call, (), None)[:3] if len(call) < 3 else call
+            return self._plain_spec(task, args or (), kwargs or {}, templates)
         if isinstance(call, Mapping):
             opts = dict(call)
             task = opts.pop("task", None)
@@ -228,10 +231,11 @@ class Queue:
         if self.settings.eager:
             return [Job(self, spec.id, _run_eagerly(self, spec)) for spec in specs]
 
-        from .dependencies import Dependencies
-
-        deps = Dependencies(self.scripts)
+        deps = None
         if any(spec.depends_on for spec in specs):
+            from .dependencies import Dependencies
+
+            deps = Dependencies(self.scripts)
             deps.check_parents(ref for spec in specs for ref in spec.depends_on)
         if not self._registered:
             # The queue registry is global (outside the queue's cluster slot), so it is
@@ -243,7 +247,7 @@ class Queue:
         for spec, new in zip(specs, created, strict=True):
             if new is True:
                 state = "scheduled" if spec.delay_ms != 0 else "pending"
-                if spec.depends_on:
+                if deps is not None and spec.depends_on:
                     # Written first, registered second: a parent ending in between is seen
                     # by depend.lua (it returns the final state) or by the deferred sweep.
                     state = deps.register(self.name, spec.id, spec.depends_on)

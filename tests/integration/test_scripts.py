@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import redis
 
 from jobq_core import Queue, Settings
@@ -60,3 +61,25 @@ def test_requeued_expired_job_runs(settings: Settings, queue: Queue, r: redis.Re
     assert Admin(settings).requeue("default", "dead", [job.id]) == 1
     drain(settings)  # the operator asked for it to run now: its old TTL no longer applies
     assert job.result(timeout_s=1) == 3
+
+
+def test_scripts_run_again_after_the_server_forgot_them(queue: Queue, r: redis.Redis,
+                                                       settings: Settings) -> None:
+    # A restarted server (or SCRIPT FLUSH) has no cached scripts: the next call loads its
+    # script and runs it, once, with nothing lost or doubled.
+    first = queue.enqueue(tasks.add, 1, 2)
+    r.script_flush()
+    second = queue.enqueue(tasks.add, 3, 4)
+    many = queue.enqueue_many([(tasks.add, (i, i)) for i in range(3)])
+    assert queue.count() == 5
+    r.script_flush()
+    assert drain(settings) == 5
+    assert [j.refresh().status for j in (first, second, *many)] == ["completed"] * 5
+    assert second.result() == 7
+
+
+def test_script_arguments_of_the_wrong_type_are_refused_before_sending(queue: Queue) -> None:
+    scripts = Scripts(queue.client, queue.settings)
+    with pytest.raises(redis.DataError):
+        scripts.extend("default", [("some-id", None)])  # type: ignore[list-item]
+    assert queue.client.ping()  # the connection went back to the pool in a usable state
