@@ -104,11 +104,11 @@ class JobSpec:
     unique_ms: int = 0  # how long the unique key may be held at most
     depends_on: tuple[str, ...] = ()  # 'queue/id' refs of the jobs this one waits for
 
-    def fields(self) -> list[str]:
+    def fields(self, with_args: bool = True) -> list[str]:
         """Hash fields to store; empty or default values are left out to save memory (no
         args field means no positional args: 16 bytes less per pending job)."""
         out = ["task", self.task]
-        if self.args_json != "[]":
+        if with_args and self.args_json != "[]":
             out += ["args", self.args_json]
         if self.kwargs_json:
             out += ["kwargs", self.kwargs_json]
@@ -117,6 +117,14 @@ class JobSpec:
         for k, v in self.options.items():
             out += [k, v]
         return out
+
+    def same_options(self, other: JobSpec) -> bool:
+        """Whether this job is stored as `other` but for its id and args (never for a
+        unique job: enqueue.lua then writes `other`'s fields with this id and args)."""
+        return (self.task == other.task and self.kwargs_json == other.kwargs_json
+                and self.priority == other.priority and self.delay_ms == other.delay_ms
+                and self.ttl_ms == other.ttl_ms and not self.unique_key and not other.unique_key
+                and (self.options is other.options or self.options == other.options))
 
 
 @dataclass(frozen=True)

@@ -144,10 +144,16 @@ class Scripts:
         or the id of the live job holding its unique key (then nothing was written)."""
         k = self.keys
         argv: list[Any] = [len(specs), self.settings.history_minutes]
+        last: JobSpec | None = None
         for s in specs:
-            fields = s.fields()
-            argv += [s.id, s.priority, s.delay_ms, s.ttl_ms, s.unique_key, s.unique_ms,
-                     len(fields) // 2, *fields]
+            args = s.args_json if s.args_json != "[]" else ""
+            if last is not None and s.same_options(last):
+                argv += [s.id, "=", args]  # enqueue.lua: as the last full record
+                continue
+            fields = s.fields(with_args=False)
+            argv += [s.id, "+", s.priority, s.delay_ms, s.ttl_ms, s.unique_key, s.unique_ms,
+                     len(fields) // 2, *fields, args]
+            last = s
         keys = self._enqueue_keys.get(queue)
         if keys is None:
             keys = self._enqueue_keys[queue] = [

@@ -2,9 +2,12 @@
 -- One call per batch.
 -- KEYS[1] pending  KEYS[2] scheduled  KEYS[3] seq  KEYS[4] stats  KEYS[5] meta
 -- KEYS[6] marker  KEYS[7] job prefix  KEYS[8] history  KEYS[9] unique lock prefix
--- ARGV[1] number of jobs  ARGV[2] history size, then per job:
---   id, priority, delay_ms (-1: deferred), ttl_ms, unique key ('' none), unique window ms,
---   nfields, field1, value1, ... (task, args, kwargs, options)
+-- ARGV[1] number of jobs  ARGV[2] history size, then per job one record, either
+--   full:  id, '+', priority, delay_ms (-1: deferred), ttl_ms, unique key ('' none),
+--          unique window ms, nfields, field1, value1, ... (task, kwargs, options), args
+--   short: id, '=', args -- everything but id and args as in the last full record
+--   where args is the positional args JSON, '' for none (then no args field is stored).
+--   The short form keeps a batch of calls to one task small: ARGV strings cost Redis time.
 -- Returns a list with one entry per job: 1 created; 0 a job with this id already exists; or
 --   the id (a string) of the pending/scheduled/processing job that holds its unique key;
 --   or -3 (whole batch refused, nothing written) when meta.max_length would be exceeded.
@@ -32,11 +35,22 @@ local function unique_holder(lock, id)
   return nil
 end
 
+local priority, delay_ms, ttl_ms, ukey, uwindow, base, nbase
 for j = 1, n do
-  local id, priority = ARGV[i], ARGV[i + 1]
-  local delay_ms, ttl_ms = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  local ukey, uwindow = ARGV[i + 4], tonumber(ARGV[i + 5])
-  local nfields = tonumber(ARGV[i + 6])
+  local id = ARGV[i]
+  if ARGV[i + 1] == '+' then
+    priority = ARGV[i + 2]
+    delay_ms, ttl_ms = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+    ukey, uwindow = ARGV[i + 5], tonumber(ARGV[i + 6])
+    nbase = tonumber(ARGV[i + 7]) * 2
+    base = {}
+    for f = 1, nbase do base[f] = ARGV[i + 7 + f] end
+    i = i + 8 + nbase
+  else
+    i = i + 2
+  end
+  local args = ARGV[i]
+  i = i + 1
   local job = KEYS[7] .. id
   local holder = nil
   if ukey ~= '' then holder = unique_holder(KEYS[9] .. ukey, id) end
@@ -46,7 +60,8 @@ for j = 1, n do
     out[j] = holder
   else
     local fields = {}
-    for f = 1, nfields * 2 do fields[f] = ARGV[i + 6 + f] end
+    for f = 1, nbase do fields[f] = base[f] end
+    if args ~= '' then fields[nbase + 1] = 'args'; fields[nbase + 2] = args end
     if create_job(q, job, id, priority, delay_ms, ttl_ms, fields, now) == 'pending' then
       pending_created = true
     end
@@ -54,7 +69,6 @@ for j = 1, n do
     created = created + 1
     out[j] = 1
   end
-  i = i + 7 + nfields * 2
 end
 if q.nadds > 0 then chunked('ZADD', KEYS[1], q.adds) end
 if created > 0 then redis.call('HINCRBY', KEYS[4], 'enqueued', created) end

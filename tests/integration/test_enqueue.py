@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
 
@@ -196,3 +198,43 @@ def test_a_task_registered_after_enqueues_by_name_gets_its_defaults(queue: Queue
     stored = [queue.job(j.id) for j in (before, after, again)]
     assert [j.fields.get("max_retries") for j in stored if j] == [None, "4", "4"]
     assert [j.args for j in stored if j] == [[1], [2], [3]]
+
+
+def test_a_batch_stores_each_job_as_a_single_enqueue_would(queue: Queue, r: redis.Redis,
+                                                           settings: Settings) -> None:
+    # A batch sends calls that differ only in id and args in a short form; every job must
+    # still be stored exactly as the same call enqueued on its own.
+    calls: list[dict[str, Any]] = [
+        {"task": "tests.tasks.add", "args": [1, 2]},
+        {"task": "tests.tasks.add", "args": [3, 4]},
+        {"task": "tests.tasks.add"},
+        {"task": "tests.tasks.add", "args": [5, 6], "priority": 7},
+        {"task": "tests.tasks.add", "args": [5, 6], "priority": 7},
+        {"task": "tests.tasks.echo", "args": [1], "kwargs": {"k": "v"}},
+        {"task": "tests.tasks.echo", "args": [2], "kwargs": {"k": "w"}},
+        {"task": "tests.tasks.echo", "args": [3], "kwargs": {"k": "w"}, "ttl_s": 60},
+        {"task": "tests.tasks.echo", "args": [3], "kwargs": {"k": "w"}, "unique": True},
+        {"task": "tests.tasks.echo", "args": [4], "kwargs": {"k": "w"}, "unique": True},
+        {"task": "tests.tasks.boom", "args": ["x"], "delay_s": 30},
+        {"task": "tests.tasks.boom", "args": ["y"], "delay_s": 30},
+        {"task": "tests.tasks.add", "args": [7, 8]},
+    ]
+    keys = Keyspace(settings.prefix)
+    volatile = {"enqueued_ms", "expires_ms"}
+
+    def stored(jobs: list[Any]) -> list[dict[str, str]]:
+        return [{k: v for k, v in r.hgetall(keys.job("default", j.id)).items()
+                 if k not in volatile} for j in jobs]
+
+    batch = queue.enqueue_many(calls)
+    from_batch = stored(batch)
+    r.delete(*(keys.job("default", j.id) for j in batch))
+    r.delete(keys.pending("default"), keys.scheduled("default"))
+    # (their unique locks stay, but a lock whose job is gone holds nothing)
+    alone = [queue.enqueue_call(c["task"], args=c.get("args", ()), kwargs=c.get("kwargs"),
+                                **{k: v for k, v in c.items()
+                                   if k not in ("task", "args", "kwargs")})
+             for c in calls]
+    assert from_batch == stored(alone)
+    assert [j.status for j in batch] == ["pending"] * 10 + ["scheduled"] * 2 + ["pending"]
+    assert [f.get("args") for f in from_batch][:3] == ["[1,2]", "[3,4]", None]
