@@ -79,6 +79,22 @@ def _records(flat: Sequence[Any]) -> list[list[Any]]:
     return [list(flat[i:i + ROW_WIDTH]) for i in range(1, len(flat), ROW_WIDTH)]
 
 
+def _claimed(out: Any, queues: Sequence[str], worker_id: str) -> ClaimResult:
+    """claim.lua's reply as Claimed jobs with the fields the claim set."""
+    claimed, notes, next_due, now = out
+    jobs = []
+    now_s = str(now)
+    for qi, job_id, token, deliveries, limit, raw in claimed:
+        fields = dict(zip(raw[::2], raw[1::2], strict=True))
+        # what claim.lua set, as it set it
+        fields.update(state="processing", lease=token, worker=worker_id, started_ms=now_s,
+                      deliveries=deliveries)
+        if limit:
+            fields["limit"] = limit
+        jobs.append(Claimed(id=job_id, queue=queues[int(qi) - 1], token=token, fields=fields))
+    return ClaimResult(jobs, list(notes), int(next_due), int(now))
+
+
 def _check(code: int, job_id: str, what: str) -> None:
     if code == MISSING:
         raise JobNotFound(f"job {job_id} not found")
@@ -167,9 +183,8 @@ class Scripts:
         return [x if isinstance(x, str) else bool(x) for x in out]
 
     # claim.lua
-    def claim(self, queues: Sequence[str], count: int, worker_id: str,
-              client: redis.Redis | None = None) -> ClaimResult:
-        """Lease up to `count` jobs from `queues` (first queue first)."""
+    def _claim_call(self, queues: Sequence[str], count: int,
+                    worker_id: str) -> tuple[list[str], list[Any]]:
         k, s = self.keys, self.settings
         keys: list[str] = []
         for q in queues:
@@ -177,20 +192,37 @@ class Scripts:
                      k.marker(q), k.meta(q), k.job_prefix(q), k.scheduled(q), k.seq(q),
                      k.limits(q), k.limited(q), k.limit_prefix(q)]
         keys += [k.corrupt(q, "pending") for q in queues]
-        claimed, notes, next_due, now = self._run(
-            "claim", keys, [count, worker_id, s.lease_ms, s.dead_ttl_s * 1000,
-                            s.history_minutes, s.batch_size], client)
-        jobs = []
-        now_s = str(now)
-        for qi, job_id, token, deliveries, limit, raw in claimed:
-            fields = dict(zip(raw[::2], raw[1::2], strict=True))
-            # what claim.lua set, as it set it
-            fields.update(state="processing", lease=token, worker=worker_id, started_ms=now_s,
-                          deliveries=deliveries)
-            if limit:
-                fields["limit"] = limit
-            jobs.append(Claimed(id=job_id, queue=queues[int(qi) - 1], token=token, fields=fields))
-        return ClaimResult(jobs, list(notes), int(next_due), int(now))
+        return keys, [count, worker_id, s.lease_ms, s.dead_ttl_s * 1000, s.history_minutes,
+                      s.batch_size]
+
+    def claim(self, queues: Sequence[str], count: int, worker_id: str,
+              client: redis.Redis | None = None) -> ClaimResult:
+        """Lease up to `count` jobs from `queues` (first queue first)."""
+        keys, argv = self._claim_call(queues, count, worker_id)
+        return _claimed(self._run("claim", keys, argv, client), queues, worker_id)
+
+    def wait_and_claim(self, markers: Sequence[str], timeout_s: float, queues: Sequence[str],
+                       count: int, worker_id: str, client: redis.Redis) -> ClaimResult | None:
+        """Block on `markers` (BZPOPMIN) and claim as claim() the moment it returns, in one
+        round trip: the claim is pipelined behind the blocking pop on `client`'s connection,
+        so Redis runs it as soon as the pop is served (or timed out). None when the server
+        had lost the claim script (it is loaded again; nothing was claimed)."""
+        keys, argv = self._claim_call(queues, count, worker_id)
+        pipe = client.pipeline(transaction=False)
+        pipe.bzpopmin(markers, timeout=timeout_s)
+        pipe.evalsha(self._scripts["claim"].sha, len(keys), *keys, *argv)
+        popped, out = pipe.execute(raise_on_error=False)
+        if isinstance(out, NoScriptError):
+            client.script_load(self._scripts["claim"].script)
+            return None
+        if isinstance(out, Exception):
+            raise out
+        result = _claimed(out, queues, worker_id)
+        # A failed pop (a marker key of the wrong type) is raised only when the claim got
+        # nothing: jobs it leased must reach the worker, which meets the error next time.
+        if isinstance(popped, Exception) and not result.jobs:
+            raise popped
+        return result
 
     # extend.lua
     def extend(self, queue: str, leases: Sequence[tuple[str, str]],

@@ -46,6 +46,9 @@ class Fetcher:
         """Lease up to `count` jobs; raises RedisUnavailable."""
         with translated(self.settings.redis_url):
             result = self.scripts.claim(self.queues, count, self.worker_id)
+        return self._took(result)
+
+    def _took(self, result: ClaimResult) -> list[Claimed]:
         for note in result.notes:
             log.warning("%s", note)
         self.last = result
@@ -64,17 +67,32 @@ class Fetcher:
         except RedisUnavailable:
             pass
 
-    def wait(self) -> None:
+    def wait(self, count: int = 0) -> list[Claimed]:
         """Block until a marker says there may be work, the next scheduled job is due,
-        or block_s passes. Raises RedisUnavailable."""
+        or the wait times out; with `count`, then claim up to that many jobs in the same
+        round trip (Scripts.wait_and_claim), so a job enqueued for an idle worker starts
+        without a second one. Raises RedisUnavailable.
+
+        Jobs claimed this way were leased when the wait ended, which may be long after it
+        began if this process was stopped or cut off meanwhile: the caller must check how
+        old the reply is before starting them (Worker._wait_and_take)."""
         timeout = self.settings.block_s
+        if count:
+            # A claim at the end of a long wait leaves less of the lease (counted from
+            # the wait's start) before the first renewal; a sixth of it is plenty.
+            timeout = min(timeout, self.settings.lease_s / 6)
         r = self.last
         if r is not None and r.next_due_ms >= 0:
             timeout = min(timeout, max(0.0, (r.next_due_ms - r.now_ms) / 1000))
         if timeout <= 0.001:
-            return
+            return []
         with translated(self.settings.redis_url):
-            self.blocking.bzpopmin(self._markers, timeout=timeout)
+            if not count:
+                self.blocking.bzpopmin(self._markers, timeout=timeout)
+                return []
+            result = self.scripts.wait_and_claim(self._markers, timeout, self.queues, count,
+                                                 self.worker_id, self.blocking)
+        return [] if result is None else self._took(result)
 
 
 class Recorder:

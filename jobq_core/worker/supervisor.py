@@ -109,12 +109,12 @@ class Worker:
                         if burst and self.pool.busy():
                             self.pool.wait_change(self.settings.block_s)
                         elif not burst or idle:
-                            self.fetch.wait()
+                            self._wait_and_take(again=not burst)
                     elif len(jobs) < room and not burst:
                         # Fewer than asked: nothing else was ready. Claiming again now would
                         # find nothing and compete with the jobs just started for the CPU;
                         # the marker wakes this wait as soon as anything is enqueued.
-                        self.fetch.wait()
+                        self._wait_and_take(again=True)
                     pause = 0.0
                 except RedisUnavailable as exc:
                     pause = min(max(pause * 2, 0.1), self.settings.reconnect_max_s)
@@ -188,6 +188,35 @@ class Worker:
         for c in (self.client, self.beat_client, self.fetch.blocking):
             c.close()
         log.info("worker %s stopped (%d handed back)", self.id, len(left))
+
+    def _wait_and_take(self, again: bool) -> None:
+        """Wait for work and claim it in the same round trip; start what was claimed only
+        if the reply is fresh. A reply that took longer than a third of the lease (this
+        process was stopped, or its connection stalled) may carry leases that expired and
+        were reaped meanwhile, so those jobs may already run elsewhere: they are handed
+        back (refused by Redis if no longer ours), never started.
+
+        With `again`, a claim that got fewer jobs than asked (the queues are empty again)
+        is followed by another wait, not by a claim that would find nothing."""
+        while True:
+            sent = time.monotonic()
+            room = self.pool.capacity()
+            jobs = self.fetch.wait(room)
+            if not jobs:
+                return
+            late = time.monotonic() - sent > self.settings.lease_s / 3
+            if late or self.stopping.is_set():
+                if late:
+                    log.warning("claim reply arrived %.1fs after the wait began; handing "
+                                "its %d job(s) back unstarted", time.monotonic() - sent,
+                                len(jobs))
+                for job in jobs:
+                    self._hand_back(job)
+                return
+            for job in jobs:
+                self.pool.submit(job, sent)
+            if not again or len(jobs) >= room:
+                return
 
     def _hand_back(self, job: Claimed) -> None:
         try:

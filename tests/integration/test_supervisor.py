@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
@@ -148,17 +150,59 @@ def test_after_a_partial_claim_the_worker_waits_for_the_marker(
     from jobq_core.worker.fetch import Fetcher
     from tests.helpers import worker_thread
 
-    got: list[int] = []
-    claim = Fetcher.claim
+    got: list[tuple[str, int]] = []
+    claim, wait = Fetcher.claim, Fetcher.wait
 
-    def spy(self: Fetcher, count: int) -> list[Claimed]:
+    def spy_claim(self: Fetcher, count: int) -> list[Claimed]:
         jobs = claim(self, count)
-        got.append(len(jobs))
+        got.append(("claim", len(jobs)))
         return jobs
 
-    monkeypatch.setattr(Fetcher, "claim", spy)
-    slow = settings.replace(block_s=30.0)  # no periodic wake-up during the test
+    def spy_wait(self: Fetcher, count: int = 0) -> list[Claimed]:
+        jobs = wait(self, count)
+        got.append(("wait", len(jobs)))
+        return jobs
+
+    monkeypatch.setattr(Fetcher, "claim", spy_claim)
+    monkeypatch.setattr(Fetcher, "wait", spy_wait)
+    # No periodic wake-up during the test (a waiting claim times out after lease_s / 6).
+    slow = settings.replace(block_s=30.0, lease_s=300.0, heartbeat_s=5.0)
     queue = Queue("default", settings=slow)
     with worker_thread(slow, prefetch=8):
         assert queue.enqueue(tasks.add, 2, 3).result(timeout_s=10) == 5
-        assert got == [0, 1]  # start (nothing yet), then the job; no claim in between
+        # Start: a claim finds nothing; the wait wakes for the job and claims it in the
+        # same round trip; then the worker waits again: no claim in between.
+        assert got[:2] == [("claim", 0), ("wait", 1)]
+        assert len(got) == 2
+
+
+def test_a_claim_reply_that_arrives_late_is_handed_back_not_started(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # An idle worker's claim runs in Redis the moment its wait ends; if the process was
+    # stopped then (SIGSTOP, a long GC pause, a stalled socket) the reply is read late and
+    # its lease may have expired and been reaped meanwhile. Such jobs are handed back.
+    from jobq_core.worker.fetch import Fetcher
+    from tests.helpers import worker_thread
+
+    fast = settings.replace(lease_s=1.2, heartbeat_s=0.5)
+    wait = Fetcher.wait
+    froze = threading.Event()
+
+    def frozen_once(self: Fetcher, count: int = 0) -> list[Claimed]:
+        jobs = wait(self, count)
+        if jobs and not froze.is_set():
+            froze.set()
+            time.sleep(fast.lease_s / 3 + 0.1)  # the fault: this process did not run
+        return jobs
+
+    monkeypatch.setattr(Fetcher, "wait", frozen_once)
+    out = tmp_path / "runs"
+    queue = Queue("default", settings=fast)
+    with worker_thread(fast), caplog.at_level("WARNING", logger="jobq.worker"):
+        job = queue.enqueue(tasks.append_line, str(out), "ran")
+        job.result(timeout_s=10)
+    assert froze.is_set()
+    assert out.read_text() == "ran\n"  # once: the late copy never started
+    assert job.refresh().fields["deliveries"] == "2"
+    assert "back unstarted" in caplog.text
