@@ -35,7 +35,10 @@ class JobqDriver(Driver):
         "default settings (leases, heartbeats, fenced completion). `--pool thread "
         "--concurrency 1` is one process running jobs in-process; `--pool process` is the "
         "default pool (jobs in child processes, so a crash or timeout kills only the "
-        "child); `--pool thread --concurrency 8` for the 10 ms jobs."
+        "child); `--pool thread --concurrency 8` for the 10 ms jobs. The latency row "
+        "with `--claim-on-wake` uses jobq's opt-in for idle latency (the idle worker's "
+        "claim rides on its wait's round trip; a worker frozen while idle then holds one "
+        "claim's jobs until their lease expires, which is why it is off by default)."
     )
 
     def __init__(self, url: str) -> None:
@@ -82,6 +85,16 @@ class JobqDriver(Driver):
             variant(
                 "jobq", "jobq-process-lat", "jobq (process pool)", "latency", 1, 1, opts=process
             ),
+            variant(
+                "jobq",
+                "jobq-thread-lat-wake",
+                "jobq (thread pool, --claim-on-wake)",
+                "latency",
+                1,
+                1,
+                opts={**thread, "claim_on_wake": "1"},
+                note="opt-in: the idle worker claims in its wait's round trip",
+            ),
         ]
 
     def worker_argvs(self, variant: Variant, bindir: Path) -> list[list[str]]:
@@ -100,6 +113,7 @@ class JobqDriver(Driver):
             variant.options["pool"],
             "--prefetch",
             PREFETCH,
+            *(["--claim-on-wake"] if variant.options.get("claim_on_wake") else []),
             *extra_worker_args(),
         ]
         return [list(one) for _ in range(variant.n_procs)]

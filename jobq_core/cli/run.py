@@ -29,6 +29,9 @@ from .app import json_logs, main, make_settings, shared_options
               help="Run jobs in child processes or threads [env JOBQ_POOL; process].")
 @click.option("--prefetch", type=click.IntRange(0, 10_000), envvar="JOBQ_PREFETCH",
               help="Jobs claimed ahead of free slots (speeds up short jobs) [env JOBQ_PREFETCH].")
+@click.option("--claim-on-wake/--no-claim-on-wake", default=None, envvar="JOBQ_CLAIM_ON_WAKE",
+              help="Claim in the round trip of the idle wait: lower idle latency, but a "
+                   "worker frozen while idle holds one claim's jobs for a lease [off].")
 @click.option("--lease-s", type=float, envvar="JOBQ_LEASE_S", help="Lease length [30].")
 @click.option("--heartbeat-s", type=float, envvar="JOBQ_HEARTBEAT_S",
               help="Heartbeat period [5].")
@@ -41,7 +44,8 @@ from .app import json_logs, main, make_settings, shared_options
                    "tick).")
 def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[str],
            imports: Sequence[str], concurrency: int | None, pool: str | None,
-           prefetch: int | None, lease_s: float | None, heartbeat_s: float | None,
+           prefetch: int | None, claim_on_wake: bool | None, lease_s: float | None,
+           heartbeat_s: float | None,
            grace_s: float | None, name: str | None, burst: bool,
            with_scheduler: bool) -> None:
     """Run jobs from the given queues until SIGTERM/SIGINT (twice: at once).
@@ -53,7 +57,8 @@ def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[
     json_logs(as_json)
     sys.path.insert(0, os.getcwd())  # so --import finds the project's own modules
     settings = make_settings(url, prefix, concurrency=concurrency, pool=pool, prefetch=prefetch,
-                             lease_s=lease_s, heartbeat_s=heartbeat_s, grace_s=grace_s)
+                             claim_on_wake=claim_on_wake, lease_s=lease_s,
+                             heartbeat_s=heartbeat_s, grace_s=grace_s)
     try:
         w = Worker(queues, settings, imports=imports, name=name, with_scheduler=with_scheduler)
     except ImportError as exc:

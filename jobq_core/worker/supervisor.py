@@ -190,14 +190,17 @@ class Worker:
         log.info("worker %s stopped (%d handed back)", self.id, len(left))
 
     def _wait_and_take(self, again: bool) -> None:
-        """Wait for work and claim it in the same round trip; start what was claimed only
-        if the reply is fresh. A reply that took longer than a third of the lease (this
-        process was stopped, or its connection stalled) may carry leases that expired and
-        were reaped meanwhile, so those jobs may already run elsewhere: they are handed
-        back (refused by Redis if no longer ours), never started.
+        """Wait for work. With Settings.claim_on_wake, claim it in the same round trip and
+        start what was claimed only if the reply is fresh. A reply that took longer than a
+        third of the lease (this process was stopped, or its connection stalled) may carry
+        leases that expired and were reaped meanwhile, so those jobs may already run
+        elsewhere: they are handed back (refused by Redis if no longer ours), never started.
 
         With `again`, a claim that got fewer jobs than asked (the queues are empty again)
         is followed by another wait, not by a claim that would find nothing."""
+        if not self.settings.claim_on_wake:
+            self.fetch.wait()
+            return
         while True:
             sent = time.monotonic()
             room = self.pool.capacity()
