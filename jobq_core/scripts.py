@@ -102,6 +102,32 @@ def _check(code: int, job_id: str, what: str) -> None:
         raise LeaseLost(f"{what} of job {job_id} refused: this worker no longer holds its lease")
 
 
+def _pipelined(client: redis.Redis, *commands: tuple[Any, ...]) -> list[Any]:
+    """Send `commands` in one write on a pooled connection and read every reply, an error
+    reply as its exception (so the connection stays in step). Not retried: a command may
+    have run. Lighter than a redis-py pipeline, whose set-up is most of an idle worker's
+    Python between claiming a job and blocking again (the job's thread waits for the GIL)."""
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        if _pack is not None:
+            conn.send_packed_command([_pack(c) for c in commands])  # type: ignore[no-untyped-call]
+        else:  # pragma: no cover - only without the hiredis wheel
+            conn.send_packed_command(conn.pack_commands(commands))  # type: ignore[no-untyped-call]
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except redis.ResponseError as e:
+                replies.append(e)
+        return replies
+    except BaseException:
+        conn.disconnect()  # type: ignore[no-untyped-call]  # a reply may be unread
+        raise
+    finally:
+        pool.release(conn)
+
+
 def _evalsha(client: redis.Redis, sha: str, numkeys: int, params: Sequence[Any]) -> Any:
     """EVALSHA on a pooled connection, as redis-py's execute_command does it (its retry
     policy; a failed connection is dropped, not reused) without its per-command metrics
@@ -208,10 +234,8 @@ class Scripts:
         so Redis runs it as soon as the pop is served (or timed out). None when the server
         had lost the claim script (it is loaded again; nothing was claimed)."""
         keys, argv = self._claim_call(queues, count, worker_id)
-        pipe = client.pipeline(transaction=False)
-        pipe.bzpopmin(markers, timeout=timeout_s)
-        pipe.evalsha(self._scripts["claim"].sha, len(keys), *keys, *argv)
-        popped, out = pipe.execute(raise_on_error=False)
+        popped, out = _pipelined(client, ("BZPOPMIN", *markers, timeout_s),
+                                 ("EVALSHA", self._scripts["claim"].sha, len(keys), *keys, *argv))
         if isinstance(out, NoScriptError):
             client.script_load(self._scripts["claim"].script)
             return None

@@ -83,3 +83,29 @@ def test_script_arguments_of_the_wrong_type_are_refused_before_sending(queue: Qu
     with pytest.raises(redis.DataError):
         scripts.extend("default", [("some-id", None)])  # type: ignore[list-item]
     assert queue.client.ping()  # the connection went back to the pool in a usable state
+
+
+def test_wait_and_claim_keeps_what_it_claimed_when_the_wait_fails(
+        settings: Settings, queue: Queue, r: redis.Redis) -> None:
+    from jobq_core.connection import connect
+
+    keys = Keyspace(settings.prefix)
+    scripts = Scripts(queue.client, settings)
+    blocking = connect(settings, blocking=True)
+    marker = keys.marker("default")
+    job = queue.enqueue(tasks.add, 1, 1)
+    r.delete(marker)
+    r.set(marker, "not a zset")  # the pop fails; the claim behind it still runs
+    got = scripts.wait_and_claim([marker], 0.1, ["default"], 5, "w1", blocking)
+    assert got is not None and [j.id for j in got.jobs] == [job.id]
+    assert r.hget(keys.job("default", job.id), "worker") == "w1"
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):  # nothing claimed: raised
+        scripts.wait_and_claim([marker], 0.1, ["default"], 5, "w1", blocking)
+    r.delete(marker)
+    # The server forgot the claim script: nothing is claimed, the script is loaded again.
+    second = queue.enqueue(tasks.add, 2, 2)
+    r.script_flush()
+    assert scripts.wait_and_claim([marker], 0.1, ["default"], 5, "w1", blocking) is None
+    again = scripts.wait_and_claim([marker], 0.1, ["default"], 5, "w1", blocking)
+    assert again is not None and [j.id for j in again.jobs] == [second.id]
+    assert blocking.ping()  # every reply was read: the connection is still in step
