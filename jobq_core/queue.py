@@ -179,8 +179,10 @@ class Queue:
         d = t.options if t is not None else None
         args_json, kwargs_json = encode_args(args, kwargs, self.settings.max_payload_bytes)
         prio = priority if priority is not None else (d.priority if d else 0)
-        if not isinstance(prio, int) or not MIN_PRIORITY <= prio <= MAX_PRIORITY:
+        if (not isinstance(prio, int) or isinstance(prio, bool)
+                or not MIN_PRIORITY <= prio <= MAX_PRIORITY):
             raise ConfigError(f"priority must be an int from {MIN_PRIORITY} to {MAX_PRIORITY}")
+        prio = int(prio)  # an IntEnum member is sent and stored as its number
         options: dict[str, str] = {}
         for key, value, default in (
             ("timeout_s", timeout_s, d.timeout_s if d else None),

@@ -102,18 +102,31 @@ def _check(code: int, job_id: str, what: str) -> None:
         raise LeaseLost(f"{what} of job {job_id} refused: this worker no longer holds its lease")
 
 
+def _packed(*commands: tuple[Any, ...]) -> list[bytes] | None:
+    """`commands` packed by hiredis in C (the bytes redis-py's encoder would produce; its
+    per-argument Python call was half of a bulk enqueue's client time), or None without
+    hiredis. Raises what redis-py raises for an argument it cannot send (DataError for a
+    bool or None, UnicodeEncodeError for a lone surrogate) before a connection is taken."""
+    if _pack is None:  # pragma: no cover - only without the hiredis wheel
+        return None
+    try:
+        return [_pack(c) for c in commands]
+    except TypeError as e:
+        raise DataError(f"invalid command argument: {e}") from e
+
+
 def _pipelined(client: redis.Redis, *commands: tuple[Any, ...]) -> list[Any]:
     """Send `commands` in one write on a pooled connection and read every reply, an error
     reply as its exception (so the connection stays in step). Not retried: a command may
     have run. Lighter than a redis-py pipeline, whose set-up is most of an idle worker's
     Python between claiming a job and blocking again (the job's thread waits for the GIL)."""
+    packed = _packed(*commands)
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
-        if _pack is not None:
-            conn.send_packed_command([_pack(c) for c in commands])  # type: ignore[no-untyped-call]
-        else:  # pragma: no cover - only without the hiredis wheel
-            conn.send_packed_command(conn.pack_commands(commands))  # type: ignore[no-untyped-call]
+        if packed is None:  # pragma: no cover - only without the hiredis wheel
+            packed = conn.pack_commands(commands)  # type: ignore[no-untyped-call]
+        conn.send_packed_command(packed)  # type: ignore[no-untyped-call]
         replies: list[Any] = []
         for _ in commands:
             try:
@@ -132,20 +145,12 @@ def _evalsha(client: redis.Redis, sha: str, numkeys: int, params: Sequence[Any])
     """EVALSHA on a pooled connection, as redis-py's execute_command does it (its retry
     policy; a failed connection is dropped, not reused) without its per-command metrics
     bookkeeping: that costs ~50 us per call, a quarter of a single enqueue."""
+    packed = _packed(("EVALSHA", sha, numkeys, *params))
     pool = client.connection_pool
     conn = pool.get_connection()
-    packed: Any = None
-    if _pack is not None:
-        # hiredis packs str/int/float in C with the bytes redis-py's encoder would produce;
-        # the encoder's per-argument Python call is most of a bulk enqueue's client time.
-        try:
-            packed = [_pack(("EVALSHA", sha, numkeys, *params))]
-        except TypeError as e:  # bool, None, ...: redis-py's error for the same mistake
-            pool.release(conn)
-            raise DataError(f"invalid script argument: {e}") from e
 
     def send() -> Any:
-        if packed is None:
+        if packed is None:  # pragma: no cover - only without the hiredis wheel
             conn.send_command("EVALSHA", sha, numkeys, *params)  # type: ignore[no-untyped-call]
         else:
             conn.send_packed_command(packed)  # type: ignore[no-untyped-call]
@@ -198,6 +203,8 @@ class Scripts:
             last = s
         keys = self._enqueue_keys.get(queue)
         if keys is None:
+            if len(self._enqueue_keys) >= 1000:  # a producer of many queue names
+                self._enqueue_keys.clear()
             keys = self._enqueue_keys[queue] = [
                 k.pending(queue), k.scheduled(queue), k.seq(queue), k.stats(queue),
                 k.meta(queue), k.marker(queue), k.job_prefix(queue), k.history(queue),

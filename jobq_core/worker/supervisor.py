@@ -192,22 +192,29 @@ class Worker:
     def _wait_and_take(self, again: bool) -> None:
         """Wait for work. With Settings.claim_on_wake, claim it in the same round trip and
         start what was claimed only if the reply is fresh. A reply that took longer than a
-        third of the lease (this process was stopped, or its connection stalled) may carry
-        leases that expired and were reaped meanwhile, so those jobs may already run
-        elsewhere: they are handed back (refused by Redis if no longer ours), never started.
+        third of the lease (less with a heartbeat near half the lease; this process was
+        stopped, or its connection stalled) may carry leases that expired and were reaped
+        meanwhile, so those jobs may already run elsewhere: they are handed back (refused by
+        Redis if no longer ours), never started.
 
         With `again`, a claim that got fewer jobs than asked (the queues are empty again)
         is followed by another wait, not by a claim that would find nothing."""
         if not self.settings.claim_on_wake:
             self.fetch.wait()
             return
-        while True:
+        s = self.settings
+        # Started later than this, a job's first renewal (up to a heartbeat away) could come
+        # after the pool fences it (Pool._stale: lease_s minus a margin from `sent`).
+        late_after = min(s.lease_s / 3,
+                         s.lease_s - min(s.heartbeat_s, (s.lease_s - s.heartbeat_s) / 2)
+                         - s.heartbeat_s)
+        while not self.stopping.is_set():
             sent = time.monotonic()
             room = self.pool.capacity()
             jobs = self.fetch.wait(room)
             if not jobs:
                 return
-            late = time.monotonic() - sent > self.settings.lease_s / 3
+            late = time.monotonic() - sent > late_after
             if late or self.stopping.is_set():
                 if late:
                     log.warning("claim reply arrived %.1fs after the wait began; handing "
@@ -226,7 +233,7 @@ class Worker:
             with translated(self.settings.redis_url):
                 self.scripts.release(job)
             log.warning("handed back job %s", job.id)
-        except (LeaseLost, JobqError) as exc:
+        except (LeaseLost, JobqError, redis.RedisError) as exc:
             log.warning("could not hand back job %s (%s); its lease will bring it back",
                         job.id, exc)
 

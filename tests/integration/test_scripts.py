@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -78,11 +79,14 @@ def test_scripts_run_again_after_the_server_forgot_them(queue: Queue, r: redis.R
     assert second.result() == 7
 
 
-def test_script_arguments_of_the_wrong_type_are_refused_before_sending(queue: Queue) -> None:
+@pytest.mark.parametrize("bad", [None, True, "lone surrogate \udc80"])
+def test_script_arguments_that_cannot_be_sent_fail_before_a_connection_is_taken(
+        queue: Queue, bad: object) -> None:
     scripts = Scripts(queue.client, queue.settings)
-    with pytest.raises(redis.DataError):
-        scripts.extend("default", [("some-id", None)])  # type: ignore[list-item]
-    assert queue.client.ping()  # the connection went back to the pool in a usable state
+    pool: Any = queue.client.connection_pool
+    with pytest.raises((redis.DataError, UnicodeEncodeError)):
+        scripts.extend("default", [("some-id", bad)])  # type: ignore[list-item]
+    assert not pool._in_use_connections  # nothing checked out and left behind
 
 
 def test_wait_and_claim_keeps_what_it_claimed_when_the_wait_fails(
@@ -92,6 +96,7 @@ def test_wait_and_claim_keeps_what_it_claimed_when_the_wait_fails(
     keys = Keyspace(settings.prefix)
     scripts = Scripts(queue.client, settings)
     blocking = connect(settings, blocking=True)
+    first_id = blocking.client_id()
     marker = keys.marker("default")
     job = queue.enqueue(tasks.add, 1, 1)
     r.delete(marker)
@@ -108,4 +113,7 @@ def test_wait_and_claim_keeps_what_it_claimed_when_the_wait_fails(
     assert scripts.wait_and_claim([marker], 0.1, ["default"], 5, "w1", blocking) is None
     again = scripts.wait_and_claim([marker], 0.1, ["default"], 5, "w1", blocking)
     assert again is not None and [j.id for j in again.jobs] == [second.id]
-    assert blocking.ping()  # every reply was read: the connection is still in step
+    # Every reply was read: the same connection is handed out again (one left with unread
+    # data would have been replaced by a new one, with a new client id).
+    assert blocking.client_id() == first_id
+    blocking.close()

@@ -181,16 +181,21 @@ def test_after_a_partial_claim_the_worker_waits_for_the_marker(
             assert got == [("claim", 0), ("wait", 0), ("claim", 1)]
 
 
+@pytest.mark.parametrize(("lease_s", "freeze_s", "refused"), [
+    (6.0, 2.3, False),  # late, lease still held: handed back, claimed again
+    (3.0, 4.5, True),  # lease expired and reaped meanwhile: the hand-back is refused
+])
 def test_a_claim_reply_that_arrives_late_is_handed_back_not_started(
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture, lease_s: float, freeze_s: float,
+        refused: bool) -> None:
     # An idle worker's claim runs in Redis the moment its wait ends; if the process was
     # stopped then (SIGSTOP, a long GC pause, a stalled socket) the reply is read late and
     # its lease may have expired and been reaped meanwhile. Such jobs are handed back.
     from jobq_core.worker.fetch import Fetcher
     from tests.helpers import worker_thread
 
-    fast = settings.replace(lease_s=1.2, heartbeat_s=0.5, claim_on_wake=True)
+    fast = settings.replace(lease_s=lease_s, heartbeat_s=1.0, claim_on_wake=True)
     wait = Fetcher.wait
     froze = threading.Event()
 
@@ -198,7 +203,7 @@ def test_a_claim_reply_that_arrives_late_is_handed_back_not_started(
         jobs = wait(self, count)
         if jobs and not froze.is_set():
             froze.set()
-            time.sleep(fast.lease_s / 3 + 0.1)  # the fault: this process did not run
+            time.sleep(freeze_s)  # the fault: this thread did not run (beyond lease_s / 3)
         return jobs
 
     monkeypatch.setattr(Fetcher, "wait", frozen_once)
@@ -206,8 +211,12 @@ def test_a_claim_reply_that_arrives_late_is_handed_back_not_started(
     queue = Queue("default", settings=fast)
     with worker_thread(fast), caplog.at_level("WARNING", logger="jobq.worker"):
         job = queue.enqueue(tasks.append_line, str(out), "ran")
-        job.result(timeout_s=10)
+        job.result(timeout_s=20)
     assert froze.is_set()
     assert out.read_text() == "ran\n"  # once: the late copy never started
-    assert job.refresh().fields["deliveries"] == "2"
+    fields = job.refresh().fields
+    assert fields["deliveries"] == "2"
     assert "back unstarted" in caplog.text
+    # Reaped meanwhile: its lease was lost once, and the hand-back was refused.
+    assert ("could not hand back" in caplog.text) is refused
+    assert fields.get("lost") == ("1" if refused else None)
