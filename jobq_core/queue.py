@@ -125,7 +125,8 @@ class Queue:
         return jobs
 
     def _spec_from(self, call: Any, templates: dict[Any, JobSpec]) -> JobSpec:
-        if type(call) is tuple and 1 <= len(call) <= 3:  # the common case, before the ABC check
+        # (task, args[, kwargs]) first: the common case, and cheaper than the Mapping ABC check
+        if isinstance(call, tuple | list) and 1 <= len(call) <= 3:
             task, args, kwargs = (*call, (), None)[:3] if len(call) < 3 else call
             return self._plain_spec(task, args or (), kwargs or {}, templates)
         if isinstance(call, Mapping):
@@ -139,9 +140,6 @@ class Queue:
                 raise ConfigError(f"enqueue_many: unknown option(s) {', '.join(unknown)}; "
                                   f"options are {', '.join(sorted(known))}")
             return self._spec(task, opts.pop("args", ()), opts.pop("kwargs", None) or {}, **opts)
-        if isinstance(call, tuple | list) and 1 <= len(call) <= 3:
-            task, args, kwargs = (*call, (), None)[:3] if len(call) < 3 else call
-            return self._plain_spec(task, args or (), kwargs or {}, templates)
         raise ConfigError(f"enqueue_many: expected (task, args[, kwargs]) or a dict, not {call!r}")
 
     def _plain_spec(self, task: object, args: Sequence[Any], kwargs: Mapping[str, Any],
