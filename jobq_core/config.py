@@ -115,6 +115,14 @@ class Settings:
     def lease_ms(self) -> int:
         return int(self.lease_s * 1000)
 
+    @property
+    def fence_after_s(self) -> float:
+        """How long after its last renewal was sent a worker still runs a job. A lease renewed
+        then expires no earlier than lease_s later by Redis's clock; the worker stops the job
+        a margin before that: a heartbeat, or less when the lease is short, so a healthy
+        worker (renewing every heartbeat) never trips it."""
+        return self.lease_s - min(self.heartbeat_s, (self.lease_s - self.heartbeat_s) / 2)
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)

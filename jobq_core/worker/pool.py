@@ -596,13 +596,8 @@ class Pool:
             slot.abort(entry)
 
     def _stale(self, entry: Running, now: float) -> bool:
-        # A lease renewed (sent) at lease_ok expires no earlier than lease_ok + lease_s by
-        # Redis's clock. Stop the job a margin before that: the margin is a heartbeat, or
-        # less when the lease is short, so a healthy worker (renewing every heartbeat) never
-        # trips it.
-        s = self.settings
-        margin = min(s.heartbeat_s, (s.lease_s - s.heartbeat_s) / 2)
-        return not entry.aborted and now > entry.lease_ok + s.lease_s - margin
+        # lease_ok: when the last renewal that Redis acknowledged was sent.
+        return not entry.aborted and now > entry.lease_ok + self.settings.fence_after_s
 
     def fence(self, now: float) -> None:
         """Abort jobs whose lease could not be renewed and may soon expire."""

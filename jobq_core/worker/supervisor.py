@@ -204,10 +204,8 @@ class Worker:
             return
         s = self.settings
         # Started later than this, a job's first renewal (up to a heartbeat away) could come
-        # after the pool fences it (Pool._stale: lease_s minus a margin from `sent`).
-        late_after = min(s.lease_s / 3,
-                         s.lease_s - min(s.heartbeat_s, (s.lease_s - s.heartbeat_s) / 2)
-                         - s.heartbeat_s)
+        # after the pool fences it (fence_after_s from `sent`).
+        late_after = min(s.lease_s / 3, s.fence_after_s - s.heartbeat_s)
         while not self.stopping.is_set():
             sent = time.monotonic()
             room = self.pool.capacity()
