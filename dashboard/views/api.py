@@ -17,10 +17,20 @@ from jobq_core.inspect import JobFilter, JobRow, ScheduleInfo
 from jobq_core.job import FINAL_STATES, PURGE_STATES, REQUEUE_STATES
 
 from .. import params
-from ..app import current_user, engine
+from ..actions import (
+    STEP_BUDGET_S,
+    audit,
+    bulk_target,
+    check_schedule_action,
+    filter_text,
+    known_queues,
+    op_or_404,
+    perform_schedule_action,
+    schedule_or_404,
+)
+from ..engine import current_user, engine
 from ..listing import list_jobs, search_jobs
 from ..models import totals, worker_rows, worker_summary
-from .common import audit, known_queues
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -92,11 +102,9 @@ def _schedule(info: ScheduleInfo) -> dict[str, Any]:
 
 @bp.post("/schedules/<name>/<action>")
 def schedule_action(name: str, action: str) -> Response:
-    from .schedules import check_action, perform, schedule_or_404
-
     info = schedule_or_404(name)
-    check_action(action)
-    message, job_id = perform(info, action, via=" (API)")
+    check_schedule_action(action)
+    message, job_id = perform_schedule_action(info, action, via=" (API)")
     return jsonify({"schedule": name, "action": action, "job_id": job_id or None,
                     "message": message})
 
@@ -201,28 +209,22 @@ def queue_action(queue: str, action: str) -> Response:
 
 @bp.post("/ops")
 def start_op() -> tuple[Response, int, dict[str, str]]:
-    from .ops import _filter_text, _target
-
-    queue, state, action, match = _target({k: str(v) for k, v in _body().items()})
+    queue, state, action, match = bulk_target({k: str(v) for k, v in _body().items()})
     op = engine().admin.start_bulk(queue, state, action, task=match.task, text=match.text,
                                    actor=current_user().name)
     audit(f"{action} all: started", queue=queue, state=state, count=op.total,
-          detail=f"operation {op.id} (API)" + _filter_text(match))
+          detail=f"operation {op.id} (API)" + filter_text(match))
     return jsonify(_op(op)), 201, {"Location": url_for(".op", queue=queue, op_id=op.id)}
 
 
 @bp.get("/ops/<queue>/<op_id>")
 def op(queue: str, op_id: str) -> Response:
-    from .ops import _op_or_404
-
-    return jsonify(_op(_op_or_404(queue, op_id)))
+    return jsonify(_op(op_or_404(queue, op_id)))
 
 
 @bp.post("/ops/<queue>/<op_id>/step")
 def step_op(queue: str, op_id: str) -> Response:
-    from .ops import STEP_BUDGET_S, _op_or_404
-
-    before = _op_or_404(queue, op_id)
+    before = op_or_404(queue, op_id)
     after = engine().admin.step_bulk(before.queue, before.id, budget_s=STEP_BUDGET_S)
     if after.finished and not before.finished:
         audit(f"{after.action} all: finished", queue=after.queue, state=after.state,

@@ -8,8 +8,8 @@ from werkzeug.exceptions import NotFound
 from jobq_core.admin import AUDIT_MAX_ENTRIES
 
 from .. import params
-from ..app import engine
-from .common import page
+from ..engine import engine
+from ..render import page
 
 bp = Blueprint("audit", __name__)
 PER_PAGE = 50

@@ -15,10 +15,11 @@ from jobq_core.job import DEFERRED_MS, FINAL_STATES, PURGE_STATES, REQUEUE_STATE
 from jobq_core.keys import QUEUE_NAME_RE, valid_job_id
 
 from .. import params
-from ..app import engine
+from ..actions import audit, back_to_list, known_queues, notify
+from ..engine import engine
 from ..htmx import is_htmx
 from ..listing import list_jobs, search_jobs
-from .common import audit, back_to_list, known_queues, notify, page
+from ..render import page
 
 bp = Blueprint("jobs", __name__)
 

@@ -13,7 +13,7 @@ from prometheus_client.exposition import choose_encoder
 from jobq_core import JobqError
 from jobq_core.inspect import Inspector
 
-from ..app import engine
+from ..engine import engine
 from ..models import worker_rows, worker_summary
 
 bp = Blueprint("metrics", __name__)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from ..app import engine
+from ..engine import engine
 from ..models import ALERT_STATES, chart, totals, worker_rows, worker_summary
-from .common import page
+from ..render import page
 
 bp = Blueprint("overview", __name__)
 

@@ -10,8 +10,9 @@ from werkzeug.wrappers.response import Response as BaseResponse
 from jobq_core.job import STATES
 
 from .. import params
-from ..app import engine
-from .common import audit, known_queues, notify, page
+from ..actions import audit, known_queues, notify
+from ..engine import engine
+from ..render import page
 
 bp = Blueprint("queues", __name__)
 

@@ -14,7 +14,9 @@ from flask import (
 )
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from ..app import SESSION_USER, _safe_next, engine
+from ..engine import engine
+from ..guard import SESSION_USER
+from ..redirects import safe_next
 
 bp = Blueprint("session", __name__)
 
@@ -22,7 +24,7 @@ bp = Blueprint("session", __name__)
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response | BaseResponse:
     accounts = engine().accounts
-    target = _safe_next(request.values.get("next", "/"))
+    target = safe_next(request.values.get("next", "/"))
     if not accounts.configured:
         return redirect(url_for("jobq.overview.index"))
     error = ""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, redirect, url_for
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from ..app import engine
+from ..actions import audit, notify
+from ..engine import engine
 from ..models import worker_rows, worker_summary
-from .common import audit, notify, page
+from ..render import page
 
 bp = Blueprint("workers", __name__)
 

@@ -1,0 +1,94 @@
+"""What runs around every request of the dashboard: who is asking (accounts, sessions,
+loopback mode), whether they may (roles, CSRF), and the security headers of every answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, g, make_response, redirect, request, session, url_for
+from werkzeug.exceptions import Forbidden, Unauthorized
+from werkzeug.wrappers.response import Response as BaseResponse
+
+from . import csrf
+from .auth import ADMIN, User, basic_credentials, local_request
+from .engine import Engine, engine
+from .formatting import Formatter
+from .htmx import hx_redirect, is_htmx
+from .redirects import safe_next
+
+SESSION_USER = "jobq_user"
+PUBLIC_ENDPOINTS = frozenset({"jobq.session.login", "jobq.metrics.healthz", "jobq.static"})
+POLL_S = 3  # how often live fragments refresh
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def _identify(eng: Engine) -> User | None:
+    if not eng.accounts.configured:
+        return User("local", ADMIN, "loopback") if local_request() else None
+    creds = basic_credentials()
+    if creds is not None:
+        account = eng.accounts.verify(*creds)
+        return User(account.name, account.role, "basic") if account else None
+    stored = session.get(SESSION_USER)
+    if isinstance(stored, dict):
+        account = eng.accounts.by_name(str(stored.get("name", "")))
+        if account is not None and stored.get("fp") == account.fingerprint:
+            return User(account.name, account.role, "session")
+    return None
+
+
+def authenticate() -> BaseResponse | None:
+    """before_request: identify the user; refuse, challenge or redirect to the login page
+    when there is none; check CSRF and the role on every state-changing request."""
+    eng = engine()
+    user = _identify(eng)
+    g.jobq_user = user
+    endpoint = request.endpoint or ""
+    if user is None and endpoint not in PUBLIC_ENDPOINTS:
+        if not eng.accounts.configured:
+            raise Forbidden("This dashboard has no login configured, so it only answers "
+                            "requests made on this machine. Set JOBQ_DASHBOARD_USER and "
+                            "JOBQ_DASHBOARD_PASSWORD_HASH (python -m dashboard.hashpw).")
+        if _machine_client() or basic_credentials() is not None:
+            raise Unauthorized("log in (HTTP Basic auth with a dashboard account)")
+        login = url_for("jobq.session.login", next=safe_next(request.full_path))
+        if is_htmx():
+            return hx_redirect(make_response("", 401), login)
+        return redirect(login)
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        csrf.check(basic_auth=user is not None and user.via == "basic",
+                   cookie_name=current_app.config["SESSION_COOKIE_NAME"])
+        if user is not None and not user.can_act and endpoint != "jobq.session.logout":
+            raise Forbidden(f"{user.name} has the read-only role: it sees everything and "
+                            "changes nothing")
+    return None
+
+
+def _machine_client() -> bool:
+    """API, metrics and other non-browser callers get 401 + Basic, not a login redirect."""
+    endpoint = request.endpoint or ""
+    return endpoint.startswith(("jobq.api.", "jobq.metrics.")) or (
+        request.accept_mimetypes.best == "application/json")
+
+
+def security_headers(resp: Response) -> Response:
+    """after_request: CSP, no sniffing, no framing, no caching of pages with job data."""
+    h = resp.headers
+    h.setdefault("Content-Security-Policy", CSP)
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("X-Frame-Options", "DENY")
+    h.setdefault("Referrer-Policy", "same-origin")
+    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.endpoint != "jobq.static":
+        h.setdefault("Cache-Control", "no-store")
+        resp.vary.add("HX-Request")
+        resp.vary.add("Cookie")
+    return resp
+
+
+def template_context() -> dict[str, Any]:
+    user = g.get("jobq_user")
+    return {"user": user, "csrf_token": csrf.token, "fmt": Formatter(),
+            "poll_s": POLL_S}
