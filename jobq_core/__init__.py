@@ -27,9 +27,9 @@ from .errors import (
 )
 from .job import STATES, Job
 from .queue import Queue
-from .registry import Task, task
 from .schedule import Schedule
 from .scheduler import Scheduler, run_scheduler
+from .task import Task, task
 from .worker import Worker
 
 __all__ = [

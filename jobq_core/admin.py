@@ -32,6 +32,7 @@ from .job import (
 from .keys import Keyspace, check_queue_name, require_job_id, valid_job_id
 from .queue import Queue
 from .scripts import Scripts
+from .workers import forget_stopped_workers
 
 if TYPE_CHECKING:
     from .job import Job
@@ -450,17 +451,3 @@ def _any(mapping: Mapping[str, Any]) -> Any:
 
 __all__ = ["BULK_ACTIONS", "Admin", "BulkOp", "ConfigError", "Progress"]
 
-
-def forget_stopped_workers(client: redis.Redis, keys: Keyspace, ids: Sequence[str]) -> int:
-    """Drop from the worker registry those of `ids` whose worker hash expired (the worker
-    stopped beating, e.g. it was SIGKILLed); returns how many. Used by operators and by
-    every worker's heartbeat."""
-    if not ids:
-        return 0
-    pipe = client.pipeline(transaction=False)
-    for wid in ids:
-        pipe.exists(keys.worker(wid))
-    gone = [wid for wid, n in zip(ids, pipe.execute(), strict=True) if not n]
-    if gone:
-        client.zrem(keys.workers(), *gone)
-    return len(gone)

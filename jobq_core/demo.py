@@ -9,9 +9,9 @@ from collections.abc import Callable
 from .config import Settings
 from .errors import JobqError
 from .queue import Queue
-from .registry import task
 from .schedule import Schedule
 from .scheduler import declare
+from .task import task
 
 
 @task(queue="default", max_retries=2, retry_backoff_s=2.0)

@@ -10,7 +10,7 @@ has allow_failure); a child sent to dead takes its own dependents with it, trans
 
 Parents and children may be in different queues, hence different cluster slots, so ending
 a parent and resolving its children are two steps: the worker that ended the parent takes
-the second at once (DependencyHook.after_job). When that step does not happen (a crash in
+the second at once (worker.builtin_hooks.DependencyHook). When that step does not happen (a crash in
 between, a parent that died of lease expiry or was cancelled by a script, a dependent added
 while its parent was already running), every worker's heartbeat sweeps the deferred jobs
 due for a check and reads their parents' states; checks back off from 1 s to 60 s with the
@@ -27,14 +27,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, JobNotFound
-from .job import DEFERRED_MS, FINAL_STATES, Claimed, Job
+from .job import DEFERRED_MS, FINAL_STATES, Job
 from .keys import check_queue_name, require_job_id
 from .scripts import Scripts
-from .worker.hooks import WorkerHook
 
 if TYPE_CHECKING:
     from .queue import Queue
-    from .worker import Worker
 
 MIN_CHECK_MS, MAX_CHECK_MS = 1_000, 60_000
 
@@ -180,19 +178,6 @@ def _server_ms(client: Any) -> int:
         return int(sec) * 1000 + int(usec) // 1000
     except Exception:  # a client without TIME (a proxy): the local clock is good enough here
         return int(time.time() * 1000)
-
-
-class DependencyHook(WorkerHook):
-    """Resolves the dependents of jobs this worker ended; sweeps its queues' deferred jobs."""
-
-    def after_job(self, worker: Worker, job: Claimed, state: str) -> None:
-        if state in FINAL_STATES and job.fields.get("dependents"):
-            Dependencies(worker.scripts).ended(job.queue, job.id, state)
-
-    def after_beat(self, worker: Worker) -> None:
-        deps = Dependencies(worker.scripts)
-        for queue in worker.queues:
-            deps.sweep(queue)
 
 
 @dataclass

@@ -14,15 +14,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
-from .job import Claimed
 from .registry import resolve
-from .worker.hooks import WorkerHook
-
-if TYPE_CHECKING:
-    from .worker import Worker
 
 MAX_KEY_LENGTH = 200
 
@@ -74,13 +68,3 @@ def limit_key_of(ref: object) -> str:
     if isinstance(ref, str):
         return check_limit_key(ref)
     return resolve(ref)[0]
-
-
-class LimitHook(WorkerHook):
-    """When a job counted against a concurrency cap ends, wake the queue's workers: the
-    parked jobs of its key can have the place (claim.lua releases them)."""
-
-    def after_job(self, worker: Worker, job: Claimed, state: str) -> None:
-        if job.fields.get("limit"):
-            client: Any = worker.client
-            client.zadd(worker.scripts.keys.marker(job.queue), {"m": 0})

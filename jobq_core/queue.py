@@ -9,13 +9,15 @@ import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
 from .config import Settings
 from .connection import configure, connect, redis_errors, translated
-from .errors import ConfigError, JobFailed, JobNotFound, Timeout
+from .dependencies import Dependencies, dependency_fields, parent_refs
+from .eager import run_eagerly
+from .errors import ConfigError, InvalidState, JobFailed, JobNotFound, Timeout
 from .job import (
     CANCELLED,
     COMPLETED,
@@ -23,17 +25,17 @@ from .job import (
     FINAL_STATES,
     MAX_PRIORITY,
     MIN_PRIORITY,
+    STATES,
     Job,
     JobSpec,
+    dumps,
     encode_args,
     new_job_id,
 )
 from .keys import Keyspace, check_queue_name, require_job_id
+from .limits import Limit, check_limit_key, limit_key_of
 from .registry import lookup, resolve
 from .scripts import Scripts
-
-if TYPE_CHECKING:
-    from .limits import Limit
 
 _UNSET: Any = object()
 # Keyword options enqueue_call takes (besides task, args, kwargs).
@@ -170,9 +172,6 @@ class Queue:
               unique_key: str | None = None, unique_for_s: float | None = None,
               depends_on: Any = None, allow_failure: bool = False,
               retry_backoff_s: float | None = None, limit_key: str | None = None) -> JobSpec:
-        from .dependencies import dependency_fields, parent_refs
-        from .limits import check_limit_key
-
         name, t = resolve(task)
         d = t.options if t is not None else None
         args_json, kwargs_json = encode_args(args, kwargs, self.settings.max_payload_bytes)
@@ -195,8 +194,6 @@ class Queue:
                 integral = key in ("max_retries", "result_ttl_s")
                 options[key] = str(int(chosen) if integral else float(chosen))
         if meta:
-            from .job import dumps
-
             if not isinstance(meta, Mapping):
                 raise ConfigError(f"meta must be a dict, not {type(meta).__name__}")
             options["meta"] = dumps(dict(meta), "meta")
@@ -229,12 +226,10 @@ class Queue:
     @redis_errors
     def _write(self, specs: Sequence[JobSpec]) -> list[Job]:
         if self.settings.eager:
-            return [Job(self, spec.id, _run_eagerly(self, spec)) for spec in specs]
+            return [Job(self, spec.id, run_eagerly(self, spec)) for spec in specs]
 
         deps = None
         if any(spec.depends_on for spec in specs):
-            from .dependencies import Dependencies
-
             deps = Dependencies(self.scripts)
             deps.check_parents(ref for spec in specs for ref in spec.depends_on)
         if not self._registered:
@@ -319,9 +314,6 @@ class Queue:
 
         Raises JobNotFound when there is no such job.
         """
-        from .dependencies import Dependencies
-        from .errors import InvalidState
-
         if self.settings.eager:
             return False  # eager jobs have ended by the time anyone can cancel them
         try:
@@ -334,8 +326,6 @@ class Queue:
     @redis_errors
     def count(self, state: str = "pending") -> int:
         """Number of jobs of this queue in `state` (O(1))."""
-        from .job import STATES
-
         if state not in STATES:
             raise ConfigError(f"unknown state {state!r}; states are {', '.join(STATES)}")
         return int(self.client.zcard(self.keys.state_set(self.name, state)))
@@ -369,8 +359,6 @@ class Queue:
         for all workers: at most `concurrency` processing at once, at most `rate` started per
         `per_s` seconds. Jobs over the limit wait (parked) without holding up other jobs.
         Replaces an earlier limit of the key; raises ConfigError for a bad value."""
-        from .limits import Limit, limit_key_of
-
         limit = Limit(limit_key_of(key), concurrency, rate, per_s)
         self._write_limit(limit.key, limit.encode())
         return limit
@@ -378,8 +366,6 @@ class Queue:
     @redis_errors
     def remove_limit(self, key: object) -> None:
         """Remove the limit of `key`; its parked jobs go back to pending."""
-        from .limits import limit_key_of
-
         self._write_limit(limit_key_of(key), None)
 
     def _write_limit(self, key: str, encoded: str | None) -> None:
@@ -396,8 +382,6 @@ class Queue:
     @redis_errors
     def limits(self) -> list[Limit]:
         """The limits set on this queue, by key."""
-        from .limits import Limit
-
         raw: Any = self.client.hgetall(self.keys.limits(self.name))
         found = (Limit.decode(k, v) for k, v in sorted(raw.items()))
         return [limit for limit in found if limit is not None]
@@ -448,67 +432,6 @@ def _outcome(job: Job) -> Any:
     if job.status == "dead" and job.reason:
         text = f"{job.error}\n{job.reason}" if job.error else job.reason
     raise JobFailed(job.id, job.status, text)
-
-
-def _run_eagerly(queue: Queue, spec: JobSpec) -> dict[str, str]:
-    """Eager mode (Settings.eager, for users' unit tests): run the job now, in this thread,
-    without Redis, and return its final fields.
-
-    The rules are a worker's: args go through JSON, an exception is retried up to
-    max_retries (at once: backoff and Retry(delay_s) are not waited for), then the job is
-    failed with its traceback; an unknown task is dead; the task's callbacks run. Delays,
-    timeouts and max_length do not apply.
-    """
-    from .registry import lookup
-    from .worker.runner import DEAD, OK, Call, run
-
-    fields = dict(zip(spec.fields()[::2], spec.fields()[1::2], strict=True))
-    fields.update(state="processing", enqueued_ms=str(_now_ms()), started_ms=str(_now_ms()))
-    task = lookup(spec.task)
-    task_retries = task.options.max_retries if task is not None else None
-    max_retries = int(fields.get("max_retries", queue.settings.max_retries
-                                 if task_retries is None else task_retries))
-    while True:
-        outcome = run(Call(spec.id, queue.name, fields), queue.settings.max_payload_bytes,
-                      fields.update)
-        if outcome.kind == OK:
-            fields.update(state=COMPLETED, result=outcome.result_json)
-            break
-        fields["error"] = outcome.error
-        if outcome.kind == DEAD:
-            fields.update(state="dead", reason=outcome.reason)
-            break
-        if int(fields.get("retries", "0")) >= max_retries:
-            fields.update(state="failed", reason="retries used up")
-            break
-        fields["retries"] = str(int(fields.get("retries", "0")) + 1)
-    fields["finished_ms"] = str(_now_ms())
-    if task is not None:
-        _eager_callback(queue, spec.id, fields, task.options)
-    return fields
-
-
-def _eager_callback(queue: Queue, job_id: str, fields: dict[str, str], options: Any) -> None:
-    import json
-    import logging
-
-    state = fields["state"]
-    fn, arg = {
-        COMPLETED: (options.on_success, None),
-        "failed": (options.on_failure, fields.get("error", "")),
-        "dead": (options.on_dead, fields.get("reason", "")),
-    }.get(state, (None, None))
-    if fn is None:
-        return
-    try:
-        fn(Job(queue, job_id, fields), json.loads(fields["result"]) if state == COMPLETED
-           else arg)
-    except Exception:  # as in a worker: a failing callback is logged, never fatal
-        logging.getLogger("jobq.eager").exception("callback of job %s raised", job_id)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @functools.cache

@@ -41,15 +41,13 @@ from .job import Job, JobSpec
 from .keys import Keyspace
 from .queue import Queue
 from .schedule import Schedule, check_schedule_name
-from .scripts import Scripts
-from .worker.hooks import WorkerHook
+from .scripts import Code, Scripts
 
 if TYPE_CHECKING:
     from .inspect import ScheduleInfo
-    from .worker import Worker
 
 log = logging.getLogger("jobq.scheduler")
-FENCED, QUEUE_FULL, NOT_LEADER = -4, -3, 0
+NOT_LEADER = 0  # advance.lua: the caller does not hold the leader lease
 MAX_DUE_PER_STEP = 100
 
 _DECLARED: dict[str, Schedule] = {}
@@ -278,12 +276,12 @@ class Scheduler:
                 return
             spec = self._spec(schedule, tick)
             code = self.scripts.fire(str(schedule.queue), name, tick, self.epoch, spec)
-            if code == FENCED:
+            if code == Code.FENCED:
                 log.warning("scheduler %s: a newer leader fired %s; stepping down", self.owner,
                             name)
                 self.epoch, self._valid_until = 0, 0.0
                 return
-            if code == QUEUE_FULL:
+            if code == Code.QUEUE_FULL:
                 log.warning("schedule %s: queue %s is full; tick %d missed", name,
                             schedule.queue, tick)
                 missed += 1
@@ -338,22 +336,3 @@ def run_scheduler(settings: Settings | None = None, *, schedules: Sequence[Sched
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     Scheduler(settings).run(stop, [*declared(), *schedules])
-
-
-class SchedulerHook(WorkerHook):
-    """Runs a scheduler in a thread of a worker (`Worker(..., with_scheduler=True)`)."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    def after_start(self, worker: Worker) -> None:
-        scheduler = Scheduler(worker.settings, name=f"{worker.id}/scheduler")
-        self.thread = threading.Thread(target=scheduler.run, args=(self.stop, declared()),
-                                       name="jobq-scheduler", daemon=True)
-        self.thread.start()
-
-    def before_stop(self, worker: Worker) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join(worker.settings.socket_timeout_s + 2)

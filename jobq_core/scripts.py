@@ -2,15 +2,18 @@
 
 Each script in lua/ is prefixed with the lua/_lib.lua helpers it uses and run with EVALSHA
 (falling back to EVAL when the server's script cache was flushed, e.g. after a restart).
-Return codes are turned into exceptions here, so callers see JobqError children, never
-magic numbers.
+Negative return codes are one table, `Code`, shared by every script; `raise_for` turns a
+code into its JobqError child, so callers see exceptions, never magic numbers. A script's
+sources are read once per process.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from importlib import resources
 from typing import Any
 
@@ -19,11 +22,40 @@ from redis.commands.core import Script
 from redis.exceptions import DataError, NoScriptError
 
 from .config import Settings
-from .errors import InvalidState, JobNotFound, LeaseLost, QueueFull
+from .errors import InvalidState, JobNotFound, JobqError, LeaseLost, QueueFull
 from .job import Claimed, JobSpec
 from .keys import Keyspace
 
-MISSING, LEASE_NOT_HELD, REFUSED = -1, -2, -3
+
+class Code(IntEnum):
+    """The negative codes a script returns (per job, or for the whole call). Each has one
+    meaning in every script; the header of each script says which it returns."""
+
+    MISSING = -1  # the job does not exist
+    LEASE_NOT_HELD = -2  # the caller no longer holds the job's lease
+    QUEUE_FULL = -3  # the queue is at its max_length; nothing was written
+    FENCED = -4  # a scheduler leader with a newer epoch fired this schedule
+    WRONG_STATE = -5  # the job is in a state this transition does not start from
+    SCHEDULE_CHANGED = -6  # the schedule was changed or deleted meanwhile
+
+
+_ERRORS: dict[int, tuple[type[JobqError], str]] = {
+    Code.MISSING: (JobNotFound, "job {job_id} not found"),
+    Code.LEASE_NOT_HELD: (LeaseLost, "{what} of job {job_id} refused: this worker no longer "
+                                     "holds its lease"),
+    Code.QUEUE_FULL: (QueueFull, "queue {queue!r} is at its max_length; {count} job(s) refused, "
+                                 "nothing was queued. Retry later or raise the limit."),
+    Code.WRONG_STATE: (InvalidState, "job {job_id} is {state}; {what}"),
+}
+
+
+def raise_for(code: object, **context: object) -> None:
+    """Raise the error `code` stands for, its message filled from `context` (job_id, what,
+    queue, count, state as the message needs); return for any other reply."""
+    error = _ERRORS.get(code) if isinstance(code, int) else None
+    if error is not None:
+        cls, message = error
+        raise cls(message.format(**context))
 
 _pack: Callable[[tuple[Any, ...]], bytes] | None
 try:  # redis[hiredis] is a dependency; without it redis-py's own packer is used
@@ -31,27 +63,36 @@ try:  # redis[hiredis] is a dependency; without it redis-py's own packer is used
 except ImportError:  # pragma: no cover - only without the hiredis wheel
     _pack = None
 
-_NAMES = ("enqueue", "claim", "extend", "complete", "fail", "promote", "reap", "release",
-          "cancel", "requeue", "purge", "watch", "depend", "resolve", "lead", "resign",
-          "advance", "fire", "search", "rows", "trim")
+_LUA = resources.files("jobq_core") / "lua"
 
 
-def _source(name: str) -> str:
+@functools.cache
+def names() -> tuple[str, ...]:
+    """Every script of lua/ (files not starting with '_'), by name."""
+    return tuple(sorted(f.name[:-4] for f in _LUA.iterdir()
+                        if f.name.endswith(".lua") and not f.name.startswith("_")))
+
+
+@functools.cache
+def source(name: str) -> str:
     """The script `name` with the _lib.lua helpers it uses (directly or through another
     helper) in front. Only those: Redis runs the whole text on every call, and defining
-    all fifteen helpers costs more than some scripts' own work."""
-    lua = resources.files("jobq_core") / "lua"
-    body = (lua / f"{name}.lua").read_text()
-    # _lib.lua is blank-line separated blocks, each defining top-level locals.
-    lib = (lua / "_lib.lua").read_text()
-    blocks = [(set(_DEFINES.findall(b)), b) for b in re.split(r"\n\s*\n", lib)]
-    used: list[str] = []
+    all fifteen helpers costs more than some scripts' own work. Read once per process."""
+    body = (_LUA / f"{name}.lua").read_text()
     needed = body
-    for names, block in reversed(blocks):  # a helper only uses helpers defined above it
-        if names and any(re.search(rf"\b{n}\b", needed) for n in names):
+    used: list[str] = []
+    for defined, block in reversed(_lib_blocks()):  # a helper only uses helpers above it
+        if defined and any(re.search(rf"\b{n}\b", needed) for n in defined):
             used.insert(0, block)
             needed += block
     return "\n\n".join(used) + "\n\n" + body
+
+
+@functools.cache
+def _lib_blocks() -> tuple[tuple[frozenset[str], str], ...]:
+    # _lib.lua is blank-line separated blocks, each defining top-level locals.
+    lib = (_LUA / "_lib.lua").read_text()
+    return tuple((frozenset(_DEFINES.findall(b)), b) for b in re.split(r"\n\s*\n", lib))
 
 
 _DEFINES = re.compile(r"^local (?:function )?(\w+)", re.M)
@@ -93,13 +134,6 @@ def _claimed(out: Any, queues: Sequence[str], worker_id: str) -> ClaimResult:
             fields["limit"] = limit
         jobs.append(Claimed(id=job_id, queue=queues[int(qi) - 1], token=token, fields=fields))
     return ClaimResult(jobs, list(notes), int(next_due), int(now))
-
-
-def _check(code: int, job_id: str, what: str) -> None:
-    if code == MISSING:
-        raise JobNotFound(f"job {job_id} not found")
-    if code == LEASE_NOT_HELD:
-        raise LeaseLost(f"{what} of job {job_id} refused: this worker no longer holds its lease")
 
 
 def _packed(*commands: tuple[Any, ...]) -> list[bytes] | None:
@@ -170,7 +204,8 @@ class Scripts:
         self.client = client
         self.settings = settings
         self.keys = Keyspace(settings.prefix)
-        self._scripts: dict[str, Script] = {n: client.register_script(_source(n)) for n in _NAMES}
+        self._scripts: dict[str, Script] = {n: client.register_script(source(n))
+                                          for n in names()}
         self._enqueue_keys: dict[str, list[str]] = {}  # per queue: building them is per call
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any],
@@ -210,9 +245,7 @@ class Scripts:
                 k.meta(queue), k.marker(queue), k.job_prefix(queue), k.history(queue),
                 k.unique_prefix(queue)]
         out = self._run("enqueue", keys, argv)
-        if out == REFUSED:
-            raise QueueFull(f"queue {queue!r} is at its max_length; {len(specs)} job(s) refused, "
-                            "nothing was queued. Retry later or raise the limit.")
+        raise_for(out, queue=queue, count=len(specs))
         return [x if isinstance(x, str) else bool(x) for x in out]
 
     # claim.lua
@@ -271,13 +304,14 @@ class Scripts:
         """Mark a job completed; raises LeaseLost if the lease is no longer held."""
         code = self.complete_many(job.queue, [(job, result_json, result_ttl_s, runtime_ms)],
                                   client)[0]
-        _check(code, job.id, "completion")
+        raise_for(code, job_id=job.id, what="completion")
 
     def complete_many(self, queue: str, done: Sequence[tuple[Claimed, str, int, int]],
                       client: redis.Redis | None = None) -> list[int]:
         """Mark jobs of one queue completed: (job, result JSON, result ttl s, runtime ms).
 
-        Returns a code per job: 1 done, MISSING or LEASE_NOT_HELD (that job was not changed).
+        Returns a code per job: 1 done, Code.MISSING or Code.LEASE_NOT_HELD (that job was not
+        changed).
         """
         k = self.keys
         argv: list[Any] = [self.settings.history_minutes]
@@ -302,7 +336,7 @@ class Scripts:
                          [job.id, job.token, outcome, delay_ms, error, reason,
                           s.failed_ttl_s * 1000, s.dead_ttl_s * 1000, attempt_json,
                           s.history_minutes, s.max_deliveries], client)
-        _check(code, job.id, "failure report")
+        raise_for(code, job_id=job.id, what="failure report")
         return {1: "scheduled", 2: "failed", 3: "dead", 4: "pending"}[code]
 
     # promote.lua
@@ -336,9 +370,9 @@ class Scripts:
     def release(self, job: Claimed, client: redis.Redis | None = None) -> None:
         """Hand a leased job back to pending without counting a lost lease."""
         k, q = self.keys, job.queue
-        code = self._run("release", [k.processing(q), k.pending(q), k.seq(q), k.marker(q),
+        code = self._run("release", [k.processing(q), k.pending(q), k.marker(q),
                                      k.job(q, job.id)], [job.id, job.token], client)
-        _check(code, job.id, "hand-back")
+        raise_for(code, job_id=job.id, what="hand-back")
 
     # cancel.lua
     def cancel(self, queue: str, job_id: str) -> None:
@@ -347,11 +381,11 @@ class Scripts:
         code = self._run("cancel", [k.pending(queue), k.scheduled(queue), k.cancelled(queue),
                                     k.stats(queue), k.job(queue, job_id), k.notify(queue, job_id)],
                          [job_id, self.settings.cancelled_ttl_s * 1000])
-        if code == REFUSED:
+        if code == Code.WRONG_STATE:
             state = str(self.client.hget(k.job(queue, job_id), "state"))
-            raise InvalidState(f"job {job_id} is {state!s}; only pending or scheduled jobs "
-                               "can be cancelled")
-        _check(code, job_id, "cancel")
+            raise_for(code, job_id=job_id, state=state,
+                      what="only pending or scheduled jobs can be cancelled")
+        raise_for(code, job_id=job_id, what="cancel")
 
     # requeue.lua
     def requeue(self, queue: str, state: str, ids: Sequence[str] = (), *,
@@ -450,7 +484,7 @@ class Scripts:
     # advance.lua
     def advance(self, token: str, name: str, rev: str, next_ms: int, last_tick_ms: int,
                 last_job_id: str, fired: int, missed: int) -> int:
-        """Record a schedule's progress; 1 done, 0 not the leader, -3 schedule changed."""
+        """Record a schedule's progress; 1 done, 0 not the leader, Code.SCHEDULE_CHANGED."""
         k = self.keys
         return int(self._run("advance", [k.scheduler_leader(), k.schedules(), k.schedule(name)],
                              [token, name, rev, next_ms, last_tick_ms, last_job_id, fired,
@@ -458,8 +492,8 @@ class Scripts:
 
     # fire.lua
     def fire(self, queue: str, schedule: str, tick_ms: int, epoch: int, spec: JobSpec) -> int:
-        """Create the job of one tick: 1 created, 0 already fired, -3 queue full, -4 fenced
-        out by a newer leader."""
+        """Create the job of one tick: 1 created, 0 already fired, Code.QUEUE_FULL, or
+        Code.FENCED (a newer leader fired)."""
         k = self.keys
         return int(self._run("fire", [k.pending(queue), k.scheduled(queue), k.seq(queue),
                                       k.stats(queue), k.meta(queue), k.marker(queue),

@@ -5,10 +5,10 @@
 -- ARGV[1] token  ARGV[2] schedule name  ARGV[3] revision  ARGV[4] next tick ms
 -- ARGV[5] last tick fired ms (0: none)  ARGV[6] its job id  ARGV[7] jobs created
 -- ARGV[8] ticks missed
--- Returns 1; 0 the caller is not the leader (nothing written); -3 the schedule was changed or
+-- Returns 1; 0 the caller is not the leader (nothing written); -6 the schedule was changed or
 --   deleted meanwhile (nothing written: the new definition's own next tick stands)
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[3], 'rev') ~= ARGV[3] then return -3 end
+if redis.call('HGET', KEYS[3], 'rev') ~= ARGV[3] then return -6 end
 local now = now_ms()
 redis.call('HSET', KEYS[3], 'next_ms', ARGV[4])
 if tonumber(ARGV[5]) > 0 then

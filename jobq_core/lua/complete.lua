@@ -4,7 +4,7 @@
 -- KEYS[1] processing  KEYS[2] completed  KEYS[3] stats  KEYS[4] history  KEYS[5] job prefix
 -- ARGV[1] history size, then per job: id, lease token, result JSON, result ttl ms, runtime ms
 -- Returns one code per job: 1 completed; -1 job missing; -2 lease not held
--- (scripts.CODES maps these to errors)
+-- (the codes of scripts.Code; scripts.raise_for maps them to errors)
 local now = now_ms()
 local out, done, kept = {}, {}, {}
 local ndone, nkept = 0, 0

@@ -33,7 +33,7 @@ from types import FrameType
 from typing import Any
 
 from ..config import Settings
-from .runner import TIMEOUT, Call, JobTimeout, Outcome, run
+from ..runner import TIMEOUT, Call, JobTimeout, Outcome, run
 
 log = logging.getLogger("jobq.worker")
 PR_SET_PDEATHSIG = 1

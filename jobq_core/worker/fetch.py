@@ -20,9 +20,9 @@ from ..connection import translated
 from ..errors import JobNotFound, LeaseLost, RedisUnavailable
 from ..job import Claimed, Job
 from ..keys import Keyspace
-from ..registry import Task, lookup
-from ..scripts import LEASE_NOT_HELD, MISSING, ClaimResult, Scripts
-from .runner import CRASH, DEAD, OK, RETRY, TIMEOUT, Outcome
+from ..registry import RegisteredTask, lookup
+from ..runner import CRASH, DEAD, OK, RETRY, TIMEOUT, Outcome
+from ..scripts import ClaimResult, Code, Scripts
 
 log = logging.getLogger("jobq.worker")
 T = TypeVar("T")
@@ -138,11 +138,11 @@ class Recorder:
             for i, code in zip(idx, codes or [0] * len(idx), strict=True):
                 if code == 1:
                     states[i] = "completed"
-                elif code == LEASE_NOT_HELD:
+                elif code == Code.LEASE_NOT_HELD:
                     log.warning("completion of job %s refused: this worker no longer holds "
                                 "its lease (stale result dropped; the job runs elsewhere)",
                                 items[i][0].id)
-                elif code == MISSING:
+                elif code == Code.MISSING:
                     log.warning("job %s vanished while running (purged?); result dropped",
                                 items[i][0].id)
         for (job, outcome), state in zip(items, states, strict=True):
@@ -186,7 +186,8 @@ class Recorder:
         return self.scripts.fail(job, "fail", error=outcome.error, reason=reason,
                                  attempt_json=record)
 
-    def _backoff(self, job: Claimed, task: Task[Any, Any] | None, asked: float | None) -> float:
+    def _backoff(self, job: Claimed, task: RegisteredTask[Any, Any] | None,
+                 asked: float | None) -> float:
         # Retry(delay_s) comes from task code: anything but a number of seconds (inf, nan)
         # gets the planned backoff rather than breaking the recording.
         if asked is not None and math.isfinite(asked):
@@ -220,7 +221,8 @@ class Recorder:
                 self.hard_stop.wait(pause)
                 pause = min(pause * 2, self.settings.reconnect_max_s)
 
-    def _callback(self, task: Task[Any, Any], job: Claimed, state: str, outcome: Outcome) -> None:
+    def _callback(self, task: RegisteredTask[Any, Any], job: Claimed, state: str,
+                  outcome: Outcome) -> None:
         opts = task.options
         fn, arg = {
             "completed": (opts.on_success, outcome.result_json),
@@ -236,6 +238,6 @@ class Recorder:
             log.exception("callback %s of job %s raised", getattr(fn, "__name__", fn), job.id)
 
 
-def _opt(task: Task[Any, Any] | None, name: str, default: Any) -> Any:
+def _opt(task: RegisteredTask[Any, Any] | None, name: str, default: Any) -> Any:
     value = getattr(task.options, name, None) if task is not None else None
     return default if value is None else value

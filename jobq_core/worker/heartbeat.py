@@ -17,12 +17,12 @@ from typing import Any
 
 import redis
 
-from ..admin import forget_stopped_workers
 from ..config import Settings
 from ..connection import translated
 from ..errors import JobqError
 from ..keys import Keyspace
 from ..scripts import Scripts
+from ..workers import forget_stopped_workers
 from .pool import Pool
 
 log = logging.getLogger("jobq.worker")

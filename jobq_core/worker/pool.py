@@ -36,8 +36,8 @@ import redis
 from ..config import Settings
 from ..job import Claimed
 from ..keys import Keyspace
+from ..runner import CRASH, TIMEOUT, Call, JobTimeout, Outcome, run
 from . import child
-from .runner import CRASH, TIMEOUT, Call, JobTimeout, Outcome, run
 
 log = logging.getLogger("jobq.worker")
 OnDone = Callable[[Sequence[tuple[Claimed, Outcome]]], None]

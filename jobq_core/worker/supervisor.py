@@ -26,15 +26,17 @@ import redis
 from ..config import Settings
 from ..connection import connect, translated
 from ..errors import JobqError, LeaseLost, RedisUnavailable
+from ..hooks import Hooks, WorkerContext, WorkerHook
 from ..job import Claimed, Job
 from ..keys import check_queue_name
+from ..queue import Queue
 from ..registry import registered
+from ..runner import Outcome
 from ..scripts import Scripts
+from .builtin_hooks import builtin_hooks
 from .fetch import Fetcher, Recorder
 from .heartbeat import Heartbeat
-from .hooks import Hooks, WorkerHook
 from .pool import Pool
-from .runner import Outcome
 
 log = logging.getLogger("jobq.worker")
 
@@ -44,7 +46,7 @@ class Worker:
 
     `imports` are modules that register the tasks this worker may run. Settings give the
     concurrency, pool ("process" or "thread"), lease, heartbeat and grace. `hooks` add
-    optional behaviour (see worker.hooks); `with_scheduler=True` also runs a periodic
+    optional behaviour (see jobq_core.hooks); `with_scheduler=True` also runs a periodic
     scheduler in a thread (it fires only while it holds the scheduler leader lease).
     """
 
@@ -78,12 +80,14 @@ class Worker:
         self.recorder = Recorder(s, self.scripts, self.id, self.hard_stop, self._job_handle)
         self.pool = Pool(s, self._child_imports(), self._on_done, self.client)
         self.fetch = Fetcher(s, self.queues, self.id, self.scripts, connect(s, blocking=True))
-        self.hooks = Hooks([*_builtin_hooks(with_scheduler), *hooks])
+        self.hooks = Hooks(WorkerContext(self.id, tuple(self.queues), s, self.client,
+                                         self.scripts),
+                           [*builtin_hooks(with_scheduler), *hooks])
         self.heartbeat = Heartbeat(s, self.id, self.queues, self.pool, self.scripts,
                                    self.beat_client,
                                    lambda: (self.recorder.done, self.recorder.failed),
-                                   after_beat=lambda: self.hooks.after_beat(self))
-        self._queue_handles: dict[str, Any] = {}
+                                   after_beat=self.hooks.after_beat)
+        self._queue_handles: dict[str, Queue] = {}
 
     def work(self, burst: bool = False) -> int:
         """Run jobs until stopped (SIGTERM/SIGINT or stop()); with `burst`, until there is
@@ -154,7 +158,7 @@ class Worker:
         except RedisUnavailable as exc:
             log.error("%s (the worker keeps trying)", exc)
         self.heartbeat.start()
-        self.hooks.after_start(self)
+        self.hooks.after_start()
         self.ready.set()
         log.info("worker %s started: queues=%s pool=%s concurrency=%d", self.id,
                  ",".join(self.queues), self.settings.pool, self.settings.concurrency)
@@ -172,7 +176,7 @@ class Worker:
 
     def _stop(self) -> None:
         self.heartbeat.state = "stopping"
-        self.hooks.before_stop(self)
+        self.hooks.before_stop()
         asked = self._stop_asked or time.monotonic()
         # Prefetched jobs go back now: once stopping they are no longer renewed, and held
         # through the grace period their leases would run out (counted as lost).
@@ -250,7 +254,7 @@ class Worker:
     def _on_done(self, outcomes: Sequence[tuple[Claimed, Outcome]]) -> None:
         states = self.recorder.record_many(outcomes)
         for (job, _), state in zip(outcomes, states, strict=True):
-            self.hooks.after_job(self, job, state)
+            self.hooks.after_job(job, state)
 
     def _child_imports(self) -> list[str]:
         modules = {t.fn.__module__ for t in registered().values()}
@@ -258,23 +262,9 @@ class Worker:
         return list(dict.fromkeys([*self.imports, *sorted(modules)]))
 
     def _job_handle(self, job: Claimed) -> Job:
-        from ..queue import Queue
-
         q = self._queue_handles.get(job.queue)
         if q is None:
             q = self._queue_handles[job.queue] = Queue(job.queue, settings=self.settings,
                                                        redis=self.client)
         return Job(q, job.id, job.fields)
 
-
-def _builtin_hooks(with_scheduler: bool) -> list[WorkerHook]:
-    """Hooks every worker runs (job dependencies, limits), and the embedded scheduler."""
-    from ..dependencies import DependencyHook
-    from ..limits import LimitHook
-
-    hooks: list[WorkerHook] = [DependencyHook(), LimitHook()]
-    if with_scheduler:
-        from ..scheduler import SchedulerHook
-
-        hooks.append(SchedulerHook())
-    return hooks

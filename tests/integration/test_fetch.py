@@ -7,9 +7,9 @@ import threading
 import pytest
 
 from jobq_core import Job, Queue, Settings
+from jobq_core.runner import OK, RETRY, Outcome
 from jobq_core.scripts import Scripts
 from jobq_core.worker.fetch import Recorder
-from jobq_core.worker.runner import OK, RETRY, Outcome
 from tests import tasks
 
 

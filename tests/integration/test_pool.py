@@ -117,8 +117,8 @@ def test_an_interrupt_landing_as_the_job_ends_does_not_kill_the_slot(
     # task, where the slot cancels the timer: simulate exactly that landing spot.
     import ctypes
 
+    from jobq_core.runner import JobTimeout
     from jobq_core.worker import pool
-    from jobq_core.worker.runner import JobTimeout
 
     fired: list[int] = []
 
@@ -166,8 +166,8 @@ def test_settler_gathers_outcomes_while_other_jobs_are_held(
     import redis as redis_lib
 
     from jobq_core.job import Claimed
+    from jobq_core.runner import OK, Outcome
     from jobq_core.worker import pool as pool_mod
-    from jobq_core.worker.runner import OK, Outcome
 
     monkeypatch.setattr(pool_mod, "SETTLE_WAIT_S", 30.0)
     batches: list[list[str]] = []

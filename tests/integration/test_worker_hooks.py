@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from jobq_core import Queue, Settings, Worker
+from jobq_core.hooks import WorkerContext, WorkerHook
 from jobq_core.job import Claimed
-from jobq_core.worker.hooks import WorkerHook
 from tests import tasks
 
 
@@ -16,18 +16,18 @@ class Recording(WorkerHook):
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def after_start(self, worker: Worker) -> None:
+    def after_start(self, ctx: WorkerContext) -> None:
         self.calls.append("start")
 
-    def after_job(self, worker: Worker, job: Claimed, state: str) -> None:
+    def after_job(self, ctx: WorkerContext, job: Claimed, state: str) -> None:
         self.calls.append(f"job {job.task} {state}")
 
-    def before_stop(self, worker: Worker) -> None:
+    def before_stop(self, ctx: WorkerContext) -> None:
         self.calls.append("stop")
 
 
 class Broken(WorkerHook):
-    def after_job(self, worker: Worker, job: Claimed, state: str) -> None:
+    def after_job(self, ctx: WorkerContext, job: Claimed, state: str) -> None:
         raise RuntimeError("hook bug")
 
 

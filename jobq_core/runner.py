@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..context import JobContext, Saver, enter, leave
-from ..errors import PayloadError, Retry, UnknownTask
-from ..job import decode_call, dumps
-from ..registry import get_task
+from .context import JobContext, Saver, enter, leave
+from .errors import PayloadError, Retry, UnknownTask
+from .job import decode_call, dumps
+from .registry import get_task
 
 OK, ERROR, RETRY, DEAD, CRASH, TIMEOUT = "ok", "error", "retry", "dead", "crash", "timeout"
 
