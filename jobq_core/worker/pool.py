@@ -62,6 +62,10 @@ class Running:
     # The process slot whose child has it queued behind the running job (waiting, too).
     queued_in: Slot | None = None
     aborted: str = ""  # why the job's outcome must be dropped, if it must
+    # Its outcome is being recorded: the write itself drops the lease in Redis, so a renewal
+    # answered "not held" from then on is that write, not a loss (a real loss makes the
+    # write fail, and the recorder reports it).
+    settling: bool = False
     started: float = field(default_factory=time.monotonic)
 
 
@@ -584,10 +588,12 @@ class Pool:
                     entry.lease_ok = max(entry.lease_ok, sent_at)
 
     def abort(self, queue: str, job_id: str, why: str) -> None:
-        """Stop a job whose lease is gone; its outcome will not be recorded."""
+        """Stop a job whose lease is gone; its outcome will not be recorded. A job whose
+        outcome is being recorded has ended: nothing to stop, and nothing lost to report
+        (the write says whether the lease was still held)."""
         with self._cond:
             entry = self._held.get((queue, job_id))
-            if entry is None or entry.aborted:
+            if entry is None or entry.aborted or entry.settling:
                 return
             entry.aborted = why
             slot = entry.slot or entry.queued_in
@@ -724,6 +730,7 @@ class Pool:
                     log.warning("dropped the outcome of job %s (%s): %s", job.id, outcome.kind,
                                 entry.aborted)
                 elif entry is not None:
+                    entry.settling = True
                     keep.append((job, outcome))
                 else:
                     log.warning("dropped the outcome of job %s (%s): it is no longer held "

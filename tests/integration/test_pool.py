@@ -200,3 +200,37 @@ def test_settler_gathers_outcomes_while_other_jobs_are_held(
     assert batches[-1] == ["j3"]
     p._settle.put(None)
     p._settler.join(10)
+
+
+def test_a_renewal_racing_a_completion_reports_no_lost_lease(
+        settings: Settings, queue: Queue, caplog: pytest.LogCaptureFixture) -> None:
+    # The heartbeat reads the held leases, the settler writes a completion (which drops the
+    # lease in Redis), then the renewal runs: Redis answers "not held" for a job that ended
+    # normally. The race is made certain: the heartbeat beats while the settler is parked
+    # in after_job, after the completion was written and before the job leaves the pool.
+    import logging
+
+    from jobq_core.job import Claimed
+    from jobq_core.worker.hooks import WorkerHook
+
+    recorded, beaten = threading.Event(), threading.Event()
+
+    class ParkAfterRecord(WorkerHook):
+        def after_job(self, worker: Worker, job: Claimed, state: str) -> None:
+            recorded.set()
+            assert beaten.wait(10)
+
+    job = queue.enqueue(tasks.add, 1, 2)
+    w = Worker(["default"], settings, imports=["tests.tasks"], pool="thread",
+               hooks=[ParkAfterRecord()])
+    t = threading.Thread(target=w.work, kwargs={"burst": True}, daemon=True)
+    with caplog.at_level(logging.WARNING, logger="jobq.worker"):
+        t.start()
+        assert recorded.wait(10)
+        held = w.pool.leases()
+        assert [j.id for j in held] == [job.id]  # still held: the renewal asks for it
+        w.heartbeat.beat()
+        beaten.set()
+        t.join(10)
+    assert job.refresh().status == "completed"
+    assert "lease" not in caplog.text, caplog.text
