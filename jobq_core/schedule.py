@@ -43,6 +43,31 @@ def check_schedule_name(name: object) -> str:
     return name
 
 
+CRON_FORMS = ("5 fields: minute hour day month weekday, or 6 with seconds first: "
+              "second minute hour day month weekday")
+
+
+def _seconds_first(cron: str) -> bool:
+    # croniter reads a sixth field as seconds *last*; jobq takes the form Quartz, Spring
+    # and node-cron use, seconds first, so "*/5 * * * * *" is every five seconds.
+    return len(cron.split()) == 6
+
+
+def check_cron(name: str, cron: object) -> str:
+    """`cron` if it is a valid 5-field expression, a 6-field one with seconds first, or a
+    nickname (@hourly, @daily ...); raises ConfigError saying which forms are accepted."""
+    if not isinstance(cron, str):
+        raise ConfigError(f"schedule {name!r}: cron must be a string, not {cron!r}")
+    n = len(cron.split())
+    if not (n in (5, 6) or (n == 1 and cron.strip().startswith("@"))):
+        raise ConfigError(f"schedule {name!r}: cron {cron!r} has {n} fields; it takes "
+                          f"{CRON_FORMS}")
+    if not croniter.is_valid(cron, second_at_beginning=_seconds_first(cron)):
+        raise ConfigError(f"schedule {name!r}: invalid cron expression {cron!r} (it takes "
+                          f"{CRON_FORMS})")
+    return cron
+
+
 @dataclass(frozen=True)
 class Plan:
     """What a scheduler step does for one due schedule."""
@@ -55,7 +80,8 @@ class Plan:
 @dataclass(frozen=True)
 class Schedule:
     """A periodic job: `task` with `args`/`kwargs` on `queue`, every `every_s` seconds or on a
-    `cron` expression (5 fields, or 6 with seconds last) in `timezone`.
+    `cron` expression in `timezone`: 5 fields (minute hour day month weekday), or 6 with
+    seconds first (second minute hour day month weekday: "*/5 * * * * *" is every 5 s).
 
     `missed` says what happens to ticks more than `grace_s` late (no scheduler was running, or
     leadership was changing): "skip" drops them, "run_once" fires the latest one once. Ticks
@@ -100,9 +126,8 @@ class Schedule:
                 self.every_s, int | float) or not math.isfinite(self.every_s)
                 or self.every_s < 1):
             raise ConfigError(f"schedule {self.name!r}: every_s must be at least 1 second")
-        if self.cron is not None and (not isinstance(self.cron, str)
-                                      or not croniter.is_valid(self.cron)):
-            raise ConfigError(f"schedule {self.name!r}: invalid cron expression {self.cron!r}")
+        if self.cron is not None:
+            check_cron(self.name, self.cron)
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
@@ -150,7 +175,7 @@ class Schedule:
             every = self._every_ms
             return (ms // every + 1) * every
         start = datetime.fromtimestamp(ms / 1000, ZoneInfo(self.timezone))
-        nxt: datetime = croniter(self.cron, start).get_next(datetime)
+        nxt: datetime = self._croniter(start).get_next(datetime)
         return int(nxt.timestamp() * 1000)
 
     def last_at_or_before(self, ms: int) -> int:
@@ -158,7 +183,7 @@ class Schedule:
         if self.every_s is not None:
             return ms // self._every_ms * self._every_ms
         start = datetime.fromtimestamp((ms + 1) / 1000, ZoneInfo(self.timezone))
-        prev: datetime = croniter(self.cron, start).get_prev(datetime)
+        prev: datetime = self._croniter(start).get_prev(datetime)
         return int(prev.timestamp() * 1000)
 
     def grace_ms(self, around_ms: int) -> int:
@@ -196,6 +221,10 @@ class Schedule:
             t = self.next_after(t)
             n += 1
         return n
+
+    def _croniter(self, start: datetime) -> croniter:
+        assert self.cron is not None
+        return croniter(self.cron, start, second_at_beginning=_seconds_first(self.cron))
 
     @property
     def _every_ms(self) -> int:

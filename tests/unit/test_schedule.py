@@ -96,3 +96,25 @@ def test_invalid_names_are_refused() -> None:
 def test_now_is_only_used_through_arguments() -> None:
     s = Schedule("s", "t.x", cron="0 0 1 1 *")
     assert s.next_after(ms(2026, 6, 1)) == int(datetime(2027, 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def test_six_field_cron_has_seconds_first() -> None:
+    # The common 6-field form (Quartz, Spring, node-cron): second minute hour day month
+    # weekday. "*/5 * * * * *" is every five seconds, not every second.
+    s = Schedule("s", "t.x", cron="*/5 * * * * *")
+    start = ms(2026, 1, 1)
+    assert s.next_after(start) - start == 5_000
+    assert s.plan(start + 5_000, start + 10_000).ticks == [start + 5_000, start + 10_000]
+    at_30 = Schedule("s", "t.x", cron="30 0 3 * * *")  # 03:00:30 every day
+    assert s.last_at_or_before(start) == start
+    assert at_30.next_after(start) == ms(2026, 1, 1, 3, 0, 30)
+
+
+@pytest.mark.parametrize(("cron", "says"), [
+    ("* * * *", "4 fields"),
+    ("0 0 0 1 1 * 2030", "7 fields"),
+    ("0 3 * * * 30", "second minute hour day month weekday"),  # seconds last: refused
+])
+def test_cron_field_count_errors_say_which_form(cron: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        Schedule("s", "t.x", cron=cron)
