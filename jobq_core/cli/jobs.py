@@ -114,6 +114,7 @@ def enqueue(t: Target, task: str | None, args: str | None, queue: str | None,
                          timeout_s=timeout_s, ttl_s=ttl_s, result_ttl_s=result_ttl_s,
                          max_retries=max_retries, retry_backoff_s=retry_backoff_s,
                          job_id=job_id, delay_s=delay_s, meta=meta)
+    t.admin.record(actor(), "enqueue", queue=q.name, count=1, detail=f"{job.task} {job.id}")
     out: dict[str, Any] = {"id": job.id, "queue": q.name, "task": job.task, "state": job.status}
     if wait_s is None:
         t.emit(out, f"enqueued {job.id} ({job.task}) on {q.name}: {job.status}")
@@ -139,6 +140,10 @@ def _enqueue_file(t: Target, file: Path, task: str | None, queue: str) -> None:
                     raise Failure(f"{exc} ({len(ids)} jobs were enqueued before this "
                                   "batch)") from None
                 update(len(ids), len(calls))
+    for name, group in by_queue.items():
+        tasks = sorted({str(c["task"]) for c in group})
+        t.admin.record(actor(), "enqueue", queue=name, count=len(group),
+                       detail=f"from {file}: {', '.join(tasks)}")
     t.emit({"enqueued": len(ids), "queues": {q: len(g) for q, g in by_queue.items()},
             "ids": ids},
            f"enqueued {len(ids)} jobs on {', '.join(sorted(by_queue)) or 'no queue'}")
@@ -473,6 +478,7 @@ def _known_queue(t: Target, name: str) -> str:
 def pause(t: Target, queue: str) -> None:
     """Stop workers claiming from QUEUE (enqueues are still accepted)."""
     t.admin.pause(_known_queue(t, queue))
+    t.admin.record(actor(), "pause", queue=queue)
     t.emit({"queue": queue, "paused": True},
            f"paused {queue}: workers stop claiming from it; `jobq resume {queue}` undoes it")
 
@@ -483,4 +489,5 @@ def pause(t: Target, queue: str) -> None:
 def resume(t: Target, queue: str) -> None:
     """Let workers claim from QUEUE again."""
     t.admin.resume(_known_queue(t, queue))
+    t.admin.record(actor(), "resume", queue=queue)
     t.emit({"queue": queue, "paused": False}, f"resumed {queue}")

@@ -12,6 +12,9 @@ from .app import BadUsage, Target, common_options, main
 from .show import ago, console
 
 ACTIONS = ("list", "enable", "disable", "run", "delete")
+# What the audit log calls each change (the dashboard's words for the same actions).
+SCHEDULE_AUDIT = {"enable": "enable schedule", "disable": "disable schedule",
+                  "run": "run schedule now", "delete": "delete schedule"}
 
 
 def scheduler_api(t: Target) -> Any:
@@ -53,15 +56,26 @@ def schedules(t: Target, action: str, name: str | None, yes: bool) -> None:
         raise BadUsage(f"`jobq schedules {action}` needs the schedule's NAME")
     if action == "delete" and not yes:
         click.confirm(f"Delete schedule {name!r}?", abort=True)
+    info = api.get(name)  # its queue, for the audit log (read before a delete)
+    queue = str(getattr(info.schedule, "queue", "") or "") if info is not None else ""
     if action == "run":
         job = api.run_now(name)
+        _audit(t, action, job.queue.name, f"{name}: {job.id}", 1)
         t.emit({"schedule": name, "action": "run", "id": job.id, "queue": job.queue.name},
                f"enqueued {job.id} on {job.queue.name} from schedule {name}")
         return
     result = getattr(api, action)(name)
     if action == "delete" and result is False:
         raise JobqError(f"no schedule named {name!r}")
+    _audit(t, action, queue, name, 0)
     t.emit({"schedule": name, "action": action}, f"{action}d schedule {name}")
+
+
+def _audit(t: Target, action: str, queue: str, detail: str, count: int) -> None:
+    """Record a schedule change in the operator audit log, in the dashboard's words."""
+    from .jobs import actor
+
+    t.admin.record(actor(), SCHEDULE_AUDIT[action], queue=queue, count=count, detail=detail)
 
 
 def _print(infos: list[Any]) -> None:

@@ -234,6 +234,19 @@ def test_pause_and_resume(jobq: Jobq, queue: Queue) -> None:
     assert not queue.is_paused()
 
 
+def test_pause_resume_and_enqueue_are_audited(jobq: Jobq, queue: Queue) -> None:
+    # The same audit log the dashboard writes: who, what, on which queue.
+    queue.enqueue(tasks.add, 1, 1)
+    assert jobq("pause", "default").code == 0
+    assert jobq("resume", "default").code == 0
+    assert jobq("enqueue", "tests.tasks.add", "[1, 2]", "--queue", "default").code == 0
+    entries = jobq("audit", "--json").json["entries"]
+    assert [(e["action"], e["queue"], e["count"]) for e in entries] == [
+        ("enqueue", "default", 1), ("resume", "default", 0), ("pause", "default", 0)]
+    assert all(e["actor"].startswith("cli:") for e in entries)
+    assert entries[0]["detail"].startswith("tests.tasks.add ")
+
+
 @pytest.mark.parametrize(("name", "message"), [("nope", "unknown queue 'nope'"),
                                                ("a{b}", "invalid queue name")])
 def test_pause_bad_queue_exits_1(jobq: Jobq, queue: Queue, name: str, message: str) -> None:

@@ -45,6 +45,9 @@ class FakeScheduler:
     def list(self) -> list[FakeInfo]:
         return [FakeInfo("tick", FakeSchedule("tick", "tests.tasks.add"), True, 1, "j1", 3, 1)]
 
+    def get(self, name: str) -> FakeInfo | None:
+        return next((i for i in self.list() if i.name == name), None)
+
     def enable(self, name: str) -> None:
         self.calls.append(("enable", name))
 
@@ -90,6 +93,13 @@ def test_actions(jobq: Jobq, fake: type[FakeScheduler]) -> None:
     assert missing.code == 1 and "no schedule named 'nope'" in missing.one_line_error()
     assert fake.calls == [("disable", "tick"), ("enable", "tick"), ("run", "tick"),
                           ("delete", "tick"), ("delete", "nope")]
+    # Each change is in the audit log the dashboard writes, in the dashboard's words; the
+    # refused delete is not.
+    entries = jobq("audit", "--json").json["entries"]
+    assert [(e["action"], e["detail"], e["count"]) for e in reversed(entries)] == [
+        ("disable schedule", "tick", 0), ("enable schedule", "tick", 0),
+        ("run schedule now", "tick: sched:tick:now", 1), ("delete schedule", "tick", 0)]
+    assert all(e["actor"].startswith("cli:") for e in entries)
 
 
 def test_bad_usage(jobq: Jobq, fake: type[FakeScheduler]) -> None:
