@@ -210,13 +210,13 @@ def test_a_renewal_racing_a_completion_reports_no_lost_lease(
     # in after_job, after the completion was written and before the job leaves the pool.
     import logging
 
+    from jobq_core.hooks import WorkerContext, WorkerHook
     from jobq_core.job import Claimed
-    from jobq_core.worker.hooks import WorkerHook
 
     recorded, beaten = threading.Event(), threading.Event()
 
     class ParkAfterRecord(WorkerHook):
-        def after_job(self, worker: Worker, job: Claimed, state: str) -> None:
+        def after_job(self, ctx: WorkerContext, job: Claimed, state: str) -> None:
             recorded.set()
             assert beaten.wait(10)
 
