@@ -108,18 +108,6 @@ def test_rows_of_missing_or_broken_jobs(settings: Settings, queue: Queue,
     assert inspector.jobs("pending", "default", offset=3).total == 3
 
 
-def test_row_fields_match_rows_lua() -> None:
-    import re
-    from importlib import resources
-
-    from jobq_core.scripts import ROW_FIELDS
-
-    lua = (resources.files("jobq_core") / "lua" / "rows.lua").read_text()
-    block = re.search(r"local FIELDS = \{(.*?)\}", lua, re.S)
-    assert block is not None
-    assert tuple(re.findall(r"'([a-z_]+)'", block.group(1))) == ROW_FIELDS
-
-
 def test_bad_state_or_queue_is_a_clear_error(inspector: Inspector) -> None:
     from jobq_core import ConfigError
 
