@@ -19,6 +19,7 @@ from .redirects import safe_next
 SESSION_USER = "jobq_user"
 PUBLIC_ENDPOINTS = frozenset({"jobq.session.login", "jobq.metrics.healthz", "jobq.static"})
 POLL_S = 3  # how often live fragments refresh
+MAX_BODY_BYTES = 1024 * 1024  # largest request body, also when mounted in a host app
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -42,6 +43,7 @@ def _identify(eng: Engine) -> User | None:
 def authenticate() -> BaseResponse | None:
     """before_request: identify the user; refuse, challenge or redirect to the login page
     when there is none; check CSRF and the role on every state-changing request."""
+    _bound_body()
     eng = engine()
     user = _identify(eng)
     g.jobq_user = user
@@ -64,6 +66,17 @@ def authenticate() -> BaseResponse | None:
             raise Forbidden(f"{user.name} has the read-only role: it sees everything and "
                             "changes nothing")
     return None
+
+
+def _bound_body() -> None:
+    """413 for a body over MAX_BODY_BYTES (or the app's lower limit), before anything reads
+    it: a view that ignores its body must not accept megabytes unread."""
+    app_limit = request.max_content_length
+    request.max_content_length = min(app_limit or MAX_BODY_BYTES, MAX_BODY_BYTES)
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        # Raises RequestEntityTooLarge from Content-Length alone, or once a chunked body
+        # passes the limit; what is read is cached for the form and JSON parsers.
+        request.get_data(cache=True)
 
 
 def _machine_client() -> bool:

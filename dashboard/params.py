@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from flask import request
@@ -15,6 +16,9 @@ ALL_QUEUES = "all"
 PER_PAGE_CHOICES = (10, 25, 50, 100, 200)
 MAX_PAGE = 10_000_000
 MAX_TEXT = 200
+# ASCII digits only: str.isdigit() accepts "²" (which int() then rejects: a 500) and other
+# scripts' digits (which int() reads as a number no one typed in ASCII).
+WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
 
 
 def _short(value: str) -> str:
@@ -27,9 +31,19 @@ def int_arg(name: str, default: int, lo: int, hi: int) -> int:
     raw = request.args.get(name, "").strip()
     if raw == "":
         return default
-    if not raw.isdigit() or len(raw) > 12 or not lo <= int(raw) <= hi:
+    if not WHOLE_NUMBER.fullmatch(raw) or not lo <= int(raw) <= hi:
         raise BadRequest(f"{name} must be a whole number from {lo} to {hi:,}, "
                          f"not {_short(raw)!r}")
+    return int(raw)
+
+
+def form_int(name: str, default: int) -> int:
+    """A whole number from the posted form (400 when malformed); default when absent."""
+    raw = request.form.get(name, "").strip()
+    if raw == "":
+        return default
+    if not WHOLE_NUMBER.fullmatch(raw):
+        raise BadRequest(f"{name} must be a whole number, not {_short(raw)!r}")
     return int(raw)
 
 
@@ -55,7 +69,7 @@ def per_page_arg(default: int = 25) -> int:
     raw = request.args.get("per_page", "").strip()
     if raw == "":
         return default
-    if not raw.isdigit() or int(raw) not in PER_PAGE_CHOICES:
+    if not WHOLE_NUMBER.fullmatch(raw) or int(raw) not in PER_PAGE_CHOICES:
         raise BadRequest(f"per_page must be one of {', '.join(map(str, PER_PAGE_CHOICES))}, "
                          f"not {_short(raw)!r}")
     return int(raw)
@@ -72,7 +86,7 @@ def queue_name(raw: str, known: Sequence[str], *, allow_all: bool = False) -> st
     """A queue name that exists (404 if unknown, 400 if malformed); 'all' when allowed."""
     if allow_all and raw in ("", ALL_QUEUES):
         return ALL_QUEUES
-    if not QUEUE_NAME_RE.match(raw):
+    if not QUEUE_NAME_RE.fullmatch(raw):
         raise BadRequest(f"malformed queue name {_short(raw)!r}: queue names are 1-64 letters, "
                          "digits, '_', '.', '-'")
     if raw not in known:

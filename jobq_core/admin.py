@@ -122,6 +122,30 @@ class Admin:
         return moved
 
     @redis_errors
+    def requeue_job(self, queue: str, job_id: str, state: str, seen_requeues: int) -> None:
+        """Requeue one job as the operator saw it: still in `state` (one of REQUEUE_STATES)
+        and requeued `seen_requeues` times so far. The rule the CLI, the pages and the API
+        share: a repeated request (a retry, a double click) finds the count moved on and
+        is refused rather than running a finished job again.
+
+        Raises InvalidState when the state does not allow it or the job moved on since it
+        was read (checked atomically in requeue.lua), JobNotFound when it is gone."""
+        self._check(queue, state, REQUEUE_STATES, "requeue")
+        require_job_id(job_id)
+        if seen_requeues < 0:
+            raise ConfigError("seen_requeues is the job's requeue count: 0 or more")
+        if self.scripts.requeue(queue, state, [job_id], seen_requeues=seen_requeues)[0]:
+            return
+        now, count = self.client.hmget(self.keys.job(queue, job_id), ["state", "requeues"])
+        if now is None:
+            raise JobNotFound(f"no job {job_id} in queue {queue}")
+        if str(now) != state:
+            raise InvalidState(f"job {job_id} is {now!s}, not {state}; nothing was changed")
+        raise InvalidState(f"job {job_id} was requeued since it was read ({int(count or 0)} "
+                           f"requeues, not {seen_requeues}); nothing was changed. Read it "
+                           "again to requeue it once more")
+
+    @redis_errors
     def purge(self, queue: str, state: str, ids: Sequence[str]) -> int:
         """Delete the given jobs of `state`; returns how many were deleted."""
         self._check(queue, state, PURGE_STATES, "purge")

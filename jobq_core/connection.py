@@ -51,13 +51,13 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str |
     creds, _, rest = rest.rpartition("@")
     hosts, _, path = rest.partition("/")
     parts = [p for p in path.split("/") if p]
-    if not hosts or not parts or len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+    if not hosts or not parts or len(parts) > 2 or (len(parts) == 2 and not _digits(parts[1])):
         raise ConfigError(f"bad Sentinel URL {_redact(url)!r}: expected "
                           "redis+sentinel://[:password@]host:26379[,host:26379]/service[/db]")
     sentinels = []
     for host in hosts.split(","):
         name, _, port = host.rpartition(":") if ":" in host else (host, "", "26379")
-        if not name or not port.isdigit():
+        if not name or not _digits(port):
             raise ConfigError(f"bad Sentinel address {host!r} in {_redact(url)!r}")
         sentinels.append((name, int(port)))
     user, _, password = creds.partition(":") if ":" in creds else ("", "", creds)
@@ -84,6 +84,11 @@ def configure(settings: Settings | None, url: str | None,
     base = settings or Settings.from_env()
     chosen = base.replace(redis_url=url) if url else base
     return chosen, client if client is not None else connect(chosen)
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() accepts "²", which int() then rejects."""
+    return text.isascii() and text.isdigit()
 
 
 def _redact(url: str) -> str:

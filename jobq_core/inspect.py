@@ -73,6 +73,12 @@ class JobDetail:
     def state(self) -> str:
         return self.fields.get("state", "")
 
+    @property
+    def requeues(self) -> int:
+        """How often an operator requeued the job (what Admin.requeue_job checks)."""
+        raw = self.fields.get("requeues", "0")
+        return int(raw) if raw.isascii() and raw.isdigit() else 0
+
     def json_field(self, name: str) -> Any:
         return loads_or_raw(self.fields.get(name))
 
@@ -428,7 +434,7 @@ class Inspector:
             for m, v in zip(wanted, values, strict=True):
                 if v:
                     minute, _, count = v.partition(" ")
-                    if minute.isdigit() and int(minute) == m:
+                    if minute.isascii() and minute.isdigit() and int(minute) == m:
                         sums[m][col] += int(count or 0)
         return [HistoryPoint(m * 60000, c, f) for m, (c, f) in sums.items()]
 

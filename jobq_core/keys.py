@@ -13,13 +13,15 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 
-QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-JOB_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+# Matched with fullmatch: `$` also matches before a trailing newline, so match() with
+# `^...$` let "default\n" through.
+QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+JOB_ID_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 
 
 def check_queue_name(name: str) -> str:
     """Return `name` if it is a valid queue name, else raise ConfigError."""
-    if not isinstance(name, str) or not QUEUE_NAME_RE.match(name):
+    if not isinstance(name, str) or not QUEUE_NAME_RE.fullmatch(name):
         raise ConfigError(
             f"invalid queue name {name!r}: use 1-64 letters, digits, '_', '.', '-'"
         )
@@ -27,7 +29,7 @@ def check_queue_name(name: str) -> str:
 
 
 def valid_job_id(job_id: object) -> bool:
-    return isinstance(job_id, str) and bool(JOB_ID_RE.match(job_id))
+    return isinstance(job_id, str) and bool(JOB_ID_RE.fullmatch(job_id))
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,13 @@ from .errors import ConfigError, UnknownTask
 P = ParamSpec("P")
 R = TypeVar("R")
 
-TASK_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_<>][A-Za-z0-9_<>]*)*$")
+# Matched with fullmatch (`$` would let a trailing newline through).
+TASK_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_<>][A-Za-z0-9_<>]*)*")
 Callback = Callable[..., object]
 
 
 def check_task_name(name: str) -> str:
-    if not isinstance(name, str) or len(name) > 200 or not TASK_NAME_RE.match(name):
+    if not isinstance(name, str) or len(name) > 200 or not TASK_NAME_RE.fullmatch(name):
         raise ConfigError(f"invalid task name {name!r}: expected a dotted Python name "
                           "like 'myapp.tasks.add'")
     return name

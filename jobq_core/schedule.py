@@ -26,7 +26,7 @@ from .job import dumps
 from .keys import check_queue_name
 from .registry import resolve
 
-SCHEDULE_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+SCHEDULE_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  # fullmatch only
 MISSED_POLICIES = ("skip", "run_once")
 # Enqueue options a schedule may set on the jobs it makes (as Queue.enqueue_call takes them).
 JOB_OPTIONS = frozenset({"priority", "timeout_s", "ttl_s", "result_ttl_s", "max_retries",
@@ -37,7 +37,7 @@ DEFAULT_GRACE_MS = 60_000
 
 
 def check_schedule_name(name: object) -> str:
-    if not isinstance(name, str) or not SCHEDULE_NAME_RE.match(name):
+    if not isinstance(name, str) or not SCHEDULE_NAME_RE.fullmatch(name):
         raise ConfigError(f"invalid schedule name {name!r}: use 1-64 letters, digits, '_', '.', "
                           "'-'")
     return name

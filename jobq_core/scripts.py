@@ -389,10 +389,15 @@ class Scripts:
 
     # requeue.lua
     def requeue(self, queue: str, state: str, ids: Sequence[str] = (), *,
-                upto: float | None = None, batch: int = 0) -> tuple[int, int]:
-        """Move jobs of `state` back to pending: the given ids, or one batch up to a score."""
+                upto: float | None = None, batch: int = 0,
+                seen_requeues: int | None = None) -> tuple[int, int]:
+        """Move jobs of `state` back to pending: the given ids, or one batch up to a score;
+        with `seen_requeues`, the one id given only if it has been requeued that often."""
         k = self.keys
         argv: list[Any] = [state, "ids", *ids] if upto is None else [state, "upto", upto, batch]
+        if seen_requeues is not None:
+            (job_id,) = ids
+            argv = [state, "seen", job_id, seen_requeues]
         moved, left = self._run("requeue", [k.state_set(queue, state), k.pending(queue),
                                             k.seq(queue), k.marker(queue), k.stats(queue),
                                             k.job_prefix(queue)], argv)

@@ -7,6 +7,7 @@ header, API clients use HTTP Basic auth without a cookie.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
@@ -14,7 +15,7 @@ from werkzeug.exceptions import BadRequest, Conflict, NotFound
 
 from jobq_core.admin import BulkOp
 from jobq_core.inspect import JobFilter, JobRow, ScheduleInfo
-from jobq_core.job import FINAL_STATES, PURGE_STATES, REQUEUE_STATES
+from jobq_core.job import FINAL_STATES, PURGE_STATES
 
 from .. import params
 from ..actions import (
@@ -44,12 +45,20 @@ def _op(op: BulkOp) -> dict[str, Any]:
 
 
 def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if data is None:
-        data = {}
+    """The request's JSON object ({} when there is no body); 400 for anything else.
+
+    Parsed here rather than by get_json(silent=True), which lets a RecursionError from
+    deeply nested input through as a 500. The size was bounded before any view ran."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest("the body is not valid JSON (or is nested too deeply)") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
-    return {k: v for k, v in data.items() if isinstance(v, str | int)}
+    return {k: v for k, v in data.items() if isinstance(v, str | int) and len(k) <= 100}
 
 
 @bp.get("/")
@@ -143,8 +152,8 @@ def job(queue: str, job_id: str) -> Response:
     if detail is None:
         raise NotFound(f"no job {job_id!r} in queue {queue!r}")
     return jsonify({"id": detail.id, "queue": detail.queue, "state": detail.state,
-                    "fields": dict(detail.fields), "attempts": detail.attempts,
-                    "ttl_s": detail.ttl_s})
+                    "requeues": detail.requeues, "fields": dict(detail.fields),
+                    "attempts": detail.attempts, "ttl_s": detail.ttl_s})
 
 
 @bp.get("/workers")
@@ -175,8 +184,8 @@ def job_action(queue: str, job_id: str, action: str) -> Response:
         raise NotFound(f"no job {job_id!r} in queue {queue!r}")
     admin, state = engine().admin, detail.state
     if action == "requeue":
-        if state not in REQUEUE_STATES or admin.requeue(queue, state, [job_id]) == 0:
-            raise Conflict(f"job {job_id} is {state}; it cannot be requeued")
+        seen_state, seen = _seen(_body())
+        admin.requeue_job(queue, job_id, seen_state, seen)
         new_state = "pending"
     elif action == "purge":
         if state not in PURGE_STATES or admin.purge(queue, state, [job_id]) == 0:
@@ -192,6 +201,16 @@ def job_action(queue: str, job_id: str, action: str) -> Response:
         raise NotFound(f"no job action {action[:40]!r}")
     audit(action, queue=queue, state=state, count=1, detail=f"{job_id} (API)")
     return jsonify({"id": job_id, "queue": queue, "was": state, "now": new_state})
+
+
+def _seen(body: dict[str, Any]) -> tuple[str, int]:
+    """The state and requeue count the client read (GET /api/jobs/<queue>/<id>): a requeue
+    names the run it means, so a retried request cannot run a finished job again."""
+    state, count = body.get("state"), body.get("requeues")
+    if not isinstance(state, str) or not isinstance(count, int) or isinstance(count, bool):
+        raise BadRequest('send {"state": ..., "requeues": ...} as read from GET '
+                         "/api/jobs/<queue>/<id>: the requeue applies to the job as you saw it")
+    return state, count
 
 
 @bp.post("/queues/<queue>/<action>")

@@ -178,9 +178,13 @@ def act(queue: str, job_id: str, action: str) -> Response | BaseResponse:
                                                          job_id=job.id, action=action),
             back=url_for(".detail", queue=job.queue, job_id=job.id), hidden={}))
     if action == "requeue":
-        if state not in REQUEUE_STATES or admin.requeue(job.queue, state, [job.id]) == 0:
+        if state not in REQUEUE_STATES:
             raise Conflict(f"job {job.id} is {state}; only "
                            f"{', '.join(sorted(REQUEUE_STATES))} jobs can be requeued")
+        # The form carries what the page showed: a second click or a resubmitted form finds
+        # the job requeued since and is refused (409) instead of running it once more.
+        seen = params.form_int("requeues", job.requeues)
+        admin.requeue_job(job.queue, job.id, request.form.get("state", state)[:32], seen)
         audit("requeue", queue=job.queue, state=state, count=1, detail=job.id)
         notify(f"Requeued job {job.id}: it is pending again.")
     elif action == "cancel":

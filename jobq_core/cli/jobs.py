@@ -278,9 +278,9 @@ def _print_rows(state: str, rows: Sequence[JobRow], total: int) -> None:
 
 
 def _locate(t: Target, ids: Sequence[str], queues: Sequence[str],
-            state: str) -> dict[str, list[str]]:
-    """queue -> ids, checking that every id exists in `state` before anything changes."""
-    out: dict[str, list[str]] = defaultdict(list)
+            state: str) -> dict[str, list[JobDetail]]:
+    """queue -> jobs, checking that every id exists in `state` before anything changes."""
+    out: dict[str, list[JobDetail]] = defaultdict(list)
     for job_id in ids:
         detail = _find(t, job_id, queues[0] if len(queues) == 1 else None)
         if queues and detail.queue not in queues:
@@ -289,7 +289,7 @@ def _locate(t: Target, ids: Sequence[str], queues: Sequence[str],
         if detail.state != state:
             raise InvalidState(f"job {job_id} is {detail.state}, not {state}; nothing was "
                                "changed")
-        out[detail.queue].append(job_id)
+        out[detail.queue].append(detail)
     return out
 
 
@@ -316,14 +316,19 @@ def _bulk(t: Target, verb: str, state: str, ids: Sequence[str], every: bool,
         raise BadUsage("--task/--text filter --all, not job IDs")
     done: dict[str, int] = {}
     if ids:
-        for name, group in _locate(t, ids, queues, state).items():
+        for name, found in _locate(t, ids, queues, state).items():
+            group = [d.id for d in found]
             if verb == "cancel":
                 for job_id in group:
                     t.admin.cancel(name, job_id)
                 done[name] = len(group)
+            elif verb == "requeue":
+                # The rule the dashboard and API apply too: each job as it was just read.
+                for detail in found:
+                    t.admin.requeue_job(name, detail.id, state, detail.requeues)
+                done[name] = len(group)
             else:
-                act = t.admin.requeue if verb == "requeue" else t.admin.purge
-                done[name] = act(name, state, group)
+                done[name] = t.admin.purge(name, state, group)
             t.admin.record(actor(), verb, queue=name, state=state, count=done[name],
                            detail=" ".join(group)[:500])
         return done
@@ -339,9 +344,9 @@ def _bulk(t: Target, verb: str, state: str, ids: Sequence[str], every: bool,
                 update(finished + op.total - op.left, total)
             finished += op.total
             done[op.queue] = op.done
-            detail = " ".join(f"{k}={v!r}" for k, v in (("task", task), ("text", text)) if v)
+            what = " ".join(f"{k}={v!r}" for k, v in (("task", task), ("text", text)) if v)
             t.admin.record(actor(), f"{verb} all", queue=op.queue, state=state,
-                           count=op.done, detail=detail)
+                           count=op.done, detail=what)
     return done
 
 

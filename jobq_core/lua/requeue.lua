@@ -1,12 +1,21 @@
 -- requeue.lua: failed | dead | cancelled | completed -> pending, for given ids or a batch.
 -- KEYS[1] source state set  KEYS[2] pending  KEYS[3] seq  KEYS[4] marker  KEYS[5] stats
 -- KEYS[6] job prefix
--- ARGV[1] source state name  ARGV[2] mode: 'ids' | 'upto'
+-- ARGV[1] source state name  ARGV[2] mode: 'ids' | 'upto' | 'seen'
 --   ids:  ARGV[3..] job ids
 --   upto: ARGV[3] score cutoff (snapshot taken by the caller)  ARGV[4] batch size
+--   seen: ARGV[3] job id  ARGV[4] its requeue count when the caller read it: the job moves
+--         only if no one requeued it since (a repeated request does not run it again)
 -- Returns {moved, left}: left = entries of the set with score <= cutoff still there ('upto'),
---   0 for 'ids'. Ids not in the set, or whose hash is gone, are skipped (and dropped from it).
-local ids = selected_ids(KEYS[1])
+--   0 for 'ids' and 'seen'. Ids not in the set, or whose hash is gone, are skipped (and dropped
+--   from it); in 'seen' mode a job requeued since is left where it is.
+local ids
+if ARGV[2] == 'seen' then
+  ids = {ARGV[3]}
+  if (redis.call('HGET', KEYS[6] .. ARGV[3], 'requeues') or '0') ~= ARGV[4] then ids = {} end
+else
+  ids = selected_ids(KEYS[1])
+end
 local moved = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then

@@ -37,10 +37,11 @@ def test_api_index_and_reads(client: FlaskClient, jobs: Fixture) -> None:
 
 
 def test_api_actions_and_audit(client: FlaskClient, jobs: Fixture, queue: Queue) -> None:
-    resp = _post(client, f"/api/jobs/default/{jobs.failed}/requeue")
+    seen = {"state": "failed", "requeues": 0}
+    resp = _post(client, f"/api/jobs/default/{jobs.failed}/requeue", seen)
     assert resp.json == {"id": jobs.failed, "queue": "default", "was": "failed",  # type: ignore[attr-defined]
                          "now": "pending"}
-    assert _post(client, f"/api/jobs/default/{jobs.failed}/requeue").status_code == 409  # type: ignore[attr-defined]
+    assert _post(client, f"/api/jobs/default/{jobs.failed}/requeue", seen).status_code == 409  # type: ignore[attr-defined]
     assert _post(client, f"/api/jobs/default/{jobs.dead}/purge").json["now"] == "purged"  # type: ignore[attr-defined]
     assert _post(client, f"/api/jobs/default/{jobs.scheduled}/cancel").json["now"] == "cancelled"  # type: ignore[attr-defined]
     rel = _post(client, f"/api/jobs/default/{jobs.processing}/release", {"worker": "ghost-worker"})

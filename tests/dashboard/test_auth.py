@@ -120,7 +120,8 @@ def test_basic_auth(auth_app: Flask) -> None:
 def test_api_post_with_basic_auth_and_json_needs_no_token(auth_app: Flask,
                                                           jobs: Fixture) -> None:
     c = auth_app.test_client(use_cookies=False)
-    resp = c.post(f"/api/jobs/default/{jobs.failed}/requeue", json={},
+    resp = c.post(f"/api/jobs/default/{jobs.failed}/requeue",
+                  json={"state": "failed", "requeues": 0},
                   headers=_basic("admin", ADMIN_PW))
     assert resp.status_code == 200 and resp.json is not None and resp.json["now"] == "pending"
 

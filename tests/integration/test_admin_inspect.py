@@ -241,3 +241,25 @@ def test_prune_workers(settings: Settings, admin: Admin, inspector: Inspector) -
     assert [w.alive for w in inspector.workers()] == [False]
     assert admin.prune_workers() == 1
     assert inspector.workers() == []
+
+
+def test_requeue_job_refuses_a_job_requeued_since_it_was_read(
+        settings: Settings, queue: Queue, admin: Admin, inspector: Inspector) -> None:
+    job = queue.enqueue(tasks.add, 1, 2)
+    drain(settings)
+    seen = inspector.job(job.id, "default")
+    assert seen is not None and (seen.state, seen.requeues) == ("completed", 0)
+    admin.requeue_job("default", job.id, seen.state, seen.requeues)
+    drain(settings)  # ran a second time: completed again, requeued once
+    with pytest.raises(InvalidState, match="requeued since it was read"):
+        admin.requeue_job("default", job.id, seen.state, seen.requeues)
+    again = inspector.job(job.id, "default")
+    assert again is not None and (again.state, again.requeues) == ("completed", 1)
+    admin.requeue_job("default", job.id, again.state, again.requeues)  # a fresh read may
+    assert queue.job(job.id).status == "pending"
+    with pytest.raises(InvalidState, match="is pending, not completed"):
+        admin.requeue_job("default", job.id, "completed", 1)
+    with pytest.raises(InvalidState, match="cannot requeue pending"):
+        admin.requeue_job("default", job.id, "pending", 1)
+    with pytest.raises(JobNotFound):
+        admin.requeue_job("default", "0123456789abcdef", "failed", 0)

@@ -76,3 +76,19 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
     assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0 and 2.0 <= delays[2] <= 4.0
     assert all(5.0 <= d <= 10.0 for d in delays[4:])
     assert rec._backoff(Claimed("1", "q", "t", {}), None, 0.25) == 0.25
+
+
+@pytest.mark.parametrize("name", ["default\n", "default\r\n", "\ndefault", "def ault", ""])
+def test_names_are_matched_in_full(name: str) -> None:
+    # `$` matches before a trailing newline: "default\n" passed re.match("^...$").
+    from jobq_core.keys import check_queue_name, valid_job_id
+    from jobq_core.registry import check_task_name
+    from jobq_core.schedule import check_schedule_name
+
+    with pytest.raises(ConfigError):
+        check_queue_name(name)
+    assert not valid_job_id(name.replace("default", "abc"))
+    with pytest.raises(ConfigError):
+        check_schedule_name(name)
+    with pytest.raises(ConfigError):
+        check_task_name(name.replace("default", "tasks.add"))

@@ -24,3 +24,11 @@ def test_parse_minimal() -> None:
 def test_parse_bad(url: str) -> None:
     with pytest.raises(ConfigError):
         parse_sentinel_url(url)
+
+
+@pytest.mark.parametrize("url", ["redis+sentinel://h:2\u00b2/svc", "redis+sentinel://h:1/svc/\u00b2",
+                                 "redis+sentinel://h:\u0661\u0662/svc"])
+def test_unicode_digits_are_a_config_error(url: str) -> None:
+    # str.isdigit() accepts them; int() then raised ValueError (or read another number).
+    with pytest.raises(ConfigError):
+        parse_sentinel_url(url)
