@@ -108,9 +108,10 @@ def translated(url: str) -> Iterator[None]:
     except redis.AuthenticationError as exc:  # a ConnectionError subclass: check it first
         raise JobqError(f"Redis refused jobq's credentials: {exc}") from exc
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        reason = " ".join(str(exc).split()).rstrip(". ")
         raise RedisUnavailable(
-            f"cannot reach Redis at {_redact(url)}: {exc}. Is it running? "
-            "Set JOBQ_REDIS_URL (or REDIS_URL) to where it is."
+            f"cannot reach Redis at {_redact(url)} ({reason}): start one with `jobq up` in "
+            "this folder, or set JOBQ_REDIS_URL (or REDIS_URL) to where yours runs"
         ) from exc
     except redis.exceptions.NoPermissionError as exc:
         # redis-py strips the NOPERM prefix when it raises this class.

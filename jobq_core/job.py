@@ -186,12 +186,17 @@ class Job:
     """A handle on one job: its id and the last fields read from Redis.
 
     `status` and the other properties reflect the last read; call `refresh()` to read again.
+    `created` is True on a handle enqueue returned for a job it wrote, False when enqueue
+    found the job already there (its `job_id` or unique key was taken) and wrote nothing,
+    and False on handles from lookups.
     """
 
-    def __init__(self, queue: Queue, job_id: str, fields: Mapping[str, str] | None = None):
+    def __init__(self, queue: Queue, job_id: str, fields: Mapping[str, str] | None = None,
+                 *, created: bool = False):
         self.queue = queue
         self.id = job_id
         self.fields: dict[str, str] = dict(fields or {})
+        self.created = created
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.task} {self.status} queue={self.queue.name}>"

@@ -226,7 +226,7 @@ class Queue:
     @redis_errors
     def _write(self, specs: Sequence[JobSpec]) -> list[Job]:
         if self.settings.eager:
-            return [Job(self, spec.id, run_eagerly(self, spec)) for spec in specs]
+            return [Job(self, spec.id, run_eagerly(self, spec), created=True) for spec in specs]
 
         deps = None
         if any(spec.depends_on for spec in specs):
@@ -248,7 +248,7 @@ class Queue:
                     state = deps.register(self.name, spec.id, spec.depends_on)
                 jobs.append(Job(self, spec.id, {"state": state, "task": spec.task,
                                                 "args": spec.args_json,
-                                                "kwargs": spec.kwargs_json}))
+                                                "kwargs": spec.kwargs_json}, created=True))
             else:
                 existing = spec.id if new is False else new
                 jobs.append(self._fetch(existing) or Job(self, existing, {}))

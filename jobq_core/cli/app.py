@@ -33,38 +33,101 @@ F = TypeVar("F", bound=Callable[..., Any])
 # when no URL is configured, so a second shell needs no setup.
 UP_DIR = Path(".jobq")
 USAGE_EXIT, FAILURE_EXIT = 2, 1
+# `jobq enqueue --job-id X` when job X exists: nothing was written (not a failure, not a
+# success either: scripts that must know can tell it apart).
+EXISTS_EXIT = 3
 
 
 class Failure(click.ClickException):
-    """An action failed: shown as one line `jobq: error: <message>`, exit status 1."""
+    """An action failed: shown as one line `jobq: error: <message>`, exit status 1.
+
+    With --json (or JOBQ_JSON) the line is a JSON object instead:
+    `{"error": "failed"|"usage", "message": ..., "exit_code": ...}`."""
 
     exit_code = FAILURE_EXIT
+    kind = "failed"
+    as_json = False
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"jobq: error: {self.format_message()}", err=True, file=file)
+        if self.as_json:
+            line = json.dumps({"error": self.kind, "message": self.format_message(),
+                               "exit_code": self.exit_code}, ensure_ascii=False)
+        else:
+            line = f"jobq: error: {self.format_message()}"
+        click.echo(line, err=True, file=file)
 
 
 class BadUsage(Failure):
     """The command line itself is wrong (bad JSON, missing argument): exit status 2."""
 
     exit_code = USAGE_EXIT
+    kind = "usage"
 
 
 class JobqGroup(click.Group):
     """Turns JobqError, Redis errors and usage errors into one line and an exit code."""
 
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        # The group's own options are parsed here, before invoke(): `jobq --bogus` must end
+        # as one line too, not click's usage block.
+        as_json = _wants_json(args)
+        try:
+            ctx = super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise _usage(exc, as_json) from None
+        ctx.meta["jobq.json"] = as_json
+        return ctx
+
     def invoke(self, ctx: click.Context) -> Any:
+        as_json = bool(ctx.meta.get("jobq.json"))
         try:
             return super().invoke(ctx)
+        except Failure as exc:
+            exc.as_json = as_json
+            raise
         except JobqError as exc:
-            raise Failure(_one_line(str(exc))) from None
+            raise _failure(Failure(_one_line(str(exc))), as_json) from None
         except redis.RedisError as exc:
-            raise Failure(f"Redis error: {_one_line(str(exc))}") from None
+            raise _failure(Failure(f"Redis error: {_one_line(str(exc))}"), as_json) from None
         except click.UsageError as exc:
-            name = exc.ctx.command_path if exc.ctx is not None else "jobq"
-            raise BadUsage(f"{exc.format_message()} (see '{name} --help')") from None
+            raise _usage(exc, as_json) from None
         except KeyboardInterrupt:
             raise click.exceptions.Exit(130) from None
+
+
+def _wants_json(args: list[str]) -> bool:
+    # Errors are shaped before (or while) the command's own --json option is parsed, so the
+    # raw arguments and JOBQ_JSON decide; a word after `--` is an argument, not the option.
+    words = args[:args.index("--")] if "--" in args else args
+    env = os.environ.get("JOBQ_JSON", "").strip().lower()
+    return "--json" in words or env in ("1", "true", "yes", "on", "y", "t")
+
+
+FailureT = TypeVar("FailureT", bound=Failure)
+
+
+def _failure(exc: FailureT, as_json: bool) -> FailureT:
+    exc.as_json = as_json
+    return exc
+
+
+def _usage(exc: click.UsageError, as_json: bool) -> BadUsage:
+    name = exc.ctx.command_path if exc.ctx is not None else "jobq"
+    return _failure(BadUsage(f"{_flat(exc)} (see '{name} --help')"), as_json)
+
+
+def _flat(exc: click.UsageError) -> str:
+    """click's message on one line: "Missing argument 'STATE' (one of: a, b)" rather than
+    a "Choose from:" list of one choice per line."""
+    text = exc.format_message()
+    head, sep, choices = text.partition("Choose from:")
+    if sep:
+        names = ", ".join(c.strip().rstrip(",.") for c in choices.split() if c.strip(",."))
+        return f"{head.strip().rstrip('.')} (one of: {names})"
+    return " ".join(text.split())
 
 
 def _one_line(text: str) -> str:
@@ -79,7 +142,8 @@ def main(verbose: int) -> None:
     """jobq: a Redis-backed background job queue.
 
     Every command takes --url (JOBQ_REDIS_URL, then REDIS_URL), --prefix (JOBQ_PREFIX) and
-    --json. Exit status: 0 done, 1 the action failed, 2 bad usage.
+    --json. Exit status: 0 done, 1 the action failed, 2 bad usage, 3 `enqueue --job-id`
+    found the job already there (nothing was written).
     """
     level = logging.WARNING - 10 * verbose if verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -20,8 +20,8 @@ from ..job import FINAL_STATES, PURGE_STATES, REQUEUE_STATES, STATES
 from ..keys import check_queue_name
 from ..queue import Queue
 from ..registry import lookup
-from .app import BadUsage, Failure, Target, common_options, main, progress
-from .show import ago, console, fmt_ms, job_table, state_text
+from .app import EXISTS_EXIT, BadUsage, Failure, Target, common_options, main, progress
+from .show import ago, console, duration, fmt_ms, job_table, state_text
 
 BULK_CHUNK = 1000
 
@@ -114,14 +114,26 @@ def enqueue(t: Target, task: str | None, args: str | None, queue: str | None,
                          timeout_s=timeout_s, ttl_s=ttl_s, result_ttl_s=result_ttl_s,
                          max_retries=max_retries, retry_backoff_s=retry_backoff_s,
                          job_id=job_id, delay_s=delay_s, meta=meta)
-    t.admin.record(actor(), "enqueue", queue=q.name, count=1, detail=f"{job.task} {job.id}")
-    out: dict[str, Any] = {"id": job.id, "queue": q.name, "task": job.task, "state": job.status}
+    if job.created:
+        t.admin.record(actor(), "enqueue", queue=q.name, count=1,
+                       detail=f"{job.task} {job.id}")
+    out: dict[str, Any] = {"id": job.id, "queue": q.name, "task": job.task, "state": job.status,
+                           "created": job.created}
+    # An existing id leaves that job as it is, which a script must be able to tell from a
+    # fresh enqueue: the words, "created": false, and exit status EXISTS_EXIT.
+    said = (f"enqueued {job.id} ({job.task}) on {q.name}: {job.status}" if job.created else
+            f"job {job.id} already exists ({job.status or 'unknown state'}, "
+            f"{job.task or '?'} on {q.name}); nothing was enqueued")
     if wait_s is None:
-        t.emit(out, f"enqueued {job.id} ({job.task}) on {q.name}: {job.status}")
-        return
-    result = job.result(timeout_s=wait_s)  # JobFailed / Timeout end as one line, exit 1
-    out.update(state="completed", result=result)
-    t.emit(out, json.dumps(result, ensure_ascii=False))
+        t.emit(out, said)
+    else:
+        if not job.created and not t.as_json:
+            click.echo(said, err=True)
+        result = job.result(timeout_s=wait_s)  # JobFailed / Timeout end as one line, exit 1
+        out.update(state="completed", result=result)
+        t.emit(out, json.dumps(result, ensure_ascii=False))
+    if not job.created:
+        raise click.exceptions.Exit(EXISTS_EXIT)
 
 
 def _enqueue_file(t: Target, file: Path, task: str | None, queue: str) -> None:
@@ -222,7 +234,7 @@ def _print_detail(d: JobDetail) -> None:
         if d.fields.get(name):
             grid.add_row(name.removesuffix("_ms"), fmt_ms(int(d.fields[name])))
     if d.ttl_s is not None:
-        grid.add_row("kept for", f"{d.ttl_s:.0f} s more")
+        grid.add_row("kept for", duration(d.ttl_s))
     con = console()
     con.print(grid, highlight=False)
     if d.fields.get("error"):
