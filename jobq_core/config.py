@@ -20,8 +20,12 @@ ENV_PREFIX = "JOBQ_"
 class Settings:
     """All defaults of the engine, worker and dashboard. Each has an env var JOBQ_<NAME>."""
 
-    # Where Redis is; falls back to REDIS_URL (Heroku) in from_env().
+    # Where Redis is; from_env() falls back to REDIS_URL (Heroku), then to the Redis of a
+    # `jobq up` running in this folder or one above it (see discover.py), then to this.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Where `jobq up` keeps its Redis data, the URL file other processes find it by, and the
+    # dashboard password. Relative: looked for in the current folder and those above it.
+    data_dir: str = ".jobq"
     # Prefix of every key jobq writes, so several apps can share one Redis.
     prefix: str = "jobq"
     # How long a claimed job is owned before the reaper may hand it to another worker.
@@ -129,7 +133,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Settings from JOBQ_* variables (and REDIS_URL), then `overrides` on top.
+        """Settings from JOBQ_* variables (and REDIS_URL), then `overrides` on top; with no
+        URL from either, the Redis of a `jobq up` found from the current folder
+        (discover.find), else the default.
 
         Raises ConfigError naming the variable when a value does not parse.
         """
@@ -145,6 +151,14 @@ class Settings:
                 continue
             values[f.name] = _parse(f.name, f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if not values.get("redis_url"):
+            from .discover import find
+
+            found = find(values.get("data_dir") or cls.data_dir)
+            if found:
+                values["redis_url"] = found
+            else:
+                values.pop("redis_url", None)
         return cls(**values)
 
 

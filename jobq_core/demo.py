@@ -13,14 +13,18 @@ from .schedule import Schedule
 from .scheduler import declare
 from .task import task
 
+# The demo's own queue: `jobq up` serves it, and the queue your own tasks use (`default`)
+# stays yours.
+DEMO_QUEUE = "demo"
 
-@task(queue="default", max_retries=2, retry_backoff_s=2.0)
+
+@task(queue=DEMO_QUEUE, max_retries=2, retry_backoff_s=2.0)
 def add(a: int, b: int) -> int:
     """Add two numbers."""
     return a + b
 
 
-@task(queue="default", max_retries=1)
+@task(queue=DEMO_QUEUE, max_retries=1)
 def slow(seconds: float) -> str:
     """Sleep, reporting progress."""
     from .context import current_job
@@ -32,7 +36,7 @@ def slow(seconds: float) -> str:
     return f"slept {seconds}s"
 
 
-@task(queue="default", max_retries=2, retry_backoff_s=1.0)
+@task(queue=DEMO_QUEUE, max_retries=2, retry_backoff_s=1.0)
 def flaky(p_fail: float) -> str:
     """Fail with probability p_fail."""
     if random.random() < p_fail:
@@ -46,7 +50,7 @@ declare(Schedule("demo-every-30s", add, every_s=30, args=(20, 22)))
 
 def produce(settings: Settings, stop_when: Callable[[], bool], period_s: float = 0.5) -> None:
     """Enqueue a mix of demo jobs every `period_s` until `stop_when()`."""
-    q = Queue("default", settings=settings)
+    q = Queue(DEMO_QUEUE, settings=settings)
     n = 0
     while not stop_when():
         n += 1

@@ -16,7 +16,6 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import click
@@ -29,9 +28,6 @@ from ..inspect import Inspector
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Where `jobq up` keeps its embedded Redis; other commands run in the same folder find it
-# when no URL is configured, so a second shell needs no setup.
-UP_DIR = Path(".jobq")
 USAGE_EXIT, FAILURE_EXIT = 2, 1
 # `jobq enqueue --job-id X` when job X exists: nothing was written (not a failure, not a
 # success either: scripts that must know can tell it apart).
@@ -184,18 +180,10 @@ class Target:
             self._inspector.client.close()
 
 
-def resolve_url(url: str | None) -> str | None:
-    """The URL to use: the option/env value, else the socket of a `jobq up` run here."""
-    if url:
-        return url
-    if os.environ.get("JOBQ_REDIS_URL") or os.environ.get("REDIS_URL"):
-        return None  # Settings.from_env reads them
-    sock = UP_DIR / "redis" / "redis.sock"
-    return f"unix://{sock.resolve()}" if sock.is_socket() else None
-
-
 def make_settings(url: str | None, prefix: str | None, **overrides: Any) -> Settings:
-    return Settings.from_env(redis_url=resolve_url(url), prefix=prefix or None, **overrides)
+    """Settings of a command: its options over the environment; with no URL anywhere, the
+    Redis of a `jobq up` running in this folder or above it (as for Queue() and Worker)."""
+    return Settings.from_env(redis_url=url or None, prefix=prefix or None, **overrides)
 
 
 def common_options(f: F) -> F:

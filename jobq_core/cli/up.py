@@ -28,6 +28,7 @@ from typing import IO, Any
 
 import click
 
+from .. import discover
 from ..config import Settings
 from ..errors import JobqError
 from ..server import LocalRedis
@@ -55,6 +56,7 @@ class Stack:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.readers: list[threading.Thread] = []
         self.hurry = threading.Event()
+        self.published: Path | None = None
 
     def start_redis(self, data_dir: Path) -> str:
         redis_dir = data_dir / "redis"
@@ -68,6 +70,9 @@ class Stack:
                                  preexec_fn=_die_with_parent).start()
         self.say("redis", binary=self.server.binary, dir=str(redis_dir), url=self.server.url,
                  pid=self.server.proc.pid if self.server.proc else None)
+        # Queue(), workers and `jobq` commands started in this folder (or below) read it.
+        self.published = data_dir
+        discover.publish(data_dir, self.server.url)
         return self.server.url
 
     def spawn(self, name: str, argv: Sequence[str], env: dict[str, str]) -> None:
@@ -119,6 +124,8 @@ class Stack:
                 proc.wait(5)
         for t in self.readers:
             t.join(2)
+        if self.published is not None:
+            discover.withdraw(self.published)
         if self.server is not None:
             self.server.stop()
             self.say("stopped", process="redis")
@@ -215,29 +222,34 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 @main.command()
 @shared_options
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path(".jobq"), show_default=True,
-              help="Where the embedded Redis keeps its data (and the dashboard password).")
-@click.option("--demo", is_flag=True, help="Also enqueue a stream of demo jobs.")
-@click.option("-q", "--queue", "queues", multiple=True, default=["default"], show_default=True,
-              help="Queue the worker serves (repeatable).")
+              envvar="JOBQ_DATA_DIR", default=None,
+              help="Where the embedded Redis keeps its data, and the dashboard password "
+                   "[env JOBQ_DATA_DIR; .jobq].")
+@click.option("--demo", is_flag=True, help="Also enqueue a stream of demo jobs (queue demo).")
+@click.option("-q", "--queue", "queues", multiple=True,
+              help="Queue of yours the worker also serves (repeatable) [default, when "
+                   "--import is given].")
 @click.option("-i", "--import", "imports", multiple=True,
-              help="Module registering your tasks (the demo tasks are always there).")
+              help="Module registering your tasks; the worker then serves your queues too.")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 64), default=2, show_default=True)
 @click.option("--host", envvar="JOBQ_DASHBOARD_HOST", default=None,
               help="Dashboard interface [env JOBQ_DASHBOARD_HOST; 127.0.0.1].")
 @click.option("--port", type=click.IntRange(1, 65535), envvar="JOBQ_DASHBOARD_PORT",
               default=None, help="Dashboard port [env JOBQ_DASHBOARD_PORT; 5000].")
 @click.option("--no-dashboard", is_flag=True, help="Do not start the dashboard.")
-def up(url: str | None, prefix: str | None, as_json: bool, data_dir: Path, demo: bool,
+def up(url: str | None, prefix: str | None, as_json: bool, data_dir: Path | None, demo: bool,
        queues: Sequence[str], imports: Sequence[str], concurrency: int, host: str | None,
        port: int | None, no_dashboard: bool) -> None:
     """Run everything on this machine: Redis (embedded when no URL is set), a worker, the
-    scheduler and the dashboard. Ctrl-C stops them all."""
+    scheduler and the dashboard. Ctrl-C stops them all.
+
+    The worker serves the queue `demo` (the demo tasks), and with --import your queues
+    (--queue, default `default`) with your tasks. Other processes started in this folder,
+    or below it, find the embedded Redis without a URL."""
     json_logs(as_json)
     say = _sayer(as_json)
-    data_dir = data_dir.resolve()
-    # Not make_settings: a stale socket of an earlier run here must not count as a URL.
     settings = Settings.from_env(redis_url=url, prefix=prefix or None)
+    data_dir = (data_dir or Path(settings.data_dir)).resolve()
     stack = Stack(say, as_json)
     # Installed explicitly: a shell starting us in the background sets SIGINT to ignored.
     signal.signal(signal.SIGINT, _raise_interrupt)
@@ -254,7 +266,7 @@ def up(url: str | None, prefix: str | None, as_json: bool, data_dir: Path, demo:
         base = [sys.executable, "-m", "jobq_core"]
         worker = [*base, "worker", *common, "-c", str(concurrency), "-i", "jobq_core.demo"]
         worker += [a for i in imports for a in ("-i", i)]
-        worker += [a for q in queues for a in ("-q", q)]
+        worker += [a for q in served_queues(queues, imports) for a in ("-q", q)]
         stack.spawn("worker", worker, env)
         stack.spawn("scheduler", [*base, "scheduler", *common, "-i", "jobq_core.demo"], env)
         dash_url = login = None
@@ -270,7 +282,7 @@ def up(url: str | None, prefix: str | None, as_json: bool, data_dir: Path, demo:
         if dash_url and not _wait_http(dash_url, 20, lambda: stack.exited() is None):
             say("warning", message=f"the dashboard did not answer at {dash_url}")
         say("ready", redis_url=settings.redis_url, dashboard_url=dash_url, login=login,
-            demo=demo)
+            demo=demo, queues=served_queues(queues, imports), found=url is None)
         if demo:
             _start_demo(settings, stopping)
         while (gone := stack.exited()) is None:
@@ -287,6 +299,16 @@ def up(url: str | None, prefix: str | None, as_json: bool, data_dir: Path, demo:
         stack.stop(settings.grace_s + 10)
         say("stopped")
     sys.exit(code)
+
+
+def served_queues(queues: Sequence[str], imports: Sequence[str]) -> list[str]:
+    """The queues `jobq up`'s worker serves: yours first (those given, or `default` once you
+    import tasks), then `demo`. Without --import it leaves `default` alone, so the jobs of
+    your own `jobq worker` are never claimed by a worker that does not know their task."""
+    from ..demo import DEMO_QUEUE  # late: the demo module loads the scheduler (croniter)
+
+    mine = list(queues) or (["default"] if imports else [])
+    return list(dict.fromkeys([*mine, DEMO_QUEUE]))
 
 
 def _available(entry: Callable[[], Any], name: str, say: Callable[..., None]) -> bool:
@@ -334,13 +356,19 @@ def _sayer(as_json: bool) -> Callable[..., None]:
 
 
 def _ready_text(redis_url: str, dashboard_url: str | None, login: str | None,
-                demo: bool) -> str:
+                demo: bool, queues: Sequence[str], found: bool) -> str:
     lines = [f"Redis: {redis_url}"]
+    if found:
+        lines.append("  (found by Queue(), workers and jobq commands started in this folder "
+                     "or below it;")
+        lines.append(f"   elsewhere set JOBQ_REDIS_URL={redis_url})")
     if dashboard_url:
         lines.append(f"dashboard: {dashboard_url}  login: {login}")
+    lines.append(f"worker serves: {', '.join(queues)}")
     if demo:
-        lines.append("demo jobs: a stream of fast, slow, failing and scheduled jobs")
+        lines.append("demo jobs: a stream of fast, slow, failing and scheduled jobs on queue "
+                     "demo")
     lines.append("try, in another shell in this folder: "
-                 "jobq enqueue jobq_core.demo.add '[1, 2]' --wait 10")
+                 "jobq enqueue jobq_core.demo.add '[1, 2]' --queue demo --wait 10")
     lines.append("press Ctrl-C to stop everything")
     return "\n".join(lines)

