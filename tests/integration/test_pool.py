@@ -118,7 +118,7 @@ def test_an_interrupt_landing_as_the_job_ends_does_not_kill_the_slot(
     import ctypes
 
     from jobq_core.runner import JobTimeout
-    from jobq_core.worker import pool
+    from jobq_core.worker import slots
 
     fired: list[int] = []
 
@@ -130,7 +130,7 @@ def test_an_interrupt_landing_as_the_job_ends_does_not_kill_the_slot(
                     ctypes.c_ulong(threading.get_ident()), ctypes.py_object(JobTimeout))
             super().cancel()
 
-    monkeypatch.setattr(pool.threading, "Timer", LateTimer)
+    monkeypatch.setattr(slots.threading, "Timer", LateTimer)
     job = queue.enqueue_call(tasks.add, args=(2, 2), timeout_s=60)
     with worker_thread(settings, concurrency=1):
         assert job.result(timeout_s=10) == 4
@@ -168,8 +168,9 @@ def test_settler_gathers_outcomes_while_other_jobs_are_held(
     from jobq_core.job import Claimed
     from jobq_core.runner import OK, Outcome
     from jobq_core.worker import pool as pool_mod
+    from jobq_core.worker import settler
 
-    monkeypatch.setattr(pool_mod, "SETTLE_WAIT_S", 30.0)
+    monkeypatch.setattr(settler, "SETTLE_WAIT_S", 30.0)
     batches: list[list[str]] = []
     recorded = threading.Event()
 
@@ -179,27 +180,26 @@ def test_settler_gathers_outcomes_while_other_jobs_are_held(
 
     client = redis_lib.Redis.from_url(settings.redis_url)
     p = pool_mod.Pool(settings.replace(concurrency=1), [], on_done, client)
-    p._settler.start()
+    p.settler.start()
     jobs = [Claimed(id=f"j{i}", queue="default", token=f"w/{i}", fields={}) for i in range(3)]
     for job in jobs:
         p.submit(job, 0.0)
     for job in jobs:
-        assert p._next(p.slots[0]) is job  # as a slot takes them
-    p._executed(jobs[0], Outcome(OK))
-    p._executed(jobs[1], Outcome(OK))
+        assert p.next(p.slots[0]) is job  # as a slot takes them
+    p.executed(jobs[0], Outcome(OK))
+    p.executed(jobs[1], Outcome(OK))
     assert not recorded.wait(0.2)  # a third job is still held: its outcome is waited for
-    p._executed(jobs[2], Outcome(OK))
+    p.executed(jobs[2], Outcome(OK))
     assert recorded.wait(10)
     assert batches == [["j0", "j1", "j2"]]
     recorded.clear()
     last = Claimed(id="j3", queue="default", token="w/3", fields={})
     p.submit(last, 0.0)
-    assert p._next(p.slots[0]) is last
-    p._executed(last, Outcome(OK))
+    assert p.next(p.slots[0]) is last
+    p.executed(last, Outcome(OK))
     assert recorded.wait(10)  # nothing else held: recorded without waiting 30 s
     assert batches[-1] == ["j3"]
-    p._settle.put(None)
-    p._settler.join(10)
+    p.settler.stop(10)
 
 
 def test_a_renewal_racing_a_completion_reports_no_lost_lease(

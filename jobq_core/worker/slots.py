@@ -1,0 +1,153 @@
+"""Slots: the units of concurrency of a worker's pool, and what they ask of it.
+
+A slot is a thread. It takes the next job from its feed (the pool), runs it, and hands the
+Outcome back; a ThreadSlot runs the job in the slot thread itself (a timeout is an exception
+injected at its next bytecode: best effort, a thread blocked in C cannot be interrupted).
+ProcessSlot (process_slot.py) drives a child process instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from ..config import Settings
+from ..job import Claimed
+from ..runner import CRASH, TIMEOUT, Call, JobTimeout, Outcome, run
+
+if TYPE_CHECKING:
+    from .ledger import Running
+
+log = logging.getLogger("jobq.worker")
+# The outcome of a job taken back before it started: never recorded, only forgotten.
+NOT_STARTED = Outcome(CRASH, reason="aborted before it started")
+
+
+class SlotFeed(Protocol):
+    """What a slot may ask of its pool (Pool implements it): jobs to run, and where their
+    outcomes go. A slot knows nothing else of the pool."""
+
+    settings: Settings
+    imports: list[str]
+
+    @property
+    def stopping(self) -> threading.Event:
+        """Set once the worker stops: no new job will come, and no child should start."""
+
+    def next(self, slot: Slot) -> Claimed | None:
+        """Wait for the next job for `slot` to run; None: stop."""
+
+    def take(self, slot: Slot) -> Claimed | None:
+        """Another job for `slot` to queue behind the ones it has, if one waits now (never
+        waits). It counts as waiting until began()."""
+
+    def began(self, slot: Slot, job: Claimed, at: float) -> None:
+        """A job queued in `slot` has started (at `at`, monotonic)."""
+
+    def executed(self, job: Claimed, outcome: Outcome) -> None:
+        """The job ended (or was taken back: NOT_STARTED); record its outcome."""
+
+    def give_back(self, withdraw: Callable[[], list[Claimed]]) -> None:
+        """Jobs `slot` had queued go back to the inbox; `withdraw` takes them out of it."""
+
+    def idle_slot(self, besides: Slot) -> bool:
+        """Whether a slot other than `besides` waits for a job."""
+
+    def fence_one(self, queue: str, job_id: str) -> None:
+        """Stop this job now if its lease may have run out."""
+
+    def timeout_for(self, job: Claimed) -> float:
+        """The job's timeout in seconds (0: none)."""
+
+    def saver(self, call: Call) -> Callable[[Mapping[str, str]], None]:
+        """Where the job's meta/progress writes go."""
+
+
+class Slot:
+    """One unit of concurrency. Subclasses define how a job is executed."""
+
+    idle = False  # waiting for its next job (set by slots that can take over queued jobs)
+
+    def __init__(self, feed: SlotFeed, index: int) -> None:
+        self.feed = feed
+        self.index = index
+        self.thread = threading.Thread(target=self._loop, name=f"jobq-slot-{index}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self.warm()
+            except Exception:  # execute() tries again; a failed warm-up must not kill the slot
+                log.exception("slot %s could not prepare for its next job", self.index)
+            job = self.feed.next(self)
+            if job is None:
+                self.close()
+                return
+            try:
+                outcome = self.execute(job)
+            except JobTimeout:  # a thread slot's interrupt that landed just after its job ended
+                outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
+            except Exception as exc:  # a bug of ours must not kill the slot
+                log.exception("slot %s failed running job %s", self.index, job.id)
+                outcome = Outcome(CRASH, error=repr(exc), reason="worker error")
+            self.feed.executed(job, outcome)
+
+    def warm(self) -> None:
+        """Get ready for the next job while idle (called before waiting for one)."""
+
+    def execute(self, job: Claimed) -> Outcome:
+        raise NotImplementedError
+
+    def abort(self, entry: Running) -> None:
+        raise NotImplementedError
+
+    def withdraw(self, entry: Running) -> bool:
+        """Take back a job queued in this slot so that it never starts here (it is then
+        reported by no one); False if it has started (or is not here)."""
+        return False
+
+    def close(self) -> None:
+        """Release resources at shutdown (called in the slot thread)."""
+
+
+class ThreadSlot(Slot):
+    """Runs the job in the slot thread itself; timeouts are injected (best effort)."""
+
+    def __init__(self, feed: SlotFeed, index: int) -> None:
+        super().__init__(feed, index)
+        self._lock = threading.Lock()
+        self._in_task: Claimed | None = None  # the job running in the thread now
+
+    def execute(self, job: Claimed) -> Outcome:
+        timeout_s = self.feed.timeout_for(job)
+        timer = threading.Timer(timeout_s, self._interrupt, (job,)) if timeout_s > 0 else None
+        call = Call(job.id, job.queue, job.fields)  # read-only here: no copy
+        with self._lock:
+            self._in_task = job
+        try:
+            if timer:
+                timer.start()
+            return run(call, self.feed.settings.max_payload_bytes, self.feed.saver(call))
+        except JobTimeout:
+            return Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
+        finally:
+            with self._lock:
+                self._in_task = None
+            if timer:
+                timer.cancel()
+
+    def _interrupt(self, job: Claimed) -> None:
+        # Only while that very job runs: the slot may have moved on to the next one.
+        with self._lock:
+            if self._in_task is job and self.thread.ident is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self.thread.ident), ctypes.py_object(JobTimeout))
+
+    def abort(self, entry: Running) -> None:
+        self._interrupt(entry.job)
