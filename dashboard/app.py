@@ -8,8 +8,10 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from jobq_core import JobqError, Settings
 from jobq_core.admin import Admin
@@ -20,8 +22,11 @@ from .auth import Accounts
 from .engine import EXTENSION, Engine
 from .guard import authenticate, security_headers, template_context
 from .render import engine_error, http_error
+from .sessions import SessionStore
+from .throttle import LoginThrottle
 
 log = logging.getLogger("jobq.dashboard")
+SESSION_LIFETIME_S = 12 * 3600
 
 
 def asset_dir(name: str) -> Path:
@@ -52,7 +57,8 @@ def make_blueprint(settings: Settings | None = None) -> Blueprint:
     def _setup(state: Any) -> None:
         client = connect(s)
         state.app.extensions[EXTENSION] = Engine(
-            s, Inspector(s, redis=client), Admin(s, redis=client), accounts)
+            s, Inspector(s, redis=client), Admin(s, redis=client), accounts,
+            SessionStore(s, client, SESSION_LIFETIME_S), LoginThrottle(s, client))
 
     bp.before_request(authenticate)
     bp.after_request(security_headers)
@@ -69,8 +75,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     s = settings or Settings.from_env()
     app = Flask("dashboard", static_folder=None, template_folder=None)
     app.config.update(SESSION_COOKIE_NAME="jobq_session", SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Lax", PERMANENT_SESSION_LIFETIME=12 * 3600,
+                      SESSION_COOKIE_SAMESITE="Lax", PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME_S,
                       MAX_CONTENT_LENGTH=1024 * 1024)
+    app.session_interface = _SessionCookie()
+    if s.dashboard_trusted_proxies:
+        n = s.dashboard_trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n)
     app.register_blueprint(make_blueprint(s))
     app.secret_key = s.dashboard_secret_key or _shared_secret(app)
     # Requests that match no route never reach the blueprint: same pages for them.
@@ -78,6 +89,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.context_processor(template_context)
     app.after_request(security_headers)
     return app
+
+
+class _SessionCookie(SecureCookieSessionInterface):
+    """The signed session cookie, marked Secure whenever the request came over https:
+    directly, or through a trusted proxy's X-Forwarded-Proto (dashboard_trusted_proxies)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 
 
 def _shared_secret(app: Flask) -> str:

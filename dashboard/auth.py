@@ -4,14 +4,13 @@ Two roles: `admin` sees everything and may act; `readonly` sees everything and c
 nothing. Passwords are stored only as werkzeug hashes (scrypt by default; make one with
 `python -m dashboard.hashpw`). Every check runs the hash comparison even for an unknown
 user name, and compares names with hmac.compare_digest, so timing tells nothing.
-With no account configured the dashboard serves loopback clients only.
+With no account configured the dashboard serves this machine only (exposure.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 from dataclasses import dataclass
 
 from flask import request
@@ -96,19 +95,6 @@ class Accounts:
 def hash_password(password: str) -> str:
     """A salted scrypt hash for JOBQ_DASHBOARD_PASSWORD_HASH."""
     return generate_password_hash(password)
-
-
-def is_loopback(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
-def local_request() -> bool:
-    """A request from this machine that no proxy forwarded (the no-account mode's rule)."""
-    forwarded = any(h in request.headers for h in ("X-Forwarded-For", "Forwarded", "X-Real-Ip"))
-    return is_loopback(request.remote_addr) and not forwarded
 
 
 def basic_credentials() -> tuple[str, str] | None:

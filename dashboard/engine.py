@@ -14,6 +14,8 @@ from jobq_core.admin import Admin
 from jobq_core.inspect import Inspector
 
 from .auth import Accounts, User
+from .sessions import SessionStore
+from .throttle import LoginThrottle
 
 EXTENSION = "jobq_dashboard"
 
@@ -26,6 +28,8 @@ class Engine:
     inspector: Inspector
     admin: Admin
     accounts: Accounts
+    sessions: SessionStore
+    throttle: LoginThrottle
 
 
 def engine() -> Engine:

@@ -3,19 +3,23 @@ loopback mode), whether they may (roles, CSRF), and the security headers of ever
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 from flask import Response, current_app, g, make_response, redirect, request, session, url_for
-from werkzeug.exceptions import Forbidden, Unauthorized
+from werkzeug.exceptions import BadRequest, Forbidden, TooManyRequests, Unauthorized
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from . import csrf
-from .auth import ADMIN, User, basic_credentials, local_request
+from .auth import ADMIN, Account, User, basic_credentials
 from .engine import Engine, engine
+from .exposure import allowed_hosts, host_name, loopback_refusal
 from .formatting import Formatter
 from .htmx import hx_redirect, is_htmx
 from .redirects import safe_next
 
+log = logging.getLogger("jobq.dashboard")
 SESSION_USER = "jobq_user"
 PUBLIC_ENDPOINTS = frozenset({"jobq.session.login", "jobq.metrics.healthz", "jobq.static"})
 POLL_S = 3  # how often live fragments refresh
@@ -27,16 +31,47 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 def _identify(eng: Engine) -> User | None:
     if not eng.accounts.configured:
-        return User("local", ADMIN, "loopback") if local_request() else None
+        return None if loopback_refusal(eng.settings) else User("local", ADMIN, "loopback")
     creds = basic_credentials()
     if creds is not None:
-        account = eng.accounts.verify(*creds)
+        account = check_password(*creds, via="basic")
         return User(account.name, account.role, "basic") if account else None
     stored = session.get(SESSION_USER)
     if isinstance(stored, dict):
         account = eng.accounts.by_name(str(stored.get("name", "")))
-        if account is not None and stored.get("fp") == account.fingerprint:
+        if account is not None and eng.sessions.valid(str(stored.get("sid", "")), account):
             return User(account.name, account.role, "session")
+    return None
+
+
+def client_address() -> str:
+    """The client's address: the peer, or what a trusted proxy said it was."""
+    return request.remote_addr or "-"
+
+
+def check_password(name: str, password: str, *, via: str) -> Account | None:
+    """The account if the password is right. A 429 (with Retry-After) before checking
+    while this client, or the account, waits after too many failures; each failure counted,
+    and the start of a wait logged and written to the audit log."""
+    eng, client = engine(), client_address()
+    wait = eng.throttle.wait_s(client, name)
+    if wait > 0:
+        log.info("dashboard login refused while %s waits %.1f s (account %r)", client, wait,
+                 name[:64])
+        seconds = math.ceil(wait)
+        raise TooManyRequests(f"Too many failed logins: try again in {seconds} s.",
+                              retry_after=seconds)
+    account = eng.accounts.verify(name, password)
+    if account is not None:
+        eng.throttle.succeeded(client, name)
+        return account
+    started = eng.throttle.failed(client, name)
+    if started:
+        log.warning("dashboard logins throttled: failed %s login as %r from %s; the next "
+                    "attempt waits %g s", via, name[:64], client, started)
+        eng.admin.record(f"{client} ({via})", "login throttled",
+                         detail=f"failed logins as {name[:64]!r}; next attempt waits "
+                                f"{started:g} s")
     return None
 
 
@@ -45,14 +80,17 @@ def authenticate() -> BaseResponse | None:
     when there is none; check CSRF and the role on every state-changing request."""
     _bound_body()
     eng = engine()
+    _check_host(eng)
     user = _identify(eng)
     g.jobq_user = user
     endpoint = request.endpoint or ""
     if user is None and endpoint not in PUBLIC_ENDPOINTS:
         if not eng.accounts.configured:
             raise Forbidden("This dashboard has no login configured, so it only answers "
-                            "requests made on this machine. Set JOBQ_DASHBOARD_USER and "
-                            "JOBQ_DASHBOARD_PASSWORD_HASH (python -m dashboard.hashpw).")
+                            "requests made on this machine and served only there; "
+                            f"refused because {loopback_refusal(eng.settings)}. Set "
+                            "JOBQ_DASHBOARD_USER and JOBQ_DASHBOARD_PASSWORD_HASH "
+                            "(python -m dashboard.hashpw).")
         if _machine_client() or basic_credentials() is not None:
             raise Unauthorized("log in (HTTP Basic auth with a dashboard account)")
         login = url_for("jobq.session.login", next=safe_next(request.full_path))
@@ -66,6 +104,15 @@ def authenticate() -> BaseResponse | None:
             raise Forbidden(f"{user.name} has the read-only role: it sees everything and "
                             "changes nothing")
     return None
+
+
+def _check_host(eng: Engine) -> None:
+    """With a login and JOBQ_DASHBOARD_ALLOWED_HOSTS set, only those Host names (the no-login
+    mode checks the Host header itself, with loopback names allowed too)."""
+    allowed = allowed_hosts(eng.settings)
+    if eng.accounts.configured and allowed and host_name(request.host) not in allowed:
+        raise BadRequest(f"the Host header {host_name(request.host)[:80]!r} is not in "
+                         "JOBQ_DASHBOARD_ALLOWED_HOSTS")
 
 
 def _bound_body() -> None:

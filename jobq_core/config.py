@@ -90,6 +90,17 @@ class Settings:
     dashboard_readonly_user: str = ""
     dashboard_readonly_password_hash: str = ""
     dashboard_secret_key: str = ""
+    # How many reverse proxies in front of the dashboard set X-Forwarded-For/-Proto/-Host/
+    # -Prefix; only then are those headers believed (client address for throttling, https
+    # for the cookie's Secure flag). 0: none are, whoever sends them.
+    dashboard_trusted_proxies: int = 0
+    # Extra Host names (comma-separated) the no-login mode answers to besides localhost,
+    # 127.0.0.1 and ::1; with a login configured, when set, the only Host names accepted.
+    dashboard_allowed_hosts: str = ""
+    # Failed logins a client address or an account may make before each further one waits
+    # 1, 2, 4 ... s, at most dashboard_login_lockout_max_s (kept short: the operator too).
+    dashboard_login_free_attempts: int = 5
+    dashboard_login_lockout_max_s: float = 60.0
     # Run jobs inline at enqueue (for users' own unit tests).
     eager: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -112,6 +123,11 @@ class Settings:
             raise ConfigError("prefetch must be 0 or more")
         if self.max_deliveries < 1:
             raise ConfigError("max_deliveries must be at least 1")
+        if self.dashboard_trusted_proxies < 0 or self.dashboard_login_free_attempts < 1 \
+                or self.dashboard_login_lockout_max_s <= 0:
+            raise ConfigError("dashboard_trusted_proxies must be 0 or more, "
+                              "dashboard_login_free_attempts at least 1 and "
+                              "dashboard_login_lockout_max_s positive")
         if not self.prefix or any(c in self.prefix for c in "{} "):
             raise ConfigError(f"prefix must be non-empty without braces or spaces: {self.prefix!r}")
 

@@ -202,6 +202,23 @@ class Keyspace:
         """a random secret shared by every process of one deployment (e.g. the dashboard's)."""
         return f"{self.prefix}:secret:{name}"
 
+    def dashboard_session(self, digest: str) -> str:
+        """a dashboard login session, by the hash of its id: the account it belongs to
+        (deleted at logout; a copied cookie is worth nothing without it)."""
+        return f"{self.prefix}:dashboard:session:{digest}"
+
+    def login_failures(self, kind: str, digest: str) -> str:
+        """failed dashboard logins of one client or account (`kind`), by hash, short-lived."""
+        return f"{self.prefix}:dashboard:failures:{kind}:{digest}"
+
+    def login_wait(self, kind: str, digest: str) -> str:
+        """present while that client or account must wait before its next login attempt."""
+        return f"{self.prefix}:dashboard:wait:{kind}:{digest}"
+
+    def login_known(self, account: str, client: str) -> str:
+        """present while `client` (hash) logged in as `account` (hash) recently."""
+        return f"{self.prefix}:dashboard:known:{account}:{client}"
+
     @staticmethod
     def check(queue: str) -> None:
         check_queue_name(queue)

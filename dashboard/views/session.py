@@ -15,7 +15,7 @@ from flask import (
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from ..engine import engine
-from ..guard import SESSION_USER
+from ..guard import SESSION_USER, check_password
 from ..redirects import safe_next
 
 bp = Blueprint("session", __name__)
@@ -23,20 +23,21 @@ bp = Blueprint("session", __name__)
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response | BaseResponse:
-    accounts = engine().accounts
+    eng = engine()
+    accounts = eng.accounts
     target = safe_next(request.values.get("next", "/"))
     if not accounts.configured:
         return redirect(url_for("jobq.overview.index"))
     error = ""
     if request.method == "POST":
         name = request.form.get("username", "")[:200]
-        account = accounts.verify(name, request.form.get("password", "")[:1000])
+        account = check_password(name, request.form.get("password", "")[:1000], via="form")
         if account is not None:
             csrf_token = session.get("csrf")
             session.clear()  # a fresh session on login (no fixation)
             if csrf_token:
                 session["csrf"] = csrf_token
-            session[SESSION_USER] = {"name": account.name, "fp": account.fingerprint}
+            session[SESSION_USER] = {"name": account.name, "sid": eng.sessions.create(account)}
             session.permanent = True
             return redirect(target if target != "/" else url_for("jobq.overview.index"))
         error = "Wrong user name or password."
@@ -48,5 +49,9 @@ def login() -> Response | BaseResponse:
 
 @bp.post("/logout")
 def logout() -> BaseResponse:
+    """End the session here and on the server: a copy of the cookie is refused after."""
+    stored = session.get(SESSION_USER)
+    if isinstance(stored, dict):
+        engine().sessions.end(str(stored.get("sid", "")))
     session.clear()
     return redirect(url_for(".login"))

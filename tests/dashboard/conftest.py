@@ -106,5 +106,16 @@ def jobs(settings: Settings, queue: Queue) -> Fixture:
 
 
 @pytest.fixture
+def fresh_listeners(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The no-login check looks at this process's listening sockets on every request (not
+    every 2 s), and forgets what it saw when the test ends."""
+    from dashboard import exposure
+
+    monkeypatch.setattr(exposure, "LISTEN_CHECK_S", 0.0)
+    yield
+    exposure.forget_listeners()
+
+
+@pytest.fixture
 def other_queue(settings: Settings) -> Iterator[Queue]:
     yield Queue("emails", settings=settings)
