@@ -18,6 +18,7 @@ import psutil
 from jobq_core import Queue, Settings
 from tests import tasks
 from tests.cli.test_up import Output, _left
+from tests.dashboard.conftest import fast_hash
 from tests.helpers import ROOT
 
 BIN = Path(sys.executable).parent
@@ -36,9 +37,12 @@ def _processes() -> list[str]:
 def test_procfile_under_honcho(settings: Settings, tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
+    # The Procfile's web process listens on 0.0.0.0, which the dashboard serves only with a
+    # login (without one it answers 403): configure one, as a Heroku app must.
     env.update(REDIS_URL=settings.redis_url, JOBQ_PREFIX=settings.prefix,
                JOBQ_IMPORTS="tests.tasks", PYTHONPATH=str(ROOT),
-               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+               JOBQ_DASHBOARD_USER="admin", JOBQ_DASHBOARD_PASSWORD_HASH=fast_hash("pw"))
     (tmp_path / ".env").write_text("")  # honcho reads .env from its cwd; keep it empty
     names = _processes()
     proc = subprocess.Popen([str(BIN / "honcho"), "-f", str(ROOT / "Procfile"), "-d", str(ROOT),
