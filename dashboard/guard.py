@@ -34,7 +34,9 @@ def _identify(eng: Engine) -> User | None:
         return None if loopback_refusal(eng.settings) else User("local", ADMIN, "loopback")
     creds = basic_credentials()
     if creds is not None:
-        account = check_password(*creds, via="basic")
+        name, password = creds
+        # Same bounds as the login form's fields: a huge header costs one refused check.
+        account = check_password(name[:200], password[:1000], via="basic")
         return User(account.name, account.role, "basic") if account else None
     stored = session.get(SESSION_USER)
     if isinstance(stored, dict):

@@ -198,8 +198,8 @@ def act(queue: str, job_id: str, action: str) -> Response | BaseResponse:
         notify(f"Purged job {job.id}.")
         return redirect(url_for(".listing", state=state, queue=job.queue))
     else:
-        worker = request.form.get("worker", "")
-        new_state = admin.release_orphan(job.queue, job.id, worker[:200])
+        worker = request.form.get("worker", "")[:200]  # also bounds the flash message
+        new_state = admin.release_orphan(job.queue, job.id, worker)
         audit("hand back orphan", queue=job.queue, state="processing", count=1,
               detail=f"{job.id} from lost worker {worker[:100]} -> {new_state}")
         notify(f"Handed back job {job.id} from lost worker {worker}: now {new_state}.")

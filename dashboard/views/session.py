@@ -33,10 +33,9 @@ def login() -> Response | BaseResponse:
         name = request.form.get("username", "")[:200]
         account = check_password(name, request.form.get("password", "")[:1000], via="form")
         if account is not None:
-            csrf_token = session.get("csrf")
-            session.clear()  # a fresh session on login (no fixation)
-            if csrf_token:
-                session["csrf"] = csrf_token
+            # A fresh session on login, CSRF token included: nothing a visitor could have
+            # planted before (a cookie set via a sibling subdomain) carries into the login.
+            session.clear()
             session[SESSION_USER] = {"name": account.name, "sid": eng.sessions.create(account)}
             session.permanent = True
             return redirect(target if target != "/" else url_for("jobq.overview.index"))
