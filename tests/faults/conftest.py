@@ -55,7 +55,6 @@ def scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scenari
         find_server_binary()
     except ServerNotFound as exc:
         pytest.skip(str(exc))
-    pytest.importorskip("jobq_core", reason="the engine (jobq_core) is not importable")
     s = Scenario(tmp_path, request.node.nodeid)
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(SCENARIO_TIMEOUT_S)
