@@ -41,6 +41,11 @@ class Fetcher:
         keys = Keyspace(settings.prefix)
         self._markers = [keys.marker(q) for q in self.queues]
         self.last: ClaimResult | None = None
+        # Set while wait() blocks on the markers, cleared when it returns. Tests and embedders
+        # wait on it to know that a job enqueued from now on can only reach this worker
+        # through a marker (the worker's non-blocking claim has already run). One Event.set
+        # and clear per blocking wait: no cost on the claim path.
+        self.blocked = threading.Event()
 
     def claim(self, count: int) -> list[Claimed]:
         """Lease up to `count` jobs; raises RedisUnavailable."""
@@ -86,12 +91,16 @@ class Fetcher:
             timeout = min(timeout, max(0.0, (r.next_due_ms - r.now_ms) / 1000))
         if timeout <= 0.001:
             return []
-        with translated(self.settings.redis_url):
-            if not count:
-                self.blocking.bzpopmin(self._markers, timeout=timeout)
-                return []
-            result = self.scripts.wait_and_claim(self._markers, timeout, self.queues, count,
-                                                 self.worker_id, self.blocking)
+        self.blocked.set()
+        try:
+            with translated(self.settings.redis_url):
+                if not count:
+                    self.blocking.bzpopmin(self._markers, timeout=timeout)
+                    return []
+                result = self.scripts.wait_and_claim(self._markers, timeout, self.queues,
+                                                     count, self.worker_id, self.blocking)
+        finally:
+            self.blocked.clear()
         return [] if result is None else self._took(result)
 
 

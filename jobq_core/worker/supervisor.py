@@ -80,6 +80,9 @@ class Worker:
         self.recorder = Recorder(s, self.scripts, self.id, self.hard_stop, self._job_handle)
         self.pool = Pool(s, self._child_imports(), self._on_done, self.client)
         self.fetch = Fetcher(s, self.queues, self.id, self.scripts, connect(s, blocking=True))
+        # Set while the main loop blocks on the queues' markers (see Fetcher.blocked): once
+        # set, a job enqueued can reach this worker only by waking that wait.
+        self.blocked = self.fetch.blocked
         self.hooks = Hooks(WorkerContext(self.id, tuple(self.queues), s, self.client,
                                          self.scripts),
                            [*builtin_hooks(with_scheduler), *hooks])

@@ -170,7 +170,10 @@ def test_after_a_partial_claim_the_worker_waits_for_the_marker(
     slow = settings.replace(block_s=30.0, lease_s=300.0, heartbeat_s=5.0,
                             claim_on_wake=claim_on_wake)
     queue = Queue("default", settings=slow)
-    with worker_thread(slow, prefetch=8):
+    with worker_thread(slow, prefetch=8) as w:
+        # Enqueue only once the first claim found nothing and the worker blocks on the marker:
+        # enqueued earlier, that claim may take the job and the sequence below differs.
+        assert w.blocked.wait(10), "the worker never blocked on the marker"
         assert queue.enqueue(tasks.add, 2, 3).result(timeout_s=10) == 5
         # Start: a claim finds nothing; the wait wakes for the job, which is claimed (in the
         # wait's own round trip with claim_on_wake); then the worker waits again (the
@@ -209,7 +212,9 @@ def test_a_claim_reply_that_arrives_late_is_handed_back_not_started(
     monkeypatch.setattr(Fetcher, "wait", frozen_once)
     out = tmp_path / "runs"
     queue = Queue("default", settings=fast)
-    with worker_thread(fast), caplog.at_level("WARNING", logger="jobq.worker"):
+    with worker_thread(fast) as w, caplog.at_level("WARNING", logger="jobq.worker"):
+        # Enqueued before the first claim, that claim (not the wait) would take the job.
+        assert w.blocked.wait(10), "the worker never blocked on the marker"
         job = queue.enqueue(tasks.append_line, str(out), "ran")
         job.result(timeout_s=20)
     assert froze.is_set()

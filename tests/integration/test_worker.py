@@ -31,7 +31,10 @@ def test_idle_worker_wakes_on_enqueue_without_polling(settings: Settings) -> Non
     # With block_s=30 a polling worker would not pick the job up within the 5 s wait.
     slow_poll = settings.replace(block_s=30.0)
     q = Queue("default", settings=slow_poll)
-    with worker_thread(slow_poll):
+    with worker_thread(slow_poll) as w:
+        # Enqueued before the worker's first (non-blocking) claim, the job would be taken by
+        # that claim and the test would pass without any wake-up.
+        assert w.blocked.wait(10), "the worker never blocked on the marker"
         job = q.enqueue(tasks.add, 20, 22)
         assert job.result(timeout_s=5) == 42
 
