@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -207,12 +206,11 @@ def test_thread_pool_runs_jobs_concurrently(settings: Settings, queue: Queue,
     ledger = tmp_path / "ledger"
     for _ in range(4):
         queue.enqueue(tasks.record_pid, str(ledger), 0.3)
-    started = time.monotonic()
     drain(settings, concurrency=4)
     lines = ledger.read_text().splitlines()
-    # All four started before the first ended: they overlapped.
-    assert [line.split()[0] for line in lines[:4]] == ["start"] * 4
-    assert time.monotonic() - started < 30
+    # All four started before the first ended: they overlapped. (Event order, not wall time:
+    # a bound on the drain's duration either flakes on a busy machine or cannot fail.)
+    assert [line.split()[0] for line in lines] == ["start"] * 4 + ["end"] * 4
 
 
 def test_thread_pool_timeout_interrupts_python_code(settings: Settings, queue: Queue) -> None:
