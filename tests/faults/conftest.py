@@ -13,6 +13,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -79,6 +81,32 @@ def keep_evidence(s: Scenario, nodeid: str) -> None:
     for i, srv in enumerate(s.servers, 1):
         if srv.log_path.exists():
             shutil.copy(srv.log_path, dest / "logs" / f"redis{i}.log")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Open the raw results with the commit being measured (report.py writes it into the doc),
+    taken now: a commit made while the suite runs must not be credited with its figures."""
+    path = os.environ.get(RESULTS_ENV)
+    if not path:
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fh.write(json.dumps({"run": _commit()}) + "\n")
+
+
+def _commit() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    try:
+        # The reports this run rewrites do not count as changes to the code measured.
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                    ":!docs/reliability.md", ":!docs/reliability")
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(dirty), "started": started}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown (no git)", "dirty": False, "started": started}
 
 
 @pytest.hookimpl(hookwrapper=True)
