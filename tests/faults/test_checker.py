@@ -9,7 +9,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from .harness.checker import check, check_dir, executions
+import pytest
+
+from .harness.checker import NothingAcknowledged, check, check_dir, executions
 from .harness.ledger import EnqueueEvent, ProducerLog, RunEvent, RunLedger, read_ledger
 
 
@@ -36,6 +38,15 @@ def test_clean_history_has_no_findings() -> None:
     assert f.completed == 2 and f.executions == 2
 
 
+def test_a_ledger_without_acknowledged_enqueues_is_refused() -> None:
+    # Nothing acknowledged, so nothing can be lost: "lost = 0" would pass any scenario.
+    with pytest.raises(NothingAcknowledged):
+        check([], [])
+    with pytest.raises(NothingAcknowledged):
+        check(one_clean_run("a", "x1", 1, 2), [enq("a", "error"), enq("b", "unknown")])
+    assert check(one_clean_run("a", "x1", 1, 2), [enq("a", "error"), enq("a")]).lost == 0
+
+
 def test_detects_loss() -> None:
     f = check(one_clean_run("a", "x1", 1, 2), [enq("a"), enq("b")])
     assert f.lost == 1
@@ -43,7 +54,7 @@ def test_detects_loss() -> None:
 
 
 def test_unknown_or_failed_enqueue_that_never_ran_is_not_lost() -> None:
-    f = check([], [enq("a", "unknown"), enq("b", "error")])
+    f = check([], [enq("a", "unknown"), enq("b", "error")], require_acked=False)
     assert f.lost == 0 and f.enqueued_unknown == 1 and f.enqueued_error == 1
 
 
@@ -83,7 +94,8 @@ def test_detects_duplicate_completion() -> None:
 
 def test_detects_unexpected_execution() -> None:
     f = check(
-        one_clean_run("ghost", "x1", 1, 2) + one_clean_run("b", "x2", 1, 2), [enq("b", "error")]
+        one_clean_run("ghost", "x1", 1, 2) + one_clean_run("b", "x2", 1, 2), [enq("b", "error")],
+        require_acked=False,
     )
     assert f.unexpected == 2
 
@@ -107,9 +119,9 @@ def test_resume_waits_for_throughput_back_near_baseline() -> None:
     times = [10.5] + [13 + i * 0.1 for i in range(20)]
     for i, t in enumerate(times):
         runs += one_clean_run(f"k{i}", f"x{i}", t, t + 0.05)
-    f = check(runs, [], fault_end=10.0, baseline_rate=10.0)
+    f = check(runs, [], fault_end=10.0, baseline_rate=10.0, require_acked=False)
     assert f.resume_s is not None and 3.7 <= f.resume_s <= 3.9
-    assert check(runs, [], fault_end=10.0).resume_s == 0.5
+    assert check(runs, [], fault_end=10.0, require_acked=False).resume_s == 0.5
 
 
 def test_ledger_files_round_trip_and_survive_sigkill(tmp_path: Path) -> None:

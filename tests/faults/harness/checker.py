@@ -27,6 +27,10 @@ from pathlib import Path
 from .ledger import EnqueueEvent, RunEvent, read_ledger
 
 
+class NothingAcknowledged(AssertionError):
+    """The ledger holds no acknowledged enqueue: there is nothing whose loss could be counted."""
+
+
 @dataclass
 class Execution:
     key: str
@@ -121,8 +125,12 @@ def check(
     stuck: int = 0,
     worker_exits: int = 0,
     expect_end: Callable[[str], bool] = lambda key: True,
+    require_acked: bool = True,
 ) -> Figures:
-    """Compute the figures; ``expect_end`` excludes keys (e.g. poison jobs) from ``lost``."""
+    """Compute the figures; ``expect_end`` excludes keys (e.g. poison jobs) from ``lost``.
+
+    Raises NothingAcknowledged when no enqueue was acknowledged (unless ``require_acked`` is
+    false): ``lost = 0`` over an empty ledger would pass a scenario that tested nothing."""
     f = Figures(stuck=stuck, worker_exits=worker_exits)
     outcome: dict[str, str] = {}
     for e in enqueues:
@@ -130,6 +138,11 @@ def check(
         if outcome.get(e.key) != "ok":
             outcome[e.key] = e.outcome
     f.enqueued_ok = sum(1 for o in outcome.values() if o == "ok")
+    if require_acked and not f.enqueued_ok:
+        raise NothingAcknowledged(
+            f"no acknowledged enqueue in the ledger ({len(outcome)} keys tried, none ok): "
+            "'lost = 0' would prove nothing"
+        )
     f.enqueued_error = sum(1 for o in outcome.values() if o == "error")
     f.enqueued_unknown = sum(1 for o in outcome.values() if o == "unknown")
 
