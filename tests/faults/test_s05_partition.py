@@ -25,6 +25,8 @@ FENCE_AFTER_S = LEASE_S - min(HEARTBEAT_S, (LEASE_S - HEARTBEAT_S) / 2)
 SOCKET_TIMEOUT_S = float(WORKER_ENV["JOBQ_SOCKET_TIMEOUT_S"])
 BACKOFF_CAP_S = float(WORKER_ENV["JOBQ_RECONNECT_MAX_S"])
 A_RESUME_BOUND_S = SOCKET_TIMEOUT_S + BACKOFF_CAP_S + 2
+SHORT_JOB_S = 3.0
+SHORT_END_AFTER_CUT_S = 0.4
 
 
 def pids_of(worker: WorkerProcess) -> set[int]:
@@ -44,10 +46,10 @@ def test_partition_of_one_worker(scenario: Scenario, mode: Mode) -> None:
     scenario.warm_up(b, producer, 2)
     b.kill_group(signal.SIGSTOP)
     a = scenario.worker(proxy.url, name="A", concurrency=2)
-    # A 10 s job A must stop itself, and a 2 s job whose body ends during the partition (its
+    # A 10 s job A must stop itself, and a short job whose body ends just after the cut (its
     # completion cannot reach Redis in time, so B reruns it and A's late write must be refused).
     long_key, _, long_job = producer.enqueue(WORK, 10.0, key="long")
-    short_key, _, short_job = producer.enqueue(WORK, 2.0, key="short")
+    short_key, _, short_job = producer.enqueue(WORK, SHORT_JOB_S, key="short")
     scenario.wait_until(
         lambda: {e.key for e in scenario.running()} >= {long_key, short_key},
         30,
@@ -57,6 +59,11 @@ def test_partition_of_one_worker(scenario: Scenario, mode: Mode) -> None:
     b.kill_group(signal.SIGCONT)
     b.meant_to_exit = False
     time.sleep(0.5)
+    # Cut SHORT_END_AFTER_CUT_S before the short job's body ends: well before A fences it
+    # (FENCE_AFTER_S after its last renewal, at most a heartbeat before the cut), so A holds
+    # a finished result it cannot write: the stale-completion path this scenario is about.
+    short_start = next(e.start for e in scenario.running() if e.key == short_key)
+    time.sleep(max(0.0, short_start + SHORT_JOB_S - SHORT_END_AFTER_CUT_S - time.monotonic()))
 
     cut_at = time.monotonic()
     proxy.set_mode(mode)
@@ -84,6 +91,14 @@ def test_partition_of_one_worker(scenario: Scenario, mode: Mode) -> None:
         if ended and result.get("exec") != ended[-1].exec_id:
             stale += 1
     a_long = [e for e in execs if e.key == long_key and e.pid in a_pids]
+    # The stale-completion path ran: A's run of the short job ended (a result to write) and
+    # A's worker logged that Redis refused it (lease token no longer A's).
+    a_short_ended = sum(1 for e in execs if e.key == short_key and e.pid in a_pids and e.ended)
+    stale_refused = sum(
+        1
+        for line in a.log_text(tail=100_000).splitlines()
+        if short_job.id in line and "refused" in line and "stale result dropped" in line
+    )
     a_long_life_s = max(e.last for e in a_long) - cut_at if a_long else None
 
     figs = scenario.check(fault_at=cut_at, stuck=scenario.stuck(srv))
@@ -99,11 +114,13 @@ def test_partition_of_one_worker(scenario: Scenario, mode: Mode) -> None:
             "lost": "= 0",
             "dup_overlap": "= 0",
             "stale_accepted": "= 0",
+            "stale_refused": ">= 1",
             "recovery_s": f"<= {recovery_bound:g}",
             "a_resume_s": f"<= {A_RESUME_BOUND_S:g}",
             "a_long_life_s": f"< {LEASE_S:g}",
         },
         stale_accepted=stale,
+        stale_refused=stale_refused,
         a_resume_s=a_resume_s,
         a_long_life_s=a_long_life_s,
     )
@@ -115,6 +132,10 @@ def test_partition_of_one_worker(scenario: Scenario, mode: Mode) -> None:
     assert figs.lost == 0 and figs.dup_overlap == 0 and figs.stuck == 0, why
     assert figs.worker_exits == 0, why
     assert stale == 0, why
+    assert a_short_ended == 1 and stale_refused >= 1, (
+        f"the stale-completion path did not run (A ended the short job {a_short_ended}x, "
+        f"{stale_refused} refusals logged)\n{why}"
+    )
     # A stopped the long job itself, before its lease could expire (blackhole: no renewal
     # landed after the cut).
     assert a_long_life_s is not None and a_long_life_s < LEASE_S + renew_tail, why

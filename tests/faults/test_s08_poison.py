@@ -34,6 +34,14 @@ BARS = {
 }
 
 
+def enqueue_ok(producer: Any, task: str, *args: Any, key: str) -> str:
+    """Enqueue a good job; no fault touches the producer here, so an error is a failure (a
+    good job whose enqueue failed would silently drop out of ``lost``)."""
+    key, outcome, job = producer.enqueue(task, *args, key=key)
+    assert outcome == "ok", f"enqueue of {key} failed: {job!r}"
+    return key
+
+
 def drain_time(scenario: Scenario, keys: set[str]) -> float:
     """Seconds from the first start to the last end among ``keys`` (worker start-up excluded)."""
     execs = [e for e in scenario.execs() if e.key in keys]
@@ -57,7 +65,8 @@ def run_mix(
     if measure_baseline:
         w = scenario.worker(srv.url, name="base", concurrency=concurrency)
         scenario.warm_up(w, producer, concurrency)  # measure the engine, not its start-up
-        base_keys = set(producer.enqueue_n(n_good, WORK, GOOD_JOB_S, prefix="base"))
+        base_keys = {enqueue_ok(producer, WORK, GOOD_JOB_S, key=producer.next_key("base"))
+                     for _ in range(n_good)}
         scenario.wait_ended(base_keys, 120)
         w.send()  # warm stop; the mixed run gets a fresh worker
         assert w.wait(10) == 0, scenario.workers.logs()
@@ -70,7 +79,7 @@ def run_mix(
     poison_jobs: dict[str, Any] = {}
     step = max(1, n_good // (len(poisons) + 1))
     for i in range(n_good):
-        good.add(producer.enqueue(WORK, GOOD_JOB_S, key=producer.next_key("good"))[0])
+        good.add(enqueue_ok(producer, WORK, GOOD_JOB_S, key=producer.next_key("good")))
         if i % step == step - 1 and len(poison_jobs) < len(poisons):
             kind = poisons[len(poison_jobs)]
             _, outcome, job = producer.enqueue(POISONS[kind], key=f"poison-{kind}")

@@ -88,8 +88,10 @@ def test_three_schedulers_one_job_per_tick(scenario: Scenario) -> None:
     starts = [s for _, s in in_window]
     # Failover: the longest pause between two tick runs around each fault, less one period.
     failover_s = max(gap_after(starts, kill_at), gap_after(starts, stop_at)) - PERIOD_S
-    figs = scenario.check(stuck=scenario.stuck(srv))
-    figs.unexpected = 0  # tick jobs have no producer log: the scheduler is their producer
+    # Tick jobs have no producer log (the scheduler is their producer): the evidence of work
+    # is `ticks`, asserted below, not acknowledged enqueues.
+    figs = scenario.check(stuck=scenario.stuck(srv), require_acked=False)
+    figs.unexpected = 0
     scenario.record(
         "13",
         "three schedulers: leader SIGKILL, then SIGSTOP 2x lease",
