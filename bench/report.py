@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections import defaultdict
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import REPO_ROOT
+from bench.drivers import DRIVERS
 from bench.stats import Summary
 
 Record = dict[str, Any]
@@ -280,24 +282,6 @@ GOALS: list[tuple[str, str, Callable[[float, dict[str, float]], float | None], b
 ]
 
 
-# Issue 7 measured its goals' reference on another 2-core machine (Redis 7.0), where Huey did
-# 3,176/5,645 drain jobs/s (1/2 processes), 10,049 enqueues/s, p50 0.75 / p99 1.25 ms, 3 cmds
-# and 123 B per job. An absolute goal read against Huey there, as a factor of Huey's figure,
-# so it can be checked on this machine (the issue asks for ratios against the same run).
-# None: the goal is already a ratio, or the issue gives no Huey figure for it.
-HUEY_FACTOR: dict[str, float | None] = {
-    "enqueue 1-by-1 jobs/s": None,
-    "batch API jobs/s": None,
-    "drain 1 proc jobs/s": None,
-    "drain 2 proc jobs/s": 20_000 / 5_645,
-    "10 ms jobs, conc. 8 jobs/s": None,
-    "latency p50 ms": 0.75 / 0.75,
-    "latency p99 ms": 2.0 / 1.25,
-    "Redis cmds/job drain": 3 / 3,
-    "Redis B/pending job": 250 / 123,
-}
-
-
 def section_ratios(res: Results) -> str:
     """jobq against the fastest peer per figure, and against issue 7's goals."""
     columns = {c.title: c for c in summary_columns()}
@@ -332,18 +316,6 @@ def section_ratios(res: Results) -> str:
             ratio_text = f"{ratio:.2f}×" + ("" if higher else " (lower is better)")
         else:
             ratio_text = "—"
-        met = "—"
-        if best_jobq and target is not None:
-            met = "yes" if (best_jobq[0] >= target if higher else best_jobq[0] <= target) else "no"
-        factor = HUEY_FACTOR.get(title)
-        huey = peer_by_system.get("huey")
-        as_ratio = met_ratio = "—"
-        if factor is not None and huey:
-            goal = factor * huey
-            as_ratio = (f"{'≥' if higher else '≤'} {factor:.2f}× Huey = {column.fmt(goal)}")
-            if best_jobq:
-                met_ratio = "yes" if (best_jobq[0] >= goal if higher
-                                      else best_jobq[0] <= goal) else "no"
         out.append(
             [
                 title,
@@ -352,9 +324,7 @@ def section_ratios(res: Results) -> str:
                 ratio_text,
                 f"{wording}"
                 + (f" = {column.fmt(target)}" if target is not None and "Huey" in wording else ""),
-                met,
-                as_ratio,
-                met_ratio,
+                goal_met(best_jobq[0] if best_jobq else None, target, higher),
             ]
         )
     return table(
@@ -364,13 +334,20 @@ def section_ratios(res: Results) -> str:
             "fastest peer",
             "jobq ÷ peer",
             "issue 7 goal",
-            "met",
-            "the goal as a ratio to Huey (issue's machine)",
-            "met as a ratio",
+            "met in this run",
         ],
         out,
-        align="llllllll",
+        align="llllll",
     )
+
+
+def goal_met(value: float | None, target: float | None, higher_is_better: bool) -> str:
+    """'yes' or 'no': this run's jobq figure against the goal's target, computed from this
+    run's peers when the goal is relative (nothing from another machine); '—' if either is
+    missing."""
+    if value is None or target is None:
+        return "—"
+    return "yes" if (value >= target if higher_is_better else value <= target) else "no"
 
 
 def section_enqueue(res: Results) -> str:
@@ -553,10 +530,35 @@ def section_versions(res: Results) -> str:
 def section_config(res: Results) -> str:
     notes = res.meta.get("config_notes", {})
     return "\n".join(
-        f"- **{v['title']}**: {v['note']}"
+        f"- **{v['title']}**: {config_note(res, k, v['note'])}"
         for k, v in notes.items()
         if k in res.meta.get("versions", {}) or k in res.meta.get("skipped", {})
     )
+
+
+NOTE_FIGURES = {
+    "drain_1p": "drain 1 proc jobs/s",
+    "drain_2p": "drain 2 proc jobs/s",
+    "latency_p50": "latency p50 ms",
+    "latency_p99": "latency p99 ms",
+}
+
+
+def config_note(res: Results, system: str, recorded: str) -> str:
+    """How `system` is configured. The text is the driver's (bench/drivers: it describes the
+    configuration code and carries no measured number), else the one the run recorded; its
+    {placeholders} are this run's medians for the system's first (default) configuration,
+    so a number in a note is always one the run measured."""
+    driver = DRIVERS.get(system)
+    text = driver.config_note if driver is not None else recorded
+    columns = {c.title: c for c in summary_columns()}
+    rows = [row for s, row in res.rows() if s == system]
+    values: dict[str, str] = {}
+    for key, title in NOTE_FIGURES.items():
+        col = columns[title]
+        summary = next((v for v in (col.value(res, system, row) for row in rows) if v), None)
+        values[key] = col.fmt(summary.median if summary else None)
+    return text.format_map(values)
 
 
 def section_problems(res: Results) -> str:
@@ -620,7 +622,37 @@ METHOD = """\
 """
 
 
-def render(data: dict[str, Any]) -> str:
+REDUCTION = """\
+Every number in this file comes from the one run it describes, read from its raw results
+(`{raw}`{digest}): nothing is carried over from another run or another machine.
+
+- **Per configuration**: a figure's samples are its repetitions in this run; the tables give their
+  median, the full tables also [min–max]. Rates are jobs ÷ wall time of the phase; latencies are
+  percentiles over the probes of one repetition, then the median of those over repetitions.
+- **At a glance**: the median per configuration (row); whole-system figures (enqueue, batch,
+  memory) are the same on each of a system's rows.
+- **Against the fastest peer**: jobq's best configuration against the best peer configuration
+  for the figure, both medians of this run.
+- **Goals**: issue 7's targets, absolute or a multiple of this run's Huey median; "met in this
+  run" compares jobq's best median of this run with that target, and nothing else.
+"""
+
+
+def digest(path: Path) -> str:
+    """SHA-256 of a raw results file, quoted in the doc so the doc can be traced to it."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def commit_line(meta: dict[str, Any]) -> str:
+    commit = meta.get("commit")
+    if not isinstance(commit, dict):
+        return ("Commit measured: not recorded in the raw results (this run predates the "
+                "recording of it).")
+    dirty = " with uncommitted changes" if commit.get("dirty") else ""
+    return f"Commit measured: `{commit.get('hash', '?')}`{dirty}."
+
+
+def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
     res = Results(meta=data["meta"], records=data["records"])
     meta, cfg = res.meta, res.meta.get("config", {})
     host = meta.get("host", {})
@@ -635,7 +667,9 @@ def render(data: dict[str, Any]) -> str:
         f"Run {meta.get('started_at', '?')} on {host.get('cores', '?')} cores "
         f"({host.get('cpu', '?')}), "
         f"Python {host.get('python', '?')}, server {meta.get('server', '?')}."
-        + (f" Whole run: {duration / 60:.1f} min." if duration else ""),
+        + (f" Whole run: {duration / 60:.1f} min." if duration else "")
+        + " "
+        + commit_line(meta),
         f"Load average at start {load0}, at end {load1} (other work may share the machine: read "
         "figures against each other and against the floor from the same run, not as absolutes).",
         "",
@@ -644,8 +678,8 @@ def render(data: dict[str, Any]) -> str:
         f"batch N={cfg.get('bulk_n', 0):,}, 10 ms jobs N={cfg.get('sleep_n', 0):,}, "
         f"latency {cfg.get('latency_n')} probes {cfg.get('latency_gap_ms')} ms apart, "
         f"memory at {cfg.get('mem_n', 0):,} pending jobs × {cfg.get('mem_repeat')}. "
-        "Issue 7 names N=20,000 for the drains; the default is smaller so three repetitions fit in "
-        "15 minutes, and the summary's steady drain rate does not depend on N "
+        "Issue 7 names N=20,000 for the drains; the default is smaller to keep the run short, "
+        "and the summary's steady drain rate does not depend on N "
         "(`BENCH_N=20000` reproduces the issue's size). "
         "Change them with `BENCH_N`, `BENCH_REPEAT`, `BENCH_BULK_N`, `BENCH_SLEEP_N`, "
         "`BENCH_LATENCY_N`, `BENCH_MEM_N`, `BENCH_MEM_REPEAT`, `BENCH_SYSTEMS`, `BENCH_SCENARIOS` "
@@ -710,8 +744,12 @@ def render(data: dict[str, Any]) -> str:
         "",
         section_problems(res),
         "",
-        f"Raw data: `{cfg.get('results_path', 'bench/results/latest.json')}`.",
+        "## How the figures are reduced",
         "",
+        REDUCTION.format(
+            raw=cfg.get("results_path", "bench/results/latest.json"),
+            digest=f", sha256 `{raw_sha256}`" if raw_sha256 else "",
+        ),
     ]
     return "\n".join(parts)
 
@@ -719,7 +757,7 @@ def render(data: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     source = Path(argv[0]) if argv else REPO_ROOT / "bench" / "results" / "latest.json"
     target = Path(argv[1]) if len(argv) > 1 else REPO_ROOT / "docs" / "benchmarks.md"
-    target.write_text(render(json.loads(source.read_text())))
+    target.write_text(render(json.loads(source.read_text()), digest(source)))
     return 0
 
 

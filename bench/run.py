@@ -512,6 +512,23 @@ def save(ctx: Context) -> None:
     tmp.replace(path)
 
 
+def git_commit() -> dict[str, Any]:
+    """The commit being measured, taken at the start (a commit made during the run must not
+    be credited with its figures), and whether the tree had uncommitted changes (the doc and
+    the results this run rewrites aside)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    try:
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                    ":!docs/benchmarks.md", ":!bench/results")
+        return {"hash": git("rev-parse", "HEAD"), "dirty": bool(dirty)}
+    except (OSError, subprocess.CalledProcessError):
+        return {"hash": "unknown (no git)", "dirty": False}
+
+
 def host_info() -> dict[str, Any]:
     cpu = "unknown"
     try:
@@ -573,6 +590,7 @@ def main() -> int:
         )
         ctx.meta = {
             "started_at": started_at.isoformat(timespec="seconds"),
+            "commit": git_commit(),
             "host": host_info(),
             "loadavg_start": os.getloadavg(),
             "server": server.version(),
@@ -607,7 +625,10 @@ def main() -> int:
         ctx.meta["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         save(ctx)
         config.docs_path.parent.mkdir(parents=True, exist_ok=True)
-        config.docs_path.write_text(report.render({"meta": ctx.meta, "records": ctx.records}))
+        config.docs_path.write_text(
+            report.render(json.loads(config.results_path.read_text()),
+                          report.digest(config.results_path))
+        )
         log(f"done in {ctx.meta['duration_s']:.0f} s: {config.results_path}, {config.docs_path}")
     finally:
         server.stop()
