@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/jobq up --demo
 
 test: $(STAMP)
-	$(BIN)/ruff check jobq_core dashboard tests
+	$(BIN)/ruff check jobq_core dashboard tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q -m "not faults and not slow"
 
@@ -35,7 +35,7 @@ bench: $(STAMP)
 	bench/run.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check jobq_core dashboard tests
+	$(BIN)/ruff check jobq_core dashboard tests bench
 	$(BIN)/mypy
 
 clean:

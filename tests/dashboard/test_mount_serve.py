@@ -92,7 +92,8 @@ def test_hashpw_reads_stdin() -> None:
     assert short.returncode == 1
 
 
-@pytest.mark.slow
+# Not marked slow: a few seconds, and the only check that the wheel ships templates and
+# static files, so make test must run it.
 def test_installed_wheel_renders_pages(tmp_path: Path, settings: Settings,
                                        jobs: Fixture) -> None:
     """Build the wheel, install it (without deps) into a directory put first on the path,
