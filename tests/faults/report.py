@@ -218,7 +218,8 @@ def build(results: Path) -> str:
     lines += [
         "",
         "Figures: `acked` enqueues the producer saw acknowledged (what `lost` is counted",
-        "against; every scenario requires some); `lost` acknowledged enqueues that never",
+        "against; the checker refuses a run without any, except where the scenario has no",
+        "producer: 12-evicting, 13); `lost` acknowledged enqueues that never",
         "finished; `dup_overlap` jobs run twice at the same time; `dup_completions` jobs whose",
         "body finished twice; `reruns` jobs started more than once (at-least-once delivery,",
         "reported only); `unexpected` runs of jobs never acknowledged; `stuck` jobs left in",
