@@ -48,6 +48,11 @@ class Worker:
     concurrency, pool ("process" or "thread"), lease, heartbeat and grace. `hooks` add
     optional behaviour (see jobq_core.hooks); `with_scheduler=True` also runs a periodic
     scheduler in a thread (it fires only while it holds the scheduler leader lease).
+
+    Two events tell a test or an embedding program where the worker is: `ready` is set once
+    it is registered and about to claim; `blocked` is set while its main loop waits on the
+    queues' markers (its claim found nothing), so a job enqueued then reaches it only by
+    waking that wait.
     """
 
     def __init__(self, queues: Sequence[str] | str = ("default",),
