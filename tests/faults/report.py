@@ -70,6 +70,7 @@ DIRECTION: dict[str, str] = {
     "retry_error_s": HIGHER,  # 6
     "run_s": HIGHER,  # 7: how long a timed-out job ran
     "shutdown_s": HIGHER,  # 2
+    "skew_seen_s": LOWER,  # 6: |clock offset| the skewed worker's jobs saw (the fault's reach)
     "stale_accepted": HIGHER,  # 5: late completions Redis took from the cut-off worker
     "stale_refused": LOWER,  # 5: late completions attempted and refused (the path ran)
     "throughput_pct": LOWER,  # 8: good jobs' throughput with poison, % of without

@@ -12,12 +12,14 @@ import time
 
 import pytest
 
+from .harness.ledger import read_ledger
 from .harness.scenario import Scenario
 
 WORK = "tests.faults.tasks.work"
 RETRY_ONCE = "tests.faults.tasks.retry_once"
 DELAY_S = 2.0
 FIRING_BOUND_S = 1.0
+SKEW_S = {"+2m": 120.0, "-2m": -120.0}
 
 
 @pytest.mark.faults
@@ -49,6 +51,12 @@ def test_clock_skew_causes_no_early_reaping(scenario: Scenario, skew: str) -> No
     scenario.wait_ended(set(delayed) | {retry_key}, 20)
 
     execs = scenario.execs()
+    # The fault's evidence: the jobs B ran saw a wall clock off by the skew (the ledger logs
+    # each event's wall and monotonic time; the monotonic clock is shared and left real).
+    runs, _ = read_ledger(scenario.ledger_dir)
+    here = time.time() - time.monotonic()
+    offsets = sorted(r.wall - r.mono - here for r in runs if r.key in delayed)
+    clock_offset_s = offsets[len(offsets) // 2] if offsets else None
     firing = [min(e.start for e in execs if e.key == k) - due for k, due in delayed.items()]
     retry_starts = sorted(e.start for e in execs if e.key == retry_key)
     retry_error = (retry_starts[1] - retry_starts[0]) - DELAY_S if len(retry_starts) > 1 else None
@@ -70,9 +78,13 @@ def test_clock_skew_causes_no_early_reaping(scenario: Scenario, skew: str) -> No
         },
         firing_error_s=worst_delayed,
         retry_error_s=retry_error,
+        skew_seen_s=abs(clock_offset_s) if clock_offset_s is not None else None,
     )
 
-    why = f"{scenario.explain(figs)}\nfiring={firing} retry_error={retry_error}"
+    why = (f"{scenario.explain(figs)}\nfiring={firing} retry_error={retry_error} "
+           f"clock offset seen by B's jobs={clock_offset_s}")
+    expected_s = SKEW_S[skew]
+    assert clock_offset_s is not None and abs(clock_offset_s - expected_s) < 5, why
     assert reruns_long == 0, why
     assert long_figs.dup_overlap == 0 and figs.dup_overlap == 0, why
     assert figs.lost == 0 and figs.stuck == 0 and figs.worker_exits == 0, why
