@@ -38,13 +38,16 @@ class LoginThrottle:
         self.client = client
         self.keys = Keyspace(settings.prefix)
 
+    def _key(self, what: str, kind: str, digest: str) -> str:
+        return self.keys.login_throttle(what, kind, digest)
+
     @redis_errors
     def wait_s(self, client: str, account: str) -> float:
         """Seconds before `client` may try to log in as `account` (0: now)."""
         c, a = _digest(client), _digest(account)
         pipe = self.client.pipeline(transaction=False)
-        pipe.pttl(self.keys.login_wait("client", c))
-        pipe.pttl(self.keys.login_wait("account", a))
+        pipe.pttl(self._key("wait", "client", c))
+        pipe.pttl(self._key("wait", "account", a))
         pipe.exists(self.keys.login_known(a, c))
         client_ms, account_ms, known = pipe.execute()
         if known:
@@ -57,14 +60,14 @@ class LoginThrottle:
         pipe = self.client.pipeline(transaction=False)
         subjects = (("client", _digest(client)), ("account", _digest(account)))
         for kind, digest in subjects:
-            pipe.incr(self.keys.login_failures(kind, digest))
-            pipe.expire(self.keys.login_failures(kind, digest), FORGET_AFTER_S)
+            pipe.incr(self._key("failures", kind, digest))
+            pipe.expire(self._key("failures", kind, digest), FORGET_AFTER_S)
         counts = pipe.execute()[::2]
         longest = 0.0
         for (kind, digest), count in zip(subjects, counts, strict=True):
             wait = self._wait_for(int(count))
             if wait:
-                self.client.set(self.keys.login_wait(kind, digest), 1, px=int(wait * 1000))
+                self.client.set(self._key("wait", kind, digest), 1, px=int(wait * 1000))
                 longest = max(longest, wait)
         return longest
 
@@ -81,6 +84,6 @@ class LoginThrottle:
         c, a = _digest(client), _digest(account)
         pipe = self.client.pipeline(transaction=False)
         for kind, digest in (("client", c), ("account", a)):
-            pipe.delete(self.keys.login_failures(kind, digest), self.keys.login_wait(kind, digest))
+            pipe.delete(self._key("failures", kind, digest), self._key("wait", kind, digest))
         pipe.set(self.keys.login_known(a, c), 1, ex=KNOWN_FOR_S)
         pipe.execute()

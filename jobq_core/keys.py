@@ -207,13 +207,10 @@ class Keyspace:
         (deleted at logout; a copied cookie is worth nothing without it)."""
         return f"{self.prefix}:dashboard:session:{digest}"
 
-    def login_failures(self, kind: str, digest: str) -> str:
-        """failed dashboard logins of one client or account (`kind`), by hash, short-lived."""
-        return f"{self.prefix}:dashboard:failures:{kind}:{digest}"
-
-    def login_wait(self, kind: str, digest: str) -> str:
-        """present while that client or account must wait before its next login attempt."""
-        return f"{self.prefix}:dashboard:wait:{kind}:{digest}"
+    def login_throttle(self, what: str, kind: str, digest: str) -> str:
+        """dashboard login throttling of one client or account (`kind`), by hash: its count of
+        recent failures (`what` = failures), or present while it must wait (`what` = wait)."""
+        return f"{self.prefix}:dashboard:{what}:{kind}:{digest}"
 
     def login_known(self, account: str, client: str) -> str:
         """present while `client` (hash) logged in as `account` (hash) recently."""

@@ -3,6 +3,7 @@ without accounts, a Flask test client, and a few jobs in every state."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,12 @@ def auth_app(auth_settings: Settings) -> Flask:
     a = create_app(auth_settings)
     a.config["TESTING"] = True
     return a
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    """The Authorization header of HTTP Basic auth."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 def csrf_token(client: FlaskClient) -> str:

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from dashboard import create_app
 from jobq_core import Queue, Settings
-from tests.dashboard.conftest import ADMIN_PW, Fixture, csrf_token, login, post
+from tests.dashboard.conftest import ADMIN_PW, Fixture, basic_auth, csrf_token, login, post
 
 # Routes that answer both GET and POST: only the login form (its POST is CSRF-checked too).
 GET_AND_POST = {"jobq.session.login"}
@@ -60,7 +60,7 @@ def test_every_post_refuses_a_basic_auth_form_without_token(
         auth_settings: Settings, jobs: Fixture) -> None:
     app = create_app(auth_settings)
     c = app.test_client(use_cookies=False)
-    auth = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PW}".encode()).decode()}
+    auth = basic_auth("admin", ADMIN_PW)
     for endpoint, url in _rules(app, "POST"):
         if endpoint == "jobq.session.login":
             continue

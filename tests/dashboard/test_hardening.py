@@ -3,24 +3,18 @@ on this site, names and ids are matched in full, and the API requeues by the CLI
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from jobq_core import Queue, Settings
 from tests import tasks
-from tests.dashboard.conftest import ADMIN_PW, Fixture, csrf_token, post
+from tests.dashboard.conftest import ADMIN_PW, Fixture, basic_auth, csrf_token, post
 from tests.helpers import drain
 
 UNICODE_DIGITS = ["²", "\u0661", "\u0663", "\U0001d7d9", "½", "1²", "Ⅻ"]
 PAGED = ["/jobs/failed?queue=all&{p}", "/jobs/pending?queue=default&{p}", "/audit?{p}",
          "/api/jobs/failed?{p}", "/api/audit?{p}"]
-
-
-def _basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 @pytest.mark.parametrize("digit", UNICODE_DIGITS)
@@ -63,7 +57,7 @@ def test_oversize_json_is_refused_unread(auth_app: Flask, jobs: Fixture, queue: 
     c = auth_app.test_client(use_cookies=False)
     big = b'{"pad": "' + b"x" * (10 * 1024 * 1024) + b'"}'
     resp = c.post(f"/api/jobs/default/{jobs.failed}/requeue", data=big,
-                  headers={**_basic("admin", ADMIN_PW), "Content-Type": "application/json"})
+                  headers={**basic_auth("admin", ADMIN_PW), "Content-Type": "application/json"})
     assert resp.status_code == 413
     assert queue.job(jobs.failed).status == "failed"  # nothing happened
 

@@ -4,7 +4,6 @@ when trusted), and the no-login mode serves this machine only, however it is sta
 
 from __future__ import annotations
 
-import base64
 import socket
 from collections.abc import Iterator
 
@@ -20,6 +19,7 @@ from tests.dashboard.conftest import (
     ADMIN_PW,
     VIEWER_PW,
     Fixture,
+    basic_auth,
     csrf_token,
     fast_hash,
     login,
@@ -27,10 +27,6 @@ from tests.dashboard.conftest import (
 )
 
 COOKIE = "jobq_session"
-
-
-def _basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 def _cookie(c: FlaskClient) -> str:
@@ -163,8 +159,8 @@ def test_account_is_throttled_across_clients_but_not_for_its_known_client(
 def test_basic_auth_failures_are_throttled(throttled: Settings, jobs: Fixture) -> None:
     c = create_app(throttled).test_client(use_cookies=False)
     for _ in range(4):
-        assert c.get("/api/overview", headers=_basic("admin", "wrong")).status_code == 401
-    resp = c.get("/api/overview", headers=_basic("admin", ADMIN_PW))
+        assert c.get("/api/overview", headers=basic_auth("admin", "wrong")).status_code == 401
+    resp = c.get("/api/overview", headers=basic_auth("admin", ADMIN_PW))
     assert resp.status_code == 429 and resp.headers["Retry-After"] == "1"
     assert resp.is_json and "Too many failed logins" in resp.json["message"]  # type: ignore[index]
     assert "(basic)" in _audit(throttled)[0]
@@ -279,4 +275,4 @@ def test_no_login_serves_again_when_the_public_listener_is_gone(
 
 def test_with_a_login_a_public_listener_is_fine(auth_app: Flask,
                                                  public_listener: socket.socket) -> None:
-    assert auth_app.test_client().get("/", headers=_basic("admin", ADMIN_PW)).status_code == 200
+    assert auth_app.test_client().get("/", headers=basic_auth("admin", ADMIN_PW)).status_code == 200
