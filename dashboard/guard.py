@@ -52,29 +52,33 @@ def client_address() -> str:
 
 
 def check_password(name: str, password: str, *, via: str) -> Account | None:
-    """The account if the password is right. A 429 (with Retry-After) before checking
-    while this client, or the account, waits after too many failures; each failure counted,
-    and the start of a wait logged and written to the audit log."""
+    """The account if the password is right, None if wrong. A 429 (with Retry-After)
+    instead while this client, or the account, waits after too many failures (the password
+    is then not checked), and for the failure that starts a wait, which is also logged and
+    written to the audit log."""
     eng, client = engine(), client_address()
     wait = eng.throttle.wait_s(client, name)
     if wait > 0:
         log.info("dashboard login refused while %s waits %.1f s (account %r)", client, wait,
                  name[:64])
-        seconds = math.ceil(wait)
-        raise TooManyRequests(f"Too many failed logins: try again in {seconds} s.",
-                              retry_after=seconds)
+        raise _wait(wait)
     account = eng.accounts.verify(name, password)
     if account is not None:
         eng.throttle.succeeded(client, name)
         return account
     started = eng.throttle.failed(client, name)
-    if started:
-        log.warning("dashboard logins throttled: failed %s login as %r from %s; the next "
-                    "attempt waits %g s", via, name[:64], client, started)
-        eng.admin.record(f"{client} ({via})", "login throttled",
-                         detail=f"failed logins as {name[:64]!r}; next attempt waits "
-                                f"{started:g} s")
-    return None
+    if not started:
+        return None
+    log.warning("dashboard logins throttled: failed %s login as %r from %s; the next "
+                "attempt waits %g s", via, name[:64], client, started)
+    eng.admin.record(f"{client} ({via})", "login throttled",
+                     detail=f"failed logins as {name[:64]!r}; next attempt waits {started:g} s")
+    raise _wait(started)
+
+
+def _wait(seconds: float) -> TooManyRequests:
+    whole = math.ceil(seconds)
+    return TooManyRequests(f"Too many failed logins: try again in {whole} s.", retry_after=whole)
 
 
 def authenticate() -> BaseResponse | None:
