@@ -78,6 +78,9 @@ class Settings:
     batch_size: int = 100
     # History of processed/failed counts per minute kept in Redis.
     history_minutes: int = 1440
+    # A problem is raised when a queue's next pending job has waited longer than this
+    # (0 = never); a queue may set its own in its meta hash (field pending_age_warn_s).
+    pending_age_warn_s: float = 300.0
     # Read API: largest page a caller may ask for.
     max_page_size: int = 500
     # Worker registry entries expire this long after the last heartbeat (multiples of it).

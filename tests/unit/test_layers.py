@@ -34,7 +34,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # What producers, readers and the worker share.
     "services": ("jobq_core.queue", "jobq_core.inspect", "jobq_core.dependencies",
                  "jobq_core.limits", "jobq_core.scheduler", "jobq_core.task",
-                 "jobq_core.workers", "jobq_core.eager"),
+                 "jobq_core.workers", "jobq_core.eager", "jobq_core.problems"),
     # Operator actions over many jobs.
     "operators": ("jobq_core.admin",),
     # The worker process and its parts.
