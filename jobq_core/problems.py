@@ -191,12 +191,12 @@ def _queue_checks(scan: _Scan) -> list[Problem]:
         target = {"page": "jobs", "state": "pending", "queue": q}
         if scan.paused[q]:
             out.append(Problem(
-                "paused", WARNING, f"queue {q} is paused with {pending} pending "
+                "paused", WARNING, f"queue {q} is paused with {pending:,} pending "
                 f"job{'s' if pending != 1 else ''}", f"Resume it: `jobq resume {q}`.",
                 {"page": "queues"}, queue=q, value=pending))
         elif q not in scan.served:
             out.append(Problem(
-                "no_worker", ERROR, f"{pending} pending job{'s' if pending != 1 else ''} in "
+                "no_worker", ERROR, f"{pending:,} pending job{'s' if pending != 1 else ''} in "
                 f"{q} and no live worker serves it", f"Start one: `jobq worker -q {q}`.",
                 target, queue=q, value=pending))
         head = scan.head_enqueued_ms.get(q)

@@ -11,6 +11,7 @@ import click
 
 from ..errors import JobqError
 from ..job import STATES
+from ..problems import find_problems
 from .app import Target, common_options, main
 from .show import STATE_STYLE, ago, console, state_text
 
@@ -24,7 +25,11 @@ def snapshot(t: Target, queues: Sequence[str], minutes: int) -> dict[str, Any]:
     counts = insp.counts(names)
     history = insp.history(names, minutes)
     workers = insp.workers()
+    wanted = set(names)
+    problems = [p.as_dict() for p in find_problems(insp)
+                if not p.queue or p.queue in wanted or not queues]
     return {
+        "problems": problems,
         "time_ms": insp.server_time_ms(),
         "server": insp.server(),
         "queues": [{"name": q, "counts": counts[q], **insp.queue_info(q)} for q in names],
@@ -54,34 +59,95 @@ def _int(v: str | None) -> int | None:
 
 def render(data: dict[str, Any]) -> Any:
     """A rich renderable of a snapshot."""
-    from rich.bar import Bar
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     parts: list[Any] = []
     srv = data["server"]
     parts.append(Text(f"Redis {srv['version']}, {srv['used_memory_human']} used, "
                       f"{srv['connected_clients']} clients", style="dim"))
-    parts += [Text(f"warning: {w}", style="bold red") for w in srv["warnings"]]
-    table = Table(show_edge=False, pad_edge=False, box=None, highlight=False)
-    for name, justify in (("queue", "left"), ("state", "left"), ("jobs", "right"),
-                          ("", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for q in data["queues"]:
-        top = max(q["counts"].values()) or 1
-        for i, state in enumerate(STATES):
-            n = q["counts"][state]
-            label = Text(q["name"], style="bold") if i == 0 else Text("")
-            if i == 0 and q["paused"]:
-                label.append(" paused", style="bold yellow")
-            table.add_row(label, state_text(state), str(n),
-                          Bar(size=top, begin=0, end=n, width=40, color=STATE_STYLE[state]))
-        table.add_section()
-    parts.append(table if data["queues"] else Text("no queues yet"))
+    # The server's warnings (eviction policy) are among the problems, listed under the table.
+    parts.append(queue_table(data) if data["queues"] else Text("no queues yet"))
+    parts.append(problem_list(data.get("problems", [])))
     parts.append(_workers(data["workers"], data["time_ms"]))
     parts.append(_throughput(data["throughput"]))
     return Group(*parts)
+
+
+# The states a queue's bar stacks (completed and cancelled are history: they would dwarf
+# the work that is waiting or stuck).
+BAR_STATES = ("pending", "scheduled", "processing", "failed", "dead")
+BAR_WIDTH = 30
+
+
+def queue_table(data: dict[str, Any]) -> Any:
+    """One row per queue: workers, a column per state, and a bar of the unfinished and
+    failed jobs on one scale shared by every queue (so 1,200 pending draws 30 times the bar
+    of 40 pending)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    serving: dict[str, list[str]] = {}
+    for w in data["workers"]:
+        if w["alive"]:
+            for q in w["queues"]:
+                serving.setdefault(q, []).append(w["state"])
+    top = max((sum(q["counts"][s] for s in BAR_STATES) for q in data["queues"]), default=0)
+    table = Table(show_edge=False, pad_edge=False, box=None, highlight=False)
+    table.add_column("queue")
+    table.add_column("workers", justify="right")
+    for state in STATES:
+        table.add_column(state_text(state), justify="right")
+    table.add_column(f"0 … {top:,}")
+    for q in data["queues"]:
+        label = Text(q["name"], style="bold")
+        if q["paused"]:
+            label.append(" paused", style="bold yellow")
+        states = serving.get(q["name"], [])
+        busy = sum(1 for st in states if st == "busy")
+        pending = q["counts"]["pending"]
+        workers = Text(f"{busy}/{len(states)}" if states else "0",
+                       style="bold red" if not states and pending else "")
+        cells = [Text(f"{q['counts'][s]:,}", style=STATE_STYLE[s] if q["counts"][s] and
+                      s in ("failed", "dead") else "") for s in STATES]
+        table.add_row(label, workers, *cells, bar(q["counts"], top))
+    return table
+
+
+def bar(counts: dict[str, int], top: int, width: int = BAR_WIDTH) -> Any:
+    """A bar stacked by state, `width` characters standing for `top` jobs (a state with any
+    job gets at least one character, so one failed job is never invisible)."""
+    from rich.text import Text
+
+    text = Text()
+    if top <= 0:
+        return text
+    for s in BAR_STATES:
+        n = counts.get(s, 0)
+        if n:
+            text.append("█" * max(1, round(n * width / top)), style=STATE_STYLE[s])
+    return text
+
+
+def problem_list(problems: list[dict[str, Any]]) -> Any:
+    """The problems (jobq_core.problems), errors first, each with what to do."""
+    from rich.console import Group
+    from rich.text import Text
+
+    if not problems:
+        return Text("problems: none", style="green")
+    lines: list[Any] = [Text(f"problems: {len(problems)}", style="bold red")]
+    for p in problems:
+        line = Text("  ✖ " if p["severity"] == "error" else "  ! ",
+                    style="bold red" if p["severity"] == "error" else "bold yellow")
+        line.append(p["summary"])
+        for j in p["jobs"][:5]:
+            line.append(f"\n      {j['queue']}/{j['id']} {j['task']}", style="dim")
+        if len(p["jobs"]) > 5:
+            line.append(f"\n      … and {len(p['jobs']) - 5} more", style="dim")
+        line.append(f"\n    → {p['act']}", style="dim")
+        lines.append(line)
+    return Group(*lines)
 
 
 def _workers(workers: list[dict[str, Any]], now_ms: int) -> Any:
@@ -183,3 +249,15 @@ def _next(t: Target, queues: Sequence[str], minutes: int,
         return snapshot(t, queues, minutes)
     except JobqError as exc:
         return {**last, "error": str(exc)}
+
+
+@main.command()
+@common_options
+def doctor(t: Target) -> None:
+    """What needs an operator now: lost workers and their jobs, queues nobody serves,
+    paused or old pending jobs, failure spikes, late schedules, Redis memory and eviction.
+    Exits 1 when anything is found (for cron and health checks), else 0."""
+    found = [p.as_dict() for p in find_problems(t.inspector)]
+    t.emit({"ok": not found, "problems": found}, lambda: console().print(problem_list(found)))
+    if found:
+        raise SystemExit(1)

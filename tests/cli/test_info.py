@@ -94,3 +94,30 @@ def test_info_interval_text_refreshes(settings: Settings, queue: Queue) -> None:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     assert seen == 3 and proc.returncode == 0, err
+
+
+def test_info_one_row_per_queue_bars_on_one_scale(jobq: Jobq, settings: Settings) -> None:
+    big, small = Queue("big", settings=settings), Queue("small", settings=settings)
+    big.enqueue_many([(tasks.add, (i, i)) for i in range(120)])
+    small.enqueue_many([(tasks.add, (i, i)) for i in range(4)])
+    out = jobq("info").out
+    rows = {line.split()[0]: line for line in out.splitlines()
+            if line.split() and line.split()[0] in ("big", "small")}
+    assert set(rows) == {"big", "small"}, out  # one row each, not 7 lines per queue
+    assert rows["big"].count("█") == 30 and rows["small"].count("█") == 1, out
+    assert "120" in rows["big"] and "0 … 120" in out
+    # No worker serves them: the problems are listed under the table.
+    assert "problems: 2" in out and "no live worker serves it" in out
+    assert "jobq worker -q big" in out
+
+
+def test_doctor_exit_codes_and_json(jobq: Jobq, queue: Queue, settings: Settings) -> None:
+    run = jobq("doctor")
+    assert run.code == 0 and "problems: none" in run.out
+    queue.enqueue(tasks.add, 1, 1)
+    run = jobq("doctor")
+    assert run.code == 1 and "1 pending job in default and no live worker" in run.out
+    data = jobq("doctor", "--json").json
+    assert data["ok"] is False and [p["kind"] for p in data["problems"]] == ["no_worker"]
+    assert data["problems"][0]["target"] == {"page": "jobs", "state": "pending",
+                                             "queue": "default"}

@@ -101,7 +101,7 @@ def test_lost_worker_reaped_by_a_live_worker_says_when(fast: Settings, queue: Qu
         proc.wait(10)
     with worker_thread(fast, ("default",)):  # a live worker on default: its heartbeat reaps
         wait_until(lambda: "lost_worker" in kinds(fast), 2.0, "lost worker flagged")
-        p = [p for p in kinds(fast)["lost_worker"] if p.jobs][0]
+        p = next(p for p in kinds(fast)["lost_worker"] if p.jobs)
         assert "a reaper hands them back in about" in p.summary and p.jobs[0].reaper_live
         wait_until(lambda: not any(p.jobs for p in kinds(fast).get("lost_worker", [])),
                    fast.lease_s + 3, "the job handed back by the reaper")
