@@ -12,6 +12,7 @@ from werkzeug.exceptions import BadRequest, Conflict, NotFound
 from jobq_core import QueueFull
 from jobq_core.admin import BULK_ACTIONS, BulkOp
 from jobq_core.inspect import JobFilter, ScheduleInfo
+from jobq_core.problems import Problem
 
 from . import params
 from .engine import current_user, engine
@@ -118,3 +119,14 @@ def perform_schedule_action(info: ScheduleInfo, action: str, via: str = "") -> t
     detail = f"{name}: {job_id}" if job_id else name
     audit(verb, queue=queue, count=1 if job_id else 0, detail=detail + via)
     return message, job_id
+
+
+def problem_url(p: Problem) -> str:
+    """Where to act on a problem (its `target`), as a dashboard URL."""
+    t = p.target
+    if t.get("page") == "jobs":
+        return url_for("jobq.jobs.listing", state=t.get("state", "pending"),
+                       queue=t.get("queue") or None)
+    if t.get("page") in ("workers", "schedules", "queues"):
+        return url_for(f"jobq.{t['page']}.index")
+    return url_for("jobq.overview.index") + "#redis"

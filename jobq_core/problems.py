@@ -158,7 +158,7 @@ def _lost_workers(insp: Inspector, scan: _Scan, workers: Sequence[WorkerInfo],
         if not jobs:
             out.append(Problem(
                 "lost_worker", WARNING, f"worker {worker} stopped beating (killed or cut off "
-                "from Redis); it held no jobs", "Nothing is stuck. Check its host; "
+                "from Redis); it holds no jobs now", "Nothing is stuck. Check its host; "
                 "`jobq workers` lists the live ones.", {"page": "workers"}, worker=worker))
             continue
         queues = sorted({j.queue for j in jobs})

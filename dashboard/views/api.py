@@ -16,6 +16,7 @@ from werkzeug.exceptions import BadRequest, Conflict, NotFound
 from jobq_core.admin import BulkOp
 from jobq_core.inspect import JobFilter, JobRow, ScheduleInfo
 from jobq_core.job import FINAL_STATES, PURGE_STATES
+from jobq_core.problems import find_problems
 
 from .. import params
 from ..actions import (
@@ -27,6 +28,7 @@ from ..actions import (
     known_queues,
     op_or_404,
     perform_schedule_action,
+    problem_url,
     schedule_or_404,
 )
 from ..engine import current_user, engine
@@ -66,7 +68,7 @@ def index() -> Response:
     return jsonify({"user": current_user().name, "role": current_user().role, "endpoints": [
         "GET /api/overview", "GET /api/queues", "GET /api/jobs/<state>",
         "GET /api/jobs/<queue>/<id>", "GET /api/workers", "GET /api/history",
-        "GET /api/audit", "GET /api/schedules",
+        "GET /api/audit", "GET /api/schedules", "GET /api/problems",
         "POST /api/jobs/<queue>/<id>/<requeue|cancel|purge|release>",
         "POST /api/queues/<queue>/<pause|resume>",
         "POST /api/schedules/<name>/<enable|disable|run|delete>", "POST /api/ops",
@@ -80,6 +82,15 @@ def overview() -> Response:
     return jsonify({"counts": counts, "totals": totals(counts),
                     "workers": worker_summary(worker_rows(insp.workers())),
                     "server": insp.server()})
+
+
+@bp.get("/problems")
+def problems() -> Response:
+    """What needs an operator now (jobq_core.problems), errors first, each with the page
+    where to act (`url`)."""
+    found = find_problems(engine().inspector)
+    return jsonify({"ok": not found,
+                    "problems": [{**p.as_dict(), "url": problem_url(p)} for p in found]})
 
 
 @bp.get("/queues")

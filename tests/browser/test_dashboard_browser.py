@@ -134,3 +134,45 @@ def test_disable_then_enable_a_schedule(page: Any, live_url: str, settings: Sett
     page.goto(f"{live_url}/audit")
     expect(page.locator("#audit")).to_contain_text("enable schedule")
     expect(page.locator("#audit")).to_contain_text("disable schedule")
+
+
+def test_killed_worker_shows_as_a_problem_until_its_job_is_back(page: Any, live_url: str,
+                                                                 queue: Queue,
+                                                                 settings: Settings) -> None:
+    import dataclasses
+    import time
+
+    from tests.helpers import kill_group, start_worker
+
+    # Heartbeats of 0.25 s: the registry entry of a killed worker expires 0.75 s later.
+    fast = dataclasses.replace(settings, heartbeat_s=0.25, lease_s=3.0)
+    Queue("idle", settings=settings).enqueue(tasks.add, 1, 1)  # a queue without workers
+    page.goto(live_url + "/")
+    expect(page.locator('#problems [data-kind="no_worker"]')).to_contain_text(
+        "no live worker serves it")
+    proc = start_worker(fast, "-q", "default")
+    try:
+        job = queue.enqueue(tasks.sleep_for, 60)
+        deadline = time.monotonic() + 20
+        while job.refresh().status != "processing":
+            assert time.monotonic() < deadline, "the worker did not claim the job"
+            time.sleep(0.05)
+    finally:
+        kill_group(proc)
+        proc.wait(10)
+    killed = time.monotonic()
+    lost = page.locator('#problems [data-kind="lost_worker"]', has_text=job.id)
+    expect(lost).to_be_visible(timeout=2_000)
+    assert time.monotonic() - killed <= 2.5  # 2 s, plus the assertion's own polling
+    expect(lost).to_contain_text("no worker serves default to reap it")
+    # It stays while the job is processing, past the lease end (no reaper serves default).
+    page.wait_for_timeout(int(fast.lease_s * 1000) + 500)
+    expect(lost).to_be_visible()
+    assert job.refresh().status == "processing"
+    lost.locator("button", has_text="Hand back 1 job now").click()
+    expect(page.locator(".flash")).to_contain_text("Handed back 1 job(s)")
+    expect(lost).to_have_count(0)
+    # Until the registry forgets it, the worker itself is still listed, holding nothing.
+    expect(page.locator('#problems [data-kind="lost_worker"]')).to_contain_text(
+        "holds no jobs now")
+    assert job.refresh().status == "pending"
