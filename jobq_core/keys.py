@@ -149,6 +149,21 @@ class Keyspace:
         """hash schedule name -> '<last tick fired ms> <leader epoch>' (fire.lua's fence)."""
         return self._q(queue, "ticks")
 
+    def error_groups(self, queue: str) -> str:
+        """zset error group id -> last seen ms (capped: the oldest group is dropped)."""
+        return self._q(queue, "errors")
+
+    def error_group_prefix(self, queue: str) -> str:
+        """Prefix of error group hashes; fail.lua appends the id (and ':ids' for the zset of
+        the ids of the group's failed and dead jobs -> when they failed, ms)."""
+        return self._q(queue, "error:")
+
+    def error_group(self, queue: str, group_id: str) -> str:
+        return self.error_group_prefix(queue) + group_id
+
+    def error_group_ids(self, queue: str, group_id: str) -> str:
+        return self.error_group(queue, group_id) + ":ids"
+
     def corrupt(self, queue: str, what: str) -> str:
         """Where a key of the wrong type is moved so the queue can carry on."""
         return self._q(queue, f"corrupt:{what}")

@@ -23,8 +23,14 @@ from redis.exceptions import DataError, NoScriptError
 
 from .config import Settings
 from .errors import InvalidState, JobNotFound, JobqError, LeaseLost, QueueFull
+from .grouping import Signature
 from .job import Claimed, JobSpec
 from .keys import Keyspace
+
+# Error groups a queue keeps (the least recently seen is dropped) and ids kept per group.
+MAX_ERROR_GROUPS = 1000
+MAX_GROUP_IDS = 100_000
+_NO_GROUP = Signature("", "", "", "")
 
 
 class Code(IntEnum):
@@ -323,19 +329,23 @@ class Scripts:
 
     # fail.lua
     def fail(self, job: Claimed, outcome: str, *, delay_ms: int = 0, error: str = "",
-             reason: str = "", attempt_json: str = "",
+             reason: str = "", attempt_json: str = "", group: Signature | None = None,
              client: redis.Redis | None = None) -> str:
-        """Record a failed attempt; outcome is retry | fail | dead | crash.
+        """Record a failed attempt; outcome is retry | fail | dead | crash. A job that ends
+        failed or dead joins error group `group` (none when None).
 
         Returns the state the job moved to. Raises LeaseLost if the lease is no longer held.
         """
         k, q, s = self.keys, job.queue, self.settings
+        g = group or _NO_GROUP
         code = self._run("fail", [k.processing(q), k.scheduled(q), k.failed(q), k.dead(q),
                                   k.pending(q), k.seq(q), k.marker(q), k.stats(q), k.history(q),
-                                  k.job(q, job.id), k.attempts(q, job.id), k.notify(q, job.id)],
+                                  k.job(q, job.id), k.attempts(q, job.id), k.notify(q, job.id),
+                                  k.error_groups(q), k.error_group_prefix(q)],
                          [job.id, job.token, outcome, delay_ms, error, reason,
                           s.failed_ttl_s * 1000, s.dead_ttl_s * 1000, attempt_json,
-                          s.history_minutes, s.max_deliveries], client)
+                          s.history_minutes, s.max_deliveries, g.id, g.task, g.type,
+                          g.message, MAX_ERROR_GROUPS, MAX_GROUP_IDS], client)
         raise_for(code, job_id=job.id, what="failure report")
         return {1: "scheduled", 2: "failed", 3: "dead", 4: "pending"}[code]
 

@@ -162,3 +162,13 @@ def wait_for_gate(path: str, text: str, gate: str) -> str:
             raise TimeoutError(f"{gate} was never created")
         time.sleep(0.01)
     return text
+
+
+@task(max_retries=0)
+def raise_kind(kind: str, value: int) -> None:
+    """Fails with one of three errors whose messages vary by `value` (error groups)."""
+    if kind == "key":
+        raise KeyError(f"user-{value}")
+    if kind == "value":
+        raise ValueError(f"amount {value} for 'acct-{value}' is over the limit")
+    raise RuntimeError(f"upstream 0x{value:08x} timed out after {value} ms")

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from . import api, audit, jobs, metrics, ops, overview, queues, schedules, session, workers
+from . import (
+    api,
+    audit,
+    errors,
+    jobs,
+    metrics,
+    ops,
+    overview,
+    queues,
+    schedules,
+    session,
+    workers,
+)
 
-BLUEPRINTS = (overview.bp, jobs.bp, ops.bp, queues.bp, schedules.bp, workers.bp, audit.bp,
-              session.bp, api.bp, metrics.bp)
+BLUEPRINTS = (overview.bp, jobs.bp, errors.bp, ops.bp, queues.bp, schedules.bp, workers.bp,
+              audit.bp, session.bp, api.bp, metrics.bp)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest, Conflict, NotFound
 
 from jobq_core.admin import BulkOp
+from jobq_core.errorgroups import act_on_group, error_group, error_groups, group_cutoff
 from jobq_core.inspect import JobFilter, JobRow, ScheduleInfo
 from jobq_core.job import FINAL_STATES, PURGE_STATES
 from jobq_core.problems import find_problems
@@ -68,7 +70,8 @@ def index() -> Response:
     return jsonify({"user": current_user().name, "role": current_user().role, "endpoints": [
         "GET /api/overview", "GET /api/queues", "GET /api/jobs/<state>",
         "GET /api/jobs/<queue>/<id>", "GET /api/workers", "GET /api/history",
-        "GET /api/audit", "GET /api/schedules", "GET /api/problems",
+        "GET /api/audit", "GET /api/schedules", "GET /api/problems", "GET /api/errors",
+        "POST /api/errors/<queue>/<group>/<requeue|purge>",
         "POST /api/jobs/<queue>/<id>/<requeue|cancel|purge|release>",
         "POST /api/queues/<queue>/<pause|resume>",
         "POST /api/schedules/<name>/<enable|disable|run|delete>", "POST /api/ops",
@@ -91,6 +94,45 @@ def problems() -> Response:
     found = find_problems(engine().inspector)
     return jsonify({"ok": not found,
                     "problems": [{**p.as_dict(), "url": problem_url(p)} for p in found]})
+
+
+@bp.get("/errors")
+def errors() -> Response:
+    """Error groups (jobq_core.errorgroups), most recently seen first; ?queue= narrows."""
+    queue = request.args.get("queue", "")
+    names = [params.queue_name(queue, known_queues())] if queue else None
+    return jsonify([dataclasses.asdict(g) for g in error_groups(engine().inspector, names)])
+
+
+@bp.post("/errors/<queue>/<group_id>/<action>")
+def error_group_action(queue: str, group_id: str, action: str) -> Response:
+    """Requeue or purge a group's failed and dead jobs, for up to a step's budget. The answer
+    says how many were done and are left; send {"cutoff_ms": ..., "done": ...} from it to
+    continue the same snapshot until `left` is 0."""
+    if action not in ("requeue", "purge"):
+        raise NotFound(f"no error group action {action[:40]!r}")
+    queue = params.queue_name(queue, known_queues())
+    admin = engine().admin
+    if error_group(engine().inspector, queue, group_id) is None:
+        raise NotFound(f"no error group {group_id[:40]!r} in queue {queue!r}")
+    body = _body()
+    raw, done = body.get("cutoff_ms"), body.get("done", 0)
+    if (raw is not None and not isinstance(raw, int)) or not isinstance(done, int):
+        raise BadRequest("cutoff_ms and done are integers from the previous answer")
+    cutoff = group_cutoff(admin, queue, group_id) if raw is None else float(raw)
+    left, moved = 0, 0
+    if cutoff is not None:
+        started = time.monotonic()
+        for step in act_on_group(admin, queue, group_id, action, 500, cutoff):
+            moved, left = step.done, step.left
+            if time.monotonic() - started > STEP_BUDGET_S:
+                break
+    if not left:
+        audit(f"{action} error group", queue=queue, state="failed+dead", count=done + moved,
+              detail=f"{group_id} (API)")
+    return jsonify({"queue": queue, "group": group_id, "action": action,
+                    "done": done + moved, "left": left,
+                    "cutoff_ms": None if cutoff is None else int(cutoff)})
 
 
 @bp.get("/queues")

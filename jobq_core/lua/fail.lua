@@ -6,6 +6,13 @@
 -- ARGV[4] retry delay ms  ARGV[5] error text  ARGV[6] reason  ARGV[7] failed ttl ms
 -- ARGV[8] dead ttl ms  ARGV[9] attempt record JSON  ARGV[10] history size
 -- ARGV[11] max deliveries (crash only: the job killed its worker process)
+-- KEYS[13] error groups index (zset group id -> last seen ms)  KEYS[14] error group prefix
+-- ARGV[12] error group id ('' = none)  ARGV[13] task  ARGV[14] exception type
+-- ARGV[15] normalised message  ARGV[16] max groups  ARGV[17] max ids kept per group
+-- A job that ends failed or dead joins its error group (grouping.py): the group's hash
+-- (task, type, message, count, first_ms, last_ms, sample_id, sample) and its ids zset
+-- (id -> ms) are updated here, with the failure, so reading groups never scans. Both caps
+-- drop the oldest entries.
 -- Returns 1 retry scheduled; 2 failed; 3 dead; 4 back to pending; -1 job missing;
 --   -2 lease not held
 local id, job = ARGV[1], KEYS[10]
@@ -52,6 +59,24 @@ else
   redis.call('HINCRBY', KEYS[8], 'failed', 1)
 end
 append_attempt(KEYS[11], ARGV[9], ttl)
+if ARGV[12] ~= '' then
+  local group = KEYS[14] .. ARGV[12]
+  if redis.call('HSETNX', group, 'first_ms', now) == 1 then
+    redis.call('HSET', group, 'task', ARGV[13], 'type', ARGV[14], 'message', ARGV[15])
+  end
+  redis.call('HINCRBY', group, 'count', 1)
+  redis.call('HSET', group, 'last_ms', now, 'sample_id', id, 'sample', string.sub(ARGV[5], -4000))
+  redis.call('ZADD', group .. ':ids', now, id)
+  if redis.call('ZCARD', group .. ':ids') > tonumber(ARGV[17]) then
+    redis.call('ZPOPMIN', group .. ':ids')
+  end
+  redis.call('HSET', job, 'error_group', ARGV[12])
+  redis.call('ZADD', KEYS[13], now, ARGV[12])
+  if redis.call('ZCARD', KEYS[13]) > tonumber(ARGV[16]) then
+    local oldest = redis.call('ZPOPMIN', KEYS[13])
+    redis.call('UNLINK', KEYS[14] .. oldest[1], KEYS[14] .. oldest[1] .. ':ids')
+  end
+end
 notify_waiters(job, KEYS[12])
 retain(set, job, id, now, ttl)
 return code

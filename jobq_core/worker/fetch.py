@@ -18,6 +18,7 @@ import redis
 from ..config import Settings
 from ..connection import translated
 from ..errors import JobNotFound, LeaseLost, RedisUnavailable
+from ..grouping import signature
 from ..job import Claimed, Job
 from ..keys import Keyspace
 from ..registry import RegisteredTask, lookup
@@ -178,13 +179,15 @@ class Recorder:
             "runtime_ms": outcome.runtime_ms, "error": outcome.error[-4000:],
             "finished_ms": int(time.time() * 1000),
         })
+        # The group of a failure that may end the job (a retry joins none): grouping.py.
+        group = signature(job.task, outcome.error, outcome.reason)
         if outcome.kind == DEAD:
             return self.scripts.fail(job, "dead", error=outcome.error, reason=outcome.reason,
-                                     attempt_json=record)
+                                     attempt_json=record, group=group)
         if outcome.kind == CRASH:
             delay = self._backoff(job, task, None)
             return self.scripts.fail(job, "crash", delay_ms=int(delay * 1000), error=outcome.error,
-                                     reason=outcome.reason, attempt_json=record)
+                                     reason=outcome.reason, attempt_json=record, group=group)
         max_retries = job.int_field("max_retries", _opt(task, "max_retries",
                                                         self.settings.max_retries))
         if job.int_field("retries", 0) < max_retries:
@@ -193,7 +196,7 @@ class Recorder:
                                      error=outcome.error, attempt_json=record)
         reason = "timed out" if outcome.kind == TIMEOUT else "retries used up"
         return self.scripts.fail(job, "fail", error=outcome.error, reason=reason,
-                                 attempt_json=record)
+                                 attempt_json=record, group=group)
 
     def _backoff(self, job: Claimed, task: RegisteredTask[Any, Any] | None,
                  asked: float | None) -> float:

@@ -28,7 +28,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "pure": ("jobq_core.errors", "jobq_core.discover", "jobq_core.config", "jobq_core.keys",
              "jobq_core.job",
              "jobq_core.schedule", "jobq_core.context", "jobq_core.registry",
-             "jobq_core.hooks", "jobq_core.runner", "jobq_core.discover"),
+             "jobq_core.hooks", "jobq_core.runner", "jobq_core.discover",
+             "jobq_core.grouping"),
     # A client and the Lua scripts.
     "redis": ("jobq_core.connection", "jobq_core.scripts"),
     # What producers, readers and the worker share.
@@ -36,7 +37,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
                  "jobq_core.limits", "jobq_core.scheduler", "jobq_core.task",
                  "jobq_core.workers", "jobq_core.eager", "jobq_core.problems"),
     # Operator actions over many jobs.
-    "operators": ("jobq_core.admin",),
+    "operators": ("jobq_core.admin", "jobq_core.errorgroups"),
     # The worker process and its parts.
     "process": ("jobq_core.worker", "jobq_core.worker.*"),
     # The public API: jobq_core/__init__.py re-exports the layers below.
