@@ -19,6 +19,8 @@ MAX_TEXT = 200
 # ASCII digits only: str.isdigit() accepts "²" (which int() then rejects: a 500) and other
 # scripts' digits (which int() reads as a number no one typed in ASCII).
 WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
+MS_NUMBER = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,6})?")
+MAX_COUNT = 10**12  # counts a form or body may carry back (jobs done so far, ...)
 
 
 def _short(value: str) -> str:
@@ -45,6 +47,17 @@ def form_int(name: str, default: int) -> int:
     if not WHOLE_NUMBER.fullmatch(raw):
         raise BadRequest(f"{name} must be a whole number, not {_short(raw)!r}")
     return int(raw)
+
+
+def form_ms(name: str) -> float | None:
+    """A time in ms from the posted form as the page wrote it ("1765000000123" or
+    "1765000000123.0"; 400 for anything else, nan and inf included); None when absent."""
+    raw = request.form.get(name, "").strip()
+    if raw == "":
+        return None
+    if not MS_NUMBER.fullmatch(raw):
+        raise BadRequest(f"{name} must be a time in ms, not {_short(raw)!r}")
+    return float(raw)
 
 
 def choice_arg(name: str, default: str, choices: Sequence[str]) -> str:

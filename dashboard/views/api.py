@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import Any
+from typing import Any, TypeGuard
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest, Conflict, NotFound
@@ -117,8 +117,8 @@ def error_group_action(queue: str, group_id: str, action: str) -> Response:
         raise NotFound(f"no error group {group_id[:40]!r} in queue {queue!r}")
     body = _body()
     raw, done = body.get("cutoff_ms"), body.get("done", 0)
-    if (raw is not None and not isinstance(raw, int)) or not isinstance(done, int):
-        raise BadRequest("cutoff_ms and done are integers from the previous answer")
+    if (raw is not None and not _count(raw, 2**53)) or not _count(done, params.MAX_COUNT):
+        raise BadRequest("cutoff_ms and done are whole numbers from the previous answer")
     cutoff = group_cutoff(admin, queue, group_id) if raw is None else float(raw)
     left, moved = 0, 0
     if cutoff is not None:
@@ -256,11 +256,16 @@ def job_action(queue: str, job_id: str, action: str) -> Response:
     return jsonify({"id": job_id, "queue": queue, "was": state, "now": new_state})
 
 
+def _count(value: object, most: int) -> TypeGuard[int]:
+    """A JSON whole number from 0 to `most` (true and false are not numbers here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= most
+
+
 def _seen(body: dict[str, Any]) -> tuple[str, int]:
     """The state and requeue count the client read (GET /api/jobs/<queue>/<id>): a requeue
     names the run it means, so a retried request cannot run a finished job again."""
     state, count = body.get("state"), body.get("requeues")
-    if not isinstance(state, str) or not isinstance(count, int) or isinstance(count, bool):
+    if not isinstance(state, str) or not _count(count, params.MAX_COUNT):
         raise BadRequest('send {"state": ..., "requeues": ...} as read from GET '
                          "/api/jobs/<queue>/<id>: the requeue applies to the job as you saw it")
     return state, count

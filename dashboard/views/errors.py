@@ -44,8 +44,8 @@ def act(queue: str, group_id: str, action: str) -> Response:
     if group is None:
         raise NotFound(f"no error group {group_id[:40]!r} in queue {queue!r}")
     target = url_for(".act", queue=queue, group_id=group.id, action=action)
-    raw_cutoff = request.form.get("cutoff_ms", "")
-    if not raw_cutoff:
+    sent_cutoff = params.form_ms("cutoff_ms")
+    if sent_cutoff is None:
         if action == "purge" and request.form.get("confirm") != "1":
             return make_response(render_template(
                 "jobq/confirm.html", action=action, count=group.jobs, state="failed or dead",
@@ -54,10 +54,10 @@ def act(queue: str, group_id: str, action: str) -> Response:
         cutoff = group_cutoff(admin, queue, group.id)
         done_before = 0
     else:
-        try:
-            cutoff, done_before = float(raw_cutoff), int(request.form.get("done", "0"))
-        except ValueError:
-            raise BadRequest("cutoff_ms and done are numbers") from None
+        # Both come back from the progress page: ASCII numbers, bounded (nan was a 500).
+        cutoff, done_before = sent_cutoff, params.form_int("done", 0)
+        if done_before > params.MAX_COUNT:
+            raise BadRequest(f"done is at most {params.MAX_COUNT:,}")
     done, left = done_before, 0
     if cutoff is not None:
         started = time.monotonic()

@@ -152,3 +152,39 @@ def test_page_requeue_double_submit_is_refused(client: FlaskClient, queue: Queue
     assert post(client, f"/jobs/default/{job.id}/requeue", form).status_code == 302
     drain(settings)
     assert post(client, f"/jobs/default/{job.id}/requeue", form).status_code == 409
+
+
+def _group_id(settings: Settings) -> str:
+    from jobq_core.errorgroups import error_groups
+    from jobq_core.inspect import Inspector
+
+    return error_groups(Inspector(settings), None)[0].id
+
+
+@pytest.mark.parametrize("form", [
+    {"cutoff_ms": "nan", "done": "0"}, {"cutoff_ms": "inf", "done": "0"},
+    {"cutoff_ms": "1e999", "done": "0"}, {"cutoff_ms": "\u0663", "done": "0"},
+    {"cutoff_ms": "1_000", "done": "0"}, {"cutoff_ms": "5", "done": "-5"},
+    {"cutoff_ms": "5", "done": "\u0663"}, {"cutoff_ms": "5", "done": "9" * 20},
+])
+def test_error_group_step_form_numbers_are_checked(client: FlaskClient, jobs: Fixture,
+                                                   settings: Settings,
+                                                   form: dict[str, str]) -> None:
+    resp = post(client, f"/errors/default/{_group_id(settings)}/requeue", form)
+    assert resp.status_code == 400, (form, resp.status_code)
+
+
+def test_error_group_step_form_takes_what_the_page_wrote(client: FlaskClient, jobs: Fixture,
+                                                         settings: Settings) -> None:
+    resp = post(client, f"/errors/default/{_group_id(settings)}/requeue",
+                {"cutoff_ms": "1765000000123.0", "done": "0"})
+    assert resp.status_code == 200
+
+
+@pytest.mark.parametrize("body", [{"cutoff_ms": True}, {"cutoff_ms": -1}, {"done": -5},
+                                  {"done": 10**30}, {"cutoff_ms": 10**30}, {"done": "3"}])
+def test_error_group_api_numbers_are_checked(client: FlaskClient, jobs: Fixture,
+                                             settings: Settings, body: dict[str, object]) -> None:
+    resp = client.post(f"/api/errors/default/{_group_id(settings)}/requeue", json=body,
+                       headers={"X-CSRF-Token": csrf_token(client)})
+    assert resp.status_code == 400, (body, resp.status_code)
