@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from .config import Settings
-from .connection import configure, redis_errors
+from .connection import configure, redis_errors, translated
 from .errors import ConfigError, InvalidState, JobNotFound
 from .inspect import Inspector, JobFilter, JobRow
 from .job import (
+    DEFERRED_MS,
     PENDING,
     PRIORITY_BAND,
     PROCESSING,
@@ -365,6 +366,45 @@ class Admin:
                 continue
             Dependencies(self.scripts).ended(queue, job_id, "cancelled")
         return n
+
+    # -- jobs waiting out a retry backoff ---------------------------------------------------
+    def kill(self, queue: str, job_id: str, actor: str = "") -> None:
+        """Give up on a job waiting out a retry backoff: it goes to dead now (requeue brings
+        it back). Raises JobNotFound, or InvalidState when it is not such a job."""
+        from .dependencies import Dependencies
+
+        check_queue_name(queue)
+        require_job_id(job_id)
+        with translated(self.settings.redis_url):
+            self.scripts.kill(queue, job_id, f"killed by {actor or 'an operator'} while "
+                                             "waiting to retry")
+            Dependencies(self.scripts).ended(queue, job_id, "dead")
+
+    @redis_errors
+    def retry_now(self, queue: str, job_id: str) -> None:
+        """Run a job waiting out a retry backoff now rather than at its due time (the retry
+        count is kept: this is the same retry, earlier). Raises InvalidState when it is not
+        such a job."""
+        check_queue_name(queue)
+        require_job_id(job_id)
+        key = self.keys.job(queue, job_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key, self.keys.scheduled(queue))  # type: ignore[no-untyped-call]
+                values: Any = pipe.hmget(key, ["state", "retries"])
+                state, retries = values
+                due = pipe.zscore(self.keys.scheduled(queue), job_id)
+                if state != SCHEDULED or not str(retries or "0").isdigit() or \
+                        int(retries or 0) < 1 or due is None or due >= DEFERRED_MS:
+                    raise InvalidState(f"job {job_id} is {state or 'gone'}, not waiting out a "
+                                       "retry backoff")
+                pipe.multi()
+                # Due at 0: the promote below moves it first (it takes the earliest due).
+                pipe.zadd(self.keys.scheduled(queue), {job_id: 0}, xx=True)
+                pipe.execute()
+            except redis.WatchError:
+                raise InvalidState(f"job {job_id} changed meanwhile; look again") from None
+        self.scripts.promote(queue)
 
     # -- orphans, audit, secrets -----------------------------------------------------------
     @redis_errors

@@ -393,6 +393,21 @@ class Inspector:
         return {wid: bool(n) for wid, n in zip(ids, pipe.execute(), strict=True)}
 
     @redis_errors
+    def progress(self, jobs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        """(queue, job id) -> the progress its task reported (set_progress: a number or a
+        dict), for the jobs that reported any; at most max_page_size jobs, one round trip."""
+        refs = list(jobs)[:self.settings.max_page_size]
+        pipe = self.client.pipeline(transaction=False)
+        for q, job_id in refs:
+            self._check(q)
+            pipe.hget(self.keys.job(q, job_id), "progress")
+        out: dict[str, Any] = {}
+        for (_, job_id), raw in zip(refs, pipe.execute(), strict=True):
+            if raw is not None:
+                out[job_id] = loads_or_raw(raw)
+        return out
+
+    @redis_errors
     def audit(self, offset: int = 0, limit: int = 50) -> AuditPage:
         """A page of the operator audit log, newest first."""
         offset = max(0, int(offset))

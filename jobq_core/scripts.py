@@ -397,6 +397,20 @@ class Scripts:
                       what="only pending or scheduled jobs can be cancelled")
         raise_for(code, job_id=job_id, what="cancel")
 
+    # kill.lua
+    def kill(self, queue: str, job_id: str, reason: str) -> None:
+        """Move a job waiting out a retry backoff to dead; raises JobNotFound or InvalidState
+        (not a retry waiting in scheduled)."""
+        k = self.keys
+        code = self._run("kill", [k.scheduled(queue), k.dead(queue), k.stats(queue),
+                                  k.job(queue, job_id), k.notify(queue, job_id)],
+                         [job_id, self.settings.dead_ttl_s * 1000, reason])
+        if code == Code.WRONG_STATE:
+            state = str(self.client.hget(k.job(queue, job_id), "state"))
+            raise_for(code, job_id=job_id, state=state,
+                      what="only a job waiting out a retry backoff can be killed")
+        raise_for(code, job_id=job_id, what="kill")
+
     # requeue.lua
     def requeue(self, queue: str, state: str, ids: Sequence[str] = (), *,
                 upto: float | None = None, batch: int = 0,

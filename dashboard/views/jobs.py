@@ -16,9 +16,10 @@ from jobq_core.keys import QUEUE_NAME_RE, valid_job_id
 
 from .. import params
 from ..actions import audit, back_to_list, known_queues, notify
-from ..engine import engine
+from ..engine import current_user, engine
 from ..htmx import is_htmx
 from ..listing import list_jobs, search_jobs
+from ..models import totals
 from ..render import page
 
 bp = Blueprint("jobs", __name__)
@@ -72,20 +73,24 @@ def listing(state: str) -> Response | BaseResponse:
                            f"{result.total:,} {state} jobs")
     now = insp.server_time_ms()
     alive: dict[str, bool] = {}
+    progress: dict[str, Any] = {}
     if state == "processing":
         alive = insp.workers_alive([r.worker for r in result.rows if r.worker])
+        progress = insp.progress([(r.queue, r.id) for r in result.rows])
     query = {"queue": queue, "order": order, "per_page": per_page, "task": match.task,
              "text": match.text}
     # The job page URL of each listed queue without the id ('-' is a valid id, cut off): one
     # url_for per queue instead of one per row. Ids are URL-safe (keys.JOB_ID_RE).
     links = {q: url_for(".detail", queue=q, job_id="-")[:-1] for q in {r.queue for r in
                                                                        result.rows}}
+    # Counts on the state tabs: one ZCARD per state and queue (only for the full page).
+    tab_counts = {} if is_htmx() else totals(insp.counts(queues))
     return page("jobq/jobs/list.html", "jobq/jobs/_rows.html", state=state, queue=queue,
                 queues=names, order=order, per_page=per_page, match=match, result=result,
                 page_no=page_no, last_page=last_page, now_ms=now, alive=alive,
                 query={k: v for k, v in query.items() if v}, actions=actions_for(state),
                 per_page_choices=params.PER_PAGE_CHOICES, states=STATES, deferred_ms=DEFERRED_MS,
-                links=links)
+                links=links, tab_counts=tab_counts, progress=progress)
 
 
 @bp.get("/job/<job_id>")
@@ -169,7 +174,7 @@ def act(queue: str, job_id: str, action: str) -> Response | BaseResponse:
     job = _detail_or_404(queue, job_id)
     admin = engine().admin
     state = job.state
-    if action not in ("requeue", "cancel", "purge", "release"):
+    if action not in ("requeue", "cancel", "purge", "release", "retry-now", "kill"):
         raise NotFound(f"no job action {action[:40]!r}")
     if action in DESTRUCTIVE and request.form.get("confirm") != "1":
         return make_response(render_template(
@@ -197,6 +202,14 @@ def act(queue: str, job_id: str, action: str) -> Response | BaseResponse:
         audit("purge", queue=job.queue, state=state, count=1, detail=job.id)
         notify(f"Purged job {job.id}.")
         return redirect(url_for(".listing", state=state, queue=job.queue))
+    elif action == "retry-now":
+        admin.retry_now(job.queue, job.id)
+        audit("retry now", queue=job.queue, state=state, count=1, detail=job.id)
+        notify(f"Job {job.id} runs again now instead of at the end of its backoff.")
+    elif action == "kill":
+        admin.kill(job.queue, job.id, current_user().name)
+        audit("kill", queue=job.queue, state=state, count=1, detail=job.id)
+        notify(f"Killed job {job.id}: it is dead (requeue brings it back).")
     else:
         worker = request.form.get("worker", "")[:200]  # also bounds the flash message
         new_state = admin.release_orphan(job.queue, job.id, worker)

@@ -34,6 +34,7 @@ CALLS: dict[str, tuple[Callable[[Scripts], Any], Any]] = {
     "trim": (lambda s: s.trim("q"), 0),
     "release": (lambda s: s.release(JOB), 1),
     "cancel": (lambda s: s.cancel("q", "j1"), 1),
+    "kill": (lambda s: s.kill("q", "j1", "killed"), 1),
     "requeue": (lambda s: s.requeue("q", "failed", ["j1"]), [0, 0]),
     "purge": (lambda s: s.purge("q", "failed", ["j1"]), [0, 0]),
     "search": (lambda s: s.search("q", "failed", 0, 10, newest_first=True), [0]),
