@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from dashboard import create_app  # noqa: E402
 from jobq_core import Queue, Settings  # noqa: E402
+from jobq_core.grouping import signature  # noqa: E402
 from jobq_core.scripts import Scripts  # noqa: E402
 from jobq_core.server import LocalRedis, temp_dir  # noqa: E402
 
@@ -75,8 +76,10 @@ def fill_failed(q: Queue, settings: Settings, n: int) -> float:
                      f"{word} for customer {i}\n")
             record = json.dumps({"attempt": 1, "worker": "bench-worker", "outcome": "error",
                                  "runtime_ms": 12, "error": error})
+            # Grouped as a worker groups them (two groups: 'needle' and 'declined').
             scripts.fail(job, "fail", error=error, reason="retries used up",
-                         attempt_json=record)
+                         attempt_json=record,
+                         group=signature(job.task, error, "retries used up"))
     return time.perf_counter() - t0
 
 
@@ -132,6 +135,10 @@ def bench_pages(pending: int, failed: int, some_failed: str) -> dict[str, Any]:
     return {
         "overview": "/",
         "overview (htmx poll)": ("/", {"HX-Request": "true"}),
+        "problems panel (htmx poll)": ("/problems", {"HX-Request": "true"}),
+        "errors (groups)": "/errors",
+        "api: problems": "/api/problems",
+        "api: errors": "/api/errors",
         "pending, first page": "/jobs/pending?queue=bulk",
         "pending, last page": f"/jobs/pending?queue=bulk&page={last_pending}",
         "pending, middle page": f"/jobs/pending?queue=bulk&page={last_pending // 2}",
