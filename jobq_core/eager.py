@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobq.eager")
 
 
+def _is_number(raw: str | None) -> bool:
+    try:
+        return raw is not None and isinstance(json.loads(raw), int | float)
+    except ValueError:
+        return False
+
+
 def run_eagerly(queue: Queue, spec: JobSpec) -> dict[str, str]:
     """Run the job of `spec` now, in this thread, without Redis; returns its final fields.
 
@@ -39,6 +46,8 @@ def run_eagerly(queue: Queue, spec: JobSpec) -> dict[str, str]:
                       fields.update)
         if outcome.kind == OK:
             fields.update(state=COMPLETED, result=outcome.result_json)
+            if _is_number(fields.get("progress")):  # as complete.lua: done reads 1.0
+                fields["progress"] = "1.0"
             break
         fields["error"] = outcome.error
         if outcome.kind == DEAD:

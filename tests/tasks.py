@@ -90,6 +90,17 @@ def report_progress() -> str:
     return job.id
 
 
+@task(max_retries=0)
+def progress_then_fail() -> None:
+    current_job().set_progress(0.75)
+    raise ValueError("failed at three quarters")
+
+
+@task
+def progress_as_dict() -> None:
+    current_job().set_progress({"done": 3, "of": 4})
+
+
 @task
 def not_json() -> object:
     return object()

@@ -3,6 +3,7 @@
 -- updates, counters and history are written once per batch.
 -- KEYS[1] processing  KEYS[2] completed  KEYS[3] stats  KEYS[4] history  KEYS[5] job prefix
 -- ARGV[1] history size, then per job: id, lease token, result JSON, result ttl ms, runtime ms
+-- A numeric progress becomes 1.0.
 -- Returns one code per job: 1 completed; -1 job missing; -2 lease not held
 -- (the codes of scripts.Code; scripts.raise_for maps them to errors)
 local now = now_ms()
@@ -12,7 +13,7 @@ for i = 2, #ARGV, 5 do
   local id = ARGV[i]
   local job = KEYS[5] .. id
   local code = 1
-  local f = redis.pcall('HMGET', job, 'lease', 'waiters', 'retries', 'lost')
+  local f = redis.pcall('HMGET', job, 'lease', 'waiters', 'retries', 'lost', 'progress')
   if f.err then
     code = -1  -- not a hash: nothing of ours to complete
   elseif not f[1] then
@@ -31,6 +32,9 @@ for i = 2, #ARGV, 5 do
     end
     redis.call('HSET', job, 'state', 'completed', 'result', ARGV[i + 2], 'finished_ms', now,
                'runtime_ms', ARGV[i + 4])
+    -- A completed job is done: a progress the task reported as a number reads 1.0, not
+    -- the last step it reported. A JSON object is the task's own shape and is kept.
+    if f[5] and tonumber(f[5]) then redis.call('HSET', job, 'progress', '1.0') end
     local ttl_ms = tonumber(ARGV[i + 3])
     -- Only a job that failed an attempt or lost a lease before has an attempt log.
     local attempts = (f[3] or f[4]) and job .. ':attempts'

@@ -174,7 +174,17 @@ def test_current_job_meta_and_progress(settings: Settings, queue: Queue) -> None
     drain(settings)
     assert job.result(timeout_s=1) == job.id
     job.refresh()
-    assert job.meta == {"stage": "half"} and job.progress == 0.5
+    # Completed: a numeric progress reads as done, whatever the task last reported.
+    assert job.meta == {"stage": "half"} and job.progress == 1.0
+
+
+def test_progress_after_failure_and_as_a_dict(settings: Settings, queue: Queue) -> None:
+    failed = queue.enqueue(tasks.progress_then_fail)
+    as_dict = queue.enqueue(tasks.progress_as_dict)
+    drain(settings)
+    assert failed.refresh().status == "failed" and failed.progress == 0.75  # where it stopped
+    assert as_dict.refresh().status == "completed"
+    assert as_dict.progress == {"done": 3, "of": 4}  # the task's own shape is left alone
 
 
 def test_callbacks_run_after_the_transition(settings: Settings, queue: Queue) -> None:

@@ -76,7 +76,8 @@ def test_unserialisable_result_fails(eager: Queue) -> None:
 
 def test_progress_and_meta_are_kept(eager: Queue) -> None:
     job = eager.enqueue(tasks.report_progress)
-    assert job.progress == 0.5
+    assert job.progress == 1.0  # completed, as after a worker
+    assert eager.enqueue(tasks.progress_then_fail).progress == 0.75
     assert job.meta == {"stage": "half"}
 
 
