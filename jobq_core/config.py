@@ -74,6 +74,10 @@ class Settings:
     # until their lease expires, where otherwise it holds only a wake-up.
     claim_on_wake: bool = False
     grace_s: float = 30.0
+    # A burst worker (--burst) also waits for scheduled jobs due within this long: retries
+    # waiting out their backoff, delayed jobs. One due later stays scheduled, and the worker
+    # says so as it exits.
+    burst_wait_s: float = 60.0
     # Bounded batches for the maintenance scripts (promote due, reap expired).
     batch_size: int = 100
     # History of processed/failed counts per minute kept in Redis.

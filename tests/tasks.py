@@ -52,6 +52,17 @@ def ask_retry(path: str) -> str:
     return "second time lucky"
 
 
+@task(max_retries=5)
+def retry_after(path: str, delay_s: float) -> str:
+    """Ask for one retry `delay_s` later (exactly: Retry, no jitter), then succeed."""
+    p = Path(path)
+    n = int(p.read_text()) + 1 if p.exists() else 1
+    p.write_text(str(n))
+    if n == 1:
+        raise Retry(delay_s=delay_s)
+    return f"attempt {n}"
+
+
 @task
 def sleep_for(seconds: float) -> float:
     time.sleep(seconds)

@@ -38,7 +38,12 @@ from .app import json_logs, main, make_settings, shared_options
 @click.option("--grace-s", type=float, envvar="JOBQ_GRACE_S",
               help="How long running jobs may finish after SIGTERM [30].")
 @click.option("--name", help="Worker id (default host:pid:random).")
-@click.option("--burst", is_flag=True, help="Exit when there is nothing left to do.")
+@click.option("--burst", is_flag=True,
+              help="Exit when nothing is pending or running and no scheduled job (a retry "
+                   "waiting out its backoff, a delayed job) is due within --burst-wait-s.")
+@click.option("--burst-wait-s", type=click.FloatRange(0), envvar="JOBQ_BURST_WAIT_S",
+              help="With --burst: wait for scheduled jobs due within this long; later ones "
+                   "stay scheduled and the worker says so [env JOBQ_BURST_WAIT_S; 60].")
 @click.option("--with-scheduler", is_flag=True, envvar="JOBQ_WITH_SCHEDULER",
               help="Also run a scheduler in this worker (any number may run; one fires each "
                    "tick).")
@@ -46,7 +51,7 @@ def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[
            imports: Sequence[str], concurrency: int | None, pool: str | None,
            prefetch: int | None, claim_on_wake: bool | None, lease_s: float | None,
            heartbeat_s: float | None,
-           grace_s: float | None, name: str | None, burst: bool,
+           grace_s: float | None, name: str | None, burst: bool, burst_wait_s: float | None,
            with_scheduler: bool) -> None:
     """Run jobs from the given queues until SIGTERM/SIGINT (twice: at once).
 
@@ -58,7 +63,8 @@ def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[
     sys.path.insert(0, os.getcwd())  # so --import finds the project's own modules
     settings = make_settings(url, prefix, concurrency=concurrency, pool=pool, prefetch=prefetch,
                              claim_on_wake=claim_on_wake, lease_s=lease_s,
-                             heartbeat_s=heartbeat_s, grace_s=grace_s)
+                             heartbeat_s=heartbeat_s, grace_s=grace_s,
+                             burst_wait_s=burst_wait_s)
     try:
         w = Worker(queues, settings, imports=imports, name=name, with_scheduler=with_scheduler)
     except ImportError as exc:

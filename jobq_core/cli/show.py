@@ -8,7 +8,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from ..durations import duration
 from ..inspect import JobRow
+
+__all__ = ["ago", "console", "duration", "fmt_ms", "job_table", "state_text"]
 
 # One colour per state, the same in every command.
 STATE_STYLE = {"pending": "yellow", "scheduled": "blue", "processing": "cyan",
@@ -45,26 +48,6 @@ def _span(s: float) -> str:
     if s < 86400:
         return f"{s / 3600:.1f}h"
     return f"{s / 86400:.1f}d"
-
-
-def duration(seconds: float) -> str:
-    """A span for people, to two units at most: '45 s', '3 h 2 min', '7 days'.
-
-    Rounded to the smaller unit shown, so 604,782 s (a week less 18 s) reads '7 days'."""
-    units = ((86400, "day"), (3600, "h"), (60, "min"), (1, "s"))
-    total = max(0, round(seconds))
-    for i, (size, name) in enumerate(units[:-1]):
-        small_size, small_name = units[i + 1]
-        rounded = round(total / small_size) * small_size
-        if rounded >= size:
-            big, rest = divmod(rounded, size)
-            return " ".join([_unit(big, name)] + ([_unit(rest // small_size, small_name)]
-                                                   if rest else []))
-    return f"{total} s"
-
-
-def _unit(n: int, name: str) -> str:
-    return f"{n} {name}{'s' if name == 'day' and n != 1 else ''}"
 
 
 def fmt_ms(ms: int) -> str:

@@ -25,10 +25,11 @@ import redis
 
 from ..config import Settings
 from ..connection import connect, translated
+from ..durations import duration
 from ..errors import JobqError, LeaseLost, RedisUnavailable
 from ..hooks import Hooks, WorkerContext, WorkerHook
-from ..job import Claimed, Job
-from ..keys import check_queue_name
+from ..job import DEFERRED_MS, Claimed, Job
+from ..keys import Keyspace, check_queue_name
 from ..queue import Queue
 from ..registry import registered
 from ..runner import Outcome
@@ -99,7 +100,8 @@ class Worker:
 
     def work(self, burst: bool = False) -> int:
         """Run jobs until stopped (SIGTERM/SIGINT or stop()); with `burst`, until there is
-        nothing pending, running or due within a second. Returns the jobs processed."""
+        nothing pending, running, or scheduled and due within `burst_wait_s` (a retry waiting
+        out its backoff). Returns the jobs processed."""
         self._start()
         pause = 0.0
         try:
@@ -116,7 +118,9 @@ class Worker:
                     for job in jobs:
                         self.pool.submit(job, sent)
                     if not jobs:
-                        if burst and idle and not self.fetch.due_within(1.0):
+                        if burst and idle and not self.fetch.due_within(
+                                self.settings.burst_wait_s):
+                            self._left_scheduled()
                             break
                         if burst and self.pool.busy():
                             self.pool.wait_change(self.settings.block_s)
@@ -143,6 +147,21 @@ class Worker:
         finally:
             self._stop()
         return self.recorder.done + self.recorder.failed
+
+    def _left_scheduled(self) -> None:
+        # A burst run that leaves retries behind must say so: the caller may take "it
+        # returned" for "every job ended".
+        last = self.fetch.last
+        if last is None or not 0 <= last.next_due_ms < DEFERRED_MS:
+            return
+        with translated(self.settings.redis_url):
+            left = sum(int(self.client.zcount(Keyspace(self.settings.prefix).scheduled(q), "-inf",
+                                              f"({DEFERRED_MS}"))
+                       for q in self.queues)
+        log.info("burst: nothing left to run now; %d scheduled job%s left scheduled, the next "
+                 "due in %s (burst_wait_s is %s)", left, "s" * (left != 1),
+                 duration((last.next_due_ms - last.now_ms) / 1000),
+                 duration(self.settings.burst_wait_s))
 
     def stop(self, hard: bool = False) -> None:
         """Ask the worker to stop: finish running jobs within grace_s (hard: at once)."""

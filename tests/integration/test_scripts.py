@@ -37,7 +37,7 @@ def test_attempt_log_is_retained_like_its_job(settings: Settings, queue: Queue,
     assert 0 < r.ttl(keys.attempts("default", poison.id)) <= settings.dead_ttl_s
     # Failed once, then cancelled while waiting out its backoff.
     waiting = queue.enqueue(tasks.boom)
-    drain(settings.replace(retry_backoff_s=60.0, retry_backoff_max_s=60.0))
+    drain(settings.replace(retry_backoff_s=60.0, retry_backoff_max_s=60.0, burst_wait_s=0.0))
     assert waiting.refresh().status == "scheduled" and waiting.cancel()
     assert 0 < r.ttl(keys.attempts("default", waiting.id)) <= settings.cancelled_ttl_s
 

@@ -128,9 +128,9 @@ def test_retry_exception_schedules_another_attempt(settings: Settings, queue: Qu
 
 
 def test_retry_waits_in_scheduled(settings: Settings, queue: Queue) -> None:
-    slow = settings.replace(retry_backoff_s=60.0, retry_backoff_max_s=60.0)
+    slow = settings.replace(retry_backoff_s=60.0, retry_backoff_max_s=60.0, burst_wait_s=0.0)
     job = queue.enqueue(tasks.boom)
-    drain(slow)
+    drain(slow)  # burst_wait_s 0: returns without waiting out the backoff
     assert job.refresh().status == "scheduled"
     assert queue.count("scheduled") == 1 and queue.count("pending") == 0
 
@@ -333,3 +333,25 @@ def test_heartbeat_forgets_expired_entries_and_dead_workers(settings: Settings, 
     w.heartbeat.beat()
     assert r.zcard(keys.completed("default")) == 0
     assert r.zscore(keys.workers(), "ghost:1:abcd") is None
+
+
+def test_burst_waits_for_a_retry_due_soon(settings: Settings, queue: Queue,
+                                          tmp_path: Path) -> None:
+    # A retry 1.5 s out: the burst worker used to exit after the first attempt and leave
+    # the job scheduled (it only waited for jobs due within a second).
+    job = queue.enqueue(tasks.retry_after, str(tmp_path / "n"), 1.5)
+    assert drain(settings) == 2
+    assert job.refresh().status == "completed" and job.return_value == "attempt 2"
+
+
+def test_burst_leaves_a_later_retry_and_says_so(settings: Settings, queue: Queue,
+                                                tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    job = queue.enqueue(tasks.retry_after, str(tmp_path / "n"), 3600.0)
+    started = time.monotonic()
+    with caplog.at_level("INFO", logger="jobq.worker"):
+        drain(settings, burst_wait_s=2.0)
+    assert time.monotonic() - started < 10
+    assert job.refresh().status == "scheduled"
+    said = [r.getMessage() for r in caplog.records if "left scheduled" in r.getMessage()]
+    assert said and "1 scheduled job" in said[0] and "due in 1 h" in said[0], said
