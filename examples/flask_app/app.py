@@ -1,12 +1,9 @@
 """A Flask app that enqueues a job from a request and shows its result.
 
-Run it (Redis from JOBQ_REDIS_URL, or a `jobq up` in the repository root):
-
-    cd examples/flask_app && JOBQ_REDIS_URL=redis://127.0.0.1:6379/0 flask --app app run
-
-(`flask` finds the `create_app` factory.)
-The jobs run in worker threads inside the app (JOBQ_EMBEDDED_WORKER). For a separate
-worker process instead, set JOBQ_EMBEDDED_WORKER=0 and run `jobq worker --import tasks`.
+How to run it: README.md beside this file (tests/integration/test_flask_example.py runs
+those steps as written). The jobs run in worker threads inside the app
+(JOBQ_EMBEDDED_WORKER, default on here); with JOBQ_EMBEDDED_WORKER=0 a separate
+`jobq worker --import examples.flask_app.tasks` runs them.
 """
 
 from __future__ import annotations
@@ -19,10 +16,7 @@ from flask import Flask, abort, jsonify, render_template_string, request, url_fo
 
 from jobq_core.embedded import FlaskJobq
 
-if __package__:  # imported as examples.flask_app.app (the tests)
-    from . import tasks
-else:  # run from this folder: flask --app app run
-    import tasks  # type: ignore[no-redef]
+from . import tasks
 
 jobq = FlaskJobq()
 
