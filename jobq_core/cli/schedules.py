@@ -9,7 +9,7 @@ import click
 
 from ..errors import JobqError
 from .app import BadUsage, Target, common_options, main
-from .show import ago, console
+from .show import ago, console, duration
 
 ACTIONS = ("list", "enable", "disable", "run", "delete")
 # What the audit log calls each change (the dashboard's words for the same actions).
@@ -92,7 +92,9 @@ def _print(infos: list[Any]) -> None:
         table.add_column(col)
     for i in infos:
         task = getattr(i.schedule, "task", "?") if i.schedule is not None else "?"
-        table.add_row(Text(i.name), Text(str(task)), Text(i.when),
+        every = getattr(i.schedule, "every_s", None) if i.schedule is not None else None
+        when = f"every {duration(every)}" if every is not None else i.when  # not "86400s"
+        table.add_row(Text(i.name), Text(str(task)), Text(when),
                       Text("yes", style="green") if i.enabled else Text("no", style="yellow"),
                       ago(i.next_ms) if i.next_ms else "-",
                       Text(i.last_job_id or "-"), str(i.fired), str(i.missed))

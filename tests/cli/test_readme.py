@@ -4,6 +4,7 @@ README's blocks, its commands run in a shell) printing 3."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -43,4 +44,6 @@ def test_quick_start_and_your_own_tasks(tmp_path: Path) -> None:
         assert run.returncode == 0 and "demo" in run.stdout, run.stderr
         run = run_shell("\n".join(commands(own_shell)), tmp_path, env)
         assert (run.returncode, run.stdout) == (0, "3\n"), run.stderr
-        assert "unknown task" not in run.stderr
+        # jobq up's own worker did not take (and, not knowing it, kill) the job.
+        dead = run_shell("jobq jobs dead --queue default --json", tmp_path, env)
+        assert json.loads(dead.stdout)["total"] == 0, dead.stdout

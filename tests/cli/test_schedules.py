@@ -35,7 +35,7 @@ def test_list_table_and_json(jobq: Jobq, settings: Settings) -> None:
     assert run.code == 0, run.err
     rows = {line.split()[0]: line for line in run.out.splitlines()[2:] if line.strip()}
     assert set(rows) == {"tick", "nightly"}
-    assert "tests.tasks.add" in rows["tick"] and "every 30s" in rows["tick"]
+    assert "tests.tasks.add" in rows["tick"] and "every 30 s" in rows["tick"]
     assert "yes" in rows["tick"] and f"sched:tick:{due}" in rows["tick"]
     assert rows["tick"].split()[-2:] == ["1", "0"]  # fired, missed
     assert "tests.tasks.echo" in rows["nightly"] and "cron 0 3 * * *" in rows["nightly"]

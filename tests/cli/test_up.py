@@ -144,3 +144,11 @@ def test_up_stops_everything_when_a_process_dies(tmp_path: Path,
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_up_worker_leaves_your_queues_alone_unless_given_your_tasks() -> None:
+    from jobq_core.cli.up import served_queues
+
+    assert served_queues([], []) == ["demo"]  # before: default, where your jobs died
+    assert served_queues([], ["myapp.tasks"]) == ["default", "demo"]
+    assert served_queues(["high", "demo"], ["myapp.tasks"]) == ["high", "demo"]
