@@ -424,7 +424,8 @@ class Scripts:
             argv = [state, "seen", job_id, seen_requeues]
         moved, left = self._run("requeue", [k.state_set(queue, state), k.pending(queue),
                                             k.seq(queue), k.marker(queue), k.stats(queue),
-                                            k.job_prefix(queue)], argv)
+                                            k.job_prefix(queue), k.error_group_prefix(queue)],
+                                argv)
         return int(moved), int(left)
 
     # purge.lua
@@ -435,7 +436,8 @@ class Scripts:
         k = self.keys
         argv: list[Any] = ([state, "ids", *ids] if upto is None
                            else [state, "upto", upto, batch, since_ms])
-        deleted, left = self._run("purge", [k.state_set(queue, state), k.job_prefix(queue)], argv)
+        deleted, left = self._run("purge", [k.state_set(queue, state), k.job_prefix(queue),
+                                            k.error_group_prefix(queue)], argv)
         return int(deleted), int(left)
 
     # search.lua

@@ -12,7 +12,8 @@
 -- A job that ends failed or dead joins its error group (grouping.py): the group's hash
 -- (task, type, message, count, first_ms, last_ms, sample_id, sample) and its ids zset
 -- (id -> ms) are updated here, with the failure, so reading groups never scans. Both caps
--- drop the oldest entries.
+-- drop the oldest entries, and ids past the longest retention (their jobs expired) go too.
+-- requeue.lua and purge.lua take a job out of its group.
 -- Returns 1 retry scheduled; 2 failed; 3 dead; 4 back to pending; -1 job missing;
 --   -2 lease not held
 local id, job = ARGV[1], KEYS[10]
@@ -67,6 +68,9 @@ if ARGV[12] ~= '' then
   redis.call('HINCRBY', group, 'count', 1)
   redis.call('HSET', group, 'last_ms', now, 'sample_id', id, 'sample', string.sub(ARGV[5], -4000))
   redis.call('ZADD', group .. ':ids', now, id)
+  -- Ids older than the longest retention belong to jobs that expired: drop them.
+  redis.call('ZREMRANGEBYSCORE', group .. ':ids', '-inf',
+             now - math.max(tonumber(ARGV[7]), tonumber(ARGV[8])) - 1)
   if redis.call('ZCARD', group .. ':ids') > tonumber(ARGV[17]) then
     redis.call('ZPOPMIN', group .. ':ids')
   end

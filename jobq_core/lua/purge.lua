@@ -1,5 +1,6 @@
 -- purge.lua: delete jobs of one state (pending | scheduled | completed | failed | dead | cancelled).
--- KEYS[1] state set  KEYS[2] job prefix
+-- KEYS[1] state set  KEYS[2] job prefix  KEYS[3] error group prefix (a purged job leaves its
+--   error group)
 -- ARGV[1] state name  ARGV[2] mode: 'ids' | 'upto'
 --   ids:  ARGV[3..] job ids
 --   upto: ARGV[3] score cutoff (snapshot taken by the caller)  ARGV[4] batch size
@@ -16,6 +17,8 @@ local function delete(id)
     local job = KEYS[2] .. id
     local jtype = redis.call('TYPE', job)['ok']
     if jtype ~= 'hash' or redis.call('HGET', job, 'state') == ARGV[1] then
+      local group = jtype == 'hash' and redis.call('HGET', job, 'error_group')
+      if group then redis.call('ZREM', KEYS[3] .. group .. ':ids', id) end
       redis.call('DEL', job, job .. ':attempts', job .. ':notify')
     end
     deleted = deleted + 1

@@ -1,6 +1,6 @@
 -- requeue.lua: failed | dead | cancelled | completed -> pending, for given ids or a batch.
 -- KEYS[1] source state set  KEYS[2] pending  KEYS[3] seq  KEYS[4] marker  KEYS[5] stats
--- KEYS[6] job prefix
+-- KEYS[6] job prefix  KEYS[7] error group prefix (a requeued job leaves its error group)
 -- ARGV[1] source state name  ARGV[2] mode: 'ids' | 'upto' | 'seen'
 --   ids:  ARGV[3..] job ids
 --   upto: ARGV[3] score cutoff (snapshot taken by the caller)  ARGV[4] batch size
@@ -29,6 +29,11 @@ for _, id in ipairs(ids) do
                  'runtime_ms', 'expires_ms')
       redis.call('HSET', job, 'state', 'pending', 'requeued_ms', now_ms())
       redis.call('HINCRBY', job, 'requeues', 1)
+      local group = redis.call('HGET', job, 'error_group')
+      if group then
+        redis.call('ZREM', KEYS[7] .. group .. ':ids', id)
+        redis.call('HDEL', job, 'error_group')
+      end
       push_pending(KEYS[2], KEYS[3], KEYS[4], id, redis.call('HGET', job, 'priority'))
       moved = moved + 1
     end

@@ -72,3 +72,16 @@ def test_signature_masks_numbers_ids_and_quoted_values() -> None:
     c = signature("u", "Traceback (most recent call last):\n  ...\nKeyError: 'user-99'")
     assert a.id == b.id != c.id and a.type == "KeyError"
     assert signature("t", "", "unknown task 'x'").type == ""
+
+
+def test_a_job_requeued_or_purged_elsewhere_leaves_its_group(
+        settings: Settings, failed_300: dict[str, set[str]]) -> None:
+    insp, admin = Inspector(settings), Admin(settings)
+    key = next(g for g in error_groups(insp) if g.type == "KeyError")
+    one, two = sorted(failed_300["key"])[:2]
+    assert admin.requeue("default", "failed", [one]) == 1
+    assert admin.purge("default", "failed", [two]) == 1
+    after = error_group(insp, "default", key.id)
+    assert after is not None and after.jobs == 98 and after.count == 100
+    steps = list(act_on_group(admin, "default", key.id, "requeue"))
+    assert steps[-1].done == 98
