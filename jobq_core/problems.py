@@ -48,8 +48,8 @@ class HeldJob:
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # lost_worker, no_worker, pending_age, failure_rate, paused,
-    #            schedule_late, schedule_error, no_scheduler, redis_eviction, redis_memory
+    kind: str  # lost_worker, no_worker, pending_age, failure_rate, paused, schedule_late,
+    #            schedule_error, schedule_failing, redis_eviction, redis_memory
     severity: str  # error (jobs are stuck or at risk) or warning
     summary: str  # one line, plain text
     act: str  # what to do, with the command where there is one
@@ -251,11 +251,19 @@ def _minute_counts(minutes: Sequence[int], values: Sequence[Any]) -> list[int]:
 
 
 def _schedule_checks(insp: Inspector, scan: _Scan) -> list[Problem]:
-    """Schedules whose tick is overdue (no scheduler running?) or that cannot run."""
+    """Schedules whose tick is overdue (no scheduler running?), that cannot run, or whose
+    latest job ended failed or dead (one HGET per schedule with a job)."""
     failover_ms = int(insp.settings.scheduler_lease_s * 1000) + 1000
     leader = insp.scheduler().leader
+    infos = insp.schedules()
+    last = [(i, str(i.schedule.queue)) for i in infos
+            if i.schedule is not None and i.last_job_id and i.schedule.queue]
+    pipe = insp.client.pipeline(transaction=False)
+    for i, q in last:
+        pipe.hget(insp.keys.job(q, i.last_job_id), "state")
+    last_state = {i.name: str(st or "") for (i, _), st in zip(last, pipe.execute(), strict=True)}
     out = []
-    for info in insp.schedules():
+    for info in infos:
         target = {"page": "schedules"}
         if info.error:
             out.append(Problem(
@@ -270,6 +278,14 @@ def _schedule_checks(insp: Inspector, scan: _Scan) -> list[Problem]:
                 f"({why})", "Start a scheduler: `jobq scheduler`." if not leader else
                 "Check the scheduler's log and its connection to Redis.", target,
                 schedule=info.name, value=late_ms / 1000))
+        if info.enabled and last_state.get(info.name) in ("failed", "dead"):
+            q = str(info.schedule.queue) if info.schedule else ""
+            out.append(Problem(
+                "schedule_failing", WARNING, f"the latest job of schedule {info.name} "
+                f"({info.last_job_id}) ended {last_state[info.name]}",
+                f"See why: `jobq job {info.last_job_id}`.",
+                {"page": "jobs", "state": last_state[info.name], "queue": q},
+                queue=q, schedule=info.name))
     return out
 
 

@@ -156,3 +156,15 @@ def test_redis_eviction_and_memory(settings: Settings, server_config: redis.Redi
     found = kinds(settings)
     assert "noeviction" in found["redis_eviction"][0].act
     assert found["redis_memory"][0].value >= 0.8
+
+
+def test_schedule_whose_latest_job_failed(settings: Settings, queue: Queue) -> None:
+    sched = Scheduler(settings)
+    sched.add(Schedule("nightly", tasks.boom_once, every_s=3600, queue="default"))
+    job = queue.enqueue(tasks.boom_once, "upstream down")
+    drain(settings)
+    assert "schedule_failing" not in kinds(settings)
+    sched.client.hset(sched.keys.schedule("nightly"), "last_job_id", job.id)  # as a tick does
+    p = kinds(settings)["schedule_failing"][0]
+    assert p.schedule == "nightly" and job.id in p.summary and "ended failed" in p.summary
+    assert p.target == {"page": "jobs", "state": "failed", "queue": "default"}
