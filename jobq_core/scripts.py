@@ -364,9 +364,10 @@ class Scripts:
         k, s = self.keys, self.settings
         flat = self._run("reap", [k.processing(queue), k.pending(queue), k.dead(queue),
                                   k.seq(queue), k.marker(queue), k.stats(queue),
-                                  k.history(queue), k.job_prefix(queue)],
+                                  k.history(queue), k.job_prefix(queue), k.error_groups(queue),
+                                  k.error_group_prefix(queue)],
                          [s.batch_size, s.max_deliveries, s.dead_ttl_s * 1000,
-                          s.history_minutes], client)
+                          s.history_minutes, MAX_ERROR_GROUPS, MAX_GROUP_IDS], client)
         return list(zip(flat[::2], flat[1::2], strict=True))
 
     # trim.lua

@@ -165,3 +165,26 @@ local function lease_check(job, token)
   if not held and redis.call('EXISTS', job) == 0 then return -1 end
   return -2
 end
+
+-- A job that ended failed or dead joins its error group (grouping.py; fail.lua, reap.lua):
+-- the group's hash (task, type, message, count, first_ms, last_ms, sample_id, sample), its
+-- ids zset (id -> ms; ids older than keep_ms go, and the oldest past max_ids) and the queue's
+-- index of groups (group id -> last seen ms; the least recently seen past max_groups goes).
+local function join_group(index, prefix, gid, task, etype, message, job, id, now, sample,
+                          max_groups, max_ids, keep_ms)
+  local group = prefix .. gid
+  if redis.call('HSETNX', group, 'first_ms', now) == 1 then
+    redis.call('HSET', group, 'task', task, 'type', etype, 'message', message)
+  end
+  redis.call('HINCRBY', group, 'count', 1)
+  redis.call('HSET', group, 'last_ms', now, 'sample_id', id, 'sample', string.sub(sample, -4000))
+  redis.call('ZADD', group .. ':ids', now, id)
+  redis.call('ZREMRANGEBYSCORE', group .. ':ids', '-inf', now - keep_ms - 1)
+  if redis.call('ZCARD', group .. ':ids') > max_ids then redis.call('ZPOPMIN', group .. ':ids') end
+  redis.call('HSET', job, 'error_group', gid)
+  redis.call('ZADD', index, now, gid)
+  if redis.call('ZCARD', index) > max_groups then
+    local oldest = redis.call('ZPOPMIN', index)
+    redis.call('UNLINK', prefix .. oldest[1], prefix .. oldest[1] .. ':ids')
+  end
+end

@@ -9,11 +9,8 @@
 -- KEYS[13] error groups index (zset group id -> last seen ms)  KEYS[14] error group prefix
 -- ARGV[12] error group id ('' = none)  ARGV[13] task  ARGV[14] exception type
 -- ARGV[15] normalised message  ARGV[16] max groups  ARGV[17] max ids kept per group
--- A job that ends failed or dead joins its error group (grouping.py): the group's hash
--- (task, type, message, count, first_ms, last_ms, sample_id, sample) and its ids zset
--- (id -> ms) are updated here, with the failure, so reading groups never scans. Both caps
--- drop the oldest entries, and ids past the longest retention (their jobs expired) go too.
--- requeue.lua and purge.lua take a job out of its group.
+-- A job that ends failed or dead joins its error group here, with the failure, so reading
+-- groups never scans (join_group in _lib.lua). requeue.lua and purge.lua take a job out.
 -- Returns 1 retry scheduled; 2 failed; 3 dead; 4 back to pending; -1 job missing;
 --   -2 lease not held
 local id, job = ARGV[1], KEYS[10]
@@ -61,25 +58,9 @@ else
 end
 append_attempt(KEYS[11], ARGV[9], ttl)
 if ARGV[12] ~= '' then
-  local group = KEYS[14] .. ARGV[12]
-  if redis.call('HSETNX', group, 'first_ms', now) == 1 then
-    redis.call('HSET', group, 'task', ARGV[13], 'type', ARGV[14], 'message', ARGV[15])
-  end
-  redis.call('HINCRBY', group, 'count', 1)
-  redis.call('HSET', group, 'last_ms', now, 'sample_id', id, 'sample', string.sub(ARGV[5], -4000))
-  redis.call('ZADD', group .. ':ids', now, id)
-  -- Ids older than the longest retention belong to jobs that expired: drop them.
-  redis.call('ZREMRANGEBYSCORE', group .. ':ids', '-inf',
-             now - math.max(tonumber(ARGV[7]), tonumber(ARGV[8])) - 1)
-  if redis.call('ZCARD', group .. ':ids') > tonumber(ARGV[17]) then
-    redis.call('ZPOPMIN', group .. ':ids')
-  end
-  redis.call('HSET', job, 'error_group', ARGV[12])
-  redis.call('ZADD', KEYS[13], now, ARGV[12])
-  if redis.call('ZCARD', KEYS[13]) > tonumber(ARGV[16]) then
-    local oldest = redis.call('ZPOPMIN', KEYS[13])
-    redis.call('UNLINK', KEYS[14] .. oldest[1], KEYS[14] .. oldest[1] .. ':ids')
-  end
+  -- Ids older than the longest retention belong to jobs that expired.
+  join_group(KEYS[13], KEYS[14], ARGV[12], ARGV[13], ARGV[14], ARGV[15], job, id, now, ARGV[5],
+             tonumber(ARGV[16]), tonumber(ARGV[17]), math.max(tonumber(ARGV[7]), tonumber(ARGV[8])))
 end
 notify_waiters(job, KEYS[12])
 retain(set, job, id, now, ttl)

@@ -1,7 +1,10 @@
 -- reap.lua: processing -> pending (or dead as poison) for jobs whose lease expired.
 -- KEYS[1] processing  KEYS[2] pending  KEYS[3] dead  KEYS[4] seq  KEYS[5] marker
 -- KEYS[6] stats  KEYS[7] history  KEYS[8] job prefix
+-- KEYS[9] error groups index  KEYS[10] error group prefix (a poison job joins the group
+--   grouping.signature gives it: type 'poison', the count of losses masked)
 -- ARGV[1] max jobs per call  ARGV[2] max deliveries  ARGV[3] dead ttl ms  ARGV[4] history size
+-- ARGV[5] max error groups  ARGV[6] max ids kept per group
 -- Returns a flat list: id, outcome ('pending' | 'dead'), id, outcome, ...
 -- The lease field is cleared, so a late completion by the old holder is refused. A requeued
 -- job goes to the head of its priority band (push_front), not behind the backlog.
@@ -28,6 +31,13 @@ for _, id in ipairs(expired) do
   end
   if reason then
     redis.call('HSET', job, 'state', 'dead', 'reason', reason, 'finished_ms', now)
+    if jtype == 'hash' then
+      local task = redis.call('HGET', job, 'task') or ''
+      local message = 'lost its lease <n> times (worker died or stalled)'
+      local gid = string.sub(redis.sha1hex(task .. '\0poison\0' .. message), 1, 16)
+      join_group(KEYS[9], KEYS[10], gid, task, 'poison', message, job, id, now, reason,
+                 tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[3]))
+    end
     retain(KEYS[3], job, id, now, tonumber(ARGV[3]))
     redis.call('HINCRBY', KEYS[6], 'dead', 1)
     bump_history(KEYS[7], 'failed', now, tonumber(ARGV[4]))

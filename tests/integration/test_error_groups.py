@@ -85,3 +85,21 @@ def test_a_job_requeued_or_purged_elsewhere_leaves_its_group(
     assert after is not None and after.jobs == 98 and after.count == 100
     steps = list(act_on_group(admin, "default", key.id, "requeue"))
     assert steps[-1].done == 98
+
+
+def test_a_job_the_reaper_declares_poison_joins_the_group_python_names(
+        settings: Settings, queue: Queue) -> None:
+    import dataclasses
+
+    from jobq_core.scripts import Scripts
+
+    once = dataclasses.replace(settings, max_deliveries=1)
+    job = queue.enqueue(tasks.sleep_for, 30)
+    scripts = Scripts(queue.client, once)
+    scripts.claim(["default"], 1, "gone-worker")
+    queue.client.zadd(Inspector(once).keys.processing("default"), {job.id: 0}, xx=True)
+    assert scripts.reap("default") == [(job.id, "dead")]
+    [group] = error_groups(Inspector(once))
+    expected = signature("tests.tasks.sleep_for", "", job.refresh().fields["reason"])
+    assert (group.id, group.type, group.message) == (expected.id, "poison", expected.message)
+    assert group.count == 1 and group.sample_id == job.id and "poison" in group.sample
