@@ -148,30 +148,51 @@ local function unpark(lim, pending)
   end
 end
 
+-- Set a pending key of the wrong type aside so the queue works again (an operator can
+-- inspect it); true if it was set aside.
+local function set_aside(qi, pending)
+  local ptype = redis.call('TYPE', pending)['ok']
+  if ptype == 'zset' or ptype == 'none' then return false end
+  redis.call('RENAME', pending, KEYS[nq * STRIDE + qi])
+  notes[#notes + 1] = 'corrupt ' .. pending .. ' had type ' .. ptype .. '; moved to ' .. KEYS[nq * STRIDE + qi]
+  return true
+end
+
 for qi = 1, nq do
   if nclaimed >= want then break end
   local b = (qi - 1) * STRIDE
   local pending, prefix = KEYS[b + 1], KEYS[b + 8]
-  local ptype = redis.call('TYPE', pending)['ok']
-  if ptype ~= 'zset' and ptype ~= 'none' then
-    -- Set the broken key aside so the queue works again; an operator can inspect it.
-    redis.call('RENAME', pending, KEYS[nq * STRIDE + qi])
-    notes[#notes + 1] = 'corrupt ' .. pending .. ' had type ' .. ptype .. '; moved to ' .. KEYS[nq * STRIDE + qi]
+  -- The common claim (nothing due, no limits) reads the next due time, the limit keys and
+  -- the paused flag with one command each, and checks the pending key's type only when it
+  -- writes to it or its pop fails: every command here runs once per claim.
+  local due = next_due(KEYS[b + 9])
+  local limited = redis.call('EXISTS', KEYS[b + 11], KEYS[b + 12]) > 0
+  if (due >= 0 and due <= now or limited) and set_aside(qi, pending) then
+    -- nothing to claim from this queue in this call
   elseif redis.call('HGET', KEYS[b + 7], 'paused') ~= '1' then
-    promote_due(KEYS[b + 9], pending, KEYS[b + 10], KEYS[b + 6], prefix, now, batch)
-    local due = next_due(KEYS[b + 9])
+    if due >= 0 and due <= now then
+      promote_due(KEYS[b + 9], pending, KEYS[b + 10], KEYS[b + 6], prefix, now, batch)
+      due = next_due(KEYS[b + 9])
+    end
     if due >= 0 and (soonest < 0 or due < soonest) then soonest = due end
     local lim = nil
-    if redis.call('EXISTS', KEYS[b + 11]) == 1 or redis.call('EXISTS', KEYS[b + 12]) == 1 then
+    if limited then
       lim = {limits = KEYS[b + 11], limited = KEYS[b + 12], lp = KEYS[b + 13], prefix = prefix,
              cache = {}, blocked = {}}
       unpark(lim, pending)
     end
     local parked_n = 0
     local leased, nleased = {}, 0  -- deadline, id, ... for one ZADD into processing
-    while nclaimed < want and parked_n < batch * 10 do
-      local top = redis.call('ZPOPMIN', pending, want - nclaimed)
+    local emptied = false
+    while not emptied and nclaimed < want and parked_n < batch * 10 do
+      local top = redis.pcall('ZPOPMIN', pending, want - nclaimed)
+      if top.err then
+        if set_aside(qi, pending) then break end
+        return redis.error_reply(top.err)
+      end
       if #top == 0 then break end
+      -- Fewer than asked: the queue is empty now, no need to pop again to find out.
+      emptied = #top < 2 * (want - nclaimed)
       for t = 1, #top, 2 do
         local id = top[t]
         local job = prefix .. id
@@ -230,8 +251,9 @@ for qi = 1, nq do
       end
     end
     if nleased > 0 then chunked('ZADD', KEYS[b + 2], leased) end
-    -- More left: keep the marker so another idle worker wakes up and shares the work.
-    if redis.call('ZCARD', pending) > 0 then redis.call('ZADD', KEYS[b + 6], 0, 'm') end
+    -- More left: keep the marker so another idle worker wakes up and shares the work. A pop
+    -- that got fewer than asked emptied the queue.
+    if not emptied and redis.call('ZCARD', pending) > 0 then redis.call('ZADD', KEYS[b + 6], 0, 'm') end
     if lim then
       local nxt = redis.call('ZRANGEBYSCORE', lim.limited, '(' .. now, '+inf', 'LIMIT', 0, 1,
                              'WITHSCORES')
