@@ -14,6 +14,10 @@ from typing import Any
 from .errors import ConfigError
 
 ENV_PREFIX = "JOBQ_"
+# Settings.prefetch meaning "size it from what the worker measures" (JOBQ_PREFETCH=auto).
+AUTO_PREFETCH = -1
+# Settings.concurrency 0 with the thread pool.
+THREAD_SLOTS = 8
 
 
 @dataclass(frozen=True)
@@ -62,12 +66,15 @@ class Settings:
     block_s: float = 1.0
     # Reconnect backoff cap when Redis is unreachable.
     reconnect_max_s: float = 5.0
-    # Worker defaults.
-    concurrency: int = 1
+    # Worker defaults. Jobs run at once; 0 = from the pool: the CPU count for the process
+    # pool (as Celery's prefork and Dramatiq's processes), 8 threads for the thread pool (as
+    # Dramatiq; the thread pool suits I/O-bound jobs, whose threads mostly wait).
+    concurrency: int = 0
     pool: str = "process"
-    # Jobs claimed ahead of free slots (held under lease in the worker). Raises throughput of
-    # short jobs (fewer round trips); keep 0 for long jobs so idle workers can take them.
-    prefetch: int = 0
+    # Jobs claimed ahead of free slots (held under lease in the worker). AUTO_PREFETCH (-1,
+    # JOBQ_PREFETCH=auto): sized from the measured run times, so short jobs are claimed and
+    # settled in batches and a long job never has jobs waiting behind it; N pins it; 0 = off.
+    prefetch: int = -1
     # An idle worker claims in the same round trip as its wait (the claim is pipelined behind
     # the blocking pop): about a round trip less idle latency. Off by default: a worker
     # frozen while idle (SIGSTOP, a paused container) then holds the jobs of that claim
@@ -124,10 +131,10 @@ class Settings:
             raise ConfigError("scheduler_lease_s must be at least 0.3 seconds")
         if self.pool not in ("process", "thread"):
             raise ConfigError(f"pool must be 'process' or 'thread', not {self.pool!r}")
-        if self.concurrency < 1:
-            raise ConfigError("concurrency must be at least 1")
-        if self.prefetch < 0:
-            raise ConfigError("prefetch must be 0 or more")
+        if self.concurrency < 0:
+            raise ConfigError("concurrency must be at least 1 (0: from the pool)")
+        if self.prefetch < AUTO_PREFETCH:
+            raise ConfigError("prefetch must be 0 or more, or auto")
         if self.max_deliveries < 1:
             raise ConfigError("max_deliveries must be at least 1")
         if self.dashboard_trusted_proxies < 0 or self.dashboard_login_free_attempts < 1 \
@@ -137,6 +144,13 @@ class Settings:
                               "dashboard_login_lockout_max_s positive")
         if not self.prefix or any(c in self.prefix for c in "{} "):
             raise ConfigError(f"prefix must be non-empty without braces or spaces: {self.prefix!r}")
+
+    @property
+    def slots(self) -> int:
+        """Jobs a worker runs at once: `concurrency`, or when it is 0 the pool's default."""
+        if self.concurrency:
+            return self.concurrency
+        return max(1, os.cpu_count() or 1) if self.pool == "process" else THREAD_SLOTS
 
     @property
     def lease_ms(self) -> int:
@@ -196,6 +210,8 @@ def _parse(name: str, type_name: Any, raw: str) -> Any:
                 return False
             raise ValueError(raw)
         if kind == "int":
+            if name == "prefetch" and raw.strip().lower() == "auto":
+                return AUTO_PREFETCH
             return int(raw)
         if kind == "float":
             return float(raw)

@@ -29,10 +29,12 @@ def redis_url(redis_server: LocalRedis) -> str:
 
 @pytest.fixture
 def settings(redis_url: str) -> Settings:
-    """Settings with a key prefix of this test's own, and short timings for quick tests."""
+    """Settings with a key prefix of this test's own, and short timings for quick tests.
+    One slot and no prefetch, which most tests reason about (which job runs where and when);
+    tests of the defaults (slots from the CPU count, auto prefetch) ask for them."""
     return Settings(redis_url=redis_url, prefix=f"t{uuid.uuid4().hex[:10]}", lease_s=4.0,
                     heartbeat_s=1.0, retry_backoff_s=0.01, retry_backoff_max_s=0.05,
-                    grace_s=5.0, block_s=0.2, kill_grace_s=0.5)
+                    grace_s=5.0, block_s=0.2, kill_grace_s=0.5, concurrency=1, prefetch=0)
 
 
 @pytest.fixture

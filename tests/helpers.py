@@ -45,6 +45,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
             "JOBQ_RETRY_BACKOFF_S": str(settings.retry_backoff_s),
             "JOBQ_RETRY_BACKOFF_MAX_S": str(settings.retry_backoff_max_s),
             "JOBQ_BLOCK_S": str(settings.block_s), "JOBQ_KILL_GRACE_S": str(settings.kill_grace_s),
+            "JOBQ_CONCURRENCY": str(settings.concurrency), "JOBQ_PREFETCH": str(settings.prefetch),
             "PYTHONPATH": str(ROOT)}
 
 

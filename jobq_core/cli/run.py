@@ -11,8 +11,30 @@ from typing import Any
 
 import click
 
+from ..config import AUTO_PREFETCH
 from ..errors import JobqError
 from .app import json_logs, main, make_settings, shared_options
+
+
+class PrefetchType(click.ParamType[int]):
+    """`auto` (Settings' AUTO_PREFETCH) or a number of jobs, 0 to 10,000."""
+
+    name = "auto|N"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return AUTO_PREFETCH
+        try:
+            n = int(text)
+        except ValueError:
+            self.fail(f"{value!r} is not 'auto' or a number of jobs", param, ctx)
+        if not 0 <= n <= 10_000:
+            self.fail(f"{n} is not in the range 0 to 10,000 (or 'auto')", param, ctx)
+        return n
 
 
 @main.command()
@@ -24,11 +46,14 @@ from .app import json_logs, main, make_settings, shared_options
 @click.option("-i", "--import", "imports", multiple=True, envvar="JOBQ_IMPORTS",
               help="Module that registers tasks [env JOBQ_IMPORTS, space-separated].")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 1024), envvar="JOBQ_CONCURRENCY",
-              help="Jobs run at once [env JOBQ_CONCURRENCY; 1].")
+              help="Jobs run at once [env JOBQ_CONCURRENCY; process pool: the CPU count, "
+                   "thread pool: 8].")
 @click.option("--pool", type=click.Choice(["process", "thread"]), envvar="JOBQ_POOL",
               help="Run jobs in child processes or threads [env JOBQ_POOL; process].")
-@click.option("--prefetch", type=click.IntRange(0, 10_000), envvar="JOBQ_PREFETCH",
-              help="Jobs claimed ahead of free slots (speeds up short jobs) [env JOBQ_PREFETCH].")
+@click.option("--prefetch", type=PrefetchType(), envvar="JOBQ_PREFETCH",
+              help="Jobs claimed ahead of free slots: auto sizes it from measured run times "
+                   "(short jobs in batches, none behind long ones); N pins it; 0 turns it off "
+                   "[env JOBQ_PREFETCH; auto].")
 @click.option("--claim-on-wake/--no-claim-on-wake", default=None, envvar="JOBQ_CLAIM_ON_WAKE",
               help="Claim in the round trip of the idle wait: lower idle latency, but a "
                    "worker frozen while idle holds one claim's jobs for a lease [off].")

@@ -100,7 +100,7 @@ class Heartbeat(threading.Thread):
         fields: Any = {
             "id": self.worker_id, "host": socket.gethostname(), "pid": os.getpid(),
             "queues": ",".join(self.queues), "pool": self.settings.pool,
-            "concurrency": self.settings.concurrency,
+            "concurrency": self.settings.slots,
             "state": self.state if self.state != "running" else ("busy" if running else "idle"),
             "current": ",".join(f"{r.job.queue}/{r.job.id}" for r in running),
             "started_ms": self.started_ms, "beat_ms": int(time.time() * 1000),

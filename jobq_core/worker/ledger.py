@@ -13,11 +13,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..config import Settings
+from ..config import AUTO_PREFETCH, Settings
 from ..job import Claimed
 
 if TYPE_CHECKING:
     from .slots import Slot
+
+# Auto prefetch (Settings.prefetch = AUTO_PREFETCH): a held job should start within about
+# AUTO_WAIT_S; at most AUTO_MAX held beyond the slots (what Celery's guide suggests for short
+# tasks); a job running AUTO_LONG times the recent run time is long; the run-time average
+# follows the last ~1/AUTO_ALPHA jobs.
+AUTO_WAIT_S = 0.02
+AUTO_MAX = 64
+AUTO_LONG = 4.0
+AUTO_ALPHA = 0.2
 
 
 @dataclass
@@ -46,8 +55,17 @@ class Ledger:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.limit = settings.concurrency + settings.prefetch
-        self._refill = max(1, (settings.prefetch + 1) // 2)  # least jobs worth a claim
+        self.slots = settings.slots
+        self.auto = settings.prefetch == AUTO_PREFETCH
+        pinned = 0 if self.auto else settings.prefetch
+        self.limit = self.slots + pinned
+        self._refill = max(1, (pinned + 1) // 2)  # least jobs worth a claim
+        # Auto prefetch: the recent run time of a job (exponential moving average over the
+        # jobs that ran, seconds); None until one has.
+        self.runtime_s: float | None = None
+        # How long a job held beyond the free slots may wait before it starts (so it is
+        # never kept from another worker for long): a fraction of the lease, at most AUTO_WAIT_S.
+        self._wait_s = min(AUTO_WAIT_S, settings.lease_s / 20)
         # Keyed by (queue, id): a job id is unique within its queue only.
         self.held: dict[tuple[str, str], Running] = {}
         self.cond = threading.Condition()
@@ -55,7 +73,51 @@ class Ledger:
     def capacity(self) -> int:
         """How many more jobs this worker may claim now (free slots plus prefetch room)."""
         with self.cond:
+            self._resize()
             return max(0, self.limit - len(self.held))
+
+    def ran(self, seconds: float) -> None:
+        """A job ran for `seconds` (start to outcome): the auto prefetch's measure."""
+        with self.cond:
+            prev = self.runtime_s
+            self.runtime_s = seconds if prev is None else prev + AUTO_ALPHA * (seconds - prev)
+
+    def _stuck(self, now: float, est: float) -> int:
+        """Slots running a job far longer than the recent run time (a long job)."""
+        after = max(self._wait_s, AUTO_LONG * est)
+        return sum(1 for r in self.held.values()
+                   if r.slot is not None and not r.settling and now - r.started > after)
+
+    def prefetch(self) -> int:
+        """Jobs to hold beyond the free slots now. Pinned: Settings.prefetch. Auto: as many
+        as the slots not busy with a long job run in about _wait_s at the recent run time
+        (0 until a job has run, and while every slot runs a long one), at most AUTO_MAX.
+        The caller holds `cond`."""
+        if not self.auto:
+            return self.settings.prefetch
+        est = self.runtime_s
+        if est is None:
+            return 0
+        free = self.slots - self._stuck(time.monotonic(), est)
+        if free <= 0:
+            return 0
+        return min(AUTO_MAX, int(self._wait_s * free / max(est, 1e-6)))
+
+    def _resize(self) -> None:
+        if self.auto:
+            p = self.prefetch()
+            self.limit = self.slots + p
+            self._refill = max(1, (p + 1) // 2)
+
+    def all_stuck(self) -> bool:
+        """Auto prefetch only: every slot runs a long job while other jobs wait behind them
+        (they should go back to the queue, where an idle worker can take them)."""
+        if not self.auto or self.runtime_s is None:
+            return False
+        with self.cond:
+            now = time.monotonic()
+            waiting = any(r.slot is None and not r.aborted for r in self.held.values())
+            return waiting and self._stuck(now, self.runtime_s) >= self.slots
 
     def busy(self) -> int:
         """Jobs held: waiting, running, or waiting for their outcome to be recorded."""
@@ -71,8 +133,9 @@ class Ledger:
             return self.cond.wait_for(self._claim_due, timeout_s)
 
     def _claim_due(self) -> bool:
+        self._resize()
         held = len(self.held)
-        return held < self.settings.concurrency or held <= self.limit - self._refill
+        return held < self.slots or held <= self.limit - self._refill
 
     def wait_change(self, timeout_s: float) -> None:
         """Wait until some held job is settled (or the timeout)."""

@@ -45,7 +45,7 @@ class Pool:
         self.ledger = Ledger(settings)
         self.settler = Settler(self.ledger, on_done)
         kind = ProcessSlot if settings.pool == "process" else ThreadSlot
-        self.slots: list[Slot] = [kind(self, i) for i in range(settings.concurrency)]
+        self.slots: list[Slot] = [kind(self, i) for i in range(settings.slots)]
         self._inbox: stdqueue.SimpleQueue[Claimed | None] = stdqueue.SimpleQueue()
         # Set when stop() begins: idle slots must not start job processes any more.
         self._stopping = threading.Event()
@@ -186,12 +186,18 @@ class Pool:
             self._inbox.put(job)
 
     def executed(self, job: Claimed, outcome: Outcome) -> None:
+        if self.ledger.auto and outcome is not NOT_STARTED:
+            with self.ledger.cond:
+                entry = self.ledger.entry(job)
+                began = entry.started if entry is not None and entry.slot is not None else None
+            if began is not None:
+                self.ledger.ran(time.monotonic() - began)
         self.settler.put(job, outcome)
 
     def idle_slot(self, besides: Slot) -> bool:
         return any(s.idle for s in self.slots if s is not besides)
 
-    def take_waiting(self) -> list[Claimed]:
+    def take_waiting(self, why: str = "worker stopping") -> list[Claimed]:
         """Mark the jobs no slot has started as not to run, and return them to hand back."""
         with self.ledger.cond:
             waiting = [r for r in self.ledger.held.values() if r.slot is None and not r.aborted]
@@ -203,9 +209,16 @@ class Pool:
                         continue
                     r.queued_in = None
                     self.settler.put(r.job, NOT_STARTED)  # its slot no longer has it
-                r.aborted = "worker stopping"
+                r.aborted = why
                 back.append(r)
         return [r.job for r in back]
+
+    def stuck_waiting(self) -> list[Claimed]:
+        """Auto prefetch: when every slot runs a long job, the jobs waiting behind them, to
+        hand back so that an idle worker can take them (none otherwise)."""
+        if not self.ledger.all_stuck():
+            return []
+        return self.take_waiting("handed back: every slot runs a long job")
 
     def stop(self, grace_s: float, hard: threading.Event) -> list[Claimed]:
         """Hand back jobs not started; let running ones finish within `grace_s` (or until

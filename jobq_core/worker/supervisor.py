@@ -97,6 +97,9 @@ class Worker:
                                    lambda: (self.recorder.done, self.recorder.failed),
                                    after_beat=self.hooks.after_beat)
         self._queue_handles: dict[str, Queue] = {}
+        # How long the loop waits for room before checking again: with auto prefetch, often
+        # enough to hand back jobs held behind long ones within a few of its wait budgets.
+        self._capacity_wait = (min(s.block_s, 0.05) if self.pool.ledger.auto else s.block_s)
 
     def work(self, burst: bool = False) -> int:
         """Run jobs until stopped (SIGTERM/SIGINT or stop()); with `burst`, until there is
@@ -106,7 +109,11 @@ class Worker:
         pause = 0.0
         try:
             while not self.stopping.is_set():
-                if not self.pool.wait_capacity(self.settings.block_s):
+                if not self.pool.wait_capacity(self._capacity_wait):
+                    # Auto prefetch: jobs claimed behind jobs that turned out long go back
+                    # to the queue, where an idle worker can take them.
+                    for job in self.pool.stuck_waiting():
+                        self._hand_back(job)
                     continue
                 try:
                     sent = time.monotonic()
@@ -188,7 +195,7 @@ class Worker:
         self.hooks.after_start()
         self.ready.set()
         log.info("worker %s started: queues=%s pool=%s concurrency=%d", self.id,
-                 ",".join(self.queues), self.settings.pool, self.settings.concurrency)
+                 ",".join(self.queues), self.settings.pool, self.settings.slots)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.stopping.is_set():
