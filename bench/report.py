@@ -168,6 +168,13 @@ class Column:
     per_system: bool = False
 
 
+def redis_cpu_per_job(record: Record) -> float | None:
+    """The Redis server's CPU time (INFO cpu) per job, its enqueue plus its drain."""
+    enq, drain = dig("enqueue", "redis_cpu_us_per_job"), dig("drain", "redis_cpu_us_per_job")
+    a, b = enq(record), drain(record)
+    return None if a is None or b is None else a + b
+
+
 def summary_columns() -> list[Column]:
     def row_fig(
         role: str, scenario: str, get: Getter
@@ -201,6 +208,12 @@ def summary_columns() -> list[Column]:
             False,
             fmt_small,
             row_fig("drain-1p", "drain", dig("drain", "redis_cmds_per_job")),
+        ),
+        Column(
+            "Redis CPU µs/job enqueue+drain",
+            False,
+            fmt_int,
+            row_fig("drain-1p", "drain", redis_cpu_per_job),
         ),
         Column(
             "Redis B/pending job",

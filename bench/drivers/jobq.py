@@ -62,7 +62,18 @@ class JobqDriver(Driver):
     def variants(self) -> list[Variant]:
         thread = {"pool": "thread"}
         process = {"pool": "process"}
+        # What a user gets without tuning: `jobq worker --import ...` (process pool, a slot
+        # per CPU, auto prefetch); for the 10 ms jobs only `--pool thread` (its default 8).
+        plain = {"pool": "process", "defaults": "1"}
+        plain_thread = {"pool": "thread", "defaults": "1"}
+        defaults_row = "jobq (defaults: no flags)"
         return [
+            variant("jobq", "jobq-default-1p", defaults_row, "drain-1p", 1, 0, opts=plain),
+            variant("jobq", "jobq-default-2p", defaults_row, "drain-2p", 2, 0, opts=plain,
+                    note="two `jobq worker` processes"),
+            variant("jobq", "jobq-default-c8", defaults_row, "sleep-c8", 1, 8, opts=plain_thread,
+                    note="`--pool thread` only: its default is 8 threads"),
+            variant("jobq", "jobq-default-lat", defaults_row, "latency", 1, 0, opts=plain),
             variant("jobq", "jobq-thread-1p", "jobq (thread pool)", "drain-1p", 1, 1, opts=thread),
             variant(
                 "jobq",
@@ -98,6 +109,12 @@ class JobqDriver(Driver):
         ]
 
     def worker_argvs(self, variant: Variant, bindir: Path) -> list[list[str]]:
+        if variant.options.get("defaults"):
+            plain = [str(bindir / "jobq"), "worker", "--url", self.url, "--queue", QUEUE,
+                     "--import", "bench.apps.jobq_app",
+                     *(["--pool", "thread"] if variant.options["pool"] == "thread" else []),
+                     *extra_worker_args()]
+            return [list(plain) for _ in range(variant.n_procs)]
         one = [
             str(bindir / "jobq"),
             "worker",
