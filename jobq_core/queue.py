@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import inspect
 import math
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +19,7 @@ from .config import Settings
 from .connection import configure, connect, redis_errors, translated
 from .dependencies import Dependencies, dependency_fields, parent_refs
 from .eager import run_eagerly
-from .errors import ConfigError, InvalidState, JobFailed, JobNotFound, Timeout
+from .errors import ConfigError, InvalidState, JobFailed, JobNotFound, QueueFull, Timeout
 from .job import (
     CANCELLED,
     COMPLETED,
@@ -41,6 +43,99 @@ _UNSET: Any = object()
 # Keyword options enqueue_call takes (besides task, args, kwargs).
 
 
+class _Pending:
+    """One caller's job waiting in a group commit, then its outcome."""
+
+    __slots__ = ("done", "error", "job", "spec")
+
+    def __init__(self, spec: JobSpec) -> None:
+        self.spec = spec
+        self.done = False
+        self.job: Job | None = None
+        self.error: BaseException | None = None
+
+
+class _GroupCommit:
+    """Coalesces concurrent single enqueues of one Queue into one script call.
+
+    A caller that finds no write in flight writes at once, alone (no added delay). Callers
+    arriving while a write is in flight wait for it; the first of them to wake then writes
+    every job that queued up meanwhile in one call. Each caller returns only when the call
+    that carried its job has answered: its Job, or the error of that call. A refusal of a
+    whole batch that a smaller one might not meet (QueueFull: the room is counted per batch)
+    is retried one job at a time, so it reaches exactly the callers whose job did not fit.
+    """
+
+    MAX_BATCH = 1000  # as enqueue_many: one script call's ARGV stays bounded
+
+    def __init__(self, write: Callable[[Sequence[JobSpec]], list[Job]]) -> None:
+        self._write = write
+        self._cond = threading.Condition()
+        self._queued: list[_Pending] = []
+        self._busy = False
+
+    def write(self, spec: JobSpec) -> Job:
+        me = _Pending(spec)
+        with self._cond:
+            self._queued.append(me)
+            while not me.done and self._busy:
+                self._cond.wait()
+            if me.done:
+                return self._result(me)
+            # No write in flight: this caller writes what has queued up (its own job first
+            # when it is alone: no wait at all).
+            self._busy = True
+            batch = self._queued[:self.MAX_BATCH]
+            del self._queued[:len(batch)]
+        try:
+            self._commit(batch)
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+        return self._result(me)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            jobs = self._write([p.spec for p in batch])
+        except QueueFull as exc:
+            if len(batch) == 1:
+                self._settle(batch, None, exc)
+                return
+            for p in batch:  # each alone: as many fit as would have one by one
+                self._commit([p])
+            return
+        except BaseException as exc:  # every caller of this call gets its error
+            self._settle(batch, None, exc)
+            return
+        self._settle(batch, jobs, None)
+
+    def _settle(self, batch: list[_Pending], jobs: list[Job] | None,
+                error: BaseException | None) -> None:
+        with self._cond:
+            for i, p in enumerate(batch):
+                p.job = jobs[i] if jobs is not None else None
+                p.error = error
+                p.done = True
+            self._cond.notify_all()
+
+    @staticmethod
+    def _result(p: _Pending) -> Job:
+        if p.error is not None:
+            raise _copied(p.error)
+        assert p.job is not None
+        return p.job
+
+
+def _copied(error: BaseException) -> BaseException:
+    """A copy of `error` to raise in one of several threads (each gets its own traceback)."""
+    try:
+        dup = copy.copy(error)
+    except Exception:  # an exception class that cannot be copied: raise the shared one
+        return error
+    return dup if type(dup) is type(error) else error
+
+
 class Queue:
     """A named queue in one Redis.
 
@@ -57,6 +152,8 @@ class Queue:
         self._registered = False
         # Registered tasks' defaults as a spec, for calls without per-call options.
         self._templates: dict[Any, JobSpec] = {}
+        # Single enqueues from threads sharing this Queue share script calls.
+        self._group = _GroupCommit(self._write)
 
     def __repr__(self) -> str:
         return f"<Queue {self.name}>"
@@ -64,7 +161,7 @@ class Queue:
     # -- enqueue -------------------------------------------------------------------------
     def enqueue(self, task: object, *args: Any, **kwargs: Any) -> Job:
         """Enqueue `task(*args, **kwargs)`; task is a registered task/function or its name."""
-        return self._write([self._plain_spec(task, args, kwargs, self._templates)])[0]
+        return self._write_one(self._plain_spec(task, args, kwargs, self._templates))
 
     def enqueue_call(self, task: object, args: Sequence[Any] = (),
                      kwargs: Mapping[str, Any] | None = None, *, priority: int | None = None,
@@ -102,7 +199,7 @@ class Queue:
                           unique=unique, unique_key=unique_key, unique_for_s=unique_for_s,
                           depends_on=depends_on, allow_failure=allow_failure,
                           retry_backoff_s=retry_backoff_s, limit_key=limit_key)
-        return self._write([spec])[0]
+        return self._write_one(spec)
 
     def enqueue_in(self, delay_s: float, task: object, *args: Any, **kwargs: Any) -> Job:
         """Enqueue to run after `delay_s` seconds (state scheduled until then)."""
@@ -222,6 +319,13 @@ class Queue:
             unique_key=ukey, unique_ms=max(1, int(window * 1000)) if ukey else 0,
             depends_on=refs,
         )
+
+    def _write_one(self, spec: JobSpec) -> Job:
+        """Write one job, in a script call shared with concurrent callers (_GroupCommit)
+        unless it needs more than the enqueue script (eager mode, dependencies)."""
+        if self.settings.eager or spec.depends_on:
+            return self._write([spec])[0]
+        return self._group.write(spec)
 
     @redis_errors
     def _write(self, specs: Sequence[JobSpec]) -> list[Job]:

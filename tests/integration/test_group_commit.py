@@ -1,0 +1,142 @@
+"""Group commit: single enqueues from threads sharing a Queue share script calls."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+import redis
+
+from jobq_core import Queue
+from jobq_core.errors import QueueFull, RedisUnavailable
+from jobq_core.job import Job, JobSpec
+from jobq_core.keys import Keyspace
+from tests import tasks
+
+N = 16
+
+
+def until(cond: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.001)
+
+
+class Calls:
+    """Wraps the queue's enqueue script call: records each batch and the thread that sent
+    it, holds the first call in flight until the other callers wait behind it, and fails
+    the calls listed in `fail` (by number, from 1) as a dropped connection would."""
+
+    def __init__(self, queue: Queue, waiting: int, fail: Sequence[int] = ()) -> None:
+        self.queue = queue
+        self.waiting = waiting
+        self.fail = set(fail)
+        self.sizes: list[int] = []
+        self.threads: list[str] = []
+        self._orig = queue.scripts.enqueue
+        queue.scripts.enqueue = self  # type: ignore[method-assign]
+
+    def __call__(self, name: str, specs: Sequence[JobSpec]) -> list[bool | str]:
+        self.sizes.append(len(specs))
+        self.threads.append(threading.current_thread().name)
+        n = len(self.sizes)
+        if n == 1 and self.waiting:
+            until(lambda: len(self.queue._group._queued) == self.waiting,
+                  "the other callers to queue up behind the write in flight")
+        if n in self.fail:
+            raise redis.ConnectionError("injected: connection dropped")
+        return self._orig(name, specs)
+
+
+def run_callers(queue: Queue, r: redis.Redis, calls: Calls) -> list[Any]:
+    """N threads each enqueue one job (caller 0 first, alone); each returns its Job or its
+    error, and checks on return that its job is stored."""
+    keys = Keyspace(queue.settings.prefix)
+    out: list[Any] = [None] * N
+
+    def call(i: int) -> None:
+        try:
+            job: Job = queue.enqueue(tasks.add, i, i)
+        except Exception as exc:
+            out[i] = exc
+            return
+        out[i] = (job, r.exists(keys.job("default", job.id)) == 1)
+
+    threads = [threading.Thread(target=call, args=(i,), name=f"caller-{i}") for i in range(N)]
+    threads[0].start()
+    until(lambda: len(calls.sizes) == 1, "the first write in flight")
+    for t in threads[1:]:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return out
+
+
+def test_a_lone_caller_writes_at_once_itself(queue: Queue, r: redis.Redis) -> None:
+    calls = Calls(queue, waiting=0)
+    job = queue.enqueue(tasks.add, 1, 2)
+    assert calls.sizes == [1] and calls.threads == [threading.current_thread().name]
+    assert job.refresh().status == "pending"
+
+
+def test_concurrent_callers_share_one_script_call(queue: Queue, r: redis.Redis) -> None:
+    calls = Calls(queue, waiting=N - 1)
+    out = run_callers(queue, r, calls)
+    # The first wrote alone; the 15 that came while it was in flight, in one call.
+    assert calls.sizes == [1, N - 1]
+    assert all(isinstance(o, tuple) and o[1] for o in out), out  # stored when it returned
+    assert len({o[0].id for o in out}) == N
+    assert queue.count("pending") == N
+
+
+def test_an_error_reaches_only_the_callers_of_its_batch(queue: Queue, r: redis.Redis) -> None:
+    calls = Calls(queue, waiting=N - 1, fail=[2])  # the shared call fails, not the first
+    out = run_callers(queue, r, calls)
+    assert calls.sizes == [1, N - 1]
+    assert isinstance(out[0], tuple) and out[0][1]
+    assert all(isinstance(o, RedisUnavailable) for o in out[1:]), out
+    assert queue.count("pending") == 1
+    # The first call failing instead: only its caller sees it.
+    queue2 = Queue("default", settings=queue.settings)
+    calls2 = Calls(queue2, waiting=N - 1, fail=[1])
+    out2 = run_callers(queue2, r, calls2)
+    assert isinstance(out2[0], RedisUnavailable)
+    assert all(isinstance(o, tuple) and o[1] for o in out2[1:]), out2
+    assert queue.count("pending") == 1 + N - 1
+
+
+def test_a_full_queue_refuses_exactly_the_jobs_that_do_not_fit(queue: Queue,
+                                                                r: redis.Redis) -> None:
+    queue.set_max_length(5)
+    calls = Calls(queue, waiting=N - 1)
+    out = run_callers(queue, r, calls)
+    # The batch of 15 was refused as a whole (only 4 fit), then written one by one.
+    assert calls.sizes[:2] == [1, N - 1] and calls.sizes[2:] == [1] * (N - 1)
+    stored = [o for o in out if isinstance(o, tuple)]
+    assert len(stored) == 5 and all(ok for _, ok in stored)
+    assert sum(isinstance(o, QueueFull) for o in out) == N - 5
+    assert queue.count("pending") == 5
+
+
+@pytest.mark.parametrize("threads", [16])
+def test_many_threads_lose_nothing(queue: Queue, threads: int) -> None:
+    """No gate: threads enqueue 50 jobs each as fast as they can; every job is stored once."""
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def producer(t: int) -> None:
+        mine = [queue.enqueue(tasks.add, t, i).id for i in range(50)]
+        with lock:
+            ids.extend(mine)
+
+    workers = [threading.Thread(target=producer, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert len(ids) == len(set(ids)) == threads * 50
+    assert queue.count("pending") == threads * 50
