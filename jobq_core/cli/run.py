@@ -32,6 +32,8 @@ class PrefetchType(click.ParamType[int]):
             n = int(text)
         except ValueError:
             self.fail(f"{value!r} is not 'auto' or a number of jobs", param, ctx)
+        if n == AUTO_PREFETCH:  # the Settings value of auto, as JOBQ_PREFETCH may carry it
+            return n
         if not 0 <= n <= 10_000:
             self.fail(f"{n} is not in the range 0 to 10,000 (or 'auto')", param, ctx)
         return n
@@ -45,9 +47,9 @@ class PrefetchType(click.ParamType[int]):
                    "[env JOBQ_QUEUES, space-separated].")
 @click.option("-i", "--import", "imports", multiple=True, envvar="JOBQ_IMPORTS",
               help="Module that registers tasks [env JOBQ_IMPORTS, space-separated].")
-@click.option("-c", "--concurrency", type=click.IntRange(1, 1024), envvar="JOBQ_CONCURRENCY",
-              help="Jobs run at once [env JOBQ_CONCURRENCY; process pool: the CPU count, "
-                   "thread pool: 8].")
+@click.option("-c", "--concurrency", type=click.IntRange(0, 1024), envvar="JOBQ_CONCURRENCY",
+              help="Jobs run at once; 0: the pool's default [env JOBQ_CONCURRENCY; process "
+                   "pool: the CPU count, thread pool: 8].")
 @click.option("--pool", type=click.Choice(["process", "thread"]), envvar="JOBQ_POOL",
               help="Run jobs in child processes or threads [env JOBQ_POOL; process].")
 @click.option("--prefetch", type=PrefetchType(), envvar="JOBQ_PREFETCH",

@@ -18,7 +18,8 @@ def test_settings_from_env() -> None:
     assert s2.redis_url == "redis://b"
 
 
-@pytest.mark.parametrize("env", [{"JOBQ_LEASE_S": "soon"}, {"JOBQ_CONCURRENCY": "0"},
+@pytest.mark.parametrize("env", [{"JOBQ_LEASE_S": "soon"}, {"JOBQ_CONCURRENCY": "-1"},
+                                 {"JOBQ_PREFETCH": "-2"}, {"JOBQ_PREFETCH": "lots"},
                                  {"JOBQ_POOL": "fork"}, {"JOBQ_HEARTBEAT_S": "20"},
                                  {"JOBQ_EAGER": "maybe"}, {"JOBQ_PREFIX": "a{b}"}])
 def test_bad_settings_are_clear_errors(env: dict[str, str]) -> None:
