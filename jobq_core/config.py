@@ -76,10 +76,11 @@ class Settings:
     # settled in batches and a long job never has jobs waiting behind it; N pins it; 0 = off.
     prefetch: int = -1
     # An idle worker claims in the same round trip as its wait (the claim is pipelined behind
-    # the blocking pop): about a round trip less idle latency. Off by default: a worker
-    # frozen while idle (SIGSTOP, a paused container) then holds the jobs of that claim
-    # until their lease expires, where otherwise it holds only a wake-up.
-    claim_on_wake: bool = False
+    # the blocking pop): about a round trip less idle latency. Such a claim takes a short
+    # pick-up lease (pickup_s) that the worker renews to lease_s as soon as it reads the
+    # reply, so a worker frozen while idle (SIGSTOP, a paused container) holds that claim's
+    # jobs for seconds, not for a whole lease.
+    claim_on_wake: bool = True
     grace_s: float = 30.0
     # A burst worker (--burst) also waits for scheduled jobs due within this long: retries
     # waiting out their backoff, delayed jobs. One due later stays scheduled, and the worker
@@ -151,6 +152,12 @@ class Settings:
         if self.concurrency:
             return self.concurrency
         return max(1, os.cpu_count() or 1) if self.pool == "process" else THREAD_SLOTS
+
+    @property
+    def pickup_s(self) -> float:
+        """The lease of a claim made in an idle wait's round trip, until the worker that
+        read the reply renews it: a third of the lease, at most 3 s."""
+        return min(self.lease_s / 3, 3.0)
 
     @property
     def lease_ms(self) -> int:

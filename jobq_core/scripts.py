@@ -255,8 +255,8 @@ class Scripts:
         return [x if isinstance(x, str) else bool(x) for x in out]
 
     # claim.lua
-    def _claim_call(self, queues: Sequence[str], count: int,
-                    worker_id: str) -> tuple[list[str], list[Any]]:
+    def _claim_call(self, queues: Sequence[str], count: int, worker_id: str,
+                    lease_ms: int = 0) -> tuple[list[str], list[Any]]:
         k, s = self.keys, self.settings
         keys: list[str] = []
         for q in queues:
@@ -264,8 +264,8 @@ class Scripts:
                      k.marker(q), k.meta(q), k.job_prefix(q), k.scheduled(q), k.seq(q),
                      k.limits(q), k.limited(q), k.limit_prefix(q)]
         keys += [k.corrupt(q, "pending") for q in queues]
-        return keys, [count, worker_id, s.lease_ms, s.dead_ttl_s * 1000, s.history_minutes,
-                      s.batch_size]
+        return keys, [count, worker_id, lease_ms or s.lease_ms, s.dead_ttl_s * 1000,
+                      s.history_minutes, s.batch_size]
 
     def claim(self, queues: Sequence[str], count: int, worker_id: str,
               client: redis.Redis | None = None) -> ClaimResult:
@@ -274,12 +274,14 @@ class Scripts:
         return _claimed(self._run("claim", keys, argv, client), queues, worker_id)
 
     def wait_and_claim(self, markers: Sequence[str], timeout_s: float, queues: Sequence[str],
-                       count: int, worker_id: str, client: redis.Redis) -> ClaimResult | None:
+                       count: int, worker_id: str, client: redis.Redis,
+                       lease_ms: int = 0) -> ClaimResult | None:
         """Block on `markers` (BZPOPMIN) and claim as claim() the moment it returns, in one
         round trip: the claim is pipelined behind the blocking pop on `client`'s connection,
-        so Redis runs it as soon as the pop is served (or timed out). None when the server
+        so Redis runs it as soon as the pop is served (or timed out). `lease_ms` (default
+        the settings' lease) is how long the claimed jobs are leased. None when the server
         had lost the claim script (it is loaded again; nothing was claimed)."""
-        keys, argv = self._claim_call(queues, count, worker_id)
+        keys, argv = self._claim_call(queues, count, worker_id, lease_ms)
         popped, out = _pipelined(client, ("BZPOPMIN", *markers, timeout_s),
                                  ("EVALSHA", self._scripts["claim"].sha, len(keys), *keys, *argv))
         if isinstance(out, NoScriptError):

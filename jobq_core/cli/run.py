@@ -57,8 +57,8 @@ class PrefetchType(click.ParamType[int]):
                    "(short jobs in batches, none behind long ones); N pins it; 0 turns it off "
                    "[env JOBQ_PREFETCH; auto].")
 @click.option("--claim-on-wake/--no-claim-on-wake", default=None, envvar="JOBQ_CLAIM_ON_WAKE",
-              help="Claim in the round trip of the idle wait: lower idle latency, but a "
-                   "worker frozen while idle holds one claim's jobs for a lease [off].")
+              help="Claim in the round trip of the idle wait, under a short pick-up lease "
+                   "renewed once the reply is read: lower idle latency [on].")
 @click.option("--lease-s", type=float, envvar="JOBQ_LEASE_S", help="Lease length [30].")
 @click.option("--heartbeat-s", type=float, envvar="JOBQ_HEARTBEAT_S",
               help="Heartbeat period [5].")

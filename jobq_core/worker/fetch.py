@@ -76,17 +76,18 @@ class Fetcher:
     def wait(self, count: int = 0) -> list[Claimed]:
         """Block until a marker says there may be work, the next scheduled job is due,
         or the wait times out; with `count`, then claim up to that many jobs in the same
-        round trip (Scripts.wait_and_claim), so a job enqueued for an idle worker starts
-        without a second one. Raises RedisUnavailable.
+        round trip (Scripts.wait_and_claim, under a pick-up lease of Settings.pickup_s), so
+        a job enqueued for an idle worker starts without a second one. Raises
+        RedisUnavailable.
 
         Jobs claimed this way were leased when the wait ended, which may be long after it
         began if this process was stopped or cut off meanwhile: the caller must check how
         old the reply is before starting them (Worker._wait_and_take)."""
         timeout = self.settings.block_s
         if count:
-            # A claim at the end of a long wait leaves less of the lease (counted from
-            # the wait's start) before the first renewal; a sixth of it is plenty.
-            timeout = min(timeout, self.settings.lease_s / 6)
+            # The claim's pick-up lease is counted (by the caller) from the wait's start, so
+            # a claim at the end of a long wait leaves less of it for the renewal: a third.
+            timeout = min(timeout, self.settings.pickup_s / 3)
         r = self.last
         if r is not None and r.next_due_ms >= 0:
             timeout = min(timeout, max(0.0, (r.next_due_ms - r.now_ms) / 1000))
@@ -99,7 +100,8 @@ class Fetcher:
                     self.blocking.bzpopmin(self._markers, timeout=timeout)
                     return []
                 result = self.scripts.wait_and_claim(self._markers, timeout, self.queues,
-                                                     count, self.worker_id, self.blocking)
+                                                     count, self.worker_id, self.blocking,
+                                                     int(self.settings.pickup_s * 1000))
         finally:
             self.blocked.clear()
         return [] if result is None else self._took(result)

@@ -228,22 +228,22 @@ class Worker:
         log.info("worker %s stopped (%d handed back)", self.id, len(left))
 
     def _wait_and_take(self, again: bool) -> None:
-        """Wait for work. With Settings.claim_on_wake, claim it in the same round trip and
-        start what was claimed only if the reply is fresh. A reply that took longer than a
-        third of the lease (less with a heartbeat near half the lease; this process was
-        stopped, or its connection stalled) may carry leases that expired and were reaped
-        meanwhile, so those jobs may already run elsewhere: they are handed back (refused by
-        Redis if no longer ours), never started.
+        """Wait for work. With Settings.claim_on_wake (the default), claim it in the same
+        round trip under a short pick-up lease (Settings.pickup_s, counted from when the
+        wait was sent: Redis granted it no earlier), start what was claimed if the reply is
+        fresh, and renew those leases to lease_s at once. A reply older than two thirds of
+        the pick-up lease (this process was stopped, or its connection stalled) may carry
+        leases that expired and were reaped meanwhile, so those jobs may already run
+        elsewhere: they are handed back (refused by Redis if no longer ours), never started.
+        A job whose pick-up lease cannot be renewed is stopped at once (it had just begun).
+        So a worker frozen while idle holds one claim's jobs for pickup_s, not a lease.
 
         With `again`, a claim that got fewer jobs than asked (the queues are empty again)
         is followed by another wait, not by a claim that would find nothing."""
         if not self.settings.claim_on_wake:
             self.fetch.wait()
             return
-        s = self.settings
-        # Started later than this, a job's first renewal (up to a heartbeat away) could come
-        # after the pool fences it (fence_after_s from `sent`).
-        late_after = min(s.lease_s / 3, s.fence_after_s - s.heartbeat_s)
+        late_after = self.settings.pickup_s * 2 / 3
         while not self.stopping.is_set():
             sent = time.monotonic()
             room = self.pool.capacity()
@@ -261,8 +261,31 @@ class Worker:
                 return
             for job in jobs:
                 self.pool.submit(job, sent)
+            self._renew_pickup(jobs)
             if not again or len(jobs) >= room:
                 return
+
+    def _renew_pickup(self, jobs: Sequence[Claimed]) -> None:
+        """Renew the pick-up leases of jobs just claimed in a wait's reply to the full lease
+        (one extend.lua call per queue); stop any whose lease could not be renewed."""
+        by_queue: dict[str, list[Claimed]] = {}
+        for job in jobs:
+            by_queue.setdefault(job.queue, []).append(job)
+        for q, held in by_queue.items():
+            sent = time.monotonic()
+            try:
+                with translated(self.settings.redis_url):
+                    lost = set(self.scripts.extend(q, [(j.id, j.token) for j in held]))
+            except (JobqError, redis.RedisError) as exc:
+                for job in held:
+                    self.pool.abort(q, job.id, f"its pick-up lease could not be renewed ({exc});"
+                                    " another worker will run it")
+                continue
+            for job_id in lost:
+                # Also a job that already ended (its outcome dropped the lease): abort()
+                # leaves a job whose outcome is being recorded alone.
+                self.pool.abort(q, job_id, "its pick-up lease was lost before it was renewed")
+            self.pool.renewed(q, [j.id for j in held if j.id not in lost], sent)
 
     def _hand_back(self, job: Claimed) -> None:
         try:

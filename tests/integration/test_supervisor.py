@@ -185,8 +185,10 @@ def test_after_a_partial_claim_the_worker_waits_for_the_marker(
 
 
 @pytest.mark.parametrize(("lease_s", "freeze_s", "refused"), [
-    (6.0, 2.3, False),  # late, lease still held: handed back, claimed again
-    (3.0, 4.5, True),  # lease expired and reaped meanwhile: the hand-back is refused
+    # The claim's pick-up lease is a third of the lease (Settings.pickup_s); a reply read
+    # after two thirds of it is late.
+    (9.0, 2.4, False),  # late (> 2 s), pick-up lease (3 s) still held: handed back, claimed again
+    (3.0, 4.5, True),  # pick-up lease (1 s) expired and reaped meanwhile: hand-back refused
 ])
 def test_a_claim_reply_that_arrives_late_is_handed_back_not_started(
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -206,7 +208,7 @@ def test_a_claim_reply_that_arrives_late_is_handed_back_not_started(
         jobs = wait(self, count)
         if jobs and not froze.is_set():
             froze.set()
-            time.sleep(freeze_s)  # the fault: this thread did not run (beyond lease_s / 3)
+            time.sleep(freeze_s)  # the fault: this thread did not run (too long)
         return jobs
 
     monkeypatch.setattr(Fetcher, "wait", frozen_once)
@@ -225,3 +227,39 @@ def test_a_claim_reply_that_arrives_late_is_handed_back_not_started(
     # Reaped meanwhile: its lease was lost once, and the hand-back was refused.
     assert ("could not hand back" in caplog.text) is refused
     assert fields.get("lost") == ("1" if refused else None)
+
+
+def test_a_worker_frozen_while_idle_holds_a_claim_for_the_pickup_lease_only(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Claim on wake (the default): a worker that cannot read its wait's reply (frozen,
+    # stalled) leased that claim's jobs for Settings.pickup_s only, so another worker runs
+    # them a pick-up lease (plus a reaper round) later, not a whole lease later.
+    from jobq_core.worker.fetch import Fetcher
+    from tests.helpers import worker_thread
+
+    s = settings.replace(lease_s=15.0, heartbeat_s=1.0, claim_on_wake=True)
+    assert s.pickup_s == 3.0
+    wait = Fetcher.wait
+    froze, thaw = threading.Event(), threading.Event()
+
+    def frozen(self: Fetcher, count: int = 0) -> list[Claimed]:
+        jobs = wait(self, count)
+        if jobs and self.worker_id == "A" and not froze.is_set():
+            froze.set()
+            thaw.wait(30)  # the fault: A reads its reply only after the test is over
+        return jobs
+
+    monkeypatch.setattr(Fetcher, "wait", frozen)
+    queue = Queue("default", settings=s)
+    with worker_thread(s, name="A") as a:
+        assert a.blocked.wait(10), "A never blocked on the marker"
+        job = queue.enqueue(tasks.add, 2, 3)
+        assert froze.wait(10), "A's wait never got the job"
+        frozen_at = time.monotonic()
+        with worker_thread(s, name="B"):
+            assert job.result(timeout_s=14) == 5
+            ran_after = time.monotonic() - frozen_at
+        thaw.set()
+    # Pick-up lease (3 s) + a reaper round (1 s) + slack, well short of the 15 s lease.
+    assert ran_after < 8.0, ran_after
+    assert job.refresh().fields["worker"] == "B"
