@@ -16,9 +16,11 @@ lease), and ignores SIGINT/SIGTERM: the parent alone decides when a job stops.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import importlib
 import logging
+import multiprocessing.forkserver
 import os
 import pickle
 import select
@@ -85,13 +87,38 @@ class Progress:
 
 
 def _die_with_parent(parent_pid: int) -> None:
+    """Die when the worker does. The child's own parent is the worker (spawn) or the
+    worker's fork server, which exits as soon as the worker is gone: either way the kernel
+    kills the child then (PR_SET_PDEATHSIG). A parent that died before prctl took effect
+    is caught by the checks after it."""
+    before = os.getppid()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the getppid check below still applies
+    except (OSError, AttributeError):  # not Linux: the checks below still apply
         pass
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+    if os.getppid() != before or not _alive(parent_pid):
         os._exit(1)
+    # A fork server's child inherits the write end of the pipe whose closing tells the fork
+    # server that the worker is gone (so that it could start processes of its own); held
+    # here, the fork server would outlive the worker and so would this child. A job child
+    # starts no processes through it: close it.
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(fd, int):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        server._forkserver_alive_fd = None  # type: ignore[union-attr]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists (another user's, after pid reuse: unlikely)
+        return True
+    return True
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
