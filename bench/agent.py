@@ -2,6 +2,7 @@
 
     python -m bench.agent SYSTEM enqueue --kind noop --n 10000 --mode single
     python -m bench.agent SYSTEM enqueue --kind noop --n 10000 --mode bulk --chunk 1000
+    python -m bench.agent SYSTEM enqueue --kind noop --n 10000 --threads 16
     python -m bench.agent SYSTEM latency --n 500 --gap-ms 5
     python -m bench.agent SYSTEM floor --n 20000
     python -m bench.agent SYSTEM versions
@@ -61,6 +62,37 @@ def cmd_enqueue(
         "cpu_s": cpu,
         "rate": done / elapsed if elapsed else None,
     }
+
+
+def cmd_enqueue_threads(driver: Driver, kind: str, n: int, threads: int) -> dict[str, Any]:
+    """``threads`` threads of one process sharing one client, each enqueueing its share of
+    ``n`` jobs one call at a time (a web app's request threads under gunicorn gthread)."""
+    import threading
+
+    assert kind in KINDS
+    driver.connect()
+    shares = [n // threads + (1 if i < n % threads else 0) for i in range(threads)]
+    start = threading.Barrier(threads + 1)
+
+    def produce(count: int) -> None:
+        enqueue_one = driver.enqueue_one
+        start.wait()
+        for _ in range(count):
+            enqueue_one(kind)
+
+    workers = [threading.Thread(target=produce, args=(c,)) for c in shares]
+    for w in workers:
+        w.start()
+    cpu0 = _cpu_s()
+    start.wait()
+    t0 = time.perf_counter()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - t0
+    cpu = _cpu_s() - cpu0
+    driver.close()
+    return {"n": n, "threads": threads, "elapsed_s": elapsed, "cpu_s": cpu,
+            "rate": n / elapsed if elapsed else None}
 
 
 def cmd_latency(driver: Driver, n: int, gap_ms: float) -> dict[str, Any]:
@@ -135,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     enqueue.add_argument("--mode", choices=("single", "bulk"), default="single")
     enqueue.add_argument("--chunk", type=int, default=1000)
     enqueue.add_argument("--deadline-s", type=float, default=None)
+    enqueue.add_argument("--threads", type=int, default=0,
+                         help="single enqueues from this many threads sharing one client")
     latency = sub.add_parser("latency")
     latency.add_argument("--n", type=int, required=True)
     latency.add_argument("--gap-ms", type=float, default=5.0)
@@ -146,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     url = os.environ["BENCH_REDIS_URL"]
     driver_cls = DRIVERS[args.system]
     result: dict[str, Any]
-    if args.command == "enqueue":
+    if args.command == "enqueue" and args.threads:
+        result = cmd_enqueue_threads(driver_cls(url), args.kind, args.n, args.threads)
+    elif args.command == "enqueue":
         result = cmd_enqueue(
             driver_cls(url), args.kind, args.n, args.mode, args.chunk, args.deadline_s
         )

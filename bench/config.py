@@ -14,7 +14,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 ALL_SYSTEMS = ("jobq", "rq", "celery", "dramatiq", "huey", "arq")
-ALL_SCENARIOS = ("floor", "bulk", "drain", "sleep", "latency", "memory")
+ALL_SCENARIOS = ("floor", "bulk", "threads", "drain", "sleep", "latency", "memory")
 
 
 def _int(name: str, default: int) -> int:
@@ -47,6 +47,9 @@ class BenchConfig:
     # jobs per bulk-enqueue run, sent through each library's batch API in chunks of bulk_chunk
     bulk_n: int = 3_000
     bulk_chunk: int = 1_000
+    # single enqueues from threads of one producer process sharing one client: jobs, threads
+    threads_n: int = 3_000
+    threads: int = 16
     # 10 ms sleep jobs per run at concurrency 8: 1,200 is 1.5 s of work at the 800 jobs/s ideal
     sleep_n: int = 1_200
     # idle-latency probe: jobs, spacing between enqueues
@@ -95,6 +98,8 @@ class BenchConfig:
             repeat=_int("BENCH_REPEAT", default.repeat),
             bulk_n=_int("BENCH_BULK_N", default.bulk_n),
             bulk_chunk=_int("BENCH_BULK_CHUNK", default.bulk_chunk),
+            threads_n=_int("BENCH_THREADS_N", default.threads_n),
+            threads=_int("BENCH_THREADS", default.threads),
             sleep_n=_int("BENCH_SLEEP_N", default.sleep_n),
             latency_n=_int("BENCH_LATENCY_N", default.latency_n),
             latency_gap_ms=_float("BENCH_LATENCY_GAP_MS", default.latency_gap_ms),

@@ -79,7 +79,7 @@ def one_line(record: Record) -> str:
             f"{fmt_rate(record['drain']['rate'])}/s, "
             f"{record['drain']['redis_cmds_per_job']:.2f} cmds/job"
         )
-    if scenario == "bulk":
+    if scenario in ("bulk", "threads"):
         return f"{fmt_rate(record['rate'])}/s"
     if scenario == "latency":
         return f"p50 {fmt_ms(record['p50_ms'])} ms, p99 {fmt_ms(record['p99_ms'])} ms"
@@ -190,6 +190,10 @@ def summary_columns() -> list[Column]:
     return [
         Column("enqueue 1-by-1 jobs/s", True, fmt_rate, enqueue, per_system=True),
         Column("batch API jobs/s", True, fmt_rate, sys_fig("bulk", dig("rate")), per_system=True),
+        Column(
+            "enqueue 16 threads jobs/s", True, fmt_rate, sys_fig("threads", dig("rate")),
+            per_system=True,
+        ),
         Column("drain 1 proc jobs/s", True, fmt_rate, row_fig("drain-1p", "drain", DRAIN_RATE)),
         Column("drain 2 proc jobs/s", True, fmt_rate, row_fig("drain-2p", "drain", DRAIN_RATE)),
         Column(

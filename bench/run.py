@@ -5,6 +5,7 @@ Run through ``bench/run.sh`` (it builds the venvs first). Order of a run:
     for each repetition (the first system rotates from one repetition to the next):
         floor: redis-py round trips from each venv, redis-benchmark GET/LPUSH at -P 1 and -P 16
         bulk:    every system's batch API
+        threads: every system's single enqueues from 16 threads sharing one client
         drain:   every system's 1-process and 2-process no-op drains (single enqueues timed too)
         sleep:   every system's 10 ms jobs at concurrency 8
         latency: every system's idle enqueue->start latency
@@ -145,6 +146,26 @@ def run_bulk(ctx: Context, driver: Driver, rep: int) -> Record:
         "label": f"{driver.name}-bulk",
         "row": driver.title,
         "n": n,
+        "rate": result["rate"],
+        "producer_cpu_us_per_job": result["cpu_s"] / n * 1e6,
+        **redis_delta(before, after, n),
+    }
+
+
+def run_threads(ctx: Context, driver: Driver, rep: int) -> Record:
+    """Single enqueues from BENCH_THREADS threads of one process sharing one client."""
+    n, threads = ctx.config.threads_n, ctx.config.threads
+    ctx.server.reset()
+    before = ctx.server.snapshot()
+    result = agent(
+        ctx, driver.name, "enqueue", "--kind", "noop", "--n", str(n), "--threads", str(threads)
+    )
+    after = ctx.server.snapshot()
+    return {
+        "label": f"{driver.name}-threads",
+        "row": driver.title,
+        "n": n,
+        "threads": threads,
         "rate": result["rate"],
         "producer_cpu_us_per_job": result["cpu_s"] / n * 1e6,
         **redis_delta(before, after, n),
@@ -428,6 +449,12 @@ def run_repetition(ctx: Context, rep: int, tool: Path | None) -> None:
         for name in order:
             body = partial(run_bulk, ctx, ctx.drivers[name], rep)
             unit(ctx, "bulk", name, rep, f"{name}-bulk", body)
+    if "threads" in cfg.scenarios:
+        for name in order:
+            if not ctx.drivers[name].threaded_enqueue:
+                continue
+            body = partial(run_threads, ctx, ctx.drivers[name], rep)
+            unit(ctx, "threads", name, rep, f"{name}-threads", body)
     for scenario in ("drain", "sleep", "latency"):
         if scenario not in cfg.scenarios:
             continue

@@ -17,6 +17,8 @@ class ArqDriver(Driver):
     packages = ("arq", "redis")
     bulk_api = "no batch API: `asyncio.gather` of one `enqueue_job` per job"
     memory_fill = "bulk"
+    # one asyncio loop per client: its enqueue is not callable from several threads at once
+    threaded_enqueue = False
     # {placeholders} are filled by bench/report.py with this run's own figures for arq.
     config_note = (
         "`WorkerSettings` defaults (`max_jobs=10`, `poll_delay=0.5 s`, results kept 1 h), run "

@@ -69,6 +69,8 @@ class Driver(ABC):
     # "bulk" when the batch API stores exactly what single enqueues store, so the 100k-job
     # memory fill can use the faster path
     memory_fill: ClassVar[Literal["single", "bulk"]] = "single"
+    # whether one client may enqueue from many threads at once (the 16-thread enqueue figure)
+    threaded_enqueue: ClassVar[bool] = True
     config_note: ClassVar[str]  # markdown: how the system is configured and why
 
     def __init__(self, url: str) -> None:
