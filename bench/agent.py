@@ -4,6 +4,7 @@
     python -m bench.agent SYSTEM enqueue --kind noop --n 10000 --mode bulk --chunk 1000
     python -m bench.agent SYSTEM enqueue --kind noop --n 10000 --threads 16
     python -m bench.agent SYSTEM latency --n 500 --gap-ms 5
+    python -m bench.agent jobq mixed --long 10 --long-s 1 --short 1000
     python -m bench.agent SYSTEM floor --n 20000
     python -m bench.agent SYSTEM versions
 
@@ -91,8 +92,13 @@ def cmd_enqueue_threads(driver: Driver, kind: str, n: int, threads: int) -> dict
     elapsed = time.perf_counter() - t0
     cpu = _cpu_s() - cpu0
     driver.close()
-    return {"n": n, "threads": threads, "elapsed_s": elapsed, "cpu_s": cpu,
-            "rate": n / elapsed if elapsed else None}
+    return {
+        "n": n,
+        "threads": threads,
+        "elapsed_s": elapsed,
+        "cpu_s": cpu,
+        "rate": n / elapsed if elapsed else None,
+    }
 
 
 def cmd_latency(driver: Driver, n: int, gap_ms: float) -> dict[str, Any]:
@@ -167,11 +173,19 @@ def main(argv: list[str] | None = None) -> int:
     enqueue.add_argument("--mode", choices=("single", "bulk"), default="single")
     enqueue.add_argument("--chunk", type=int, default=1000)
     enqueue.add_argument("--deadline-s", type=float, default=None)
-    enqueue.add_argument("--threads", type=int, default=0,
-                         help="single enqueues from this many threads sharing one client")
+    enqueue.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="single enqueues from this many threads sharing one client",
+    )
     latency = sub.add_parser("latency")
     latency.add_argument("--n", type=int, required=True)
     latency.add_argument("--gap-ms", type=float, default=5.0)
+    mixed = sub.add_parser("mixed")
+    mixed.add_argument("--long", type=int, default=10)
+    mixed.add_argument("--long-s", type=float, default=1.0)
+    mixed.add_argument("--short", type=int, default=1000)
     floor = sub.add_parser("floor")
     floor.add_argument("--n", type=int, required=True)
     sub.add_parser("versions")
@@ -186,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         result = cmd_enqueue(
             driver_cls(url), args.kind, args.n, args.mode, args.chunk, args.deadline_s
         )
+    elif args.command == "mixed":
+        driver = driver_cls(url)
+        driver.connect()
+        driver.enqueue_mixed(args.long, args.long_s, args.short)  # type: ignore[attr-defined]
+        driver.close()
+        result = {"long": args.long, "long_s": args.long_s, "short": args.short}
     elif args.command == "latency":
         result = cmd_latency(driver_cls(url), args.n, args.gap_ms)
     elif args.command == "floor":

@@ -14,7 +14,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 ALL_SYSTEMS = ("jobq", "rq", "celery", "dramatiq", "huey", "arq")
-ALL_SCENARIOS = ("floor", "bulk", "threads", "drain", "sleep", "latency", "memory")
+ALL_SCENARIOS = ("floor", "bulk", "threads", "drain", "sleep", "latency", "mixed", "memory")
 
 
 def _int(name: str, default: int) -> int:

@@ -83,6 +83,8 @@ def one_line(record: Record) -> str:
         return f"{fmt_rate(record['rate'])}/s"
     if scenario == "latency":
         return f"p50 {fmt_ms(record['p50_ms'])} ms, p99 {fmt_ms(record['p99_ms'])} ms"
+    if scenario == "mixed":
+        return f"last no-op job ended {record['short_done_s']:.2f} s after start"
     if scenario == "memory":
         return f"{record['bytes_per_job']:.0f} B/job"
     if record.get("kind") == "benchmark":
@@ -457,6 +459,31 @@ def section_latency(res: Results) -> str:
     )
 
 
+def fmt_seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def section_mixed(res: Results) -> str:
+    """Issue 15's mixed load: when the last no-op job ended, per variant."""
+    groups = res.by_label("mixed")
+    if not groups:
+        return "Not run (BENCH_SCENARIOS without `mixed`)."
+    rows = []
+    medians: dict[str, float] = {}
+    for label, records in groups.items():
+        summary = res.summary(records, dig("short_done_s"))
+        if summary is not None:
+            medians[label] = summary.median
+        rows.append([label, str(len(records)), spread(summary, fmt_seconds)])
+    text = table(["variant", "runs", "last no-op job ended (s after start)"], rows)
+    auto, off = medians.get("jobq-mixed-auto"), medians.get("jobq-mixed-p0")
+    if auto is not None and off:
+        text += (f"\n\nDefault (auto prefetch) / `--prefetch 0`: {auto / off:.2f}× "
+                 "(at most 1.0 is the goal: no job waits behind a long one while a worker is "
+                 "idle).")
+    return text
+
+
 def section_commands(res: Results) -> str:
     lines = []
     for label, records in res.by_label("drain").items():
@@ -744,6 +771,10 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
         "### 3. Idle latency, enqueue → start",
         "",
         section_latency(res),
+        "",
+        "### 3b. Mixed load: 10 jobs of 1 s, then 1,000 no-op jobs, two workers (jobq)",
+        "",
+        section_mixed(res),
         "",
         "### 4. Redis per job",
         "",

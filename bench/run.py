@@ -9,6 +9,7 @@ Run through ``bench/run.sh`` (it builds the venvs first). Order of a run:
         drain:   every system's 1-process and 2-process no-op drains (single enqueues timed too)
         sleep:   every system's 10 ms jobs at concurrency 8
         latency: every system's idle enqueue->start latency
+        mixed:   jobq's mixed load (10 x 1 s then 1,000 no-ops) with and without prefetch
     memory: every system's bytes per pending job (BENCH_MEM_REPEAT passes)
 
 Every unit starts from FLUSHALL on the harness's own server, has a timeout, and stops (then kills)
@@ -51,6 +52,7 @@ SCENARIO_ROLES = {
     "drain": ("drain-1p", "drain-2p"),
     "sleep": ("sleep-c8",),
     "latency": ("latency",),
+    "mixed": ("mixed",),
 }
 
 
@@ -300,6 +302,41 @@ def run_latency(ctx: Context, driver: Driver, variant: Variant) -> Record:
     }
 
 
+MIXED_LONG, MIXED_LONG_S, MIXED_SHORT = 10, 1.0, 1000
+
+
+def run_mixed(ctx: Context, driver: Driver, variant: Variant) -> Record:
+    """Issue 15's mixed load: 10 jobs of 1 s, then 1,000 no-op jobs, two workers started
+    cold; the figure is when the last no-op job ended, from the workers' start."""
+    n = MIXED_LONG + MIXED_SHORT
+    ctx.server.reset()
+    agent(ctx, driver.name, "mixed", "--long", str(MIXED_LONG), "--long-s", str(MIXED_LONG_S),
+          "--short", str(MIXED_SHORT))
+    with Collector(ctx.sockets_dir, keep_values=True) as collector:
+        collector.watch(n)
+        started_wall = time.time()
+        handle = driver.start_workers(
+            variant,
+            venv_for(driver.name).bindir,
+            {**ctx.env(), "BENCH_BEACON": str(collector.path)},
+            ctx.log_dir,
+        )
+        try:
+            deadline = time.perf_counter() + ctx.config.unit_timeout_s
+            if wait_alive(ctx, collector, n, deadline, handle) is None:
+                raise UnitError(f"{variant.label}: {collector.count}/{n} jobs ran in time")
+            ends = [v for v in collector.values if v > 0]
+        finally:
+            driver.stop(handle, grace_s=0.0)
+    return {
+        "label": variant.label,
+        "row": variant.row,
+        "role": variant.role,
+        "n": n,
+        "short_done_s": max(ends) - started_wall,
+    }
+
+
 def run_memory(ctx: Context, driver: Driver, n: int, allowed_s: float) -> Record:
     """Bytes of Redis memory per pending job, filled by parallel producers (speed is irrelevant).
 
@@ -455,7 +492,7 @@ def run_repetition(ctx: Context, rep: int, tool: Path | None) -> None:
                 continue
             body = partial(run_threads, ctx, ctx.drivers[name], rep)
             unit(ctx, "threads", name, rep, f"{name}-threads", body)
-    for scenario in ("drain", "sleep", "latency"):
+    for scenario in ("drain", "sleep", "latency", "mixed"):
         if scenario not in cfg.scenarios:
             continue
         for name in order:
@@ -465,6 +502,8 @@ def run_repetition(ctx: Context, rep: int, tool: Path | None) -> None:
                     continue
                 if scenario == "latency":
                     body = partial(run_latency, ctx, driver, v)
+                elif scenario == "mixed":
+                    body = partial(run_mixed, ctx, driver, v)
                 elif scenario == "drain":
                     body = partial(run_drain, ctx, driver, v, "noop", scaled(cfg.n, v))
                 else:

@@ -23,3 +23,16 @@ def sleep10ms() -> None:
 @task(queue="bench")
 def latency(t_enqueue: float) -> None:
     beacon.send(time.time() - t_enqueue)
+
+
+@task(queue="bench")
+def mixed_long(seconds: float) -> None:
+    """The mixed load's long job: reports -1 (not a no-op)."""
+    time.sleep(seconds)
+    beacon.send(-1.0)
+
+
+@task(queue="bench")
+def mixed_short() -> None:
+    """The mixed load's no-op job: reports when it ended (wall clock)."""
+    beacon.send(time.time())

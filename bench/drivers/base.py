@@ -27,7 +27,7 @@ KINDS: tuple[Kind, ...] = ("noop", "sleep10ms", "latency")
 QUEUE = "bench"
 
 # the scenarios a variant can take part in; each maps to one column of the summary table
-Role = Literal["drain-1p", "drain-2p", "sleep-c8", "latency"]
+Role = Literal["drain-1p", "drain-2p", "sleep-c8", "latency", "mixed"]
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,11 @@ class JobqDriver(Driver):
         # per the engine contract: one entry per job, task name and positional args
         self._queue.enqueue_many([(_TASKS[kind], ()) for _ in range(count)])
 
+    def enqueue_mixed(self, long_n: int, long_s: float, short_n: int) -> None:
+        """The mixed load: `long_n` jobs of `long_s` seconds, then `short_n` no-op jobs."""
+        self._queue.enqueue_many([("bench.apps.jobq_app.mixed_long", (long_s,))] * long_n)
+        self._queue.enqueue_many([("bench.apps.jobq_app.mixed_short", ())] * short_n)
+
     def variants(self) -> list[Variant]:
         thread = {"pool": "thread"}
         process = {"pool": "process"}
@@ -70,11 +75,47 @@ class JobqDriver(Driver):
         defaults_row = "jobq (defaults: no flags)"
         return [
             variant("jobq", "jobq-default-1p", defaults_row, "drain-1p", 1, 0, opts=plain),
-            variant("jobq", "jobq-default-2p", defaults_row, "drain-2p", 2, 0, opts=plain,
-                    note="two `jobq worker` processes"),
-            variant("jobq", "jobq-default-c8", defaults_row, "sleep-c8", 1, 8, opts=plain_thread,
-                    note="`--pool thread` only: its default is 8 threads"),
+            variant(
+                "jobq",
+                "jobq-default-2p",
+                defaults_row,
+                "drain-2p",
+                2,
+                0,
+                opts=plain,
+                note="two `jobq worker` processes",
+            ),
+            variant(
+                "jobq",
+                "jobq-default-c8",
+                defaults_row,
+                "sleep-c8",
+                1,
+                8,
+                opts=plain_thread,
+                note="`--pool thread` only: its default is 8 threads",
+            ),
             variant("jobq", "jobq-default-lat", defaults_row, "latency", 1, 0, opts=plain),
+            variant(
+                "jobq",
+                "jobq-mixed-auto",
+                defaults_row,
+                "mixed",
+                2,
+                0,
+                opts=plain,
+                note="two `jobq worker` processes, no flags (auto prefetch)",
+            ),
+            variant(
+                "jobq",
+                "jobq-mixed-p0",
+                "jobq (defaults, --prefetch 0)",
+                "mixed",
+                2,
+                0,
+                opts={**plain, "prefetch": "0"},
+                note="two `jobq worker` processes with `--prefetch 0`",
+            ),
             variant("jobq", "jobq-thread-1p", "jobq (thread pool)", "drain-1p", 1, 1, opts=thread),
             variant(
                 "jobq",
@@ -111,10 +152,23 @@ class JobqDriver(Driver):
 
     def worker_argvs(self, variant: Variant, bindir: Path) -> list[list[str]]:
         if variant.options.get("defaults"):
-            plain = [str(bindir / "jobq"), "worker", "--url", self.url, "--queue", QUEUE,
-                     "--import", "bench.apps.jobq_app",
-                     *(["--pool", "thread"] if variant.options["pool"] == "thread" else []),
-                     *extra_worker_args()]
+            plain = [
+                str(bindir / "jobq"),
+                "worker",
+                "--url",
+                self.url,
+                "--queue",
+                QUEUE,
+                "--import",
+                "bench.apps.jobq_app",
+                *(["--pool", "thread"] if variant.options["pool"] == "thread" else []),
+                *(
+                    ["--prefetch", variant.options["prefetch"]]
+                    if "prefetch" in variant.options
+                    else []
+                ),
+                *extra_worker_args(),
+            ]
             return [list(plain) for _ in range(variant.n_procs)]
         one = [
             str(bindir / "jobq"),
