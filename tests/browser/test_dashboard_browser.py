@@ -176,3 +176,43 @@ def test_killed_worker_shows_as_a_problem_until_its_job_is_back(page: Any, live_
     expect(page.locator('#problems [data-kind="lost_worker"]')).to_contain_text(
         "holds no jobs now")
     assert job.refresh().status == "pending"
+
+
+def test_errors_page_requeues_one_group(page: Any, live_url: str, queue: Queue,
+                                        settings: Settings) -> None:
+    queue.enqueue_many([(tasks.raise_kind, ("key", i)) for i in range(40)])
+    queue.enqueue_many([(tasks.raise_kind, ("value", i)) for i in range(7)])
+    queue.enqueue(tasks.boom_once, PAYLOAD)
+    drain(settings, concurrency=4)
+    page.goto(live_url + "/errors")
+    rows = page.locator("#error-groups tbody tr")
+    expect(rows).to_have_count(3)
+    key = rows.filter(has_text="KeyError")
+    expect(key.locator("td.num").first).to_have_text("40")
+    expect(rows.filter(has_text="ValueError").filter(has_text="amount")).to_contain_text(
+        "amount <n> for '…' is over the limit")
+    expect(page.locator("#error-groups")).to_contain_text('<script>alert("xss-script")')
+    key.locator("button", has_text="Requeue 40").click()
+    expect(page.locator("#group-progress")).to_have_text("40 done: finished")
+    assert Queue("default", settings=settings).count("pending") == 40
+    page.goto(live_url + "/errors")
+    expect(page.locator("#error-groups tbody tr", has_text="KeyError").locator(
+        "td.num").nth(1)).to_have_text("0")
+
+
+def test_group_action_chains_its_steps_with_progress(page: Any, live_url: str, queue: Queue,
+                                                     settings: Settings,
+                                                     monkeypatch: Any) -> None:
+    from dashboard.views import errors
+
+    monkeypatch.setattr(errors, "STEP_S", 0.0)  # one batch per step
+    monkeypatch.setattr(errors, "BATCH", 10)
+    queue.enqueue_many([(tasks.raise_kind, ("key", i)) for i in range(35)])
+    drain(settings, concurrency=4)
+    page.goto(live_url + "/errors")
+    page.locator("button", has_text="Purge…").click()
+    expect(page.locator("h1")).to_contain_text("Purge 35 failed or dead jobs")
+    page.click("#confirm-button")
+    expect(page.locator("#group-progress")).to_contain_text("10 done, 25 left")
+    expect(page.locator("#group-progress")).to_have_text("35 done: finished", timeout=10_000)
+    assert Queue("default", settings=settings).count("failed") == 0
