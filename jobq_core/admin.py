@@ -31,6 +31,7 @@ from .job import (
     SCHEDULED,
 )
 from .keys import Keyspace, check_queue_name, require_job_id, valid_job_id
+from .problems import PENDING_AGE_FIELD
 from .queue import Queue
 from .scripts import Scripts
 from .workers import forget_stopped_workers
@@ -462,6 +463,18 @@ class Admin:
 
     def resume(self, queue: str) -> None:
         self.queue(queue).resume()
+
+    @redis_errors
+    def set_pending_age_warn(self, queue: str, seconds: float | None) -> None:
+        """The age of a queue's next pending job past which `jobq doctor` and the overview
+        raise a problem (0 = never); None returns to Settings.pending_age_warn_s."""
+        check_queue_name(queue)
+        if seconds is None:
+            self.client.hdel(self.keys.meta(queue), PENDING_AGE_FIELD)
+        elif seconds < 0 or seconds != seconds or seconds == float("inf"):
+            raise ConfigError(f"the pending age threshold is seconds, 0 or more, not {seconds}")
+        else:
+            self.client.hset(self.keys.meta(queue), PENDING_AGE_FIELD, f"{seconds:g}")
 
     # -- limits and schedules (the read side is Inspector.limits / schedules) ---------------
     def set_limit(self, queue: str, key: str, *, concurrency: int = 0, rate: int = 0,

@@ -206,8 +206,8 @@ def _queue_checks(scan: _Scan) -> list[Problem]:
             out.append(Problem(
                 "pending_age", WARNING, f"the next pending job in {q} has waited "
                 f"{_dur(age_ms)} (threshold {_dur(int(limit_s * 1000))})",
-                f"Add workers for {q}, or raise its threshold "
-                f"(queue meta field {PENDING_AGE_FIELD}).", target, queue=q,
+                f"Add workers for {q}, or raise its threshold: "
+                f"`jobq threshold {q} SECONDS`.", target, queue=q,
                 value=age_ms / 1000))
     return out
 

@@ -508,3 +508,25 @@ def resume(t: Target, queue: str) -> None:
     t.admin.resume(_known_queue(t, queue))
     t.admin.record(actor(), "resume", queue=queue)
     t.emit({"queue": queue, "paused": False}, f"resumed {queue}")
+
+
+@main.command()
+@common_options
+@click.argument("queue")
+@click.argument("seconds")
+def threshold(t: Target, queue: str, seconds: str) -> None:
+    """Warn (jobq doctor, jobq info, the overview) when QUEUE's next pending job has waited
+    longer than SECONDS; 0 turns the warning off, 'default' returns to JOBQ_PENDING_AGE_WARN_S."""
+    name = _known_queue(t, queue)
+    if seconds == "default":
+        value: float | None = None
+    else:
+        try:
+            value = float(seconds)
+        except ValueError:
+            raise BadUsage(f"SECONDS is a number or 'default', not {seconds!r}") from None
+    t.admin.set_pending_age_warn(name, value)
+    shown = "the default" if value is None else f"{value:g} s"
+    t.admin.record(actor(), "pending age threshold", queue=name, detail=shown)
+    t.emit({"queue": name, "pending_age_warn_s": value},
+           f"{name}: a problem when its next pending job has waited longer than {shown}")

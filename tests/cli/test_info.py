@@ -121,3 +121,21 @@ def test_doctor_exit_codes_and_json(jobq: Jobq, queue: Queue, settings: Settings
     assert data["ok"] is False and [p["kind"] for p in data["problems"]] == ["no_worker"]
     assert data["problems"][0]["target"] == {"page": "jobs", "state": "pending",
                                              "queue": "default"}
+
+
+def test_threshold_sets_the_pending_age_problem_per_queue(jobq: Jobq, queue: Queue,
+                                                          settings: Settings) -> None:
+    import time
+
+    queue.enqueue(tasks.add, 1, 1)
+    queue.pause()  # paused: the only other problem, so the age one is easy to see
+    assert "pending_age" not in [p["kind"] for p in jobq("doctor", "--json").json["problems"]]
+    run = jobq("threshold", "default", "0.05")
+    assert run.code == 0 and "longer than 0.05 s" in run.out
+    time.sleep(0.1)  # the next pending job must be older than the 50 ms threshold
+    found = {p["kind"]: p for p in jobq("doctor", "--json").json["problems"]}
+    assert "jobq threshold default SECONDS" in found["pending_age"]["act"]
+    assert jobq("threshold", "default", "default").code == 0
+    assert "pending_age" not in [p["kind"] for p in jobq("doctor", "--json").json["problems"]]
+    assert jobq("threshold", "default", "-1").code != 0
+    assert jobq("threshold", "nope", "5").code != 0
