@@ -10,9 +10,11 @@ has allow_failure); a child sent to dead takes its own dependents with it, trans
 
 Parents and children may be in different queues, hence different cluster slots, so ending
 a parent and resolving its children are two steps: the worker that ended the parent takes
-the second at once (worker.builtin_hooks.DependencyHook). When that step does not happen (a crash in
-between, a parent that died of lease expiry or was cancelled by a script, a dependent added
-while its parent was already running), every worker's heartbeat sweeps the deferred jobs
+the second at once (worker.builtin_hooks.DependencyHook), also for a dependent added while
+the parent ran (complete.lua and fail.lua say the job has dependents; the claim's copy of
+its fields predates them). When that step does not happen (a crash in between, a parent
+that died of lease expiry or was cancelled by a script), every worker's heartbeat sweeps
+the deferred jobs
 due for a check and reads their parents' states; checks back off from 1 s to 60 s with the
 job's age, so a child never waits forever and an idle flow costs almost nothing.
 """

@@ -104,6 +104,11 @@ def _lib_blocks() -> tuple[tuple[frozenset[str], str], ...]:
 _DEFINES = re.compile(r"^local (?:function )?(\w+)", re.M)
 
 
+# fail.lua's codes: the job's new state, and whether it has dependents to resolve now.
+_FAILED = {1: ("scheduled", False), 2: ("failed", False), 3: ("dead", False),
+           4: ("pending", False), 5: ("failed", True), 6: ("dead", True)}
+
+
 @dataclass(frozen=True)
 class ClaimResult:
     jobs: list[Claimed]
@@ -318,8 +323,8 @@ class Scripts:
                       client: redis.Redis | None = None) -> list[int]:
         """Mark jobs of one queue completed: (job, result JSON, result ttl s, runtime ms).
 
-        Returns a code per job: 1 done, Code.MISSING or Code.LEASE_NOT_HELD (that job was not
-        changed).
+        Returns a code per job: 1 done, 2 done and the job has dependents to resolve (see
+        Dependencies.ended), Code.MISSING or Code.LEASE_NOT_HELD (that job was not changed).
         """
         k = self.keys
         argv: list[Any] = [self.settings.history_minutes]
@@ -332,11 +337,12 @@ class Scripts:
     # fail.lua
     def fail(self, job: Claimed, outcome: str, *, delay_ms: int = 0, error: str = "",
              reason: str = "", attempt_json: str = "", group: Signature | None = None,
-             client: redis.Redis | None = None) -> str:
+             client: redis.Redis | None = None) -> tuple[str, bool]:
         """Record a failed attempt; outcome is retry | fail | dead | crash. A job that ends
         failed or dead joins error group `group` (none when None).
 
-        Returns the state the job moved to. Raises LeaseLost if the lease is no longer held.
+        Returns the state the job moved to, and whether it ended (failed, dead) with
+        dependents to resolve. Raises LeaseLost if the lease is no longer held.
         """
         k, q, s = self.keys, job.queue, self.settings
         g = group or _NO_GROUP
@@ -349,7 +355,7 @@ class Scripts:
                           s.history_minutes, s.max_deliveries, g.id, g.task, g.type,
                           g.message, MAX_ERROR_GROUPS, MAX_GROUP_IDS], client)
         raise_for(code, job_id=job.id, what="failure report")
-        return {1: "scheduled", 2: "failed", 3: "dead", 4: "pending"}[code]
+        return _FAILED[code]
 
     # promote.lua
     def promote(self, queue: str) -> tuple[int, int]:

@@ -4,8 +4,10 @@
 -- KEYS[1] processing  KEYS[2] completed  KEYS[3] stats  KEYS[4] history  KEYS[5] job prefix
 -- ARGV[1] history size, then per job: id, lease token, result JSON, result ttl ms, runtime ms
 -- A numeric progress becomes 1.0.
--- Returns one code per job: 1 completed; -1 job missing; -2 lease not held
--- (the codes of scripts.Code; scripts.raise_for maps them to errors)
+-- Returns one code per job: 1 completed; 2 completed, and it has dependents (depend.lua
+-- flagged it, perhaps after the worker claimed it): the caller resolves them now;
+-- -1 job missing; -2 lease not held (the codes of scripts.Code; scripts.raise_for maps
+-- them to errors)
 local now = now_ms()
 local out, done, kept = {}, {}, {}
 local ndone, nkept = 0, 0
@@ -13,7 +15,8 @@ for i = 2, #ARGV, 5 do
   local id = ARGV[i]
   local job = KEYS[5] .. id
   local code = 1
-  local f = redis.pcall('HMGET', job, 'lease', 'waiters', 'retries', 'lost', 'progress')
+  local f = redis.pcall('HMGET', job, 'lease', 'waiters', 'retries', 'lost', 'progress',
+                        'dependents')
   if f.err then
     code = -1  -- not a hash: nothing of ours to complete
   elseif not f[1] then
@@ -49,6 +52,7 @@ for i = 2, #ARGV, 5 do
     end
     ndone = ndone + 1
     done[ndone] = id
+    if f[6] then code = 2 end
   end
   out[(i + 3) / 5] = code
 end

@@ -11,8 +11,9 @@
 -- ARGV[15] normalised message  ARGV[16] max groups  ARGV[17] max ids kept per group
 -- A job that ends failed or dead joins its error group here, with the failure, so reading
 -- groups never scans (join_group in _lib.lua). requeue.lua and purge.lua take a job out.
--- Returns 1 retry scheduled; 2 failed; 3 dead; 4 back to pending; -1 job missing;
---   -2 lease not held
+-- Returns 1 retry scheduled; 2 failed; 3 dead; 4 back to pending; 5 failed and 6 dead when
+--   the job has dependents (depend.lua flagged it, perhaps after the worker claimed it): the
+--   caller resolves them now; -1 job missing; -2 lease not held
 local id, job = ARGV[1], KEYS[10]
 local refused = lease_check(job, ARGV[2])
 if refused ~= 0 then return refused end
@@ -64,4 +65,5 @@ if ARGV[12] ~= '' then
 end
 notify_waiters(job, KEYS[12])
 retain(set, job, id, now, ttl)
+if redis.call('HEXISTS', job, 'dependents') == 1 then code = code + 3 end
 return code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -127,29 +128,39 @@ class Recorder:
 
     def record(self, job: Claimed, outcome: Outcome) -> str:
         """Record one outcome; returns the job's new state ('' if refused)."""
-        return self.record_many([(job, outcome)])[0]
+        return self.record_many([(job, outcome)])[0][1]
 
-    def record_many(self, items: Sequence[tuple[Claimed, Outcome]]) -> list[str]:
-        """Record outcomes; returns each job's new state ('' where the write was refused)."""
+    def record_many(self, items: Sequence[tuple[Claimed, Outcome]]) -> list[tuple[Claimed, str]]:
+        """Record outcomes; returns each job as the write found it and its new state ('' where
+        the write was refused). A job the write found with dependents comes back with the
+        'dependents' field set, also when they registered after the claim read its fields."""
         states = [""] * len(items)
+        found = [job for job, _ in items]
         completions: dict[str, list[int]] = defaultdict(list)
         for i, (job, outcome) in enumerate(items):
             if outcome.kind == OK:
                 completions[job.queue].append(i)
-            else:
-                try:
-                    states[i] = self._retrying(job.id, partial(self._fail, job, outcome)) or ""
-                except Exception:  # one job's record must not lose the rest of the batch
-                    log.exception("recording the outcome of job %s failed (its lease will "
-                                  "bring it back)", job.id)
+                continue
+            try:
+                state, dependents = self._retrying(job.id, partial(self._fail, job, outcome)) \
+                    or ("", False)
+            except Exception:  # one job's record must not lose the rest of the batch
+                log.exception("recording the outcome of job %s failed (its lease will "
+                              "bring it back)", job.id)
+                continue
+            states[i] = state
+            if dependents:
+                found[i] = _with_dependents(job)
         for queue, idx in completions.items():
             batch = [(items[i][0], items[i][1].result_json,
                       items[i][0].int_field("result_ttl_s", self.settings.result_ttl_s),
                       items[i][1].runtime_ms) for i in idx]
             codes = self._retrying(queue, partial(self.scripts.complete_many, queue, batch))
             for i, code in zip(idx, codes or [0] * len(idx), strict=True):
-                if code == 1:
+                if code in (1, 2):
                     states[i] = "completed"
+                    if code == 2:
+                        found[i] = _with_dependents(items[i][0])
                 elif code == Code.LEASE_NOT_HELD:
                     log.warning("completion of job %s refused: this worker no longer holds "
                                 "its lease (stale result dropped; the job runs elsewhere)",
@@ -159,7 +170,7 @@ class Recorder:
                                 items[i][0].id)
         for (job, outcome), state in zip(items, states, strict=True):
             self._after(job, outcome, state)
-        return states
+        return list(zip(found, states, strict=True))
 
     def _after(self, job: Claimed, outcome: Outcome, state: str) -> None:
         if state == "completed":
@@ -173,7 +184,7 @@ class Recorder:
         if task is not None and state:
             self._callback(task, job, state, outcome)
 
-    def _fail(self, job: Claimed, outcome: Outcome) -> str:
+    def _fail(self, job: Claimed, outcome: Outcome) -> tuple[str, bool]:
         task = lookup(job.task)
         record = json.dumps({
             "attempt": job.int_field("retries", 0) + 1, "worker": self.worker_id,
@@ -250,6 +261,14 @@ class Recorder:
             fn(self.make_job(job), value)
         except Exception:
             log.exception("callback %s of job %s raised", getattr(fn, "__name__", fn), job.id)
+
+
+def _with_dependents(job: Claimed) -> Claimed:
+    # The claim read the job's fields before a dependent registered with it (depend.lua):
+    # the DependencyHook looks for this field.
+    if job.fields.get("dependents"):
+        return job
+    return dataclasses.replace(job, fields={**job.fields, "dependents": "1"})
 
 
 def _opt(task: RegisteredTask[Any, Any] | None, name: str, default: Any) -> Any:

@@ -309,8 +309,7 @@ class Worker:
 
     # -- helpers -------------------------------------------------------------------------
     def _on_done(self, outcomes: Sequence[tuple[Claimed, Outcome]]) -> None:
-        states = self.recorder.record_many(outcomes)
-        for (job, _), state in zip(outcomes, states, strict=True):
+        for job, state in self.recorder.record_many(outcomes):
             self.hooks.after_job(job, state)
 
     def _child_imports(self) -> list[str]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 import redis
 
-from jobq_core import JobNotFound, Queue, Settings, group
+from jobq_core import Job, JobNotFound, Queue, Settings, Worker, group, task
 from jobq_core.dependencies import Dependencies
 from jobq_core.job import DEFERRED_MS
 from tests import tasks
@@ -146,3 +147,85 @@ def test_sweep_backs_off_while_parents_run(queue: Queue, r: redis.Redis) -> None
     score = r.zscore(queue.keys.scheduled("default"), b.id)
     now_ms = int(r.time()[0]) * 1000
     assert score is not None and score >= DEFERRED_MS + now_ms
+
+
+# -- release at once, whatever the parent's state when `depend` ran ---------------------------
+# The periodic sweep is switched off in these tests: a child released at all was released by
+# the worker that ended its parent (or by the producer), in the same step, not seconds later.
+
+HOLD_STARTED, HOLD_GATE = threading.Event(), threading.Event()
+
+
+@task(name="tests.deps.hold")
+def hold(fail: bool) -> str:
+    """Run until the test opens HOLD_GATE, then complete (or fail without retries)."""
+    HOLD_STARTED.set()
+    assert HOLD_GATE.wait(30)
+    if fail:
+        raise RuntimeError("parent failed on purpose")
+    return "held"
+
+
+@pytest.fixture
+def no_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Dependencies, "sweep", lambda self, queue, limit=100: 0)
+
+
+def _released_after(parent: Job, child: Job) -> int:
+    """How long after its parent ended the child was released (ms, Redis clock)."""
+    return int(child.refresh().fields["released_ms"]) - int(parent.refresh().fields["finished_ms"])
+
+
+def test_release_when_the_parent_was_pending_at_depend(queue: Queue, settings: Settings,
+                                                       no_sweep: None) -> None:
+    parent = queue.enqueue(tasks.add, 1, 1)
+    child = queue.enqueue_call(tasks.add, args=(2, 2), depends_on=parent)
+    work(settings)
+    assert child.refresh().status == "completed"
+    assert _released_after(parent, child) < 100
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["completes", "fails"])
+def test_release_when_the_parent_was_processing_at_depend(
+        queue: Queue, settings: Settings, no_sweep: None, fails: bool) -> None:
+    # The parent was claimed (its fields read) before the child registered with it: the
+    # worker learns about the dependent from the completion (or failure) write itself.
+    HOLD_STARTED.clear()
+    HOLD_GATE.clear()
+    parent = queue.enqueue_call(hold, args=(fails,), max_retries=0)
+    w = Worker(["default"], settings, imports=["tests.tasks"], pool="thread", concurrency=2)
+    t = threading.Thread(target=w.work, kwargs={"burst": True}, daemon=True)
+    t.start()
+    try:
+        assert HOLD_STARTED.wait(10)
+        child = queue.enqueue_call(tasks.add, args=(2, 2), depends_on=parent)
+        assert child.status == "scheduled"
+    finally:
+        HOLD_GATE.set()
+        t.join(30)
+    assert parent.refresh().status == ("failed" if fails else "completed")
+    if fails:
+        assert child.refresh().status == "dead"
+        assert child.reason == f"dependency failed: job default/{parent.id} ended failed"
+        assert int(child.fields["finished_ms"]) - int(parent.fields["finished_ms"]) < 100
+    else:
+        assert child.refresh().status == "completed"
+        assert _released_after(parent, child) < 100
+
+
+@pytest.mark.parametrize("ended", ["completed", "failed", "dead"])
+def test_release_when_the_parent_had_ended_at_depend(queue: Queue, settings: Settings,
+                                                     r: redis.Redis, no_sweep: None,
+                                                     ended: str) -> None:
+    if ended == "completed":
+        parent = queue.enqueue(tasks.add, 1, 1)
+    elif ended == "failed":
+        parent = queue.enqueue_call(tasks.boom, max_retries=0)
+    else:  # its ttl passed before it started: the claim sends it to dead
+        parent = queue.enqueue_call(tasks.add, args=(1, 1), ttl_s=60)
+        r.hset(queue.keys.job("default", parent.id), "expires_ms", 1)
+    work(settings)
+    assert parent.refresh().status == ended
+    child = queue.enqueue_call(tasks.add, args=(2, 2), depends_on=parent)
+    # Resolved by the producer in the enqueue call itself.
+    assert child.status == ("pending" if ended == "completed" else "dead")

@@ -26,8 +26,8 @@ def test_retry_with_a_non_finite_delay_is_recorded(settings: Settings, queue: Qu
     job = queue.enqueue(tasks.add, 1, 1)
     scripts = Scripts(queue.client, settings)
     (claimed,) = scripts.claim(["default"], 1, "w").jobs
-    states = _recorder(settings, queue, scripts).record_many(
-        [(claimed, Outcome(RETRY, error="Retry", delay_s=delay_s))])
+    states = [state for _, state in _recorder(settings, queue, scripts).record_many(
+        [(claimed, Outcome(RETRY, error="Retry", delay_s=delay_s))])]
     assert states == ["scheduled"] and job.refresh().status == "scheduled"
 
 
@@ -40,14 +40,14 @@ def test_one_outcome_that_cannot_be_recorded_does_not_drop_the_others(
     jobs = {j.id: j for j in scripts.claim(["default"], 2, "w").jobs}
     real_fail = scripts.fail
 
-    def fail(job: object, *args: object, **kwargs: object) -> str:
+    def fail(job: object, *args: object, **kwargs: object) -> tuple[str, bool]:
         if getattr(job, "id", None) == bad.id:
             raise RuntimeError("cannot record this one")
         return real_fail(job, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(scripts, "fail", fail)
-    states = _recorder(settings, queue, scripts).record_many(
+    states = [state for _, state in _recorder(settings, queue, scripts).record_many(
         [(jobs[bad.id], Outcome("error", error="ValueError")),
-         (jobs[good.id], Outcome(OK, result_json="4"))])
+         (jobs[good.id], Outcome(OK, result_json="4"))])]
     assert states == ["", "completed"]
     assert good.result(timeout_s=1) == 4
