@@ -11,7 +11,9 @@ from .config import Settings
 from .context import current_job
 from .dependencies import Group, group
 from .errors import (
+    ArgumentError,
     ConfigError,
+    Fail,
     InvalidState,
     JobFailed,
     JobNotFound,
@@ -34,7 +36,9 @@ from .worker import Worker
 
 __all__ = [
     "STATES",
+    "ArgumentError",
     "ConfigError",
+    "Fail",
     "Group",
     "InvalidState",
     "Job",

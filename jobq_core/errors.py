@@ -15,6 +15,11 @@ class PayloadError(JobqError, TypeError):
     """Args, kwargs or a result cannot be stored: not JSON, or larger than the cap."""
 
 
+class ArgumentError(JobqError, TypeError):
+    """The arguments of a call do not fit its task's signature (checked at enqueue where
+    the producer has the task registered, and by the worker before it runs the job)."""
+
+
 class UnknownTask(JobqError, LookupError):
     """No task with this name is registered in this process."""
 
@@ -56,6 +61,11 @@ class JobFailed(JobqError):
         self.error = error or ""
         first = self.error.strip().splitlines()[-1] if self.error.strip() else status
         super().__init__(f"job {job_id} {status}: {first}")
+
+
+class Fail(JobqError):
+    """Raised by a task to fail the job now, without the retries it has left: it goes to
+    failed with this message as its reason (for errors another attempt cannot fix)."""
 
 
 class Retry(JobqError):

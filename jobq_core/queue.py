@@ -250,11 +250,14 @@ class Queue:
         except TypeError:  # unhashable: not a task; _spec says what is wrong with it
             return self._spec(task, args, kwargs)
         if base is None:
-            base = self._spec(task, (), {})
+            base = self._spec(task, (), {}, check_args=False)
             if templates is not self._templates or lookup(base.task) is not None:
                 # A name not registered (yet) in this process is not remembered across
                 # calls: once its module is imported, the task's defaults apply.
                 templates[task] = base
+        registered = lookup(base.task)
+        if registered is not None:
+            registered.check_args(args, kwargs)
         args_json, kwargs_json = encode_args(args, kwargs, self.settings.max_payload_bytes)
         return JobSpec(id=new_job_id(), task=base.task, args_json=args_json,
                        kwargs_json=kwargs_json, priority=base.priority, delay_ms=base.delay_ms,
@@ -268,9 +271,12 @@ class Queue:
               meta: Mapping[str, Any] | None = None, unique: bool = False,
               unique_key: str | None = None, unique_for_s: float | None = None,
               depends_on: Any = None, allow_failure: bool = False,
-              retry_backoff_s: float | None = None, limit_key: str | None = None) -> JobSpec:
+              retry_backoff_s: float | None = None, limit_key: str | None = None,
+              check_args: bool = True) -> JobSpec:
         name, t = resolve(task)
         d = t.options if t is not None else None
+        if t is not None and check_args:
+            t.check_args(args, kwargs)
         args_json, kwargs_json = encode_args(args, kwargs, self.settings.max_payload_bytes)
         prio = priority if priority is not None else (d.priority if d else 0)
         if (not isinstance(prio, int) or isinstance(prio, bool)

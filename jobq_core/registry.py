@@ -6,12 +6,14 @@ a job can never make a worker import or call something by a name stored in Redis
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Generic, ParamSpec, TypeVar
 
-from .errors import ConfigError, UnknownTask
+from .errors import ArgumentError, ConfigError, UnknownTask
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,6 +58,63 @@ class RegisteredTask(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
+
+    def check_args(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Raise ArgumentError, naming the task and the mismatch, unless the function can be
+        called with `args` and `kwargs`. A positional-only call is checked by counting
+        (it runs on every enqueue and every job); anything else is bound."""
+        shape = self._shape
+        if shape.signature is None:
+            return
+        n = len(args)
+        if not kwargs and shape.plain and shape.least <= n and (shape.most < 0 or n <= shape.most):
+            return
+        try:
+            shape.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise ArgumentError(f"task {self.name!r} cannot take these arguments: {exc} "
+                                f"(it is {shape.shown})") from None
+
+    @cached_property
+    def _shape(self) -> _Shape:
+        # Computed once per task (cached_property writes the instance dict directly, which a
+        # frozen dataclass allows).
+        return _Shape.of(self.fn)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a call needs to fit a function: its signature (None: it has none to check) and,
+    for calls without keyword arguments, how many positional ones it takes."""
+
+    signature: inspect.Signature | None
+    shown: str = ""  # the function's name and parameters, without annotations, for errors
+    least: int = 0  # positional arguments without a default
+    most: int = -1  # positional parameters in all; -1 with *args
+    plain: bool = True  # no keyword-only parameter without a default
+
+    @classmethod
+    def of(cls, fn: Callable[..., Any]) -> _Shape:
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):  # some builtins and C callables have none
+            return cls(None)
+        least = most = 0
+        var, plain = False, True
+        for p in sig.parameters.values():
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                most += 1
+                if p.default is p.empty:
+                    least = most
+            elif p.kind is p.VAR_POSITIONAL:
+                var = True
+            elif p.kind is p.KEYWORD_ONLY and p.default is p.empty:
+                plain = False
+        bare = sig.replace(parameters=[p.replace(annotation=p.empty)
+                                       for p in sig.parameters.values()],
+                           return_annotation=sig.empty)
+        shown = f"{getattr(fn, '__name__', 'the function')}{bare}"
+        return cls(sig, shown, least, -1 if var else most, plain)
 
 
 _TASKS: dict[str, RegisteredTask[Any, Any]] = {}

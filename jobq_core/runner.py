@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .context import JobContext, Saver, enter, leave
-from .errors import PayloadError, Retry, UnknownTask
+from .errors import ArgumentError, Fail, PayloadError, Retry, UnknownTask
 from .job import decode_call, dumps
 from .registry import get_task
 
 OK, ERROR, RETRY, DEAD, CRASH, TIMEOUT = "ok", "error", "retry", "dead", "crash", "timeout"
+FAIL = "fail"  # failed for good: no retry can help (Fail raised, arguments that do not fit)
 
 
 class JobTimeout(BaseException):
@@ -28,7 +29,7 @@ class JobTimeout(BaseException):
 
 @dataclass(frozen=True)
 class Outcome:
-    """How an attempt ended: kind is ok | error | retry | dead | crash | timeout."""
+    """How an attempt ended: kind is ok | error | retry | fail | dead | crash | timeout."""
 
     kind: str
     result_json: str = ""
@@ -58,6 +59,10 @@ def run(call: Call, max_result_bytes: int, save: Saver | None = None) -> Outcome
         args, kwargs = decode_call(call.fields)
     except PayloadError as exc:
         return Outcome(DEAD, error=str(exc), reason=str(exc))
+    try:
+        task.check_args(args, kwargs)
+    except ArgumentError as exc:  # binding can never succeed: another attempt would not help
+        return Outcome(FAIL, error=f"jobq.ArgumentError: {exc}", reason=str(exc))
     meta: Any = {}
     if call.fields.get("meta"):
         try:
@@ -73,6 +78,9 @@ def run(call: Call, max_result_bytes: int, save: Saver | None = None) -> Outcome
         value = task.fn(*args, **kwargs)
     except Retry as exc:
         return Outcome(RETRY, error=_tb(), delay_s=exc.delay_s, runtime_ms=_ms(started))
+    except Fail as exc:
+        return Outcome(FAIL, error=_tb(), reason=str(exc)[:1000] or "Fail raised by the task",
+                       runtime_ms=_ms(started))
     except JobTimeout:
         return Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s and was "
                        "interrupted", runtime_ms=_ms(started))

@@ -115,6 +115,8 @@ class Schedule:
         object.__setattr__(self, "args", tuple(self.args))
         object.__setattr__(self, "kwargs", dict(self.kwargs))
         object.__setattr__(self, "options", dict(self.options))
+        if registered is not None:  # every tick would fail: refuse it when it is declared
+            registered.check_args(self.args, self.kwargs)
         dumps([self.args, self.kwargs, self.options], f"schedule {self.name!r} args/options")
         unknown = set(self.options) - JOB_OPTIONS
         if unknown:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobq_core import Retry, current_job, task
+from jobq_core import Fail, Retry, current_job, task
 
 
 @task
@@ -29,6 +29,12 @@ def boom(message: str = "boom") -> None:
 @task(max_retries=0)
 def boom_once(message: str = "boom") -> None:
     raise ValueError(message)
+
+
+@task(max_retries=3)
+def give_up(message: str) -> None:
+    """Fail at once, without the retries it has."""
+    raise Fail(message)
 
 
 @task(max_retries=3)

@@ -54,7 +54,7 @@ if outcome == 'dead' then
   redis.call('HINCRBY', KEYS[8], 'dead', 1)
 else
   ttl, set, code = tonumber(ARGV[7]), KEYS[3], 2
-  redis.call('HSET', job, 'state', 'failed')
+  redis.call('HSET', job, 'state', 'failed', 'reason', reason)
   redis.call('HINCRBY', KEYS[8], 'failed', 1)
 end
 append_attempt(KEYS[11], ARGV[9], ttl)

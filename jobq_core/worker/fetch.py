@@ -23,7 +23,7 @@ from ..grouping import signature
 from ..job import Claimed, Job
 from ..keys import Keyspace
 from ..registry import RegisteredTask, lookup
-from ..runner import CRASH, DEAD, OK, RETRY, TIMEOUT, Outcome
+from ..runner import CRASH, DEAD, FAIL, OK, RETRY, TIMEOUT, Outcome
 from ..scripts import ClaimResult, Code, Scripts
 
 log = logging.getLogger("jobq.worker")
@@ -196,6 +196,9 @@ class Recorder:
         group = signature(job.task, outcome.error, outcome.reason)
         if outcome.kind == DEAD:
             return self.scripts.fail(job, "dead", error=outcome.error, reason=outcome.reason,
+                                     attempt_json=record, group=group)
+        if outcome.kind == FAIL:
+            return self.scripts.fail(job, "fail", error=outcome.error, reason=outcome.reason,
                                      attempt_json=record, group=group)
         if outcome.kind == CRASH:
             delay = self._backoff(job, task, None)

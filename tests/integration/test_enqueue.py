@@ -7,7 +7,17 @@ from typing import Any
 import pytest
 import redis
 
-from jobq_core import ConfigError, PayloadError, Queue, QueueFull, Settings, UnknownTask, task
+from jobq_core import (
+    ArgumentError,
+    ConfigError,
+    JobqError,
+    PayloadError,
+    Queue,
+    QueueFull,
+    Settings,
+    UnknownTask,
+    task,
+)
 from jobq_core.keys import Keyspace
 from tests import tasks
 
@@ -203,14 +213,15 @@ def test_a_task_registered_after_enqueues_by_name_gets_its_defaults(queue: Queue
 def test_a_batch_stores_each_job_as_a_single_enqueue_would(queue: Queue, r: redis.Redis,
                                                            settings: Settings) -> None:
     # A batch sends calls that differ only in id and args in a short form; every job must
-    # still be stored exactly as the same call enqueued on its own.
+    # still be stored exactly as the same call enqueued on its own. (echo takes any
+    # arguments: calls of add without its two would be refused at enqueue.)
     parent = queue.enqueue(tasks.add, 0, 0)
     calls: list[dict[str, Any]] = [
-        {"task": "tests.tasks.add", "args": [1, 2]},
-        {"task": "tests.tasks.add", "args": [3, 4]},
-        {"task": "tests.tasks.add"},
-        {"task": "tests.tasks.add", "args": [5, 6], "priority": 7},
-        {"task": "tests.tasks.add", "args": [5, 6], "priority": 7},
+        {"task": "tests.tasks.echo", "args": [1, 2]},
+        {"task": "tests.tasks.echo", "args": [3, 4]},
+        {"task": "tests.tasks.echo"},
+        {"task": "tests.tasks.echo", "args": [5, 6], "priority": 7},
+        {"task": "tests.tasks.echo", "args": [5, 6], "priority": 7},
         {"task": "tests.tasks.echo", "args": [1], "kwargs": {"k": "v"}},
         {"task": "tests.tasks.echo", "args": [2], "kwargs": {"k": "w"}},
         {"task": "tests.tasks.echo", "args": [3], "kwargs": {"k": "w"}, "ttl_s": 60},
@@ -218,14 +229,14 @@ def test_a_batch_stores_each_job_as_a_single_enqueue_would(queue: Queue, r: redi
         {"task": "tests.tasks.echo", "args": [4], "kwargs": {"k": "w"}, "unique": True},
         {"task": "tests.tasks.boom", "args": ["x"], "delay_s": 30},
         {"task": "tests.tasks.boom", "args": ["y"], "delay_s": 30},
-        {"task": "tests.tasks.add", "args": [7, 8]},
-        {"task": "tests.tasks.add", "args": [1, 1], "meta": {"who": "me"}},
-        {"task": "tests.tasks.add", "args": [2, 2], "meta": {"who": "me"}},
-        {"task": "tests.tasks.add", "args": [], "limit_key": "lk"},
-        {"task": "tests.tasks.add", "args": [3, 3], "limit_key": "lk"},
-        {"task": "tests.tasks.add", "args": [4, 4], "depends_on": parent},
-        {"task": "tests.tasks.add", "args": [5, 5], "depends_on": parent},
-        {"task": "tests.tasks.add", "args": []},
+        {"task": "tests.tasks.echo", "args": [7, 8]},
+        {"task": "tests.tasks.echo", "args": [1, 1], "meta": {"who": "me"}},
+        {"task": "tests.tasks.echo", "args": [2, 2], "meta": {"who": "me"}},
+        {"task": "tests.tasks.echo", "args": [], "limit_key": "lk"},
+        {"task": "tests.tasks.echo", "args": [3, 3], "limit_key": "lk"},
+        {"task": "tests.tasks.echo", "args": [4, 4], "depends_on": parent},
+        {"task": "tests.tasks.echo", "args": [5, 5], "depends_on": parent},
+        {"task": "tests.tasks.echo", "args": []},
     ]
     keys = Keyspace(settings.prefix)
     volatile = {"enqueued_ms", "expires_ms"}
@@ -249,4 +260,29 @@ def test_a_batch_stores_each_job_as_a_single_enqueue_would(queue: Queue, r: redi
     assert [f.get("args") for f in from_batch][:3] == ["[1,2]", "[3,4]", None]
     assert [f.get("args") for f in from_batch][-5:] == [None, "[3,3]", "[4,4]", "[5,5]", None]
     # (the comparison above is against the same script: check a few fields by name too)
-    assert from_batch[0]["task"] == "tests.tasks.add" and from_batch[15]["limit_key"] == "lk"
+    assert from_batch[0]["task"] == "tests.tasks.echo" and from_batch[15]["limit_key"] == "lk"
+
+
+@pytest.mark.parametrize(("args", "kwargs", "mismatch"), [
+    ((1,), {}, "missing a required argument: 'b'"),
+    ((1, 2, 3), {}, "too many positional arguments"),
+    ((1,), {"b": 2, "c": 3}, "unexpected keyword argument 'c'"),
+])
+def test_arguments_that_do_not_fit_a_registered_task_are_refused(
+        queue: Queue, args: tuple[object, ...], kwargs: dict[str, object], mismatch: str) -> None:
+    # The producer has the task registered: a call it cannot take is refused at enqueue,
+    # not stored to fail max_retries+1 times in a worker.
+    for call in (lambda: queue.enqueue(tasks.add, *args, **kwargs),
+                 lambda: queue.enqueue_call("tests.tasks.add", args=args, kwargs=kwargs),
+                 lambda: queue.enqueue_many([(tasks.add, args, kwargs)])):
+        with pytest.raises(ArgumentError, match=mismatch) as info:
+            call()
+        assert "tests.tasks.add" in str(info.value) and "(it is add(a, b))" in str(info.value)
+        assert isinstance(info.value, JobqError) and isinstance(info.value, TypeError)
+    assert queue.count("pending") == 0
+    # Calls that fit, including defaults, *args and **kwargs, go through.
+    queue.enqueue(tasks.add, 1, b=2)
+    queue.enqueue(tasks.echo, 1, 2, x=3)
+    queue.enqueue(tasks.boom)
+    queue.enqueue("tests.tasks.not_registered_here", 1, 2, 3)  # nothing to check against
+    assert queue.count("pending") == 4

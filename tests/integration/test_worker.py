@@ -353,3 +353,25 @@ def test_burst_leaves_a_later_retry_and_says_so(settings: Settings, queue: Queue
     assert job.refresh().status == "scheduled"
     said = [r.getMessage() for r in caplog.records if "left scheduled" in r.getMessage()]
     assert said and "1 scheduled job" in said[0] and "due in 1 h" in said[0], said
+
+
+def test_fail_ends_the_job_failed_without_its_retries(settings: Settings, queue: Queue) -> None:
+    job = queue.enqueue(tasks.give_up, "the customer was deleted")  # the task has 3 retries
+    drain(settings)
+    job.refresh()
+    assert (job.status, job.retries) == ("failed", 0)
+    assert job.reason == "the customer was deleted"
+    assert "Fail: the customer was deleted" in job.error
+
+
+def test_arguments_a_task_cannot_take_fail_without_retries(settings: Settings, queue: Queue,
+                                                           r: redis.Redis) -> None:
+    # A job written by a producer that did not have the task registered (or an older
+    # signature): binding its arguments can never succeed, so retrying is pointless.
+    job = queue.enqueue_call(tasks.add, args=(1, 2), max_retries=3)
+    r.hset(queue.keys.job("default", job.id), "args", "[1]")
+    drain(settings)
+    job.refresh()
+    assert (job.status, job.retries) == ("failed", 0)
+    assert job.reason == ("task 'tests.tasks.add' cannot take these arguments: missing a "
+                          "required argument: 'b' (it is add(a, b))")

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from jobq_core import ConfigError, JobqError
+from jobq_core import ArgumentError, ConfigError, JobqError
 from jobq_core.schedule import Schedule
 from tests import tasks
 
@@ -118,3 +118,9 @@ def test_six_field_cron_has_seconds_first() -> None:
 def test_cron_field_count_errors_say_which_form(cron: str, says: str) -> None:
     with pytest.raises(ConfigError, match=says):
         Schedule("s", "t.x", cron=cron)
+
+
+def test_arguments_that_do_not_fit_the_registered_task_are_refused() -> None:
+    with pytest.raises(ArgumentError, match="missing a required argument: 'b'"):
+        Schedule("s", tasks.add, every_s=60, args=(1,))
+    assert Schedule("s", tasks.add, every_s=60, args=(1,), kwargs={"b": 2}).args == (1,)
