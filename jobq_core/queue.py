@@ -275,8 +275,6 @@ class Queue:
               check_args: bool = True) -> JobSpec:
         name, t = resolve(task)
         d = t.options if t is not None else None
-        if t is not None and check_args:
-            t.check_args(args, kwargs)
         args_json, kwargs_json = encode_args(args, kwargs, self.settings.max_payload_bytes)
         prio = priority if priority is not None else (d.priority if d else 0)
         if (not isinstance(prio, int) or isinstance(prio, bool)
@@ -318,8 +316,11 @@ class Queue:
                 raise ConfigError("give depends_on or delay_s/run_at, not both")
             options.update(dependency_fields(refs, allow_failure))
             delay_ms = DEFER
+        spec_id = require_job_id(job_id) if job_id is not None else new_job_id()
+        if t is not None and check_args:  # last: a bad option is reported first
+            t.check_args(args, kwargs)
         return JobSpec(
-            id=require_job_id(job_id) if job_id is not None else new_job_id(),
+            id=spec_id,
             task=name, args_json=args_json, kwargs_json=kwargs_json, priority=prio,
             delay_ms=delay_ms, ttl_ms=int((ttl or 0) * 1000), options=options,
             unique_key=ukey, unique_ms=max(1, int(window * 1000)) if ukey else 0,

@@ -50,7 +50,7 @@ def test_paused_queues(settings: Settings) -> None:
 def test_schedules_and_the_leader(settings: Settings) -> None:
     sched = Scheduler(settings, name="host:1:abcd")
     sched.add(Schedule("m", tasks.add, every_s=60, args=(1, 1)))
-    sched.add(Schedule("c", tasks.add, cron="*/5 * * * *", enabled=False))
+    sched.add(Schedule("c", tasks.add, args=(1, 1), cron="*/5 * * * *", enabled=False))
     ins = Inspector(settings)
     assert ins.scheduler().leader == ""
     sched.step()
@@ -68,7 +68,7 @@ def test_schedules_and_the_leader(settings: Settings) -> None:
 
 def test_malformed_schedule_is_reported_not_raised(settings: Settings, r: redis.Redis) -> None:
     sched = Scheduler(settings)
-    sched.add(Schedule("m", tasks.add, every_s=60))
+    sched.add(Schedule("m", tasks.add, args=(1, 1), every_s=60))
     r.hset(sched.keys.schedule("m"), "def", "{broken")
     (info,) = Inspector(settings).schedules()
     assert info.schedule is None and "malformed" in info.error
@@ -76,7 +76,7 @@ def test_malformed_schedule_is_reported_not_raised(settings: Settings, r: redis.
 
 def test_leader_disables_a_malformed_schedule(settings: Settings, r: redis.Redis) -> None:
     sched = Scheduler(settings)
-    sched.add(Schedule("m", tasks.add, every_s=60))
+    sched.add(Schedule("m", tasks.add, args=(1, 1), every_s=60))
     r.hset(sched.keys.schedule("m"), mapping={"def": '{"every_s": 60}', "next_ms": 0})
     r.zadd(sched.keys.schedules(), {"m": 0})
     sched.step()

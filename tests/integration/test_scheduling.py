@@ -114,13 +114,14 @@ def test_add_list_enable_disable_run_now_delete(settings: Settings, r: redis.Red
 
 def test_adding_again_keeps_state_unless_the_definition_changed(settings: Settings) -> None:
     sched = Scheduler(settings)
-    s = Schedule("s", tasks.add, every_s=60)
+    s = Schedule("s", tasks.add, args=(1, 1), every_s=60)
     sched.add(s)
     sched.disable("s")
-    assert not sched.add(Schedule("s", tasks.add, every_s=60))  # a restart: nothing changes
+    # a restart: nothing changes
+    assert not sched.add(Schedule("s", tasks.add, args=(1, 1), every_s=60))
     info = sched.get("s")
     assert info is not None and not info.enabled and info.fields["rev"] == "1"
-    assert sched.add(Schedule("s", tasks.add, every_s=30))
+    assert sched.add(Schedule("s", tasks.add, args=(1, 1), every_s=30))
     info = sched.get("s")
     assert info is not None and info.fields["rev"] == "2" and not info.enabled
 
