@@ -81,6 +81,10 @@ class Settings:
     # reply, so a worker frozen while idle (SIGSTOP, a paused container) holds that claim's
     # jobs for seconds, not for a whole lease.
     claim_on_wake: bool = True
+    # A worker that claims a job whose task it does not know hands it back while a live
+    # worker serving the queue knows the task (a rolling deploy); while none does, for this
+    # long from the first time, then the job goes to dead "unknown task" (0: at once).
+    unknown_task_grace_s: float = 120.0
     grace_s: float = 30.0
     # A burst worker (--burst) also waits for scheduled jobs due within this long: retries
     # waiting out their backoff, delayed jobs. One due later stays scheduled, and the worker
@@ -136,6 +140,8 @@ class Settings:
             raise ConfigError("concurrency must be at least 1 (0: from the pool)")
         if self.prefetch < AUTO_PREFETCH:
             raise ConfigError("prefetch must be 0 or more, or auto")
+        if self.unknown_task_grace_s < 0:
+            raise ConfigError("unknown_task_grace_s must be 0 or more")
         if self.max_deliveries < 1:
             raise ConfigError("max_deliveries must be at least 1")
         if self.dashboard_trusted_proxies < 0 or self.dashboard_login_free_attempts < 1 \

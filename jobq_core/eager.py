@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from .job import COMPLETED, Job, JobSpec
 from .registry import TaskOptions, lookup
-from .runner import DEAD, OK, Call, run
+from .runner import DEAD, FAIL, OK, UNKNOWN, Call, run
 
 if TYPE_CHECKING:
     from .queue import Queue
@@ -32,8 +32,8 @@ def run_eagerly(queue: Queue, spec: JobSpec) -> dict[str, str]:
 
     The rules are a worker's: args go through JSON, an exception is retried up to
     max_retries (at once: backoff and Retry(delay_s) are not waited for), then the job is
-    failed with its traceback; an unknown task is dead; the task's callbacks run. Delays,
-    timeouts and max_length do not apply.
+    failed with its traceback (at once if it raises Fail); an unknown task is dead; the
+    task's callbacks run. Delays, timeouts and max_length do not apply.
     """
     fields = dict(zip(spec.fields()[::2], spec.fields()[1::2], strict=True))
     fields.update(state="processing", enqueued_ms=str(_now_ms()), started_ms=str(_now_ms()))
@@ -52,6 +52,12 @@ def run_eagerly(queue: Queue, spec: JobSpec) -> dict[str, str]:
         fields["error"] = outcome.error
         if outcome.kind == DEAD:
             fields.update(state="dead", reason=outcome.reason)
+            break
+        if outcome.kind == UNKNOWN:  # no other worker to hand it to
+            fields.update(state="dead", reason=f"unknown task {outcome.reason!r}")
+            break
+        if outcome.kind == FAIL:
+            fields.update(state="failed", reason=outcome.reason)
             break
         if int(fields.get("retries", "0")) >= max_retries:
             fields.update(state="failed", reason="retries used up")

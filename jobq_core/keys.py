@@ -173,6 +173,12 @@ class Keyspace:
         """set of known queue names."""
         return f"{self.prefix}:queues"
 
+    def tasks(self, queue: str) -> str:
+        """hash worker id -> '<valid until ms> <task>,<task>,...': the tasks each live worker
+        serving the queue can run (advertise.lua), read when a worker meets a task it does
+        not know (unknown.lua)."""
+        return f"{self.prefix}:{{{queue}}}:tasks"
+
     def workers(self) -> str:
         """zset worker id -> last heartbeat ms."""
         return f"{self.prefix}:workers"

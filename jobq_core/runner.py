@@ -16,10 +16,11 @@ from typing import Any
 from .context import JobContext, Saver, enter, leave
 from .errors import ArgumentError, Fail, PayloadError, Retry, UnknownTask
 from .job import decode_call, dumps
-from .registry import get_task
+from .registry import TASK_NAME_RE, get_task
 
 OK, ERROR, RETRY, DEAD, CRASH, TIMEOUT = "ok", "error", "retry", "dead", "crash", "timeout"
 FAIL = "fail"  # failed for good: no retry can help (Fail raised, arguments that do not fit)
+UNKNOWN = "unknown"  # the task is not registered here (reason: its name); not an attempt
 
 
 class JobTimeout(BaseException):
@@ -29,7 +30,8 @@ class JobTimeout(BaseException):
 
 @dataclass(frozen=True)
 class Outcome:
-    """How an attempt ended: kind is ok | error | retry | fail | dead | crash | timeout."""
+    """How an attempt ended: kind is ok | error | retry | fail | dead | crash | timeout, or
+    unknown (the task is not registered here: not an attempt, the job was not run)."""
 
     kind: str
     result_json: str = ""
@@ -54,7 +56,10 @@ def run(call: Call, max_result_bytes: int, save: Saver | None = None) -> Outcome
     try:
         task = get_task(name)
     except UnknownTask as exc:
-        return Outcome(DEAD, error=str(exc), reason=f"unknown task {name!r}")
+        if not TASK_NAME_RE.match(name):  # no worker can ever know it: no grace to wait out
+            return Outcome(DEAD, error=str(exc), reason=f"unknown task {name!r}: not a valid "
+                           "task name")
+        return Outcome(UNKNOWN, error=str(exc), reason=name)
     try:
         args, kwargs = decode_call(call.fields)
     except PayloadError as exc:

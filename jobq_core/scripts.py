@@ -110,6 +110,17 @@ _FAILED = {1: ("scheduled", False), 2: ("failed", False), 3: ("dead", False),
 
 
 @dataclass(frozen=True)
+class Unknown:
+    """What unknown.lua did with a job whose task the worker does not know."""
+
+    state: str  # "scheduled" (handed back) or "dead"
+    known_by: str = ""  # a live worker of the queue that knows the task, if one does
+    grace_left_ms: int = 0  # handed back while no live worker knows it: time left
+    reason: str = ""  # dead: why
+    dependents: bool = False  # dead, with dependents to resolve
+
+
+@dataclass(frozen=True)
 class ClaimResult:
     jobs: list[Claimed]
     notes: list[str]
@@ -356,6 +367,33 @@ class Scripts:
                           g.message, MAX_ERROR_GROUPS, MAX_GROUP_IDS], client)
         raise_for(code, job_id=job.id, what="failure report")
         return _FAILED[code]
+
+    # unknown.lua
+    def unknown(self, job: Claimed, worker_id: str, *, grace_ms: int, known_delay_ms: int,
+                unknown_delay_ms: int, client: redis.Redis | None = None) -> Unknown:
+        """Hand back (to scheduled, later) or send to dead a job whose task `worker_id` does
+        not know, as unknown.lua decides from the tasks the queue's live workers advertise.
+        Raises LeaseLost if the lease is no longer held."""
+        k, q, s = self.keys, job.queue, self.settings
+        out = self._run("unknown", [k.processing(q), k.scheduled(q), k.dead(q), k.stats(q),
+                                    k.history(q), k.job(q, job.id), k.notify(q, job.id),
+                                    k.tasks(q)],
+                        [job.id, job.token, worker_id, job.task, q, grace_ms, known_delay_ms,
+                         unknown_delay_ms, s.dead_ttl_s * 1000, s.history_minutes], client)
+        raise_for(out, job_id=job.id, what="hand-back")
+        code, detail = int(out[0]), str(out[1])
+        if code == 1:
+            return Unknown("scheduled", known_by=detail)
+        if code == 2:
+            return Unknown("scheduled", grace_left_ms=int(detail))
+        return Unknown("dead", reason=detail, dependents=bool(int(out[2])))
+
+    # advertise.lua
+    def advertise(self, queue: str, worker_id: str, ttl_ms: int, task_names: Sequence[str],
+                  client: redis.Redis | None = None) -> None:
+        """Say (for ttl_ms) which tasks `worker_id` runs for `queue`; ttl_ms 0 withdraws it."""
+        self._run("advertise", [self.keys.tasks(queue)],
+                  [worker_id, ttl_ms, ",".join(task_names)], client)
 
     # promote.lua
     def promote(self, queue: str) -> tuple[int, int]:

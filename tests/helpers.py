@@ -49,11 +49,12 @@ def worker_env(settings: Settings) -> dict[str, str]:
             "PYTHONPATH": str(ROOT)}
 
 
-def start_worker(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, *args: str,
+                 env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """A `jobq worker` process in its own process group, importing tests.tasks."""
     return subprocess.Popen(
         [sys.executable, "-m", "jobq_core", "worker", "--import", "tests.tasks", *args],
-        env=worker_env(settings), cwd=ROOT, start_new_session=True,
+        env={**worker_env(settings), **(env or {})}, cwd=ROOT, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 

@@ -23,10 +23,15 @@ from ..grouping import signature
 from ..job import Claimed, Job
 from ..keys import Keyspace
 from ..registry import RegisteredTask, lookup
-from ..runner import CRASH, DEAD, FAIL, OK, RETRY, TIMEOUT, Outcome
+from ..runner import CRASH, DEAD, FAIL, OK, RETRY, TIMEOUT, UNKNOWN, Outcome
 from ..scripts import ClaimResult, Code, Scripts
 
 log = logging.getLogger("jobq.worker")
+# When a job's task is not registered here, it is handed back this much later: soon while a
+# live worker of the queue knows the task (it should take it), less often while none does
+# (the worker would otherwise claim it again and again until the grace period ends).
+UNKNOWN_KNOWN_DELAY_MS = 1_000
+UNKNOWN_NONE_DELAY_MS = 5_000
 T = TypeVar("T")
 
 
@@ -175,6 +180,8 @@ class Recorder:
     def _after(self, job: Claimed, outcome: Outcome, state: str) -> None:
         if state == "completed":
             self.done += 1
+        elif outcome.kind == UNKNOWN:  # _unknown logged it; a hand-back is no failure
+            self.failed += state == "dead"
         elif state:
             self.failed += 1
             lines = outcome.error.strip().splitlines()
@@ -184,7 +191,26 @@ class Recorder:
         if task is not None and state:
             self._callback(task, job, state, outcome)
 
+    def _unknown(self, job: Claimed) -> tuple[str, bool]:
+        """A job whose task this worker does not know: hand it back or send it to dead."""
+        s = self.settings
+        res = self.scripts.unknown(job, self.worker_id, grace_ms=int(s.unknown_task_grace_s * 1000),
+                                   known_delay_ms=UNKNOWN_KNOWN_DELAY_MS,
+                                   unknown_delay_ms=UNKNOWN_NONE_DELAY_MS)
+        if res.known_by:
+            log.info("job %s: task %r is not registered here; handed back for a worker that "
+                     "knows it (%s)", job.id, job.task, res.known_by)
+        elif res.state == "scheduled":
+            log.warning("job %s: task %r is not registered here nor advertised by any live "
+                        "worker of queue %r; handed back (dead in %.0f s unless one starts)",
+                        job.id, job.task, job.queue, res.grace_left_ms / 1000)
+        else:
+            log.warning("job %s -> dead: %s", job.id, res.reason)
+        return res.state, res.dependents
+
     def _fail(self, job: Claimed, outcome: Outcome) -> tuple[str, bool]:
+        if outcome.kind == UNKNOWN:
+            return self._unknown(job)
         task = lookup(job.task)
         record = json.dumps({
             "attempt": job.int_field("retries", 0) + 1, "worker": self.worker_id,

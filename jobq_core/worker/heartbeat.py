@@ -21,11 +21,14 @@ from ..config import Settings
 from ..connection import translated
 from ..errors import JobqError
 from ..keys import Keyspace
+from ..registry import registered
 from ..scripts import Scripts
 from ..workers import forget_stopped_workers
 from .pool import Pool
 
 log = logging.getLogger("jobq.worker")
+# Most task names a worker advertises per queue (each beat writes them): bounds the entry.
+MAX_ADVERTISED = 1000
 
 
 class Heartbeat(threading.Thread):
@@ -46,6 +49,7 @@ class Heartbeat(threading.Thread):
         self.state = "starting"
         self.started_ms = int(time.time() * 1000)
         self._down_since: float | None = None
+        self._warned_many = False
 
     def run(self) -> None:
         while not self.stopping.wait(self.settings.heartbeat_s):
@@ -82,6 +86,11 @@ class Heartbeat(threading.Thread):
             self.settings.heartbeat_s * self.settings.worker_ttl_factor * 1000)
         ids = [str(w) for w in self.client.zrangebyscore(self.keys.workers(), "-inf",
                                                          stale_before, start=0, num=100)]
+        if ids:  # their task lists are out of date too (unknown.lua ignores such entries)
+            pipe = self.client.pipeline(transaction=False)
+            for q in self.queues:
+                pipe.hdel(self.keys.tasks(q), *ids)
+            pipe.execute()
         forget_stopped_workers(self.client, self.keys, ids)
 
     def _renew(self, sent: float) -> None:
@@ -95,7 +104,11 @@ class Heartbeat(threading.Thread):
             self.pool.renewed(q, [i for i, _ in leases if i not in lost], sent)
 
     def register(self) -> None:
+        """Beat the worker's registry entry, and advertise its tasks on each of its queues
+        (so a worker that meets a task it does not know can tell whether one of its peers
+        knows it)."""
         running = self.pool.running()
+        names = self.task_names()
         done, failed = self.counters()
         fields: Any = {
             "id": self.worker_id, "host": socket.gethostname(), "pid": os.getpid(),
@@ -104,7 +117,7 @@ class Heartbeat(threading.Thread):
             "state": self.state if self.state != "running" else ("busy" if running else "idle"),
             "current": ",".join(f"{r.job.queue}/{r.job.id}" for r in running),
             "started_ms": self.started_ms, "beat_ms": int(time.time() * 1000),
-            "done": done, "failed": failed,
+            "done": done, "failed": failed, "tasks": ",".join(names),
         }
         ttl_ms = int(self.settings.heartbeat_s * self.settings.worker_ttl_factor * 1000)
         key = self.keys.worker(self.worker_id)
@@ -113,11 +126,24 @@ class Heartbeat(threading.Thread):
         pipe.pexpire(key, ttl_ms)
         pipe.zadd(self.keys.workers(), {self.worker_id: fields["beat_ms"]})
         pipe.execute()
+        for q in self.queues:
+            self.scripts.advertise(q, self.worker_id, ttl_ms, names, client=self.client)
+
+    def task_names(self) -> list[str]:
+        """The tasks this worker runs (registered in its process), at most MAX_ADVERTISED."""
+        names = sorted(registered())
+        if len(names) > MAX_ADVERTISED and not self._warned_many:
+            self._warned_many = True
+            log.warning("%d tasks registered; only the first %d are advertised to other "
+                        "workers", len(names), MAX_ADVERTISED)
+        return names[:MAX_ADVERTISED]
 
     def unregister(self) -> None:
         try:
             with translated(self.settings.redis_url):
                 self.client.delete(self.keys.worker(self.worker_id))
                 self.client.zrem(self.keys.workers(), self.worker_id)
+                for q in self.queues:
+                    self.scripts.advertise(q, self.worker_id, 0, (), client=self.client)
         except JobqError:
             pass

@@ -100,7 +100,7 @@ def jobs(settings: Settings, queue: Queue) -> Fixture:
     failed = queue.enqueue(tasks.boom_once, "it broke: " + XSS)
     dead = queue.enqueue("tests.tasks.no_such_task", XSS)
     done = queue.enqueue(tasks.echo, XSS, note=XSS)
-    drain(settings)
+    drain(settings, unknown_task_grace_s=0)  # the unknown task: dead at once
     cancelled = queue.enqueue(tasks.add, 5, 5)
     cancelled.cancel()
     scheduled = queue.enqueue_in(3600, tasks.add, 3, 3)

@@ -1,7 +1,10 @@
 """Scenario 11: a job for a task the worker does not know. "Old worker, new task": the producer
-has a task module the running worker never imported, and a raw name nobody registered. The job
-goes to dead with "unknown task" at its first delivery (no retries, no redelivery storm), the
-worker stays up, and after a deploy (a worker that imports the module) a requeue runs it."""
+has a task module the running worker never imported, and a raw name nobody registered. No live
+worker of the queue advertises either task, so once the grace period (JOBQ_UNKNOWN_TASK_GRACE_S,
+1 s here) has passed the job goes to dead with "unknown task" (no retries, no redelivery storm:
+the hand-backs meanwhile are not deliveries), the worker stays up, and after a deploy (a worker
+that imports the module) a requeue runs it. (Old and new workers live together:
+tests/integration/test_rolling_deploy.py.)"""
 
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ def test_unknown_task_goes_dead_once_and_runs_after_deploy(scenario: Scenario) -
     srv = scenario.redis()
     q = scenario.queue(srv.url)
     producer = scenario.producer(q)
-    old = scenario.worker(srv.url, name="old", concurrency=2)  # imports tests.faults.tasks only
+    old = scenario.worker(srv.url, name="old", concurrency=2,  # imports tests.faults.tasks only
+                          env={"JOBQ_UNKNOWN_TASK_GRACE_S": "1"})
     new_key, outcome, new_job = producer.enqueue(NEW_TASK, key="new-feature")
     ghost_key, outcome2, ghost_job = producer.enqueue(NOBODY, key="ghost")
     assert outcome == outcome2 == "ok", producer.errors

@@ -136,12 +136,15 @@ def test_retry_waits_in_scheduled(settings: Settings, queue: Queue) -> None:
 
 
 def test_unknown_task_goes_dead_without_retries(settings: Settings, queue: Queue) -> None:
+    # With no grace period, at its first delivery (two real workers with different task sets
+    # are in test_rolling_deploy.py).
     job = queue.enqueue("tests.tasks.does_not_exist", 1)
-    drain(settings)
+    drain(settings, unknown_task_grace_s=0)
     job.refresh()
     assert job.status == "dead"
-    assert job.reason == "unknown task 'tests.tasks.does_not_exist'"
-    assert job.retries == 0
+    assert job.reason == ("unknown task 'tests.tasks.does_not_exist': no live worker serving "
+                          "queue 'default' knows it after 0 s")
+    assert (job.retries, job.fields["deliveries"]) == (0, "1")
 
 
 def test_expired_job_goes_dead(settings: Settings, queue: Queue, r: redis.Redis) -> None:

@@ -46,6 +46,9 @@ CALLS: dict[str, tuple[Callable[[Scripts], Any], Any]] = {
     "resign": (lambda s: s.resign("tok"), 1),
     "advance": (lambda s: s.advance("tok", "s", "1", 0, 0, "", 0, 0), 1),
     "fire": (lambda s: s.fire("q", "s", 0, 1, SPEC), 1),
+    "unknown": (lambda s: s.unknown(JOB, "w", grace_ms=0, known_delay_ms=1,
+                                    unknown_delay_ms=1), [1, "w2"]),
+    "advertise": (lambda s: s.advertise("q", "w", 1000, ["t"]), 1),
 }
 
 # What a wrapper does with each error code its script returns: raise this error, or hand
