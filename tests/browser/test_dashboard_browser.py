@@ -57,7 +57,7 @@ def test_purge_all_dead_with_confirmation(page: Any, live_url: str, queue: Queue
                                           settings: Settings) -> None:
     for i in range(7):
         queue.enqueue("tests.tasks.missing_task", i)
-    drain(settings)
+    drain(settings, unknown_task_grace_s=0)  # dead at once
     page.goto(f"{live_url}/jobs/dead?queue=default")
     expect(page.locator("#list-total")).to_have_text("7")
     page.click("#bulk-purge")

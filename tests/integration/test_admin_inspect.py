@@ -25,7 +25,7 @@ def test_counts_for_every_state(settings: Settings, queue: Queue, inspector: Ins
     queue.enqueue(tasks.add, 1, 1)
     queue.enqueue(tasks.boom_once)
     queue.enqueue("tests.tasks.nope")
-    drain(settings)
+    drain(settings, unknown_task_grace_s=0)  # the unknown task: dead at once
     queue.enqueue(tasks.add, 2, 2)
     queue.enqueue_in(3600, tasks.add, 3, 3)
     queue.enqueue(tasks.add, 4, 4).cancel()
@@ -197,7 +197,7 @@ def test_requeue_dead_after_deploy(settings: Settings, queue: Queue, admin: Admi
     from jobq_core import task
 
     job = queue.enqueue("tests.late.deployed", 5)
-    drain(settings)
+    drain(settings, unknown_task_grace_s=0)  # no worker knows it: dead at once
     assert job.refresh().status == "dead"
 
     @task(name="tests.late.deployed")
