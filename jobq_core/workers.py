@@ -9,10 +9,11 @@ import redis
 from .keys import Keyspace
 
 
-def forget_stopped_workers(client: redis.Redis, keys: Keyspace, ids: Sequence[str]) -> int:
+def forget_stopped_workers(client: redis.Redis, keys: Keyspace, ids: Sequence[str],
+                           queues: Sequence[str] = ()) -> int:
     """Drop from the worker registry those of `ids` whose worker hash expired (the worker
-    stopped beating, e.g. it was SIGKILLed); returns how many. Used by operators and by
-    every worker's heartbeat."""
+    stopped beating, e.g. it was SIGKILLed), and their task lists on `queues`; returns how
+    many. Used by operators and by every worker's heartbeat."""
     if not ids:
         return 0
     pipe = client.pipeline(transaction=False)
@@ -20,5 +21,9 @@ def forget_stopped_workers(client: redis.Redis, keys: Keyspace, ids: Sequence[st
         pipe.exists(keys.worker(wid))
     gone = [wid for wid, n in zip(ids, pipe.execute(), strict=True) if not n]
     if gone:
-        client.zrem(keys.workers(), *gone)
+        pipe = client.pipeline(transaction=False)
+        pipe.zrem(keys.workers(), *gone)
+        for q in queues:  # out of date, so unknown.lua ignores them; this bounds the hash
+            pipe.hdel(keys.tasks(q), *gone)
+        pipe.execute()
     return len(gone)

@@ -86,12 +86,7 @@ class Heartbeat(threading.Thread):
             self.settings.heartbeat_s * self.settings.worker_ttl_factor * 1000)
         ids = [str(w) for w in self.client.zrangebyscore(self.keys.workers(), "-inf",
                                                          stale_before, start=0, num=100)]
-        if ids:  # their task lists are out of date too (unknown.lua ignores such entries)
-            pipe = self.client.pipeline(transaction=False)
-            for q in self.queues:
-                pipe.hdel(self.keys.tasks(q), *ids)
-            pipe.execute()
-        forget_stopped_workers(self.client, self.keys, ids)
+        forget_stopped_workers(self.client, self.keys, ids, self.queues)
 
     def _renew(self, sent: float) -> None:
         by_queue: dict[str, list[tuple[str, str]]] = defaultdict(list)

@@ -331,11 +331,16 @@ def test_heartbeat_forgets_expired_entries_and_dead_workers(settings: Settings, 
     # The job's retention ended (hash gone) and a SIGKILLed worker left its registry entry.
     r.delete(keys.job("default", job.id))
     r.zadd(keys.completed("default"), {job.id: 1})
-    r.zadd(keys.workers(), {"ghost:1:abcd": 1})
+    r.zadd(keys.workers(), {"ghost:1:abcd": 1, "skewed:1:abcd": 1})
+    r.hset(keys.tasks("default"), mapping={"ghost:1:abcd": "1 tests.tasks.add",
+                                           "skewed:1:abcd": "1 tests.tasks.add"})
+    r.hset(keys.worker("skewed:1:abcd"), "id", "skewed")  # beats, with a clock far behind
     w = Worker(["default"], settings, imports=["tests.tasks"], pool="thread")
     w.heartbeat.beat()
     assert r.zcard(keys.completed("default")) == 0
     assert r.zscore(keys.workers(), "ghost:1:abcd") is None
+    # The stopped worker's task list goes with it; the live one's stays (it renews it).
+    assert set(r.hkeys(keys.tasks("default"))) == {"skewed:1:abcd", w.id}
 
 
 def test_burst_waits_for_a_retry_due_soon(settings: Settings, queue: Queue,
