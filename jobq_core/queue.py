@@ -3,44 +3,35 @@
 from __future__ import annotations
 
 import copy
-import functools
-import hashlib
-import inspect
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import redis
 
 from .config import Settings
 from .connection import configure, connect, redis_errors, translated
-from .dependencies import Dependencies, dependency_fields, parent_refs
+from .dependencies import Dependencies
 from .eager import run_eagerly
 from .errors import ConfigError, InvalidState, JobFailed, JobNotFound, QueueFull, Timeout
 from .job import (
     CANCELLED,
     COMPLETED,
-    DEFER,
     FINAL_STATES,
-    MAX_PRIORITY,
-    MIN_PRIORITY,
     STATES,
     Job,
     JobSpec,
-    dumps,
     encode_args,
     new_job_id,
 )
 from .keys import Keyspace, check_queue_name, require_job_id
-from .limits import Limit, check_limit_key, limit_key_of
-from .registry import lookup, resolve
+from .limits import Limit, limit_key_of
+from .options import JobOptions
+from .registry import lookup
 from .scripts import Scripts
-
-_UNSET: Any = object()
-# Keyword options enqueue_call takes (besides task, args, kwargs).
+from .spec import NO_OPTIONS, build_spec
 
 
 class _Pending:
@@ -193,13 +184,18 @@ class Queue:
         Limits: the job counts against the limit (set_limit) of `limit_key`, by default
         against the limit of its task name.
         """
-        spec = self._spec(task, args, kwargs or {}, priority=priority, timeout_s=timeout_s,
-                          ttl_s=ttl_s, result_ttl_s=result_ttl_s, max_retries=max_retries,
-                          job_id=job_id, delay_s=delay_s, run_at=run_at, meta=meta,
-                          unique=unique, unique_key=unique_key, unique_for_s=unique_for_s,
-                          depends_on=depends_on, allow_failure=allow_failure,
-                          retry_backoff_s=retry_backoff_s, limit_key=limit_key)
-        return self._write_one(spec)
+        opts = JobOptions(priority=priority, timeout_s=timeout_s, ttl_s=ttl_s,
+                          result_ttl_s=result_ttl_s, max_retries=max_retries,
+                          retry_backoff_s=retry_backoff_s, job_id=job_id, delay_s=delay_s,
+                          run_at=run_at, meta=meta, unique=unique, unique_key=unique_key,
+                          unique_for_s=unique_for_s, depends_on=depends_on,
+                          allow_failure=allow_failure, limit_key=limit_key)
+        return self.enqueue_with(task, opts, args, kwargs)
+
+    def enqueue_with(self, task: object, options: JobOptions, args: Sequence[Any] = (),
+                     kwargs: Mapping[str, Any] | None = None) -> Job:
+        """enqueue_call with the options as one JobOptions (as the CLI and Task build them)."""
+        return self._write_one(self._spec(task, args, kwargs or {}, options))
 
     def enqueue_in(self, delay_s: float, task: object, *args: Any, **kwargs: Any) -> Job:
         """Enqueue to run after `delay_s` seconds (state scheduled until then)."""
@@ -233,12 +229,8 @@ class Queue:
             task = opts.pop("task", None)
             if task is None:
                 raise ConfigError(f"enqueue_many: call {call!r} has no 'task'")
-            known = _call_options()
-            unknown = sorted(set(opts) - {"args", "kwargs"} - known)
-            if unknown:
-                raise ConfigError(f"enqueue_many: unknown option(s) {', '.join(unknown)}; "
-                                  f"options are {', '.join(sorted(known))}")
-            return self._spec(task, opts.pop("args", ()), opts.pop("kwargs", None) or {}, **opts)
+            args, kwargs = opts.pop("args", ()), opts.pop("kwargs", None) or {}
+            return self._spec(task, args, kwargs, JobOptions.of(opts, "enqueue_many"))
         raise ConfigError(f"enqueue_many: expected (task, args[, kwargs]) or a dict, not {call!r}")
 
     def _plain_spec(self, task: object, args: Sequence[Any], kwargs: Mapping[str, Any],
@@ -263,69 +255,10 @@ class Queue:
                        kwargs_json=kwargs_json, priority=base.priority, delay_ms=base.delay_ms,
                        ttl_ms=base.ttl_ms, options=base.options)
 
-    def _spec(self, task: object, args: Sequence[Any], kwargs: Mapping[str, Any], *,
-              priority: int | None = None, timeout_s: float | None = None,
-              ttl_s: float | None = None, result_ttl_s: int | None = None,
-              max_retries: int | None = None, job_id: str | None = None,
-              delay_s: float | None = None, run_at: datetime | None = None,
-              meta: Mapping[str, Any] | None = None, unique: bool = False,
-              unique_key: str | None = None, unique_for_s: float | None = None,
-              depends_on: Any = None, allow_failure: bool = False,
-              retry_backoff_s: float | None = None, limit_key: str | None = None,
-              check_args: bool = True) -> JobSpec:
-        name, t = resolve(task)
-        d = t.options if t is not None else None
-        args_json, kwargs_json = encode_args(args, kwargs, self.settings.max_payload_bytes)
-        prio = priority if priority is not None else (d.priority if d else 0)
-        if (not isinstance(prio, int) or isinstance(prio, bool)
-                or not MIN_PRIORITY <= prio <= MAX_PRIORITY):
-            raise ConfigError(f"priority must be an int from {MIN_PRIORITY} to {MAX_PRIORITY}")
-        prio = int(prio)  # an IntEnum member is sent and stored as its number
-        options: dict[str, str] = {}
-        for key, value, default in (
-            ("timeout_s", timeout_s, d.timeout_s if d else None),
-            ("max_retries", max_retries, d.max_retries if d else None),
-            ("result_ttl_s", result_ttl_s, d.result_ttl_s if d else None),
-            ("retry_backoff_s", retry_backoff_s, None),
-        ):
-            chosen = value if value is not None else default
-            if chosen is not None:
-                if not _finite_non_negative(chosen):
-                    raise ConfigError(f"{key} must be a non-negative number, not {chosen!r}")
-                integral = key in ("max_retries", "result_ttl_s")
-                options[key] = str(int(chosen) if integral else float(chosen))
-        if meta:
-            if not isinstance(meta, Mapping):
-                raise ConfigError(f"meta must be a dict, not {type(meta).__name__}")
-            options["meta"] = dumps(dict(meta), "meta")
-        ttl = ttl_s if ttl_s is not None else (d.ttl_s if d else None)
-        if ttl is not None and not _finite_non_negative(ttl):
-            raise ConfigError(f"ttl_s must be a non-negative number, not {ttl!r}")
-        ukey = _unique_key(unique, unique_key, name, args_json, kwargs_json)
-        window = self.settings.unique_for_s if unique_for_s is None else unique_for_s
-        if ukey:
-            if not _finite_non_negative(window) or window <= 0:
-                raise ConfigError(f"unique_for_s must be a positive number, not {window!r}")
-            options["unique_key"] = ukey
-        if limit_key is not None:
-            options["limit_key"] = check_limit_key(limit_key)
-        delay_ms = _delay_ms(delay_s, run_at)
-        refs = parent_refs(depends_on, self.name)
-        if refs:
-            if delay_ms:
-                raise ConfigError("give depends_on or delay_s/run_at, not both")
-            options.update(dependency_fields(refs, allow_failure))
-            delay_ms = DEFER
-        spec_id = require_job_id(job_id) if job_id is not None else new_job_id()
-        if t is not None and check_args:  # last: a bad option is reported first
-            t.check_args(args, kwargs)
-        return JobSpec(
-            id=spec_id,
-            task=name, args_json=args_json, kwargs_json=kwargs_json, priority=prio,
-            delay_ms=delay_ms, ttl_ms=int((ttl or 0) * 1000), options=options,
-            unique_key=ukey, unique_ms=max(1, int(window * 1000)) if ukey else 0,
-            depends_on=refs,
-        )
+    def _spec(self, task: object, args: Sequence[Any], kwargs: Mapping[str, Any],
+              opts: JobOptions = NO_OPTIONS, check_args: bool = True) -> JobSpec:
+        return build_spec(self.name, self.settings, task, args, kwargs, opts,
+                          check_args=check_args)
 
     def _write_one(self, spec: JobSpec) -> Job:
         """Write one job, in a script call shared with concurrent callers (_GroupCommit)
@@ -502,40 +435,6 @@ class Queue:
         return self.client.hget(self.keys.meta(self.name), "paused") == "1"
 
 
-def _finite_non_negative(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
-
-
-def _unique_key(unique: bool, unique_key: str | None, task: str, args_json: str,
-                kwargs_json: str) -> str:
-    if unique_key is not None:
-        if not isinstance(unique_key, str) or not 1 <= len(unique_key) <= 200:
-            raise ConfigError(f"unique_key must be a string of 1-200 characters, "
-                              f"not {unique_key!r}")
-        return unique_key
-    if unique:
-        digest = hashlib.sha256(f"{task}\0{args_json}\0{kwargs_json}".encode()).hexdigest()
-        return f"auto:{digest[:32]}"
-    return ""
-
-
-def _delay_ms(delay_s: float | None, run_at: datetime | None) -> int:
-    if delay_s is not None and run_at is not None:
-        raise ConfigError("give delay_s or run_at, not both")
-    if run_at is not None:
-        if not isinstance(run_at, datetime):
-            raise ConfigError("run_at must be a datetime")
-        when = run_at if run_at.tzinfo else run_at.replace(tzinfo=UTC)
-        # The due time is stored relative to Redis TIME; the difference to the local clock
-        # is taken here, once, which is as good as the caller's idea of `run_at`.
-        delay_s = max(0.0, when.timestamp() - time.time())
-    if delay_s is None:
-        return 0
-    if not _finite_non_negative(delay_s):
-        raise ConfigError(f"delay_s must be a non-negative number, not {delay_s!r}")
-    return int(delay_s * 1000)
-
-
 def _outcome(job: Job) -> Any:
     if job.status == COMPLETED:
         return job.return_value
@@ -543,10 +442,3 @@ def _outcome(job: Job) -> Any:
     if job.status == "dead" and job.reason:
         text = f"{job.error}\n{job.reason}" if job.error else job.reason
     raise JobFailed(job.id, job.status, text)
-
-
-@functools.cache
-def _call_options() -> frozenset[str]:
-    """The keyword options enqueue_call accepts (read from its signature, so they never drift)."""
-    params = inspect.signature(Queue.enqueue_call).parameters
-    return frozenset(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY)

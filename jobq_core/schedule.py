@@ -24,13 +24,13 @@ from croniter import croniter
 from .errors import ConfigError
 from .job import dumps
 from .keys import check_queue_name
+from .options import schedule_option_names
 from .registry import resolve
 
 SCHEDULE_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  # fullmatch only
 MISSED_POLICIES = ("skip", "run_once")
 # Enqueue options a schedule may set on the jobs it makes (as Queue.enqueue_call takes them).
-JOB_OPTIONS = frozenset({"priority", "timeout_s", "ttl_s", "result_ttl_s", "max_retries",
-                         "retry_backoff_s", "meta", "limit_key"})
+JOB_OPTIONS = schedule_option_names()
 MAX_TICKS_PER_STEP = 100  # on-time ticks fired per schedule per scheduler step
 MAX_MISSED_COUNTED = 10_000  # cron ticks counted one by one when reporting missed runs
 DEFAULT_GRACE_MS = 60_000

@@ -39,9 +39,11 @@ from .connection import configure, redis_errors, translated
 from .errors import ConfigError, JobqError, ScheduleNotFound
 from .job import Job, JobSpec
 from .keys import Keyspace
+from .options import JobOptions
 from .queue import Queue
 from .schedule import Schedule, check_schedule_name
 from .scripts import Code, Scripts
+from .spec import build_spec
 
 if TYPE_CHECKING:
     from .inspect import ScheduleInfo
@@ -152,9 +154,10 @@ class Scheduler:
         """Enqueue one job of the schedule now, outside its ticks (enabled or not)."""
         schedule = self._load(name)
         now = self._server_ms()
-        job = self._queue(str(schedule.queue)).enqueue_call(
-            schedule.task, args=schedule.args, kwargs=schedule.kwargs,
-            job_id=f"sched:{name}:now:{now}:{secrets.token_hex(2)}", **schedule.options)
+        opts = JobOptions(job_id=f"sched:{name}:now:{now}:{secrets.token_hex(2)}",
+                          **schedule.options)
+        job = self._queue(str(schedule.queue)).enqueue_with(schedule.task, opts, schedule.args,
+                                                            schedule.kwargs)
         self.client.hset(self.keys.schedule(name), mapping={"last_run_now_job_id": job.id,
                                                             "last_run_now_ms": now})
         return job
@@ -293,10 +296,10 @@ class Scheduler:
             self.epoch, self._valid_until = 0, 0.0
 
     def _spec(self, schedule: Schedule, tick: int) -> JobSpec:
-        # The queue's own validation and encoding, with the tick's deterministic id.
-        return self._queue(str(schedule.queue))._spec(
-            schedule.task, schedule.args, schedule.kwargs, job_id=schedule.job_id(tick),
-            **schedule.options)
+        # An enqueue's validation and encoding, with the tick's deterministic id.
+        return build_spec(str(schedule.queue), self.settings, schedule.task, schedule.args,
+                          schedule.kwargs, JobOptions(job_id=schedule.job_id(tick),
+                                                      **schedule.options))
 
     def _promote(self) -> None:
         queues: Any = self.client.smembers(self.keys.queues())

@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from .config import Settings
 from .job import Job
 from .keys import check_queue_name
+from .options import JobOptions
 from .queue import Queue
 from .registry import Callback, RegisteredTask, TaskOptions, check_task_name, register
 
@@ -38,7 +39,7 @@ class Task(RegisteredTask[P, R]):
         """Like Queue.enqueue_call on the task's queue (or `queue=` a Queue or name)."""
         target = options.pop("queue", None) or self.options.queue
         q = target if isinstance(target, Queue) else queue_for(target)
-        return q.enqueue_call(self, args=args, kwargs=kwargs, **options)
+        return q.enqueue_with(self, JobOptions(**options), args, kwargs)
 
 
 _queues: dict[str, Queue] = {}

@@ -15,30 +15,21 @@ from typing import Any
 import click
 
 from ..errors import ConfigError, InvalidState, JobNotFound, JobqError
-from ..inspect import JobDetail, JobRow
 from ..job import FINAL_STATES, PURGE_STATES, REQUEUE_STATES, STATES
 from ..keys import check_queue_name
 from ..queue import Queue
+from ..records import JobDetail, JobRow
 from ..registry import lookup
 from .app import EXISTS_EXIT, BadUsage, Failure, Target, common_options, main, progress
+from .options import job_option_flags, job_options, json_arg
 from .show import ago, console, duration, fmt_ms, job_table, state_text
 
 BULK_CHUNK = 1000
 
 
-def _json_arg(raw: str | None, what: str) -> Any:
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise BadUsage(f"{what} is not valid JSON ({exc.msg} at position {exc.pos}): "
-                       f"{raw!r}") from None
-
-
 def _call_args(raw_args: str | None, raw_kwargs: str | None) -> tuple[list[Any], dict[str, Any]]:
-    value = _json_arg(raw_args, "ARGS")
-    kwargs = _json_arg(raw_kwargs, "--kwargs")
+    value = json_arg(raw_args, "ARGS")
+    kwargs = json_arg(raw_kwargs, "--kwargs")
     if kwargs is not None and not isinstance(kwargs, dict):
         raise BadUsage("--kwargs must be a JSON object, e.g. '{\"x\": 1}'")
     if value is None:
@@ -69,15 +60,7 @@ def _import(modules: Sequence[str]) -> None:
 @click.argument("args", required=False, metavar="[ARGS]")
 @click.option("-q", "--queue", help="Queue to put it on [the task's queue, else default].")
 @click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments (JSON object).")
-@click.option("--priority", type=int, help="-100..100; higher runs first [0].")
-@click.option("--delay-s", type=float, help="Run after this many seconds (scheduled).")
-@click.option("--timeout-s", type=float, help="Time limit of one attempt.")
-@click.option("--ttl-s", type=float, help="Give up (dead) if not started within this time.")
-@click.option("--result-ttl-s", type=int, help="How long to keep the result.")
-@click.option("--max-retries", type=int, help="Retries after a failed attempt.")
-@click.option("--retry-backoff-s", type=float, help="Base of the exponential retry backoff.")
-@click.option("--job-id", help="Use this id (an existing job with it is returned unchanged).")
-@click.option("--meta", "meta_json", metavar="JSON", help="Metadata (JSON object).")
+@job_option_flags
 @click.option("-i", "--import", "imports", multiple=True,
               help="Module registering the task, so its defaults (queue, retries) apply.")
 @click.option("-f", "--file", "file", type=click.Path(dir_okay=False, path_type=Path),
@@ -85,11 +68,8 @@ def _import(modules: Sequence[str]) -> None:
                    "priority, delay_s ... ('-' reads stdin).")
 @click.option("--wait", "wait_s", type=float, help="Wait up to this long and print the result.")
 def enqueue(t: Target, task: str | None, args: str | None, queue: str | None,
-            kwargs_json: str | None, priority: int | None, delay_s: float | None,
-            timeout_s: float | None, ttl_s: float | None, result_ttl_s: int | None,
-            max_retries: int | None, retry_backoff_s: float | None, job_id: str | None,
-            meta_json: str | None, imports: Sequence[str], file: Path | None,
-            wait_s: float | None) -> None:
+            kwargs_json: str | None, imports: Sequence[str], file: Path | None,
+            wait_s: float | None, **flags: Any) -> None:
     """Enqueue TASK with ARGS (a JSON array, or a JSON object of keyword arguments).
 
     \b
@@ -106,14 +86,8 @@ def enqueue(t: Target, task: str | None, args: str | None, queue: str | None,
     if task is None:
         raise BadUsage("missing TASK (or --file)")
     call_args, call_kwargs = _call_args(args, kwargs_json)
-    meta = _json_arg(meta_json, "--meta")
-    if meta is not None and not isinstance(meta, dict):
-        raise BadUsage("--meta must be a JSON object")
     q = Queue(queue, settings=t.settings, redis=t.inspector.client)
-    job = q.enqueue_call(task, args=call_args, kwargs=call_kwargs, priority=priority,
-                         timeout_s=timeout_s, ttl_s=ttl_s, result_ttl_s=result_ttl_s,
-                         max_retries=max_retries, retry_backoff_s=retry_backoff_s,
-                         job_id=job_id, delay_s=delay_s, meta=meta)
+    job = q.enqueue_with(task, job_options(flags), call_args, call_kwargs)
     if job.created:
         t.admin.record(actor(), "enqueue", queue=q.name, count=1,
                        detail=f"{job.task} {job.id}")
