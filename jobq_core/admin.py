@@ -1,8 +1,6 @@
-"""Admin actions for operators (dashboard, CLI): cancel, requeue, purge, pause.
-
-Bulk actions work on a snapshot: the highest score present when the action starts bounds
-it, and it proceeds in bounded batches, yielding progress, so it never runs one giant
-script and never chases jobs that arrive while it runs.
+"""Admin actions for operators (dashboard, CLI): cancel, requeue, purge, pause, limits,
+schedules, orphans and the audit log. Actions over every job of a state are in bulk.py
+(Admin.bulk); Admin keeps their entry points.
 """
 
 from __future__ import annotations
@@ -10,27 +8,18 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis
 
+from .bulk import BULK_ACTIONS, Bulk, BulkOp, Progress, check_state
 from .config import Settings
 from .connection import configure, redis_errors, translated
+from .dependencies import Dependencies
 from .errors import ConfigError, InvalidState, JobNotFound
-from .inspect import Inspector, JobFilter, JobRow
-from .job import (
-    DEFERRED_MS,
-    PENDING,
-    PRIORITY_BAND,
-    PROCESSING,
-    PURGE_STATES,
-    REQUEUE_STATES,
-    SCHEDULED,
-)
-from .keys import Keyspace, check_queue_name, require_job_id, valid_job_id
+from .job import DEFERRED_MS, PROCESSING, PURGE_STATES, REQUEUE_STATES, SCHEDULED
+from .keys import Keyspace, check_queue_name, require_job_id
 from .problems import PENDING_AGE_FIELD
 from .queue import Queue
 from .scripts import Scripts
@@ -40,63 +29,18 @@ if TYPE_CHECKING:
     from .job import Job
     from .scheduler import Scheduler
 
-# States each bulk action may act on.
-BULK_ACTIONS: Mapping[str, frozenset[str]] = {
-    "requeue": REQUEUE_STATES,
-    "purge": PURGE_STATES,
-    "cancel": frozenset({PENDING, SCHEDULED}),
-}
 AUDIT_MAX_ENTRIES = 10_000  # the audit log keeps this many newest records
-BULK_TTL_S = 24 * 3600  # a bulk operation's record lives this long after its last step
-
-
-@dataclass(frozen=True)
-class Progress:
-    done: int  # jobs acted on so far
-    left: int  # jobs of the snapshot still to do
-
-
-@dataclass(frozen=True)
-class BulkOp:
-    """A bulk action over the jobs of one state and queue present when it started.
-
-    `total` is the size of that snapshot; `examined` how many of its entries were looked
-    at, `done` how many jobs were acted on (fewer than examined when a filter is set),
-    `left` how many entries of the snapshot are still to look at.
-    """
-
-    id: str
-    queue: str
-    state: str
-    action: str
-    task: str
-    text: str
-    actor: str
-    total: int
-    done: int
-    examined: int
-    left: int
-    finished: bool
-    started_ms: int
-    updated_ms: int
-
-    @property
-    def filtered(self) -> bool:
-        return bool(self.task or self.text)
-
-    @property
-    def percent(self) -> int:
-        if self.finished or self.total <= 0:
-            return 100
-        return min(99, int(100 * (self.total - self.left) / self.total))
 
 
 class Admin:
+    """Operator actions on one Redis; raises JobqError children (see each method)."""
+
     def __init__(self, settings: Settings | None = None, *, url: str | None = None,
                  redis: redis.Redis | None = None) -> None:
         self.settings, self.client = configure(settings, url, redis)
         self.keys = Keyspace(self.settings.prefix)
         self.scripts = Scripts(self.client, self.settings)
+        self.bulk = Bulk(self.settings, self.client, self.scripts)
 
     def queue(self, name: str) -> Queue:
         return Queue(name, settings=self.settings, redis=self.client)
@@ -108,15 +52,13 @@ class Admin:
 
     @redis_errors
     def _translated_cancel(self, queue: str, job_id: str) -> None:
-        from .dependencies import Dependencies
-
         self.scripts.cancel(queue, job_id)
         Dependencies(self.scripts).ended(queue, job_id, "cancelled")
 
     @redis_errors
     def requeue(self, queue: str, state: str, ids: Sequence[str]) -> int:
         """Move the given jobs of `state` back to pending; returns how many moved."""
-        self._check(queue, state, REQUEUE_STATES, "requeue")
+        check_state(queue, state, REQUEUE_STATES, "requeue")
         ids = [require_job_id(i) for i in ids]
         moved = 0
         for i in range(0, len(ids), 500):
@@ -132,7 +74,7 @@ class Admin:
 
         Raises InvalidState when the state does not allow it or the job moved on since it
         was read (checked atomically in requeue.lua), JobNotFound when it is gone."""
-        self._check(queue, state, REQUEUE_STATES, "requeue")
+        check_state(queue, state, REQUEUE_STATES, "requeue")
         require_job_id(job_id)
         if seen_requeues < 0:
             raise ConfigError("seen_requeues is the job's requeue count: 0 or more")
@@ -150,7 +92,7 @@ class Admin:
     @redis_errors
     def purge(self, queue: str, state: str, ids: Sequence[str]) -> int:
         """Delete the given jobs of `state`; returns how many were deleted."""
-        self._check(queue, state, PURGE_STATES, "purge")
+        check_state(queue, state, PURGE_STATES, "purge")
         ids = [require_job_id(i) for i in ids]
         deleted = 0
         for i in range(0, len(ids), 500):
@@ -159,68 +101,25 @@ class Admin:
 
     def requeue_all(self, queue: str, state: str, batch: int = 500) -> Iterator[Progress]:
         """Requeue every job of `state` present now, in batches; yields progress."""
-        self._check(queue, state, REQUEUE_STATES, "requeue")
-        return self._bulk(self.scripts.requeue, queue, state, batch)
+        return self.bulk.requeue_all(queue, state, batch)
 
     def purge_all(self, queue: str, state: str, batch: int = 500) -> Iterator[Progress]:
         """Delete every job of `state` present now, in batches; yields progress."""
-        self._check(queue, state, PURGE_STATES, "purge")
-        since = self._arrivals_cutoff(queue, state)
-        return self._bulk(partial(self.scripts.purge, since_ms=since), queue, state, batch)
+        return self.bulk.purge_all(queue, state, batch)
 
-    def _bulk(self, action: object, queue: str, state: str, batch: int) -> Iterator[Progress]:
-        batch = max(1, min(int(batch), 5000))
-        cutoff = self._snapshot(queue, state)
-        done = 0
-        if cutoff is None:
-            yield Progress(0, 0)
-            return
-        before = float("inf")
-        while True:
-            moved, left = self._step(action, queue, state, cutoff, batch)
-            done += moved
-            yield Progress(done, left)
-            # A batch may move nothing yet progress (ids whose hash expired are dropped), so
-            # stop only when none are left or the count of those left stops shrinking.
-            if left == 0 or left >= before:
-                return
-            before = left
+    def start_bulk(self, queue: str, state: str, action: str, *, task: str = "",
+                   text: str = "", actor: str = "") -> BulkOp:
+        """Record a bulk `action` over the jobs of `state` now present (see Bulk.start)."""
+        return self.bulk.start(queue, state, action, task=task, text=text, actor=actor)
 
-    @redis_errors
-    def _arrivals_cutoff(self, queue: str, state: str) -> int:
-        """What bounds an "all" action on pending or scheduled jobs, where a job arriving later
-        may score below the snapshot's top (higher priority, earlier due): the queue's seq
-        counter for pending, the Redis time (ms) for scheduled; 0 for the other states (scored
-        by retention, so the score cutoff suffices). See purge.lua."""
-        if state == PENDING:
-            return int(self.client.get(self.keys.seq(queue)) or 0)
-        if state == SCHEDULED:
-            sec, usec = self.client.time()
-            return int(sec) * 1000 + int(usec) // 1000
-        return 0
+    def bulk_status(self, queue: str, op_id: str) -> BulkOp | None:
+        """The bulk operation's progress, or None if unknown or expired."""
+        return self.bulk.status(queue, op_id)
 
-    def _arrived_later(self, state: str, since: int, row: JobRow) -> bool:
-        if not since:
-            return False
-        if state == PENDING:
-            return int(row.score) % PRIORITY_BAND > since
-        return (row.enqueued_ms or 0) > since
-
-    @redis_errors
-    def _snapshot(self, queue: str, state: str) -> float | None:
-        top = self.client.zrevrange(self.keys.state_set(queue, state), 0, 0, withscores=True)
-        return float(top[0][1]) if top else None
-
-    @redis_errors
-    def _step(self, action: object, queue: str, state: str, cutoff: float,
-              batch: int) -> tuple[int, int]:
-        result: tuple[int, int] = action(queue, state, upto=cutoff, batch=batch)  # type: ignore[operator]
-        return result
-
-    def _check(self, queue: str, state: str, allowed: frozenset[str], verb: str) -> None:
-        check_queue_name(queue)
-        if state not in allowed:
-            raise InvalidState(f"cannot {verb} {state} jobs; allowed: {', '.join(sorted(allowed))}")
+    def step_bulk(self, queue: str, op_id: str, *, budget_s: float = 0.25,
+                  batch: int = 500) -> BulkOp:
+        """Advance a bulk operation for about `budget_s` seconds (see Bulk.step)."""
+        return self.bulk.step(queue, op_id, budget_s=budget_s, batch=batch)
 
     @redis_errors
     def prune_workers(self) -> int:
@@ -228,152 +127,10 @@ class Admin:
         ids = [str(w) for w in self.client.zrange(self.keys.workers(), 0, 999)]
         return forget_stopped_workers(self.client, self.keys, ids)
 
-    # -- bulk operations over a snapshot, stepped in bounded requests ----------------------
-    @redis_errors
-    def start_bulk(self, queue: str, state: str, action: str, *, task: str = "",
-                   text: str = "", actor: str = "") -> BulkOp:
-        """Record a bulk `action` (requeue | purge | cancel) over the jobs of `state` now
-        present (optionally only those matching task/text); run it with `step_bulk`.
-
-        Raises ConfigError for an unknown action, InvalidState for a state it cannot act on.
-        """
-        allowed = BULK_ACTIONS.get(action)
-        if allowed is None:
-            raise ConfigError(f"unknown bulk action {action!r}; use {', '.join(BULK_ACTIONS)}")
-        self._check(queue, state, allowed, action)
-        cutoff = self._snapshot(queue, state)
-        total = 0 if cutoff is None else int(
-            self.client.zcount(self.keys.state_set(queue, state), "-inf", repr(cutoff)))
-        op_id = secrets.token_hex(6)
-        now = int(time.time() * 1000)
-        fields: dict[str, Any] = {
-            "queue": queue, "state": state, "action": action, "task": task[:200],
-            "text": text[:200], "actor": actor[:100], "cutoff": repr(cutoff or 0.0),
-            "cursor": "", "skip": 0, "total": total, "done": 0, "examined": 0, "left": total,
-            "since_ms": self._arrivals_cutoff(queue, state),
-            "finished": int(cutoff is None or total == 0), "started_ms": now, "updated_ms": now}
-        key = self.keys.bulk(queue, op_id)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hset(key, mapping=_any(fields))
-        pipe.expire(key, BULK_TTL_S)
-        pipe.execute()
-        return _bulk_op(op_id, {k: str(v) for k, v in fields.items()})
-
-    @redis_errors
-    def bulk_status(self, queue: str, op_id: str) -> BulkOp | None:
-        """The bulk operation's progress, or None if unknown or expired."""
-        check_queue_name(queue)
-        if not valid_job_id(op_id):
-            return None
-        fields: Any = self.client.hgetall(self.keys.bulk(queue, op_id))
-        return _bulk_op(op_id, fields) if fields else None
-
-    @redis_errors
-    def step_bulk(self, queue: str, op_id: str, *, budget_s: float = 0.25,
-                  batch: int = 500) -> BulkOp:
-        """Advance a bulk operation by batches of at most `batch` jobs for about `budget_s`
-        seconds; returns its progress. A step that finds another step running returns at
-        once. Raises JobNotFound if the operation is unknown or expired."""
-        op = self.bulk_status(queue, op_id)
-        if op is None:
-            raise JobNotFound(f"bulk operation {op_id} not found (finished over a day ago?)")
-        if op.finished:
-            return op
-        lock = self.keys.bulk_lock(queue, op_id)
-        if not self.client.set(lock, "1", nx=True, px=int(max(budget_s, 1.0) * 10_000)):
-            return op
-        try:
-            raw: Any = self.client.hgetall(self.keys.bulk(queue, op_id))
-            cur: dict[str, str] = dict(raw)
-            batch = max(1, min(int(batch), 5000))
-            deadline = time.monotonic() + max(0.0, budget_s)
-            while cur["finished"] != "1":
-                self._bulk_batch(queue, cur, batch)
-                if time.monotonic() >= deadline:
-                    break
-            cur["updated_ms"] = str(int(time.time() * 1000))
-            key = self.keys.bulk(queue, op_id)
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hset(key, mapping=_any(cur))
-            pipe.expire(key, BULK_TTL_S)
-            pipe.execute()
-            return _bulk_op(op_id, cur)
-        finally:
-            self.client.delete(lock)
-
-    def _bulk_batch(self, queue: str, cur: dict[str, str], batch: int) -> None:
-        state, action, cutoff = cur["state"], cur["action"], float(cur["cutoff"])
-        match = JobFilter(task=cur.get("task", ""), text=cur.get("text", ""))
-        if not match and action in ("requeue", "purge"):
-            # Unfiltered: the script takes the lowest entries up to the cutoff itself.
-            if action == "requeue":
-                moved, left = self.scripts.requeue(queue, state, upto=cutoff, batch=batch)
-            else:
-                moved, left = self.scripts.purge(queue, state, upto=cutoff, batch=batch,
-                                                 since_ms=int(cur.get("since_ms", "0") or 0))
-            # As in _bulk: a batch of expired ids moves nothing but still makes progress.
-            before = int(cur["left"])
-            cur["done"] = str(int(cur["done"]) + moved)
-            cur["left"] = str(left)
-            cur["examined"] = str(int(cur["total"]) - left)
-            cur["finished"] = "1" if left == 0 or left >= before else "0"
-            return
-        # Filtered (or cancel): walk the snapshot by score with a cursor. Entries acted on
-        # leave the set; `skip` counts the entries at the cursor's score that stayed.
-        key = self.keys.state_set(queue, state)
-        low = cur["cursor"] or "-inf"
-        skip = int(cur["skip"])
-        raw: Any = self.client.zrangebyscore(key, low, repr(cutoff), start=skip, num=batch,
-                                        withscores=True)
-        entries = [(str(m), float(sc)) for m, sc in raw]
-        if not entries:
-            cur.update(finished="1", left="0")
-            return
-        rows = Inspector(self.settings, redis=self.client).rows(queue, entries,
-                                                                 full_error=bool(match.text))
-        since = int(cur.get("since_ms", "0") or 0)
-        hits = [r.id for r in rows if r.exists and match.matches(r)
-                and not self._arrived_later(state, since, r)]
-        done = self._act(queue, state, action, hits)
-        last = entries[-1][1]
-        hit_set = set(hits)
-        stayed = sum(1 for m, sc in entries if sc == last and m not in hit_set)
-        prev = float(cur["cursor"]) if cur["cursor"] else None
-        new_skip = stayed + (skip if prev == last else 0)
-        cur["skip"] = str(new_skip)
-        cur["cursor"] = repr(last)
-        cur["done"] = str(int(cur["done"]) + done)
-        cur["examined"] = str(int(cur["examined"]) + len(entries))
-        # Still to look at: entries from the cursor's score on, less those seen there.
-        left = max(0, int(self.client.zcount(key, repr(last), repr(cutoff))) - new_skip)
-        cur["left"] = str(left)
-        cur["finished"] = "1" if len(entries) < batch or left == 0 else "0"
-
-    def _act(self, queue: str, state: str, action: str, ids: Sequence[str]) -> int:
-        if not ids:
-            return 0
-        if action == "requeue":
-            return self.scripts.requeue(queue, state, ids)[0]
-        if action == "purge":
-            return self.scripts.purge(queue, state, ids)[0]
-        from .dependencies import Dependencies
-
-        n = 0
-        for job_id in ids:
-            try:
-                self.scripts.cancel(queue, job_id)
-                n += 1
-            except (InvalidState, JobNotFound):
-                continue
-            Dependencies(self.scripts).ended(queue, job_id, "cancelled")
-        return n
-
     # -- jobs waiting out a retry backoff ---------------------------------------------------
     def kill(self, queue: str, job_id: str, actor: str = "") -> None:
         """Give up on a job waiting out a retry backoff: it goes to dead now (requeue brings
         it back). Raises JobNotFound, or InvalidState when it is not such a job."""
-        from .dependencies import Dependencies
-
         check_queue_name(queue)
         require_job_id(job_id)
         with translated(self.settings.redis_url):
@@ -505,25 +262,6 @@ class Admin:
 
     def delete_schedule(self, name: str) -> bool:
         return self.scheduler().delete(name)
-
-
-def _bulk_op(op_id: str, f: Mapping[str, str]) -> BulkOp:
-    def num(name: str) -> int:
-        try:
-            return int(f.get(name) or 0)
-        except ValueError:
-            return 0
-
-    return BulkOp(id=op_id, queue=f.get("queue", ""), state=f.get("state", ""),
-                  action=f.get("action", ""), task=f.get("task", ""), text=f.get("text", ""),
-                  actor=f.get("actor", ""), total=num("total"), done=num("done"),
-                  examined=num("examined"), left=num("left"), finished=f.get("finished") == "1",
-                  started_ms=num("started_ms"), updated_ms=num("updated_ms"))
-
-
-def _any(mapping: Mapping[str, Any]) -> Any:
-    # redis-py types `mapping` with an invariant key type that a dict[str, ...] never meets.
-    return mapping
 
 
 __all__ = ["BULK_ACTIONS", "Admin", "BulkOp", "ConfigError", "Progress"]

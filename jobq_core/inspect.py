@@ -10,7 +10,6 @@ import functools
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -21,184 +20,26 @@ from .errors import ConfigError
 from .job import DEFERRED_MS, FINAL_STATES, STATES, loads_or_raw
 from .keys import Keyspace, check_queue_name, valid_job_id
 from .limits import Limit
+from .records import (
+    AuditEntry,
+    AuditPage,
+    Dependency,
+    HistoryPoint,
+    JobDetail,
+    JobFilter,
+    JobPage,
+    JobRow,
+    LimitInfo,
+    ScheduleInfo,
+    SchedulerInfo,
+    WorkerInfo,
+)
 from .schedule import Schedule, check_schedule_name
 from .scripts import ROW_FIELDS, Scripts
 
 PREVIEW_BYTES = 200  # characters of args (head) and error (tail) a list row shows
 # Entries one search.lua call examines: a few ms of Redis time, so a budget is kept closely.
 SEARCH_SLICE = 250
-
-
-@dataclass(frozen=True)
-class JobRow:
-    """One line of a job list: small fields plus a short preview of args and error."""
-
-    id: str
-    queue: str
-    state: str
-    task: str
-    score: float  # pending order, lease deadline, due time or retention expiry (ms)
-    enqueued_ms: int | None
-    started_ms: int | None
-    finished_ms: int | None
-    retries: int
-    worker: str
-    reason: str
-    args_preview: str
-    error_preview: str
-    exists: bool = True
-
-
-@dataclass(frozen=True)
-class JobPage:
-    state: str
-    queue: str
-    total: int
-    offset: int
-    limit: int
-    newest_first: bool
-    rows: list[JobRow]
-    scanned: int = 0  # for filtered pages: how many entries were examined
-
-
-@dataclass(frozen=True)
-class JobDetail:
-    id: str
-    queue: str
-    fields: Mapping[str, str]
-    attempts: list[dict[str, Any]]
-    ttl_s: float | None  # seconds until the job's retention ends; None = kept until it ends
-
-    @property
-    def state(self) -> str:
-        return self.fields.get("state", "")
-
-    @property
-    def requeues(self) -> int:
-        """How often an operator requeued the job (what Admin.requeue_job checks)."""
-        raw = self.fields.get("requeues", "0")
-        return int(raw) if raw.isascii() and raw.isdigit() else 0
-
-    def json_field(self, name: str) -> Any:
-        return loads_or_raw(self.fields.get(name))
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    id: str
-    alive: bool  # False when its registry entry expired: the worker stopped beating
-    fields: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def current(self) -> list[str]:
-        raw = self.fields.get("current", "")
-        return [c for c in raw.split(",") if c]
-
-
-@dataclass(frozen=True)
-class HistoryPoint:
-    minute_ms: int
-    completed: int
-    failed: int
-
-
-@dataclass(frozen=True)
-class ScheduleInfo:
-    """A stored periodic schedule and what its scheduler did with it."""
-
-    name: str
-    schedule: Schedule | None  # None when stored malformed (see error)
-    enabled: bool
-    next_ms: int | None  # next tick; None while disabled
-    last_tick_ms: int | None  # the last tick fired, and its job
-    last_job_id: str
-    last_fired_ms: int | None
-    fired: int  # jobs created by ticks
-    missed: int  # ticks given up under the missed policy (or because the queue was full)
-    error: str = ""
-    fields: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def when(self) -> str:
-        """'every 30s' or 'cron */5 * * * * (Europe/Berlin)'."""
-        s = self.schedule
-        if s is None:
-            return "?"
-        if s.every_s is not None:
-            return f"every {s.every_s:g}s"
-        return f"cron {s.cron} ({s.timezone})"
-
-
-@dataclass(frozen=True)
-class SchedulerInfo:
-    """Who holds the scheduler leader lease (leader '' when nobody does)."""
-
-    leader: str
-    epoch: int
-    since_ms: int | None
-    renewed_ms: int | None
-    lease_left_ms: int
-
-
-@dataclass(frozen=True)
-class LimitInfo:
-    """A limit of a queue and how it is used right now."""
-
-    limit: Limit
-    running: int  # counted against the concurrency cap (ended jobs leave at the next claim)
-    started: int  # starts in the current rate window
-    parked: int  # jobs waiting for room
-    wake_ms: int | None  # when parked jobs may have room: 0 = when a running job ends
-
-
-@dataclass(frozen=True)
-class Dependency:
-    """One parent of a job: its ref ('queue/id'), its state ('' if gone), and whether the
-    child still waits for it."""
-
-    ref: str
-    state: str
-    waiting: bool
-
-
-@dataclass(frozen=True)
-class JobFilter:
-    """What the job lists filter on: a task-name substring and a text substring found in
-    the error, the reason or the args (both case-insensitive; empty matches everything)."""
-
-    task: str = ""
-    text: str = ""
-
-    def __bool__(self) -> bool:
-        return bool(self.task or self.text)
-
-    def matches(self, row: JobRow) -> bool:
-        if self.task and self.task.lower() not in row.task.lower():
-            return False
-        if self.text:
-            hay = f"{row.error_preview}\n{row.reason}\n{row.args_preview}".lower()
-            return self.text.lower() in hay
-        return True
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One operator action: who did what to how many jobs, when (ms since the epoch)."""
-
-    at_ms: int
-    actor: str
-    action: str
-    queue: str
-    state: str
-    count: int
-    detail: str
-
-
-@dataclass(frozen=True)
-class AuditPage:
-    total: int
-    offset: int
-    entries: list[AuditEntry]
 
 
 def _int(v: str | None) -> int | None:
@@ -614,3 +455,10 @@ def _row(queue: str, rec: Sequence[Any], score: float, full_error: bool) -> JobR
         reason=f.get("reason") or "", args_preview=_preview(args_text),
         error_preview=err_text if full_error else err_text[-PREVIEW_BYTES:],
         exists=f.get("state") is not None)
+
+
+__all__ = [
+    "AuditEntry", "AuditPage", "Dependency", "HistoryPoint", "Inspector", "JobDetail",
+    "JobFilter", "JobPage", "JobRow", "LimitInfo", "ScheduleInfo", "SchedulerInfo",
+    "WorkerInfo",
+]

@@ -46,7 +46,7 @@ from .scripts import Code, Scripts
 from .spec import build_spec
 
 if TYPE_CHECKING:
-    from .inspect import ScheduleInfo
+    from .records import ScheduleInfo
 
 log = logging.getLogger("jobq.scheduler")
 NOT_LEADER = 0  # advance.lua: the caller does not hold the leader lease

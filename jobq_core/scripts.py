@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from importlib import resources
@@ -19,13 +19,14 @@ from typing import Any
 
 import redis
 from redis.commands.core import Script
-from redis.exceptions import DataError, NoScriptError
+from redis.exceptions import NoScriptError
 
 from .config import Settings
 from .errors import InvalidState, JobNotFound, JobqError, LeaseLost, QueueFull
 from .grouping import Signature
 from .job import Claimed, JobSpec
 from .keys import Keyspace
+from .wire import evalsha, pipelined
 
 # Error groups a queue keeps (the least recently seen is dropped) and ids kept per group.
 MAX_ERROR_GROUPS = 1000
@@ -62,12 +63,6 @@ def raise_for(code: object, **context: object) -> None:
     if error is not None:
         cls, message = error
         raise cls(message.format(**context))
-
-_pack: Callable[[tuple[Any, ...]], bytes] | None
-try:  # redis[hiredis] is a dependency; without it redis-py's own packer is used
-    from hiredis import pack_command as _pack
-except ImportError:  # pragma: no cover - only without the hiredis wheel
-    _pack = None
 
 _LUA = resources.files("jobq_core") / "lua"
 
@@ -158,67 +153,6 @@ def _claimed(out: Any, queues: Sequence[str], worker_id: str) -> ClaimResult:
     return ClaimResult(jobs, list(notes), int(next_due), int(now))
 
 
-def _packed(*commands: tuple[Any, ...]) -> list[bytes] | None:
-    """`commands` packed by hiredis in C (the bytes redis-py's encoder would produce; its
-    per-argument Python call was half of a bulk enqueue's client time), or None without
-    hiredis. Raises what redis-py raises for an argument it cannot send (DataError for a
-    bool or None, UnicodeEncodeError for a lone surrogate) before a connection is taken."""
-    if _pack is None:  # pragma: no cover - only without the hiredis wheel
-        return None
-    try:
-        return [_pack(c) for c in commands]
-    except TypeError as e:
-        raise DataError(f"invalid command argument: {e}") from e
-
-
-def _pipelined(client: redis.Redis, *commands: tuple[Any, ...]) -> list[Any]:
-    """Send `commands` in one write on a pooled connection and read every reply, an error
-    reply as its exception (so the connection stays in step). Not retried: a command may
-    have run. Lighter than a redis-py pipeline, whose set-up is most of an idle worker's
-    Python between claiming a job and blocking again (the job's thread waits for the GIL)."""
-    packed = _packed(*commands)
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        if packed is None:  # pragma: no cover - only without the hiredis wheel
-            packed = conn.pack_commands(commands)  # type: ignore[no-untyped-call]
-        conn.send_packed_command(packed)  # type: ignore[no-untyped-call]
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(conn.read_response())
-            except redis.ResponseError as e:
-                replies.append(e)
-        return replies
-    except BaseException:
-        conn.disconnect()  # type: ignore[no-untyped-call]  # a reply may be unread
-        raise
-    finally:
-        pool.release(conn)
-
-
-def _evalsha(client: redis.Redis, sha: str, numkeys: int, params: Sequence[Any]) -> Any:
-    """EVALSHA on a pooled connection, as redis-py's execute_command does it (its retry
-    policy; a failed connection is dropped, not reused) without its per-command metrics
-    bookkeeping: that costs ~50 us per call, a quarter of a single enqueue."""
-    packed = _packed(("EVALSHA", sha, numkeys, *params))
-    pool = client.connection_pool
-    conn = pool.get_connection()
-
-    def send() -> Any:
-        if packed is None:  # pragma: no cover - only without the hiredis wheel
-            conn.send_command("EVALSHA", sha, numkeys, *params)  # type: ignore[no-untyped-call]
-        else:
-            conn.send_packed_command(packed)  # type: ignore[no-untyped-call]
-        return conn.read_response()
-
-    try:
-        return conn.retry.call_with_retry(
-            send, lambda _error: conn.disconnect())  # type: ignore[no-untyped-call]
-    finally:
-        pool.release(conn)
-
-
 class Scripts:
     """Typed entry points to the Lua scripts for one client and keyspace."""
 
@@ -237,10 +171,10 @@ class Scripts:
         if c.connection is not None:  # a single-connection client: its own locking path
             return script(keys=list(keys), args=list(args), client=c)
         try:
-            return _evalsha(c, script.sha, len(keys), (*keys, *args))
+            return evalsha(c, script.sha, len(keys), (*keys, *args))
         except NoScriptError:  # a new server, or it lost its script cache (restart, FLUSH)
             c.script_load(script.script)
-            return _evalsha(c, script.sha, len(keys), (*keys, *args))
+            return evalsha(c, script.sha, len(keys), (*keys, *args))
 
     # enqueue.lua
     def enqueue(self, queue: str, specs: Sequence[JobSpec]) -> list[bool | str]:
@@ -298,7 +232,7 @@ class Scripts:
         the settings' lease) is how long the claimed jobs are leased. None when the server
         had lost the claim script (it is loaded again; nothing was claimed)."""
         keys, argv = self._claim_call(queues, count, worker_id, lease_ms)
-        popped, out = _pipelined(client, ("BZPOPMIN", *markers, timeout_s),
+        popped, out = pipelined(client, ("BZPOPMIN", *markers, timeout_s),
                                  ("EVALSHA", self._scripts["claim"].sha, len(keys), *keys, *argv))
         if isinstance(out, NoScriptError):
             client.script_load(self._scripts["claim"].script)

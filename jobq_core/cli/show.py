@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ..durations import duration
-from ..inspect import JobRow
+from ..records import JobRow
 
 __all__ = ["ago", "console", "duration", "fmt_ms", "job_table", "state_text"]
 

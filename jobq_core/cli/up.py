@@ -271,13 +271,8 @@ def up(url: str | None, prefix: str | None, as_json: bool, data_dir: Path | None
         stack.spawn("scheduler", [*base, "scheduler", *common, "-i", "jobq_core.demo"], env)
         dash_url = login = None
         if not no_dashboard and _available(dashboard_entry, "dashboard", say):
-            user, password, login_env = dashboard_login(settings, data_dir)
-            h = host or settings.dashboard_host
-            p = port or settings.dashboard_port
-            stack.spawn("dashboard", [*base, "dashboard", *common, "--host", h, "--port",
-                                      str(p)], {**env, **login_env})
-            dash_url = f"http://{'127.0.0.1' if h in ('0.0.0.0', '') else h}:{p}/"
-            login = f"{user} / {password}" if password else f"{user} (password as configured)"
+            dash_url, login = _spawn_dashboard(stack, settings, data_dir, host, port,
+                                               [*base, "dashboard", *common], env)
         stack.relay_output()
         if dash_url and not _wait_http(dash_url, 20, lambda: stack.exited() is None):
             say("warning", message=f"the dashboard did not answer at {dash_url}")
@@ -299,6 +294,18 @@ def up(url: str | None, prefix: str | None, as_json: bool, data_dir: Path | None
         stack.stop(settings.grace_s + 10)
         say("stopped")
     sys.exit(code)
+
+
+def _spawn_dashboard(stack: Stack, settings: Settings, data_dir: Path, host: str | None,
+                     port: int | None, command: list[str],
+                     env: dict[str, str]) -> tuple[str, str]:
+    """Start the dashboard; returns its URL and the login to show."""
+    user, password, login_env = dashboard_login(settings, data_dir)
+    h = host or settings.dashboard_host
+    p = port or settings.dashboard_port
+    stack.spawn("dashboard", [*command, "--host", h, "--port", str(p)], {**env, **login_env})
+    url = f"http://{'127.0.0.1' if h in ('0.0.0.0', '') else h}:{p}/"
+    return url, f"{user} / {password}" if password else f"{user} (password as configured)"
 
 
 def served_queues(queues: Sequence[str], imports: Sequence[str]) -> list[str]:

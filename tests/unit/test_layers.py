@@ -28,15 +28,17 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "pure": ("jobq_core.errors", "jobq_core.discover", "jobq_core.durations",
              "jobq_core.config", "jobq_core.keys", "jobq_core.job", "jobq_core.schedule",
              "jobq_core.context", "jobq_core.registry", "jobq_core.hooks", "jobq_core.runner",
+             "jobq_core.options",
              "jobq_core.grouping"),
     # A client and the Lua scripts.
-    "redis": ("jobq_core.connection", "jobq_core.scripts"),
+    "redis": ("jobq_core.connection", "jobq_core.wire", "jobq_core.scripts"),
     # What producers, readers and the worker share.
     "services": ("jobq_core.queue", "jobq_core.inspect", "jobq_core.dependencies",
                  "jobq_core.limits", "jobq_core.scheduler", "jobq_core.task",
-                 "jobq_core.workers", "jobq_core.eager", "jobq_core.problems"),
+                 "jobq_core.workers", "jobq_core.eager", "jobq_core.spec",
+                 "jobq_core.records", "jobq_core.problems"),
     # Operator actions over many jobs.
-    "operators": ("jobq_core.admin", "jobq_core.errorgroups"),
+    "operators": ("jobq_core.admin", "jobq_core.bulk", "jobq_core.errorgroups"),
     # The worker process and its parts.
     "process": ("jobq_core.worker", "jobq_core.worker.*"),
     # The public API: jobq_core/__init__.py re-exports the layers below.
@@ -206,6 +208,25 @@ def test_the_checks_see_an_upward_edge_and_a_cycle() -> None:
     assert "jobq_core.worker" in found and "jobq_core.admin" not in found
     assert layer_of("jobq_core.worker") > layer_of("jobq_core.keys")
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_module_over_500_lines_and_no_function_over_60() -> None:
+    # Past these a module or a function has more than one job: split it (STYLE.md).
+    too_big = []
+    for module, path in MODULES.items():
+        source = path.read_text()
+        if len(source.splitlines()) > MAX_MODULE_LINES:
+            too_big.append(f"{module}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_big.append(f"{module}.{node.name} (line {node.lineno}): {length} lines")
+    assert not too_big, "\n".join(too_big)
 
 
 # Imports the third-party and standard modules our modules use once, then forks a child
