@@ -22,12 +22,12 @@ from .job import DEFERRED_MS, PROCESSING, PURGE_STATES, REQUEUE_STATES, SCHEDULE
 from .keys import Keyspace, check_queue_name, require_job_id
 from .problems import PENDING_AGE_FIELD
 from .queue import Queue
+from .scheduler import Scheduler
 from .scripts import Scripts
 from .workers import forget_stopped_workers
 
 if TYPE_CHECKING:
     from .job import Job
-    from .scheduler import Scheduler
 
 AUDIT_MAX_ENTRIES = 10_000  # the audit log keeps this many newest records
 
@@ -244,8 +244,6 @@ class Admin:
 
     def scheduler(self) -> Scheduler:
         """The schedule manager (add, enable, disable, run_now, delete) on this client."""
-        from .scheduler import Scheduler
-
         return Scheduler(self.settings, redis=self.client)
 
     def enable_schedule(self, name: str) -> None:

@@ -16,7 +16,7 @@ import redis
 
 from .config import Settings
 from .connection import configure, redis_errors, server_info, translated
-from .errors import ConfigError
+from .errors import ConfigError, JobqError
 from .job import DEFERRED_MS, FINAL_STATES, STATES, loads_or_raw
 from .keys import Keyspace, check_queue_name, valid_job_id
 from .limits import Limit
@@ -424,8 +424,6 @@ def _parsed_schedule(name: str, raw: str, enabled: bool) -> Schedule:
 
 
 def _schedule_info(name: str, f: Mapping[str, str]) -> ScheduleInfo:
-    from .errors import JobqError
-
     error = f.get("error", "")
     try:
         schedule: Schedule | None = _parsed_schedule(name, f.get("def", ""),

@@ -37,6 +37,7 @@ import redis
 from .config import Settings
 from .connection import configure, redis_errors, translated
 from .errors import ConfigError, JobqError, ScheduleNotFound
+from .inspect import Inspector
 from .job import Job, JobSpec
 from .keys import Keyspace
 from .options import JobOptions
@@ -111,14 +112,10 @@ class Scheduler:
 
     def get(self, name: str) -> ScheduleInfo | None:
         """The stored schedule and its state (next/last run, counters), or None."""
-        from .inspect import Inspector
-
         return Inspector(self.settings, redis=self.client).schedule(name)
 
     def list(self) -> list[ScheduleInfo]:
         """Every stored schedule, soonest next run first (disabled ones last)."""
-        from .inspect import Inspector
-
         return Inspector(self.settings, redis=self.client).schedules()
 
     @redis_errors
