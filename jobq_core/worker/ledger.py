@@ -11,13 +11,20 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..config import AUTO_PREFETCH, Settings
 from ..job import Claimed
 
-if TYPE_CHECKING:
-    from .slots import Slot
+
+class Holder(Protocol):
+    """The slot a held job is in, as the ledger's users need it (slots.Slot is one)."""
+
+    def abort(self, entry: Running) -> None:
+        """Stop the job of `entry` (withdrawn if it has not begun, else killed)."""
+
+    def withdraw(self, entry: Running) -> bool:
+        """Take back the job of `entry` if it has not begun here; whether it was."""
 
 # Auto prefetch (Settings.prefetch = AUTO_PREFETCH): a held job should start within about
 # AUTO_WAIT_S; at most AUTO_MAX held beyond the slots (what Celery's guide suggests for short
@@ -35,9 +42,9 @@ class Running:
 
     job: Claimed
     lease_ok: float  # monotonic time the lease was last known renewed (a claim or extend send)
-    slot: Slot | None = None  # the slot running it; None while the job waits
+    slot: Holder | None = None  # the slot running it; None while the job waits
     # The process slot whose child has it queued behind the running job (waiting, too).
-    queued_in: Slot | None = None
+    queued_in: Holder | None = None
     aborted: str = ""  # why the job's outcome must be dropped, if it must
     # Its outcome is being recorded: the write itself drops the lease in Redis, so a renewal
     # answered "not held" from then on is that write, not a loss (a real loss makes the
