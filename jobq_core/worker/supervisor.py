@@ -116,28 +116,8 @@ class Worker:
                         self._hand_back(job)
                     continue
                 try:
-                    sent = time.monotonic()
-                    # Read before claiming: a job settling meanwhile may enqueue more (its
-                    # hooks run before it stops counting as busy), which this claim missed.
-                    idle = not self.pool.busy()
-                    room = self.pool.capacity()
-                    jobs = self.fetch.claim(room)
-                    for job in jobs:
-                        self.pool.submit(job, sent)
-                    if not jobs:
-                        if burst and idle and not self.fetch.due_within(
-                                self.settings.burst_wait_s):
-                            self._left_scheduled()
-                            break
-                        if burst and self.pool.busy():
-                            self.pool.wait_change(self.settings.block_s)
-                        elif not burst or idle:
-                            self._wait_and_take(again=not burst)
-                    elif len(jobs) < room and not burst:
-                        # Fewer than asked: nothing else was ready. Claiming again now would
-                        # find nothing and compete with the jobs just started for the CPU;
-                        # the marker wakes this wait as soon as anything is enqueued.
-                        self._wait_and_take(again=True)
+                    if not self._claim_round(burst):
+                        break
                     pause = 0.0
                 except RedisUnavailable as exc:
                     pause = min(max(pause * 2, 0.1), self.settings.reconnect_max_s)
@@ -154,6 +134,32 @@ class Worker:
         finally:
             self._stop()
         return self.recorder.done + self.recorder.failed
+
+    def _claim_round(self, burst: bool) -> bool:
+        """Claim what there is room for and start it; when there was nothing, wait for work
+        (claiming it as it comes, with claim_on_wake). False: a burst run is done."""
+        sent = time.monotonic()
+        # Read before claiming: a job settling meanwhile may enqueue more (its hooks run
+        # before it stops counting as busy), which this claim missed.
+        idle = not self.pool.busy()
+        room = self.pool.capacity()
+        jobs = self.fetch.claim(room)
+        for job in jobs:
+            self.pool.submit(job, sent)
+        if not jobs:
+            if burst and idle and not self.fetch.due_within(self.settings.burst_wait_s):
+                self._left_scheduled()
+                return False
+            if burst and self.pool.busy():
+                self.pool.wait_change(self.settings.block_s)
+            elif not burst or idle:
+                self._wait_and_take(again=not burst)
+        elif len(jobs) < room and not burst:
+            # Fewer than asked: nothing else was ready. Claiming again now would find nothing
+            # and compete with the jobs just started for the CPU; the marker wakes this wait
+            # as soon as anything is enqueued.
+            self._wait_and_take(again=True)
+        return True
 
     def _left_scheduled(self) -> None:
         # A burst run that leaves retries behind must say so: the caller may take "it
