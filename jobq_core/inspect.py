@@ -34,8 +34,9 @@ from .records import (
     SchedulerInfo,
     WorkerInfo,
 )
+from .replies import ROW_FIELDS
 from .schedule import Schedule, check_schedule_name
-from .scripts import ROW_FIELDS, Scripts
+from .scripts import Scripts
 
 PREVIEW_BYTES = 200  # characters of args (head) and error (tail) a list row shows
 # Entries one search.lua call examines: a few ms of Redis time, so a budget is kept closely.

@@ -68,17 +68,8 @@ def run(call: Call, max_result_bytes: int, save: Saver | None = None) -> Outcome
         task.check_args(args, kwargs)
     except ArgumentError as exc:  # binding can never succeed: another attempt would not help
         return Outcome(FAIL, error=f"jobq.ArgumentError: {exc}", reason=str(exc))
-    meta: Any = {}
-    if call.fields.get("meta"):
-        try:
-            meta = json.loads(call.fields["meta"])
-        except json.JSONDecodeError:
-            meta = {}
-    ctx = JobContext(id=call.id, queue=call.queue, task=name,
-                     attempt=int(call.fields.get("retries", "0") or 0) + 1,
-                     meta=meta if isinstance(meta, dict) else {}, _save=save)
     started = time.monotonic()
-    token = enter(ctx)
+    token = enter(_context(call, name, save))
     try:
         value = task.fn(*args, **kwargs)
     except Retry as exc:
@@ -93,7 +84,25 @@ def run(call: Call, max_result_bytes: int, save: Saver | None = None) -> Outcome
         return Outcome(ERROR, error=_tb(), runtime_ms=_ms(started))
     finally:
         leave(token)
-    runtime = _ms(started)
+    return _returned(value, max_result_bytes, _ms(started))
+
+
+def _context(call: Call, name: str, save: Saver | None) -> JobContext:
+    """What the task sees as current_job(): its meta (a bad one reads as empty)."""
+    meta: Any = {}
+    if call.fields.get("meta"):
+        try:
+            meta = json.loads(call.fields["meta"])
+        except json.JSONDecodeError:
+            meta = {}
+    return JobContext(id=call.id, queue=call.queue, task=name,
+                      attempt=int(call.fields.get("retries", "0") or 0) + 1,
+                      meta=meta if isinstance(meta, dict) else {}, _save=save)
+
+
+def _returned(value: Any, max_result_bytes: int, runtime: int) -> Outcome:
+    """The Outcome of a task that returned `value`: OK with its JSON, or an error when it
+    is not JSON or above the result cap."""
     try:
         result = dumps(value, "the task's return value")
     except PayloadError as exc:

@@ -26,6 +26,7 @@ from .errors import InvalidState, JobNotFound, JobqError, LeaseLost, QueueFull
 from .grouping import Signature
 from .job import Claimed, JobSpec
 from .keys import Keyspace
+from .replies import ClaimResult, _claimed, _records
 from .wire import evalsha, pipelined
 
 # Error groups a queue keeps (the least recently seen is dropped) and ids kept per group.
@@ -113,44 +114,6 @@ class Unknown:
     grace_left_ms: int = 0  # handed back while no live worker knows it: time left
     reason: str = ""  # dead: why
     dependents: bool = False  # dead, with dependents to resolve
-
-
-@dataclass(frozen=True)
-class ClaimResult:
-    jobs: list[Claimed]
-    notes: list[str]
-    next_due_ms: int  # -1 when nothing is scheduled
-    now_ms: int
-
-
-def _pairs(flat: Sequence[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-# The job fields a list row reads, in the order lua/rows.lua returns them (its FIELDS).
-ROW_FIELDS = ("task", "state", "enqueued_ms", "started_ms", "finished_ms", "reason", "retries",
-              "worker", "priority", "lost", "runtime_ms")
-ROW_WIDTH = 2 + len(ROW_FIELDS) + 4  # id, score, fields, args text/bytes, error text/bytes
-
-
-def _records(flat: Sequence[Any]) -> list[list[Any]]:
-    return [list(flat[i:i + ROW_WIDTH]) for i in range(1, len(flat), ROW_WIDTH)]
-
-
-def _claimed(out: Any, queues: Sequence[str], worker_id: str) -> ClaimResult:
-    """claim.lua's reply as Claimed jobs with the fields the claim set."""
-    claimed, notes, next_due, now = out
-    jobs = []
-    now_s = str(now)
-    for qi, job_id, token, deliveries, limit, raw in claimed:
-        fields = dict(zip(raw[::2], raw[1::2], strict=True))
-        # what claim.lua set, as it set it
-        fields.update(state="processing", lease=token, worker=worker_id, started_ms=now_s,
-                      deliveries=deliveries)
-        if limit:
-            fields["limit"] = limit
-        jobs.append(Claimed(id=job_id, queue=queues[int(qi) - 1], token=token, fields=fields))
-    return ClaimResult(jobs, list(notes), int(next_due), int(now))
 
 
 class Scripts:

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +21,10 @@ from ..queue import Queue
 from ..records import JobDetail, JobRow
 from ..registry import lookup
 from .app import EXISTS_EXIT, BadUsage, Failure, Target, common_options, main, progress
-from .options import job_option_flags, job_options, json_arg
+from .options import call_args, job_option_flags, job_options, read_calls
 from .show import ago, console, duration, fmt_ms, job_table, state_text
 
 BULK_CHUNK = 1000
-
-
-def _call_args(raw_args: str | None, raw_kwargs: str | None) -> tuple[list[Any], dict[str, Any]]:
-    value = json_arg(raw_args, "ARGS")
-    kwargs = json_arg(raw_kwargs, "--kwargs")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise BadUsage("--kwargs must be a JSON object, e.g. '{\"x\": 1}'")
-    if value is None:
-        return [], kwargs or {}
-    if isinstance(value, dict):
-        if kwargs:
-            raise BadUsage("ARGS is an object (keyword arguments) and --kwargs is given too; "
-                          "pass one")
-        return [], value
-    if not isinstance(value, list):
-        raise BadUsage("ARGS must be a JSON array of positional arguments, e.g. '[1, 2]', or an "
-                      "object of keyword arguments")
-    return value, kwargs or {}
 
 
 def _import(modules: Sequence[str]) -> None:
@@ -85,9 +67,9 @@ def enqueue(t: Target, task: str | None, args: str | None, queue: str | None,
         return
     if task is None:
         raise BadUsage("missing TASK (or --file)")
-    call_args, call_kwargs = _call_args(args, kwargs_json)
+    positional, keywords = call_args(args, kwargs_json)
     q = Queue(queue, settings=t.settings, redis=t.inspector.client)
-    job = q.enqueue_with(task, job_options(flags), call_args, call_kwargs)
+    job = q.enqueue_with(task, job_options(flags), positional, keywords)
     if job.created:
         t.admin.record(actor(), "enqueue", queue=q.name, count=1,
                        detail=f"{job.task} {job.id}")
@@ -111,7 +93,7 @@ def enqueue(t: Target, task: str | None, args: str | None, queue: str | None,
 
 
 def _enqueue_file(t: Target, file: Path, task: str | None, queue: str) -> None:
-    calls = list(_read_calls(file, task, queue))
+    calls = list(read_calls(file, task, queue))
     by_queue: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for call in calls:
         by_queue[call.pop("queue")].append(call)
@@ -133,30 +115,6 @@ def _enqueue_file(t: Target, file: Path, task: str | None, queue: str) -> None:
     t.emit({"enqueued": len(ids), "queues": {q: len(g) for q, g in by_queue.items()},
             "ids": ids},
            f"enqueued {len(ids)} jobs on {', '.join(sorted(by_queue)) or 'no queue'}")
-
-
-def _read_calls(file: Path, task: str | None, queue: str) -> Iterator[dict[str, Any]]:
-    stream = sys.stdin if str(file) == "-" else None
-    try:
-        lines = stream.read().splitlines() if stream else file.read_text().splitlines()
-    except OSError as exc:
-        raise BadUsage(f"cannot read {file}: {exc.strerror}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadUsage(f"{file}:{n}: not valid JSON ({exc.msg})") from None
-        if isinstance(value, list) and task:
-            value = {"args": value}
-        if not isinstance(value, dict):
-            raise BadUsage(f"{file}:{n}: expected a JSON object with \"task\" and \"args\"")
-        value.setdefault("task", task)
-        if not value["task"]:
-            raise BadUsage(f"{file}:{n}: no \"task\" (give one per line or as TASK)")
-        value.setdefault("queue", queue)
-        yield value
 
 
 @main.command()

@@ -1,10 +1,13 @@
-"""The job option flags of `jobq enqueue`, declared from the fields of JobOptions."""
+"""The inputs of `jobq enqueue`: the job option flags (declared from the fields of
+JobOptions), ARGS and --kwargs, and the lines of --file."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -59,3 +62,45 @@ def job_options(flags: dict[str, Any]) -> JobOptions:
             value = list(value) or None
         values[fld.name] = value
     return JobOptions(**values)
+
+
+def call_args(raw_args: str | None, raw_kwargs: str | None) -> tuple[list[Any], dict[str, Any]]:
+    value = json_arg(raw_args, "ARGS")
+    kwargs = json_arg(raw_kwargs, "--kwargs")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise BadUsage("--kwargs must be a JSON object, e.g. '{\"x\": 1}'")
+    if value is None:
+        return [], kwargs or {}
+    if isinstance(value, dict):
+        if kwargs:
+            raise BadUsage("ARGS is an object (keyword arguments) and --kwargs is given too; "
+                          "pass one")
+        return [], value
+    if not isinstance(value, list):
+        raise BadUsage("ARGS must be a JSON array of positional arguments, e.g. '[1, 2]', or an "
+                      "object of keyword arguments")
+    return value, kwargs or {}
+
+
+def read_calls(file: Path, task: str | None, queue: str) -> Iterator[dict[str, Any]]:
+    stream = sys.stdin if str(file) == "-" else None
+    try:
+        lines = stream.read().splitlines() if stream else file.read_text().splitlines()
+    except OSError as exc:
+        raise BadUsage(f"cannot read {file}: {exc.strerror}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadUsage(f"{file}:{n}: not valid JSON ({exc.msg})") from None
+        if isinstance(value, list) and task:
+            value = {"args": value}
+        if not isinstance(value, dict):
+            raise BadUsage(f"{file}:{n}: expected a JSON object with \"task\" and \"args\"")
+        value.setdefault("task", task)
+        if not value["task"]:
+            raise BadUsage(f"{file}:{n}: no \"task\" (give one per line or as TASK)")
+        value.setdefault("queue", queue)
+        yield value

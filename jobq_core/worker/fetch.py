@@ -23,8 +23,9 @@ from ..grouping import signature
 from ..job import Claimed, Job
 from ..keys import Keyspace
 from ..registry import RegisteredTask, lookup
+from ..replies import ClaimResult
 from ..runner import CRASH, DEAD, FAIL, OK, RETRY, TIMEOUT, UNKNOWN, Outcome
-from ..scripts import ClaimResult, Code, Scripts
+from ..scripts import Code, Scripts
 
 log = logging.getLogger("jobq.worker")
 # When a job's task is not registered here, it is handed back this much later: soon while a

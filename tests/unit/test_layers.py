@@ -31,7 +31,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
              "jobq_core.options",
              "jobq_core.grouping"),
     # A client and the Lua scripts.
-    "redis": ("jobq_core.connection", "jobq_core.wire", "jobq_core.scripts"),
+    "redis": ("jobq_core.connection", "jobq_core.wire", "jobq_core.replies",
+              "jobq_core.scripts"),
     # What producers, readers and the worker share.
     "services": ("jobq_core.queue", "jobq_core.inspect", "jobq_core.dependencies",
                  "jobq_core.limits", "jobq_core.scheduler", "jobq_core.task",

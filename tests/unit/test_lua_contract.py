@@ -17,7 +17,8 @@ from jobq_core import job as jobmod
 from jobq_core import scripts as scripts_mod
 from jobq_core.errors import InvalidState, JobNotFound, LeaseLost, QueueFull
 from jobq_core.job import Claimed, JobSpec
-from jobq_core.scripts import ROW_FIELDS, Code, Scripts
+from jobq_core.replies import ROW_FIELDS, _claimed
+from jobq_core.scripts import Code, Scripts
 
 JOB = Claimed(id="j1", queue="q", token="w/1", fields={"task": "t"})
 SPEC = JobSpec(id="j1", task="t", args_json="[]", kwargs_json="{}")
@@ -174,10 +175,10 @@ def test_row_fields_match_rows_lua() -> None:
 
 
 def test_claimed_fields_are_what_claim_lua_sets() -> None:
-    # scripts._claimed rebuilds the fields claim.lua wrote instead of reading them back.
+    # replies._claimed rebuilds the fields claim.lua wrote instead of reading them back.
     sets = re.findall(r"redis\.call\('HSET', job, 'state', 'processing',(.*?)\)", _raw("claim"),
                       re.S)
     assert sets
     written = {f for s in sets for f in re.findall(r"'([a-z_]+)'", s)} | {"state"}
-    result = scripts_mod._claimed([[[1, "j1", "w/1", "1", "k", []]], [], -1, 5], ["q"], "w")
+    result = _claimed([[[1, "j1", "w/1", "1", "k", []]], [], -1, 5], ["q"], "w")
     assert set(result.jobs[0].fields) == written

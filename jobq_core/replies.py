@@ -1,0 +1,44 @@
+"""Decoding the replies of the Lua scripts that return structures: claim.lua's jobs, and
+the list rows of rows.lua (whose field order ROW_FIELDS mirrors)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .job import Claimed
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    jobs: list[Claimed]
+    notes: list[str]
+    next_due_ms: int  # -1 when nothing is scheduled
+    now_ms: int
+
+
+# The job fields a list row reads, in the order lua/rows.lua returns them (its FIELDS).
+ROW_FIELDS = ("task", "state", "enqueued_ms", "started_ms", "finished_ms", "reason", "retries",
+              "worker", "priority", "lost", "runtime_ms")
+ROW_WIDTH = 2 + len(ROW_FIELDS) + 4  # id, score, fields, args text/bytes, error text/bytes
+
+
+def _records(flat: Sequence[Any]) -> list[list[Any]]:
+    return [list(flat[i:i + ROW_WIDTH]) for i in range(1, len(flat), ROW_WIDTH)]
+
+
+def _claimed(out: Any, queues: Sequence[str], worker_id: str) -> ClaimResult:
+    """claim.lua's reply as Claimed jobs with the fields the claim set."""
+    claimed, notes, next_due, now = out
+    jobs = []
+    now_s = str(now)
+    for qi, job_id, token, deliveries, limit, raw in claimed:
+        fields = dict(zip(raw[::2], raw[1::2], strict=True))
+        # what claim.lua set, as it set it
+        fields.update(state="processing", lease=token, worker=worker_id, started_ms=now_s,
+                      deliveries=deliveries)
+        if limit:
+            fields["limit"] = limit
+        jobs.append(Claimed(id=job_id, queue=queues[int(qi) - 1], token=token, fields=fields))
+    return ClaimResult(jobs, list(notes), int(next_due), int(now))
