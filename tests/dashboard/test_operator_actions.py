@@ -76,3 +76,12 @@ def test_progress_on_processing_rows(client: FlaskClient, settings: Settings,
     html = client.get("/jobs/processing?queue=default").get_data(as_text=True)
     assert '<progress max="1" value="0.4"></progress> 40%' in html
     assert "<b>copy</b>" not in html and "\\u003cb\\u003ecopy" in html
+
+
+def test_dead_rows_do_not_repeat_the_reason(client: FlaskClient, settings: Settings,
+                                            queue: Queue) -> None:
+    queue.enqueue("tests.tasks.no_such_task", 1)
+    drain(settings)
+    html = client.get("/jobs/dead?queue=default").get_data(as_text=True)
+    assert html.count("unknown task &#39;tests.tasks.no_such_task&#39;") == 1
+    assert "no module imported by this process registers it" in html
