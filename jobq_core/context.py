@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 from collections.abc import Callable, Mapping
@@ -33,6 +34,20 @@ class JobContext:
     def set_progress(self, progress: float | Mapping[str, Any]) -> None:
         """Store progress (a number such as 0.4, or a JSON-able dict)."""
         self._write({"progress": json.dumps(progress, default=str)})
+
+    async def asave_meta(self, **values: Any) -> None:
+        """save_meta for an `async def` task: the write runs in a thread, so the event loop
+        (and every other job on it) goes on meanwhile."""
+        self.meta.update(values)
+        await self._awrite({"meta": json.dumps(self.meta, default=str)})
+
+    async def aset_progress(self, progress: float | Mapping[str, Any]) -> None:
+        """set_progress for an `async def` task, without blocking the event loop."""
+        await self._awrite({"progress": json.dumps(progress, default=str)})
+
+    async def _awrite(self, fields: Mapping[str, str]) -> None:
+        if self._save is not None:
+            await asyncio.to_thread(self._save, fields)
 
     def _write(self, fields: Mapping[str, str]) -> None:
         if self._save is not None:

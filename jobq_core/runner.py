@@ -6,10 +6,15 @@ unknown task or an unserialisable result becomes an Outcome the worker records.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
+import inspect
 import json
+import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,8 +55,29 @@ class Call:
     fields: Mapping[str, str]
 
 
-def run(call: Call, max_result_bytes: int, save: Saver | None = None) -> Outcome:
-    """Run the task of `call` and return its Outcome; never raises (but JobTimeout)."""
+@dataclass(frozen=True)
+class Prepared:
+    """A job ready to call: its function, arguments and context (see prepare)."""
+
+    fn: Any
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    ctx: JobContext
+
+    @property
+    def is_async(self) -> bool:
+        return is_async(self.fn)
+
+
+def is_async(fn: Any) -> bool:
+    """Whether calling `fn` gives a coroutine to await (an `async def` task). Another
+    callable that returns an awaitable still works: run() awaits what it returns."""
+    return inspect.iscoroutinefunction(fn)
+
+
+def prepare(call: Call, save: Saver | None = None) -> Prepared | Outcome:
+    """The task, arguments and JobContext of `call`, or the Outcome of a call that cannot
+    run: an unknown task, an undecodable payload, arguments the task does not take."""
     name = call.fields.get("task", "")
     try:
         task = get_task(name)
@@ -68,23 +94,67 @@ def run(call: Call, max_result_bytes: int, save: Saver | None = None) -> Outcome
         task.check_args(args, kwargs)
     except ArgumentError as exc:  # binding can never succeed: another attempt would not help
         return Outcome(FAIL, error=f"jobq.ArgumentError: {exc}", reason=str(exc))
+    return Prepared(task.fn, tuple(args), dict(kwargs), _context(call, name, save))
+
+
+def run(call: Call, max_result_bytes: int, save: Saver | None = None,
+        timeout_s: float = 0.0) -> Outcome:
+    """Run the task of `call` and return its Outcome; never raises (but JobTimeout).
+
+    An `async def` task runs to its end on this thread's event loop (one per thread, kept
+    for the next job: see run_coroutine), so every pool and eager mode run any task; with
+    `timeout_s` > 0 its coroutine is cancelled at the deadline (a thread waiting in the
+    loop's select cannot be interrupted otherwise). A sync task's timeout is the caller's."""
+    job = prepare(call, save)
+    if isinstance(job, Outcome):
+        return job
     started = time.monotonic()
-    token = enter(_context(call, name, save))
+    token = enter(job.ctx)
     try:
-        value = task.fn(*args, **kwargs)
-    except Retry as exc:
-        return Outcome(RETRY, error=_tb(), delay_s=exc.delay_s, runtime_ms=_ms(started))
-    except Fail as exc:
-        return Outcome(FAIL, error=_tb(), reason=str(exc)[:1000] or "Fail raised by the task",
-                       runtime_ms=_ms(started))
-    except JobTimeout:
-        return Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s and was "
-                       "interrupted", runtime_ms=_ms(started))
-    except BaseException:  # a task's SystemExit/KeyboardInterrupt is its failure, not ours
-        return Outcome(ERROR, error=_tb(), runtime_ms=_ms(started))
+        value = job.fn(*job.args, **job.kwargs)
+        if inspect.isawaitable(value):
+            # The loop's task copies this context: current_job() works in the coroutine
+            # and in every task it spawns.
+            value = run_coroutine(value, timeout_s)
+    except TimeoutError as exc:
+        return failure(JobTimeout() if getattr(exc, "jobq_deadline", False) else exc, started)
+    except BaseException as exc:  # a task's SystemExit/KeyboardInterrupt is its failure, not ours
+        return failure(exc, started)
     finally:
         leave(token)
-    return _returned(value, max_result_bytes, _ms(started))
+    return finish(value, started, max_result_bytes)
+
+
+async def arun(call: Call, max_result_bytes: int, save: Saver | None = None,
+               timeout_s: float = 0.0) -> Outcome:
+    """run() for an `async def` task, awaited on the running loop; never raises (but
+    CancelledError when the caller's task is cancelled from outside). With `timeout_s` > 0
+    the coroutine is cancelled at its deadline (asyncio.timeout) and the outcome is timeout."""
+    job = prepare(call, save)
+    if isinstance(job, Outcome):
+        return job
+    started = time.monotonic()
+    token = enter(job.ctx)  # the caller runs each job in a task of its own: a copied context
+    deadline = asyncio.timeout(timeout_s if timeout_s > 0 else None)
+    try:
+        async with deadline:
+            value = job.fn(*job.args, **job.kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+    except TimeoutError as exc:
+        # asyncio.timeout cancelled the coroutine at its deadline; a TimeoutError the task
+        # raised itself is its own failure.
+        return failure(JobTimeout() if deadline.expired() else exc, started)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # cancelled by the pool (lease lost, worker stopping): not an outcome
+        return failure(None, started)
+    except BaseException as exc:
+        return failure(exc, started)
+    finally:
+        leave(token)
+    return finish(value, started, max_result_bytes)
 
 
 def _context(call: Call, name: str, save: Saver | None) -> JobContext:
@@ -100,9 +170,22 @@ def _context(call: Call, name: str, save: Saver | None) -> JobContext:
                       meta=meta if isinstance(meta, dict) else {}, _save=save)
 
 
-def _returned(value: Any, max_result_bytes: int, runtime: int) -> Outcome:
-    """The Outcome of a task that returned `value`: OK with its JSON, or an error when it
-    is not JSON or above the result cap."""
+def failure(exc: BaseException | None, started: float) -> Outcome:
+    """The Outcome of a task that raised `exc` (None: the exception being handled)."""
+    if isinstance(exc, Retry):
+        return Outcome(RETRY, error=_tb(), delay_s=exc.delay_s, runtime_ms=_ms(started))
+    if isinstance(exc, Fail):
+        return Outcome(FAIL, error=_tb(), reason=str(exc)[:1000] or "Fail raised by the task",
+                       runtime_ms=_ms(started))
+    if isinstance(exc, JobTimeout):
+        return Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s and was "
+                       "interrupted", runtime_ms=_ms(started))
+    return Outcome(ERROR, error=_tb(), runtime_ms=_ms(started))
+
+
+def finish(value: Any, started: float, max_result_bytes: int) -> Outcome:
+    """The Outcome of a task that returned `value`: ok, or error if it does not encode."""
+    runtime = _ms(started)
     try:
         result = dumps(value, "the task's return value")
     except PayloadError as exc:
@@ -111,6 +194,62 @@ def _returned(value: Any, max_result_bytes: int, runtime: int) -> Outcome:
         return Outcome(ERROR, error=f"jobq.PayloadError: result of {len(result)} bytes is above "
                        f"the cap of {max_result_bytes} bytes", runtime_ms=runtime)
     return Outcome(OK, result_json=result, runtime_ms=runtime)
+
+
+_local = threading.local()
+# Runs coroutines for callers whose thread already runs a loop (eager mode in an async app).
+_aside: concurrent.futures.ThreadPoolExecutor | None = None
+_aside_lock = threading.Lock()
+
+
+def run_coroutine(aw: Awaitable[Any], timeout_s: float = 0.0) -> Any:
+    """Run `aw` to its end on this thread's event loop and return its value (or raise).
+    Past `timeout_s` (if > 0) it is cancelled and a TimeoutError marked `jobq_deadline`
+    is raised.
+
+    One loop per thread, created on first use and reused for every later job: a loop per
+    job (asyncio.run) would cost its set-up each time and break clients a task keeps in a
+    global. From a thread that already runs a loop (an eager enqueue in an async app) the
+    coroutine runs on a helper thread's loop instead, and this thread waits."""
+    if _running_loop() is not None:
+        with _aside_lock:
+            global _aside
+            if _aside is None:
+                _aside = concurrent.futures.ThreadPoolExecutor(1, "jobq-eager-loop")
+        return _aside.submit(run_coroutine, aw, timeout_s).result()
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+    task = loop.create_task(_awaited(aw, timeout_s))
+    try:
+        return loop.run_until_complete(task)
+    except BaseException:
+        if not task.done():
+            # Interrupted in the loop itself (a timeout injected or SIGALRM): stop the
+            # coroutine, give it a moment to clean up, and start a fresh loop next time.
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(asyncio.wait([task], timeout=1.0))
+            _local.loop = None
+        raise
+
+
+async def _awaited(aw: Awaitable[Any], timeout_s: float) -> Any:
+    deadline = asyncio.timeout(timeout_s if timeout_s > 0 else None)
+    try:
+        async with deadline:
+            return await aw
+    except TimeoutError as exc:
+        if deadline.expired():
+            exc.jobq_deadline = True  # type: ignore[attr-defined]
+        raise
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _ms(started: float) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -147,8 +149,6 @@ def limited(path: str, seconds: float) -> int:
     """Measure concurrency from inside the task: a file per running call in `path`/running;
     append 'start end' (CLOCK_MONOTONIC, shared by all processes) and the number of running
     calls seen at start to `path`/ledger."""
-    import threading
-
     running = Path(path) / "running"
     me = running / f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
     start = time.monotonic()
@@ -200,3 +200,56 @@ def raise_kind(kind: str, value: int) -> None:
     if kind == "value":
         raise ValueError(f"amount {value} for 'acct-{value}' is over the limit")
     raise RuntimeError(f"upstream 0x{value:08x} timed out after {value} ms")
+
+
+# -- async def tasks -----------------------------------------------------------------------
+@task
+async def async_add(a: int, b: int) -> int:
+    await asyncio.sleep(0)
+    return a + b
+
+
+@task(max_retries=0)
+async def async_boom(message: str = "async boom") -> None:
+    await asyncio.sleep(0)
+    raise ValueError(message)
+
+
+@task
+async def async_loop_id() -> list[int]:
+    """(id of the running loop, id of the thread): a pool reuses one loop per thread."""
+    await asyncio.sleep(0)
+    return [id(asyncio.get_running_loop()), threading.get_ident()]
+
+
+@task
+async def async_context() -> list[str]:
+    """current_job() in the coroutine and in a task it spawns; awaitable progress/meta."""
+    job = current_job()
+    await job.asave_meta(stage="async")
+    await job.aset_progress(0.75)
+
+    async def child() -> str:
+        await asyncio.sleep(0)
+        return current_job().id
+
+    return [job.id, await asyncio.create_task(child())]
+
+
+@task(max_retries=0)
+async def async_sleep_log(path: str, seconds: float) -> str:
+    """Append 'start <id>' and 'end <id>' (with CLOCK_MONOTONIC) around an asyncio.sleep."""
+    job_id = current_job().id
+    with open(path, "a") as f:
+        f.write(f"start {job_id} {time.monotonic()}\n")
+    await asyncio.sleep(seconds)
+    with open(path, "a") as f:
+        f.write(f"end {job_id} {time.monotonic()}\n")
+    return job_id
+
+
+@task(max_retries=0)
+async def async_block(seconds: float) -> float:
+    """Blocks its event loop (time.sleep in a coroutine): the loop watchdog must say so."""
+    time.sleep(seconds)
+    return seconds

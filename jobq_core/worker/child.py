@@ -156,7 +156,7 @@ def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pi
             # Armed per job, when it begins: a job's timeout runs from its own start.
             if timeout_s > 0:
                 signal.setitimer(signal.ITIMER_REAL, timeout_s)
-            outcome = run(call, settings.max_payload_bytes, saver)
+            outcome = run(call, settings.max_payload_bytes, saver, timeout_s)
         except JobTimeout:  # fired between the task's end and the timer being cleared
             outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
         finally:

@@ -133,7 +133,8 @@ class ThreadSlot(Slot):
         try:
             if timer:
                 timer.start()
-            return run(call, self.feed.settings.max_payload_bytes, self.feed.saver(call))
+            return run(call, self.feed.settings.max_payload_bytes, self.feed.saver(call),
+                       timeout_s)
         except JobTimeout:
             return Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
         finally:

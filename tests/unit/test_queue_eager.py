@@ -114,3 +114,25 @@ def test_eager_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_enqueue_many_runs_each(eager: Queue) -> None:
     jobs = eager.enqueue_many([(tasks.add, (1, 1)), (tasks.boom_once, ("x",))])
     assert [j.status for j in jobs] == ["completed", "failed"]
+
+
+def test_async_task_runs_eagerly(eager: Queue) -> None:
+    job = eager.enqueue(tasks.async_add, 2, 3)
+    assert job.status == "completed" and job.result() == 5
+    failed = eager.enqueue(tasks.async_boom, "bad")
+    assert failed.status == "failed" and "ValueError: bad" in failed.error
+
+
+def test_async_task_sees_its_job_and_writes_progress_eagerly(eager: Queue) -> None:
+    job = eager.enqueue(tasks.async_context)
+    assert job.result() == [job.id, job.id]  # in the coroutine and in a task it spawned
+    assert job.meta == {"stage": "async"} and job.progress == 0.75
+
+
+def test_async_task_runs_eagerly_from_a_running_loop(eager: Queue) -> None:
+    import asyncio
+
+    async def handler() -> Any:  # an async web app enqueueing with eager=True in its tests
+        return eager.enqueue(tasks.async_add, 4, 5).result()
+
+    assert asyncio.run(handler()) == 9
