@@ -7,6 +7,7 @@
     job.result(timeout_s=5)
 """
 
+from .aqueue import AsyncJob, AsyncQueue
 from .config import Settings
 from .context import current_job
 from .dependencies import Group, group
@@ -37,6 +38,8 @@ from .worker import Worker
 __all__ = [
     "STATES",
     "ArgumentError",
+    "AsyncJob",
+    "AsyncQueue",
     "ConfigError",
     "Fail",
     "Group",

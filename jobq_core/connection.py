@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import redis
 
 from .config import Settings
 from .errors import ConfigError, JobqError, RedisUnavailable
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -37,6 +40,31 @@ def connect(settings: Settings, *, blocking: bool = False) -> redis.Redis:
 
 
 SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+
+
+def aconnect(settings: Settings, *, blocking: bool = False) -> redis.asyncio.Redis:
+    """connect() for asyncio: a redis.asyncio client with the same timeouts and options.
+    Bound to the event loop it is first used on (as every redis.asyncio client is)."""
+    import redis.asyncio  # here: only async producers pay for importing it
+
+    timeout = settings.socket_timeout_s + (settings.block_s if blocking else 0.0)
+    options: dict[str, Any] = {
+        "decode_responses": True, "protocol": 2, "socket_timeout": timeout,
+        "socket_connect_timeout": settings.connect_timeout_s, "health_check_interval": 30,
+        "client_name": "jobq"}
+    if settings.redis_url.startswith(SENTINEL_SCHEMES):
+        from redis.asyncio.sentinel import Sentinel
+
+        sentinels, service, db, username, password, tls = parse_sentinel_url(settings.redis_url)
+        timeouts = {k: options[k] for k in ("socket_timeout", "socket_connect_timeout")}
+        sentinel = Sentinel(sentinels, sentinel_kwargs={**timeouts, "ssl": tls},
+                            username=username, password=password, ssl=tls, db=db)
+        master: redis.asyncio.Redis = sentinel.master_for(service, **options)
+        return master
+    try:
+        return redis.asyncio.Redis.from_url(settings.redis_url, **options)
+    except ValueError as exc:
+        raise ConfigError(f"bad Redis URL {settings.redis_url!r}: {exc}") from None
 
 
 def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str | None,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, JobNotFound
-from .job import DEFERRED_MS, FINAL_STATES, Job
+from .job import DEFERRED_MS, FINAL_STATES, Job, JobView
 from .keys import check_queue_name, require_job_id
 from .scripts import Scripts
 
@@ -55,7 +55,7 @@ def parent_refs(depends_on: object, default_queue: str) -> tuple[str, ...]:
     items: Iterable[object]
     if depends_on is None:
         return ()
-    if isinstance(depends_on, Job | Group | str):
+    if isinstance(depends_on, JobView | Group | str):
         items = [depends_on]
     elif isinstance(depends_on, Iterable):
         items = depends_on
@@ -63,8 +63,8 @@ def parent_refs(depends_on: object, default_queue: str) -> tuple[str, ...]:
         raise ConfigError(f"depends_on takes jobs, job ids or 'queue/id' refs, not {depends_on!r}")
     refs: list[str] = []
     for item in items:
-        if isinstance(item, Job):
-            refs.append(job_ref(item.queue.name, item.id))
+        if isinstance(item, JobView):  # a Job, or an AsyncQueue's AsyncJob
+            refs.append(job_ref(item.queue_name, item.id))
         elif isinstance(item, Group):
             refs += [job_ref(j.queue.name, j.id) for j in item.all_jobs]
         elif isinstance(item, str):

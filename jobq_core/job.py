@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import PayloadError
+from .errors import JobFailed, PayloadError
 
 if TYPE_CHECKING:
     from .queue import Queue
@@ -182,24 +182,25 @@ def loads_or_raw(raw: str | None) -> Any:
         return raw
 
 
-class Job:
-    """A handle on one job: its id and the last fields read from Redis.
+class JobView:
+    """A job's id and the last fields read from Redis, with their decoded properties: what
+    Job and AsyncJob (the awaitable handle of an AsyncQueue) have in common.
 
-    `status` and the other properties reflect the last read; call `refresh()` to read again.
     `created` is True on a handle enqueue returned for a job it wrote, False when enqueue
     found the job already there (its `job_id` or unique key was taken) and wrote nothing,
     and False on handles from lookups.
     """
 
-    def __init__(self, queue: Queue, job_id: str, fields: Mapping[str, str] | None = None,
+    def __init__(self, job_id: str, fields: Mapping[str, str] | None = None,
                  *, created: bool = False):
-        self.queue = queue
         self.id = job_id
         self.fields: dict[str, str] = dict(fields or {})
         self.created = created
 
-    def __repr__(self) -> str:
-        return f"<Job {self.id} {self.task} {self.status} queue={self.queue.name}>"
+    @property
+    def queue_name(self) -> str:
+        """The name of the job's queue."""
+        raise NotImplementedError
 
     @property
     def status(self) -> str:
@@ -242,6 +243,35 @@ class Job:
     def return_value(self) -> Any:
         """The stored result of a completed job (None otherwise); does not wait."""
         return loads_or_raw(self.fields.get("result"))
+
+    def outcome(self) -> Any:
+        """The result of this (ended) job as read last; raises JobFailed when it ended
+        failed, dead or cancelled, with the stored error text."""
+        if self.status == COMPLETED:
+            return self.return_value
+        text = self.error or self.reason or ("cancelled" if self.status == CANCELLED else "")
+        if self.status == DEAD and self.reason:
+            text = f"{self.error}\n{self.reason}" if self.error else self.reason
+        raise JobFailed(self.id, self.status, text)
+
+
+class Job(JobView):
+    """A handle on one job: its id and the last fields read from Redis.
+
+    `status` and the other properties reflect the last read; call `refresh()` to read again.
+    """
+
+    def __init__(self, queue: Queue, job_id: str, fields: Mapping[str, str] | None = None,
+                 *, created: bool = False):
+        super().__init__(job_id, fields, created=created)
+        self.queue = queue
+
+    @property
+    def queue_name(self) -> str:
+        return self.queue.name
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.task} {self.status} queue={self.queue.name}>"
 
     def refresh(self) -> Job:
         """Read the job's fields again; raises JobNotFound if it no longer exists."""

@@ -15,10 +15,9 @@ from .config import Settings
 from .connection import configure, connect, redis_errors, translated
 from .dependencies import Dependencies
 from .eager import run_eagerly
-from .errors import ConfigError, InvalidState, JobFailed, JobNotFound, QueueFull, Timeout
+from .errors import ConfigError, InvalidState, JobNotFound, QueueFull, Timeout
 from .job import (
     CANCELLED,
-    COMPLETED,
     FINAL_STATES,
     STATES,
     Job,
@@ -436,9 +435,4 @@ class Queue:
 
 
 def _outcome(job: Job) -> Any:
-    if job.status == COMPLETED:
-        return job.return_value
-    text = job.error or job.reason or ("cancelled" if job.status == CANCELLED else "")
-    if job.status == "dead" and job.reason:
-        text = f"{job.error}\n{job.reason}" if job.error else job.reason
-    raise JobFailed(job.id, job.status, text)
+    return job.outcome()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.commands.core import Script
@@ -28,6 +28,9 @@ from .job import Claimed, JobSpec
 from .keys import Keyspace
 from .replies import ClaimResult, _claimed, _records
 from .wire import evalsha, pipelined
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis as AsyncRedis
 
 # Error groups a queue keeps (the least recently seen is dropped) and ids kept per group.
 MAX_ERROR_GROUPS = 1000
@@ -116,6 +119,12 @@ class Unknown:
     dependents: bool = False  # dead, with dependents to resolve
 
 
+def enqueue_reply(out: Any, queue: str, count: int) -> list[bool | str]:
+    """enqueue.lua's reply for `count` jobs as Scripts.enqueue returns it (raises QueueFull)."""
+    raise_for(out, queue=queue, count=count)
+    return [x if isinstance(x, str) else bool(x) for x in out]
+
+
 class Scripts:
     """Typed entry points to the Lua scripts for one client and keyspace."""
 
@@ -143,6 +152,11 @@ class Scripts:
     def enqueue(self, queue: str, specs: Sequence[JobSpec]) -> list[bool | str]:
         """Write new jobs; returns per job True if created, False if the id already existed,
         or the id of the live job holding its unique key (then nothing was written)."""
+        keys, argv = self.enqueue_call(queue, specs)
+        return enqueue_reply(self._run("enqueue", keys, argv), queue, len(specs))
+
+    def enqueue_call(self, queue: str, specs: Sequence[JobSpec]) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of enqueue.lua for `specs` (AsyncQueue sends them on its own client)."""
         k = self.keys
         argv: list[Any] = [len(specs), self.settings.history_minutes]
         last: JobSpec | None = None
@@ -163,9 +177,18 @@ class Scripts:
                 k.pending(queue), k.scheduled(queue), k.seq(queue), k.stats(queue),
                 k.meta(queue), k.marker(queue), k.job_prefix(queue), k.history(queue),
                 k.unique_prefix(queue)]
-        out = self._run("enqueue", keys, argv)
-        raise_for(out, queue=queue, count=len(specs))
-        return [x if isinstance(x, str) else bool(x) for x in out]
+        return keys, argv
+
+    async def run_async(self, client: AsyncRedis, name: str, keys: Sequence[str],
+                        args: Sequence[Any]) -> Any:
+        """Script `name` on an asyncio client (EVALSHA, loading the script when the server
+        does not have it); the reply as _run gives it."""
+        script = self._scripts[name]
+        try:
+            return await client.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await client.script_load(script.script)
+            return await client.evalsha(script.sha, len(keys), *keys, *args)
 
     # claim.lua
     def _claim_call(self, queues: Sequence[str], count: int, worker_id: str,

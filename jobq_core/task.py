@@ -10,10 +10,12 @@ the worker reads; the registry never builds a Queue.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
+from .aqueue import AsyncJob, AsyncQueue
 from .config import Settings
 from .job import Job
 from .keys import check_queue_name
@@ -41,6 +43,11 @@ class Task(RegisteredTask[P, R]):
         q = target if isinstance(target, Queue) else queue_for(target)
         return q.enqueue_with(self, JobOptions(**options), args, kwargs)
 
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> AsyncJob:
+        """enqueue() for asyncio code: awaited on an AsyncQueue of the task's queue (one per
+        event loop, shared by the tasks of this process), so concurrent calls share writes."""
+        return await async_queue_for(self.options.queue).enqueue_call(self, args, kwargs)
+
 
 _queues: dict[str, Queue] = {}
 _queues_lock = threading.Lock()
@@ -58,6 +65,22 @@ def queue_for(name: str) -> Queue:
         if len(_queues) >= MAX_CACHED_QUEUES:
             _queues.clear()
         q = _queues[name] = Queue(name, settings=settings)
+    return q
+
+
+_async_queues: dict[tuple[str, int], AsyncQueue] = {}
+
+
+def async_queue_for(name: str) -> AsyncQueue:
+    """queue_for() for asyncio: an AsyncQueue per queue name and running event loop (its
+    redis.asyncio client belongs to that loop), built again when the settings changed."""
+    settings = Settings.from_env()
+    key = (name, id(asyncio.get_running_loop()))
+    q = _async_queues.get(key)
+    if q is None or q.settings != settings:
+        if len(_async_queues) >= MAX_CACHED_QUEUES:
+            _async_queues.clear()
+        q = _async_queues[key] = AsyncQueue(name, settings=settings)
     return q
 
 

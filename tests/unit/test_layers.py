@@ -35,8 +35,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
               "jobq_core.scripts"),
     # What producers, readers and the worker share.
     "services": ("jobq_core.queue", "jobq_core.inspect", "jobq_core.dependencies",
-                 "jobq_core.limits", "jobq_core.scheduler", "jobq_core.task",
-                 "jobq_core.workers", "jobq_core.eager", "jobq_core.spec",
+                 "jobq_core.aqueue", "jobq_core.limits", "jobq_core.scheduler",
+                 "jobq_core.task", "jobq_core.workers", "jobq_core.eager", "jobq_core.spec",
                  "jobq_core.records", "jobq_core.problems"),
     # Operator actions over many jobs.
     "operators": ("jobq_core.admin", "jobq_core.bulk", "jobq_core.errorgroups"),
