@@ -18,6 +18,9 @@ ENV_PREFIX = "JOBQ_"
 AUTO_PREFETCH = -1
 # Settings.concurrency 0 with the thread pool.
 THREAD_SLOTS = 8
+POOLS = ("process", "thread", "async")
+# Settings.concurrency 0 with the async pool: coroutines mostly wait, so many at once.
+ASYNC_SLOTS = 100
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,11 @@ class Settings:
     # pool (as Celery's prefork and Dramatiq's processes), 8 threads for the thread pool (as
     # Dramatiq; the thread pool suits I/O-bound jobs, whose threads mostly wait).
     concurrency: int = 0
+    # "process" (a child per slot), "thread", or "async" (one event loop running up to
+    # `concurrency` jobs; sync tasks each in a thread beside it).
     pool: str = "process"
+    # Async pool: log the task and stack when a coroutine blocks the event loop this long.
+    loop_block_warn_s: float = 0.5
     # Jobs claimed ahead of free slots (held under lease in the worker). AUTO_PREFETCH (-1,
     # JOBQ_PREFETCH=auto): sized from the measured run times, so short jobs are claimed and
     # settled in batches and a long job never has jobs waiting behind it; N pins it; 0 = off.
@@ -134,8 +141,10 @@ class Settings:
             )
         if self.scheduler_lease_s < 0.3:
             raise ConfigError("scheduler_lease_s must be at least 0.3 seconds")
-        if self.pool not in ("process", "thread"):
-            raise ConfigError(f"pool must be 'process' or 'thread', not {self.pool!r}")
+        if self.pool not in POOLS:
+            raise ConfigError(f"pool must be one of {', '.join(POOLS)}, not {self.pool!r}")
+        if self.loop_block_warn_s <= 0:
+            raise ConfigError("loop_block_warn_s must be positive")
         if self.concurrency < 0:
             raise ConfigError("concurrency must be at least 1 (0: from the pool)")
         if self.prefetch < AUTO_PREFETCH:
@@ -157,6 +166,8 @@ class Settings:
         """Jobs a worker runs at once: `concurrency`, or when it is 0 the pool's default."""
         if self.concurrency:
             return self.concurrency
+        if self.pool == "async":
+            return ASYNC_SLOTS
         return max(1, os.cpu_count() or 1) if self.pool == "process" else THREAD_SLOTS
 
     @property

@@ -49,9 +49,10 @@ class PrefetchType(click.ParamType[int]):
               help="Module that registers tasks [env JOBQ_IMPORTS, space-separated].")
 @click.option("-c", "--concurrency", type=click.IntRange(0, 1024), envvar="JOBQ_CONCURRENCY",
               help="Jobs run at once; 0: the pool's default [env JOBQ_CONCURRENCY; process "
-                   "pool: the CPU count, thread pool: 8].")
-@click.option("--pool", type=click.Choice(["process", "thread"]), envvar="JOBQ_POOL",
-              help="Run jobs in child processes or threads [env JOBQ_POOL; process].")
+                   "pool: the CPU count, thread pool: 8, async pool: 100].")
+@click.option("--pool", type=click.Choice(["process", "thread", "async"]), envvar="JOBQ_POOL",
+              help="Run jobs in child processes, threads, or coroutines of one event loop "
+                   "(async; sync tasks in threads beside it) [env JOBQ_POOL; process].")
 @click.option("--prefetch", type=PrefetchType(), envvar="JOBQ_PREFETCH",
               help="Jobs claimed ahead of free slots: auto sizes it from measured run times "
                    "(short jobs in batches, none behind long ones); N pins it; 0 turns it off "

@@ -24,6 +24,7 @@ from ..job import Claimed
 from ..keys import Keyspace
 from ..runner import Call, Outcome
 from .ledger import Ledger, Running
+from .loop_slot import LoopSlot
 from .process_slot import ProcessSlot
 from .settler import OnDone, Settler
 from .slots import NOT_STARTED, Slot, ThreadSlot
@@ -44,8 +45,12 @@ class Pool:
         self.keys = Keyspace(settings.prefix)
         self.ledger = Ledger(settings)
         self.settler = Settler(self.ledger, on_done)
-        kind = ProcessSlot if settings.pool == "process" else ThreadSlot
-        self.slots: list[Slot] = [kind(self, i) for i in range(settings.slots)]
+        self.slots: list[Slot]
+        if settings.pool == "async":  # one slot: its event loop runs `slots` jobs
+            self.slots = [LoopSlot(self, 0)]
+        else:
+            kind = ProcessSlot if settings.pool == "process" else ThreadSlot
+            self.slots = [kind(self, i) for i in range(settings.slots)]
         self._inbox: stdqueue.SimpleQueue[Claimed | None] = stdqueue.SimpleQueue()
         # Set when stop() begins: idle slots must not start job processes any more.
         self._stopping = threading.Event()

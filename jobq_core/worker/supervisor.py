@@ -46,7 +46,7 @@ class Worker:
     """Runs jobs from `queues` (earlier queues first) until stopped.
 
     `imports` are modules that register the tasks this worker may run. Settings give the
-    concurrency, pool ("process" or "thread"), lease, heartbeat and grace. `hooks` add
+    concurrency, pool ("process", "thread" or "async"), lease, heartbeat and grace. `hooks` add
     optional behaviour (see jobq_core.hooks); `with_scheduler=True` also runs a periodic
     scheduler in a thread (it fires only while it holds the scheduler leader lease).
 

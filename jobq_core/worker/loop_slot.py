@@ -1,0 +1,208 @@
+"""LoopSlot: the async pool (Settings.pool = "async"), one event loop running many jobs.
+
+One slot stands for the whole pool: its thread runs an asyncio event loop on which each
+job is a task of its own, up to Settings.slots (--concurrency) at once (hundreds are normal). A
+feeder thread takes a job from the pool (SlotFeed.next) whenever a permit is free and
+starts it on the loop. An `async def` task is awaited there, under asyncio.timeout; a sync
+task runs in a thread of the loop's executor (its timeout injected as in ThreadSlot).
+Leases, heartbeats, fenced completions, retries and the SIGTERM grace are the pool's, as
+for the other slots: abort() cancels the job's asyncio task.
+
+A watchdog thread checks that the loop keeps turning: a coroutine that blocks it (a
+time.sleep, a sync client) stalls every job of the process, so when the loop has not
+answered for Settings.loop_block_warn_s the watchdog logs the running task's name and the
+loop thread's stack, once per stall.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import logging
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from ..job import Claimed
+from ..registry import lookup
+from ..runner import CRASH, TIMEOUT, Call, JobTimeout, Outcome, arun, is_async, run
+from .slots import Slot, SlotFeed
+
+if TYPE_CHECKING:
+    from .ledger import Running
+
+log = logging.getLogger("jobq.worker")
+
+
+class LoopSlot(Slot):
+    """Runs up to `concurrency` jobs at once as tasks of one event loop."""
+
+    def __init__(self, feed: SlotFeed, index: int) -> None:
+        super().__init__(feed, index)
+        self.thread.name = "jobq-loop"
+        self.concurrency = feed.settings.slots
+        self._permits = threading.Semaphore(self.concurrency)
+        self._evloop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()  # the loop runs: the feeder may start jobs on it
+        self._closed = threading.Event()
+        self._stop: asyncio.Event | None = None
+        # Keyed by the Claimed object (one per claim): the job's asyncio task, and for a
+        # sync job the executor thread running it.
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._threads: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._tick_sent: float | None = None  # watchdog: a tick posted, not yet run
+        self._reported = False
+
+    # -- the loop thread ---------------------------------------------------------------------
+    def _loop_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        # Sync tasks in this pool: one thread each while they run, made only when needed.
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
+            self.concurrency, thread_name_prefix="jobq-sync"))
+        self._evloop = loop
+        self._stop = asyncio.Event()
+        self._ready.set()
+        try:
+            loop.run_until_complete(self._until_stopped())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            self._closed.set()
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+    async def _until_stopped(self) -> None:
+        assert self._stop is not None
+        await self._stop.wait()
+        while self._tasks:  # the pool aborts what must not finish; these end soon
+            await asyncio.wait(list(self._tasks.values()))
+
+    def _loop(self) -> None:  # the slot thread is the loop's thread
+        feeder = threading.Thread(target=self._feed, name="jobq-loop-feeder", daemon=True)
+        watchdog = threading.Thread(target=self._watch, name="jobq-loop-watchdog", daemon=True)
+        feeder.start()
+        watchdog.start()
+        self._loop_main()
+        feeder.join(5)
+
+    def _feed(self) -> None:
+        """Feeder thread: a free permit, then the next job, started on the loop."""
+        self._ready.wait()
+        loop, stop = self._evloop, self._stop
+        assert loop is not None and stop is not None
+        while True:
+            self._permits.acquire()
+            job = self.feed.next(self)
+            if job is None:
+                loop.call_soon_threadsafe(stop.set)
+                return
+            loop.call_soon_threadsafe(self._start, job)
+
+    def _start(self, job: Claimed) -> None:
+        assert self._evloop is not None
+        name = f"{job.fields.get('task', '?')}[{job.id}]"
+        task = self._evloop.create_task(self._run(job), name=name)
+        self._tasks[id(job)] = task
+
+    async def _run(self, job: Claimed) -> None:
+        try:
+            outcome = await self._execute(job)
+        except asyncio.CancelledError:
+            # Aborted (lease lost, worker stopping): the pool drops this outcome.
+            outcome = Outcome(CRASH, reason="aborted")
+        except Exception as exc:  # a bug of ours must not stop the loop
+            log.exception("the async pool failed running job %s", job.id)
+            outcome = Outcome(CRASH, error=repr(exc), reason="worker error")
+        finally:
+            self._tasks.pop(id(job), None)
+            self._permits.release()
+        self.feed.executed(job, outcome)
+
+    async def _execute(self, job: Claimed) -> Outcome:
+        call = Call(job.id, job.queue, job.fields)
+        timeout_s = self.feed.timeout_for(job)
+        save = self.feed.saver(call)
+        task = lookup(job.fields.get("task", ""))
+        if task is not None and is_async(task.fn):
+            return await arun(call, self.feed.settings.max_payload_bytes, save, timeout_s)
+        # A sync task (or one unknown here: run() says it is dead) in an executor thread.
+        assert self._evloop is not None
+        return await self._evloop.run_in_executor(None, self._run_sync, job, call, save,
+                                                timeout_s)
+
+    def _run_sync(self, job: Claimed, call: Call, save: Callable[[Mapping[str, str]], None],
+                  timeout_s: float) -> Outcome:
+        with self._lock:
+            self._threads[id(job)] = threading.get_ident()
+        timer = (threading.Timer(timeout_s, self._interrupt, (job,)) if timeout_s > 0
+                 else None)
+        try:
+            if timer:
+                timer.start()
+            return run(call, self.feed.settings.max_payload_bytes, save, timeout_s)
+        except JobTimeout:
+            return Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
+        finally:
+            with self._lock:
+                self._threads.pop(id(job), None)
+            if timer:
+                timer.cancel()
+
+    def _interrupt(self, job: Claimed) -> None:
+        # Only while that very job runs in that thread (best effort, as in ThreadSlot).
+        with self._lock:
+            ident = self._threads.get(id(job))
+            if ident is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
+                                                           ctypes.py_object(JobTimeout))
+
+    # -- called by the pool from other threads ---------------------------------------------
+    def abort(self, entry: Running) -> None:
+        loop = self._evloop
+        if loop is None or loop.is_closed():
+            return
+        self._interrupt(entry.job)  # a sync job: stop its thread too
+        loop.call_soon_threadsafe(self._cancel, entry.job)
+
+    def _cancel(self, job: Claimed) -> None:
+        task = self._tasks.get(id(job))
+        if task is not None:
+            task.cancel()
+
+    def execute(self, job: Claimed) -> Outcome:  # pragma: no cover - _loop runs jobs itself
+        raise NotImplementedError
+
+    # -- the watchdog ----------------------------------------------------------------------
+    def _watch(self) -> None:
+        threshold = self.feed.settings.loop_block_warn_s
+        self._ready.wait()
+        loop = self._evloop
+        assert loop is not None
+        while not self._closed.wait(max(0.02, threshold / 4)):
+            sent = self._tick_sent
+            if sent is None:
+                self._tick_sent = time.monotonic()
+                try:
+                    loop.call_soon_threadsafe(self._tick)
+                except RuntimeError:  # the loop closed meanwhile
+                    return
+            elif not self._reported and time.monotonic() - sent > threshold:
+                self._reported = True
+                self._report(loop, time.monotonic() - sent)
+
+    def _tick(self) -> None:
+        self._tick_sent = None
+        self._reported = False
+
+    def _report(self, loop: asyncio.AbstractEventLoop, blocked_s: float) -> None:
+        task = asyncio.current_task(loop)  # reads the loop's current task: safe from here
+        frame = sys._current_frames().get(self.thread.ident or -1)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
+        log.warning("event loop blocked for %.1f s by task %s: a coroutine that blocks "
+                    "stalls every job of this worker (await instead, or make it a sync "
+                    "task)\n%s", blocked_s, task.get_name() if task else "?", stack)
