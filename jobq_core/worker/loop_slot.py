@@ -4,7 +4,9 @@ One slot stands for the whole pool: its thread runs an asyncio event loop on whi
 job is a task of its own, up to Settings.slots (--concurrency) at once (hundreds are normal). A
 feeder thread takes a job from the pool (SlotFeed.next) whenever a permit is free and
 starts it on the loop. An `async def` task is awaited there, under asyncio.timeout; a sync
-task runs in a thread of the loop's executor (its timeout injected as in ThreadSlot).
+task runs in a daemon thread of its own (its timeout injected as in ThreadSlot), not in
+the loop's executor, whose threads the interpreter waits for at exit: a sync job stuck in
+C must not keep a stopped worker from exiting.
 Leases, heartbeats, fenced completions, retries and the SIGTERM grace are the pool's, as
 for the other slots: abort() cancels the job's asyncio task.
 
@@ -17,7 +19,7 @@ loop thread's stack, once per stall.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import ctypes
 import logging
 import sys
@@ -62,9 +64,6 @@ class LoopSlot(Slot):
     def _loop_main(self) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        # Sync tasks in this pool: one thread each while they run, made only when needed.
-        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
-            self.concurrency, thread_name_prefix="jobq-sync"))
         self._evloop = loop
         self._stop = asyncio.Event()
         self._ready.set()
@@ -73,7 +72,6 @@ class LoopSlot(Slot):
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             self._closed.set()
-            loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
 
     async def _until_stopped(self) -> None:
@@ -130,10 +128,25 @@ class LoopSlot(Slot):
         task = lookup(job.fields.get("task", ""))
         if task is not None and is_async(task.fn):
             return await arun(call, self.feed.settings.max_payload_bytes, save, timeout_s)
-        # A sync task (or one unknown here: run() says it is dead) in an executor thread.
-        assert self._evloop is not None
-        return await self._evloop.run_in_executor(None, self._run_sync, job, call, save,
-                                                timeout_s)
+        # A sync task (or one unknown here: run() says it is dead) in a thread of its own.
+        loop = self._evloop
+        assert loop is not None
+        done: asyncio.Future[Outcome] = loop.create_future()
+
+        def settle(outcome: Outcome) -> None:
+            if not done.done():  # cancelled meanwhile (aborted): nobody waits for it
+                done.set_result(outcome)
+
+        def target() -> None:
+            try:
+                outcome = self._run_sync(job, call, save, timeout_s)
+            except JobTimeout:  # an interrupt that landed just after the job ended
+                outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
+            with contextlib.suppress(RuntimeError):  # the loop closed: the worker is gone
+                loop.call_soon_threadsafe(settle, outcome)
+
+        threading.Thread(target=target, name=f"jobq-sync-{job.id}", daemon=True).start()
+        return await done
 
     def _run_sync(self, job: Claimed, call: Call, save: Callable[[Mapping[str, str]], None],
                   timeout_s: float) -> Outcome:

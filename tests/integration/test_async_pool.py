@@ -112,6 +112,21 @@ def test_sigterm_lets_running_coroutines_finish_and_hands_back_the_rest(
         kill_group(w)
 
 
+def test_a_stopped_worker_exits_while_a_sync_task_sleeps_past_the_grace(
+        settings: Settings, queue: Queue, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    job = queue.enqueue(tasks.record_pid, str(ledger), 60)  # time.sleep: not interruptible
+    w = start_worker(settings, "--pool", "async", "--concurrency", "4", "--grace-s", "0.5")
+    try:
+        wait_for_lines(ledger, 1, w)
+        kill_group(w, signal.SIGTERM)
+        assert w.wait(15) == 0  # its thread does not hold up the exit
+        job.refresh()
+        assert job.status == "pending" and "lost" not in job.fields  # handed back
+    finally:
+        kill_group(w)
+
+
 def test_sigkilled_mid_coroutine_the_job_reruns_after_its_lease_once(
         settings: Settings, queue: Queue, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger"
