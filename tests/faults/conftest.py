@@ -32,6 +32,11 @@ SCENARIO_TIMEOUT_S = int(os.environ.get("JOBQ_FAULTS_TIMEOUT_S", "180"))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # @pytest.mark.pools("process", "async"): the scenario runs once per worker pool.
+    pools = metafunc.definition.get_closest_marker("pools")
+    if pools is not None and "scenario" in metafunc.fixturenames:
+        metafunc.fixturenames.append("fault_pool")
+        metafunc.parametrize("fault_pool", pools.args, ids=lambda p: f"pool-{p}")
     repeat = int(os.environ.get(REPEAT_ENV, "1") or 1)
     if repeat > 1 and "scenario" in metafunc.fixturenames:
         metafunc.fixturenames.append("fault_rep")
@@ -41,6 +46,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def fault_rep(request: pytest.FixtureRequest) -> int:
     return int(getattr(request, "param", 1))
+
+
+@pytest.fixture
+def fault_pool(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "process"))
 
 
 class ScenarioTimeout(Exception):
@@ -58,6 +68,8 @@ def scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scenari
     except ServerNotFound as exc:
         pytest.skip(str(exc))
     s = Scenario(tmp_path, request.node.nodeid)
+    if "fault_pool" in request.fixturenames:
+        s.pool = request.getfixturevalue("fault_pool")
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(SCENARIO_TIMEOUT_S)
     try:

@@ -7,6 +7,7 @@ when it was last alive, which is what makes overlap detection sound.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import resource
@@ -18,7 +19,7 @@ from typing import Any
 
 from jobq_core import JobqError, Retry, current_job, task
 
-from .harness.ledger import RunLedger
+from .harness.ledger import ASYNC_TASKS_ENV, RunLedger
 
 QUEUE = "faults"
 TICK_S = 0.2
@@ -66,13 +67,29 @@ def ticking_sleep(key: str, seconds: float, ctx: tuple[RunLedger, str, str, str]
         led.event("tick", key, exec_id, attempt, job_id)
 
 
-@task(queue=QUEUE, max_retries=0)
 def work(key: str, seconds: float = 0.0) -> dict[str, Any]:
     """A well-behaved job: runs ``seconds`` (ticking), then ends. The result names the execution,
     so a test can tell whose completion Redis kept (a stale one must be rejected)."""
     with execution(key) as ctx:
         ticking_sleep(key, seconds, ctx)
     return {"key": key, "pid": os.getpid(), "exec": ctx[1]}
+
+
+async def awork(key: str, seconds: float = 0.0) -> dict[str, Any]:
+    """`work` as a coroutine (awaiting its ticks), for the scenarios run with --pool async."""
+    with execution(key) as ctx:
+        led, exec_id, attempt, job_id = ctx
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(TICK_S, left))
+            led.event("tick", key, exec_id, attempt, job_id)
+    return {"key": key, "pid": os.getpid(), "exec": ctx[1]}
+
+
+# One name for both, so producers and checks need not know the pool: an async-pool worker of
+# the harness has ASYNC_TASKS_ENV set and registers the coroutine.
+task(queue=QUEUE, max_retries=0, name=f"{__name__}.work")(
+    awork if os.environ.get(ASYNC_TASKS_ENV) else work)
 
 
 @task(queue=QUEUE, max_retries=0)

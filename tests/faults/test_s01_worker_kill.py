@@ -160,6 +160,19 @@ def test_kill_short(scenario: Scenario, variant: str) -> None:
     kill_mid_job(scenario, variant, [10.0, 3.0], 1, sid, f"SIGKILL {variant} (short)", True)
 
 
+@pytest.mark.pools("async")
+def test_kill_short_async(scenario: Scenario) -> None:
+    """The same with --pool async: the job is a coroutine of the worker process itself."""
+    kill_mid_job(scenario, "group", [10.0, 3.0], 1, "1a-short", "SIGKILL group (short)", True)
+
+
+@pytest.mark.faults
+@pytest.mark.pools("async")
+def test_kill_async(scenario: Scenario) -> None:
+    """The whole worker, with --pool async (no job children: the other variants are moot)."""
+    kill_mid_job(scenario, "group", durations(40, seed=1), 2, "1a", "SIGKILL whole worker")
+
+
 @pytest.mark.faults
 @pytest.mark.parametrize(
     ("variant", "sid", "title"),

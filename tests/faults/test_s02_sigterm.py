@@ -46,6 +46,7 @@ BARS = {
 
 
 @pytest.mark.faults
+@pytest.mark.pools("process", "async")
 def test_warm_shutdown_finishes_short_jobs_and_hands_back_long_ones(scenario: Scenario) -> None:
     srv = scenario.redis()
     producer = scenario.producer(scenario.queue(srv.url))
@@ -95,6 +96,7 @@ def test_warm_shutdown_finishes_short_jobs_and_hands_back_long_ones(scenario: Sc
 
 
 @pytest.mark.faults
+@pytest.mark.pools("process", "async")
 def test_second_signal_stops_at_once_without_loss(scenario: Scenario) -> None:
     srv = scenario.redis()
     producer = scenario.producer(scenario.queue(srv.url))
@@ -127,6 +129,7 @@ def test_second_signal_stops_at_once_without_loss(scenario: Scenario) -> None:
 
 
 @pytest.mark.faults
+@pytest.mark.pools("process", "async")
 def test_shutdown_with_redis_down_exits_and_loses_nothing(scenario: Scenario) -> None:
     srv = scenario.redis(appendonly=True, appendfsync="always")
     producer = scenario.producer(scenario.queue(srv.url))

@@ -34,6 +34,7 @@ def pids_of(worker: WorkerProcess) -> set[int]:
 
 
 @pytest.mark.faults
+@pytest.mark.pools("process", "async")
 @pytest.mark.parametrize("mode", ["blackhole", "half_open"])
 def test_partition_of_one_worker(scenario: Scenario, mode: Mode) -> None:
     srv = scenario.redis()

@@ -21,6 +21,7 @@ STOP_BOUND_S = TIMEOUT_S + KILL_GRACE_S + 1
 
 
 @pytest.mark.faults
+@pytest.mark.pools("process", "async")
 def test_timeouts_stop_interruptible_and_stubborn_jobs(scenario: Scenario) -> None:
     srv = scenario.redis()
     q = scenario.queue(srv.url)

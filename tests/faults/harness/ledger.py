@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Literal
 
 LEDGER_ENV = "JOBQ_FAULTS_LEDGER"
+# Set in an async-pool worker's environment: tests/faults/tasks.py defines `work` async there.
+ASYNC_TASKS_ENV = "JOBQ_FAULTS_ASYNC_TASKS"
 Outcome = Literal["ok", "error", "unknown"]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .checker import Execution, Figures, check, executions
-from .ledger import ProducerLog, read_ledger
+from .ledger import ASYNC_TASKS_ENV, ProducerLog, read_ledger
 from .producer import Producer
 from .proxy import TcpProxy
 from .server import RedisServer, ServerOptions
@@ -47,6 +47,9 @@ class Scenario:
         self.producer_log = ProducerLog(self.ledger_dir)
         self.recorded: list[dict[str, Any]] = []
         self._closers: list[Callable[[], None]] = []
+        # The workers' pool unless a worker says; "async" also makes the fault tasks' `work`
+        # an `async def` in the workers (tests/faults/tasks.py), so coroutines get the faults.
+        self.pool = "process"
 
     def redis(self, **options: Any) -> RedisServer:
         srv = RedisServer(
@@ -64,7 +67,10 @@ class Scenario:
         return p
 
     def worker(self, url: str, name: str | None = None, **spec: Any) -> WorkerProcess:
+        spec.setdefault("pool", self.pool)
         spec["env"] = {**WORKER_ENV, **spec.get("env", {})}
+        if spec["pool"] == "async":
+            spec["env"][ASYNC_TASKS_ENV] = "1"
         return self.workers.start(WorkerSpec(url=url, **spec), name)
 
     def queue(self, url: str, name: str = QUEUE, **settings: Any) -> Any:
@@ -177,6 +183,8 @@ class Scenario:
         **extras: float | int | str | None,
     ) -> None:
         """Append this run's figures to $JOBQ_FAULTS_RESULTS (read by report.py) if set."""
+        if self.pool != "process":
+            scenario, title = f"{scenario}-{self.pool}", f"{title} (--pool {self.pool})"
         entry = {
             "scenario": scenario,
             "title": title,
