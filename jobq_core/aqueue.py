@@ -75,6 +75,7 @@ class AsyncQueue:
         self.name = check_queue_name(name)
         base = settings or Settings.from_env()
         self.settings = base.replace(redis_url=url) if url else base
+        self._own_client = redis is None
         self.client = redis if redis is not None else aconnect(self.settings)
         # Specs, codecs and script arguments: a sync Queue's, which never sends a command
         # here (redis-py connects on a client's first command).
@@ -93,6 +94,8 @@ class AsyncQueue:
         """Close the clients this AsyncQueue opened (not one passed in as `redis`)."""
         if self._waiter is not None:
             await self._waiter.aclose()
+        if self._own_client:
+            await self.client.aclose()
         self._sync.client.close()
 
     # -- enqueue -------------------------------------------------------------------------
@@ -142,6 +145,9 @@ class AsyncQueue:
     async def _store(self, spec: JobSpec) -> AsyncJob:
         """Write one spec with whatever other calls are waiting; return once it is stored."""
         fut: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
+        # A caller cancelled meanwhile never reads its error: mark it read, not "never
+        # retrieved".
+        fut.add_done_callback(_retrieve)
         self._waiting.append((spec, fut))
         if self._writer is None or self._writer.done():
             # Nothing in flight: this call goes out at the loop's next turn (with any call
@@ -244,6 +250,11 @@ class AsyncQueue:
                     self._waiter = aconnect(self.settings.replace(block_s=WAIT_CHUNK_S),
                                             blocking=True)
                 await self._waiter.blpop([notify], timeout=min(left, WAIT_CHUNK_S))
+
+
+def _retrieve(fut: asyncio.Future[Written]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 # What writing one spec gave: enqueue.lua's answer (True: created, False: the id was
