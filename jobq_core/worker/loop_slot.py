@@ -53,7 +53,7 @@ class LoopSlot(Slot):
         self._closed = threading.Event()
         self._stop: asyncio.Event | None = None
         # Keyed by the Claimed object (one per claim): the job's asyncio task, and for a
-        # sync job the executor thread running it.
+        # sync job the thread running it.
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._threads: dict[int, int] = {}
         self._lock = threading.Lock()
