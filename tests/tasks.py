@@ -248,6 +248,29 @@ async def async_sleep_log(path: str, seconds: float) -> str:
     return job_id
 
 
+_arrived: dict[str, int] = {}
+
+
+@task(max_retries=0)
+async def async_rendezvous(path: str, n: int, seconds: float) -> str:
+    """Log 'start', wait until `n` calls of this worker process have started (they must all
+    be running at once: a pool with fewer slots never gets there and this fails after 60 s),
+    then await asyncio.sleep(seconds) and log 'end'."""
+    job_id = current_job().id
+    with open(path, "a") as f:
+        f.write(f"start {job_id} {time.monotonic()}\n")
+    _arrived[path] = _arrived.get(path, 0) + 1
+    deadline = time.monotonic() + 60
+    while _arrived[path] < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {_arrived[path]} of {n} calls ran at once")
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(seconds)
+    with open(path, "a") as f:
+        f.write(f"end {job_id} {time.monotonic()}\n")
+    return job_id
+
+
 @task(max_retries=0)
 async def async_block(seconds: float) -> float:
     """Blocks its event loop (time.sleep in a coroutine): the loop watchdog must say so."""
