@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import inspect
 import json
 import threading
@@ -216,7 +217,9 @@ def run_coroutine(aw: Awaitable[Any], timeout_s: float = 0.0) -> Any:
             global _aside
             if _aside is None:
                 _aside = concurrent.futures.ThreadPoolExecutor(1, "jobq-eager-loop")
-        return _aside.submit(run_coroutine, aw, timeout_s).result()
+        # In the caller's context, so the coroutine sees its job (current_job()).
+        return _aside.submit(contextvars.copy_context().run, run_coroutine, aw,
+                             timeout_s).result()
     loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
     if loop is None or loop.is_closed():
         loop = _local.loop = asyncio.new_event_loop()

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any, TypeVar
 
 from jobq_core import Settings, Worker
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def drain(settings: Settings, queues: Sequence[str] = ("default",), **overrides: object) -> int:
@@ -37,6 +40,26 @@ def worker_thread(settings: Settings, queues: Sequence[str] = ("default",),
         w.stop()
         t.join(30)
         assert not t.is_alive(), "worker did not stop"
+
+
+def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """asyncio.run(main()) on a thread of its own: the main thread of a pytest session may
+    already run a loop (Playwright's sync API keeps one there), where asyncio.run refuses."""
+    out: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            out.append(asyncio.run(main()))
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]
+    return out[0]
 
 
 def worker_env(settings: Settings) -> dict[str, str]:

@@ -14,7 +14,7 @@ from jobq_core import AsyncQueue, JobFailed, Queue, RedisUnavailable, Settings, 
 from jobq_core.aqueue import Written
 from jobq_core.job import JobSpec
 from tests import tasks
-from tests.helpers import drain, worker_thread
+from tests.helpers import drain, run_async, worker_thread
 
 
 def test_same_enqueue_options_as_queue() -> None:
@@ -42,7 +42,7 @@ def test_enqueue_then_await_the_result(settings: Settings) -> None:
         await aq.aclose()
         return a.status, results
 
-    status, results = asyncio.run(main())
+    status, results = run_async(main)
     assert status == "completed"
     assert results == [3, 7, 0, 2, 4, 6, 8]
 
@@ -58,7 +58,7 @@ def test_failed_job_raises_and_task_aenqueue(settings: Settings,
         with worker_thread(settings), pytest.raises(JobFailed, match="told you"):
             await job.result(timeout_s=10)
 
-    asyncio.run(main())
+    run_async(main)
 
 
 def test_a_lone_caller_is_written_at_once(settings: Settings) -> None:
@@ -69,7 +69,7 @@ def test_a_lone_caller_is_written_at_once(settings: Settings) -> None:
         for i in range(3):
             await aq.enqueue(tasks.add, i, i)  # one after another: no one to wait for
 
-    asyncio.run(main())
+    run_async(main)
     assert [len(batch) for batch in calls.batches] == [1, 1, 1]
 
 
@@ -80,7 +80,7 @@ def test_concurrent_enqueues_share_script_calls(settings: Settings, r: redis.Red
         jobs = await asyncio.gather(*(calls.queue.enqueue(tasks.add, i, 1) for i in range(1000)))
         return [j.id for j in jobs]
 
-    ids = asyncio.run(main())
+    ids = run_async(main)
     assert len(set(ids)) == 1000  # each caller its own job
     stored = Queue("default", settings=settings)
     assert stored.count("pending") == 1000
@@ -101,7 +101,7 @@ def test_a_failed_write_fails_only_the_callers_of_its_batch(settings: Settings) 
 
         return await asyncio.gather(*(one(i) for i in range(1000)), return_exceptions=True)
 
-    outcomes = asyncio.run(main())
+    outcomes = run_async(main)
     assert [len(b) for b in calls.batches] == [250] * 4
     failed_batch = {spec.id for spec in calls.batches[1]}
     errors = [o for o in outcomes if isinstance(o, BaseException)]
@@ -125,7 +125,7 @@ def test_eager_async_queue_runs_async_tasks(settings: Settings) -> None:
         assert job.status == "completed"
         return await job.result()
 
-    assert asyncio.run(main()) == 42
+    assert run_async(main) == 42
 
 
 def test_dependencies_through_the_async_queue(settings: Settings) -> None:
@@ -137,7 +137,7 @@ def test_dependencies_through_the_async_queue(settings: Settings) -> None:
         drain(settings)
         return await child.result(timeout_s=5)
 
-    assert asyncio.run(main()) == 4
+    assert run_async(main) == 4
 
 
 class _Sends:

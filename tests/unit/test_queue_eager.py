@@ -9,6 +9,7 @@ import pytest
 
 from jobq_core import JobFailed, Queue, Settings, task
 from tests import tasks
+from tests.helpers import run_async
 
 # Nothing listens here: eager mode must not touch Redis.
 NO_REDIS = "redis://127.0.0.1:1/0"
@@ -130,9 +131,8 @@ def test_async_task_sees_its_job_and_writes_progress_eagerly(eager: Queue) -> No
 
 
 def test_async_task_runs_eagerly_from_a_running_loop(eager: Queue) -> None:
-    import asyncio
-
     async def handler() -> Any:  # an async web app enqueueing with eager=True in its tests
-        return eager.enqueue(tasks.async_add, 4, 5).result()
+        job = eager.enqueue(tasks.async_context)
+        return job.result() == [job.id, job.id] and job.progress == 0.75
 
-    assert asyncio.run(handler()) == 9
+    assert run_async(handler)
