@@ -227,7 +227,7 @@ async def async_context() -> list[str]:
     """current_job() in the coroutine and in a task it spawns; awaitable progress/meta."""
     job = current_job()
     await job.asave_meta(stage="async")
-    await job.aset_progress(0.75)
+    await job.aset_progress({"step": 3, "of": 4})  # a dict: kept once the job completed
 
     async def child() -> str:
         await asyncio.sleep(0)

@@ -63,7 +63,7 @@ def test_sync_and_async_tasks_mixed_on_one_worker(settings: Settings, queue: Que
     assert jobs[3].result(timeout_s=1) == jobs[3].id
     assert jobs[4].result(timeout_s=1) == [jobs[4].id, jobs[4].id]
     jobs[4].refresh()
-    assert jobs[4].meta == {"stage": "async"} and jobs[4].progress == 0.75
+    assert jobs[4].meta == {"stage": "async"} and jobs[4].progress == {"step": 3, "of": 4}
     with pytest.raises(JobFailed, match="ValueError: mixed"):
         failing.result(timeout_s=1)
 

@@ -20,7 +20,7 @@ def test_async_tasks_run_in_the_sync_pools(settings: Settings, queue: Queue, poo
         bad.result(timeout_s=1)
     assert ctx.result(timeout_s=1) == [ctx.id, ctx.id]
     ctx.refresh()
-    assert ctx.meta == {"stage": "async"} and ctx.progress == 0.75
+    assert ctx.meta == {"stage": "async"} and ctx.progress == {"step": 3, "of": 4}
 
 
 @pytest.mark.parametrize("pool", ["thread", "process"])

@@ -127,12 +127,12 @@ def test_async_task_runs_eagerly(eager: Queue) -> None:
 def test_async_task_sees_its_job_and_writes_progress_eagerly(eager: Queue) -> None:
     job = eager.enqueue(tasks.async_context)
     assert job.result() == [job.id, job.id]  # in the coroutine and in a task it spawned
-    assert job.meta == {"stage": "async"} and job.progress == 0.75
+    assert job.meta == {"stage": "async"} and job.progress == {"step": 3, "of": 4}
 
 
 def test_async_task_runs_eagerly_from_a_running_loop(eager: Queue) -> None:
     async def handler() -> Any:  # an async web app enqueueing with eager=True in its tests
         job = eager.enqueue(tasks.async_context)
-        return job.result() == [job.id, job.id] and job.progress == 0.75
+        return job.result() == [job.id, job.id] and job.progress == {"step": 3, "of": 4}
 
     assert run_async(handler)
