@@ -143,6 +143,8 @@ class Scenario:
             producer.enqueue(PROBE, 0.3, key=producer.next_key("warmup"))[0] for _ in range(slots)
         }
         self.wait_ended(probes, 60)
+        if self.pool == "async":
+            return  # its jobs are coroutines of the worker process: no job process to start
         pids = {e.pid for e in self.execs() if e.key in probes}
         if len(pids) < slots:
             self.warm_up(worker, producer, slots)
@@ -154,7 +156,11 @@ class Scenario:
             execs = self.execs()
             for w in workers:
                 mine = {w.pid, *(c.pid for c in w.children())}
-                if len({e.pid for e in execs if e.pid in mine}) < slots:
+                ran = [e for e in execs if e.pid in mine]
+                # async: every job is a coroutine of the worker process, so count jobs started
+                if self.pool == "async" and len(ran) < slots:
+                    return False
+                if self.pool != "async" and len({e.pid for e in ran}) < slots:
                     return False
             return True
 
@@ -182,7 +188,14 @@ class Scenario:
         bars: dict[str, str] | None = None,
         **extras: float | int | str | None,
     ) -> None:
-        """Append this run's figures to $JOBQ_FAULTS_RESULTS (read by report.py) if set."""
+        """Append this run's figures to $JOBQ_FAULTS_RESULTS (read by report.py) if set.
+
+        Refuses a run whose workers did not all start on the scenario's pool, so a figure
+        filed under a pool was measured on it."""
+        started = self.workers.pools_started()
+        assert started <= {self.pool} and (started or self.pool == "process"), (
+            f"scenario is for --pool {self.pool}, its workers started with {sorted(started)}"
+        )
         if self.pool != "process":
             scenario, title = f"{scenario}-{self.pool}", f"{title} (--pool {self.pool})"
         entry = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -212,6 +213,9 @@ class WorkerProcess:
         self.wait(5)
 
 
+_STARTED_POOL = re.compile(r" started: .*\bpool=(\w+)")
+
+
 class Workers:
     """The worker processes of one scenario; counts unexpected exits for the figures."""
 
@@ -227,6 +231,17 @@ class Workers:
 
     def exits(self) -> int:
         return sum(1 for w in self.all if w.exited_unexpectedly())
+
+    def pools_started(self) -> set[str]:
+        """The pools the workers' own start lines name (``... started: ... pool=NAME ...``)."""
+        found: set[str] = set()
+        for w in self.all:
+            try:
+                text = w.log_path.read_text(errors="replace")
+            except OSError:
+                continue
+            found.update(m.group(1) for m in _STARTED_POOL.finditer(text))
+        return found
 
     def logs(self) -> str:
         return "\n".join(
