@@ -19,6 +19,15 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+def _client_options(settings: Settings, blocking: bool) -> dict[str, Any]:
+    """The options every jobq client gets, sync or async (see connect() for `blocking`)."""
+    timeout = settings.socket_timeout_s + (settings.block_s if blocking else 0.0)
+    return {
+        "decode_responses": True, "protocol": 2, "socket_timeout": timeout,
+        "socket_connect_timeout": settings.connect_timeout_s, "health_check_interval": 30,
+        "client_name": "jobq"}
+
+
 def connect(settings: Settings, *, blocking: bool = False) -> redis.Redis:
     """A client for `settings.redis_url` with socket and connect timeouts.
 
@@ -26,11 +35,7 @@ def connect(settings: Settings, *, blocking: bool = False) -> redis.Redis:
     command jobq issues (BZPOPMIN for `block_s`), so a wait is never cut short, while a
     server that stops answering is still noticed.
     """
-    timeout = settings.socket_timeout_s + (settings.block_s if blocking else 0.0)
-    options: dict[str, Any] = {
-        "decode_responses": True, "protocol": 2, "socket_timeout": timeout,
-        "socket_connect_timeout": settings.connect_timeout_s, "health_check_interval": 30,
-        "client_name": "jobq"}
+    options = _client_options(settings, blocking)
     if settings.redis_url.startswith(SENTINEL_SCHEMES):
         return _sentinel_master(settings.redis_url, options)
     try:
@@ -47,11 +52,7 @@ def aconnect(settings: Settings, *, blocking: bool = False) -> redis.asyncio.Red
     Bound to the event loop it is first used on (as every redis.asyncio client is)."""
     import redis.asyncio  # here: only async producers pay for importing it
 
-    timeout = settings.socket_timeout_s + (settings.block_s if blocking else 0.0)
-    options: dict[str, Any] = {
-        "decode_responses": True, "protocol": 2, "socket_timeout": timeout,
-        "socket_connect_timeout": settings.connect_timeout_s, "health_check_interval": 30,
-        "client_name": "jobq"}
+    options = _client_options(settings, blocking)
     if settings.redis_url.startswith(SENTINEL_SCHEMES):
         from redis.asyncio.sentinel import Sentinel
 
