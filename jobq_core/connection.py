@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import redis
 
@@ -38,6 +38,15 @@ def connect(settings: Settings, *, blocking: bool = False) -> redis.Redis:
     options = _client_options(settings, blocking)
     if settings.redis_url.startswith(SENTINEL_SCHEMES):
         return _sentinel_master(settings.redis_url, options)
+    if settings.redis_url.startswith(CLUSTER_SCHEMES):
+        from redis.cluster import ClusterNode, RedisCluster
+
+        hosts, kwargs = parse_cluster_url(settings.redis_url)
+        cluster = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in hosts],  # type: ignore[no-untyped-call]
+                               **{**options, **kwargs})
+        # RedisCluster has Redis's command methods but is no subclass; jobq code that needs
+        # a connection pool asks is_cluster() first.
+        return cast(redis.Redis, cluster)
     try:
         return redis.Redis.from_url(settings.redis_url, **options)
     except ValueError as exc:
@@ -45,6 +54,63 @@ def connect(settings: Settings, *, blocking: bool = False) -> redis.Redis:
 
 
 SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+CLUSTER_HINT = ("use redis+cluster://host:port[,host:port...] (rediss+cluster:// for TLS) "
+                "as the URL")
+
+
+def is_cluster(client: object) -> bool:
+    """Whether `client` is a redis-py cluster client (sync or asyncio)."""
+    from redis.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster):
+        return True
+    mod = type(client).__module__
+    return mod == "redis.asyncio.cluster"
+
+
+def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """(startup nodes, client options) of
+    `redis+cluster://[[user]:password@]host:port[,host:port...][/][?option=value&...]`
+    (`rediss+cluster://` for TLS). Options are those of a `redis://` URL's query string
+    (ssl_cert_reqs, socket_keepalive, ...); a cluster has only database 0."""
+    from redis.connection import parse_url
+
+    scheme, _, rest = url.partition("://")
+    rest, _, query = rest.partition("?")
+    creds, _, rest = rest.rpartition("@")
+    hosts, _, path = rest.partition("/")
+    if path.strip("/") not in ("", "0"):
+        raise ConfigError(f"bad cluster URL {_redact(url)!r}: a Redis Cluster has only "
+                          "database 0 (drop the /{path})")
+    nodes = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":")
+        if not name or not _digits(port):
+            raise ConfigError(f"bad cluster node address {host!r} in {_redact(url)!r}: "
+                              "expected host:port")
+        nodes.append((name.strip("[]"), int(port)))
+    plain = "rediss" if scheme.startswith("rediss") else "redis"
+    try:
+        options: dict[str, Any] = parse_url(  # type: ignore[no-untyped-call]
+            f"{plain}://{creds + '@' if creds else ''}h:1/?{query}")
+    except ValueError as exc:
+        raise ConfigError(f"bad cluster URL {_redact(url)!r}: {exc}") from None
+    for key in ("host", "port", "db", "connection_class"):
+        options.pop(key, None)
+    if plain == "rediss":
+        options["ssl"] = True
+    return nodes, options
+
+
+def check_not_cluster_node(client: redis.Redis, url: str) -> None:
+    """Raise ConfigError when a plain (non-cluster) URL reaches a node of a Redis Cluster:
+    most keys would answer MOVED. One INFO at start-up (Worker, `jobq` commands)."""
+    if url.startswith(CLUSTER_SCHEMES) or is_cluster(client):
+        return
+    if str(client.info("cluster").get("cluster_enabled", 0)) == "1":
+        raise ConfigError(f"Redis at {_redact(url)} is a node of a Redis Cluster: "
+                          f"{CLUSTER_HINT}")
 
 
 def aconnect(settings: Settings, *, blocking: bool = False) -> redis.asyncio.Redis:
@@ -53,6 +119,13 @@ def aconnect(settings: Settings, *, blocking: bool = False) -> redis.asyncio.Red
     import redis.asyncio  # here: only async producers pay for importing it
 
     options = _client_options(settings, blocking)
+    if settings.redis_url.startswith(CLUSTER_SCHEMES):
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        hosts, kwargs = parse_cluster_url(settings.redis_url)
+        cluster = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in hosts],
+                               **{**options, **kwargs})
+        return cast("redis.asyncio.Redis", cluster)  # as connect(): same command methods
     if settings.redis_url.startswith(SENTINEL_SCHEMES):
         from redis.asyncio.sentinel import Sentinel
 
@@ -146,6 +219,9 @@ def translated(url: str) -> Iterator[None]:
         # redis-py strips the NOPERM prefix when it raises this class.
         raise JobqError(f"Redis refused the command for jobq's user (ACL): {exc}. The user "
                         "needs the keys ~<prefix>:* (see docs/production.md)") from exc
+    except (redis.exceptions.AskError, redis.exceptions.ClusterError,
+            redis.exceptions.TryAgainError, redis.exceptions.RedisClusterException) as exc:
+        raise _cluster_error(url, exc) from exc
     except redis.ResponseError as exc:
         # redis-py turns the reply's error code into the exception class and strips it from
         # the text ("-OOM command not allowed..." -> OutOfMemoryError("command not allowed...")),
@@ -164,6 +240,19 @@ def translated(url: str) -> Iterator[None]:
             # Passing states (a long script, a failover): wait them out like a dropped link.
             raise RedisUnavailable(f"Redis cannot answer for now: {text}") from exc
         raise
+
+
+def _cluster_error(url: str, exc: Exception) -> JobqError:
+    """What a cluster reply (MOVED, ASK, CLUSTERDOWN, TRYAGAIN, no node for a slot) means
+    for jobq. MOVED to a plain client: the URL names a cluster node (a configuration
+    error). Anything else, or to a cluster client (which follows MOVED itself; one that
+    escapes is a migration or failover it gave up waiting on): a passing state, waited out
+    like a dropped link. CROSSSLOT (a jobq bug) is not one of these and is raised as is."""
+    if isinstance(exc, redis.exceptions.MovedError) and not url.startswith(CLUSTER_SCHEMES):
+        return ConfigError(f"Redis at {_redact(url)} is a node of a Redis Cluster (it "
+                           f"answered MOVED {exc}): {CLUSTER_HINT}")
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return RedisUnavailable(f"Redis Cluster cannot answer for now ({reason})")
 
 
 def redis_errors(method: Callable[P, T]) -> Callable[P, T]:

@@ -1,5 +1,6 @@
-"""Decoding the replies of the Lua scripts that return structures: claim.lua's jobs, and
-the list rows of rows.lua (whose field order ROW_FIELDS mirrors)."""
+"""Decoding the replies of the Lua scripts that return structures: claim.lua's jobs,
+unknown.lua's decision, and the list rows of rows.lua (whose field order ROW_FIELDS
+mirrors)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,17 @@ class ClaimResult:
     notes: list[str]
     next_due_ms: int  # -1 when nothing is scheduled
     now_ms: int
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """What unknown.lua did with a job whose task the worker does not know."""
+
+    state: str  # "scheduled" (handed back) or "dead"
+    known_by: str = ""  # a live worker of the queue that knows the task, if one does
+    grace_left_ms: int = 0  # handed back while no live worker knows it: time left
+    reason: str = ""  # dead: why
+    dependents: bool = False  # dead, with dependents to resolve
 
 
 # The job fields a list row reads, in the order lua/rows.lua returns them (its FIELDS).

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import IntEnum
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -22,11 +21,12 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from .config import Settings
+from .connection import is_cluster
 from .errors import InvalidState, JobNotFound, JobqError, LeaseLost, QueueFull
 from .grouping import Signature
 from .job import Claimed, JobSpec
 from .keys import Keyspace
-from .replies import ClaimResult, _claimed, _records
+from .replies import ClaimResult, Unknown, _claimed, _records
 from .wire import evalsha, pipelined
 
 if TYPE_CHECKING:
@@ -108,17 +108,6 @@ _FAILED = {1: ("scheduled", False), 2: ("failed", False), 3: ("dead", False),
            4: ("pending", False), 5: ("failed", True), 6: ("dead", True)}
 
 
-@dataclass(frozen=True)
-class Unknown:
-    """What unknown.lua did with a job whose task the worker does not know."""
-
-    state: str  # "scheduled" (handed back) or "dead"
-    known_by: str = ""  # a live worker of the queue that knows the task, if one does
-    grace_left_ms: int = 0  # handed back while no live worker knows it: time left
-    reason: str = ""  # dead: why
-    dependents: bool = False  # dead, with dependents to resolve
-
-
 def enqueue_reply(out: Any, queue: str, count: int) -> list[bool | str]:
     """enqueue.lua's reply for `count` jobs as Scripts.enqueue returns it (raises QueueFull)."""
     raise_for(out, queue=queue, count=count)
@@ -135,12 +124,15 @@ class Scripts:
         self._scripts: dict[str, Script] = {n: client.register_script(source(n))
                                           for n in names()}
         self._enqueue_keys: dict[str, list[str]] = {}  # per queue: building them is per call
+        self.cluster = is_cluster(client)
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any],
              client: redis.Redis | None = None) -> Any:
         c = client or self.client
         script = self._scripts[name]
-        if c.connection is not None:  # a single-connection client: its own locking path
+        # A single-connection client (its own locking path) or a cluster client (no pool:
+        # it routes EVALSHA to its keys' node): through Script, which loads a lost script.
+        if self.cluster or c.connection is not None:
             return script(keys=list(keys), args=list(args), client=c)
         try:
             return evalsha(c, script.sha, len(keys), (*keys, *args))

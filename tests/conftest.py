@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from jobq_core import Queue, Settings
+from jobq_core.localcluster import LocalCluster
 from jobq_core.server import LocalRedis, temp_dir
 
 
@@ -20,6 +21,22 @@ def redis_server() -> Iterator[LocalRedis]:
     yield server
     server.stop()
     shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A Redis/Valkey Cluster this session started: 3 primaries + 1 replica each, on free
+    loopback ports (never 6379), slots in 3 even ranges (see LocalCluster.primary_of and
+    localcluster.queue_names_on_distinct_primaries). Started on first use (~6 s)."""
+    cluster = LocalCluster(temp_dir("jq-cluster-"), n_primaries=3, n_replicas=1).start()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def cluster_url(redis_cluster: LocalCluster) -> str:
+    """`redis+cluster://` URL of the session's cluster."""
+    return redis_cluster.url
 
 
 @pytest.fixture(scope="session")

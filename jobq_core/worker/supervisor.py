@@ -24,9 +24,9 @@ from typing import Any
 import redis
 
 from ..config import Settings
-from ..connection import connect, translated
+from ..connection import check_not_cluster_node, connect, translated
 from ..durations import duration
-from ..errors import JobqError, LeaseLost, RedisUnavailable
+from ..errors import ConfigError, JobqError, LeaseLost, RedisUnavailable
 from ..hooks import Hooks, WorkerContext, WorkerHook
 from ..job import DEFERRED_MS, Claimed, Job
 from ..keys import Keyspace, check_queue_name
@@ -303,9 +303,13 @@ class Worker:
                         job.id, exc)
 
     def _check_redis(self) -> None:
+        url = self.settings.redis_url
         try:
-            with translated(self.settings.redis_url):
+            with translated(url):
+                check_not_cluster_node(self.client, url)  # raises ConfigError: fatal
                 policy = self.client.config_get("maxmemory-policy").get("maxmemory-policy")
+        except ConfigError:
+            raise
         except (RedisUnavailable, JobqError, Exception) as exc:  # CONFIG may be disabled (ACL)
             log.debug("cannot read maxmemory-policy: %s", exc)
             return

@@ -50,7 +50,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "dashboard app": ("dashboard", "dashboard.app", "dashboard.serving", "dashboard.wsgi"),
     # Programs: the CLI (which serves the dashboard), the embedded Redis, the demo.
     "entry": ("jobq_core.cli", "jobq_core.cli.*", "jobq_core.__main__", "jobq_core.embedded",
-              "jobq_core.demo", "jobq_core.server"),
+              "jobq_core.demo", "jobq_core.server", "jobq_core.localcluster"),
 }
 
 def modules() -> dict[str, Path]:
