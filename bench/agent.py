@@ -3,6 +3,7 @@
     python -m bench.agent SYSTEM enqueue --kind noop --n 10000 --mode single
     python -m bench.agent SYSTEM enqueue --kind noop --n 10000 --mode bulk --chunk 1000
     python -m bench.agent SYSTEM enqueue --kind noop --n 10000 --threads 16
+    python -m bench.agent SYSTEM aenqueue --kind anoop --n 6400 --coroutines 64
     python -m bench.agent SYSTEM latency --n 500 --gap-ms 5
     python -m bench.agent jobq mixed --long 10 --long-s 1 --short 1000
     python -m bench.agent SYSTEM floor --n 20000
@@ -101,6 +102,37 @@ def cmd_enqueue_threads(driver: Driver, kind: str, n: int, threads: int) -> dict
     }
 
 
+def cmd_aenqueue(driver: Driver, kind: str, n: int, coroutines: int) -> dict[str, Any]:
+    """``coroutines`` coroutines on one event loop sharing one client, each awaiting its share
+    of ``n`` one-job enqueues one after the other (an async web app's concurrent requests)."""
+    import asyncio
+
+    assert kind in KINDS
+    shares = [n // coroutines + (1 if i < n % coroutines else 0) for i in range(coroutines)]
+
+    async def produce(count: int) -> None:
+        enqueue_one = driver.aenqueue_one
+        for _ in range(count):
+            await enqueue_one(kind)  # type: ignore[arg-type]
+
+    async def main() -> tuple[float, float]:
+        await driver.aconnect()
+        cpu0, t0 = _cpu_s(), time.perf_counter()
+        await asyncio.gather(*(produce(c) for c in shares))
+        elapsed, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+        await driver.aclose()
+        return elapsed, cpu
+
+    elapsed, cpu = asyncio.run(main())
+    return {
+        "n": n,
+        "coroutines": coroutines,
+        "elapsed_s": elapsed,
+        "cpu_s": cpu,
+        "rate": n / elapsed if elapsed else None,
+    }
+
+
 def cmd_latency(driver: Driver, n: int, gap_ms: float) -> dict[str, Any]:
     """Enqueue ``n`` latency probes on an absolute grid of ``gap_ms``, each stamped just before."""
     driver.connect()
@@ -179,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="single enqueues from this many threads sharing one client",
     )
+    aenqueue = sub.add_parser("aenqueue")
+    aenqueue.add_argument("--kind", choices=KINDS, default="anoop")
+    aenqueue.add_argument("--n", type=int, required=True)
+    aenqueue.add_argument("--coroutines", type=int, default=64)
     latency = sub.add_parser("latency")
     latency.add_argument("--n", type=int, required=True)
     latency.add_argument("--gap-ms", type=float, default=5.0)
@@ -200,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         result = cmd_enqueue(
             driver_cls(url), args.kind, args.n, args.mode, args.chunk, args.deadline_s
         )
+    elif args.command == "aenqueue":
+        result = cmd_aenqueue(driver_cls(url), args.kind, args.n, args.coroutines)
     elif args.command == "mixed":
         driver = driver_cls(url)
         driver.connect()

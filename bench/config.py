@@ -13,8 +13,13 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-ALL_SYSTEMS = ("jobq", "rq", "celery", "dramatiq", "huey", "arq")
-ALL_SCENARIOS = ("floor", "bulk", "threads", "drain", "sleep", "latency", "mixed", "memory")
+ALL_SYSTEMS = ("jobq", "rq", "celery", "dramatiq", "huey", "arq", "saq", "taskiq")
+# adrain, asleep, aenqueue: issue 16's asyncio figures (jobq's async pool and AsyncQueue
+# against arq, SAQ and taskiq)
+ALL_SCENARIOS = (
+    "floor", "bulk", "threads", "drain", "sleep", "latency", "mixed",
+    "adrain", "asleep", "aenqueue", "memory",
+)
 
 
 def _int(name: str, default: int) -> int:
@@ -52,6 +57,13 @@ class BenchConfig:
     threads: int = 16
     # 10 ms sleep jobs per run at concurrency 8: 1,200 is 1.5 s of work at the 800 jobs/s ideal
     sleep_n: int = 1_200
+    # asyncio figures (issue 16): 10 ms `asyncio.sleep` jobs per run at concurrency 100 (3,000
+    # is 0.3 s of work at the 10,000 jobs/s ideal: the first->last rate is what counts), and
+    # concurrent enqueues from coroutines of one process, each awaiting one enqueue at a time.
+    # The async no-op drain uses `n`.
+    asleep_n: int = 3_000
+    aenqueue_n: int = 6_400
+    aenqueue_coroutines: int = 64
     # idle-latency probe: jobs, spacing between enqueues
     latency_n: int = 500
     latency_gap_ms: float = 5.0
@@ -101,6 +113,9 @@ class BenchConfig:
             threads_n=_int("BENCH_THREADS_N", default.threads_n),
             threads=_int("BENCH_THREADS", default.threads),
             sleep_n=_int("BENCH_SLEEP_N", default.sleep_n),
+            asleep_n=_int("BENCH_ASLEEP_N", default.asleep_n),
+            aenqueue_n=_int("BENCH_AENQUEUE_N", default.aenqueue_n),
+            aenqueue_coroutines=_int("BENCH_AENQUEUE_COROUTINES", default.aenqueue_coroutines),
             latency_n=_int("BENCH_LATENCY_N", default.latency_n),
             latency_gap_ms=_float("BENCH_LATENCY_GAP_MS", default.latency_gap_ms),
             mem_n=_int("BENCH_MEM_N", default.mem_n),

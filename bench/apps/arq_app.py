@@ -8,6 +8,7 @@ import time
 from typing import Any, ClassVar
 
 from arq.connections import RedisSettings
+from arq.worker import func
 
 from bench import beacon
 
@@ -26,7 +27,10 @@ async def latency(ctx: dict[str, Any], t_enqueue: float) -> None:
 
 
 class WorkerSettings:
-    functions: ClassVar[list[Any]] = [noop, sleep10ms, latency]
+    # anoop / asleep10ms: the asyncio figures' names for the same coroutines
+    functions: ClassVar[list[Any]] = [
+        noop, sleep10ms, latency, func(noop, name="anoop"), func(sleep10ms, name="asleep10ms")
+    ]
     redis_settings = RedisSettings.from_dsn(os.environ["BENCH_REDIS_URL"])
     max_jobs = int(os.environ.get("BENCH_ARQ_MAX_JOBS", "10"))  # arq's default is 10
     poll_delay = float(os.environ.get("BENCH_ARQ_POLL_DELAY", "0.5"))  # arq's default is 0.5 s

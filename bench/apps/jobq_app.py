@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from jobq_core import task
@@ -36,3 +37,15 @@ def mixed_long(seconds: float) -> None:
 def mixed_short() -> None:
     """The mixed load's no-op job: reports when it ended (wall clock)."""
     beacon.send(time.time())
+
+
+@task(queue="bench")
+async def anoop() -> None:
+    """The asyncio figures' no-op job (a coroutine, for --pool async)."""
+    beacon.send()
+
+
+@task(queue="bench")
+async def asleep10ms() -> None:
+    await asyncio.sleep(0.01)
+    beacon.send()

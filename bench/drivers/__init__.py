@@ -9,10 +9,15 @@ from bench.drivers.dramatiq import DramatiqDriver
 from bench.drivers.huey import HueyDriver
 from bench.drivers.jobq import JobqDriver
 from bench.drivers.rq import RqDriver
+from bench.drivers.saq import SaqDriver
+from bench.drivers.taskiq import TaskiqDriver
 
 DRIVERS: dict[str, type[Driver]] = {
     driver.name: driver
-    for driver in (JobqDriver, RqDriver, CeleryDriver, DramatiqDriver, HueyDriver, ArqDriver)
+    for driver in (
+        JobqDriver, RqDriver, CeleryDriver, DramatiqDriver, HueyDriver, ArqDriver, SaqDriver,
+        TaskiqDriver,
+    )
 }
 
 __all__ = ["DRIVERS", "Driver", "Variant"]

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from bench.drivers.base import Driver, Kind, Variant, variant
+from bench.drivers.base import ASYNC_CONCURRENCY, Driver, Kind, Variant, variant
 
 
 class ArqDriver(Driver):
@@ -19,6 +19,7 @@ class ArqDriver(Driver):
     memory_fill = "bulk"
     # one asyncio loop per client: its enqueue is not callable from several threads at once
     threaded_enqueue = False
+    async_api = True
     # {placeholders} are filled by bench/report.py with this run's own figures for arq.
     config_note = (
         "`WorkerSettings` defaults (`max_jobs=10`, `poll_delay=0.5 s`, results kept 1 h), run "
@@ -28,7 +29,9 @@ class ArqDriver(Driver):
         "{drain_1p} jobs/s with 1 process and {drain_2p} with 2, at a p50 latency of "
         "{latency_p50} ms. `BENCH_EXTRA_VARIANTS=1` adds a non-default `poll_delay=0.005` "
         "configuration that shows what the polling costs. `max_jobs=8` for the 10 ms jobs. "
-        "The producer calls `enqueue_job` through `loop.run_until_complete` per job."
+        "The producer calls `enqueue_job` through `loop.run_until_complete` per job. In the "
+        "asyncio figures: the same defaults with `max_jobs=100` (the same 100 jobs at once "
+        "as every system there), and the producer awaits `pool.enqueue_job` from coroutines."
     )
 
     def __init__(self, url: str) -> None:
@@ -61,6 +64,20 @@ class ArqDriver(Driver):
             self._loop.run_until_complete(self._pool.aclose())
             self._loop.close()
 
+    async def aconnect(self) -> None:
+        from arq import create_pool
+        from arq.connections import RedisSettings
+
+        self._pool = await create_pool(RedisSettings.from_dsn(self.url))
+
+    async def aenqueue_one(self, kind: Kind) -> None:
+        await self._pool.enqueue_job(kind)
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
+
     def variants(self) -> list[Variant]:
         fast = {"poll_delay": "0.005"}
         # default arq drains ~200 no-op jobs/s (one 100-job read per 0.5 s poll) and ~16 sleeping
@@ -70,6 +87,16 @@ class ArqDriver(Driver):
             variant("arq", "arq-2p", "arq (defaults)", "drain-2p", 2, 10, n_scale=0.1),
             variant("arq", "arq-1p-max8", "arq (defaults)", "sleep-c8", 1, 8, n_scale=0.05),
             variant("arq", "arq-1p-lat", "arq (defaults)", "latency", 1, 10),
+            # the asyncio figures: max_jobs=100 as every system there; one 0.5 s poll reads
+            # at most 100 jobs, so ~200 jobs/s
+            variant(
+                "arq", "arq-async-1p", "arq (defaults)", "adrain-1p", 1, ASYNC_CONCURRENCY,
+                n_scale=0.2,
+            ),
+            variant(
+                "arq", "arq-async-c100", "arq (defaults)", "asleep-c100", 1, ASYNC_CONCURRENCY,
+                n_scale=0.2,
+            ),
             variant(
                 "arq",
                 "arq-1p-poll5ms",

@@ -22,12 +22,19 @@ from typing import ClassVar, Literal
 from bench import procs
 from bench.config import REPO_ROOT
 
-Kind = Literal["noop", "sleep10ms", "latency"]
-KINDS: tuple[Kind, ...] = ("noop", "sleep10ms", "latency")
+# anoop / asleep10ms: `async def` tasks (the asyncio figures); in the asyncio-only libraries
+# (arq, SAQ, taskiq) every task is a coroutine, so there they are the same as noop / sleep10ms
+Kind = Literal["noop", "sleep10ms", "latency", "anoop", "asleep10ms"]
+KINDS: tuple[Kind, ...] = ("noop", "sleep10ms", "latency", "anoop", "asleep10ms")
 QUEUE = "bench"
+# jobs at once in the asyncio figures' 10 ms jobs (issue 16's "concurrency 100")
+ASYNC_CONCURRENCY = 100
 
 # the scenarios a variant can take part in; each maps to one column of the summary table
-Role = Literal["drain-1p", "drain-2p", "sleep-c8", "latency", "mixed"]
+# (adrain-1p and asleep-c100 to the asyncio table)
+Role = Literal[
+    "drain-1p", "drain-2p", "sleep-c8", "latency", "mixed", "adrain-1p", "asleep-c100"
+]
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,10 @@ class Driver(ABC):
     memory_fill: ClassVar[Literal["single", "bulk"]] = "single"
     # whether one client may enqueue from many threads at once (the 16-thread enqueue figure)
     threaded_enqueue: ClassVar[bool] = True
+    # an asyncio producer API (aconnect/aenqueue_one/aclose): the concurrent-enqueue figure
+    async_api: ClassVar[bool] = False
+    # measured only in the asyncio figures (SAQ, taskiq): no batch, thread or memory units
+    async_only: ClassVar[bool] = False
     config_note: ClassVar[str]  # markdown: how the system is configured and why
 
     def __init__(self, url: str) -> None:
@@ -92,6 +103,19 @@ class Driver(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most drivers have nothing to close
         """Release connections (optional)."""
+
+    # asyncio producer side (drivers with ``async_api``): runs in the system's venv
+
+    async def aconnect(self) -> None:
+        """Open the library's asyncio client on the running loop."""
+        raise NotImplementedError(f"{self.name} has no asyncio producer API")
+
+    async def aenqueue_one(self, kind: Kind) -> None:
+        """Enqueue one job through the library's awaitable one-job API."""
+        raise NotImplementedError(f"{self.name} has no asyncio producer API")
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release the asyncio client (optional)."""
 
     # orchestrator side: runs in the peers venv
 

@@ -7,9 +7,12 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from bench.drivers.base import QUEUE, Driver, Kind, Variant, variant
+from bench.drivers.base import ASYNC_CONCURRENCY, QUEUE, Driver, Kind, Variant, variant
 
-_TASKS = {kind: f"bench.apps.jobq_app.{kind}" for kind in ("noop", "sleep10ms", "latency")}
+_TASKS = {
+    kind: f"bench.apps.jobq_app.{kind}"
+    for kind in ("noop", "sleep10ms", "latency", "anoop", "asleep10ms")
+}
 # jobq's own settings comment: prefetch "raises throughput of short jobs"; 64 is what Celery's
 # guide suggests for its equivalent, so both systems get the same allowance
 PREFETCH = "64"
@@ -29,6 +32,7 @@ class JobqDriver(Driver):
     packages = ("jobq", "redis", "hiredis")
     bulk_api = "`Queue.enqueue_many` (one round trip per batch)"
     memory_fill = "bulk"
+    async_api = True
     config_note = (
         "`jobq worker --url URL --queue bench --import bench.apps.jobq_app --prefetch 64` "
         "(prefetch is jobq's documented lever for short jobs; 64 as Celery gets), otherwise "
@@ -39,12 +43,17 @@ class JobqDriver(Driver):
         "(defaults: no flags)' runs `jobq worker --import bench.apps.jobq_app` alone "
         "(process pool, a slot per CPU, auto prefetch; `--pool thread` only for the 10 ms "
         "jobs). The latency row with `--no-claim-on-wake` turns off the default claim in "
-        "the idle wait's round trip (under a short pick-up lease), for comparison."
+        "the idle wait's round trip (under a short pick-up lease), for comparison. "
+        "In the asyncio figures: `--pool async --concurrency 100 --prefetch 64` (one event "
+        "loop, `async def` tasks; 100 is the async pool's default concurrency), and the "
+        "producer awaits `AsyncQueue.enqueue` (concurrent calls share script calls: group "
+        "commit)."
     )
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self._queue: Any = None
+        self._aqueue: Any = None
 
     def connect(self) -> None:
         from jobq_core import Queue
@@ -59,6 +68,21 @@ class JobqDriver(Driver):
     def enqueue_bulk(self, kind: Kind, count: int) -> None:
         # per the engine contract: one entry per job, task name and positional args
         self._queue.enqueue_many([(_TASKS[kind], ()) for _ in range(count)])
+
+    async def aconnect(self) -> None:
+        from jobq_core import AsyncQueue
+
+        import bench.apps.jobq_app  # noqa: F401 - registers the tasks for enqueue-by-name checks
+
+        self._aqueue = AsyncQueue(QUEUE, url=self.url)
+
+    async def aenqueue_one(self, kind: Kind) -> None:
+        await self._aqueue.enqueue(_TASKS[kind])
+
+    async def aclose(self) -> None:
+        if self._aqueue is not None:
+            await self._aqueue.aclose()
+            self._aqueue = None
 
     def enqueue_mixed(self, long_n: int, long_s: float, short_n: int) -> None:
         """The mixed load: `long_n` jobs of `long_s` seconds, then `short_n` no-op jobs."""
@@ -137,6 +161,14 @@ class JobqDriver(Driver):
             variant("jobq", "jobq-thread-lat", "jobq (thread pool)", "latency", 1, 1, opts=thread),
             variant(
                 "jobq", "jobq-process-lat", "jobq (process pool)", "latency", 1, 1, opts=process
+            ),
+            variant(
+                "jobq", "jobq-async-1p", "jobq (--pool async)", "adrain-1p", 1,
+                ASYNC_CONCURRENCY, opts={"pool": "async"},
+            ),
+            variant(
+                "jobq", "jobq-async-c100", "jobq (--pool async)", "asleep-c100", 1,
+                ASYNC_CONCURRENCY, opts={"pool": "async"},
             ),
             variant(
                 "jobq",

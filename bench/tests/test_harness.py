@@ -204,3 +204,51 @@ def test_a_config_note_quotes_this_runs_numbers() -> None:
     note = next(line for line in text.splitlines() if line.startswith("- **arq**"))
     assert "drained 290 jobs/s with 1 process and — with 2" in note
     assert "p50 latency of 270 ms" in note and "200" not in note
+
+
+def _figs(**medians: float) -> dict[str, Summary | None]:
+    return {key: Summary(v, v, v, 1) for key, v in medians.items()}
+
+
+def test_async_goals_use_this_runs_peers_and_huey() -> None:
+    jobq = _figs(drain=15_000.0, sleep=8_000.0, enqueue=20_000.0)
+    peers = {"SAQ": _figs(drain=3_000.0, sleep=3_500.0, enqueue=2_000.0),
+             "taskiq": _figs(drain=8_000.0, sleep=1_000.0, enqueue=4_000.0)}
+    rows = {row[0]: row for row in report.async_goals(jobq, peers, huey_one_by_one=7_000.0)}
+    drain = rows["async no-op drain, 1 process"]
+    # 15,000 < 2 x taskiq's 8,000: missed, though jobq is the fastest
+    assert drain[2] == "8,000 (taskiq)" and drain[3] == "1.88×"
+    assert drain[4] == "≥ 2× best async peer = 16,000" and drain[5] == "no"
+    sleep = rows["10 ms jobs, concurrency 100"]
+    # 8,000 is short of 9,000 but more than 2 x SAQ's 3,500: either one meets the goal
+    assert sleep[5] == "yes" and "(80% of ideal)" in sleep[3]
+    enqueue = rows["concurrent enqueue, 64 coroutines"]
+    assert enqueue[4] == "≥ 3× Huey's 1-by-1 enqueue = 21,000" and enqueue[5] == "no"
+    assert "2.86× Huey 1-by-1" in enqueue[3]
+    # no Huey in the run: the enqueue goal cannot be judged
+    rows = {row[0]: row for row in report.async_goals(jobq, peers, huey_one_by_one=None)}
+    assert rows["concurrent enqueue, 64 coroutines"][5] == "—"
+    slow = report.async_goals(_figs(drain=1.0, sleep=5_000.0, enqueue=1.0), peers, 1.0)
+    assert slow[1][5] == "no"  # neither 90 % of the ideal nor twice SAQ's 3,500
+
+
+def test_report_shows_the_async_section() -> None:
+    def unit(system: str, scenario: str, role: str, row: str, rate: float) -> dict[str, object]:
+        record = _drain(system, f"{system}-{role}", row, role, rate, 0)
+        return {**record, "scenario": scenario}
+
+    records = [
+        unit("jobq", "adrain", "adrain-1p", "jobq (--pool async)", 16_000.0),
+        unit("saq", "adrain", "adrain-1p", "SAQ", 2_000.0),
+        unit("jobq", "asleep", "asleep-c100", "jobq (--pool async)", 9_500.0),
+        {"scenario": "aenqueue", "system": "jobq", "label": "jobq-aenqueue", "rep": 0,
+         "rate": 25_000.0, "redis_cmds_per_job": 2.0, "producer_cpu_us_per_job": 20.0},
+        _drain("huey", "huey-thread-1", "Huey", "drain-1p", 7_000.0, 0),
+    ]
+    meta = {"config": {"n": 100, "repeat": 1}, "notes": [], "versions": {},
+            "config_notes": {}}
+    text = report.render({"meta": meta, "records": records})
+    assert "| **jobq (--pool async)** | 16,000 | 9,500 | 25,000 |" in text
+    assert "| SAQ | 2,000 | — | — |" in text
+    assert "| async no-op drain, 1 process | 16,000 | 2,000 (SAQ) | 8.00× |" in text
+    assert "= 21,000 | yes |" in text

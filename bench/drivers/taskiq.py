@@ -1,0 +1,114 @@
+"""taskiq with taskiq-redis's RedisStreamBroker (acknowledged delivery from a Redis stream)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+from bench.drivers.base import ASYNC_CONCURRENCY, Driver, Kind, Variant, WorkerHandle, variant
+
+# taskiq 0.13's worker does not exit on SIGTERM while its stream broker has nothing to read
+# (it logs "Stopping prefetching messages..." and goes on polling XREADGROUP), so it is
+# killed after this long instead of the harness's 20 s: its jobs are all done by then
+STOP_GRACE_S = 3.0
+
+
+class TaskiqDriver(Driver):
+    name = "taskiq"
+    title = "taskiq"
+    venv = "taskiq"
+    packages = ("taskiq", "taskiq-redis", "redis", "hiredis")
+    bulk_api = "not measured (asyncio figures only)"
+    threaded_enqueue = False
+    async_api = True
+    async_only = True
+    config_note = (
+        "`RedisStreamBroker(url, queue_name=\"bench\")`, the broker taskiq-redis's README sets up "
+        "(the one of its three with acknowledgements; the list and pub/sub brokers lose a job "
+        "whose worker dies), default options (XREADGROUP of up to 100 entries, ack once the "
+        "result is handled), no result backend (taskiq's default; Celery runs without one "
+        "here too). Worker: `taskiq worker bench.apps.taskiq_app:broker --workers 1 "
+        "--max-async-tasks 100 --log-level WARNING` (100 is its default; at its default INFO "
+        "it logs every task; `--workers 1`: one worker process under taskiq's process manager, "
+        "whose default is 2). The producer calls `await broker.startup()` once, then awaits "
+        "`task.kiq()` per job. Its worker does not exit on SIGTERM once the stream is empty "
+        "(it keeps polling XREADGROUP), so the harness kills it 3 s after its last job; its "
+        "CPU per job is read before that, between the first and the last job."
+    )
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._broker: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def connect(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self.aconnect())
+
+    def enqueue_one(self, kind: Kind, *args: float) -> None:
+        assert self._loop is not None
+        self._loop.run_until_complete(self.aenqueue_one(kind))
+
+    def enqueue_bulk(self, kind: Kind, count: int) -> None:
+        assert self._loop is not None
+        kick = self._tasks[kind].kiq
+
+        async def batch() -> None:
+            await asyncio.gather(*(kick() for _ in range(count)))
+
+        self._loop.run_until_complete(batch())
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.run_until_complete(self.aclose())
+            self._loop.close()
+
+    async def aconnect(self) -> None:
+        # the app reads BENCH_REDIS_URL, which is this driver's url in the agent
+        from bench.apps import taskiq_app
+
+        self._broker = taskiq_app.broker
+        self._tasks = {
+            "anoop": taskiq_app.anoop,
+            "asleep10ms": taskiq_app.asleep10ms,
+            "noop": taskiq_app.anoop,
+            "sleep10ms": taskiq_app.asleep10ms,
+        }
+        # declares the consumer group (at "$") before the first job, so workers started
+        # later still read every job enqueued from here on
+        await self._broker.startup()
+
+    async def aenqueue_one(self, kind: Kind) -> None:
+        await self._tasks[kind].kiq()
+
+    async def aclose(self) -> None:
+        if self._broker is not None:
+            await self._broker.shutdown()
+            self._broker = None
+
+    def variants(self) -> list[Variant]:
+        c = ASYNC_CONCURRENCY
+        return [
+            variant("taskiq", "taskiq-1p", "taskiq", "adrain-1p", 1, c),
+            variant("taskiq", "taskiq-c100", "taskiq", "asleep-c100", 1, c),
+        ]
+
+    def stop(self, handle: WorkerHandle, grace_s: float = 20.0) -> procs.StopResult:
+        return procs.stop_group(handle.procs, grace_s=min(grace_s, STOP_GRACE_S))
+
+    def worker_argvs(self, variant: Variant, bindir: Path) -> list[list[str]]:
+        one = [
+            str(bindir / "taskiq"),
+            "worker",
+            "bench.apps.taskiq_app:broker",
+            "--workers",
+            "1",
+            "--max-async-tasks",
+            str(variant.concurrency),
+            "--log-level",
+            "WARNING",
+        ]
+        return [list(one) for _ in range(variant.n_procs)]
