@@ -185,7 +185,8 @@ def run_threads(ctx: Context, driver: Driver, rep: int) -> Record:
 
 def run_aenqueue(ctx: Context, driver: Driver, rep: int) -> Record:
     """Awaited one-job enqueues from BENCH_AENQUEUE_COROUTINES coroutines of one process."""
-    n, coroutines = ctx.config.aenqueue_n, ctx.config.aenqueue_coroutines
+    coroutines = ctx.config.aenqueue_coroutines
+    n = max(coroutines, int(ctx.config.aenqueue_n * driver.aenqueue_scale))
     ctx.server.reset()
     before = ctx.server.snapshot()
     result = agent(

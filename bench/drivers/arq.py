@@ -20,6 +20,8 @@ class ArqDriver(Driver):
     # one asyncio loop per client: its enqueue is not callable from several threads at once
     threaded_enqueue = False
     async_api = True
+    # about 1,000-2,000 awaited enqueues/s here: a quarter of N is a second or more of it
+    aenqueue_scale = 0.25
     # {placeholders} are filled by bench/report.py with this run's own figures for arq.
     config_note = (
         "`WorkerSettings` defaults (`max_jobs=10`, `poll_delay=0.5 s`, results kept 1 h), run "
@@ -95,7 +97,7 @@ class ArqDriver(Driver):
             ),
             variant(
                 "arq", "arq-async-c100", "arq (defaults)", "asleep-c100", 1, ASYNC_CONCURRENCY,
-                n_scale=0.2,
+                n_scale=0.05,
             ),
             variant(
                 "arq",

@@ -82,6 +82,11 @@ class Driver(ABC):
     async_api: ClassVar[bool] = False
     # measured only in the asyncio figures (SAQ, taskiq): no batch, thread or memory units
     async_only: ClassVar[bool] = False
+    # a slow producer enqueues this fraction of BENCH_AENQUEUE_N (its rate does not depend
+    # on N; the run stays short)
+    aenqueue_scale: ClassVar[float] = 1.0
+    # how long a warm stop may take before the workers are killed
+    stop_grace_s: ClassVar[float] = 20.0
     config_note: ClassVar[str]  # markdown: how the system is configured and why
 
     def __init__(self, url: str) -> None:
@@ -147,9 +152,11 @@ class Driver(ABC):
             started_procs.append(procs.spawn(argv, full_env, log, cwd=REPO_ROOT))
         return WorkerHandle(variant=variant, procs=started_procs, started_at=started)
 
-    def stop(self, handle: WorkerHandle, grace_s: float = 20.0) -> procs.StopResult:
-        """Warm-stop every worker of ``handle`` and reap them (killing what does not stop)."""
-        return procs.stop_group(handle.procs, grace_s=grace_s)
+    def stop(self, handle: WorkerHandle, grace_s: float | None = None) -> procs.StopResult:
+        """Warm-stop every worker of ``handle`` and reap them (killing what does not stop
+        after ``grace_s``, by default the driver's ``stop_grace_s``)."""
+        grace = self.stop_grace_s if grace_s is None else min(grace_s, self.stop_grace_s)
+        return procs.stop_group(handle.procs, grace_s=grace)
 
 
 def variant(

@@ -164,7 +164,7 @@ class JobqDriver(Driver):
             ),
             variant(
                 "jobq", "jobq-async-1p", "jobq (--pool async)", "adrain-1p", 1,
-                ASYNC_CONCURRENCY, opts={"pool": "async"},
+                ASYNC_CONCURRENCY, opts={"pool": "async"}, n_scale=2.0,
             ),
             variant(
                 "jobq", "jobq-async-c100", "jobq (--pool async)", "asleep-c100", 1,
