@@ -18,7 +18,7 @@ ALL_SYSTEMS = ("jobq", "rq", "celery", "dramatiq", "huey", "arq", "saq", "taskiq
 # against arq, SAQ and taskiq)
 ALL_SCENARIOS = (
     "floor", "bulk", "threads", "drain", "sleep", "latency", "mixed",
-    "adrain", "asleep", "aenqueue", "memory",
+    "adrain", "asleep", "aenqueue", "memory", "dashboard",
 )
 
 
@@ -79,6 +79,13 @@ class BenchConfig:
     mem_repeat: int = 1
     # producer processes filling the memory figure in parallel (the bytes do not depend on speed)
     mem_producers: int = 2
+    # the dashboard's pages at issue 18's size (bench/dashboard_bench.py, once per run after the
+    # timed repetitions): pending and failed jobs, timed requests per page, and the seconds
+    # kept for it (filling a million jobs is most of them) when deciding on more repetitions
+    dashboard_pending: int = 1_000_000
+    dashboard_failed: int = 100_000
+    dashboard_repeat: int = 20
+    dashboard_reserve_s: float = 150.0
     # round trips in the redis-py floor loop, requests per redis-benchmark test
     floor_n: int = 10_000
     redis_benchmark_n: int = 50_000
@@ -124,6 +131,10 @@ class BenchConfig:
             mem_min_s=_float("BENCH_MEM_MIN_S", default.mem_min_s),
             mem_repeat=_int("BENCH_MEM_REPEAT", default.mem_repeat),
             mem_producers=max(1, _int("BENCH_MEM_PRODUCERS", default.mem_producers)),
+            dashboard_pending=_int("BENCH_DASHBOARD_PENDING", default.dashboard_pending),
+            dashboard_failed=_int("BENCH_DASHBOARD_FAILED", default.dashboard_failed),
+            dashboard_repeat=_int("BENCH_DASHBOARD_REPEAT", default.dashboard_repeat),
+            dashboard_reserve_s=_float("BENCH_DASHBOARD_RESERVE_S", default.dashboard_reserve_s),
             floor_n=_int("BENCH_FLOOR_N", default.floor_n),
             redis_benchmark_n=_int("BENCH_REDIS_BENCHMARK_N", default.redis_benchmark_n),
             unit_timeout_s=_float("BENCH_UNIT_TIMEOUT_S", default.unit_timeout_s),

@@ -87,6 +87,8 @@ def one_line(record: Record) -> str:
         return f"last no-op job ended {record['short_done_s']:.2f} s after start"
     if scenario == "memory":
         return f"{record['bytes_per_job']:.0f} B/job"
+    if scenario == "dashboard":
+        return ", ".join(f"{p['page']} {p['p50_ms']:.1f} ms" for p in record["pages"][:4])
     if record.get("kind") == "benchmark":
         return ", ".join(f"{k} {fmt_rate(v)}/s" for k, v in record["requests_per_s"].items())
     return f"{fmt_rate(record['round_trips_per_s'])} round trips/s"
@@ -369,6 +371,10 @@ def goal_met(value: float | None, target: float | None, higher_is_better: bool) 
     return "yes" if (value >= target if higher_is_better else value <= target) else "no"
 
 
+# issue 18: the dashboard pages judged against p50 <= 50 ms (bench/dashboard_bench.py's)
+ISSUE18_PAGES = ("overview", "errors (groups)", "job page with logs", "job logs (htmx tail)")
+
+
 # issue 16: the asyncio figures (jobq's --pool async and AsyncQueue against arq, SAQ, taskiq)
 
 ASYNC_SYSTEMS = ("jobq", "arq", "saq", "taskiq")
@@ -484,6 +490,35 @@ def section_async(res: Results) -> str:
     return text + "\n\n" + table(
         ["figure", "jobq", "best async peer", "jobq ÷ peer", "issue 16 goal",
          "met in this run"], goals, align="llllll")
+
+
+def section_dashboard(res: Results) -> str:
+    """Issue 18's dashboard figures: p50 per page at 10^6 pending + 10^5 failed."""
+    records = res.ok("dashboard")
+    if not records:
+        failed = [r for r in res.records if r["scenario"] == "dashboard" and "error" in r]
+        return ("Not run (BENCH_SCENARIOS without `dashboard`, or jobq not measured)."
+                if not failed else f"Failed: {failed[0]['error']}")
+    rec = records[-1]
+    goal = float(rec.get("goal_ms", 50.0))
+    rows = []
+    for page in rec["pages"]:
+        judged = page["page"] in ISSUE18_PAGES
+        met = ("yes" if page["p50_ms"] <= goal else "no") if judged else ""
+        rows.append([page["page"], fmt_small(page["p50_ms"]), fmt_small(page["p95_ms"]),
+                     fmt_small(page["max_ms"]), str(page["commands"]), str(page["bounded"]),
+                     f"≤ {goal:.0f} ms: {met}" if judged else ""])
+    lines = rec.get("log_lines")
+    logs = ("the engine has no per-job logs yet (the job page is timed without them)"
+            if lines is None else f"its job's log holds {lines:,} lines")
+    problems = ", ".join(rec.get("problems", [])) or "none"
+    head = (f"{rec['pending']:,} pending and {rec['failed']:,} failed jobs, "
+            f"{rec['repeat']} timed requests per page after 3 warm-ups, server time in-process "
+            f"(Flask test client, no network) by `bench/dashboard_bench.py`. The overview's "
+            f"problems panel showed: {problems}; {logs}.")
+    return head + "\n\n" + table(
+        ["page", "p50 ms", "p95 ms", "max ms", "Redis commands", "bounded reads",
+         "issue 18 goal"], rows, align="lrrrrll")
 
 
 def section_enqueue(res: Results) -> str:
@@ -920,6 +955,10 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
         section_drain(res, "adrain"),
         "",
         section_drain(res, "asleep"),
+        "",
+        "### 3d. The dashboard at a million jobs (issue 18)",
+        "",
+        section_dashboard(res),
         "",
         "### 4. Redis per job",
         "",

@@ -13,6 +13,7 @@ Run through ``bench/run.sh`` (it builds the venvs first). Order of a run:
         adrain:  asyncio no-op drains on one process (jobq --pool async, arq, SAQ, taskiq)
         asleep:  their 10 ms `asyncio.sleep` jobs at concurrency 100
         aenqueue: their awaitable enqueue from 64 coroutines of one process
+    dashboard: jobq's dashboard pages at 10^6 pending + 10^5 failed (bench/dashboard_bench.py)
     memory: every system's bytes per pending job (BENCH_MEM_REPEAT passes)
 
 SAQ and taskiq (``Driver.async_only``) take part in the asyncio scenarios only.
@@ -368,6 +369,40 @@ def run_mixed(ctx: Context, driver: Driver, variant: Variant) -> Record:
     }
 
 
+# issue 18's pages, and the overview's htmx poll and the problems panel beside them
+DASHBOARD_PAGES = r"^overview|^problems panel|^errors|^job page with logs|^job logs"
+
+
+def run_dashboard(ctx: Context) -> Record:
+    """bench/dashboard_bench.py on the harness's server: fill, then time the pages in-process."""
+    cfg = ctx.config
+    ctx.server.reset()
+    out = ctx.log_dir / "dashboard.json"
+    out.unlink(missing_ok=True)
+    argv = [
+        str(VENVS["project"].python), "bench/dashboard_bench.py", "--redis-url", ctx.server.url,
+        "--pending", str(cfg.dashboard_pending), "--failed", str(cfg.dashboard_failed),
+        "--repeat", str(cfg.dashboard_repeat), "--pages", DASHBOARD_PAGES, "--json", str(out),
+    ]
+    try:
+        # filling a million jobs takes most of it: a longer limit than a unit's
+        done = procs.run(argv, ctx.env(), REPO_ROOT, max(600.0, ctx.config.unit_timeout_s))
+    except subprocess.TimeoutExpired:
+        raise UnitError("dashboard_bench.py timed out") from None
+    finally:
+        ctx.server.reset()
+        ctx.server.r.slowlog_reset()
+        ctx.server.r.config_set("slowlog-max-len", 128)
+    (ctx.log_dir / "dashboard.log").write_text(done.stdout + done.stderr)
+    # exit 1 with results: a page sent an unbounded command (the JSON says which)
+    if done.returncode not in (0, 1) or not out.exists():
+        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-4:])
+        raise UnitError(f"dashboard_bench.py exited {done.returncode}: {tail}")
+    data: dict[str, Any] = json.loads(out.read_text())
+    return {"label": "jobq-dashboard", "row": "jobq dashboard", "all_bounded": done.returncode == 0,
+            **data}
+
+
 def run_memory(ctx: Context, driver: Driver, n: int, allowed_s: float) -> Record:
     """Bytes of Redis memory per pending job, filled by parallel producers (speed is irrelevant).
 
@@ -566,6 +601,8 @@ def run_all(ctx: Context, started: float) -> None:
     run_repetition(ctx, 0, tool)
     rep_s = time.monotonic() - rep_s
     reserve_s = cfg.mem_reserve_s if "memory" in cfg.scenarios else 0.0
+    if "dashboard" in cfg.scenarios and "jobq" in ctx.drivers:
+        reserve_s += cfg.dashboard_reserve_s
     for rep in range(1, cfg.repeat):
         elapsed = time.monotonic() - started
         if elapsed + rep_s * 1.1 + reserve_s > cfg.budget_s:
@@ -578,6 +615,8 @@ def run_all(ctx: Context, started: float) -> None:
             log(note)
             break
         run_repetition(ctx, rep, tool)
+    if "dashboard" in cfg.scenarios and "jobq" in ctx.drivers:
+        unit(ctx, "dashboard", "jobq", 0, "jobq-dashboard", partial(run_dashboard, ctx))
     if "memory" in cfg.scenarios:
         run_memory_all(ctx, started)
 
