@@ -72,6 +72,9 @@ class Fetcher:
         r = self.last
         return r is not None and r.next_due_ms >= 0 and r.next_due_ms - r.now_ms <= seconds * 1000
 
+    def close(self) -> None:
+        self.blocking.close()
+
     def wake(self) -> None:
         """Best effort: end a blocking wait at once (by setting the markers it waits on)."""
         try:

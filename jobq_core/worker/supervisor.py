@@ -35,6 +35,7 @@ from ..registry import registered
 from ..runner import Outcome
 from ..scripts import Scripts
 from .builtin_hooks import builtin_hooks
+from .cluster_fetch import ClusterFetcher
 from .fetch import Fetcher, Recorder
 from .heartbeat import Heartbeat
 from .pool import Pool
@@ -85,7 +86,9 @@ class Worker:
         self.ready = threading.Event()  # set once the worker is registered and claiming
         self.recorder = Recorder(s, self.scripts, self.id, self.hard_stop, self._job_handle)
         self.pool = Pool(s, self._child_imports(), self._on_done, self.client)
-        self.fetch = Fetcher(s, self.queues, self.id, self.scripts, connect(s, blocking=True))
+        # A cluster claims per slot and waits per slot (worker/cluster_fetch.py).
+        fetcher = ClusterFetcher if self.scripts.cluster else Fetcher
+        self.fetch = fetcher(s, self.queues, self.id, self.scripts, connect(s, blocking=True))
         # Set while the main loop blocks on the queues' markers (see Fetcher.blocked): once
         # set, a job enqueued can reach this worker only by waking that wait.
         self.blocked = self.fetch.blocked
@@ -229,8 +232,9 @@ class Worker:
         for job in left:
             self._hand_back(job)
         self.heartbeat.unregister()
-        for c in (self.client, self.beat_client, self.fetch.blocking):
+        for c in (self.client, self.beat_client):
             c.close()
+        self.fetch.close()
         log.info("worker %s stopped (%d handed back)", self.id, len(left))
 
     def _wait_and_take(self, again: bool) -> None:

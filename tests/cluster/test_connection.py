@@ -3,8 +3,6 @@ a plain redis:// URL naming one of its nodes is refused with the scheme to use."
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from jobq_core import AsyncQueue, ConfigError, Queue, Settings, Worker
@@ -13,11 +11,6 @@ from jobq_core.connection import connect, is_cluster
 from jobq_core.localcluster import LocalCluster, queue_names_on_distinct_primaries
 from tests import tasks
 from tests.helpers import drain, run_async
-
-
-@pytest.fixture
-def csettings(cluster_url: str) -> Settings:
-    return Settings(redis_url=cluster_url, prefix=f"t{uuid.uuid4().hex[:10]}")
 
 
 def test_queues_on_three_primaries_enqueue_and_read(csettings: Settings,
