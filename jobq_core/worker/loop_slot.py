@@ -1,12 +1,16 @@
 """LoopSlot: the async pool (Settings.pool = "async"), one event loop running many jobs.
 
 One slot stands for the whole pool: its thread runs an asyncio event loop on which each
-job is a task of its own, up to Settings.slots (--concurrency) at once (hundreds are normal). A
-feeder thread takes a job from the pool (SlotFeed.next) whenever a permit is free and
-starts it on the loop. An `async def` task is awaited there, under asyncio.timeout; a sync
-task runs in a daemon thread of its own (its timeout injected as in ThreadSlot), not in
-the loop's executor, whose threads the interpreter waits for at exit: a sync job stuck in
-C must not keep a stopped worker from exiting.
+job is a task of its own, up to Settings.slots (--concurrency) at once (hundreds are normal).
+A job that ends hands its place to the next job waiting in the pool's inbox, started there
+and then on the loop's thread; only when none waits does its permit go back to a feeder
+thread, which blocks for the next job (SlotFeed.next) and starts it on the loop. So a busy
+pool moves no job between threads: at thousands of jobs a second, a thread hop (a lock
+wake-up, a GIL hand-over, the loop's self-pipe) per job cost more than the job.
+An `async def` task is awaited on the loop, under asyncio.timeout; a sync task runs in a
+daemon thread of its own (its timeout injected as in ThreadSlot), not in the loop's
+executor, whose threads the interpreter waits for at exit: a sync job stuck in C must not
+keep a stopped worker from exiting.
 Leases, heartbeats, fenced completions, retries and the SIGTERM grace are the pool's, as
 for the other slots: abort() cancels the job's asyncio task.
 
@@ -118,8 +122,17 @@ class LoopSlot(Slot):
             outcome = Outcome(CRASH, error=repr(exc), reason="worker error")
         finally:
             self._tasks.pop(id(job), None)
-            self._permits.release()
+            self._hand_on()
         self.feed.executed(job, outcome)
+
+    def _hand_on(self) -> None:
+        """A job's place is free: start the next waiting job in it now, on this thread, or
+        with none waiting give the permit back to the feeder."""
+        job = self.feed.next(self, block=False)
+        if job is None:
+            self._permits.release()
+        else:
+            self._start(job)
 
     async def _execute(self, job: Claimed) -> Outcome:
         call = Call(job.id, job.queue, job.fields)

@@ -135,11 +135,17 @@ class Pool:
         if self.ledger.is_stale(queue, job_id):
             self.abort(queue, job_id, FENCED)
 
-    def next(self, slot: Slot) -> Claimed | None:
-        """The next job for `slot` (None: stop); jobs aborted while waiting are dropped."""
+    def next(self, slot: Slot, block: bool = True) -> Claimed | None:
+        """The next job for `slot` (None: stop); jobs aborted while waiting are dropped.
+        Not blocking: None when the inbox has no job now, the stop sentinel left in it."""
         while True:
-            job = self._inbox.get()
+            try:
+                job = self._inbox.get(block=block)
+            except stdqueue.Empty:
+                return None
             if job is None:
+                if not block:  # a stop: the slot's blocking next() takes it
+                    self._inbox.put(None)
                 return None
             with self.ledger.cond:
                 entry = self.ledger.entry(job)

@@ -37,8 +37,9 @@ class SlotFeed(Protocol):
     def stopping(self) -> threading.Event:
         """Set once the worker stops: no new job will come, and no child should start."""
 
-    def next(self, slot: Slot) -> Claimed | None:
-        """Wait for the next job for `slot` to run; None: stop."""
+    def next(self, slot: Slot, block: bool = True) -> Claimed | None:
+        """Wait for the next job for `slot` to run; None: stop. With `block` False, None
+        also when no job waits now (the stop is then left for a blocking call)."""
 
     def take(self, slot: Slot) -> Claimed | None:
         """Another job for `slot` to queue behind the ones it has, if one waits now (never
