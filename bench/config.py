@@ -85,7 +85,7 @@ class BenchConfig:
     dashboard_pending: int = 1_000_000
     dashboard_failed: int = 100_000
     dashboard_repeat: int = 20
-    dashboard_reserve_s: float = 150.0
+    dashboard_reserve_s: float = 90.0
     # round trips in the redis-py floor loop, requests per redis-benchmark test
     floor_n: int = 10_000
     redis_benchmark_n: int = 50_000

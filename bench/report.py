@@ -887,13 +887,16 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
         f"{cfg.get('repeat')} repetitions, "
         f"batch N={cfg.get('bulk_n', 0):,}, 10 ms jobs N={cfg.get('sleep_n', 0):,}, "
         f"latency {cfg.get('latency_n')} probes {cfg.get('latency_gap_ms')} ms apart, "
+        f"asyncio 10 ms jobs N={cfg.get('asleep_n', 0):,}, concurrent enqueue "
+        f"N={cfg.get('aenqueue_n', 0):,} from {cfg.get('aenqueue_coroutines', 0)} coroutines, "
         f"memory at {cfg.get('mem_n', 0):,} pending jobs × {cfg.get('mem_repeat')}. "
         "Issue 7 names N=20,000 for the drains; the default is smaller to keep the run short, "
         "and the summary's steady drain rate does not depend on N "
         "(`BENCH_N=20000` reproduces the issue's size). "
         "Change them with `BENCH_N`, `BENCH_REPEAT`, `BENCH_BULK_N`, `BENCH_SLEEP_N`, "
-        "`BENCH_LATENCY_N`, `BENCH_MEM_N`, `BENCH_MEM_REPEAT`, `BENCH_SYSTEMS`, `BENCH_SCENARIOS` "
-        "(see `bench/config.py`).",
+        "`BENCH_LATENCY_N`, `BENCH_MEM_N`, `BENCH_MEM_REPEAT`, `BENCH_ASLEEP_N`, "
+        "`BENCH_AENQUEUE_N`, `BENCH_DASHBOARD_PENDING`, `BENCH_DASHBOARD_FAILED`, "
+        "`BENCH_SYSTEMS`, `BENCH_SCENARIOS` (see `bench/config.py`).",
         "",
         "## At a glance (medians)",
         "",
