@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from jobq_core.inspect import HistoryPoint, ScheduleInfo, WorkerInfo
 from jobq_core.job import STATES
+from jobq_core.nodes import NodeHealth
 
 # States an operator should look at when they are not empty.
 ALERT_STATES = frozenset({"failed", "dead"})
@@ -50,6 +51,11 @@ def chart(points: Sequence[HistoryPoint], width: int = 720, height: int = 120) -
                               f"{p.failed} failed"))
     return Chart(width, height, bars, top, sum(p.completed for p in points),
                  sum(p.failed for p in points))
+
+
+def node_of(nodes: Sequence[NodeHealth]) -> dict[str, str]:
+    """queue -> address of the cluster node holding it (empty off a cluster: one node)."""
+    return {q: n.address for n in nodes if n.role != "standalone" for q in n.queues}
 
 
 def totals(counts: Mapping[str, Mapping[str, int]]) -> dict[str, int]:

@@ -20,6 +20,7 @@ from .errors import ConfigError, JobqError
 from .job import DEFERRED_MS, FINAL_STATES, STATES, loads_or_raw
 from .keys import Keyspace, check_queue_name, valid_job_id
 from .limits import Limit
+from .nodes import NodeHealth, node_health, queue_nodes
 from .records import (
     AuditEntry,
     AuditPage,
@@ -319,6 +320,17 @@ class Inspector:
             "warnings": warnings,
             "checked_ms": int(time.time() * 1000),
         }
+
+    @redis_errors
+    def nodes(self, queues: Sequence[str] | None = None) -> list[NodeHealth]:
+        """Every Redis node with its role, link state, memory, ops/s and CPU, primaries
+        first, each with the queues it holds (one node, 'standalone', off a cluster)."""
+        return node_health(self.client, self.keys, self.queues() if queues is None else queues)
+
+    @redis_errors
+    def queue_nodes(self, queues: Sequence[str] | None = None) -> dict[str, str]:
+        """queue -> address of the cluster primary holding it ('' off a cluster)."""
+        return queue_nodes(self.client, self.keys, self.queues() if queues is None else queues)
 
     # -- flow control: deferred jobs, dependencies, limits, pause, schedules ---------------
     @redis_errors

@@ -84,7 +84,8 @@ def overview() -> Response:
     counts = insp.counts()
     return jsonify({"counts": counts, "totals": totals(counts),
                     "workers": worker_summary(worker_rows(insp.workers())),
-                    "server": insp.server()})
+                    "server": insp.server(),
+                    "nodes": [n.as_dict() for n in insp.nodes(list(counts))]})
 
 
 @bp.get("/problems")
@@ -139,7 +140,8 @@ def error_group_action(queue: str, group_id: str, action: str) -> Response:
 def queues() -> Response:
     insp = engine().inspector
     counts = insp.counts()
-    return jsonify([{"name": q, "counts": c, **insp.queue_info(q),
+    where = insp.queue_nodes(list(counts))
+    return jsonify([{"name": q, "node": where[q], "counts": c, **insp.queue_info(q),
                      "limits": [dataclasses.asdict(lim) for lim in insp.limits(q)]}
                     for q, c in counts.items()])
 

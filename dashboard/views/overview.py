@@ -13,7 +13,7 @@ from jobq_core.problems import find_problems
 from ..actions import audit, notify, problem_url
 from ..engine import engine
 from ..htmx import is_htmx
-from ..models import ALERT_STATES, chart, totals, worker_rows, worker_summary
+from ..models import ALERT_STATES, chart, node_of, totals, worker_rows, worker_summary
 from ..render import page
 
 bp = Blueprint("overview", __name__)
@@ -40,13 +40,14 @@ def index() -> Response:
         head = insp.jobs("pending", q, limit=1).rows if counts[q]["pending"] else []
         heads[q] = head[0].enqueued_ms if head else None
     workers = worker_rows(insp.workers())
+    nodes = insp.nodes(list(counts))
     # The problems come with the full page only: htmx polls them on their own (/problems).
     extra = {} if is_htmx() else _problems_context()
     return page("jobq/overview.html", "jobq/_overview.html", counts=counts,
                 totals=totals(counts), infos=infos, heads=heads,
                 chart=chart(insp.history(minutes=60)), workers=worker_summary(workers),
-                server=insp.server(), now_ms=insp.server_time_ms(), alert=ALERT_STATES,
-                **extra)
+                server=insp.server(), nodes=nodes, where=node_of(nodes),
+                now_ms=insp.server_time_ms(), alert=ALERT_STATES, **extra)
 
 
 @bp.get("/problems")

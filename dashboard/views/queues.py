@@ -24,6 +24,7 @@ def index() -> Response:
     infos = {q: insp.queue_info(q) for q in counts}
     limits = {q: insp.limits(q) for q in counts}
     return page("jobq/queues.html", "jobq/_queues.html", counts=counts, infos=infos,
+                where=insp.queue_nodes(list(counts)),
                 limits={q: rows for q, rows in limits.items() if rows}, states=STATES,
                 now_ms=insp.server_time_ms())
 

@@ -28,11 +28,15 @@ def snapshot(t: Target, queues: Sequence[str], minutes: int) -> dict[str, Any]:
     wanted = set(names)
     problems = [p.as_dict() for p in find_problems(insp)
                 if not p.queue or p.queue in wanted or not queues]
+    nodes = insp.nodes(names)
+    where = {q: n.address for n in nodes if n.role != "standalone" for q in n.queues}
     return {
         "problems": problems,
         "time_ms": insp.server_time_ms(),
         "server": insp.server(),
-        "queues": [{"name": q, "counts": counts[q], **insp.queue_info(q)} for q in names],
+        "nodes": [n.as_dict() for n in nodes],
+        "queues": [{"name": q, "node": where.get(q, ""), "counts": counts[q],
+                    **insp.queue_info(q)} for q in names],
         "workers": [{"id": w.id, "alive": w.alive, "state": w.fields.get("state", "gone"),
                      "host": w.fields.get("host", ""), "pid": _int(w.fields.get("pid")),
                      "queues": [q for q in w.fields.get("queues", "").split(",") if q],
@@ -64,8 +68,12 @@ def render(data: dict[str, Any]) -> Any:
 
     parts: list[Any] = []
     srv = data["server"]
-    parts.append(Text(f"Redis {srv['version']}, {srv['used_memory_human']} used, "
-                      f"{srv['connected_clients']} clients", style="dim"))
+    nodes = data.get("nodes", [])
+    if any(n["role"] != "standalone" for n in nodes):
+        parts.append(node_table(nodes))
+    else:
+        parts.append(Text(f"Redis {srv['version']}, {srv['used_memory_human']} used, "
+                          f"{srv['connected_clients']} clients", style="dim"))
     # The server's warnings (eviction policy) are among the problems, listed under the table.
     parts.append(queue_table(data) if data["queues"] else Text("no queues yet"))
     parts.append(problem_list(data.get("problems", [])))
@@ -95,6 +103,9 @@ def queue_table(data: dict[str, Any]) -> Any:
     top = max((sum(q["counts"][s] for s in BAR_STATES) for q in data["queues"]), default=0)
     table = Table(show_edge=False, pad_edge=False, box=None, highlight=False)
     table.add_column("queue")
+    on_nodes = any(q.get("node") for q in data["queues"])
+    if on_nodes:
+        table.add_column("node")
     table.add_column("workers", justify="right")
     for state in STATES:
         table.add_column(state_text(state), justify="right")
@@ -110,7 +121,29 @@ def queue_table(data: dict[str, Any]) -> Any:
                        style="bold red" if not states and pending else "")
         cells = [Text(f"{q['counts'][s]:,}", style=STATE_STYLE[s] if q["counts"][s] and
                       s in ("failed", "dead") else "") for s in STATES]
-        table.add_row(label, workers, *cells, bar(q["counts"], top))
+        node = [Text(q.get("node") or "?", style="dim")] if on_nodes else []
+        table.add_row(label, *node, workers, *cells, bar(q["counts"], top))
+    return table
+
+
+def node_table(nodes: list[dict[str, Any]]) -> Any:
+    """One row per Redis node of a cluster: role, link, memory, ops/s, clients, queues held."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="Redis nodes", title_justify="left", show_edge=False, pad_edge=False,
+                  box=None, highlight=False)
+    for name in ("node", "role", "link", "slots", "memory", "ops/s", "clients", "queues"):
+        table.add_column(name, justify="right" if name in ("slots", "ops/s", "clients")
+                         else "left")
+    for n in nodes:
+        bad = n["error"] or n["link"] in ("fail", "pfail", "disconnected")
+        role = n["role"] + (f" of {n['primary']}" if n["primary"] else "")
+        table.add_row(Text(n["address"], style="bold"), role,
+                      Text(n["error"] or n["link"], style="bold red" if bad else "green"),
+                      f"{n['slots']:,}" if n["slots"] else "-", n["used_memory_human"] or "?",
+                      f"{n['ops_per_sec']:,}", str(n["connected_clients"]),
+                      Text(", ".join(n["queues"]) or "-", style="dim"))
     return table
 
 

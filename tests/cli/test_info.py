@@ -46,6 +46,11 @@ def test_info_json(jobq: Jobq, queue: Queue, settings: Settings) -> None:
         assert data["workers"][0]["state"] in ("idle", "busy")
         assert data["workers"][0]["queues"] == ["low", "default"]
         assert data["server"]["version"]
+        # One Redis: one node, which holds every queue (queues show no node column).
+        [node] = data["nodes"]
+        assert node["role"] == "standalone" and node["link"] == "ok" and not node["error"]
+        assert node["queues"] == ["default", "low"] and node["used_memory"] > 0
+        assert {q["node"] for q in data["queues"]} == {""}
         only = jobq("info", "--json", "-q", "low").json
         assert [q["name"] for q in only["queues"]] == ["low"]
 
