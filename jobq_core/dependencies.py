@@ -201,19 +201,71 @@ class Group:
 
 def group(queue: Queue, calls: Iterable[Any], callback: object | None = None, *,
           callback_args: Sequence[Any] = (), callback_kwargs: Mapping[str, Any] | None = None,
-          allow_failure: bool = False, **callback_options: Any) -> Group:
+          allow_failure: bool = False, group_id: str | None = None,
+          callback_queue: str | None = None, **callback_options: Any) -> Group:
     """Fan out `calls` (as Queue.enqueue_many takes them) and fan in with `callback`.
+
+    The jobs go to `queue`, except a call given as a dict with a "queue" key, which goes to
+    that queue; the callback goes to `callback_queue` (default `queue`). The queues may be
+    on different Redis Cluster nodes: the callback waits on each job in its own slot.
 
     The callback job depends on every job of the group: it runs once all completed (or all
     ended, with `allow_failure`), else goes to dead "dependency failed". Its meta holds
     {"group": ['queue/id', ...]} so the callback task can look the jobs up.
+
+    With `group_id`, the jobs are '<group_id>:<n>' (n counts from 0; a call that names its
+    own job_id keeps it) and the callback '<group_id>:callback': calling group() again with
+    the same arguments, e.g. after the producer crashed half way, writes only the jobs that
+    are missing and registers the callback with its parents again, so no job is doubled or
+    left waiting.
     """
-    jobs = queue.enqueue_many(calls)
+    if group_id is not None:
+        require_job_id(f"{group_id}:callback")
+        calls = [_with_id(call, f"{group_id}:{n}") for n, call in enumerate(calls)]
+        callback_options.setdefault("job_id", f"{group_id}:callback")
+    jobs = _fan_out(queue, calls)
     if callback is None:
         return Group(jobs)
     refs = [job_ref(j.queue.name, j.id) for j in jobs]
     meta = {**callback_options.pop("meta", {}), "group": refs}
-    cb = queue.enqueue_call(callback, args=callback_args, kwargs=callback_kwargs,
-                            depends_on=jobs, allow_failure=allow_failure, meta=meta,
-                            **callback_options)
+    home = _other(queue, callback_queue or queue.name)
+    cb = home.enqueue_call(callback, args=callback_args, kwargs=callback_kwargs,
+                           depends_on=jobs, allow_failure=allow_failure, meta=meta,
+                           **callback_options)
     return Group(jobs, cb)
+
+
+def _fan_out(queue: Queue, calls: Iterable[Any]) -> list[Job]:
+    """Enqueue `calls` with one enqueue_many per queue they name; the jobs in call order."""
+    by_queue: dict[str, list[tuple[int, Any]]] = {}
+    n = 0
+    for n, call in enumerate(calls, 1):
+        name = queue.name
+        if isinstance(call, Mapping) and "queue" in call:
+            call = dict(call)
+            name = check_queue_name(call.pop("queue"))
+        by_queue.setdefault(name, []).append((n - 1, call))
+    jobs: list[Job | None] = [None] * n
+    for name, items in by_queue.items():
+        written = _other(queue, name).enqueue_many([call for _, call in items])
+        for (i, _), job in zip(items, written, strict=True):
+            jobs[i] = job
+    return [job for job in jobs if job is not None]
+
+
+def _other(queue: Queue, name: str) -> Queue:
+    """`queue` itself, or queue `name` on the same settings and client."""
+    if name == queue.name:
+        return queue
+    return type(queue)(name, settings=queue.settings, redis=queue.client)
+
+
+def _with_id(call: Any, job_id: str) -> Any:
+    """An enqueue_many call (see Queue.enqueue_many) as a dict with `job_id` set, unless it
+    names one; anything else is passed on for enqueue_many to refuse."""
+    if isinstance(call, tuple | list) and 1 <= len(call) <= 3:
+        task, args, kwargs = (*call, (), None)[:3] if len(call) < 3 else call
+        return {"task": task, "args": args or (), "kwargs": kwargs or {}, "job_id": job_id}
+    if isinstance(call, Mapping):
+        return {"job_id": job_id, **call}
+    return call

@@ -293,6 +293,12 @@ class Queue:
                                                 "args": spec.args_json,
                                                 "kwargs": spec.kwargs_json}, created=True))
             else:
+                if new is False and deps is not None and spec.depends_on:
+                    # The same job enqueued again (a retry after a crash between writing it
+                    # and registering it with its parents, maybe in other slots): register
+                    # again. depend.lua and resolve.lua count each parent once, so a job
+                    # registered before is neither released twice nor lost.
+                    deps.register(self.name, spec.id, spec.depends_on)
                 existing = spec.id if new is False else new
                 jobs.append(self._fetch(existing) or Job(self, existing, {}))
         return jobs
