@@ -38,11 +38,10 @@ def place(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Place]
     if request.param == "one-redis":
         yield Place(settings, ["qa", "qb", "qc"], False)
         return
-    from jobq_core.localcluster import queue_names_on_distinct_primaries
-
+    spread = pytest.importorskip("jobq_core.localcluster").queue_names_on_distinct_primaries
     url = request.getfixturevalue("cluster_url")
     stem = f"x{uuid.uuid4().hex[:6]}-"
-    yield Place(settings.replace(redis_url=url), queue_names_on_distinct_primaries(3, 3, stem),
+    yield Place(settings.replace(redis_url=url), spread(3, 3, stem),
                 True)
 
 
