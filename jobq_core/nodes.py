@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
+from .connection import is_cluster
 from .keys import Keyspace
 
 # INFO sections a node's health comes from (one INFO call per node, several sections).
@@ -66,11 +66,6 @@ class NodeHealth:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
 
-def is_cluster(client: object) -> bool:
-    """Whether `client` talks to a Redis Cluster (redis-py's cluster client)."""
-    return isinstance(client, RedisCluster)
-
-
 def queue_slot(keys: Keyspace, queue: str) -> int:
     """The cluster slot every key of `queue` lives in (its `{queue}` hash tag)."""
     return int(key_slot(keys.pending(queue).encode()))
@@ -102,7 +97,7 @@ def parse_cluster_nodes(text: str) -> list[ClusterNode]:
     return nodes
 
 
-def _cluster_nodes(client: RedisCluster) -> list[ClusterNode]:
+def _cluster_nodes(client: Any) -> list[ClusterNode]:
     reply: Any = client.cluster_nodes()
     if isinstance(reply, str):  # the raw text (redis-py parses it by default)
         return parse_cluster_nodes(reply)
@@ -129,7 +124,7 @@ def queue_nodes(client: redis.Redis, keys: Keyspace, queues: Iterable[str]) -> d
     names = list(queues)
     if not is_cluster(client):
         return {q: "" for q in names}
-    primaries = [n for n in _cluster_nodes(client) if n.role == "primary"]  # type: ignore[arg-type]
+    primaries = [n for n in _cluster_nodes(client) if n.role == "primary"]
     return {q: _owner(primaries, queue_slot(keys, q)) for q in names}
 
 
