@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,59 +32,90 @@ from .options import JobOptions
 from .registry import lookup
 from .scripts import Scripts
 from .spec import NO_OPTIONS, build_spec
+from .wire import Pinned
 
 
 class _Pending:
-    """One caller's job waiting in a group commit, then its outcome."""
+    """One caller's job waiting in a group commit, then its outcome.
 
-    __slots__ = ("done", "error", "job", "spec")
+    `wake` is created held; the waiting caller blocks acquiring it, and whoever settles
+    its job (or hands it the writer's role) releases it: one wake-up per caller, where a
+    shared condition woke every waiting thread twice per write."""
+
+    __slots__ = ("done", "error", "job", "spec", "wake")
 
     def __init__(self, spec: JobSpec) -> None:
         self.spec = spec
         self.done = False
         self.job: Job | None = None
         self.error: BaseException | None = None
+        self.wake = threading.Lock()
+        self.wake.acquire()
 
 
 class _GroupCommit:
     """Coalesces concurrent single enqueues of one Queue into one script call.
 
     A caller that finds no write in flight writes at once, alone (no added delay). Callers
-    arriving while a write is in flight wait for it; the first of them to wake then writes
-    every job that queued up meanwhile in one call. Each caller returns only when the call
-    that carried its job has answered: its Job, or the error of that call. A refusal of a
-    whole batch that a smaller one might not meet (QueueFull: the room is counted per batch)
-    is retried one job at a time, so it reaches exactly the callers whose job did not fit.
+    arriving while a write is in flight queue up; when it has answered, the writer wakes its
+    own batch's callers and hands the writer's role to the first queued caller, which writes
+    every job that queued up meanwhile (up to MAX_BATCH) in one call. Each caller returns
+    only when the call that carried its job has answered: its Job, or the error of that
+    call. A refusal of a whole batch that a smaller one might not meet (QueueFull: the room
+    is counted per batch) is retried one job at a time, so it reaches exactly the callers
+    whose job did not fit.
     """
 
     MAX_BATCH = 1000  # as enqueue_many: one script call's ARGV stays bounded
 
     def __init__(self, write: Callable[[Sequence[JobSpec]], list[Job]]) -> None:
         self._write = write
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._queued: list[_Pending] = []
         self._busy = False
 
     def write(self, spec: JobSpec) -> Job:
         me = _Pending(spec)
-        with self._cond:
+        with self._lock:
             self._queued.append(me)
-            while not me.done and self._busy:
-                self._cond.wait()
+            lead = not self._busy
+            self._busy = True
+        if not lead:
+            try:
+                me.wake.acquire()  # released when our job is settled or the role is ours
+            except BaseException:  # interrupted (Ctrl-C in the main thread)
+                self._leave(me)
+                raise
             if me.done:
                 return self._result(me)
-            # No write in flight: this caller writes what has queued up (its own job first
-            # when it is alone: no wait at all).
-            self._busy = True
+        # The writer: `me` is first in the queue (alone, or handed the role as its head).
+        with self._lock:
             batch = self._queued[:self.MAX_BATCH]
             del self._queued[:len(batch)]
         try:
             self._commit(batch)
         finally:
-            with self._cond:
-                self._busy = False
-                self._cond.notify_all()
+            with self._lock:
+                self._hand_on()
         return self._result(me)
+
+    def _hand_on(self) -> None:
+        """Give the writer's role to the first queued caller, or end the busy spell. Under
+        the lock, so a caller leaving meanwhile (_leave) sees whether it got the role."""
+        if self._queued:
+            self._queued[0].wake.release()  # not settled: it wakes as the next writer
+        else:
+            self._busy = False
+
+    def _leave(self, me: _Pending) -> None:
+        """A waiting caller gives up (its wait was interrupted): out of the queue, and the
+        writer's role passed on if it had been handed to it. A job already taken into a
+        batch is written all the same, as a write in flight is."""
+        with self._lock:
+            if me in self._queued:
+                self._queued.remove(me)
+            if me.wake.acquire(blocking=False) and not me.done:
+                self._hand_on()
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
@@ -100,14 +132,14 @@ class _GroupCommit:
             return
         self._settle(batch, jobs, None)
 
-    def _settle(self, batch: list[_Pending], jobs: list[Job] | None,
+    @staticmethod
+    def _settle(batch: list[_Pending], jobs: list[Job] | None,
                 error: BaseException | None) -> None:
-        with self._cond:
-            for i, p in enumerate(batch):
-                p.job = jobs[i] if jobs is not None else None
-                p.error = error
-                p.done = True
-            self._cond.notify_all()
+        for i, p in enumerate(batch):
+            p.job = jobs[i] if jobs is not None else None
+            p.error = error
+            p.done = True
+            p.wake.release()  # the writer's own is held too, and nobody waits on it
 
     @staticmethod
     def _result(p: _Pending) -> Job:
@@ -142,8 +174,11 @@ class Queue:
         self._registered = False
         # Registered tasks' defaults as a spec, for calls without per-call options.
         self._templates: dict[Any, JobSpec] = {}
-        # Single enqueues from threads sharing this Queue share script calls.
-        self._group = _GroupCommit(self._write)
+        # Single enqueues from threads sharing this Queue share script calls, written on a
+        # connection the group keeps when the client is this Queue's own (a shared client's
+        # pool is not ours to hold a connection of; a cluster client has a pool per node).
+        pinned = Pinned(self.client) if redis is None and not self.scripts.cluster else None
+        self._group = _GroupCommit(functools.partial(self._write, via=pinned))
 
     def __repr__(self) -> str:
         return f"<Queue {self.name}>"
@@ -267,7 +302,7 @@ class Queue:
         return self._group.write(spec)
 
     @redis_errors
-    def _write(self, specs: Sequence[JobSpec]) -> list[Job]:
+    def _write(self, specs: Sequence[JobSpec], via: Pinned | None = None) -> list[Job]:
         if self.settings.eager:
             return [Job(self, spec.id, run_eagerly(self, spec), created=True) for spec in specs]
 
@@ -280,7 +315,7 @@ class Queue:
             # written here once per Queue object rather than inside the script.
             self.client.sadd(self.keys.queues(), self.name)
             self._registered = True
-        created = self.scripts.enqueue(self.name, specs)
+        created = self.scripts.enqueue(self.name, specs, via)
         jobs = []
         for spec, new in zip(specs, created, strict=True):
             if new is True:

@@ -27,7 +27,7 @@ from .grouping import Signature
 from .job import Claimed, JobSpec
 from .keys import Keyspace
 from .replies import ClaimResult, Unknown, _claimed, _records
-from .wire import evalsha, pipelined
+from .wire import Pinned, evalsha, pipelined
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis as AsyncRedis
@@ -127,7 +127,7 @@ class Scripts:
         self.cluster = is_cluster(client)
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any],
-             client: redis.Redis | None = None) -> Any:
+             client: redis.Redis | None = None, via: Pinned | None = None) -> Any:
         c = client or self.client
         script = self._scripts[name]
         # A single-connection client (its own locking path) or a cluster client (no pool:
@@ -135,17 +135,21 @@ class Scripts:
         if self.cluster or c.connection is not None:
             return script(keys=list(keys), args=list(args), client=c)
         try:
+            if via is not None:
+                return via.evalsha(script.sha, len(keys), (*keys, *args))
             return evalsha(c, script.sha, len(keys), (*keys, *args))
         except NoScriptError:  # a new server, or it lost its script cache (restart, FLUSH)
             c.script_load(script.script)
             return evalsha(c, script.sha, len(keys), (*keys, *args))
 
     # enqueue.lua
-    def enqueue(self, queue: str, specs: Sequence[JobSpec]) -> list[bool | str]:
+    def enqueue(self, queue: str, specs: Sequence[JobSpec],
+                via: Pinned | None = None) -> list[bool | str]:
         """Write new jobs; returns per job True if created, False if the id already existed,
-        or the id of the live job holding its unique key (then nothing was written)."""
+        or the id of the live job holding its unique key (then nothing was written).
+        `via`: a connection of this client's pool kept by the caller (wire.Pinned)."""
         keys, argv = self.enqueue_call(queue, specs)
-        return enqueue_reply(self._run("enqueue", keys, argv), queue, len(specs))
+        return enqueue_reply(self._run("enqueue", keys, argv, via=via), queue, len(specs))
 
     def enqueue_call(self, queue: str, specs: Sequence[JobSpec]) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of enqueue.lua for `specs` (AsyncQueue sends them on its own client)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from jobq_core import Queue
 from jobq_core.errors import QueueFull, RedisUnavailable
 from jobq_core.job import Job, JobSpec
 from jobq_core.keys import Keyspace
+from jobq_core.queue import _GroupCommit, _Pending
 from tests import tasks
 
 N = 16
@@ -40,7 +42,7 @@ class Calls:
         self._orig = queue.scripts.enqueue
         queue.scripts.enqueue = self  # type: ignore[method-assign]
 
-    def __call__(self, name: str, specs: Sequence[JobSpec]) -> list[bool | str]:
+    def __call__(self, name: str, specs: Sequence[JobSpec], via: Any = None) -> list[bool | str]:
         self.sizes.append(len(specs))
         self.threads.append(threading.current_thread().name)
         n = len(self.sizes)
@@ -49,7 +51,7 @@ class Calls:
                   "the other callers to queue up behind the write in flight")
         if n in self.fail:
             raise redis.ConnectionError("injected: connection dropped")
-        return self._orig(name, specs)
+        return self._orig(name, specs, via)
 
 
 def run_callers(queue: Queue, r: redis.Redis, calls: Calls) -> list[Any]:
@@ -140,3 +142,61 @@ def test_many_threads_lose_nothing(queue: Queue, threads: int) -> None:
         w.join(60)
     assert len(ids) == len(set(ids)) == threads * 50
     assert queue.count("pending") == threads * 50
+
+
+def test_a_waiter_that_leaves_with_the_writers_role_passes_it_on() -> None:
+    """A waiting caller interrupted (Ctrl-C) just as it was handed the writer's role gives
+    the role to the next queued caller; the last one to leave ends the busy spell."""
+    group = _GroupCommit(lambda specs: [])
+    a, b = (_Pending(tasks_spec()) for _ in range(2))
+    group._queued += [a, b]
+    group._busy = True
+    with group._lock:
+        group._hand_on()  # a is the next writer
+    group._leave(a)
+    assert group._queued == [b] and group._busy
+    assert not b.wake.locked(), "the role went on to b"
+    group._leave(b)
+    assert group._queued == [] and not group._busy
+
+
+def tasks_spec() -> JobSpec:
+    return Queue("default", url="redis://unused")._plain_spec(tasks.add, (1, 2), {}, {})
+
+
+def test_the_kept_connection_survives_a_dropped_link_and_a_lost_script(
+        queue: Queue, r: redis.Redis) -> None:
+    queue.enqueue(tasks.add, 1, 1)
+    r.client_kill_filter(_type="normal", skipme=True)  # every client but r: the kept one too
+    queue.enqueue(tasks.add, 2, 2)
+    r.script_flush()
+    queue.enqueue(tasks.add, 3, 3)
+    assert queue.count("pending") == 3
+
+
+def test_a_forked_child_does_not_write_on_its_parents_connection(queue: Queue) -> None:
+    """Parent and child enqueue at the same time after a fork: each on its own connection
+    (one shared socket would mix their replies up)."""
+    queue.enqueue(tasks.add, 0, 0)  # the parent now keeps a connection
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 only if all its jobs were stored
+        code = 1
+        try:
+            ids = {queue.enqueue(tasks.add, 1, i).id for i in range(300)}
+            code = 0 if len(ids) == 300 else 1
+        finally:
+            os._exit(code)
+    ids = {queue.enqueue(tasks.add, 2, i).id for i in range(300)}
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(ids) == 300
+    assert queue.count("pending") == 601
+
+
+def test_a_shared_client_keeps_no_connection(settings: Any, r: redis.Redis) -> None:
+    shared = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    q = Queue("default", settings=settings, redis=shared)
+    q.enqueue(tasks.add, 1, 1)
+    assert q._group._write.keywords["via"] is None  # type: ignore[attr-defined]
+    assert len(shared.connection_pool._in_use_connections) == 0  # type: ignore[attr-defined]
+    shared.close()

@@ -77,7 +77,7 @@ class Recording(Scripts):
         self.client.hget = lambda *a: "processing"  # type: ignore[method-assign,assignment]
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any],
-             client: redis.Redis | None = None) -> Any:
+             client: redis.Redis | None = None, via: Any = None) -> Any:
         self.calls.append((name, list(keys), list(args)))
         return self.reply
 
