@@ -39,6 +39,9 @@ from ..runner import TIMEOUT, Call, JobTimeout, Outcome, run
 
 log = logging.getLogger("jobq.worker")
 PR_SET_PDEATHSIG = 1
+# The worker's main script, passed to its fork server (worker/forkserver.py preloads it)
+# through the environment the server starts with; process_slot sets it only for that moment.
+MAIN_ENV = "JOBQ_FORKSERVER_MAIN"
 # What the parent sends: the jobs to run next, each as (number, call, timeout_s); or None: exit.
 Jobs = list[tuple[int, Call, float]]
 

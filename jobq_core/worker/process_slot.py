@@ -49,7 +49,23 @@ def _context(imports: Sequence[str]) -> ForkServerContext | SpawnContext:
         # Only before the server starts (the first child); later calls change nothing.
         ctx.set_forkserver_preload(["jobq_core.worker.forkserver", "jobq_core.worker.child",
                                     *imports])
+        _start_forkserver()
     return ctx
+
+
+def _start_forkserver() -> None:
+    """Start the fork server now (if it is not running), telling it the main script to
+    preload (see worker/forkserver.py) through its environment, set for this moment only."""
+    from multiprocessing import forkserver as mp_forkserver
+    from multiprocessing import spawn
+
+    main = spawn.get_preparation_data("jobq").get("init_main_from_path")
+    if main:
+        os.environ[child.MAIN_ENV] = main
+    try:
+        mp_forkserver.ensure_running()
+    finally:
+        os.environ.pop(child.MAIN_ENV, None)
 POLL_S = 0.1  # how often a waiting slot checks its deadline and abort flag
 # A process slot sends its child up to this many jobs (the running one included), and up to
 # this much job data past the first: far below a socket buffer, so sending never blocks.

@@ -4,7 +4,12 @@ and is withdrawn (never run there) when it is aborted or the worker stops before
 
 from __future__ import annotations
 
+import os
+import pickle
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -215,3 +220,31 @@ def test_jobs_queued_behind_a_long_job_go_to_an_idle_slot(settings: Settings, qu
         assert long.refresh().status == "processing"
         gate.touch()
         assert long.result(timeout_s=10) == "long"
+
+
+def test_children_do_not_run_the_workers_main_script_again(settings: Settings, queue: Queue,
+                                                           tmp_path: Path) -> None:
+    """The fork server imports the worker's main script once (as every spawned child would);
+    the children forked from it, one of them replacing a crashed one, find it there instead
+    of running it again each (it was the bulk of a crashed child's replacement time)."""
+    log, pickled = tmp_path / "imports.txt", tmp_path / "settings.pickle"
+    pickled.write_bytes(pickle.dumps(settings.replace(pool="process", concurrency=1)))
+    script = tmp_path / "main_script.py"
+    script.write_text(textwrap.dedent(f"""
+        import pickle
+        with open({str(log)!r}, "a") as f:
+            f.write(__name__ + "\\n")
+        if __name__ == "__main__":
+            from jobq_core import Worker
+            with open({str(pickled)!r}, "rb") as f:
+                settings = pickle.load(f)
+            Worker(["default"], settings, imports=["tests.tasks"]).work(burst=True)
+    """))
+    crashed = queue.enqueue_call(tasks.exit_hard, (1,), max_retries=0)
+    ok = queue.enqueue(tasks.add, 1, 2)
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, str(script)], cwd=root, timeout=120, check=True,
+                   env={**os.environ, "PYTHONPATH": str(root)})
+    assert ok.refresh().status == "completed"
+    assert crashed.refresh().status in ("failed", "dead", "scheduled")
+    assert log.read_text().split() == ["__main__", "__mp_main__"]
