@@ -222,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     mixed.add_argument("--long", type=int, default=10)
     mixed.add_argument("--long-s", type=float, default=1.0)
     mixed.add_argument("--short", type=int, default=1000)
+    crash = sub.add_parser("crash", help="jobq only: kill the child running a job, N times")
+    crash.add_argument("--kills", type=int, default=10)
     floor = sub.add_parser("floor")
     floor.add_argument("--n", type=int, required=True)
     sub.add_parser("versions")
@@ -230,7 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     url = os.environ["BENCH_REDIS_URL"]
     driver_cls = DRIVERS[args.system]
     result: dict[str, Any]
-    if args.command == "enqueue" and args.threads:
+    if args.command == "crash":
+        driver = driver_cls(url)
+        driver.connect()
+        result = {"killed_at": driver.crash_kills(args.kills)}  # type: ignore[attr-defined]
+    elif args.command == "enqueue" and args.threads:
         result = cmd_enqueue_threads(driver_cls(url), args.kind, args.n, args.threads)
     elif args.command == "enqueue":
         result = cmd_enqueue(

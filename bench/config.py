@@ -15,9 +15,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 ALL_SYSTEMS = ("jobq", "rq", "celery", "dramatiq", "huey", "arq", "saq", "taskiq")
 # adrain, asleep, aenqueue: issue 16's asyncio figures (jobq's async pool and AsyncQueue
-# against arq, SAQ and taskiq)
+# against arq, SAQ and taskiq); crash: jobq only, how long a slot takes to replace a killed
+# child (issue 15)
 ALL_SCENARIOS = (
-    "floor", "bulk", "threads", "drain", "sleep", "latency", "mixed",
+    "floor", "bulk", "threads", "drain", "sleep", "latency", "mixed", "crash",
     "adrain", "asleep", "aenqueue", "memory", "dashboard",
 )
 

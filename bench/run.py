@@ -13,6 +13,7 @@ Run through ``bench/run.sh`` (it builds the venvs first). Order of a run:
         adrain:  asyncio no-op drains on one process (jobq --pool async, arq, SAQ, taskiq)
         asleep:  their 10 ms `asyncio.sleep` jobs at concurrency 100
         aenqueue: their awaitable enqueue from 64 coroutines of one process
+        crash:   jobq: a job's child SIGKILLed, until a new child began the next job
     dashboard: jobq's dashboard pages at 10^6 pending + 10^5 failed (bench/dashboard_bench.py)
     memory: every system's bytes per pending job (BENCH_MEM_REPEAT passes)
 
@@ -61,6 +62,7 @@ SCENARIO_ROLES = {
     "mixed": ("mixed",),
     "adrain": ("adrain-1p",),
     "asleep": ("asleep-c100",),
+    "crash": ("crash",),
 }
 # scenario -> the job kind its drains run
 DRAIN_KINDS = {"drain": "noop", "sleep": "sleep10ms", "adrain": "anoop", "asleep": "asleep10ms"}
@@ -403,6 +405,40 @@ def run_dashboard(ctx: Context) -> Record:
             **data}
 
 
+CRASH_KILLS = 10
+
+
+def run_crash(ctx: Context, driver: Driver, variant: Variant) -> Record:
+    """Issue 15's crashed child: kill the child running a job, time until a new child began
+    the job queued behind it (CRASH_KILLS rounds in one worker run)."""
+    ctx.server.reset()
+    with Collector(ctx.sockets_dir, keep_values=True) as collector:
+        handle = driver.start_workers(
+            variant,
+            venv_for(driver.name).bindir,
+            {**ctx.env(), "BENCH_BEACON": str(collector.path)},
+            ctx.log_dir,
+        )
+        try:
+            killed = agent(ctx, driver.name, "crash", "--kills", str(CRASH_KILLS))["killed_at"]
+            deadline = time.perf_counter() + 10.0
+            if wait_alive(ctx, collector, CRASH_KILLS, deadline, handle) is None:
+                raise UnitError(f"{variant.label}: {collector.count}/{CRASH_KILLS} probes ran")
+            began = list(collector.values)
+        finally:
+            driver.stop(handle, grace_s=0.0)
+    values_ms = [(b - k) * 1000.0 for k, b in zip(killed, began, strict=True)]
+    return {
+        "label": variant.label,
+        "row": variant.row,
+        "role": variant.role,
+        "n": CRASH_KILLS,
+        "p50_ms": percentile(values_ms, 50),
+        "max_ms": max(values_ms),
+        "values_ms": [round(v, 3) for v in values_ms],
+    }
+
+
 def run_memory(ctx: Context, driver: Driver, n: int, allowed_s: float) -> Record:
     """Bytes of Redis memory per pending job, filled by parallel producers (speed is irrelevant).
 
@@ -559,7 +595,7 @@ def run_repetition(ctx: Context, rep: int, tool: Path | None) -> None:
                 continue
             body = partial(run_threads, ctx, ctx.drivers[name], rep)
             unit(ctx, "threads", name, rep, f"{name}-threads", body)
-    for scenario in ("drain", "sleep", "latency", "mixed", "adrain", "asleep"):
+    for scenario in ("drain", "sleep", "latency", "mixed", "adrain", "asleep", "crash"):
         if scenario not in cfg.scenarios:
             continue
         for name in order:
@@ -584,6 +620,8 @@ def scenario_body(
         return partial(run_latency, ctx, driver, v)
     if scenario == "mixed":
         return partial(run_mixed, ctx, driver, v)
+    if scenario == "crash":
+        return partial(run_crash, ctx, driver, v)
     n = {"drain": cfg.n, "sleep": cfg.sleep_n, "adrain": cfg.n, "asleep": cfg.asleep_n}[scenario]
     return partial(run_drain, ctx, driver, v, DRAIN_KINDS[scenario], scaled(n, v))
 

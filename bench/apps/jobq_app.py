@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 from jobq_core import task
@@ -31,6 +32,23 @@ def mixed_long(seconds: float) -> None:
     """The mixed load's long job: reports -1 (not a no-op)."""
     time.sleep(seconds)
     beacon.send(-1.0)
+
+
+@task(queue="bench")
+def crash_hold(key: str) -> None:
+    """The crash scenario's victim: tells the producer its process id under `key` (the
+    producer kills it), then waits to be killed. A crashed job is retried: the retry finds
+    the key taken and ends at once."""
+    import redis
+
+    if redis.Redis.from_url(os.environ["BENCH_REDIS_URL"]).set(key, os.getpid(), nx=True):
+        time.sleep(60)
+
+
+@task(queue="bench")
+def crash_probe() -> None:
+    """The job queued behind the victim: reports when it began (wall clock)."""
+    beacon.send(time.time())
 
 
 @task(queue="bench")

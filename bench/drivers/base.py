@@ -33,7 +33,8 @@ ASYNC_CONCURRENCY = 100
 # the scenarios a variant can take part in; each maps to one column of the summary table
 # (adrain-1p and asleep-c100 to the asyncio table)
 Role = Literal[
-    "drain-1p", "drain-2p", "sleep-c8", "latency", "mixed", "adrain-1p", "asleep-c100"
+    "drain-1p", "drain-2p", "sleep-c8", "latency", "mixed", "adrain-1p", "asleep-c100",
+    "crash",
 ]
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +92,30 @@ class JobqDriver(Driver):
         self._queue.enqueue_many([("bench.apps.jobq_app.mixed_long", (long_s,))] * long_n)
         self._queue.enqueue_many([("bench.apps.jobq_app.mixed_short", ())] * short_n)
 
+    def crash_kills(self, kills: int, timeout_s: float = 30.0) -> list[float]:
+        """SIGKILL the child running a job ``kills`` times; the wall-clock time of each kill.
+
+        Each round: a job that reports its process id and hangs (its retry ends at once), a
+        probe job queued behind it (given 0.1 s to be claimed), the kill; the round ends when
+        the probe completed. The
+        probe reports when it began, so began - killed is how long the slot took to notice,
+        record the crash, start a new child and hand it the next job."""
+        import signal
+
+        client = self._queue.client
+        killed = []
+        for i in range(kills):
+            key = f"bench:crash:{i}"
+            self._queue.enqueue("bench.apps.jobq_app.crash_hold", key)
+            pid = _until(partial(client.get, key), timeout_s, "the victim to start")
+            probe = self._queue.enqueue("bench.apps.jobq_app.crash_probe")
+            time.sleep(0.1)
+            killed.append(time.time())
+            os.kill(int(pid), signal.SIGKILL)
+            done = partial(lambda job: job.refresh().status == "completed", probe)
+            _until(done, timeout_s, "the probe")
+        return killed
+
     def variants(self) -> list[Variant]:
         thread = {"pool": "thread"}
         process = {"pool": "process"}
@@ -139,6 +166,16 @@ class JobqDriver(Driver):
                 0,
                 opts={**plain, "prefetch": "0"},
                 note="two `jobq worker` processes with `--prefetch 0`",
+            ),
+            variant(
+                "jobq",
+                "jobq-crash",
+                "jobq (defaults, --concurrency 1)",
+                "crash",
+                1,
+                1,
+                opts={**plain, "concurrency": "1"},
+                note="one slot, so the probe can only run in the replacement child",
             ),
             variant("jobq", "jobq-thread-1p", "jobq (thread pool)", "drain-1p", 1, 1, opts=thread),
             variant(
@@ -195,6 +232,11 @@ class JobqDriver(Driver):
                 "bench.apps.jobq_app",
                 *(["--pool", "thread"] if variant.options["pool"] == "thread" else []),
                 *(
+                    ["--concurrency", variant.options["concurrency"]]
+                    if "concurrency" in variant.options
+                    else []
+                ),
+                *(
                     ["--prefetch", variant.options["prefetch"]]
                     if "prefetch" in variant.options
                     else []
@@ -221,3 +263,13 @@ class JobqDriver(Driver):
             *extra_worker_args(),
         ]
         return [list(one) for _ in range(variant.n_procs)]
+
+
+def _until(get: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """Poll ``get`` every millisecond until it returns something true; that value."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := get()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout_s:.0f} s for {what}")
+        time.sleep(0.001)
+    return value
