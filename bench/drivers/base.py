@@ -10,6 +10,7 @@ Task code (what a worker imports) lives in ``bench/apps/<system>_app.py``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import time
@@ -158,6 +159,36 @@ class Driver(ABC):
         after ``grace_s``, by default the driver's ``stop_grace_s``)."""
         grace = self.stop_grace_s if grace_s is None else min(grace_s, self.stop_grace_s)
         return procs.stop_group(handle.procs, grace_s=grace)
+
+
+class LoopDriver(Driver):
+    """A driver of an asyncio-only library (SAQ, taskiq): the sync producer calls (the drains'
+    pre-enqueue) run its awaitable ones on a private event loop, one loop turn per job."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def connect(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self.aconnect())
+
+    def enqueue_one(self, kind: Kind, *args: float) -> None:
+        assert self._loop is not None
+        self._loop.run_until_complete(self.aenqueue_one(kind))
+
+    def enqueue_bulk(self, kind: Kind, count: int) -> None:
+        assert self._loop is not None
+
+        async def batch() -> None:
+            await asyncio.gather(*(self.aenqueue_one(kind) for _ in range(count)))
+
+        self._loop.run_until_complete(batch())
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.run_until_complete(self.aclose())
+            self._loop.close()
 
 
 def variant(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
-from bench.drivers.base import ASYNC_CONCURRENCY, Driver, Kind, Variant, variant
+from bench.drivers.base import ASYNC_CONCURRENCY, Kind, LoopDriver, Variant, variant
 
 
-class SaqDriver(Driver):
+class SaqDriver(LoopDriver):
     name = "saq"
     title = "SAQ"
     venv = "saq"
@@ -34,31 +33,7 @@ class SaqDriver(Driver):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: Any = None
-
-    # sync producer (the drains' pre-enqueue): SAQ is asyncio-only, so one loop turn per job
-    def connect(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._loop.run_until_complete(self.aconnect())
-
-    def enqueue_one(self, kind: Kind, *args: float) -> None:
-        assert self._loop is not None
-        self._loop.run_until_complete(self.aenqueue_one(kind))
-
-    def enqueue_bulk(self, kind: Kind, count: int) -> None:
-        assert self._loop is not None
-        queue = self._queue
-
-        async def batch() -> None:
-            await asyncio.gather(*(queue.enqueue(kind) for _ in range(count)))
-
-        self._loop.run_until_complete(batch())
-
-    def close(self) -> None:
-        if self._loop is not None:
-            self._loop.run_until_complete(self.aclose())
-            self._loop.close()
 
     async def aconnect(self) -> None:
         from saq import Queue

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
-from bench.drivers.base import ASYNC_CONCURRENCY, Driver, Kind, Variant, variant
+from bench.drivers.base import ASYNC_CONCURRENCY, Kind, LoopDriver, Variant, variant
 
 
-class TaskiqDriver(Driver):
+class TaskiqDriver(LoopDriver):
     name = "taskiq"
     title = "taskiq"
     venv = "taskiq"
@@ -40,31 +39,8 @@ class TaskiqDriver(Driver):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._broker: Any = None
         self._tasks: dict[str, Any] = {}
-
-    def connect(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._loop.run_until_complete(self.aconnect())
-
-    def enqueue_one(self, kind: Kind, *args: float) -> None:
-        assert self._loop is not None
-        self._loop.run_until_complete(self.aenqueue_one(kind))
-
-    def enqueue_bulk(self, kind: Kind, count: int) -> None:
-        assert self._loop is not None
-        kick = self._tasks[kind].kiq
-
-        async def batch() -> None:
-            await asyncio.gather(*(kick() for _ in range(count)))
-
-        self._loop.run_until_complete(batch())
-
-    def close(self) -> None:
-        if self._loop is not None:
-            self._loop.run_until_complete(self.aclose())
-            self._loop.close()
 
     async def aconnect(self) -> None:
         # the app reads BENCH_REDIS_URL, which is this driver's url in the agent
