@@ -208,6 +208,18 @@ def run_aenqueue(ctx: Context, driver: Driver, rep: int) -> Record:
     }
 
 
+def start_reporting(
+    ctx: Context, driver: Driver, variant: Variant, collector: Collector
+) -> WorkerHandle:
+    """Start the workers of ``variant``, their jobs reporting to ``collector``."""
+    return driver.start_workers(
+        variant,
+        venv_for(driver.name).bindir,
+        {**ctx.env(), "BENCH_BEACON": str(collector.path)},
+        ctx.log_dir,
+    )
+
+
 def wait_alive(
     ctx: Context, collector: Collector, target: int, deadline: float, handle: WorkerHandle
 ) -> float | None:
@@ -248,12 +260,7 @@ def run_drain(ctx: Context, driver: Driver, variant: Variant, kind: str, n: int)
     }
     with Collector(ctx.sockets_dir) as collector:
         collector.watch(n)
-        handle = driver.start_workers(
-            variant,
-            venv_for(driver.name).bindir,
-            {**ctx.env(), "BENCH_BEACON": str(collector.path)},
-            ctx.log_dir,
-        )
+        handle = start_reporting(ctx, driver, variant, collector)
         leaders = [proc.pid for proc in handle.procs]
         deadline = time.perf_counter() + ctx.config.unit_timeout_s
         cpu_first = cpu_done = None
@@ -301,12 +308,7 @@ def run_latency(ctx: Context, driver: Driver, variant: Variant) -> Record:
     n, gap = ctx.config.latency_n, ctx.config.latency_gap_ms
     ctx.server.reset()
     with Collector(ctx.sockets_dir, keep_values=True) as collector:
-        handle = driver.start_workers(
-            variant,
-            venv_for(driver.name).bindir,
-            {**ctx.env(), "BENCH_BEACON": str(collector.path)},
-            ctx.log_dir,
-        )
+        handle = start_reporting(ctx, driver, variant, collector)
         try:
             agent(ctx, driver.name, "latency", "--n", "1", "--gap-ms", "0")
             warm_deadline = time.perf_counter() + min(60.0, ctx.config.unit_timeout_s)
@@ -349,12 +351,7 @@ def run_mixed(ctx: Context, driver: Driver, variant: Variant) -> Record:
     with Collector(ctx.sockets_dir, keep_values=True) as collector:
         collector.watch(n)
         started_wall = time.time()
-        handle = driver.start_workers(
-            variant,
-            venv_for(driver.name).bindir,
-            {**ctx.env(), "BENCH_BEACON": str(collector.path)},
-            ctx.log_dir,
-        )
+        handle = start_reporting(ctx, driver, variant, collector)
         try:
             deadline = time.perf_counter() + ctx.config.unit_timeout_s
             if wait_alive(ctx, collector, n, deadline, handle) is None:
@@ -413,12 +410,7 @@ def run_crash(ctx: Context, driver: Driver, variant: Variant) -> Record:
     the job queued behind it (CRASH_KILLS rounds in one worker run)."""
     ctx.server.reset()
     with Collector(ctx.sockets_dir, keep_values=True) as collector:
-        handle = driver.start_workers(
-            variant,
-            venv_for(driver.name).bindir,
-            {**ctx.env(), "BENCH_BEACON": str(collector.path)},
-            ctx.log_dir,
-        )
+        handle = start_reporting(ctx, driver, variant, collector)
         try:
             killed = agent(ctx, driver.name, "crash", "--kills", str(CRASH_KILLS))["killed_at"]
             deadline = time.perf_counter() + 10.0
