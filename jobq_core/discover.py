@@ -76,12 +76,15 @@ def find(data_dir: str = DEFAULT_DATA_DIR, start: Path | None = None) -> str | N
 
 
 def _answers(url: str) -> bool:
-    """Whether something accepts a connection at `url` (a unix socket or a local port)."""
+    """Whether something accepts a connection at `url` (a unix socket or a local port, or
+    the first node of a `redis+cluster://` URL)."""
     if url.startswith("unix://"):
         family, address = socket.AF_UNIX, url.removeprefix("unix://").split("?", 1)[0]
         target: str | tuple[str, int] = address
-    elif url.startswith("redis://"):
-        hostport = url.removeprefix("redis://").split("/", 1)[0].rpartition("@")[2]
+    elif url.startswith(("redis://", "redis+cluster://")):
+        # A cluster (`jobq up --cluster N`): its first node stands for it.
+        rest = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+        hostport = rest.rpartition("@")[2].split(",", 1)[0]
         host, _, port = hostport.rpartition(":")
         if not port.isdigit():
             return False

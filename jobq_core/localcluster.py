@@ -15,7 +15,7 @@ import random
 import shutil
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -63,6 +63,8 @@ class LocalCluster:
     node_timeout_ms: int = 2000
     extra_args: Sequence[str] = ()
     binary: str = field(default_factory=find_server_binary)
+    # Run in each node's process before exec (`jobq up`: die with the parent); None for tests.
+    preexec_fn: Callable[[], None] | None = None
     primaries: list[LocalRedis] = field(default_factory=list)
     replicas: list[LocalRedis] = field(default_factory=list)
 
@@ -107,7 +109,8 @@ class LocalCluster:
                 "--cluster-node-timeout", str(self.node_timeout_ms),
                 # A replica may take over however long it was cut off: tests kill primaries.
                 "--cluster-replica-validity-factor", "0", *self.extra_args]
-        return LocalRedis(d, port=port, extra_args=args, binary=self.binary)
+        return LocalRedis(d, port=port, extra_args=args, binary=self.binary,
+                          preexec_fn=self.preexec_fn)
 
     def _create(self, deadline: float) -> None:
         n = self.n_primaries

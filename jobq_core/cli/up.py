@@ -14,6 +14,7 @@ import ctypes
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -34,6 +35,9 @@ from ..errors import JobqError
 from ..server import LocalRedis
 from .app import json_logs, main, shared_options
 from .run import dashboard_entry
+
+if TYPE_CHECKING:
+    from ..localcluster import LocalCluster
 
 PR_SET_PDEATHSIG = 1
 NAME_WIDTH = 9
@@ -53,6 +57,7 @@ class Stack:
         self.say = say
         self.as_json = as_json
         self.server: LocalRedis | None = None
+        self.cluster: LocalCluster | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.readers: list[threading.Thread] = []
         self.hurry = threading.Event()
@@ -75,6 +80,22 @@ class Stack:
         discover.publish(data_dir, self.server.url)
         return self.server.url
 
+    def start_cluster(self, data_dir: Path, primaries: int) -> str:
+        """A fresh local cluster of `primaries` primaries (no replicas) in `data_dir`/cluster,
+        on free loopback ports; its data goes with it when `jobq up` stops."""
+        from ..localcluster import LocalCluster
+
+        cluster_dir = data_dir / "cluster"
+        shutil.rmtree(cluster_dir, ignore_errors=True)  # a cluster is made anew each time
+        self.cluster = LocalCluster(cluster_dir, n_primaries=primaries, n_replicas=0,
+                                    preexec_fn=_die_with_parent).start()
+        self.say("cluster", binary=self.cluster.binary, dir=str(cluster_dir),
+                 url=self.cluster.url, primaries=primaries,
+                 pids=[n.proc.pid for n in self.cluster.nodes if n.proc])
+        self.published = data_dir
+        discover.publish(data_dir, self.cluster.url)
+        return self.cluster.url
+
     def spawn(self, name: str, argv: Sequence[str], env: dict[str, str]) -> None:
         proc = subprocess.Popen(list(argv), env=env, start_new_session=True,
                                 preexec_fn=_die_with_parent, stdin=subprocess.DEVNULL,
@@ -96,8 +117,10 @@ class Stack:
             code = proc.poll()
             if code is not None:
                 return name, code
-        if self.server is not None and self.server.proc is not None:
-            code = self.server.proc.poll()
+        servers = [self.server] if self.server is not None else []
+        servers += self.cluster.nodes if self.cluster is not None else []
+        for server in servers:
+            code = server.proc.poll() if server.proc is not None else None
             if code is not None:
                 return "redis", code
         return None
@@ -129,6 +152,9 @@ class Stack:
         if self.server is not None:
             self.server.stop()
             self.say("stopped", process="redis")
+        if self.cluster is not None:
+            self.cluster.destroy()
+            self.say("stopped", process="redis cluster")
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -237,15 +263,21 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), envvar="JOBQ_DASHBOARD_PORT",
               default=None, help="Dashboard port [env JOBQ_DASHBOARD_PORT; 5000].")
 @click.option("--no-dashboard", is_flag=True, help="Do not start the dashboard.")
+@click.option("--cluster", "cluster", type=click.IntRange(1, 16), default=None, metavar="N",
+              help="Start a local Redis Cluster of N primaries (fresh each time, on free "
+                   "local ports) instead of one Redis, and print its redis+cluster:// URL.")
 def up(url: str | None, prefix: str | None, as_json: bool, data_dir: Path | None, demo: bool,
        queues: Sequence[str], imports: Sequence[str], concurrency: int, host: str | None,
-       port: int | None, no_dashboard: bool) -> None:
+       port: int | None, no_dashboard: bool, cluster: int | None) -> None:
     """Run everything on this machine: Redis (embedded when no URL is set), a worker, the
     scheduler and the dashboard. Ctrl-C stops them all.
 
     The worker serves the queue `demo` (the demo tasks), and with --import your queues
     (--queue, default `default`) with your tasks. Other processes started in this folder,
     or below it, find the embedded Redis without a URL."""
+    if cluster and url:
+        raise click.UsageError("--cluster starts a cluster of its own: drop --url (and "
+                               "unset JOBQ_REDIS_URL / REDIS_URL)")
     json_logs(as_json)
     say = _sayer(as_json)
     settings = Settings.from_env(redis_url=url, prefix=prefix or None)
@@ -257,8 +289,7 @@ def up(url: str | None, prefix: str | None, as_json: bool, data_dir: Path | None
     stopping = threading.Event()
     code = 0
     try:
-        if not url:  # the option also reads JOBQ_REDIS_URL and REDIS_URL
-            settings = settings.replace(redis_url=stack.start_redis(data_dir))
+        settings = _own_redis(stack, settings, data_dir, url, cluster)
         env = {**os.environ, "JOBQ_REDIS_URL": settings.redis_url,
                "JOBQ_PREFIX": settings.prefix, "PYTHONUNBUFFERED": "1"}
         env.pop("REDIS_URL", None)
@@ -294,6 +325,17 @@ def up(url: str | None, prefix: str | None, as_json: bool, data_dir: Path | None
         stack.stop(settings.grace_s + 10)
         say("stopped")
     sys.exit(code)
+
+
+def _own_redis(stack: Stack, settings: Settings, data_dir: Path, url: str | None,
+               cluster: int | None) -> Settings:
+    """Settings on the Redis `jobq up` starts: a cluster of `cluster` primaries, else one
+    Redis unless a URL was given (the option also reads JOBQ_REDIS_URL and REDIS_URL)."""
+    if cluster:
+        return settings.replace(redis_url=stack.start_cluster(data_dir, cluster))
+    if not url:
+        return settings.replace(redis_url=stack.start_redis(data_dir))
+    return settings
 
 
 def _spawn_dashboard(stack: Stack, settings: Settings, data_dir: Path, host: str | None,
@@ -336,6 +378,8 @@ def _start_demo(settings: Settings, stopping: threading.Event) -> None:
 
 _TEXT = {
     "redis": "started Redis {binary} (pid {pid}), data in {dir}",
+    "cluster": "started a Redis Cluster of {primaries} primaries ({binary}, pids {pids}) in "
+               "{dir}; its data goes when this stops",
     "started": "started {process} (pid {pid})",
     "skipped": "no {process}: {reason}",
     "warning": "warning: {message}",
@@ -364,7 +408,8 @@ def _sayer(as_json: bool) -> Callable[..., None]:
 
 def _ready_text(redis_url: str, dashboard_url: str | None, login: str | None,
                 demo: bool, queues: Sequence[str], found: bool) -> str:
-    lines = [f"Redis: {redis_url}"]
+    lines = [f"Redis Cluster: {redis_url}" if "+cluster://" in redis_url
+             else f"Redis: {redis_url}"]
     if found:
         lines.append("  (found by Queue(), workers and jobq commands started in this folder "
                      "or below it;")
