@@ -153,8 +153,12 @@ class AsyncQueue:
             # Nothing in flight: this call goes out at the loop's next turn (with any call
             # made in the same turn), no timer; later calls wait for this write to end.
             self._writer = asyncio.get_running_loop().create_task(self._write_waiting())
-        # A caller cancelled while waiting leaves its write to go on for the others.
-        return await self._job_of(spec, await asyncio.shield(fut))
+        # A caller cancelled while waiting cancels only its own future: its spec stays in
+        # the write, which goes on for the others (the writer skips a future that is done).
+        new = await fut
+        if new is True:  # the common case, without another coroutine per job
+            return self._created(spec)
+        return await self._job_of(spec, new)
 
     async def _write_waiting(self) -> None:
         while self._waiting:
@@ -188,14 +192,18 @@ class AsyncQueue:
             out = await self._sync.scripts.run_async(self.client, "enqueue", keys, argv)
         return enqueue_reply(out, self.name, len(specs))
 
+    def _created(self, spec: JobSpec) -> AsyncJob:
+        """The handle of a job this call has just stored."""
+        state = "scheduled" if spec.delay_ms != 0 else "pending"
+        return AsyncJob(self, spec.id, {"state": state, "task": spec.task,
+                                        "args": spec.args_json, "kwargs": spec.kwargs_json},
+                        created=True)
+
     async def _job_of(self, spec: JobSpec, new: Written) -> AsyncJob:
         if isinstance(new, AsyncJob):
             return new
         if new is True:
-            state = "scheduled" if spec.delay_ms != 0 else "pending"
-            return AsyncJob(self, spec.id, {"state": state, "task": spec.task,
-                                            "args": spec.args_json, "kwargs": spec.kwargs_json},
-                            created=True)
+            return self._created(spec)
         existing = spec.id if new is False else new
         return await self._fetch(existing) or AsyncJob(self, existing, {})
 

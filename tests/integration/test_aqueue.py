@@ -116,6 +116,27 @@ def test_a_failed_write_fails_only_the_callers_of_its_batch(settings: Settings) 
     assert all(stored.job(i) is not None for i in list(ok_ids)[::25])
 
 
+def test_a_cancelled_caller_leaves_its_batch_to_be_written(settings: Settings) -> None:
+    # A caller cancelled while its job waits for the write: the others get their jobs and
+    # the cancelled one's job is stored all the same (it was in the batch), with no
+    # "exception never retrieved" for the cancelled call.
+    async def main() -> tuple[list[str], bool]:
+        aq = AsyncQueue("default", settings=settings)
+        calls = [asyncio.ensure_future(aq.enqueue(tasks.add, i, 1)) for i in range(6)]
+        await asyncio.sleep(0)  # every call has queued its job; the write has not begun
+        calls[0].cancel()
+        done = await asyncio.gather(*calls, return_exceptions=True)
+        await aq.aclose()
+        return ([j.id for j in done[1:] if not isinstance(j, BaseException)],
+                isinstance(done[0], asyncio.CancelledError))
+
+    ids, cancelled = run_async(main)
+    assert cancelled and len(ids) == 5
+    stored = Queue("default", settings=settings)
+    assert stored.count("pending") == 6
+    assert all(stored.job(i) is not None for i in ids)
+
+
 def test_eager_async_queue_runs_async_tasks(settings: Settings) -> None:
     eager = settings.replace(redis_url="redis://127.0.0.1:1/0", eager=True)
 
