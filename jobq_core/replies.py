@@ -23,7 +23,7 @@ class ClaimResult:
 class Unknown:
     """What unknown.lua did with a job whose task the worker does not know."""
 
-    state: str  # "scheduled" (handed back) or "dead"
+    state: str  # "pending" or "scheduled" (handed back, at once or later) or "dead"
     known_by: str = ""  # a live worker of the queue that knows the task, if one does
     grace_left_ms: int = 0  # handed back while no live worker knows it: time left
     reason: str = ""  # dead: why

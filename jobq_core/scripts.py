@@ -293,13 +293,13 @@ class Scripts:
         k, q, s = self.keys, job.queue, self.settings
         out = self._run("unknown", [k.processing(q), k.scheduled(q), k.dead(q), k.stats(q),
                                     k.history(q), k.job(q, job.id), k.notify(q, job.id),
-                                    k.tasks(q)],
+                                    k.tasks(q), k.pending(q), k.marker(q)],
                         [job.id, job.token, worker_id, job.task, q, grace_ms, known_delay_ms,
                          unknown_delay_ms, s.dead_ttl_s * 1000, s.history_minutes], client)
         raise_for(out, job_id=job.id, what="hand-back")
         code, detail = int(out[0]), str(out[1])
         if code == 1:
-            return Unknown("scheduled", known_by=detail)
+            return Unknown(str(out[2]), known_by=detail)
         if code == 2:
             return Unknown("scheduled", grace_left_ms=int(detail))
         return Unknown("dead", reason=detail, dependents=bool(int(out[2])))

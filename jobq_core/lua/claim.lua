@@ -208,13 +208,14 @@ for qi = 1, nq do
         else
           -- The few fields the claim needs, read off the flat reply (no table per job:
           -- this loop runs for every job claimed).
-          local expires, delivered, limit_key, task = 0, 0, nil, nil
+          local expires, delivered, limit_key, task, handbacks = 0, 0, nil, nil, nil
           for k = 1, #raw, 2 do
             local name = raw[k]
             if name == 'expires_ms' then expires = tonumber(raw[k + 1]) or 0
             elseif name == 'deliveries' then delivered = tonumber(raw[k + 1]) or 0
             elseif name == 'limit_key' then limit_key = raw[k + 1]
             elseif name == 'task' then task = raw[k + 1]
+            elseif name == 'handbacks' then handbacks = raw[k + 1]
             end
           end
           local expired = expires > 0 and now > expires
@@ -233,6 +234,8 @@ for qi = 1, nq do
           else
             local deliveries = tostring(delivered + 1)
             local token = worker .. '/' .. deliveries
+            -- unknown.lua takes a delivery back: the hand-back count keeps tokens unique.
+            if handbacks then token = token .. '.' .. handbacks end
             local held = ''
             if l and l.conc > 0 then
               held = key

@@ -5,14 +5,28 @@
 -- no worker knew it (field unknown_since_ms); after that it goes to dead. A hand-back is not
 -- an attempt: retries, the lost counter and the attempt log are left alone, and the claim's
 -- delivery is taken back (deliveries counts the times the job was given to a worker that
--- could run it).
+-- could run it). As deliveries no longer tells this worker's claims apart, the field
+-- 'handbacks' counts hand-backs and claim.lua puts it in the next lease token: a late
+-- renewal or settlement of the claim handed back must not pass for a new claim of the job.
+--
+-- While a live worker knows the task, the job goes back to pending at once (at the head of
+-- its band, marker set), so an idle worker that knows it is woken and takes it: workers
+-- blocked on the marker are served longest-waiting first, and the worker handing back has
+-- just claimed. A job scheduled instead would be due for every worker at the same instant,
+-- and on such ties Redis serves the older connection first, which in a rolling deploy is the
+-- old worker: it could win the job again and again for as long as the deploy lasted. Only
+-- a job this worker handed back less than ARGV[7] ms ago (the old worker claimed it again,
+-- the worker that knows it being busy) is scheduled ARGV[7] ms later, so it never bounces
+-- faster than that.
 -- KEYS[1] processing  KEYS[2] scheduled  KEYS[3] dead  KEYS[4] stats  KEYS[5] history
 -- KEYS[6] job  KEYS[7] notify  KEYS[8] the queue's tasks hash (advertise.lua)
+-- KEYS[9] pending  KEYS[10] marker
 -- ARGV[1] job id  ARGV[2] lease token  ARGV[3] worker id  ARGV[4] task name  ARGV[5] queue
 -- ARGV[6] grace ms  ARGV[7] hand-back delay ms while a live worker knows the task
 -- ARGV[8] hand-back delay ms while none does (at most what is left of the grace)
 -- ARGV[9] dead ttl ms  ARGV[10] history size
--- Returns {1, id of a live worker that knows the task} handed back; {2, ms of grace left}
+-- Returns {1, id of a live worker that knows the task, 'pending' | 'scheduled'} handed back;
+--   {2, ms of grace left}
 --   handed back, no live worker knows it yet; {3, reason, 1 if the job has dependents else 0}
 --   dead; -1 job missing; -2 lease not held
 local id, job, task = ARGV[1], KEYS[6], ARGV[4]
@@ -36,13 +50,26 @@ local function hand_back(delay)
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', job, 'lease')
   redis.call('HINCRBY', job, 'deliveries', -1)
-  redis.call('HSET', job, 'state', 'scheduled')
-  redis.call('ZADD', KEYS[2], now + delay, id)
+  redis.call('HINCRBY', job, 'handbacks', 1)
+  if delay then
+    redis.call('HSET', job, 'state', 'scheduled')
+    redis.call('ZADD', KEYS[2], now + delay, id)
+  else
+    redis.call('HSET', job, 'state', 'pending')
+    push_front(KEYS[9], KEYS[10], id, redis.call('HGET', job, 'priority'))
+  end
 end
 if knower then
   redis.call('HDEL', job, 'unknown_since_ms')
-  hand_back(tonumber(ARGV[7]))
-  return {1, knower}
+  local known_delay = tonumber(ARGV[7])
+  local last = tonumber(redis.call('HGET', job, 'handed_back_ms') or '')
+  redis.call('HSET', job, 'handed_back_ms', now)
+  if last and now - last < known_delay then
+    hand_back(known_delay)
+    return {1, knower, 'scheduled'}
+  end
+  hand_back(nil)
+  return {1, knower, 'pending'}
 end
 local since = tonumber(redis.call('HGET', job, 'unknown_since_ms') or '')
 if not since then

@@ -48,7 +48,7 @@ CALLS: dict[str, tuple[Callable[[Scripts], Any], Any]] = {
     "advance": (lambda s: s.advance("tok", "s", "1", 0, 0, "", 0, 0), 1),
     "fire": (lambda s: s.fire("q", "s", 0, 1, SPEC), 1),
     "unknown": (lambda s: s.unknown(JOB, "w", grace_ms=0, known_delay_ms=1,
-                                    unknown_delay_ms=1), [1, "w2"]),
+                                    unknown_delay_ms=1), [1, "w2", "pending"]),
     "advertise": (lambda s: s.advertise("q", "w", 1000, ["t"]), 1),
 }
 
