@@ -19,23 +19,24 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def _client_options(settings: Settings, blocking: bool) -> dict[str, Any]:
+def _client_options(settings: Settings, blocking: bool, name: str = "jobq") -> dict[str, Any]:
     """The options every jobq client gets, sync or async (see connect() for `blocking`)."""
     timeout = settings.socket_timeout_s + (settings.block_s if blocking else 0.0)
     return {
         "decode_responses": True, "protocol": 2, "socket_timeout": timeout,
         "socket_connect_timeout": settings.connect_timeout_s, "health_check_interval": 30,
-        "client_name": "jobq"}
+        "client_name": name}
 
 
-def connect(settings: Settings, *, blocking: bool = False) -> redis.Redis:
+def connect(settings: Settings, *, blocking: bool = False, name: str = "jobq") -> redis.Redis:
     """A client for `settings.redis_url` with socket and connect timeouts.
 
     `blocking=True` gives a client whose socket timeout outlasts the longest blocking
     command jobq issues (BZPOPMIN for `block_s`), so a wait is never cut short, while a
-    server that stops answering is still noticed.
+    server that stops answering is still noticed. Its connections are named `name`
+    (CLIENT SETNAME, on every connect): a worker's are named after it (workers.py).
     """
-    options = _client_options(settings, blocking)
+    options = _client_options(settings, blocking, name)
     if settings.redis_url.startswith(SENTINEL_SCHEMES):
         return _sentinel_master(settings.redis_url, options)
     if settings.redis_url.startswith(CLUSTER_SCHEMES):

@@ -38,6 +38,7 @@ from .records import (
 from .replies import ROW_FIELDS
 from .schedule import Schedule, check_schedule_name
 from .scripts import Scripts
+from .workers import connected_names, worker_alive
 
 PREVIEW_BYTES = 200  # characters of args (head) and error (tail) a list row shows
 # Entries one search.lua call examines: a few ms of Redis time, so a budget is kept closely.
@@ -219,21 +220,29 @@ class Inspector:
 
     @redis_errors
     def workers(self, limit: int = 1000) -> list[WorkerInfo]:
-        """Registered workers, most recent heartbeat first; alive=False for stale entries."""
+        """Registered workers, most recent heartbeat first; alive=False for a worker whose
+        registry entry expired or, where the server lists its clients, that has no
+        connection open (killed: workers.worker_alive)."""
         ids = [str(w) for w in self.client.zrevrange(self.keys.workers(), 0, max(0, limit - 1))]
         pipe = self.client.pipeline(transaction=False)
         for wid in ids:
             pipe.hgetall(self.keys.worker(wid))
-        return [WorkerInfo(wid, bool(f), f) for wid, f in zip(ids, pipe.execute(), strict=True)]
+        found = pipe.execute()
+        names = connected_names(self.client) if any(f.get("conn") for f in found) else None
+        return [WorkerInfo(wid, worker_alive(f, names), f)
+                for wid, f in zip(ids, found, strict=True)]
 
     @redis_errors
     def workers_alive(self, worker_ids: Sequence[str]) -> dict[str, bool]:
-        """worker id -> whether its registry entry still exists (heartbeat not stopped)."""
+        """worker id -> whether it is alive, as in workers()."""
         ids = sorted(set(worker_ids))[:1000]
         pipe = self.client.pipeline(transaction=False)
         for wid in ids:
-            pipe.exists(self.keys.worker(wid))
-        return {wid: bool(n) for wid, n in zip(ids, pipe.execute(), strict=True)}
+            pipe.hmget(self.keys.worker(wid), ["id", "conn"])
+        found = [{k: v for k, v in zip(("id", "conn"), got, strict=True) if v is not None}
+                 for got in pipe.execute()]
+        names = connected_names(self.client) if any(f.get("conn") for f in found) else None
+        return {wid: worker_alive(f, names) for wid, f in zip(ids, found, strict=True)}
 
     @redis_errors
     def progress(self, jobs: Sequence[tuple[str, str]]) -> dict[str, Any]:

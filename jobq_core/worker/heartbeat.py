@@ -23,7 +23,7 @@ from ..errors import JobqError
 from ..keys import Keyspace
 from ..registry import registered
 from ..scripts import Scripts
-from ..workers import forget_stopped_workers
+from ..workers import connection_name, forget_stopped_workers
 from .pool import Pool
 
 log = logging.getLogger("jobq.worker")
@@ -113,6 +113,7 @@ class Heartbeat(threading.Thread):
             "current": ",".join(f"{r.job.queue}/{r.job.id}" for r in running),
             "started_ms": self.started_ms, "beat_ms": int(time.time() * 1000),
             "done": done, "failed": failed, "tasks": ",".join(names),
+            "conn": connection_name(self.worker_id),  # see workers.py
         }
         ttl_ms = int(self.settings.heartbeat_s * self.settings.worker_ttl_factor * 1000)
         key = self.keys.worker(self.worker_id)

@@ -34,6 +34,7 @@ from ..queue import Queue
 from ..registry import registered
 from ..runner import Outcome
 from ..scripts import Scripts
+from ..workers import connection_name
 from .builtin_hooks import builtin_hooks
 from .cluster_fetch import ClusterFetcher
 from .fetch import Fetcher, Recorder
@@ -72,11 +73,14 @@ class Worker:
             importlib.import_module(module)
         self.id = name or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         s = self.settings
-        self.client = connect(s)
+        # Every connection is named after the worker, so readers see at once that a killed
+        # worker is gone (its sockets close with its process; workers.py).
+        cname = connection_name(self.id)
+        self.client = connect(s, name=cname)
         # The heartbeat gets its own client with a socket timeout of one heartbeat, so a
         # silent Redis is noticed in time to stop jobs before their leases expire.
         self.beat_client = connect(s.replace(socket_timeout_s=min(s.socket_timeout_s,
-                                                                  s.heartbeat_s)))
+                                                                  s.heartbeat_s)), name=cname)
         self.scripts = Scripts(self.client, s)
         self.stopping = threading.Event()
         self.hard_stop = threading.Event()
@@ -88,7 +92,8 @@ class Worker:
         self.pool = Pool(s, self._child_imports(), self._on_done, self.client)
         # A cluster claims per slot and waits per slot (worker/cluster_fetch.py).
         fetcher = ClusterFetcher if self.scripts.cluster else Fetcher
-        self.fetch = fetcher(s, self.queues, self.id, self.scripts, connect(s, blocking=True))
+        self.fetch = fetcher(s, self.queues, self.id, self.scripts,
+                             connect(s, blocking=True, name=cname))
         # Set while the main loop blocks on the queues' markers (see Fetcher.blocked): once
         # set, a job enqueued can reach this worker only by waking that wait.
         self.blocked = self.fetch.blocked
