@@ -146,6 +146,15 @@ local function next_due(scheduled)
   return tonumber(nxt[2])
 end
 
+-- A job just scheduled at `due` that is the first due now: touch the marker. An idle worker
+-- blocks until the earliest due time its last claim saw (or its wait times out), so it would
+-- not know of an earlier one; the worker woken claims (nothing yet), learns the due time
+-- from the claim's reply and ends its next wait then (Fetcher.wait). One ZRANGE, only where
+-- a job is scheduled; nothing is touched when an earlier job is already due first.
+local function wake_if_first_due(scheduled, marker, due)
+  if next_due(scheduled) >= due then redis.call('ZADD', marker, 0, 'm') end
+end
+
 
 -- The ids an admin script acts on (requeue.lua, purge.lua): ARGV[2] 'ids' -> ARGV[3..];
 -- 'upto' -> one batch (ARGV[4]) of `set` with scores up to the snapshot cutoff ARGV[3].

@@ -23,6 +23,7 @@ end
 local q = {pending = KEYS[1], scheduled = KEYS[2], seq = KEYS[3], marker = nil,
            adds = {}, nadds = 0, next_seq = redis.call('INCRBY', KEYS[3], n) - n + 1}
 local pending_created = false
+local first_due = nil  -- the earliest due time of the delayed jobs created
 local now = now_ms()
 local out, created = {}, 0
 local i = 3
@@ -64,6 +65,8 @@ for j = 1, n do
     if args ~= '' then fields[nbase + 1] = 'args'; fields[nbase + 2] = args end
     if create_job(q, job, id, priority, delay_ms, ttl_ms, fields, now) == 'pending' then
       pending_created = true
+    elseif delay_ms > 0 and (not first_due or now + delay_ms < first_due) then
+      first_due = now + delay_ms
     end
     if ukey ~= '' then redis.call('SET', KEYS[9] .. ukey, id, 'PX', uwindow) end
     created = created + 1
@@ -72,5 +75,9 @@ for j = 1, n do
 end
 if q.nadds > 0 then chunked('ZADD', KEYS[1], q.adds) end
 if created > 0 then redis.call('HINCRBY', KEYS[4], 'enqueued', created) end
-if pending_created then redis.call('ZADD', KEYS[6], 0, 'm') end
+if pending_created then
+  redis.call('ZADD', KEYS[6], 0, 'm')
+elseif first_due then
+  wake_if_first_due(KEYS[2], KEYS[6], first_due)
+end
 return out

@@ -41,6 +41,7 @@ if outcome == 'retry' then
   if delay > 0 then
     redis.call('HSET', job, 'state', 'scheduled')
     redis.call('ZADD', KEYS[2], now + delay, id)
+    wake_if_first_due(KEYS[2], KEYS[7], now + delay)
     return 1
   end
   redis.call('HSET', job, 'state', 'pending')

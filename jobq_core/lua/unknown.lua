@@ -54,6 +54,7 @@ local function hand_back(delay)
   if delay then
     redis.call('HSET', job, 'state', 'scheduled')
     redis.call('ZADD', KEYS[2], now + delay, id)
+    wake_if_first_due(KEYS[2], KEYS[10], now + delay)
   else
     redis.call('HSET', job, 'state', 'pending')
     push_front(KEYS[9], KEYS[10], id, redis.call('HGET', job, 'priority'))

@@ -33,6 +33,10 @@ log = logging.getLogger("jobq.worker")
 # (the worker would otherwise claim it again and again until the grace period ends).
 UNKNOWN_KNOWN_DELAY_MS = 1_000
 UNKNOWN_NONE_DELAY_MS = 5_000
+# Redis times a blocking wait out on its next tick (hz 10 by default: up to 100 ms late on
+# an idle server). A wait for a scheduled job's due time ends this much before it, and the
+# rest is slept here: the job starts within a few ms of its due time.
+SERVER_TICK_S = 0.1
 T = TypeVar("T")
 
 
@@ -49,6 +53,7 @@ class Fetcher:
         keys = Keyspace(settings.prefix)
         self._markers = [keys.marker(q) for q in self.queues]
         self.last: ClaimResult | None = None
+        self._last_at = 0.0  # monotonic time the last claim's reply was read
         # Set while wait() blocks on the markers, cleared when it returns. Tests and embedders
         # wait on it to know that a job enqueued from now on can only reach this worker
         # through a marker (the worker's non-blocking claim has already run). One Event.set
@@ -64,7 +69,7 @@ class Fetcher:
     def _took(self, result: ClaimResult) -> list[Claimed]:
         for note in result.notes:
             log.warning("%s", note)
-        self.last = result
+        self.last, self._last_at = result, time.monotonic()
         return result.jobs
 
     def due_within(self, seconds: float) -> bool:
@@ -74,6 +79,14 @@ class Fetcher:
 
     def close(self) -> None:
         self.blocking.close()
+
+    def due_in(self) -> float | None:
+        """Seconds from now until the earliest scheduled job of the last claim's view is due
+        (negative: overdue); None when it saw none."""
+        r = self.last
+        if r is None or r.next_due_ms < 0:
+            return None
+        return (r.next_due_ms - r.now_ms) / 1000 - (time.monotonic() - self._last_at)
 
     def wake(self) -> None:
         """Best effort: end a blocking wait at once (by setting the markers it waits on)."""
@@ -98,11 +111,13 @@ class Fetcher:
             # The claim's pick-up lease is counted (by the caller) from the wait's start, so
             # a claim at the end of a long wait leaves less of it for the renewal: a third.
             timeout = min(timeout, self.settings.pickup_s / 3)
-        r = self.last
-        if r is not None and r.next_due_ms >= 0:
-            timeout = min(timeout, max(0.0, (r.next_due_ms - r.now_ms) / 1000))
-        if timeout <= 0.001:
-            return []
+        due_in = self.due_in()
+        if due_in is not None and due_in < timeout + SERVER_TICK_S:
+            if due_in <= SERVER_TICK_S:
+                # The last stretch to the due time, slept here; then the caller claims.
+                time.sleep(max(0.0, due_in))
+                return []
+            timeout = due_in - SERVER_TICK_S
         self.blocked.set()
         try:
             with translated(self.settings.redis_url):

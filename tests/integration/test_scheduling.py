@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,6 +56,46 @@ def test_delayed_job_enqueued_while_the_worker_waits_is_promoted_by_its_heartbea
         assert job.status == "scheduled"
         assert job.result(timeout_s=30) == 3
     _assert_not_early(job)
+
+
+def test_delayed_job_enqueued_while_an_idle_worker_waits_starts_when_due(
+        queue: Queue, settings: Settings) -> None:
+    # The worker blocks on the marker with nothing scheduled; the heartbeat is left at its
+    # default (5 s) and block_s is long, so only the enqueue itself can tell the worker when
+    # the job is due: it touches the marker when the job is the first due, and the worker
+    # then ends its wait at the due time (the last stretch slept locally: a Redis timeout
+    # is up to a server tick late). Three jobs; the median starts within 100 ms of its due
+    # time, each within 0.5 s (a loaded machine may hold up one thread; before: ~5 s).
+    s = settings.replace(heartbeat_s=Settings().heartbeat_s, lease_s=Settings().lease_s)
+    late_ms = []
+    with worker_thread(s, block_s=60.0) as w:
+        for _ in range(3):
+            assert w.blocked.wait(10), "the worker never blocked on the marker"
+            job = queue.enqueue_call(tasks.add, args=(1, 2), delay_s=0.3)
+            assert job.result(timeout_s=10) == 3
+            late_ms.append(int(job.refresh().fields["started_ms"])
+                           - int(job.fields["enqueued_ms"]) - 300)
+    assert all(0 <= ms <= 500 for ms in late_ms), late_ms
+    assert sorted(late_ms)[1] <= 100, late_ms
+
+
+def test_an_idle_worker_with_nothing_scheduled_does_not_poll_more(
+        settings: Settings, r: redis.Redis) -> None:
+    # The due-time wake-up must not turn into polling: with nothing scheduled an idle
+    # worker ends its blocking wait once per pick-up window (pickup_s / 3 = 1 s by default)
+    # and sends nothing else between heartbeats.
+    s = settings.replace(heartbeat_s=Settings().heartbeat_s, lease_s=Settings().lease_s)
+
+    def calls(command: str) -> int:
+        return int(r.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
+
+    with worker_thread(s, block_s=60.0) as w:
+        assert w.blocked.wait(10), "the worker never blocked on the marker"
+        before = calls("bzpopmin"), calls("evalsha")
+        time.sleep(3.0)  # measuring what an idle worker sends over a span of time
+        waits, scripts = calls("bzpopmin") - before[0], calls("evalsha") - before[1]
+    assert waits <= 4, waits
+    assert scripts <= waits + 8, (waits, scripts)  # a claim per wait, one heartbeat round
 
 
 def _assert_not_early(job: Job) -> None:
