@@ -94,8 +94,10 @@ class Heartbeat(threading.Thread):
             by_queue[job.queue].append((job.id, job.token))
         for q, leases in by_queue.items():
             lost = set(self.scripts.extend(q, leases, client=self.client))
-            for job_id in lost:
-                self.pool.abort(q, job_id, "its lease was lost (reaped, requeued or purged)")
+            for job_id, token in leases:
+                if job_id in lost:
+                    self.pool.abort(q, job_id, "its lease was lost (reaped, requeued or "
+                                    "purged)", token)
             self.pool.renewed(q, [i for i, _ in leases if i not in lost], sent)
 
     def register(self) -> None:

@@ -112,13 +112,17 @@ class Pool:
     def running(self) -> list[Running]:
         return self.ledger.running()
 
-    def abort(self, queue: str, job_id: str, why: str) -> None:
+    def abort(self, queue: str, job_id: str, why: str, token: str | None = None) -> None:
         """Stop a job whose lease is gone; its outcome will not be recorded. A job whose
         outcome is being recorded has ended: nothing to stop, and nothing lost to report
-        (the write says whether the lease was still held)."""
+        (the write says whether the lease was still held). With `token`, only that claim of
+        the job: a renewal refused for a claim that was handed back must not stop the
+        worker's next claim of the same job, which may already be held."""
         with self.ledger.cond:
             entry = self.ledger.held.get((queue, job_id))
             if entry is None or entry.aborted or entry.settling:
+                return
+            if token is not None and entry.job.token != token:
                 return
             entry.aborted = why
             slot = entry.slot or entry.queued_in

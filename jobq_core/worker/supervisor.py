@@ -294,12 +294,14 @@ class Worker:
             except (JobqError, redis.RedisError) as exc:
                 for job in held:
                     self.pool.abort(q, job.id, f"its pick-up lease could not be renewed ({exc});"
-                                    " another worker will run it")
+                                    " another worker will run it", job.token)
                 continue
-            for job_id in lost:
+            for job in held:
                 # Also a job that already ended (its outcome dropped the lease): abort()
                 # leaves a job whose outcome is being recorded alone.
-                self.pool.abort(q, job_id, "its pick-up lease was lost before it was renewed")
+                if job.id in lost:
+                    self.pool.abort(q, job.id, "its pick-up lease was lost before it was "
+                                    "renewed", job.token)
             self.pool.renewed(q, [j.id for j in held if j.id not in lost], sent)
 
     def _hand_back(self, job: Claimed) -> None:

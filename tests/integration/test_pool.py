@@ -246,3 +246,23 @@ def test_a_renewal_racing_a_completion_reports_no_lost_lease(
         t.join(10)
     assert job.refresh().status == "completed"
     assert "lease" not in caplog.text, caplog.text
+
+
+def test_a_lost_lease_of_a_claim_handed_back_leaves_the_next_claim_alone(
+        settings: Settings) -> None:
+    # The heartbeat read the lease of a claim that was then handed back (unknown.lua) and
+    # claimed again by this worker: Redis answers "not held" for the first claim's token,
+    # which must not stop the second claim of the same job (it would lose its lease).
+    import redis as redis_lib
+
+    from jobq_core.job import Claimed
+    from jobq_core.worker import pool as pool_mod
+
+    client = redis_lib.Redis.from_url(settings.redis_url)
+    p = pool_mod.Pool(settings.replace(concurrency=1), [], lambda items: None, client)
+    second = Claimed(id="j", queue="default", token="w/1.1", fields={})
+    p.submit(second, 0.0)
+    p.abort("default", "j", "its lease was lost", token="w/1")  # the first claim's token
+    assert [r.aborted for r in p.running()] == [""]
+    p.abort("default", "j", "its lease was lost", token="w/1.1")
+    assert [r.aborted for r in p.running()] == ["its lease was lost"]
