@@ -63,3 +63,17 @@ def test_idle_worker_wakes_on_an_enqueue_on_each_primary(csettings: Settings,
     p50 = {q: round(statistics.median(ms), 2) for q, ms in woke.items()}
     print(f"wake-up after enqueue, p50 ms per queue/primary (claim_on_wake={claim_on_wake}):",
           p50)
+
+
+def test_worker_connections_are_listed_on_the_cluster(csettings: Settings) -> None:
+    # Readers tell a killed worker by its named connections being gone (workers.py); on a
+    # cluster they are looked for on every node, and a live worker's are found.
+    from jobq_core.inspect import Inspector
+    from jobq_core.workers import connected_names, connection_name
+
+    with worker_thread(csettings, ("default",), name="cluster worker"):
+        insp = Inspector(csettings)
+        names = connected_names(insp.client)
+        assert names is not None and connection_name("cluster worker") in names
+        assert "jobq:w:cluster_worker" in names
+        assert [(w.id, w.alive) for w in insp.workers()] == [("cluster worker", True)]
