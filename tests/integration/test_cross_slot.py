@@ -217,3 +217,15 @@ def test_a_bulk_cancel_reaches_dependents_on_other_nodes_even_after_a_crash(
     assert Dependencies(q.scripts).sweep(q.name) == 1
     assert kids[0].refresh().status == "dead"
     assert all("ended cancelled" in k.reason for k in kids)
+
+
+def test_one_worker_serving_three_nodes_runs_a_fan_in(place: Place) -> None:
+    """One worker on the three queues (one claim per slot, in queue order) drains a group
+    whose jobs and callback live on three nodes."""
+    calls = [{"task": tasks.add, "args": (i, 1), "queue": place.queues[i % 3]}
+             for i in range(9)]
+    g = group(place.queue(0), calls, tasks.add, callback_args=(0, 0),
+              callback_queue=place.queues[1], group_id=f"g{uuid.uuid4().hex[:6]}")
+    drain(place.settings, place.queues, concurrency=2)
+    assert g.results() == [i + 1 for i in range(9)]
+    assert g.callback is not None and g.callback.refresh().status == "completed"
