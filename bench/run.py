@@ -220,17 +220,32 @@ def start_reporting(
     )
 
 
+# a unit whose jobs stopped finishing for this long is given up (see wait_alive)
+STALL_S = 30.0
+
+
 def wait_alive(
     ctx: Context, collector: Collector, target: int, deadline: float, handle: WorkerHandle
 ) -> float | None:
-    """``collector.wait_for`` that gives up at once when a worker process has exited."""
+    """``collector.wait_for`` that gives up at once when a worker process has exited, and
+    when jobs stopped arriving for STALL_S after the first one (a job lost or stuck in the
+    queue: SAQ once left 1 of 1,500 undone and the unit waited out its 180 s)."""
+    seen, seen_at = collector.count, time.perf_counter()
     while True:
-        remaining = deadline - time.perf_counter()
+        now = time.perf_counter()
+        remaining = deadline - now
         if remaining <= 0:
             return None
         reached = collector.wait_for(target, min(1.0, remaining))
         if reached is not None:
             return reached
+        if collector.count != seen:
+            seen, seen_at = collector.count, time.perf_counter()
+        elif seen and time.perf_counter() - seen_at > STALL_S:
+            raise UnitError(
+                f"{handle.variant.label}: stalled at {seen}/{target} jobs: none finished in "
+                f"the last {STALL_S:.0f} s"
+            )
         exited = [proc.returncode for proc in handle.procs if proc.poll() is not None]
         if exited:
             logs = ctx.log_dir.relative_to(REPO_ROOT)
