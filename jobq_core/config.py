@@ -101,6 +101,9 @@ class Settings:
     batch_size: int = 100
     # History of processed/failed counts per minute kept in Redis.
     history_minutes: int = 1440
+    # Per-minute run-time histograms per task kept in Redis (a ring: older minutes are
+    # overwritten), read by the Tasks page, `jobq tasks` and /metrics.
+    runtime_minutes: int = 180
     # A problem is raised when a queue's next pending job has waited longer than this
     # (0 = never); a queue may set its own in its meta hash (field pending_age_warn_s).
     pending_age_warn_s: float = 300.0
@@ -151,8 +154,8 @@ class Settings:
             raise ConfigError("prefetch must be 0 or more, or auto")
         if self.unknown_task_grace_s < 0:
             raise ConfigError("unknown_task_grace_s must be 0 or more")
-        if self.max_deliveries < 1:
-            raise ConfigError("max_deliveries must be at least 1")
+        if self.max_deliveries < 1 or self.runtime_minutes < 1:
+            raise ConfigError("max_deliveries and runtime_minutes must be at least 1")
         if self.dashboard_trusted_proxies < 0 or self.dashboard_login_free_attempts < 1 \
                 or self.dashboard_login_lockout_max_s <= 0:
             raise ConfigError("dashboard_trusted_proxies must be 0 or more, "

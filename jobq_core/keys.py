@@ -91,6 +91,16 @@ class Keyspace:
         """hash ring of per-minute counts: field '<kind>:<minute mod N>' -> '<minute> <count>'."""
         return self._q(queue, "history")
 
+    def runtime_prefix(self, queue: str) -> str:
+        """Prefix of the ring of per-minute run-time histograms; complete.lua and fail.lua
+        append '<minute mod Settings.runtime_minutes>'. Each is a hash: 'm' -> the minute it
+        holds, '<task>|<bucket index>' -> attempts whose run time fell in that bucket of
+        runtimes.BUCKETS_MS, '<task>|sum' -> their total ms, '<task>|fail' -> how many failed."""
+        return self._q(queue, "runtime:")
+
+    def runtime(self, queue: str, slot: int) -> str:
+        return self.runtime_prefix(queue) + str(slot)
+
     def meta(self, queue: str) -> str:
         """hash of queue settings: paused, max_length."""
         return self._q(queue, "meta")

@@ -254,19 +254,21 @@ class Scripts:
         Dependencies.ended), Code.MISSING or Code.LEASE_NOT_HELD (that job was not changed).
         """
         k = self.keys
-        argv: list[Any] = [self.settings.history_minutes]
+        argv: list[Any] = [self.settings.history_minutes, self.settings.runtime_minutes]
         for job, result_json, ttl_s, runtime_ms in done:
             argv += [job.id, job.token, result_json, ttl_s * 1000, runtime_ms]
         codes = self._run("complete", [k.processing(queue), k.completed(queue), k.stats(queue),
-                                       k.history(queue), k.job_prefix(queue)], argv, client)
+                                       k.history(queue), k.job_prefix(queue),
+                                       k.runtime_prefix(queue)], argv, client)
         return [int(c) for c in codes]
 
     # fail.lua
     def fail(self, job: Claimed, outcome: str, *, delay_ms: int = 0, error: str = "",
              reason: str = "", attempt_json: str = "", group: Signature | None = None,
-             client: redis.Redis | None = None) -> tuple[str, bool]:
+             runtime_ms: int | None = None, client: redis.Redis | None = None) -> tuple[str, bool]:
         """Record a failed attempt; outcome is retry | fail | dead | crash. A job that ends
-        failed or dead joins error group `group` (none when None).
+        failed or dead joins error group `group` (none when None). An attempt that ran
+        (`runtime_ms` not None) counts in its task's run-time histogram, as a failure.
 
         Returns the state the job moved to, and whether it ended (failed, dead) with
         dependents to resolve. Raises LeaseLost if the lease is no longer held.
@@ -276,11 +278,13 @@ class Scripts:
         code = self._run("fail", [k.processing(q), k.scheduled(q), k.failed(q), k.dead(q),
                                   k.pending(q), k.seq(q), k.marker(q), k.stats(q), k.history(q),
                                   k.job(q, job.id), k.attempts(q, job.id), k.notify(q, job.id),
-                                  k.error_groups(q), k.error_group_prefix(q)],
+                                  k.error_groups(q), k.error_group_prefix(q),
+                                  k.runtime_prefix(q)],
                          [job.id, job.token, outcome, delay_ms, error, reason,
                           s.failed_ttl_s * 1000, s.dead_ttl_s * 1000, attempt_json,
                           s.history_minutes, s.max_deliveries, g.id, g.task, g.type,
-                          g.message, MAX_ERROR_GROUPS, MAX_GROUP_IDS], client)
+                          g.message, MAX_ERROR_GROUPS, MAX_GROUP_IDS, s.runtime_minutes,
+                          job.task, "" if runtime_ms is None else runtime_ms], client)
         raise_for(code, job_id=job.id, what="failure report")
         return _FAILED[code]
 

@@ -86,6 +86,43 @@ local function bump_history(history, kind, now, size, by)
   redis.call('HSET', history, field, minute .. ' ' .. count)
 end
 
+-- Run-time histograms (runtimes.py reads them, Keyspace.runtime_prefix describes them): the
+-- upper bounds of the buckets in ms, log-spaced from 1 ms to 10 min; bucket #RUNTIME_BOUNDS
+-- counts the longer ones (+Inf). runtimes.BUCKETS_MS must be the same list.
+local RUNTIME_BOUNDS = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000,
+                        30000, 60000, 120000, 300000, 600000}
+-- Count one attempt of `task` that ran `ms` into acc (field -> increment) for add_runtimes,
+-- so a batch of many jobs of a few tasks writes a few fields.
+local function count_runtime(acc, task, ms, failed)
+  local bucket = #RUNTIME_BOUNDS
+  for i = 1, bucket do
+    if ms <= RUNTIME_BOUNDS[i] then bucket = i - 1; break end
+  end
+  local f = task .. '|' .. bucket
+  acc[f] = (acc[f] or 0) + 1
+  f = task .. '|sum'
+  acc[f] = (acc[f] or 0) + ms
+  if failed then f = task .. '|fail'; acc[f] = (acc[f] or 0) + 1 end
+end
+
+-- Add counted run times to this minute's hash of the ring (prefix .. minute mod size). A slot
+-- still holding an older minute is cleared first, and expires when the ring comes round to
+-- it, so memory stays bounded whatever the uptime. Past RUNTIME_MAX_FIELDS (a task name per
+-- call would be a bug elsewhere) the minute records no new fields rather than grow.
+local RUNTIME_MAX_FIELDS = 20000
+local function add_runtimes(prefix, size, now, acc)
+  local minute = math.floor(now / 60000)
+  local key = prefix .. (minute % size)
+  if tonumber(redis.call('HGET', key, 'm')) ~= minute then
+    redis.call('DEL', key)
+    redis.call('HSET', key, 'm', minute)
+    redis.call('PEXPIRE', key, size * 60000)
+  elseif redis.call('HLEN', key) > RUNTIME_MAX_FIELDS then
+    return
+  end
+  for field, n in pairs(acc) do redis.call('HINCRBY', key, field, n) end
+end
+
 -- Wake every result waiter registered by watch.lua (pushes nothing when nobody waits).
 local function notify_waiters(job, notify)
   local waiters = tonumber(redis.call('HGET', job, 'waiters') or '0')

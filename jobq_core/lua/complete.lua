@@ -2,21 +2,23 @@
 -- holds its lease. Batched so a busy worker settles many jobs in one round trip; the zset
 -- updates, counters and history are written once per batch.
 -- KEYS[1] processing  KEYS[2] completed  KEYS[3] stats  KEYS[4] history  KEYS[5] job prefix
--- ARGV[1] history size, then per job: id, lease token, result JSON, result ttl ms, runtime ms
+-- KEYS[6] run-time ring prefix
+-- ARGV[1] history size  ARGV[2] run-time ring size (minutes), then per job: id, lease token,
+-- result JSON, result ttl ms, runtime ms (counted into the task's run-time histogram)
 -- A numeric progress becomes 1.0.
 -- Returns one code per job: 1 completed; 2 completed, and it has dependents (depend.lua
 -- flagged it, perhaps after the worker claimed it): the caller resolves them now;
 -- -1 job missing; -2 lease not held (the codes of scripts.Code; scripts.raise_for maps
 -- them to errors)
 local now = now_ms()
-local out, done, kept = {}, {}, {}
+local out, done, kept, runtimes = {}, {}, {}, {}
 local ndone, nkept = 0, 0
-for i = 2, #ARGV, 5 do
+for i = 3, #ARGV, 5 do
   local id = ARGV[i]
   local job = KEYS[5] .. id
   local code = 1
   local f = redis.pcall('HMGET', job, 'lease', 'waiters', 'retries', 'lost', 'progress',
-                        'dependents')
+                        'dependents', 'task')
   if f.err then
     code = -1  -- not a hash: nothing of ours to complete
   elseif not f[1] then
@@ -50,11 +52,12 @@ for i = 2, #ARGV, 5 do
       redis.call('DEL', job)
       if attempts then redis.call('DEL', attempts) end
     end
+    count_runtime(runtimes, f[7] or '', tonumber(ARGV[i + 4]) or 0, false)
     ndone = ndone + 1
     done[ndone] = id
     if f[6] then code = 2 end
   end
-  out[(i + 3) / 5] = code
+  out[(i + 2) / 5] = code
 end
 if ndone > 0 then
   chunked('ZREM', KEYS[1], done)
@@ -62,5 +65,6 @@ if ndone > 0 then
   trim_expired(KEYS[2], now)
   redis.call('HINCRBY', KEYS[3], 'completed', ndone)
   bump_history(KEYS[4], 'completed', now, tonumber(ARGV[1]), ndone)
+  add_runtimes(KEYS[6], tonumber(ARGV[2]), now, runtimes)
 end
 return out

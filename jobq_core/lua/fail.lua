@@ -9,6 +9,8 @@
 -- KEYS[13] error groups index (zset group id -> last seen ms)  KEYS[14] error group prefix
 -- ARGV[12] error group id ('' = none)  ARGV[13] task  ARGV[14] exception type
 -- ARGV[15] normalised message  ARGV[16] max groups  ARGV[17] max ids kept per group
+-- KEYS[15] run-time ring prefix  ARGV[18] run-time ring size (minutes)  ARGV[19] task
+-- ARGV[20] run time ms of this attempt ('': it never ran, e.g. a payload that does not decode)
 -- A job that ends failed or dead joins its error group here, with the failure, so reading
 -- groups never scans (join_group in _lib.lua). requeue.lua and purge.lua take a job out.
 -- Returns 1 retry scheduled; 2 failed; 3 dead; 4 back to pending; 5 failed and 6 dead when
@@ -24,6 +26,11 @@ redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', job, 'lease')
 redis.call('HSET', job, 'error', ARGV[5], 'finished_ms', now)
 bump_history(KEYS[9], 'failed', now, hist)
+if ARGV[20] ~= '' then
+  local runtimes = {}
+  count_runtime(runtimes, ARGV[19], tonumber(ARGV[20]) or 0, true)
+  add_runtimes(KEYS[15], tonumber(ARGV[18]), now, runtimes)
+end
 if outcome == 'crash' then
   local lost = redis.call('HINCRBY', job, 'lost', 1)
   if lost >= tonumber(ARGV[11]) then

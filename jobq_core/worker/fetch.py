@@ -239,25 +239,24 @@ class Recorder:
         })
         # The group of a failure that may end the job (a retry joins none): grouping.py.
         group = signature(job.task, outcome.error, outcome.reason)
+        # DEAD comes from a call that could not start (runner.prepare): no run time to count.
+        fail = partial(self.scripts.fail, job, attempt_json=record,
+                       runtime_ms=None if outcome.kind == DEAD else outcome.runtime_ms)
         if outcome.kind == DEAD:
-            return self.scripts.fail(job, "dead", error=outcome.error, reason=outcome.reason,
-                                     attempt_json=record, group=group)
+            return fail("dead", error=outcome.error, reason=outcome.reason, group=group)
         if outcome.kind == FAIL:
-            return self.scripts.fail(job, "fail", error=outcome.error, reason=outcome.reason,
-                                     attempt_json=record, group=group)
+            return fail("fail", error=outcome.error, reason=outcome.reason, group=group)
         if outcome.kind == CRASH:
             delay = self._backoff(job, task, None)
-            return self.scripts.fail(job, "crash", delay_ms=int(delay * 1000), error=outcome.error,
-                                     reason=outcome.reason, attempt_json=record, group=group)
+            return fail("crash", delay_ms=int(delay * 1000), error=outcome.error,
+                        reason=outcome.reason, group=group)
         max_retries = job.int_field("max_retries", _opt(task, "max_retries",
                                                         self.settings.max_retries))
         if job.int_field("retries", 0) < max_retries:
             delay = self._backoff(job, task, outcome.delay_s if outcome.kind == RETRY else None)
-            return self.scripts.fail(job, "retry", delay_ms=int(delay * 1000),
-                                     error=outcome.error, attempt_json=record)
+            return fail("retry", delay_ms=int(delay * 1000), error=outcome.error)
         reason = "timed out" if outcome.kind == TIMEOUT else "retries used up"
-        return self.scripts.fail(job, "fail", error=outcome.error, reason=reason,
-                                 attempt_json=record, group=group)
+        return fail("fail", error=outcome.error, reason=reason, group=group)
 
     def _backoff(self, job: Claimed, task: RegisteredTask[Any, Any] | None,
                  asked: float | None) -> float:

@@ -37,7 +37,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "services": ("jobq_core.queue", "jobq_core.inspect", "jobq_core.dependencies",
                  "jobq_core.aqueue", "jobq_core.limits", "jobq_core.scheduler",
                  "jobq_core.task", "jobq_core.workers", "jobq_core.eager", "jobq_core.spec",
-                 "jobq_core.records", "jobq_core.problems", "jobq_core.nodes"),
+                 "jobq_core.records", "jobq_core.problems", "jobq_core.nodes",
+                 "jobq_core.runtimes"),
     # Operator actions over many jobs.
     "operators": ("jobq_core.admin", "jobq_core.bulk", "jobq_core.errorgroups"),
     # The worker process and its parts.
