@@ -104,6 +104,14 @@ class Formatter:
         return f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
 
     @staticmethod
+    def runtime(ms: int | float | None) -> str:
+        """A run time: tenths of a ms below 10 ms (most jobs of a fast queue), else as
+        duration()."""
+        if ms is None:
+            return "—"
+        return f"{ms:.1f} ms" if ms < 10 else Formatter.duration(ms)
+
+    @staticmethod
     def num(n: int | float | None) -> str:
         return "—" if n is None else f"{int(n):,}"
 

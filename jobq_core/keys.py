@@ -92,14 +92,18 @@ class Keyspace:
         return self._q(queue, "history")
 
     def runtime_prefix(self, queue: str) -> str:
-        """Prefix of the ring of per-minute run-time histograms; complete.lua and fail.lua
-        append '<minute mod Settings.runtime_minutes>'. Each is a hash: 'm' -> the minute it
-        holds, '<task>|<bucket index>' -> attempts whose run time fell in that bucket of
-        runtimes.BUCKETS_MS, '<task>|sum' -> their total ms, '<task>|fail' -> how many failed."""
+        """Prefix of the run-time histograms; complete.lua and fail.lua append
+        '<minute mod Settings.runtime_minutes>' (a ring of per-minute hashes, field 'm' -> the
+        minute it holds) and 'all' (lifetime totals). Fields: '<task>|<bucket index>' ->
+        attempts whose run time fell in that bucket of runtimes.BUCKETS_MS, '<task>|sum' ->
+        their total ms, '<task>|fail' -> how many of them failed."""
         return self._q(queue, "runtime:")
 
     def runtime(self, queue: str, slot: int) -> str:
         return self.runtime_prefix(queue) + str(slot)
+
+    def runtime_total(self, queue: str) -> str:
+        return self.runtime_prefix(queue) + "all"
 
     def meta(self, queue: str) -> str:
         """hash of queue settings: paused, max_length."""

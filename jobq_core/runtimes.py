@@ -4,10 +4,10 @@ per queue, read from the histograms the settle scripts keep.
 complete.lua and fail.lua count every attempt that ran into this minute's hash of a ring
 per queue (Keyspace.runtime_prefix): one bucket of BUCKETS_MS per attempt, with the task's
 total ms and its failures. Writing costs a few fields per settled batch, no round trip;
-memory is bounded by Settings.runtime_minutes hashes per queue of at most
-(len(BUCKETS_MS) + 3) fields per task. Quantiles are computed here, on read, by merging the
-minutes asked for; like Prometheus' histogram_quantile they interpolate inside a bucket, so
-they are exact to a bucket's width.
+memory is bounded by Settings.runtime_minutes hashes per queue (and one of lifetime totals
+for /metrics) of at most len(BUCKETS_MS) + 3 fields per task. Quantiles are computed here,
+on read, by merging the minutes asked for; like Prometheus' histogram_quantile they
+interpolate inside a bucket, so they are exact to a bucket's width.
 """
 
 from __future__ import annotations
@@ -78,9 +78,8 @@ class RunTimes:
 
 
 def _merged(queue: str, task: str, parts: Sequence[RunTimes]) -> RunTimes:
-    width = len(BUCKETS_MS) + 1
     return RunTimes(queue, task,
-                    tuple(sum(p.buckets[i] for p in parts) for i in range(width)),
+                    tuple(sum(p.buckets[i] for p in parts) for i in range(_WIDTH)),
                     sum(p.sum_ms for p in parts), sum(p.failures for p in parts))
 
 
@@ -101,22 +100,47 @@ def task_runtimes(insp: Inspector, queues: Sequence[str] | None = None,
         for m in wanted:
             pipe.hgetall(insp.keys.runtime(q, m % size))
     replies = iter(pipe.execute())
-    width = len(BUCKETS_MS) + 1
-    found: dict[tuple[str, str], list[int]] = {}  # buckets, then sum and failures
+    found: dict[tuple[str, str], list[int]] = {}
     for q in names:
         for m in wanted:
             fields = next(replies)
-            if fields.get("m") != str(m):  # an older minute the ring has not reused yet
-                continue
-            for field, value in fields.items():
-                task, _, what = str(field).rpartition("|")
-                if not task and what == "m":
-                    continue
-                row = found.setdefault((q, task), [0] * (width + 2))
-                col = width if what == "sum" else width + 1 if what == "fail" else _int(what)
-                if 0 <= col < len(row):
-                    row[col] += max(0, _int(value))
-    return [RunTimes(q, t, tuple(row[:width]), row[width], row[width + 1])
+            if fields.get("m") == str(m):  # else an older minute the ring has not reused yet
+                _add(found, q, fields)
+    return _rows(found)
+
+
+@redis_errors
+def lifetime_runtimes(insp: Inspector, queues: Sequence[str] | None = None) -> list[RunTimes]:
+    """As task_runtimes, over every attempt since the queue's totals began (counters that
+    only grow, for Prometheus). One HGETALL per queue, pipelined."""
+    names = list(queues) if queues is not None else insp.queues()
+    pipe = insp.client.pipeline(transaction=False)
+    for q in names:
+        check_queue_name(q)
+        pipe.hgetall(insp.keys.runtime_total(q))
+    found: dict[tuple[str, str], list[int]] = {}
+    for q, fields in zip(names, pipe.execute(), strict=True):
+        _add(found, q, fields)
+    return _rows(found)
+
+
+_WIDTH = len(BUCKETS_MS) + 1
+
+
+def _add(found: dict[tuple[str, str], list[int]], queue: str, fields: dict[str, str]) -> None:
+    # found: (queue, task) -> the buckets, then the sum and the failures.
+    for field, value in fields.items():
+        task, _, what = str(field).rpartition("|")
+        if not task and what == "m":
+            continue
+        row = found.setdefault((queue, task), [0] * (_WIDTH + 2))
+        col = _WIDTH if what == "sum" else _WIDTH + 1 if what == "fail" else _int(what)
+        if 0 <= col < len(row):
+            row[col] += max(0, _int(value))
+
+
+def _rows(found: dict[tuple[str, str], list[int]]) -> list[RunTimes]:
+    return [RunTimes(q, t, tuple(row[:_WIDTH]), row[_WIDTH], row[_WIDTH + 1])
             for (q, t), row in sorted(found.items())]
 
 

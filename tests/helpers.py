@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
-from jobq_core import Settings, Worker
+from jobq_core import Queue, Settings, Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -102,3 +102,19 @@ def wait_for_lines(path: Path, n: int, proc: subprocess.Popen[bytes] | None = No
             raise AssertionError(f"worker exited with {proc.returncode}:\n{out}")
         time.sleep(0.02)
     raise AssertionError(f"{path} did not reach {n} lines in {timeout_s}s")
+
+
+def settle_with_runtimes(settings: Settings, queue: Queue, runtimes_ms: Sequence[int],
+                         failing_ms: Sequence[int] = ()) -> None:
+    """Enqueue, claim and settle jobs of tests.tasks.add in queue 'default' with the given
+    (injected) run times: completions in one batch, then one failed attempt per `failing_ms`."""
+    from jobq_core.scripts import Scripts
+    from tests import tasks
+
+    scripts = Scripts(queue.client, settings)
+    queue.enqueue_many([(tasks.add, [i, i]) for i in range(len(runtimes_ms) + len(failing_ms))])
+    claimed = scripts.claim(["default"], len(runtimes_ms) + len(failing_ms), "w").jobs
+    done = [(job, "2", 60, ms) for job, ms in zip(claimed, runtimes_ms, strict=False)]
+    assert set(scripts.complete_many("default", done)) == {1}
+    for job, ms in zip(claimed[len(runtimes_ms):], failing_ms, strict=True):
+        scripts.fail(job, "fail", error="ValueError: no", reason="no", runtime_ms=ms)

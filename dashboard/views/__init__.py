@@ -13,8 +13,9 @@ from . import (
     queues,
     schedules,
     session,
+    tasks,
     workers,
 )
 
 BLUEPRINTS = (overview.bp, jobs.bp, errors.bp, ops.bp, queues.bp, schedules.bp, workers.bp,
-              audit.bp, session.bp, api.bp, metrics.bp)
+              tasks.bp, audit.bp, session.bp, api.bp, metrics.bp)

@@ -19,6 +19,7 @@ from jobq_core.errorgroups import act_on_group, error_group, error_groups, group
 from jobq_core.inspect import JobFilter, JobRow, ScheduleInfo
 from jobq_core.job import FINAL_STATES, PURGE_STATES
 from jobq_core.problems import find_problems
+from jobq_core.runtimes import queue_runtimes, task_runtimes
 
 from .. import params
 from ..actions import (
@@ -71,6 +72,7 @@ def index() -> Response:
         "GET /api/overview", "GET /api/queues", "GET /api/jobs/<state>",
         "GET /api/jobs/<queue>/<id>", "GET /api/workers", "GET /api/history",
         "GET /api/audit", "GET /api/schedules", "GET /api/problems", "GET /api/errors",
+        "GET /api/tasks",
         "POST /api/errors/<queue>/<group>/<requeue|purge>",
         "POST /api/jobs/<queue>/<id>/<requeue|cancel|purge|release>",
         "POST /api/queues/<queue>/<pause|resume>",
@@ -103,6 +105,18 @@ def errors() -> Response:
     queue = request.args.get("queue", "")
     names = [params.queue_name(queue, known_queues())] if queue else None
     return jsonify([dataclasses.asdict(g) for g in error_groups(engine().inspector, names)])
+
+
+@bp.get("/tasks")
+def tasks() -> Response:
+    """Run times per task and per queue over the last ?minutes= (default 60; jobq_core.
+    runtimes): counts, failures, p50/p95/p99 and the buckets; ?queue= narrows."""
+    minutes = params.int_arg("minutes", 60, 1, engine().settings.runtime_minutes)
+    queue = request.args.get("queue", "")
+    names = [params.queue_name(queue, known_queues())] if queue else None
+    rows = task_runtimes(engine().inspector, names, minutes)
+    return jsonify({"minutes": minutes, "queues": [r.as_dict() for r in queue_runtimes(rows)],
+                    "tasks": [r.as_dict() for r in rows]})
 
 
 @bp.post("/errors/<queue>/<group_id>/<action>")

@@ -7,11 +7,17 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, request
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import choose_encoder
 
 from jobq_core import JobqError
 from jobq_core.inspect import Inspector
+from jobq_core.runtimes import BUCKETS_MS, lifetime_runtimes
 
 from ..engine import engine
 from ..models import worker_rows, worker_summary
@@ -20,7 +26,8 @@ bp = Blueprint("metrics", __name__)
 
 
 class JobqCollector:
-    """Queue depth per state, lifetime counters, workers, age of the next pending job."""
+    """Queue depth per state, lifetime counters, workers, age of the next pending job, run
+    time per task."""
 
     def __init__(self, inspector: Inspector) -> None:
         self.inspector = inspector
@@ -58,6 +65,26 @@ class JobqCollector:
         for state, n in worker_summary(worker_rows(insp.workers())).items():
             workers.add_metric([state], n)
         yield workers
+        yield from run_time_metrics(insp)
+
+
+def run_time_metrics(insp: Inspector) -> Iterator[Metric]:
+    """The run time of every attempt that ran, per queue and task, as a histogram of
+    counters since the queue's totals began (runtimes.lifetime_runtimes), and its failures."""
+    hist = HistogramMetricFamily("jobq_job_run_seconds", "Run time of job attempts that ran "
+                                 "(completed or failed)", labels=["queue", "task"])
+    failures = CounterMetricFamily("jobq_job_run_failures", "Job attempts that ran and failed",
+                                   labels=["queue", "task"])
+    bounds = [f"{ms / 1000:g}" for ms in BUCKETS_MS] + ["+Inf"]
+    for r in lifetime_runtimes(insp):
+        cumulative, buckets = 0, []
+        for le, n in zip(bounds, r.buckets, strict=True):
+            cumulative += n
+            buckets.append((le, cumulative))
+        hist.add_metric([r.queue, r.task], buckets, r.sum_ms / 1000)
+        failures.add_metric([r.queue, r.task], r.failures)
+    yield hist
+    yield failures
 
 
 @bp.get("/metrics")

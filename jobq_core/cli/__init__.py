@@ -3,7 +3,7 @@
 `app` holds the group and the shared options; each module adds a family of commands.
 """
 
-from . import errors, info, jobs, run, schedules, up
+from . import errors, info, jobs, run, schedules, tasks, up
 from .app import main
 
-__all__ = ["errors", "info", "jobs", "main", "run", "schedules", "up"]
+__all__ = ["errors", "info", "jobs", "main", "run", "schedules", "tasks", "up"]

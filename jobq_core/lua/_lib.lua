@@ -105,10 +105,11 @@ local function count_runtime(acc, task, ms, failed)
   if failed then f = task .. '|fail'; acc[f] = (acc[f] or 0) + 1 end
 end
 
--- Add counted run times to this minute's hash of the ring (prefix .. minute mod size). A slot
--- still holding an older minute is cleared first, and expires when the ring comes round to
--- it, so memory stays bounded whatever the uptime. Past RUNTIME_MAX_FIELDS (a task name per
--- call would be a bug elsewhere) the minute records no new fields rather than grow.
+-- Add counted run times to this minute's hash of the ring (prefix .. minute mod size) and to
+-- the lifetime totals (prefix .. 'all', for /metrics: Prometheus wants counters that only
+-- grow). A slot still holding an older minute is cleared first, and expires when the ring
+-- comes round to it, so memory stays bounded whatever the uptime. Past RUNTIME_MAX_FIELDS
+-- (a task name per call would be a bug elsewhere) nothing more is recorded that minute.
 local RUNTIME_MAX_FIELDS = 20000
 local function add_runtimes(prefix, size, now, acc)
   local minute = math.floor(now / 60000)
@@ -120,7 +121,11 @@ local function add_runtimes(prefix, size, now, acc)
   elseif redis.call('HLEN', key) > RUNTIME_MAX_FIELDS then
     return
   end
-  for field, n in pairs(acc) do redis.call('HINCRBY', key, field, n) end
+  local total = prefix .. 'all'
+  for field, n in pairs(acc) do
+    redis.call('HINCRBY', key, field, n)
+    redis.call('HINCRBY', total, field, n)
+  end
 end
 
 -- Wake every result waiter registered by watch.lua (pushes nothing when nobody waits).

@@ -9,6 +9,7 @@ from tests.cli.conftest import Jobq
 
 COMMANDS = [
     ["info"],
+    ["tasks"],
     ["jobs", "failed"],
     ["job", "0123456789abcdef"],
     ["enqueue", "tests.tasks.add", "[1, 2]"],

@@ -4,36 +4,27 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 import redis
 
 from jobq_core import Queue, Settings
 from jobq_core.inspect import Inspector
 from jobq_core.keys import Keyspace
-from jobq_core.runtimes import BUCKETS_MS, RunTimes, queue_runtimes, task_runtimes
-from jobq_core.scripts import Scripts
+from jobq_core.runtimes import (
+    BUCKETS_MS,
+    RunTimes,
+    lifetime_runtimes,
+    queue_runtimes,
+    task_runtimes,
+)
 from tests import tasks
-from tests.helpers import drain
-
-
-def _settle(settings: Settings, queue: Queue, runtimes_ms: Sequence[int],
-            failing_ms: Sequence[int] = ()) -> None:
-    """Enqueue, claim and settle jobs of tasks.add with the given (injected) run times:
-    completions in one batch, then one failed attempt per `failing_ms`."""
-    scripts = Scripts(queue.client, settings)
-    queue.enqueue_many([(tasks.add, [i, i]) for i in range(len(runtimes_ms) + len(failing_ms))])
-    claimed = scripts.claim(["default"], len(runtimes_ms) + len(failing_ms), "w").jobs
-    done = [(job, "2", 60, ms) for job, ms in zip(claimed, runtimes_ms, strict=False)]
-    assert set(scripts.complete_many("default", done)) == {1}
-    for job, ms in zip(claimed[len(runtimes_ms):], failing_ms, strict=True):
-        scripts.fail(job, "fail", error="ValueError: no", reason="no", runtime_ms=ms)
+from tests.helpers import drain, settle_with_runtimes
 
 
 def test_quantiles_land_in_the_right_buckets(settings: Settings, queue: Queue) -> None:
     # 90 jobs of 3 ms (bucket 2-5 ms), 9 of 150 ms (100-200 ms), 1 of 15 min (+Inf), and
     # two failed attempts of 40 ms (20-50 ms).
-    _settle(settings, queue, [3] * 90 + [150] * 9 + [900_000], failing_ms=[40, 40])
+    settle_with_runtimes(settings, queue, [3] * 90 + [150] * 9 + [900_000], failing_ms=[40, 40])
     insp = Inspector(settings)
     (row,) = task_runtimes(insp, minutes=5)
     assert (row.queue, row.task) == ("default", "tests.tasks.add")
@@ -71,7 +62,7 @@ def test_memory_is_a_bounded_ring(settings: Settings, queue: Queue, r: redis.Red
     slot = keys.runtime("default", minute % 3)
     # What the slot held one turn of the ring ago: overwritten, not added to.
     r.hset(slot, mapping={"m": minute - 3, "tests.tasks.add|0": 500, "gone|3": 7})
-    _settle(settings, queue, [3] * 300)
+    settle_with_runtimes(settings, queue, [3] * 300)
     held = r.hgetall(slot)
     assert held == {"m": str(minute), "tests.tasks.add|2": "300", "tests.tasks.add|sum": "900"}
     assert 0 < r.pttl(slot) <= 3 * 60_000  # an idle queue's ring expires
@@ -79,4 +70,8 @@ def test_memory_is_a_bounded_ring(settings: Settings, queue: Queue, r: redis.Red
     r.hset(keys.runtime("default", (minute - 1) % 3), mapping={"m": minute - 4, "x|0": 1})
     (row,) = task_runtimes(Inspector(settings), minutes=60)
     assert row.count == 300
-    assert len(r.keys(keys.runtime_prefix("default") + "*")) <= 3
+    ring = set(r.keys(keys.runtime_prefix("default") + "*")) - {keys.runtime_total("default")}
+    assert len(ring) <= 3
+    # The lifetime totals (for /metrics) keep the overwritten minute's attempts.
+    (total,) = lifetime_runtimes(Inspector(settings))
+    assert total.count == 300 and total.buckets[BUCKETS_MS.index(5)] == 300
