@@ -105,10 +105,13 @@ class Formatter:
 
     @staticmethod
     def runtime(ms: int | float | None) -> str:
-        """A run time: tenths of a ms below 10 ms (most jobs of a fast queue), else as
+        """A run time (a percentile of the run-time histograms): "< 1 ms" inside the first
+        bucket, where the histogram cannot tell more; tenths of a ms below 10 ms; else as
         duration()."""
         if ms is None:
             return "—"
+        if ms <= 1:
+            return "< 1 ms"
         return f"{ms:.1f} ms" if ms < 10 else Formatter.duration(ms)
 
     @staticmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jobq_core.inspect import HistoryPoint, ScheduleInfo, WorkerInfo
 from jobq_core.job import STATES
@@ -22,6 +22,14 @@ class Bar:
     fail_y: float
     fail_h: float
     label: str
+    tip_x: float  # where the value shown on hover sits (inside the plot)
+    tip_anchor: str  # SVG text-anchor: start | middle | end
+
+
+@dataclass(frozen=True)
+class Tick:
+    x: float
+    label: str
 
 
 @dataclass(frozen=True)
@@ -32,25 +40,43 @@ class Chart:
     top: int
     completed: int
     failed: int
+    ticks: list[Tick] = field(default_factory=list)  # time axis: every TICK_MIN minutes, UTC
+
+    @property
+    def margin(self) -> int:
+        """Room left of the plot for the y labels, and below it for the time axis."""
+        return CHART_MARGIN
+
+
+CHART_MARGIN = 36
+TICK_MIN = 10
+TIP_ROOM = 90  # a hover value this close to an edge is anchored to that side
 
 
 def chart(points: Sequence[HistoryPoint], width: int = 720, height: int = 120) -> Chart:
-    """Stacked bars per minute: completed at the bottom, failed on top (SVG geometry)."""
+    """Stacked bars per minute: completed at the bottom, failed on top (SVG geometry), with
+    a tick on the time axis every TICK_MIN minutes and each bar's values shown on hover."""
     from .formatting import Formatter
 
     top = max([p.completed + p.failed for p in points] + [1])
     step = width / max(1, len(points))
-    bars = []
+    bars, ticks = [], []
     for i, p in enumerate(points):
         ok_h = height * p.completed / top
         fail_h = height * p.failed / top
-        bars.append(Bar(x=round(i * step, 2), width=round(max(1.0, step - 1), 2),
+        x = round(i * step, 2)
+        centre = x + step / 2
+        anchor = "start" if centre < TIP_ROOM else "end" if centre > width - TIP_ROOM else "middle"
+        bars.append(Bar(x=x, width=round(max(1.0, step - 1), 2),
                         ok_y=round(height - ok_h, 2), ok_h=round(ok_h, 2),
                         fail_y=round(height - ok_h - fail_h, 2), fail_h=round(fail_h, 2),
-                        label=f"{Formatter.clock(p.minute_ms)} UTC: {p.completed} completed, "
-                              f"{p.failed} failed"))
+                        label=f"{Formatter.clock(p.minute_ms)[:5]} UTC: {p.completed} completed, "
+                              f"{p.failed} failed",
+                        tip_x=round(centre, 2), tip_anchor=anchor))
+        if (p.minute_ms // 60_000) % TICK_MIN == 0:
+            ticks.append(Tick(round(centre, 2), Formatter.clock(p.minute_ms)[:5]))
     return Chart(width, height, bars, top, sum(p.completed for p in points),
-                 sum(p.failed for p in points))
+                 sum(p.failed for p in points), ticks)
 
 
 def node_of(nodes: Sequence[NodeHealth]) -> dict[str, str]:

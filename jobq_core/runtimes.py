@@ -20,7 +20,8 @@ from .inspect import Inspector
 from .keys import check_queue_name
 
 # Upper bounds of the buckets in ms (lua/_lib.lua RUNTIME_BOUNDS is the same list); one more
-# bucket counts the run times above the last (+Inf).
+# bucket counts the run times above the last (+Inf). Run times are whole ms, truncated: a
+# bucket counts the attempts that ran less than its bound.
 BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 30000, 60000,
               120000, 300000, 600000)
 QUANTILES = (0.5, 0.95, 0.99)

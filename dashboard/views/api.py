@@ -233,7 +233,10 @@ def workers() -> Response:
 @bp.get("/history")
 def history() -> Response:
     minutes = params.int_arg("minutes", 60, 1, engine().settings.history_minutes)
-    return jsonify([dataclasses.asdict(p) for p in engine().inspector.history(minutes=minutes)])
+    queue = request.args.get("queue", "")
+    names = [params.queue_name(queue, known_queues())] if queue else None
+    return jsonify([dataclasses.asdict(p)
+                    for p in engine().inspector.history(names, minutes=minutes)])
 
 
 @bp.get("/audit")

@@ -10,6 +10,7 @@ from jobq_core.errors import InvalidState
 from jobq_core.keys import check_queue_name, valid_job_id
 from jobq_core.problems import find_problems
 
+from .. import params
 from ..actions import audit, notify, problem_url
 from ..engine import engine
 from ..htmx import is_htmx
@@ -34,6 +35,10 @@ def _problems_context() -> dict[str, object]:
 def index() -> Response:
     insp = engine().inspector
     counts = insp.counts()
+    # The throughput chart of one queue (?queue=), else of all; the live poll keeps it.
+    chart_queue = request.args.get("queue", "")
+    if chart_queue:
+        params.queue_name(chart_queue, list(counts))
     infos = {q: insp.queue_info(q) for q in counts}
     heads = {}
     for q in counts:
@@ -45,7 +50,8 @@ def index() -> Response:
     extra = {} if is_htmx() else _problems_context()
     return page("jobq/overview.html", "jobq/_overview.html", counts=counts,
                 totals=totals(counts), infos=infos, heads=heads,
-                chart=chart(insp.history(minutes=60)), workers=worker_summary(workers),
+                chart=chart(insp.history([chart_queue] if chart_queue else None, minutes=60)),
+                chart_queue=chart_queue, workers=worker_summary(workers),
                 server=insp.server(), nodes=nodes, where=node_of(nodes),
                 now_ms=insp.server_time_ms(), alert=ALERT_STATES, **extra)
 

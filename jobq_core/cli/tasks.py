@@ -32,6 +32,8 @@ def tasks(t: Target, queues: Sequence[str], minutes: int) -> None:
 def _ms(ms: float | None) -> str:
     if ms is None:
         return "—"
+    if ms <= 1:  # inside the first bucket: the histogram cannot tell more
+        return "< 1 ms"
     if ms < 10:
         return f"{ms:.1f} ms"
     return f"{ms:,.0f} ms" if ms < 10_000 else f"{ms / 1000:,.1f} s"

@@ -88,7 +88,8 @@ end
 
 -- Run-time histograms (runtimes.py reads them, Keyspace.runtime_prefix describes them): the
 -- upper bounds of the buckets in ms, log-spaced from 1 ms to 10 min; bucket #RUNTIME_BOUNDS
--- counts the longer ones (+Inf). runtimes.BUCKETS_MS must be the same list.
+-- counts the longer ones (+Inf). runtimes.BUCKETS_MS must be the same list. Run times come
+-- in whole ms, truncated (3 means 3.0 to 3.99 ms), so a bucket takes those below its bound.
 local RUNTIME_BOUNDS = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000,
                         30000, 60000, 120000, 300000, 600000}
 -- Count one attempt of `task` that ran `ms` into acc (field -> increment) for add_runtimes,
@@ -96,7 +97,7 @@ local RUNTIME_BOUNDS = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10
 local function count_runtime(acc, task, ms, failed)
   local bucket = #RUNTIME_BOUNDS
   for i = 1, bucket do
-    if ms <= RUNTIME_BOUNDS[i] then bucket = i - 1; break end
+    if ms < RUNTIME_BOUNDS[i] then bucket = i - 1; break end
   end
   local f = task .. '|' .. bucket
   acc[f] = (acc[f] or 0) + 1

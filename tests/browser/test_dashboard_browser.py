@@ -216,3 +216,24 @@ def test_group_action_chains_its_steps_with_progress(page: Any, live_url: str, q
     expect(page.locator("#group-progress")).to_contain_text("10 done, 25 left")
     expect(page.locator("#group-progress")).to_have_text("35 done: finished", timeout=10_000)
     assert Queue("default", settings=settings).count("failed") == 0
+
+
+def test_throughput_chart_hover_and_queue_choice(page: Any, live_url: str, queue: Queue,
+                                                 settings: Settings) -> None:
+    queue.enqueue_many([(tasks.add, (i, i)) for i in range(3)])
+    Queue("emails", settings=settings).enqueue(tasks.add, 1, 1)
+    drain(settings, ["default", "emails"])
+    page.goto(live_url + "/")
+    last = page.locator("#throughput-chart .bar").last  # this minute
+    tip = last.locator(".tip")
+    expect(tip).to_be_hidden()
+    last.hover()
+    expect(tip).to_be_visible()
+    expect(tip).to_have_text(re.compile(r"^\d\d:\d\d UTC: 4 completed, 0 failed$"))
+    page.select_option("#chart-queue", "emails")  # htmx swaps the overview, no reload
+    expect(page.locator("h2", has_text="Throughput")).to_have_text(
+        "Throughput, last 60 minutes in emails")
+    assert page.url.endswith("/?queue=emails")
+    last = page.locator("#throughput-chart .bar").last
+    last.hover()
+    expect(last.locator(".tip")).to_have_text(re.compile(r"UTC: 1 completed, 0 failed$"))

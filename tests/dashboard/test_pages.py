@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from jobq_core import Queue, Settings
 from tests import tasks
 from tests.dashboard.conftest import XSS, Fixture
+from tests.helpers import drain
 
 RAW_TAGS = re.compile(r"<script>alert|<img src=x onerror", re.I)
 
@@ -27,6 +28,27 @@ def test_overview_counts_chart_and_redis(client: FlaskClient, jobs: Fixture) -> 
     assert "Throughput" in html and "<svg" in html and "bar-fail" in html
     assert "eviction policy" in html and "noeviction" in html
     assert 'hx-trigger="every 3s"' in html and 'hx-sync="this:drop"' in html
+
+
+def test_overview_chart_of_one_queue(client: FlaskClient, jobs: Fixture, settings: Settings,
+                                     other_queue: Queue) -> None:
+    other_queue.enqueue(tasks.add, 1, 1)
+    drain(settings, ["emails"])
+    everything = _html(client, "/")
+    # default's jobs (1 completed, 2 failed attempts) and the one of emails.
+    assert re.search(r"completed 2 · .*failed attempts 2 ", everything)
+    assert '<option value="emails">emails</option>' in everything
+    assert re.search(r'<text class="tick-label" [^>]*>\d\d:\d0</text>', everything)
+    assert re.search(r'<text class="tip" [^>]*>\d\d:\d\d UTC: \d+ completed, \d+ failed</text>',
+                     everything)
+    one = _html(client, "/?queue=emails")
+    assert re.search(r"completed 1 · .*failed attempts 0 ", one)
+    assert "Throughput, last 60 minutes in emails" in one
+    assert '<option value="emails" selected>emails</option>' in one
+    assert 'hx-get="/?queue=emails"' in one  # the live poll keeps the choice
+    assert client.get("/?queue=nope").status_code == 404
+    hist = client.get("/api/history?minutes=5&queue=emails").json
+    assert hist is not None and sum(p["completed"] for p in hist) == 1
 
 
 def test_overview_fragment_for_htmx(client: FlaskClient, jobs: Fixture) -> None:

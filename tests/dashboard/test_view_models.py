@@ -34,6 +34,15 @@ def test_chart_geometry() -> None:
     b = c.bars[2]
     assert b.ok_h == round(100 * 2 / 3, 2) and b.fail_y == 0 and b.x == 200
     assert chart([], width=10).bars == []
+    # The time axis: a tick every 10 minutes (UTC), at the middle of that minute's bar; the
+    # value shown on hover stays inside the plot at both ends.
+    hour = [HistoryPoint(60_000 * (600 + i), i, 0) for i in range(25)]  # 10:00 .. 10:24
+    c = chart(hour, width=500, height=100)
+    assert [(t.x, t.label) for t in c.ticks] == [(10.0, "10:00"), (210.0, "10:10"),
+                                                 (410.0, "10:20")]
+    assert [b.tip_anchor for b in (c.bars[0], c.bars[12], c.bars[24])] == ["start", "middle",
+                                                                          "end"]
+    assert c.bars[12].label == "10:12 UTC: 12 completed, 0 failed"
 
 
 def test_totals_and_workers() -> None:
