@@ -27,6 +27,7 @@ from .keys import check_queue_name, require_job_id
 from .options import JobOptions
 from .queue import Queue
 from .scripts import enqueue_reply
+from .tracing import traced_enqueue
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis as AsyncRedis
@@ -134,7 +135,10 @@ class AsyncQueue:
         """Queue.enqueue_many, awaited: every call is checked, then one script call per
         1,000 jobs."""
         templates: dict[Any, JobSpec] = {}
-        specs = [self._sync._spec_from(call, templates) for call in calls]
+        return await self._store_many([self._sync._spec_from(call, templates) for call in calls])
+
+    @traced_enqueue
+    async def _store_many(self, specs: Sequence[JobSpec]) -> list[AsyncJob]:
         jobs: list[AsyncJob] = []
         for i in range(0, len(specs), BATCH):
             batch = specs[i:i + BATCH]
@@ -142,6 +146,7 @@ class AsyncQueue:
                      zip(batch, await self._send(batch), strict=True)]
         return jobs
 
+    @traced_enqueue
     async def _store(self, spec: JobSpec) -> AsyncJob:
         """Write one spec with whatever other calls are waiting; return once it is stored."""
         fut: asyncio.Future[Written] = asyncio.get_running_loop().create_future()

@@ -32,6 +32,7 @@ from .options import JobOptions
 from .registry import lookup
 from .scripts import Scripts
 from .spec import NO_OPTIONS, build_spec
+from .tracing import traced_enqueue
 from .wire import Pinned
 
 
@@ -247,7 +248,10 @@ class Queue:
         validated before anything is written.
         """
         templates: dict[Any, JobSpec] = {}
-        specs = [self._spec_from(call, templates) for call in calls]
+        return self._write_many([self._spec_from(call, templates) for call in calls])
+
+    @traced_enqueue
+    def _write_many(self, specs: Sequence[JobSpec]) -> list[Job]:
         jobs: list[Job] = []
         for i in range(0, len(specs), 1000):
             jobs += self._write(specs[i:i + 1000])
@@ -294,6 +298,7 @@ class Queue:
         return build_spec(self.name, self.settings, task, args, kwargs, opts,
                           check_args=check_args)
 
+    @traced_enqueue
     def _write_one(self, spec: JobSpec) -> Job:
         """Write one job, in a script call shared with concurrent callers (_GroupCommit)
         unless it needs more than the enqueue script (eager mode, dependencies)."""

@@ -23,6 +23,7 @@ from .context import JobContext, Saver, enter, leave
 from .errors import ArgumentError, Fail, PayloadError, Retry, UnknownTask
 from .job import decode_call, dumps
 from .registry import TASK_NAME_RE, get_task
+from .tracing import traced_run
 
 OK, ERROR, RETRY, DEAD, CRASH, TIMEOUT = "ok", "error", "retry", "dead", "crash", "timeout"
 FAIL = "fail"  # failed for good: no retry can help (Fail raised, arguments that do not fit)
@@ -98,6 +99,7 @@ def prepare(call: Call, save: Saver | None = None) -> Prepared | Outcome:
     return Prepared(task.fn, tuple(args), dict(kwargs), _context(call, name, save))
 
 
+@traced_run
 def run(call: Call, max_result_bytes: int, save: Saver | None = None,
         timeout_s: float = 0.0) -> Outcome:
     """Run the task of `call` and return its Outcome; never raises (but JobTimeout).
@@ -126,6 +128,7 @@ def run(call: Call, max_result_bytes: int, save: Saver | None = None,
     return finish(value, started, max_result_bytes)
 
 
+@traced_run
 async def arun(call: Call, max_result_bytes: int, save: Saver | None = None,
                timeout_s: float = 0.0) -> Outcome:
     """run() for an `async def` task, awaited on the running loop; never raises (but

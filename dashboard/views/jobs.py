@@ -13,6 +13,7 @@ from jobq_core.admin import BULK_ACTIONS
 from jobq_core.inspect import Dependency, JobFilter
 from jobq_core.job import DEFERRED_MS, FINAL_STATES, PURGE_STATES, REQUEUE_STATES, STATES
 from jobq_core.keys import QUEUE_NAME_RE, valid_job_id
+from jobq_core.tracing import trace_id
 
 from .. import params
 from ..actions import audit, back_to_list, known_queues, notify
@@ -124,7 +125,8 @@ def detail(queue: str, job_id: str) -> Response:
     return page("jobq/jobs/detail.html", "jobq/jobs/_detail.html", job=job,
                 now_ms=insp.server_time_ms(), worker_alive=alive, timeline=_timeline(job),
                 actions=actions_for(job.state), deps=[_dep_view(d) for d in deps],
-                waiting=sum(1 for d in deps if d.waiting), max_deps=MAX_DEPS_SHOWN)
+                waiting=sum(1 for d in deps if d.waiting), max_deps=MAX_DEPS_SHOWN,
+                trace_id=trace_id(job.fields))
 
 
 def _dep_view(dep: Dependency) -> dict[str, Any]:

@@ -25,7 +25,7 @@ PACKAGES = ("jobq_core", "dashboard")
 # Low to high; a module may import from its own layer or a lower one.
 LAYERS: dict[str, tuple[str, ...]] = {
     # No Redis: values, codecs, the task table, hooks' base, running one call.
-    "pure": ("jobq_core.errors", "jobq_core.discover", "jobq_core.durations",
+    "pure": ("jobq_core.errors", "jobq_core.discover", "jobq_core.durations", "jobq_core.tracing",
              "jobq_core.config", "jobq_core.keys", "jobq_core.job", "jobq_core.schedule",
              "jobq_core.context", "jobq_core.registry", "jobq_core.hooks", "jobq_core.runner",
              "jobq_core.options",
