@@ -92,18 +92,18 @@ end
 -- in whole ms, truncated (3 means 3.0 to 3.99 ms), so a bucket takes those below its bound.
 local RUNTIME_BOUNDS = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000,
                         30000, 60000, 120000, 300000, 600000}
--- Count one attempt of `task` that ran `ms` into acc (field -> increment) for add_runtimes,
--- so a batch of many jobs of a few tasks writes a few fields.
+-- Count one attempt of `task` that ran `ms` into acc (task -> bucket, 'sum', 'fail' ->
+-- count) for add_runtimes, so a batch of many jobs of a few tasks writes a few fields.
 local function count_runtime(acc, task, ms, failed)
   local bucket = #RUNTIME_BOUNDS
   for i = 1, bucket do
     if ms < RUNTIME_BOUNDS[i] then bucket = i - 1; break end
   end
-  local f = task .. '|' .. bucket
-  acc[f] = (acc[f] or 0) + 1
-  f = task .. '|sum'
-  acc[f] = (acc[f] or 0) + ms
-  if failed then f = task .. '|fail'; acc[f] = (acc[f] or 0) + 1 end
+  local t = acc[task]
+  if not t then t = {sum = 0, fail = 0}; acc[task] = t end
+  t[bucket] = (t[bucket] or 0) + 1
+  t.sum = t.sum + ms
+  if failed then t.fail = t.fail + 1 end
 end
 
 -- Add counted run times to this minute's hash of the ring (prefix .. minute mod size) and to
@@ -123,9 +123,14 @@ local function add_runtimes(prefix, size, now, acc)
     return
   end
   local total = prefix .. 'all'
-  for field, n in pairs(acc) do
-    redis.call('HINCRBY', key, field, n)
-    redis.call('HINCRBY', total, field, n)
+  for task, counts in pairs(acc) do
+    for what, n in pairs(counts) do
+      if n ~= 0 then
+        local field = task .. '|' .. what
+        redis.call('HINCRBY', key, field, n)
+        redis.call('HINCRBY', total, field, n)
+      end
+    end
   end
 end
 
