@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .connection import aconnect, translated
-from .errors import JobNotFound, Timeout
+from .errors import JobNotFound, ReplicationTimeout, Timeout
 from .job import FINAL_STATES, JobSpec, JobView
 from .keys import check_queue_name, require_job_id
 from .options import JobOptions
@@ -171,9 +171,10 @@ class AsyncQueue:
             try:
                 created = await self._send([spec for spec, _ in batch])
             except BaseException as exc:  # reaches the callers of this batch, and only them
-                for _, fut in batch:
+                for spec, fut in batch:
                     if not fut.done():
-                        fut.set_exception(exc)
+                        fut.set_exception(exc.for_jobs([spec.id])
+                                          if isinstance(exc, ReplicationTimeout) else exc)
                 if not isinstance(exc, Exception):
                     raise
                 continue
@@ -184,9 +185,11 @@ class AsyncQueue:
     async def _send(self, specs: Sequence[JobSpec]) -> Sequence[Written]:
         """One enqueue script call for `specs`; per spec what Scripts.enqueue returns (or,
         written by the sync Queue, its job)."""
-        if self.settings.eager or any(spec.depends_on for spec in specs):
+        if self.settings.eager or any(spec.depends_on for spec in specs) or (
+                self.settings.wait_replicas and self._sync.scripts.cluster):
             # Eager jobs run here and now; jobs with parents are registered with them by
-            # the sync Queue's steps. Both in a thread, so the loop is not blocked.
+            # the sync Queue's steps; a write and its WAIT on one cluster node's connection
+            # need the sync client's per-node pools. In a thread, so the loop is not blocked.
             jobs = await asyncio.to_thread(self._sync._write, specs)
             return [AsyncJob(self, job.id, job.fields, created=job.created) for job in jobs]
         with translated(self.settings.redis_url):
@@ -194,7 +197,11 @@ class AsyncQueue:
                 await self.client.sadd(self.keys.queues(), self.name)
                 self._registered = True
             keys, argv = self._sync.scripts.enqueue_call(self.name, specs)
-            out = await self._sync.scripts.run_async(self.client, "enqueue", keys, argv)
+            try:
+                out = await self._sync.scripts.run_async(self.client, "enqueue", keys, argv)
+            except ReplicationTimeout as exc:
+                exc.job_ids = [spec.id for spec in specs]
+                raise
         return enqueue_reply(out, self.name, len(specs))
 
     def _created(self, spec: JobSpec) -> AsyncJob:

@@ -62,6 +62,13 @@ class Settings:
     failed_ttl_s: int = 7 * 24 * 3600
     dead_ttl_s: int = 30 * 24 * 3600
     cancelled_ttl_s: int = 24 * 3600
+    # Replicas that must hold an enqueue, a scheduler's tick, a claim, a lease renewal, a
+    # completion or a failure before it counts as done (WAIT on the write's connection), so a
+    # primary's failover cannot lose it; 0: none asked (no WAIT sent). See docs/production.md.
+    wait_replicas: int = 0
+    # Longest a write waits for those replicas (below socket_timeout_s and heartbeat_s); then
+    # a producer gets ReplicationTimeout and a worker logs a warning and goes on.
+    wait_replicas_timeout_s: float = 1.0
     # Redis client timeouts; every connection has them so a dead server can't hang us.
     socket_timeout_s: float = 5.0
     connect_timeout_s: float = 3.0
@@ -154,6 +161,7 @@ class Settings:
             raise ConfigError("prefetch must be 0 or more, or auto")
         if self.unknown_task_grace_s < 0:
             raise ConfigError("unknown_task_grace_s must be 0 or more")
+        self._check_wait_replicas()
         if self.max_deliveries < 1 or self.runtime_minutes < 1:
             raise ConfigError("max_deliveries and runtime_minutes must be at least 1")
         if self.dashboard_trusted_proxies < 0 or self.dashboard_login_free_attempts < 1 \
@@ -163,6 +171,16 @@ class Settings:
                               "dashboard_login_lockout_max_s positive")
         if not self.prefix or any(c in self.prefix for c in "{} "):
             raise ConfigError(f"prefix must be non-empty without braces or spaces: {self.prefix!r}")
+
+    def _check_wait_replicas(self) -> None:
+        if self.wait_replicas < 0:
+            raise ConfigError("wait_replicas must be 0 or more")
+        # The heartbeat's client times out after min(socket_timeout_s, heartbeat_s) and its
+        # lease renewals WAIT too: the client must outwait the WAIT.
+        bound = min(self.socket_timeout_s, self.heartbeat_s)
+        if self.wait_replicas and not 0 < self.wait_replicas_timeout_s < bound:
+            raise ConfigError(f"wait_replicas_timeout_s ({self.wait_replicas_timeout_s}) must be "
+                              f"positive and below socket_timeout_s and heartbeat_s ({bound})")
 
     @property
     def slots(self) -> int:

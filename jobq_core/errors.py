@@ -32,6 +32,26 @@ class RedisUnavailable(JobqError, ConnectionError):
     """Redis could not be reached or did not answer within the socket timeout."""
 
 
+class ReplicationTimeout(JobqError, TimeoutError):
+    """Fewer replicas than Settings.wait_replicas confirmed a write within
+    wait_replicas_timeout_s. The primary applied it, but a failover before it reaches a
+    replica may undo it: it may or may not survive. An enqueue retried with the same job_id
+    stores the job at most once (and waits for the replicas again)."""
+
+    def __init__(self, message: str, *, acked: int = 0, wanted: int = 0) -> None:
+        self.acked = acked
+        self.wanted = wanted
+        # An enqueue's: the ids of the jobs it wrote, to retry with (job_id=...).
+        self.job_ids: list[str] = []
+        super().__init__(message)
+
+    def for_jobs(self, job_ids: list[str]) -> ReplicationTimeout:
+        """A copy naming `job_ids` (each caller of a shared write gets its own jobs)."""
+        dup = ReplicationTimeout(str(self), acked=self.acked, wanted=self.wanted)
+        dup.job_ids = job_ids
+        return dup.with_traceback(self.__traceback__)
+
+
 class LeaseLost(JobqError):
     """The worker no longer holds the lease of a job, so its completion was refused."""
 

@@ -16,7 +16,14 @@ from .config import Settings
 from .connection import configure, connect, redis_errors, translated
 from .dependencies import Dependencies
 from .eager import run_eagerly
-from .errors import ConfigError, InvalidState, JobNotFound, QueueFull, Timeout
+from .errors import (
+    ConfigError,
+    InvalidState,
+    JobNotFound,
+    QueueFull,
+    ReplicationTimeout,
+    Timeout,
+)
 from .job import (
     CANCELLED,
     FINAL_STATES,
@@ -144,6 +151,8 @@ class _GroupCommit:
 
     @staticmethod
     def _result(p: _Pending) -> Job:
+        if isinstance(p.error, ReplicationTimeout):
+            raise p.error.for_jobs([p.spec.id]) from p.error.__cause__
         if p.error is not None:
             raise _copied(p.error)
         assert p.job is not None
@@ -320,7 +329,11 @@ class Queue:
             # written here once per Queue object rather than inside the script.
             self.client.sadd(self.keys.queues(), self.name)
             self._registered = True
-        created = self.scripts.enqueue(self.name, specs, via)
+        try:
+            created = self.scripts.enqueue(self.name, specs, via)
+        except ReplicationTimeout as exc:
+            exc.job_ids = [spec.id for spec in specs]
+            raise
         jobs = []
         for spec, new in zip(specs, created, strict=True):
             if new is True:

@@ -1,6 +1,6 @@
 """Decoding the replies of the Lua scripts that return structures: claim.lua's jobs,
-unknown.lua's decision, and the list rows of rows.lua (whose field order ROW_FIELDS
-mirrors)."""
+fail.lua's and unknown.lua's outcomes, and the list rows of rows.lua (whose field order
+ROW_FIELDS mirrors)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,9 @@ from typing import Any
 
 from .job import Claimed
 
-
-@dataclass(frozen=True)
-class ClaimResult:
-    jobs: list[Claimed]
-    notes: list[str]
-    next_due_ms: int  # -1 when nothing is scheduled
-    now_ms: int
+# fail.lua's codes: the job's new state, and whether it has dependents to resolve now.
+_FAILED = {1: ("scheduled", False), 2: ("failed", False), 3: ("dead", False),
+           4: ("pending", False), 5: ("failed", True), 6: ("dead", True)}
 
 
 @dataclass(frozen=True)
@@ -28,6 +24,14 @@ class Unknown:
     grace_left_ms: int = 0  # handed back while no live worker knows it: time left
     reason: str = ""  # dead: why
     dependents: bool = False  # dead, with dependents to resolve
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    jobs: list[Claimed]
+    notes: list[str]
+    next_due_ms: int  # -1 when nothing is scheduled
+    now_ms: int
 
 
 # The job fields a list row reads, in the order lua/rows.lua returns them (its FIELDS).

@@ -26,7 +26,8 @@ from .errors import InvalidState, JobNotFound, JobqError, LeaseLost, QueueFull
 from .grouping import Signature
 from .job import Claimed, JobSpec
 from .keys import Keyspace
-from .replies import ClaimResult, Unknown, _claimed, _records
+from .replication import ACKED, arun_acked, check, run_acked
+from .replies import _FAILED, ClaimResult, Unknown, _claimed, _records
 from .wire import Pinned, evalsha, pipelined
 
 if TYPE_CHECKING:
@@ -103,11 +104,6 @@ def _lib_blocks() -> tuple[tuple[frozenset[str], str], ...]:
 _DEFINES = re.compile(r"^local (?:function )?(\w+)", re.M)
 
 
-# fail.lua's codes: the job's new state, and whether it has dependents to resolve now.
-_FAILED = {1: ("scheduled", False), 2: ("failed", False), 3: ("dead", False),
-           4: ("pending", False), 5: ("failed", True), 6: ("dead", True)}
-
-
 def enqueue_reply(out: Any, queue: str, count: int) -> list[bool | str]:
     """enqueue.lua's reply for `count` jobs as Scripts.enqueue returns it (raises QueueFull)."""
     raise_for(out, queue=queue, count=count)
@@ -125,11 +121,15 @@ class Scripts:
                                           for n in names()}
         self._enqueue_keys: dict[str, list[str]] = {}  # per queue: building them is per call
         self.cluster = is_cluster(client)
+        self.strict_replicas = True  # False (a worker's): too few replicas only warns
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any],
              client: redis.Redis | None = None, via: Pinned | None = None) -> Any:
         c = client or self.client
         script = self._scripts[name]
+        if self.settings.wait_replicas and name in ACKED:
+            return run_acked(c, name, script, keys, args, self.settings,
+                             strict=self.strict_replicas)
         # A single-connection client (its own locking path) or a cluster client (no pool:
         # it routes EVALSHA to its keys' node): through Script, which loads a lost script.
         if self.cluster or c.connection is not None:
@@ -180,6 +180,8 @@ class Scripts:
         """Script `name` on an asyncio client (EVALSHA, loading the script when the server
         does not have it); the reply as _run gives it."""
         script = self._scripts[name]
+        if self.settings.wait_replicas and name in ACKED:
+            return await arun_acked(client, name, script, keys, args, self.settings)
         try:
             return await client.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:
@@ -214,8 +216,13 @@ class Scripts:
         the settings' lease) is how long the claimed jobs are leased. None when the server
         had lost the claim script (it is loaded again; nothing was claimed)."""
         keys, argv = self._claim_call(queues, count, worker_id, lease_ms)
-        popped, out = pipelined(client, ("BZPOPMIN", *markers, timeout_s),
-                                 ("EVALSHA", self._scripts["claim"].sha, len(keys), *keys, *argv))
+        s = self.settings
+        waits = [("WAIT", s.wait_replicas, int(s.wait_replicas_timeout_s * 1000))
+                 ] if s.wait_replicas else []  # see replication.py
+        popped, out, *acked = pipelined(client, ("BZPOPMIN", *markers, timeout_s), (
+            "EVALSHA", self._scripts["claim"].sha, len(keys), *keys, *argv), *waits)
+        for n in acked:
+            check(n if isinstance(n, int) else 0, s, "claim.lua", strict=False)
         if isinstance(out, NoScriptError):
             client.script_load(self._scripts["claim"].script)
             return None

@@ -201,6 +201,14 @@ def common_options(f: F) -> F:
     return shared_options(wrapper)  # type: ignore[return-value]
 
 
+def wait_replicas_option(f: F) -> F:
+    """--wait-replicas N, for the commands that write jobs (Settings.wait_replicas)."""
+    return click.option(
+        "--wait-replicas", type=click.IntRange(0), envvar="JOBQ_WAIT_REPLICAS", default=None,
+        metavar="N", help="Writes of jobs return only once N replicas hold them (WAIT), so a "
+                          "failover cannot lose them [env JOBQ_WAIT_REPLICAS; 0].")(f)
+
+
 def shared_options(f: F) -> F:
     """Just the three shared options (for commands that build their own settings)."""
     f = click.option("--json", "as_json", is_flag=True, envvar="JOBQ_JSON",

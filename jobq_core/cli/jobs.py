@@ -20,7 +20,16 @@ from ..keys import check_queue_name
 from ..queue import Queue
 from ..records import JobDetail, JobRow
 from ..registry import lookup
-from .app import EXISTS_EXIT, BadUsage, Failure, Target, common_options, main, progress
+from .app import (
+    EXISTS_EXIT,
+    BadUsage,
+    Failure,
+    Target,
+    common_options,
+    main,
+    progress,
+    wait_replicas_option,
+)
 from .options import call_args, job_option_flags, job_options, read_calls
 from .show import ago, console, duration, fmt_ms, job_table, state_text
 
@@ -49,9 +58,10 @@ def _import(modules: Sequence[str]) -> None:
               help="Bulk: one job per line, a JSON object with task, args, kwargs, queue, "
                    "priority, delay_s ... ('-' reads stdin).")
 @click.option("--wait", "wait_s", type=float, help="Wait up to this long and print the result.")
+@wait_replicas_option
 def enqueue(t: Target, task: str | None, args: str | None, queue: str | None,
             kwargs_json: str | None, imports: Sequence[str], file: Path | None,
-            wait_s: float | None, **flags: Any) -> None:
+            wait_s: float | None, wait_replicas: int | None, **flags: Any) -> None:
     """Enqueue TASK with ARGS (a JSON array, or a JSON object of keyword arguments).
 
     \b
@@ -60,6 +70,8 @@ def enqueue(t: Target, task: str | None, args: str | None, queue: str | None,
     jobq enqueue --file jobs.jsonl            # {"task": "myapp.tasks.add", "args": [1, 2]}
     """
     _import(imports)
+    if wait_replicas is not None:
+        t.settings = t.settings.replace(wait_replicas=wait_replicas)
     registered = lookup(task) if task else None
     queue = queue or (registered.options.queue if registered else "default")
     if file is not None:

@@ -13,7 +13,7 @@ import click
 
 from ..config import AUTO_PREFETCH
 from ..errors import JobqError
-from .app import json_logs, main, make_settings, shared_options
+from .app import json_logs, main, make_settings, shared_options, wait_replicas_option
 
 
 class PrefetchType(click.ParamType[int]):
@@ -75,12 +75,13 @@ class PrefetchType(click.ParamType[int]):
 @click.option("--with-scheduler", is_flag=True, envvar="JOBQ_WITH_SCHEDULER",
               help="Also run a scheduler in this worker (any number may run; one fires each "
                    "tick).")
+@wait_replicas_option
 def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[str],
            imports: Sequence[str], concurrency: int | None, pool: str | None,
            prefetch: int | None, claim_on_wake: bool | None, lease_s: float | None,
            heartbeat_s: float | None,
            grace_s: float | None, name: str | None, burst: bool, burst_wait_s: float | None,
-           with_scheduler: bool) -> None:
+           with_scheduler: bool, wait_replicas: int | None) -> None:
     """Run jobs from the given queues until SIGTERM/SIGINT (twice: at once).
 
     --json logs one JSON object per line.
@@ -92,7 +93,7 @@ def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[
     settings = make_settings(url, prefix, concurrency=concurrency, pool=pool, prefetch=prefetch,
                              claim_on_wake=claim_on_wake, lease_s=lease_s,
                              heartbeat_s=heartbeat_s, grace_s=grace_s,
-                             burst_wait_s=burst_wait_s)
+                             burst_wait_s=burst_wait_s, wait_replicas=wait_replicas)
     try:
         w = Worker(queues, settings, imports=imports, name=name, with_scheduler=with_scheduler)
     except ImportError as exc:
@@ -104,8 +105,9 @@ def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[
 @shared_options
 @click.option("-i", "--import", "imports", multiple=True,
               help="Module that registers tasks or schedules.")
+@wait_replicas_option
 def scheduler(url: str | None, prefix: str | None, as_json: bool,
-              imports: Sequence[str]) -> None:
+              imports: Sequence[str], wait_replicas: int | None) -> None:
     """Run the scheduler: promotes due jobs and enqueues periodic (interval/cron) jobs.
 
     Run one or more; they agree through Redis so each tick enqueues one job.
@@ -118,7 +120,7 @@ def scheduler(url: str | None, prefix: str | None, as_json: bool,
             importlib.import_module(module)
         except ImportError as exc:
             raise JobqError(f"cannot import {module}: {exc}") from None
-    run(make_settings(url, prefix))
+    run(make_settings(url, prefix, wait_replicas=wait_replicas))
 
 
 def scheduler_entry() -> Any:

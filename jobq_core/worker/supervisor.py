@@ -82,6 +82,9 @@ class Worker:
         self.beat_client = connect(s.replace(socket_timeout_s=min(s.socket_timeout_s,
                                                                   s.heartbeat_s)), name=cname)
         self.scripts = Scripts(self.client, s)
+        # A job's end is final here whatever the replicas say: warn, never raise (see
+        # replication.py).
+        self.scripts.strict_replicas = False
         self.stopping = threading.Event()
         self.hard_stop = threading.Event()
         # When the stop was asked (monotonic): the grace period runs from the signal, not from
