@@ -50,7 +50,7 @@ DIRECTION: dict[str, str] = {
     "deliveries": HIGHER,  # 11: deliveries of the unknown-task job (1 = no retry storm)
     "detect_s": HIGHER,  # 1b, 7: fault to the worker noticing it
     "dup_ticks": HIGHER,  # 13
-    "failover_s": HIGHER,  # 13
+    "failover_s": HIGHER,  # 13, 14, 15: fault to the new leader / primary
     "firing_error_s": HIGHER,  # 6: |delayed job start - due time|
     "handback_s": HIGHER,  # 2a
     "idle_cpu_pct": HIGHER,  # 10: CPU of an idle worker after garbage (a spin shows here)
