@@ -4,7 +4,6 @@ WAIT, sync and async, and a worker drains through it."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from jobq_core import AsyncQueue, Queue, Settings
 from jobq_core.server import temp_dir
 from tests.faults.harness.sentinel import SentinelSet
-from tests.helpers import drain
+from tests.helpers import drain, run_async
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +45,7 @@ def test_enqueue_and_drain_through_sentinel_waiting_for_a_replica(
         finally:
             await aq.aclose()
 
-    other = asyncio.run(produce())
+    other = run_async(produce)
     assert drain(s) == 2
     assert job.result(timeout_s=1) == 4
     assert q.job(other).result(timeout_s=1) == 6  # type: ignore[union-attr]

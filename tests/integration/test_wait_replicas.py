@@ -15,7 +15,7 @@ import pytest
 from jobq_core import AsyncQueue, ConfigError, JobqError, Queue, ReplicationTimeout, Settings
 from jobq_core.job import JobSpec
 from jobq_core.scripts import Scripts
-from tests.helpers import drain
+from tests.helpers import drain, run_async
 from tests.replicaset import ReplicaSet, replica_set
 
 TIMEOUT_S = 0.3
@@ -115,7 +115,7 @@ def test_async_queue_waits_for_the_replica(pair: ReplicaSet) -> None:
         finally:
             await aq.aclose()
 
-    asyncio.run(main())
+    run_async(main)
 
 
 def test_group_commit_callers_each_get_their_own_job_id(pair: ReplicaSet) -> None:
