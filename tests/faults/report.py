@@ -77,6 +77,10 @@ DIRECTION: dict[str, str] = {
     "ticks": LOWER,  # 13: ticks fired
     "warned": LOWER,  # 12: eviction warnings the worker logged at start
     "enqueue_errors": LOWER,  # 8, 12: enqueues refused where the scenario expects it
+    "loss_window_s": HIGHER,  # 15b: how far before the kill lost acknowledged enqueues were
+    "migrated_keys": LOWER,  # 15c: keys the migration moved (the fault's reach)
+    "migration_s": HIGHER,  # 15c
+    "replicas_after": LOWER,  # 15: replicas linked to the new primary (WAIT 1 possible)
 }
 COLUMNS = (
     "acked",

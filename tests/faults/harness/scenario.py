@@ -8,7 +8,9 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import redis
 
 from .checker import Execution, Figures, check, executions
 from .ledger import ASYNC_TASKS_ENV, ProducerLog, read_ledger
@@ -29,6 +31,12 @@ WORKER_ENV = {
     "JOBQ_RETRY_BACKOFF_S": "0.2",
     "JOBQ_RETRY_BACKOFF_MAX_S": "1",
 }
+
+
+class Reachable(Protocol):
+    """A server the scenario can ask (a RedisServer, or a cluster node: harness/cluster.py)."""
+
+    def client(self) -> redis.Redis: ...
 
 
 class Scenario:
@@ -83,7 +91,7 @@ class Scenario:
     def producer(self, queue: Any, key_prefix: str = "k") -> Producer:
         return Producer(queue, self.producer_log, key_prefix)
 
-    def stuck(self, server: RedisServer, window_s: float = 5.0, queue: str = QUEUE) -> int:
+    def stuck(self, server: Reachable, window_s: float = 5.0, queue: str = QUEUE) -> int:
         """Jobs left in processing: ids that are still there ``window_s`` (lease + reaper + 1 s)
         after first seen. A job claimed a moment ago (say, a rerun after a lost ack) is busy,
         not stuck, and a single ZCARD would count it."""
@@ -98,7 +106,7 @@ class Scenario:
             time.sleep(0.2)
         return len(first)
 
-    def processing(self, server: RedisServer, queue: str = QUEUE) -> int:
+    def processing(self, server: Reachable, queue: str = QUEUE) -> int:
         """Jobs Redis still holds in processing: ``stuck`` when counted after the drain."""
         from jobq_core.keys import Keyspace
 
