@@ -43,8 +43,10 @@ def connect(settings: Settings, *, blocking: bool = False, name: str = "jobq") -
         from redis.cluster import ClusterNode, RedisCluster
 
         hosts, kwargs = parse_cluster_url(settings.redis_url)
+        from redis.retry import Retry
+
         cluster = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in hosts],  # type: ignore[no-untyped-call]
-                               **{**options, **kwargs})
+                               retry=Retry(**cluster_retry()), **{**options, **kwargs})
         # RedisCluster has Redis's command methods but is no subclass; jobq code that needs
         # a connection pool asks is_cluster() first.
         return cast(redis.Redis, cluster)
@@ -56,6 +58,16 @@ def connect(settings: Settings, *, blocking: bool = False, name: str = "jobq") -
 
 SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def cluster_retry() -> dict[str, Any]:
+    """How a cluster client retries a command across a failover or migration (redirects,
+    refused connections, TRYAGAIN): 10 tries, 10 ms doubling to at most 100 ms apart, then
+    the error reaches jobq, which waits it out. redis-py's cap (1 s) left a worker up to a
+    second idle after the new primary took over (fault scenario 15)."""
+    from redis.backoff import ExponentialWithJitterBackoff
+
+    return {"backoff": ExponentialWithJitterBackoff(base=0.01, cap=0.1), "retries": 10}
 CLUSTER_HINT = ("use redis+cluster://host:port[,host:port...] (rediss+cluster:// for TLS) "
                 "as the URL")
 
@@ -124,8 +136,10 @@ def aconnect(settings: Settings, *, blocking: bool = False) -> redis.asyncio.Red
         from redis.asyncio.cluster import ClusterNode, RedisCluster
 
         hosts, kwargs = parse_cluster_url(settings.redis_url)
+        from redis.asyncio.retry import Retry as AsyncRetry
+
         cluster = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in hosts],
-                               **{**options, **kwargs})
+                               retry=AsyncRetry(**cluster_retry()), **{**options, **kwargs})
         return cast("redis.asyncio.Redis", cluster)  # as connect(): same command methods
     if settings.redis_url.startswith(SENTINEL_SCHEMES):
         from redis.asyncio.sentinel import Sentinel

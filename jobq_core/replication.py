@@ -66,7 +66,7 @@ def run_acked(client: redis.Redis, name: str, script: Script, keys: Sequence[str
 
 
 def _send(client: redis.Redis, key: str, command: tuple[Any, ...], wait: tuple[Any, ...],
-          asking: Any) -> tuple[Any, Any, Any]:
+          asking: Any, failed_over: bool = False) -> tuple[Any, Any, Any]:
     """`command` and `wait` in one write on one connection: of `client`'s pool, or, for a
     cluster client (no pool of its own), of the pool of the primary serving `key` (WAIT
     then counts that primary's replicas), or of `asking` (after ASKING). A cluster redirect
@@ -82,11 +82,16 @@ def _send(client: redis.Redis, key: str, command: tuple[Any, ...], wait: tuple[A
     try:
         *_, reply, acked = pipelined(cluster.get_redis_connection(node), *(
             [("ASKING",)] if asking else []), command, wait)
-    except (redis.ConnectionError, redis.TimeoutError):
-        # A primary gone (failover): read the slots again, as RedisCluster does itself.
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # A primary gone (failover): read the slots again, as RedisCluster does itself, and
+        # when a replica has taken the slot over, send there at once (a refused connection
+        # sent nothing; a timeout may have run the write, so it is raised).
         with contextlib.suppress(redis.RedisError):
             cluster.nodes_manager.initialize()
-        raise
+        if asking or failed_over or isinstance(exc, redis.TimeoutError) or \
+                cluster.get_node_from_key(key).name == node.name:
+            raise
+        return _send(client, key, command, wait, None, failed_over=True)
     if isinstance(reply, AskError):
         host, port = cluster.nodes_manager.remap_host_port(reply.host, reply.port)
         return reply, acked, cluster.nodes_manager.get_node(host=host, port=port) or \
