@@ -2,8 +2,9 @@
 
 One primary, two replicas, three sentinels (down-after 500 ms). The producer and the workers
 connect through the sentinels (`redis+sentinel://`) and wait for one replica on every write
-of a job. The primary is SIGKILLed while jobs flow; the sentinels promote a replica. Every
-enqueue acknowledged before the kill was on a replica, so none may be lost; leases fence the
+of a job. While jobs flow, the replicas are cut off for LAG_S (replication lags), then the
+primary is SIGKILLed; the sentinels promote a replica. Every enqueue acknowledged was on a
+replica (those the lag held back answered ReplicationTimeout), so none may be lost; leases fence the
 jobs running across the switch (no two runs of a job overlap); the workers carry on without a
 restart and are back at speed within a second of the promotion.
 """
@@ -31,6 +32,7 @@ WAIT_ENV = {"JOBQ_WAIT_REPLICAS": "1", "JOBQ_WAIT_REPLICAS_TIMEOUT_S": str(WAIT_
 RESUME_AFTER_FAILOVER_S = 1.0
 # Resumption: the starts of a half-second window back at 90 % of the rate before the kill.
 WINDOW_S = 0.5
+LAG_S = 0.5  # the primary's replicas receive nothing this long before the kill
 
 
 @pytest.mark.faults
@@ -48,8 +50,10 @@ def test_sentinel_failover_with_wait_replicas(scenario: Scenario) -> None:
     scenario.wait_busy(workers, 2)
     time.sleep(3)  # baseline
     old_port = cluster.primary.port
-    kill_at = time.monotonic()
-    cluster.primary.kill()
+    with cluster.lagging():  # the replicas get nothing for LAG_S, then the primary dies
+        time.sleep(LAG_S)
+        kill_at = time.monotonic()
+        cluster.primary.kill()
     new_primary = cluster.wait_failover(old_port)
     promoted_at = time.monotonic()
     time.sleep(4)  # load goes on through the new primary
@@ -67,7 +71,8 @@ def test_sentinel_failover_with_wait_replicas(scenario: Scenario) -> None:
                           window_s=WINDOW_S, stuck=scenario.stuck(new_primary))
     failover_s = promoted_at - kill_at
     scenario.record(
-        "14", "Sentinel failover (primary kill -9), wait_replicas=1", figs,
+        "14", f"Sentinel failover (primary kill -9 after {LAG_S:g} s of replica lag), "
+        "wait_replicas=1", figs,
         {"lost": "= 0", "dup_overlap": "= 0", "worker_exits": "= 0",
          "resume_s": f"<= {RESUME_AFTER_FAILOVER_S:g} after the promotion (failover_s)"},
         failover_s=round(failover_s, 3),

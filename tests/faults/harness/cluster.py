@@ -7,10 +7,7 @@ primary serving a queue, kill it and wait for the failover, migrate a slot to an
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -18,6 +15,8 @@ from redis.crc import key_slot
 
 from jobq_core.localcluster import LocalCluster
 from jobq_core.server import LocalRedis
+
+from .server import replication_cut
 
 # cluster-node-timeout: a primary silent this long is failing; its replica then waits about
 # 500 ms + a random 0-500 ms + rank * 1 s before asking for votes (Redis cluster spec).
@@ -73,24 +72,12 @@ class FaultCluster:
         node.proc.wait(10)
         self.killed.append(node)
 
-    @contextlib.contextmanager
-    def lagging(self, primary: LocalRedis) -> Iterator[None]:
-        """``primary``'s replicas stopped (SIGSTOP) and their links dropped by the primary
-        for the block: what the primary acknowledges meanwhile reaches no replica (a stopped
-        replica whose link stayed up would still read it from its socket once resumed)."""
-        i = self.cluster.primaries.index(primary)
-        n = len(self.cluster.primaries)
-        replicas = [r for j, r in enumerate(self.cluster.replicas) if j % n == i]
-        for r in replicas:
-            assert r.proc is not None
-            os.kill(r.proc.pid, signal.SIGSTOP)
-        self.cluster.cmd(primary, "CLIENT", "KILL", "TYPE", "replica")
-        try:
-            yield
-        finally:
-            for r in replicas:
-                assert r.proc is not None
-                os.kill(r.proc.pid, signal.SIGCONT)
+    def lagging(self, primary: LocalRedis) -> contextlib.AbstractContextManager[None]:
+        """``primary``'s replicas cut off for the block (server.replication_cut)."""
+        i, n = self.cluster.primaries.index(primary), len(self.cluster.primaries)
+        pids = [r.proc.pid for j, r in enumerate(self.cluster.replicas)
+                if j % n == i and r.proc is not None]
+        return replication_cut(self.client(primary), pids)
 
     def wait_failover(self, queue: str, old: LocalRedis, timeout_s: float = 30.0) -> LocalRedis:
         """Until another node serves ``queue``'s slot as a primary and every live primary

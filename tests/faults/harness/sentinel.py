@@ -8,12 +8,13 @@ Sentinel timings are shrunk as the workers' are: the primary is declared down af
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
 import redis
 
-from .server import RedisServer, ServerOptions
+from .server import RedisServer, ServerOptions, replication_cut
 
 SERVICE = "mymaster"
 
@@ -108,6 +109,10 @@ class SentinelSet:
             ports[int(port)] = ports.get(int(port), 0) + 1
         best = max(ports.items(), key=lambda kv: kv[1], default=None)
         return best[0] if best and best[1] * 2 > len(self.sentinels) else None
+
+    def lagging(self) -> contextlib.AbstractContextManager[None]:
+        """The primary's replicas cut off for the block (server.replication_cut)."""
+        return replication_cut(self.primary.client(), [r.pid() for r in self.replicas])
 
     def node(self, port: int) -> RedisServer:
         return next(n for n in self.data_nodes if n.port == port)

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,3 +236,18 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def replication_cut(primary: redis.Redis, replica_pids: list[int]) -> Iterator[None]:
+    """For the block, the replicas (by pid) stopped with SIGSTOP and their links dropped by
+    ``primary``: what it acknowledges meanwhile reaches no replica (a stopped replica whose
+    link stayed up would still read it from its socket once resumed)."""
+    for pid in replica_pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        primary.execute_command("CLIENT", "KILL", "TYPE", "replica")
+        yield
+    finally:
+        for pid in replica_pids:
+            os.kill(pid, signal.SIGCONT)
