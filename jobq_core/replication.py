@@ -50,7 +50,7 @@ def run_acked(client: redis.Redis, name: str, script: Script, keys: Sequence[str
     same connection; the script's reply. Fewer replicas in time: raises ReplicationTimeout
     when `strict`, else logs a warning (throttled) and returns the reply."""
     command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-    wait = ("WAIT", settings.wait_replicas, int(settings.wait_replicas_timeout_s * 1000))
+    (wait,) = waits(settings)
     asking = None  # a cluster node an ASK redirect named, for the next try
     for _ in range(3):  # a lost script cache, a MOVED or an ASK: sent again once each
         reply, acked, asking = _send(client, keys[0], command, wait, asking)
@@ -116,8 +116,7 @@ async def arun_acked(client: AsyncRedis, name: str, script: Script, keys: Sequen
     for _ in range(2):
         pipe = client.pipeline(transaction=False)
         pipe.evalsha(script.sha, len(keys), *keys, *args)
-        pipe.execute_command("WAIT", settings.wait_replicas,
-                             int(settings.wait_replicas_timeout_s * 1000))
+        pipe.execute_command(*waits(settings)[0])
         reply, acked = await pipe.execute(raise_on_error=False)
         if not isinstance(reply, NoScriptError):
             break
@@ -127,6 +126,20 @@ async def arun_acked(client: AsyncRedis, name: str, script: Script, keys: Sequen
             raise answer
     check(int(acked), settings, f"{name}.lua", strict=True)
     return reply
+
+
+def waits(settings: Settings) -> list[tuple[Any, ...]]:
+    """The WAIT to send after a write on the same connection: none when wait_replicas is 0."""
+    if not settings.wait_replicas:
+        return []
+    return [("WAIT", settings.wait_replicas, int(settings.wait_replicas_timeout_s * 1000))]
+
+
+def checked(replies: Sequence[Any], settings: Settings, what: str) -> None:
+    """check() (not strict: a worker's) the reply of the WAIT from waits(), if one was sent
+    (an error reply counts as no replica)."""
+    for n in replies:
+        check(n if isinstance(n, int) else 0, settings, what, strict=False)
 
 
 def check(acked: int, settings: Settings, what: str, *, strict: bool) -> None:

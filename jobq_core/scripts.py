@@ -26,7 +26,7 @@ from .errors import InvalidState, JobNotFound, JobqError, LeaseLost, QueueFull
 from .grouping import Signature
 from .job import Claimed, JobSpec
 from .keys import Keyspace
-from .replication import ACKED, arun_acked, check, run_acked
+from .replication import ACKED, arun_acked, checked, run_acked, waits
 from .replies import _FAILED, ClaimResult, Unknown, _claimed, _records
 from .wire import Pinned, evalsha, pipelined
 
@@ -216,13 +216,10 @@ class Scripts:
         the settings' lease) is how long the claimed jobs are leased. None when the server
         had lost the claim script (it is loaded again; nothing was claimed)."""
         keys, argv = self._claim_call(queues, count, worker_id, lease_ms)
-        s = self.settings
-        waits = [("WAIT", s.wait_replicas, int(s.wait_replicas_timeout_s * 1000))
-                 ] if s.wait_replicas else []  # see replication.py
         popped, out, *acked = pipelined(client, ("BZPOPMIN", *markers, timeout_s), (
-            "EVALSHA", self._scripts["claim"].sha, len(keys), *keys, *argv), *waits)
-        for n in acked:
-            check(n if isinstance(n, int) else 0, s, "claim.lua", strict=False)
+            "EVALSHA", self._scripts["claim"].sha, len(keys), *keys, *argv),
+            *waits(self.settings))
+        checked(acked, self.settings, "claim.lua")
         if isinstance(out, NoScriptError):
             client.script_load(self._scripts["claim"].script)
             return None
