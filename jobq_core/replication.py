@@ -110,6 +110,19 @@ def _owner(client: redis.Redis, key: str) -> redis.Redis:
     return node_client
 
 
+async def arun(client: AsyncRedis, name: str, script: Script, keys: Sequence[str],
+               args: Sequence[Any], settings: Settings) -> Any:
+    """Run `script` (lua/`name`.lua) on an asyncio client: EVALSHA, loading the script when
+    the server does not have it; for an ACKED script with wait_replicas, arun_acked."""
+    if settings.wait_replicas and name in ACKED:
+        return await arun_acked(client, name, script, keys, args, settings)
+    try:
+        return await client.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        await client.script_load(script.script)
+        return await client.evalsha(script.sha, len(keys), *keys, *args)
+
+
 async def arun_acked(client: AsyncRedis, name: str, script: Script, keys: Sequence[str],
                      args: Sequence[Any], settings: Settings) -> Any:
     """run_acked (strict) on an asyncio client: a pipeline holds one connection for both."""

@@ -26,7 +26,7 @@ from .errors import InvalidState, JobNotFound, JobqError, LeaseLost, QueueFull
 from .grouping import Signature
 from .job import Claimed, JobSpec
 from .keys import Keyspace
-from .replication import ACKED, arun_acked, checked, run_acked, waits
+from .replication import ACKED, arun, checked, run_acked, waits
 from .replies import _FAILED, ClaimResult, Unknown, _claimed, _records
 from .wire import Pinned, evalsha, pipelined
 
@@ -178,15 +178,8 @@ class Scripts:
     async def run_async(self, client: AsyncRedis, name: str, keys: Sequence[str],
                         args: Sequence[Any]) -> Any:
         """Script `name` on an asyncio client (EVALSHA, loading the script when the server
-        does not have it); the reply as _run gives it."""
-        script = self._scripts[name]
-        if self.settings.wait_replicas and name in ACKED:
-            return await arun_acked(client, name, script, keys, args, self.settings)
-        try:
-            return await client.evalsha(script.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            await client.script_load(script.script)
-            return await client.evalsha(script.sha, len(keys), *keys, *args)
+        does not have it; with WAIT as _run); the reply as _run gives it."""
+        return await arun(client, name, self._scripts[name], keys, args, self.settings)
 
     # claim.lua
     def _claim_call(self, queues: Sequence[str], count: int, worker_id: str,
@@ -217,8 +210,7 @@ class Scripts:
         had lost the claim script (it is loaded again; nothing was claimed)."""
         keys, argv = self._claim_call(queues, count, worker_id, lease_ms)
         popped, out, *acked = pipelined(client, ("BZPOPMIN", *markers, timeout_s), (
-            "EVALSHA", self._scripts["claim"].sha, len(keys), *keys, *argv),
-            *waits(self.settings))
+            "EVALSHA", self._scripts["claim"].sha, len(keys), *keys, *argv), *waits(self.settings))
         checked(acked, self.settings, "claim.lua")
         if isinstance(out, NoScriptError):
             client.script_load(self._scripts["claim"].script)
