@@ -18,6 +18,8 @@ from jobq_core.keys import Keyspace
 from jobq_core.queue import _GroupCommit, _Pending
 from tests import tasks
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 N = 16
 
 
