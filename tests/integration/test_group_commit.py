@@ -195,6 +195,7 @@ def test_a_forked_child_does_not_write_on_its_parents_connection(queue: Queue) -
     assert queue.count("pending") == 601
 
 
+@pytest.mark.single_only("looks into the shared client's one connection pool")
 def test_a_shared_client_keeps_no_connection(settings: Any, r: redis.Redis) -> None:
     shared = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     q = Queue("default", settings=settings, redis=shared)
