@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -131,6 +132,7 @@ def _plain(name: str, queues: list[str], per_queue: int) -> Row:
                       {f"127.0.0.1:{server.port}": client}, {}, name)
     finally:
         server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)
 
 
 def _cluster(name: str, primaries: int, queues: list[str], per_queue: int) -> Row:

@@ -377,6 +377,33 @@ def goal_met(value: float | None, target: float | None, higher_is_better: bool) 
 ISSUE18_PAGES = ("overview", "errors (groups)", "job page with logs", "job logs (htmx tail)")
 
 
+def capture_cost(res: Results) -> list[list[str]]:
+    """Issue 18's log capture cost per configuration: the no-op drain (1 process) with capture
+    on (the row as it is) and off (its `--no-capture-logs` twin); cost = 1 - on / off."""
+    from bench.drivers.jobq import CAPTURE_OFF_ROWS
+
+    out = []
+    for on_row, off_row in CAPTURE_OFF_ROWS.items():
+        on = res.row_summary("jobq", on_row, "drain-1p", "drain", DRAIN_RATE)
+        off = res.row_summary("jobq", off_row, "drain-1p", "drain", DRAIN_RATE)
+        if on is None or off is None or not off.median:
+            continue
+        cost = 1 - on.median / off.median
+        out.append([on_row, fmt_rate(on.median), fmt_rate(off.median), f"{cost:.1%}",
+                    "≤ 10 %", "yes" if cost <= 0.10 else "no"])
+    return out
+
+
+def section_capture(res: Results) -> str:
+    rows = capture_cost(res)
+    if not rows:
+        return ("Not measured in this run: the `--no-capture-logs` rows did not run (they run "
+                "once the engine has the `capture_logs` setting, issue 18's per-job logs).")
+    return table(["configuration (no-op drain, 1 process)", "capture on jobs/s",
+                  "capture off jobs/s", "cost", "issue 18 goal", "met in this run"],
+                 rows, align="lrrrll")
+
+
 # issue 16: the asyncio figures (jobq's --pool async and AsyncQueue against arq, SAQ, taskiq)
 
 ASYNC_SYSTEMS = ("jobq", "arq", "saq", "taskiq")
@@ -983,6 +1010,14 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
         "### 3e. A crashed child replaced (jobq, one slot)",
         "",
         section_crash(res),
+        "",
+        "### 3f. What per-job log capture costs (issue 18)",
+        "",
+        "The steady no-op drain rate (first → last job) with capture on, as by default, and "
+        "with `--no-capture-logs`, in the same repetitions; a single run's two rates differ "
+        "by the machine's noise too, so read the median.",
+        "",
+        section_capture(res),
         "",
         "### 4. Redis per job",
         "",

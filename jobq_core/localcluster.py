@@ -11,6 +11,7 @@ LocalRedis (server.find_server_binary).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import socket
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import redis
 from redis.crc import key_slot
@@ -166,6 +168,50 @@ class LocalCluster:
         """Index in `primaries` of the primary that served `key`'s slot when the cluster was
         created (slot ranges as assigned; a migration or failover since is not seen)."""
         return key_slot(key.encode()) * self.n_primaries // SLOTS
+
+    def owner_of(self, slot: int) -> LocalRedis:
+        """The node serving `slot` now, as a live node's CLUSTER SLOTS says (after a
+        failover or a migration, not `primaries[primary_of(...)]`)."""
+        for asked in self.nodes:
+            if asked.proc is None or asked.proc.poll() is not None:
+                continue
+            try:
+                ranges: object = self.cmd(asked, "CLUSTER", "SLOTS")
+            except redis.RedisError:
+                continue
+            for lo, hi, primary, *_ in ranges:  # type: ignore[attr-defined]
+                if int(lo) <= slot <= int(hi):
+                    port = int(primary[1])
+                    return next(n for n in self.nodes if n.port == port)
+        raise JobqError(f"no live node of the cluster in {self.dir} knows slot {slot}")
+
+    def migrate_slot(self, slot: int, to: LocalRedis, *, batch: int = 10,
+                     pause_s: float = 0.0) -> int:
+        """Move `slot` to the primary `to` while clients keep using it, as an operator's
+        resharding does (SETSLOT IMPORTING/MIGRATING, MIGRATE `batch` keys at a time with
+        `pause_s` between batches, then SETSLOT NODE on every primary); returns the keys
+        moved. Meanwhile clients get ASK/TRYAGAIN for the slot's keys."""
+        src = self.owner_of(slot)
+        if src is to:
+            return 0
+        src_id, dst_id = self.node_id(src), self.node_id(to)
+        self.cmd(to, "CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        self.cmd(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        moved = 0
+        while True:
+            keys: Any = self.cmd(src, "CLUSTER", "GETKEYSINSLOT", slot, batch)
+            if not keys:
+                break
+            self.cmd(src, "MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", *keys)
+            moved += len(keys)
+            if pause_s:
+                time.sleep(pause_s)
+        for node in [to, src, *(n for n in self.nodes if n not in (to, src))]:
+            if node.proc is None or node.proc.poll() is not None:
+                continue
+            with contextlib.suppress(redis.ResponseError):  # a replica learns from its primary
+                self.cmd(node, "CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        return moved
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -154,7 +154,9 @@ def node_health(client: redis.Redis, keys: Keyspace, queues: Iterable[str]) -> l
         try:
             if target is None:
                 raise redis.ConnectionError("not among the client's known nodes")
-            info = cluster.info(*INFO_SECTIONS, target_nodes=target)
+            info = {}
+            for section in INFO_SECTIONS:  # one by one: INFO takes several only from Redis 7
+                info.update(cluster.info(section, target_nodes=target))
             error = ""
         except redis.RedisError as exc:
             info, error = {}, " ".join(str(exc).split())[:200] or type(exc).__name__

@@ -28,7 +28,7 @@ from .job import Claimed, JobSpec
 from .keys import Keyspace
 from .replication import ACKED, arun, checked, run_acked, waits
 from .replies import _FAILED, ClaimResult, Unknown, _claimed, _records
-from .wire import Pinned, evalsha, pipelined
+from .wire import Pinned, cluster_evalsha, evalsha, pipelined
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis as AsyncRedis
@@ -130,9 +130,9 @@ class Scripts:
         if self.settings.wait_replicas and name in ACKED:
             return run_acked(c, name, script, keys, args, self.settings,
                              strict=self.strict_replicas)
-        # A single-connection client (its own locking path) or a cluster client (no pool:
-        # it routes EVALSHA to its keys' node): through Script, which loads a lost script.
-        if self.cluster or c.connection is not None:
+        if self.cluster:  # straight to the node of the keys' slot (one slot per call)
+            return cluster_evalsha(c, script, keys, args)
+        if c.connection is not None:  # a single-connection client: its own locking path
             return script(keys=list(keys), args=list(args), client=c)
         try:
             if via is not None:

@@ -1,4 +1,10 @@
-"""Test fixtures: a private Redis server per session, a fresh key prefix per test."""
+"""Test fixtures: a private Redis server per session, a fresh key prefix per test.
+
+A test or module marked `@pytest.mark.cluster` runs twice: on the single Redis server
+([redis]) and on the session's Redis Cluster ([cluster]: 3 primaries + 3 replicas), through
+the same `redis_url`, `settings`, `r` and `queue` fixtures. `@pytest.mark.single_only(reason)`
+keeps one test of such a module on the single server (it relies on something a cluster does
+not have, e.g. one server process to stop)."""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
 from jobq_core import Queue, Settings
 from jobq_core.localcluster import LocalCluster
@@ -39,9 +46,40 @@ def cluster_url(redis_cluster: LocalCluster) -> str:
     return redis_cluster.url
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "redis_url" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("cluster") is None or \
+            metafunc.definition.get_closest_marker("single_only") is not None:
+        return
+    metafunc.parametrize("redis_backend", ["redis", "cluster"], indirect=True,
+                         scope="session")
+
+
 @pytest.fixture(scope="session")
-def redis_url(redis_server: LocalRedis) -> str:
-    return redis_server.url
+def redis_backend(request: pytest.FixtureRequest) -> str:
+    """"redis" (the single server) unless a test marked `cluster` asks for "cluster"."""
+    return str(getattr(request, "param", "redis"))
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_backend: str, request: pytest.FixtureRequest) -> str:
+    # getfixturevalue: the cluster starts only when a test runs on it.
+    if redis_backend == "cluster":
+        return str(request.getfixturevalue("cluster_url"))
+    server: LocalRedis = request.getfixturevalue("redis_server")
+    return server.url
+
+
+def raw_client(url: str) -> redis.Redis:
+    """A plain redis-py client (decoded replies) of `url`: a RedisCluster for a
+    redis+cluster:// URL (typed as Redis: it has the same command methods)."""
+    if url.startswith("redis+cluster://"):
+        hosts = url.split("://", 1)[1].split(",")
+        nodes = [ClusterNode(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in hosts]
+        cluster = RedisCluster(startup_nodes=nodes, decode_responses=True)
+        return cluster  # type: ignore[return-value]
+    return redis.Redis.from_url(url, decode_responses=True)
 
 
 @pytest.fixture
@@ -56,7 +94,7 @@ def settings(redis_url: str) -> Settings:
 
 @pytest.fixture
 def r(settings: Settings) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = raw_client(settings.redis_url)
     yield client
     client.close()
 

@@ -19,8 +19,23 @@ _TASKS = {
 # jobq's own settings comment: prefetch "raises throughput of short jobs"; 64 is what Celery's
 # guide suggests for its equivalent, so both systems get the same allowance
 PREFETCH = "64"
+# issue 18: a row with per-job log capture (the default) -> the same configuration without it
+CAPTURE_OFF_ROWS = {
+    "jobq (thread pool)": "jobq (thread pool, --no-capture-logs)",
+    "jobq (defaults: no flags)": "jobq (defaults, --no-capture-logs)",
+}
 # extra `jobq worker` options for trying engine settings without editing this file
 EXTRA_ARGS_ENV = "BENCH_JOBQ_WORKER_ARGS"
+
+
+def has_capture_setting() -> bool:
+    """Whether this checkout's engine has per-job log capture to turn off (issue 18's
+    `capture_logs`, `jobq worker --no-capture-logs`). Read from the source: this runs in the
+    peers' venv, where jobq is not installed."""
+    from bench.config import REPO_ROOT
+
+    config = REPO_ROOT / "jobq_core" / "config.py"
+    return config.exists() and "capture_logs:" in config.read_text()
 
 
 def extra_worker_args() -> list[str]:
@@ -50,7 +65,8 @@ class JobqDriver(Driver):
         "In the asyncio figures: `--pool async --concurrency 100 --prefetch 64` (one event "
         "loop, `async def` tasks; 100 is the async pool's default concurrency), and the "
         "producer awaits `AsyncQueue.enqueue` (concurrent calls share script calls: group "
-        "commit)."
+        "commit). Per-job log capture (issue 18) is on in every row but the two "
+        "`--no-capture-logs` ones, which measure what it costs."
     )
 
     def __init__(self, url: str) -> None:
@@ -124,7 +140,18 @@ class JobqDriver(Driver):
         plain = {"pool": "process", "defaults": "1"}
         plain_thread = {"pool": "thread", "defaults": "1"}
         defaults_row = "jobq (defaults: no flags)"
-        return [
+        # issue 18's log capture cost: the same no-op drains with capture off
+        nocap = [
+            variant(
+                "jobq", "jobq-thread-1p-nocap", CAPTURE_OFF_ROWS["jobq (thread pool)"],
+                "drain-1p", 1, 1, opts={**thread, "no_capture_logs": "1"},
+            ),
+            variant(
+                "jobq", "jobq-default-1p-nocap", CAPTURE_OFF_ROWS[defaults_row], "drain-1p", 1,
+                0, opts={**plain, "no_capture_logs": "1"},
+            ),
+        ] if has_capture_setting() else []
+        listed = [
             variant("jobq", "jobq-default-1p", defaults_row, "drain-1p", 1, 0, opts=plain),
             variant(
                 "jobq",
@@ -218,6 +245,8 @@ class JobqDriver(Driver):
                 note="the idle worker claims after its wait (two round trips), for comparison",
             ),
         ]
+        listed.extend(nocap)
+        return listed
 
     def worker_argvs(self, variant: Variant, bindir: Path) -> list[list[str]]:
         if variant.options.get("defaults"):
@@ -241,6 +270,7 @@ class JobqDriver(Driver):
                     if "prefetch" in variant.options
                     else []
                 ),
+                *(["--no-capture-logs"] if variant.options.get("no_capture_logs") else []),
                 *extra_worker_args(),
             ]
             return [list(plain) for _ in range(variant.n_procs)]
@@ -260,6 +290,7 @@ class JobqDriver(Driver):
             "--prefetch",
             PREFETCH,
             *(["--no-claim-on-wake"] if variant.options.get("no_claim_on_wake") else []),
+            *(["--no-capture-logs"] if variant.options.get("no_capture_logs") else []),
             *extra_worker_args(),
         ]
         return [list(one) for _ in range(variant.n_procs)]

@@ -252,3 +252,25 @@ def test_report_shows_the_async_section() -> None:
     assert "| SAQ | 2,000 | — | — |" in text
     assert "| async no-op drain, 1 process | 16,000 | 2,000 (SAQ) | 8.00× |" in text
     assert "= 21,000 | yes |" in text
+
+
+def test_capture_cost_compares_each_row_with_its_no_capture_twin() -> None:
+    records = [
+        _drain("jobq", "jobq-thread-1p", "jobq (thread pool)", "drain-1p", rate, rep)
+        for rep, rate in enumerate((17_000.0, 18_000.0, 19_000.0))
+    ] + [
+        _drain("jobq", "jobq-thread-1p-nocap", "jobq (thread pool, --no-capture-logs)",
+               "drain-1p", rate, rep)
+        for rep, rate in enumerate((19_000.0, 20_000.0, 21_000.0))
+    ] + [
+        _drain("jobq", "jobq-default-1p", "jobq (defaults: no flags)", "drain-1p", 8_000.0, 0),
+        _drain("jobq", "jobq-default-1p-nocap", "jobq (defaults, --no-capture-logs)",
+               "drain-1p", 10_000.0, 0),
+    ]
+    res = report.Results(meta={}, records=records)
+    rows = {row[0]: row for row in report.capture_cost(res)}
+    # medians 18,000 vs 20,000: 10.0 % is within the goal; 8,000 vs 10,000 is not
+    assert rows["jobq (thread pool)"][1:] == ["18,000", "20,000", "10.0%", "≤ 10 %", "yes"]
+    assert rows["jobq (defaults: no flags)"][3:] == ["20.0%", "≤ 10 %", "no"]
+    # a row whose twin did not run is left out, not judged
+    assert report.capture_cost(report.Results(meta={}, records=records[:3])) == []

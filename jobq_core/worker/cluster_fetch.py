@@ -118,8 +118,10 @@ class ClusterFetcher(Fetcher):
 
     def wait(self, count: int = 0) -> list[Claimed]:
         """Block until a marker of any of the queues pops (on whichever node), the next
-        scheduled job is due, or block_s passes; with `count`, then claim up to that many
-        jobs (as claim()). Raises RedisUnavailable."""
+        scheduled job is due, or block_s passes. Claims nothing, whatever `count`: on one
+        Redis claim-on-wake saves a round trip by sending the claim behind the blocking pop,
+        which a cluster cannot do (a pop and a claim per slot), so the caller's next
+        claim() takes the jobs, under a full lease (no pick-up lease to renew)."""
         timeout = self.settings.block_s
         r = self.last
         if r is not None and r.next_due_ms >= 0:
@@ -131,13 +133,11 @@ class ClusterFetcher(Fetcher):
         self.armed.set()
         self.blocked.set()
         try:
-            woke = self.hint.wait(timeout)
+            self.hint.wait(timeout)
         finally:
             self.armed.clear()
             self.blocked.clear()
-        if not woke or not count:
-            return []
-        return self.claim(count)
+        return []
 
     def _start_waiters(self) -> None:
         if self._waiters or self.closed.is_set():

@@ -12,6 +12,8 @@ from jobq_core.scripts import Scripts
 from tests import tasks
 from tests.helpers import drain
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 
 @pytest.fixture
 def admin(settings: Settings) -> Admin:

@@ -10,6 +10,8 @@ from jobq_core.inspect import Inspector
 from tests import tasks
 from tests.helpers import drain
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 
 @pytest.fixture
 def admin(settings: Settings) -> Admin:
@@ -193,6 +195,7 @@ def test_cancel(queue: Queue, admin: Admin, settings: Settings) -> None:
     assert done.cancel() is False
 
 
+@pytest.mark.single_only("registers a task in this process: a second run finds it registered")
 def test_requeue_dead_after_deploy(settings: Settings, queue: Queue, admin: Admin) -> None:
     from jobq_core import task
 

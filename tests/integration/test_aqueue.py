@@ -16,6 +16,8 @@ from jobq_core.job import JobSpec
 from tests import tasks
 from tests.helpers import drain, run_async, worker_thread
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 
 def test_same_enqueue_options_as_queue() -> None:
     for name in ("enqueue", "enqueue_call", "enqueue_many", "job"):
@@ -89,6 +91,7 @@ def test_concurrent_enqueues_share_script_calls(settings: Settings, r: redis.Red
     assert len(calls.batches) < 10  # coalesced, not one script call per caller
 
 
+@pytest.mark.single_only("injects the dropped link through the client's one connection pool")
 def test_a_failed_write_fails_only_the_callers_of_its_batch(settings: Settings) -> None:
     calls = _recorded_sends(settings, fail_call=2)
 

@@ -8,6 +8,8 @@ from jobq_core import JobFailed, Queue, Settings
 from tests import tasks
 from tests.helpers import drain
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 
 @pytest.mark.parametrize("pool", ["thread", "process"])
 def test_async_tasks_run_in_the_sync_pools(settings: Settings, queue: Queue, pool: str) -> None:

@@ -14,6 +14,8 @@ from jobq_core.job import DEFERRED_MS
 from tests import tasks
 from tests.helpers import drain
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 
 def work(settings: Settings, queues: tuple[str, ...] = ("default",)) -> None:
     drain(settings, queues, concurrency=4)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from jobq_core import (
     ArgumentError,
@@ -20,6 +21,8 @@ from jobq_core import (
 )
 from jobq_core.keys import Keyspace
 from tests import tasks
+
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
 
 
 def test_enqueue_by_name_and_by_callable_store_the_same_task(queue: Queue) -> None:
@@ -159,6 +162,11 @@ def test_redis_down_is_a_clear_error() -> None:
 
 
 def _calls(r: redis.Redis, command: str) -> int:
+    """Calls of `command` the server (every node of a cluster) has served."""
+    if isinstance(r, RedisCluster):
+        per_node: Any = r.info("commandstats", target_nodes=RedisCluster.ALL_NODES)
+        return sum(int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+                   for stats in per_node.values())
     stats = r.info("commandstats")
     return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
@@ -192,6 +200,7 @@ def test_enqueue_many_gives_each_call_its_tasks_defaults_and_keeps_fifo(
     assert order == [first.id, *(j.id for j in batch), last.id]
 
 
+@pytest.mark.single_only("registers a task in this process: a second run finds it registered")
 def test_a_task_registered_after_enqueues_by_name_gets_its_defaults(queue: Queue) -> None:
     # enqueue() remembers a registered task's defaults per Queue; a name not registered yet
     # must not be remembered without them.

@@ -15,6 +15,8 @@ from jobq_core.inspect import Inspector
 from tests import tasks
 from tests.helpers import drain
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 KINDS = ("key", "value", "runtime")
 
 

@@ -12,6 +12,8 @@ from jobq_core.scripts import Scripts
 from jobq_core.worker.fetch import Recorder
 from tests import tasks
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 
 def _recorder(settings: Settings, queue: Queue, scripts: Scripts) -> Recorder:
     return Recorder(settings, scripts, "w", threading.Event(),

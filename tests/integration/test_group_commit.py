@@ -18,6 +18,8 @@ from jobq_core.keys import Keyspace
 from jobq_core.queue import _GroupCommit, _Pending
 from tests import tasks
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 N = 16
 
 
@@ -193,6 +195,7 @@ def test_a_forked_child_does_not_write_on_its_parents_connection(queue: Queue) -
     assert queue.count("pending") == 601
 
 
+@pytest.mark.single_only("looks into the shared client's one connection pool")
 def test_a_shared_client_keeps_no_connection(settings: Any, r: redis.Redis) -> None:
     shared = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     q = Queue("default", settings=settings, redis=shared)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from jobq_core import Queue, Schedule, Scheduler, Settings
 from jobq_core.inspect import Inspector
 from tests import tasks
+
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
 
 
 def test_deferred_jobs_and_their_dependencies(queue: Queue, settings: Settings,

@@ -16,6 +16,8 @@ from jobq_core.server import LocalRedis, temp_dir
 from tests import tasks
 from tests.helpers import kill_group, start_worker, wait_for_lines, worker_thread
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 
 def test_sigkilled_worker_job_runs_again_elsewhere_after_the_lease(
         settings: Settings, queue: Queue, tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from jobq_core.limits import Limit
 from tests import tasks
 from tests.helpers import drain, kill_group, start_worker, wait_for_lines, worker_thread
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
     events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])

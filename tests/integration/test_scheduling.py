@@ -14,6 +14,8 @@ from jobq_core.inspect import Inspector
 from tests import tasks
 from tests.helpers import drain, wait_for_lines, worker_thread
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 
 def server_ms(r: redis.Redis) -> int:
     sec, usec = r.time()

@@ -19,6 +19,8 @@ from jobq_core import Queue, Settings
 from jobq_core.inspect import Inspector
 from tests.helpers import ROOT, wait_for_lines, worker_env, worker_thread
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 
 @dataclass
 class Run:

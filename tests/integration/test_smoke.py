@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import pytest
+
 from jobq_core import Queue, Settings, Worker
 from tests import tasks
+
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
 
 
 def test_enqueue_run_result(queue: Queue, settings: Settings) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import redis
 
 from jobq_core import Queue, Settings
 from tests import tasks
 from tests.helpers import drain
+
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
 
 
 def test_thousand_concurrent_enqueues_of_one_key_make_one_job(settings: Settings) -> None:

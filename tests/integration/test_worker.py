@@ -13,6 +13,8 @@ from jobq_core.scripts import Scripts
 from tests import tasks
 from tests.helpers import drain, worker_thread
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 
 def test_priority_then_fifo_and_queue_order(settings: Settings, tmp_path: Path) -> None:
     out = tmp_path / "order"

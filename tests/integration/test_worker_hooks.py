@@ -11,6 +11,8 @@ from jobq_core.hooks import WorkerContext, WorkerHook
 from jobq_core.job import Claimed
 from tests import tasks
 
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
 
 class Recording(WorkerHook):
     def __init__(self) -> None:
