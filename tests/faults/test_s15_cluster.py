@@ -97,7 +97,8 @@ def test_cluster_primary_kill(scenario: Scenario, wait_replicas: int) -> None:
         f"wait_replicas={wait_replicas}", figs,
         {"lost": "= 0" if strict else "reported: the loss window of async replication",
          "dup_overlap": "= 0" if strict else "reported", "worker_exits": "= 0",
-         "resume_s": f"<= {RESUME_AFTER_FAILOVER_S:g} after the promotion (failover_s)"},
+         "resume_s": f"<= {RESUME_AFTER_FAILOVER_S:g} after the promotion (failover_s)"
+         if strict else "reported"},
         failover_s=round(failover_s, 3), loss_window_s=round(window, 3),
         replicas_after=cluster.linked_replicas(new),
         producer_errors=load.outcomes["error"] + load.outcomes["unknown"],
@@ -109,8 +110,8 @@ def test_cluster_primary_kill(scenario: Scenario, wait_replicas: int) -> None:
     assert any(e.mono_invoke > promoted_at for e in enqs if e.outcome == "ok"), why
     assert figs.worker_exits == 0, why
     assert figs.stuck == 0, why
-    assert figs.resume_s is not None and figs.resume_s <= RESUME_AFTER_FAILOVER_S, why
-    if strict:
+    if strict:  # 15b reports these: its lost writes rerun jobs and leases after the switch
+        assert figs.resume_s is not None and figs.resume_s <= RESUME_AFTER_FAILOVER_S, why
         assert figs.lost == 0, why
         assert figs.dup_overlap == 0, why
 
