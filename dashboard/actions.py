@@ -4,7 +4,8 @@ the pages and the JSON API, so both apply the same rules)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import flash, request, url_for
 from werkzeug.exceptions import BadRequest, Conflict, NotFound
@@ -17,12 +18,26 @@ from jobq_core.problems import Problem
 from . import params
 from .engine import current_user, engine
 
+T = TypeVar("T")
+
 STEP_BUDGET_S = 0.3  # server time one step of a bulk operation may use
 SCHEDULE_ACTIONS = ("enable", "disable", "run", "delete")
 
 
 def known_queues() -> list[str]:
     return engine().inspector.queues()
+
+
+def job_or_404(queue: str, job_id: str, read: Callable[[str, str], T | None]) -> T:
+    """`read(queue, job_id)` for a known queue and a well-formed id (404 / 400 otherwise),
+    404 when it finds no job."""
+    queue = params.queue_name(queue, known_queues())
+    params.job_id(job_id)
+    found = read(queue, job_id)
+    if found is None:
+        raise NotFound(f"no job {job_id!r} in queue {queue!r}. It may have expired after its "
+                       "retention time or been purged.")
+    return found
 
 
 def audit(action: str, *, queue: str = "", state: str = "", count: int = 0,

@@ -104,6 +104,19 @@ class Settings:
     # waiting out their backoff, delayed jobs. One due later stays scheduled, and the worker
     # says so as it exits.
     burst_wait_s: float = 60.0
+    # Per-job logs: what a task prints (stdout, stderr) and logs (`logging` records of its
+    # thread or coroutine) is kept with its job, expiring with it. Off: nothing captured,
+    # no cost (JOBQ_CAPTURE_LOGS=0, `jobq worker --no-capture-logs`).
+    capture_logs: bool = True
+    # Cap of one attempt's log; past it lines are only counted ("[... N lines / B bytes
+    # dropped]"), so a job printing megabytes costs neither Redis nor worker memory.
+    log_max_lines: int = 1000
+    log_max_bytes: int = 64 * 1024
+    # Also write a job's output through to the worker's own stdout/stderr, as without capture.
+    log_echo: bool = True
+    # How often a running job's new lines are written (a live tail); the rest goes with the
+    # job's completion or failure write.
+    log_flush_s: float = 1.0
     # Bounded batches for the maintenance scripts (promote due, reap expired).
     batch_size: int = 100
     # History of processed/failed counts per minute kept in Redis.
@@ -162,6 +175,7 @@ class Settings:
         if self.unknown_task_grace_s < 0:
             raise ConfigError("unknown_task_grace_s must be 0 or more")
         self._check_wait_replicas()
+        self._check_logs()
         if self.max_deliveries < 1 or self.runtime_minutes < 1:
             raise ConfigError("max_deliveries and runtime_minutes must be at least 1")
         if self.dashboard_trusted_proxies < 0 or self.dashboard_login_free_attempts < 1 \
@@ -181,6 +195,11 @@ class Settings:
         if self.wait_replicas and not 0 < self.wait_replicas_timeout_s < bound:
             raise ConfigError(f"wait_replicas_timeout_s ({self.wait_replicas_timeout_s}) must be "
                               f"positive and below socket_timeout_s and heartbeat_s ({bound})")
+
+    def _check_logs(self) -> None:
+        if self.log_max_lines < 1 or self.log_max_bytes < 256 or self.log_flush_s <= 0:
+            raise ConfigError("log_max_lines must be at least 1, log_max_bytes at least 256 "
+                              "and log_flush_s positive")
 
     @property
     def slots(self) -> int:

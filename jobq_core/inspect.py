@@ -20,6 +20,7 @@ from .errors import ConfigError, JobqError
 from .job import DEFERRED_MS, FINAL_STATES, STATES, loads_or_raw
 from .keys import Keyspace, check_queue_name, valid_job_id
 from .limits import Limit
+from .logread import read_log
 from .nodes import NodeHealth, node_health, queue_nodes
 from .records import (
     AuditEntry,
@@ -28,6 +29,7 @@ from .records import (
     HistoryPoint,
     JobDetail,
     JobFilter,
+    JobLog,
     JobPage,
     JobRow,
     LimitInfo,
@@ -217,6 +219,12 @@ class Inspector:
                 log.append({"raw": raw})
         ttl = pttl / 1000 if isinstance(pttl, int) and pttl >= 0 else None
         return JobDetail(job_id, queue, fields, log, ttl)
+
+    @redis_errors
+    def logs(self, queue: str, job_id: str, offset: int = 0) -> JobLog | None:
+        """What the job printed and logged from byte `offset` (logread.read_log)."""
+        self._check(queue)
+        return read_log(self.client, self.keys, queue, job_id, offset)
 
     @redis_errors
     def workers(self, limit: int = 1000) -> list[WorkerInfo]:
@@ -479,6 +487,6 @@ def _row(queue: str, rec: Sequence[Any], score: float, full_error: bool) -> JobR
 
 __all__ = [
     "AuditEntry", "AuditPage", "Dependency", "HistoryPoint", "Inspector", "JobDetail",
-    "JobFilter", "JobPage", "JobRow", "LimitInfo", "ScheduleInfo", "SchedulerInfo",
+    "JobFilter", "JobLog", "JobPage", "JobRow", "LimitInfo", "ScheduleInfo", "SchedulerInfo",
     "WorkerInfo",
 ]

@@ -120,6 +120,11 @@ class Keyspace:
         """list of JSON records of finished attempts (capped)."""
         return self.job(queue, job_id) + ":attempts"
 
+    def logs(self, queue: str, job_id: str) -> str:
+        """string: the job's captured output (joblog.py's stored form), capped per attempt;
+        scripts append ':logs' to the job's key, and it expires with the job."""
+        return self.job(queue, job_id) + ":logs"
+
     def notify(self, queue: str, job_id: str) -> str:
         """list a result waiter blocks on; pushed only when someone waits."""
         return self.job(queue, job_id) + ":notify"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .job import loads_or_raw
+from .joblog import LogLine
 from .limits import Limit
 from .schedule import Schedule
 
@@ -66,6 +67,25 @@ class JobDetail:
 
     def json_field(self, name: str) -> Any:
         return loads_or_raw(self.fields.get(name))
+
+
+@dataclass(frozen=True)
+class JobLog:
+    """A job's captured output (Inspector.logs) from byte `offset` of its stored log: its
+    whole lines, and `next_offset` to ask from for only the lines written since (a tail).
+    `running`: the job is processing, so more may come."""
+
+    id: str
+    queue: str
+    state: str
+    lines: list[LogLine]
+    offset: int
+    next_offset: int
+    size: int  # bytes stored so far (every attempt's lines)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "processing"
 
 
 @dataclass(frozen=True)

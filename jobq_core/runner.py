@@ -46,6 +46,7 @@ class Outcome:
     reason: str = ""
     delay_s: float | None = None
     runtime_ms: int = 0
+    logs: str = ""  # the attempt's captured output as LogBuffer.close() gives it (joblog.py)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Call:
     id: str
     queue: str
     fields: Mapping[str, str]
+    token: str = ""  # the lease token (a process pool's child writes the job's log with it)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,8 @@
 Each script in lua/ is prefixed with the lua/_lib.lua helpers it uses and run with EVALSHA
 (falling back to EVAL when the server's script cache was flushed, e.g. after a restart).
 Negative return codes are one table, `Code`, shared by every script; `raise_for` turns a
-code into its JobqError child, so callers see exceptions, never magic numbers. A script's
-sources are read once per process.
-"""
+code into its JobqError child, so callers see exceptions, never magic numbers. Sources are
+read once per process."""
 
 from __future__ import annotations
 
@@ -238,21 +237,21 @@ class Scripts:
     def complete(self, job: Claimed, result_json: str, result_ttl_s: int, runtime_ms: int,
                  client: redis.Redis | None = None) -> None:
         """Mark a job completed; raises LeaseLost if the lease is no longer held."""
-        code = self.complete_many(job.queue, [(job, result_json, result_ttl_s, runtime_ms)],
+        code = self.complete_many(job.queue, [(job, result_json, result_ttl_s, runtime_ms, "")],
                                   client)[0]
         raise_for(code, job_id=job.id, what="completion")
 
-    def complete_many(self, queue: str, done: Sequence[tuple[Claimed, str, int, int]],
+    def complete_many(self, queue: str, done: Sequence[tuple[Claimed, str, int, int, str]],
                       client: redis.Redis | None = None) -> list[int]:
-        """Mark jobs of one queue completed: (job, result JSON, result ttl s, runtime ms).
+        """Mark jobs of one queue completed: (job, result JSON, result ttl s, runtime ms, logs).
 
         Returns a code per job: 1 done, 2 done and the job has dependents to resolve (see
         Dependencies.ended), Code.MISSING or Code.LEASE_NOT_HELD (that job was not changed).
         """
         k = self.keys
         argv: list[Any] = [self.settings.history_minutes, self.settings.runtime_minutes]
-        for job, result_json, ttl_s, runtime_ms in done:
-            argv += [job.id, job.token, result_json, ttl_s * 1000, runtime_ms]
+        for job, result_json, ttl_s, runtime_ms, logs in done:
+            argv += [job.id, job.token, result_json, ttl_s * 1000, runtime_ms, logs]
         codes = self._run("complete", [k.processing(queue), k.completed(queue), k.stats(queue),
                                        k.history(queue), k.job_prefix(queue),
                                        k.runtime_prefix(queue)], argv, client)
@@ -261,10 +260,11 @@ class Scripts:
     # fail.lua
     def fail(self, job: Claimed, outcome: str, *, delay_ms: int = 0, error: str = "",
              reason: str = "", attempt_json: str = "", group: Signature | None = None,
-             runtime_ms: int | None = None, client: redis.Redis | None = None) -> tuple[str, bool]:
+             runtime_ms: int | None = None, logs: str = "",
+             client: redis.Redis | None = None) -> tuple[str, bool]:
         """Record a failed attempt; outcome is retry | fail | dead | crash. A job that ends
-        failed or dead joins error group `group` (none when None). An attempt that ran
-        (`runtime_ms` not None) counts in its task's run-time histogram, as a failure.
+        failed or dead joins error group `group` (none when None); `logs`: Outcome.logs. An
+        attempt that ran (`runtime_ms` not None) counts in its run-time histogram as a failure.
 
         Returns the state the job moved to, and whether it ended (failed, dead) with
         dependents to resolve. Raises LeaseLost if the lease is no longer held.
@@ -275,14 +275,18 @@ class Scripts:
                                   k.pending(q), k.seq(q), k.marker(q), k.stats(q), k.history(q),
                                   k.job(q, job.id), k.attempts(q, job.id), k.notify(q, job.id),
                                   k.error_groups(q), k.error_group_prefix(q),
-                                  k.runtime_prefix(q)],
+                                  k.runtime_prefix(q), k.logs(q, job.id)],
                          [job.id, job.token, outcome, delay_ms, error, reason,
                           s.failed_ttl_s * 1000, s.dead_ttl_s * 1000, attempt_json,
                           s.history_minutes, s.max_deliveries, g.id, g.task, g.type,
                           g.message, MAX_ERROR_GROUPS, MAX_GROUP_IDS, s.runtime_minutes,
-                          job.task, "" if runtime_ms is None else runtime_ms], client)
+                          job.task, "" if runtime_ms is None else runtime_ms, logs], client)
         raise_for(code, job_id=job.id, what="failure report")
         return _FAILED[code]
+
+    def append_logs(self, job_key: str, logs_key: str, token: str, text: str) -> int:
+        """logs.lua: append a running job's captured output; 1, or a code: not ours."""
+        return int(self._run("logs", [job_key, logs_key], [token, text]))
 
     # unknown.lua
     def unknown(self, job: Claimed, worker_id: str, *, grace_ms: int, known_delay_ms: int,

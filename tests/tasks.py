@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -276,3 +278,73 @@ async def async_block(seconds: float) -> float:
     """Blocks its event loop (time.sleep in a coroutine): the loop watchdog must say so."""
     time.sleep(seconds)
     return seconds
+
+
+# Per-job logs (tests/integration/test_joblogs.py): INFO records reach the handlers.
+chatter = logging.getLogger("tests.chatter")
+chatter.setLevel(logging.INFO)
+
+
+def _meet(path: str, n: int) -> None:
+    """Wait (up to 10 s) until `n` jobs have reached this point, so they run at once."""
+    with open(path, "a") as f:
+        f.write("x\n")
+    deadline = time.monotonic() + 10
+    while Path(path).read_text().count("x") < n and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+@task
+def chatty(tag: str, lines: int = 15, meet: str = "", n: int = 1) -> int:
+    """Print and log `lines` lines '<tag> <i>': every third is a logging record (15 lines:
+    10 printed, 5 logged). With `meet`, first wait for `n` such jobs to run at once, and
+    yield between lines so that their lines interleave in time."""
+    if meet:
+        _meet(meet, n)
+    for i in range(lines):
+        if i % 3 == 2:
+            chatter.info("%s %d", tag, i)
+        else:
+            print(f"{tag} {i}")
+        if meet:
+            time.sleep(0.001)
+    return lines
+
+
+@task
+async def achatty(tag: str, lines: int = 15, meet: str = "", n: int = 1) -> int:
+    """chatty as a coroutine: with `meet`, the jobs interleave on one event loop."""
+    if meet:
+        with open(meet, "a") as f:
+            f.write("x\n")
+        while Path(meet).read_text().count("x") < n:
+            await asyncio.sleep(0.005)
+    for i in range(lines):
+        if i % 3 == 2:
+            chatter.info("%s %d", tag, i)
+        else:
+            print(f"{tag} {i}")
+        await asyncio.sleep(0)
+    return lines
+
+
+@task(max_retries=0)
+def flood(megabytes: int) -> int:
+    """Print `megabytes` MB in 100-byte lines, and one stderr line at the end."""
+    line = "y" * 99
+    for _ in range(megabytes * 10_000):
+        print(line)
+    print("flood done", file=sys.stderr)
+    return megabytes
+
+
+@task(max_retries=0)
+def print_until(gate: str) -> int:
+    """Print 'tick <i>' every 20 ms until `gate` exists, then 'done'."""
+    i = 0
+    while not os.path.exists(gate):
+        print(f"tick {i}", flush=True)
+        i += 1
+        time.sleep(0.02)
+    print("done")
+    return i

@@ -28,6 +28,7 @@ from ..actions import (
     bulk_target,
     check_schedule_action,
     filter_text,
+    job_or_404,
     known_queues,
     op_or_404,
     perform_schedule_action,
@@ -70,7 +71,8 @@ def _body() -> dict[str, Any]:
 def index() -> Response:
     return jsonify({"user": current_user().name, "role": current_user().role, "endpoints": [
         "GET /api/overview", "GET /api/queues", "GET /api/jobs/<state>",
-        "GET /api/jobs/<queue>/<id>", "GET /api/workers", "GET /api/history",
+        "GET /api/jobs/<queue>/<id>", "GET /api/jobs/<queue>/<id>/logs?offset=N",
+        "GET /api/workers", "GET /api/history",
         "GET /api/audit", "GET /api/schedules", "GET /api/problems", "GET /api/errors",
         "GET /api/tasks",
         "POST /api/errors/<queue>/<group>/<requeue|purge>",
@@ -223,6 +225,18 @@ def job(queue: str, job_id: str) -> Response:
     return jsonify({"id": detail.id, "queue": detail.queue, "state": detail.state,
                     "requeues": detail.requeues, "fields": dict(detail.fields),
                     "attempts": detail.attempts, "ttl_s": detail.ttl_s})
+
+
+@bp.get("/jobs/<queue>/<job_id>/logs")
+def job_logs(queue: str, job_id: str) -> Response:
+    """The job's captured output from byte `offset` (0); ask again from `next_offset` to
+    tail it while `running`."""
+    offset = params.int_arg("offset", 0, 0, 2**53)
+    log = job_or_404(queue, job_id, lambda q, i: engine().inspector.logs(q, i, offset))
+    return jsonify({"id": log.id, "queue": log.queue, "state": log.state,
+                    "running": log.running, "offset": log.offset,
+                    "next_offset": log.next_offset, "size": log.size,
+                    "lines": [{"stream": ln.stream, "text": ln.text} for ln in log.lines]})
 
 
 @bp.get("/workers")

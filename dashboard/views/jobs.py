@@ -16,7 +16,7 @@ from jobq_core.keys import QUEUE_NAME_RE, valid_job_id
 from jobq_core.tracing import trace_id
 
 from .. import params
-from ..actions import audit, back_to_list, known_queues, notify
+from ..actions import audit, back_to_list, job_or_404, known_queues, notify
 from ..engine import current_user, engine
 from ..htmx import is_htmx
 from ..listing import list_jobs, search_jobs
@@ -106,13 +106,7 @@ def find(job_id: str) -> BaseResponse:
 
 
 def _detail_or_404(queue: str, job_id: str) -> Any:
-    queue = params.queue_name(queue, known_queues())
-    params.job_id(job_id)
-    detail = engine().inspector.job(job_id, queue)
-    if detail is None:
-        raise NotFound(f"no job {job_id!r} in queue {queue!r}. It may have expired after its "
-                       "retention time or been purged.")
-    return detail
+    return job_or_404(queue, job_id, lambda q, i: engine().inspector.job(i, q))
 
 
 @bp.get("/jobs/<queue>/<job_id>")
@@ -123,6 +117,7 @@ def detail(queue: str, job_id: str) -> Response:
     alive = insp.workers_alive([worker]).get(worker) if worker else None
     deps = insp.dependencies(job.queue, job.id) if job.fields.get("depends_on") else []
     return page("jobq/jobs/detail.html", "jobq/jobs/_detail.html", job=job,
+                logs=insp.logs(job.queue, job.id),
                 now_ms=insp.server_time_ms(), worker_alive=alive, timeline=_timeline(job),
                 actions=actions_for(job.state), deps=[_dep_view(d) for d in deps],
                 waiting=sum(1 for d in deps if d.waiting), max_deps=MAX_DEPS_SHOWN,
@@ -157,6 +152,13 @@ def _timeline(job: Any) -> list[tuple[int, str]]:
             except (TypeError, ValueError):
                 continue
     return sorted(e for e in events if e[0])
+
+
+@bp.get("/jobs/<queue>/<job_id>/logs")
+def logs(queue: str, job_id: str) -> Response:
+    """The job's captured output (the log section of its page), polled while it runs."""
+    log = job_or_404(queue, job_id, engine().inspector.logs)
+    return make_response(render_template("jobq/jobs/_logs.html", logs=log))
 
 
 @bp.get("/jobs/<queue>/<job_id>/raw/<field>")

@@ -60,6 +60,9 @@ class PrefetchType(click.ParamType[int]):
 @click.option("--claim-on-wake/--no-claim-on-wake", default=None, envvar="JOBQ_CLAIM_ON_WAKE",
               help="Claim in the round trip of the idle wait, under a short pick-up lease "
                    "renewed once the reply is read: lower idle latency [on].")
+@click.option("--capture-logs/--no-capture-logs", default=None, envvar="JOBQ_CAPTURE_LOGS",
+              help="Keep what each job prints and logs with the job (`jobq logs ID`, its "
+                   "dashboard page) [on].")
 @click.option("--lease-s", type=float, envvar="JOBQ_LEASE_S", help="Lease length [30].")
 @click.option("--heartbeat-s", type=float, envvar="JOBQ_HEARTBEAT_S",
               help="Heartbeat period [5].")
@@ -78,7 +81,8 @@ class PrefetchType(click.ParamType[int]):
 @wait_replicas_option
 def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[str],
            imports: Sequence[str], concurrency: int | None, pool: str | None,
-           prefetch: int | None, claim_on_wake: bool | None, lease_s: float | None,
+           prefetch: int | None, claim_on_wake: bool | None, capture_logs: bool | None,
+           lease_s: float | None,
            heartbeat_s: float | None,
            grace_s: float | None, name: str | None, burst: bool, burst_wait_s: float | None,
            with_scheduler: bool, wait_replicas: int | None) -> None:
@@ -91,7 +95,8 @@ def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[
     json_logs(as_json)
     sys.path.insert(0, os.getcwd())  # so --import finds the project's own modules
     settings = make_settings(url, prefix, concurrency=concurrency, pool=pool, prefetch=prefetch,
-                             claim_on_wake=claim_on_wake, lease_s=lease_s,
+                             claim_on_wake=claim_on_wake, capture_logs=capture_logs,
+                             lease_s=lease_s,
                              heartbeat_s=heartbeat_s, grace_s=grace_s,
                              burst_wait_s=burst_wait_s, wait_replicas=wait_replicas)
     try:

@@ -150,15 +150,17 @@ local function trim_expired(set, now)
   if #old > 0 then redis.call('ZREM', set, unpack(old)) end
 end
 
--- Put a job into a terminal zset scored by its retention expiry, and expire its hash and its
--- attempt log (job .. ':attempts', which a retry or a lost lease left without a TTL).
+-- Put a job into a terminal zset scored by its retention expiry, and expire its hash, its
+-- attempt log (job .. ':attempts', which a retry or a lost lease left without a TTL) and its
+-- captured output (job .. ':logs', Keyspace.logs: none while it runs).
 local function retain(set, job, id, now, ttl_ms)
   if ttl_ms > 0 then
     redis.call('ZADD', set, now + ttl_ms, id)
     redis.call('PEXPIRE', job, ttl_ms)
     redis.call('PEXPIRE', job .. ':attempts', ttl_ms)
+    redis.call('PEXPIRE', job .. ':logs', ttl_ms)
   else
-    redis.call('DEL', job, job .. ':attempts')
+    redis.call('DEL', job, job .. ':attempts', job .. ':logs')
   end
   trim_expired(set, now)
 end

@@ -4,7 +4,9 @@
 -- KEYS[1] processing  KEYS[2] completed  KEYS[3] stats  KEYS[4] history  KEYS[5] job prefix
 -- KEYS[6] run-time ring prefix
 -- ARGV[1] history size  ARGV[2] run-time ring size (minutes), then per job: id, lease token,
--- result JSON, result ttl ms, runtime ms (counted into the task's run-time histogram)
+-- result JSON, result ttl ms, runtime ms (counted into the task's run-time histogram),
+--   captured output: '' none (no log to touch), else '=' and the text to append to
+--   job .. ':logs' (Keyspace.logs), which then expires with the job
 -- A numeric progress becomes 1.0.
 -- Returns one code per job: 1 completed; 2 completed, and it has dependents (depend.lua
 -- flagged it, perhaps after the worker claimed it): the caller resolves them now;
@@ -13,7 +15,7 @@
 local now = now_ms()
 local out, done, kept, runtimes = {}, {}, {}, {}
 local ndone, nkept = 0, 0
-for i = 3, #ARGV, 5 do
+for i = 3, #ARGV, 6 do
   local id = ARGV[i]
   local job = KEYS[5] .. id
   local code = 1
@@ -43,21 +45,26 @@ for i = 3, #ARGV, 5 do
     local ttl_ms = tonumber(ARGV[i + 3])
     -- Only a job that failed an attempt or lost a lease before has an attempt log.
     local attempts = (f[3] or f[4]) and job .. ':attempts'
+    -- And a log of captured output if this attempt or an earlier one printed anything.
+    local logs = (ARGV[i + 5] ~= '' or attempts) and job .. ':logs'
+    if #ARGV[i + 5] > 1 then redis.call('APPEND', logs, string.sub(ARGV[i + 5], 2)) end
     if ttl_ms > 0 then
       redis.call('PEXPIRE', job, ttl_ms)
       if attempts then redis.call('PEXPIRE', attempts, ttl_ms) end
+      if logs then redis.call('PEXPIRE', logs, ttl_ms) end
       nkept = nkept + 2
       kept[nkept - 1] = now + ttl_ms; kept[nkept] = id
     else
       redis.call('DEL', job)
       if attempts then redis.call('DEL', attempts) end
+      if logs then redis.call('DEL', logs) end
     end
     count_runtime(runtimes, f[7] or '', tonumber(ARGV[i + 4]) or 0, false)
     ndone = ndone + 1
     done[ndone] = id
     if f[6] then code = 2 end
   end
-  out[(i + 2) / 5] = code
+  out[(i + 3) / 6] = code
 end
 if ndone > 0 then
   chunked('ZREM', KEYS[1], done)

@@ -11,6 +11,8 @@
 -- ARGV[15] normalised message  ARGV[16] max groups  ARGV[17] max ids kept per group
 -- KEYS[15] run-time ring prefix  ARGV[18] run-time ring size (minutes)  ARGV[19] task
 -- ARGV[20] run time ms of this attempt ('': it never ran, e.g. a payload that does not decode)
+-- KEYS[16] job log  ARGV[21] captured output: '' none, else '=' and the text to append
+--   (the log expires with the job: retain)
 -- A job that ends failed or dead joins its error group here, with the failure, so reading
 -- groups never scans (join_group in _lib.lua). requeue.lua and purge.lua take a job out.
 -- Returns 1 retry scheduled; 2 failed; 3 dead; 4 back to pending; 5 failed and 6 dead when
@@ -25,6 +27,7 @@ local hist = tonumber(ARGV[10])
 redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', job, 'lease')
 redis.call('HSET', job, 'error', ARGV[5], 'finished_ms', now)
+if #ARGV[21] > 1 then redis.call('APPEND', KEYS[16], string.sub(ARGV[21], 2)) end
 bump_history(KEYS[9], 'failed', now, hist)
 if ARGV[20] ~= '' then
   local runtimes = {}

@@ -19,7 +19,7 @@ local function delete(id)
     if jtype ~= 'hash' or redis.call('HGET', job, 'state') == ARGV[1] then
       local group = jtype == 'hash' and redis.call('HGET', job, 'error_group')
       if group then redis.call('ZREM', KEYS[3] .. group .. ':ids', id) end
-      redis.call('DEL', job, job .. ':attempts', job .. ':notify')
+      redis.call('DEL', job, job .. ':attempts', job .. ':notify', job .. ':logs')
     end
     deleted = deleted + 1
   end

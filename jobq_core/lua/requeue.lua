@@ -23,6 +23,7 @@ for _, id in ipairs(ids) do
     if redis.call('TYPE', job)['ok'] == 'hash' and redis.call('HGET', job, 'state') == ARGV[1] then
       redis.call('PERSIST', job)
       redis.call('PERSIST', job .. ':attempts')
+      redis.call('DEL', job .. ':logs')  -- a fresh run, a fresh log of captured output
       -- expires_ms goes too: an operator's requeue means "run it now", so a job that went dead
       -- as expired must not be buried again by its old TTL.
       redis.call('HDEL', job, 'reason', 'result', 'finished_ms', 'lease', 'lost', 'retries',

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import dataclasses
 import importlib
 import logging
 import multiprocessing.forkserver
@@ -35,7 +36,9 @@ from types import FrameType
 from typing import Any
 
 from ..config import Settings
+from ..joblog import capturing, install
 from ..runner import TIMEOUT, Call, JobTimeout, Outcome, run
+from .logship import LogShipper
 
 log = logging.getLogger("jobq.worker")
 PR_SET_PDEATHSIG = 1
@@ -140,6 +143,7 @@ def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pi
         except Exception as exc:  # the parent imported it fine; report, run what we can
             print(f"jobq child: cannot import {module}: {exc}", file=sys.stderr)
     saver = _Saver(settings)
+    logs = _logs(settings)
     todo: collections.deque[tuple[int, Call, float]] = collections.deque()
     while True:
         if not todo:
@@ -155,16 +159,35 @@ def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pi
         if not progress.begin(n):
             continue  # withdrawn: the parent has already accounted for it
         saver.target = call
+        buf = logs.open(n, call.queue, call.id, call.token,
+                        int(call.fields.get("retries", "0") or 0) + 1)
         try:
             # Armed per job, when it begins: a job's timeout runs from its own start.
             if timeout_s > 0:
                 signal.setitimer(signal.ITIMER_REAL, timeout_s)
-            outcome = run(call, settings.max_payload_bytes, saver, timeout_s)
+            with capturing(buf):
+                outcome = run(call, settings.max_payload_bytes, saver, timeout_s)
         except JobTimeout:  # fired between the task's end and the timer being cleared
             outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        _send_outcome(conn.fileno(), n, outcome)
+        rest = logs.finish(n)
+        _send_outcome(conn.fileno(), n, dataclasses.replace(outcome, logs=rest) if rest
+                      else outcome)
+
+
+def _logs(settings: Settings) -> LogShipper:
+    """This child's per-job logs: its own client (made on the first write), and the
+    proxies of sys.stdout/sys.stderr installed once, after the task modules' imports."""
+    if settings.capture_logs:
+        install()
+
+    def connect_() -> Any:
+        from ..connection import connect
+
+        return connect(settings)
+
+    return LogShipper(settings, connect_)
 
 
 def _send_outcome(fd: int, n: int, outcome: Outcome) -> None:

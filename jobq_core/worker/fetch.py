@@ -178,7 +178,7 @@ class Recorder:
         for queue, idx in completions.items():
             batch = [(items[i][0], items[i][1].result_json,
                       items[i][0].int_field("result_ttl_s", self.settings.result_ttl_s),
-                      items[i][1].runtime_ms) for i in idx]
+                      items[i][1].runtime_ms, items[i][1].logs) for i in idx]
             codes = self._retrying(queue, partial(self.scripts.complete_many, queue, batch))
             for i, code in zip(idx, codes or [0] * len(idx), strict=True):
                 if code in (1, 2):
@@ -240,7 +240,7 @@ class Recorder:
         # The group of a failure that may end the job (a retry joins none): grouping.py.
         group = signature(job.task, outcome.error, outcome.reason)
         # DEAD comes from a call that could not start (runner.prepare): no run time to count.
-        fail = partial(self.scripts.fail, job, attempt_json=record,
+        fail = partial(self.scripts.fail, job, attempt_json=record, logs=outcome.logs,
                        runtime_ms=None if outcome.kind == DEAD else outcome.runtime_ms)
         if outcome.kind == DEAD:
             return fail("dead", error=outcome.error, reason=outcome.reason, group=group)

@@ -140,7 +140,8 @@ class LoopSlot(Slot):
         save = self.feed.saver(call)
         task = lookup(job.fields.get("task", ""))
         if task is not None and is_async(task.fn):
-            return await arun(call, self.feed.settings.max_payload_bytes, save, timeout_s)
+            with self.feed.capture(job):  # this task's own context: jobs never mix lines
+                return await arun(call, self.feed.settings.max_payload_bytes, save, timeout_s)
         # A sync task (or one unknown here: run() says it is dead) in a thread of its own.
         loop = self._evloop
         assert loop is not None
@@ -152,7 +153,8 @@ class LoopSlot(Slot):
 
         def target() -> None:
             try:
-                outcome = self._run_sync(job, call, save, timeout_s)
+                with self.feed.capture(job):
+                    outcome = self._run_sync(job, call, save, timeout_s)
             except JobTimeout:  # an interrupt that landed just after the job ended
                 outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
             with contextlib.suppress(RuntimeError):  # the loop closed: the worker is gone

@@ -10,6 +10,8 @@ is dropped.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import queue as stdqueue
 import threading
@@ -19,11 +21,13 @@ from typing import Any
 
 import redis
 
+from .. import joblog
 from ..config import Settings
 from ..job import Claimed
 from ..keys import Keyspace
 from ..runner import Call, Outcome
 from .ledger import Ledger, Running
+from .logship import LogShipper
 from .loop_slot import LoopSlot
 from .process_slot import ProcessSlot
 from .settler import OnDone, Settler
@@ -45,6 +49,9 @@ class Pool:
         self.keys = Keyspace(settings.prefix)
         self.ledger = Ledger(settings)
         self.settler = Settler(self.ledger, on_done)
+        # Per-job logs of the jobs run in this process (the process pool's children have
+        # their own: child.py).
+        self.logs = LogShipper(settings, lambda: client)
         self.slots: list[Slot]
         if settings.pool == "async":  # one slot: its event loop runs `slots` jobs
             self.slots = [LoopSlot(self, 0)]
@@ -60,9 +67,22 @@ class Pool:
         return self._stopping
 
     def start(self) -> None:
+        if self._captures:
+            joblog.install()
         for slot in self.slots:
             slot.start()
         self.settler.start()
+
+    @property
+    def _captures(self) -> bool:
+        return self.settings.capture_logs and self.settings.pool != "process"
+
+    def capture(self, job: Claimed) -> contextlib.AbstractContextManager[None]:
+        """Capture what `job` prints and logs inside the block (thread and async pools);
+        executed() takes it for the job's outcome."""
+        if not self._captures:
+            return contextlib.nullcontext()
+        return self.logs.capture(job)
 
     def timeout_for(self, job: Claimed) -> float:
         return job.float_field("timeout_s", self.settings.timeout_s)
@@ -201,6 +221,10 @@ class Pool:
             self._inbox.put(job)
 
     def executed(self, job: Claimed, outcome: Outcome) -> None:
+        if self._captures:
+            logs = self.logs.finish(id(job))
+            if logs:
+                outcome = dataclasses.replace(outcome, logs=logs)
         if self.ledger.auto and outcome is not NOT_STARTED:
             with self.ledger.cond:
                 entry = self.ledger.entry(job)
@@ -257,4 +281,7 @@ class Pool:
         for slot in self.slots:
             slot.thread.join(5)
         self.settler.stop(5 if hard.is_set() else self.settings.socket_timeout_s + 5)
+        self.logs.stop()
+        if self._captures:
+            joblog.uninstall()
         return [*waiting, *(r.job for r in running)]

@@ -203,7 +203,8 @@ class ProcessSlot(Slot):
                 self._sent += 1
                 t.n = self._sent
                 ahead += t.size
-                jobs.append((t.n, Call(t.job.id, t.job.queue, dict(t.job.fields)), t.timeout_s))
+                jobs.append((t.n, Call(t.job.id, t.job.queue, dict(t.job.fields), t.job.token),
+                             t.timeout_s))
             conn = self.conn
         if not jobs:
             return

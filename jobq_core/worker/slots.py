@@ -12,6 +12,7 @@ import ctypes
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
 from ..config import Settings
@@ -65,6 +66,9 @@ class SlotFeed(Protocol):
 
     def saver(self, call: Call) -> Callable[[Mapping[str, str]], None]:
         """Where the job's meta/progress writes go."""
+
+    def capture(self, job: Claimed) -> AbstractContextManager[None]:
+        """Capture what the job prints and logs inside the block (per-job logs)."""
 
 
 class Slot:
@@ -134,8 +138,9 @@ class ThreadSlot(Slot):
         try:
             if timer:
                 timer.start()
-            return run(call, self.feed.settings.max_payload_bytes, self.feed.saver(call),
-                       timeout_s)
+            with self.feed.capture(job):
+                return run(call, self.feed.settings.max_payload_bytes, self.feed.saver(call),
+                           timeout_s)
         except JobTimeout:
             return Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
         finally:

@@ -237,3 +237,21 @@ def test_throughput_chart_hover_and_queue_choice(page: Any, live_url: str, queue
     last = page.locator("#throughput-chart .bar").last
     last.hover()
     expect(last.locator(".tip")).to_have_text(re.compile(r"UTC: 1 completed, 0 failed$"))
+
+
+def test_job_page_tails_the_log_of_a_running_job(page: Any, live_url: str, queue: Queue,
+                                                 settings: Settings, tmp_path: Any) -> None:
+    from tests.helpers import worker_thread
+
+    gate = tmp_path / "gate"
+    job = queue.enqueue(tasks.print_until, str(gate))
+    with worker_thread(settings.replace(log_flush_s=0.1), pool="thread", concurrency=1):
+        page.goto(f"{live_url}/jobs/default/{job.id}")
+        expect(page.locator("#logs-live")).to_be_visible(timeout=10_000)
+        expect(page.locator("#job-log")).to_contain_text("tick 3", timeout=10_000)
+        # The tail grows without a reload while the job runs.
+        expect(page.locator("#job-log")).to_contain_text("tick 60", timeout=15_000)
+        gate.touch()
+        job.result(timeout_s=10)
+    expect(page.locator("#job-log")).to_contain_text("done", timeout=10_000)
+    expect(page.locator("#logs-live")).to_have_count(0)  # the job ended: the poll stopped

@@ -29,7 +29,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
              "jobq_core.config", "jobq_core.keys", "jobq_core.job", "jobq_core.schedule",
              "jobq_core.context", "jobq_core.registry", "jobq_core.hooks", "jobq_core.runner",
              "jobq_core.options",
-             "jobq_core.grouping"),
+             "jobq_core.grouping", "jobq_core.joblog"),
     # A client and the Lua scripts.
     "redis": ("jobq_core.connection", "jobq_core.wire", "jobq_core.replies",
               "jobq_core.replication", "jobq_core.scripts"),
@@ -38,7 +38,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
                  "jobq_core.aqueue", "jobq_core.limits", "jobq_core.scheduler",
                  "jobq_core.task", "jobq_core.workers", "jobq_core.eager", "jobq_core.spec",
                  "jobq_core.records", "jobq_core.problems", "jobq_core.nodes",
-                 "jobq_core.runtimes"),
+                 "jobq_core.runtimes", "jobq_core.logread"),
     # Operator actions over many jobs.
     "operators": ("jobq_core.admin", "jobq_core.bulk", "jobq_core.errorgroups"),
     # The worker process and its parts.

@@ -28,7 +28,8 @@ CALLS: dict[str, tuple[Callable[[Scripts], Any], Any]] = {
     "enqueue": (lambda s: s.enqueue("q", [SPEC]), [1]),
     "claim": (lambda s: s.claim(["q", "r"], 1, "w"), [[], [], -1, 0]),
     "extend": (lambda s: s.extend("q", [("j1", "w/1")]), []),
-    "complete": (lambda s: s.complete_many("q", [(JOB, "1", 60, 5)]), [1]),
+    "complete": (lambda s: s.complete_many("q", [(JOB, "1", 60, 5, "")]), [1]),
+    "logs": (lambda s: s.append_logs("jobq:{q}:job:j1", "jobq:{q}:job:j1:logs", "w/1", "ol\n"), 1),
     "fail": (lambda s: s.fail(JOB, "fail"), 2),
     "promote": (lambda s: s.promote("q"), [0, -1]),
     "reap": (lambda s: s.reap("q"), []),
@@ -61,7 +62,8 @@ HANDLING: dict[int, type[Exception] | object] = {
     Code.QUEUE_FULL: QueueFull,
     Code.WRONG_STATE: InvalidState,
 }
-RETURNS_CODES = {"complete", "fire", "advance"}  # per-job codes / the scheduler's outcomes
+RETURNS_CODES = {"complete", "fire", "advance", "logs"}  # per-job codes, the scheduler's outcomes;
+# logs: a refused append is dropped (the job is no longer ours)
 PER_JOB_CODES = {"complete"}  # a code per job in a list; other scripts return one code
 
 
