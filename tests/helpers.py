@@ -114,7 +114,7 @@ def settle_with_runtimes(settings: Settings, queue: Queue, runtimes_ms: Sequence
     scripts = Scripts(queue.client, settings)
     queue.enqueue_many([(tasks.add, [i, i]) for i in range(len(runtimes_ms) + len(failing_ms))])
     claimed = scripts.claim(["default"], len(runtimes_ms) + len(failing_ms), "w").jobs
-    done = [(job, "2", 60, ms) for job, ms in zip(claimed, runtimes_ms, strict=False)]
+    done = [(job, "2", 60, ms, "") for job, ms in zip(claimed, runtimes_ms, strict=False)]
     assert set(scripts.complete_many("default", done)) == {1}
     for job, ms in zip(claimed[len(runtimes_ms):], failing_ms, strict=True):
         scripts.fail(job, "fail", error="ValueError: no", reason="no", runtime_ms=ms)
