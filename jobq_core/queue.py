@@ -80,50 +80,53 @@ class _GroupCommit:
         self._write = write
         self._lock = threading.Lock()
         self._queued: list[_Pending] = []
-        self._busy = False
+        # The caller holding the writer's role, None when no write is in flight. Set only
+        # under the lock, so a caller leaving at any point knows whether it holds the role.
+        self._writer: _Pending | None = None
 
     def write(self, spec: JobSpec) -> Job:
         me = _Pending(spec)
+        batch: list[_Pending] = []
         with self._lock:
             self._queued.append(me)
-            lead = not self._busy
-            self._busy = True
-        if not lead:
-            try:
-                me.wake.acquire()  # released when our job is settled or the role is ours
-            except BaseException:  # interrupted (Ctrl-C in the main thread)
-                self._leave(me)
-                raise
-            if me.done:
-                return self._result(me)
-        # The writer: `me` is first in the queue (alone, or handed the role as its head).
-        with self._lock:
-            batch = self._queued[:self.MAX_BATCH]
-            del self._queued[:len(batch)]
+            if self._writer is None:
+                self._writer = me
         try:
-            self._commit(batch)
-        finally:
+            if self._writer is not me:
+                me.wake.acquire()  # released when our job is settled or the role is ours
+                if me.done:
+                    return self._result(me)
+            # The writer: `me` is first in the queue (alone, or handed the role as its head).
             with self._lock:
-                self._hand_on()
+                batch = self._queued[:self.MAX_BATCH]
+                del self._queued[:len(batch)]
+            self._commit(batch)
+        except BaseException as exc:  # interrupted (Ctrl-C in the main thread), anywhere
+            # Jobs taken into our batch but not settled get our error, so their callers
+            # do not wait forever (a job already sent may be written all the same).
+            self._settle([p for p in batch if not p.done], None, exc)
+            raise
+        finally:
+            self._leave(me)
         return self._result(me)
 
-    def _hand_on(self) -> None:
-        """Give the writer's role to the first queued caller, or end the busy spell. Under
-        the lock, so a caller leaving meanwhile (_leave) sees whether it got the role."""
-        if self._queued:
-            self._queued[0].wake.release()  # not settled: it wakes as the next writer
-        else:
-            self._busy = False
-
     def _leave(self, me: _Pending) -> None:
-        """A waiting caller gives up (its wait was interrupted): out of the queue, and the
-        writer's role passed on if it had been handed to it. A job already taken into a
-        batch is written all the same, as a write in flight is."""
+        """`me` is done waiting or writing: out of the queue if still in it (an interrupted
+        wait), and the writer's role passed on if it holds it."""
         with self._lock:
             if me in self._queued:
                 self._queued.remove(me)
-            if me.wake.acquire(blocking=False) and not me.done:
+            if self._writer is me:
                 self._hand_on()
+
+    def _hand_on(self) -> None:
+        """Give the writer's role to the first queued caller, or end the busy spell. Under
+        the lock."""
+        if self._queued:
+            self._writer = self._queued[0]
+            self._writer.wake.release()  # not settled: it wakes as the next writer
+        else:
+            self._writer = None
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:

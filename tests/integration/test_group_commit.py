@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -146,20 +146,89 @@ def test_many_threads_lose_nothing(queue: Queue, threads: int) -> None:
     assert queue.count("pending") == threads * 50
 
 
-def test_a_waiter_that_leaves_with_the_writers_role_passes_it_on() -> None:
-    """A waiting caller interrupted (Ctrl-C) just as it was handed the writer's role gives
-    the role to the next queued caller; the last one to leave ends the busy spell."""
-    group = _GroupCommit(lambda specs: [])
-    a, b = (_Pending(tasks_spec()) for _ in range(2))
-    group._queued += [a, b]
-    group._busy = True
-    with group._lock:
-        group._hand_on()  # a is the next writer
-    group._leave(a)
-    assert group._queued == [b] and group._busy
-    assert not b.wake.locked(), "the role went on to b"
-    group._leave(b)
-    assert group._queued == [] and not group._busy
+class _InterruptedWake:
+    """A caller's wake lock whose acquire is interrupted (as by Ctrl-C) at the next bytecode
+    after it returned: the window in which a waiter has just been handed the writer's role."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+
+    def acquire(self, blocking: bool = True) -> bool:
+        got = self._lock.acquire(blocking)
+        if blocking:
+            raise KeyboardInterrupt
+        return got
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+
+def test_a_waiter_interrupted_as_it_is_handed_the_role_passes_it_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Caller b waits behind a's write; a hands b the writer's role and b is interrupted
+    right as its wait returns. The role goes on: a later caller c still writes (it hung
+    forever before: the busy spell never ended)."""
+    first_in_flight, go_on = threading.Event(), threading.Event()
+
+    def write(specs: Sequence[JobSpec]) -> list[Job]:
+        if not first_in_flight.is_set():
+            first_in_flight.set()
+            go_on.wait(10)
+        return [cast(Job, spec.id) for spec in specs]
+
+    class Pending(_Pending):
+        def __init__(self, spec: JobSpec) -> None:
+            super().__init__(spec)
+            if threading.current_thread().name == "b":
+                self.wake = _InterruptedWake(self.wake)  # type: ignore[assignment]
+
+    monkeypatch.setattr("jobq_core.queue._Pending", Pending)
+    group = _GroupCommit(write)
+    out: dict[str, Any] = {}
+
+    def call(name: str) -> None:
+        try:
+            out[name] = group.write(tasks_spec())
+        except BaseException as exc:  # b's KeyboardInterrupt, kept for the assertion
+            out[name] = exc
+
+    a = threading.Thread(target=call, args=("a",), name="a")
+    a.start()
+    first_in_flight.wait(10)
+    b = threading.Thread(target=call, args=("b",), name="b")
+    b.start()
+    until(lambda: len(group._queued) == 1, "b to queue up behind a's write")
+    go_on.set()
+    a.join(10)
+    b.join(10)
+    assert isinstance(out["b"], KeyboardInterrupt)
+    c = threading.Thread(target=call, args=("c",), name="c")
+    c.start()
+    c.join(10)
+    assert not c.is_alive(), "c hangs: the writer's role stayed with the interrupted b"
+    assert isinstance(out["c"], str) and group._writer is None and group._queued == []
+
+
+def test_a_writer_interrupted_before_its_call_settles_its_batch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupt after the writer took its batch but before the call's outcome: every
+    caller of the batch gets the error (none waits forever) and the role is free again."""
+    group = _GroupCommit(lambda specs: [cast(Job, s.id) for s in specs])
+    other = _Pending(tasks_spec())
+    group._queued.append(other)  # queued before us, taken into our batch
+
+    def interrupted(batch: list[_Pending]) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(group, "_commit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        group.write(tasks_spec())
+    assert other.done and isinstance(other.error, KeyboardInterrupt)
+    assert not other.wake.locked(), "its caller was woken"
+    assert group._writer is None and group._queued == []
 
 
 def tasks_spec() -> JobSpec:
