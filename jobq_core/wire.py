@@ -98,7 +98,7 @@ class Pinned:
     lock, metrics bookkeeping). Only for a pool its owner does not share: the connection
     stays taken until the pool is disconnected or garbage collected. The connection is
     taken again after a fork, and dropped when a call fails in a way that may leave a reply
-    unread, so it never gets out of step.
+    unread, so it never gets out of step; such a call is re-sent once (see evalsha).
     """
 
     def __init__(self, client: redis.Redis) -> None:
@@ -107,8 +107,12 @@ class Pinned:
         self._pid = 0
 
     def evalsha(self, sha: str, numkeys: int, params: Sequence[Any]) -> Any:
-        """EVALSHA on the kept connection; raises what redis-py raises. Never sent twice."""
-        packed = pack(("EVALSHA", sha, numkeys, *params))
+        """EVALSHA on the kept connection; raises what redis-py raises. On a connection
+        error or timeout before the reply (the script may or may not have run) it is sent
+        once more on a fresh connection: only for a script that is harmless to run twice
+        (enqueue.lua with the jobs' ids fixed: a job already written answers 0)."""
+        command = ("EVALSHA", sha, numkeys, *params)
+        packed = pack(command)
         conn = self._conn
         if conn is None or self._pid != os.getpid():
             conn = self._conn = self._pool.get_connection()
@@ -118,7 +122,12 @@ class Pinned:
             # it was idle (a restart, CLIENT KILL, its idle timeout) is dropped, so the send
             # below connects again instead of failing.
             conn.disconnect()
-        return self._send(conn, packed, ("EVALSHA", sha, numkeys, *params))
+        try:
+            return self._send(conn, packed, command)
+        except (redis.ConnectionError, redis.TimeoutError):
+            # A lost reply (a link dropped without FIN, a FIN after the check above):
+            # failing would make a caller retry without its ids and double the jobs.
+            return self._send(conn, packed, command)  # _send disconnected: a fresh one
 
     @staticmethod
     def _send(conn: Any, packed: list[bytes] | None, command: tuple[Any, ...]) -> Any:

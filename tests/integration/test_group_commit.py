@@ -245,6 +245,30 @@ def test_the_kept_connection_survives_a_dropped_link_and_a_lost_script(
     assert queue.count("pending") == 3
 
 
+def test_a_lost_reply_is_sent_again_and_writes_the_job_once(
+        queue: Queue, r: redis.Redis) -> None:
+    """The script ran but its reply was lost (the link dropped before it arrived): the kept
+    connection is dropped and the call sent once more on a fresh one; the job is written
+    once and enqueue() returns it (it raised RedisUnavailable before)."""
+    queue.enqueue(tasks.add, 0, 0)  # the group now keeps a connection
+    conn = queue._group._write.keywords["via"]._conn  # type: ignore[attr-defined]
+    real = conn.read_response
+    lost: list[Any] = []
+
+    def read_response(*args: Any, **kwargs: Any) -> Any:
+        reply = real(*args, **kwargs)
+        if not lost:
+            lost.append(reply)
+            raise redis.ConnectionError("injected: reply lost")
+        return reply
+
+    conn.read_response = read_response
+    job = queue.enqueue(tasks.add, 1, 1)
+    assert lost == [[1]], "the first send wrote the job"
+    assert r.exists(Keyspace(queue.settings.prefix).job("default", job.id)) == 1
+    assert queue.count("pending") == 2
+
+
 def test_a_forked_child_does_not_write_on_its_parents_connection(queue: Queue) -> None:
     """Parent and child enqueue at the same time after a fork: each on its own connection
     (one shared socket would mix their replies up)."""
