@@ -172,14 +172,28 @@ class Pool:
                     self._inbox.put(None)
                 return None
             with self.ledger.cond:
-                entry = self.ledger.entry(job)
-                if entry is not None and not entry.aborted:
+                entry = self._startable(job)
+                if entry is not None:
                     entry.slot = slot
                     entry.started = time.monotonic()
                     return job
             # Not run: the settler only has to forget it (the stopping worker or the new
             # lease holder owns it now).
             self.settler.put(job, NOT_STARTED)
+
+    def _startable(self, job: Claimed) -> Running | None:
+        """The held entry of `job` if it may start: not aborted, and its lease not stale (a
+        claim whose reply came late, e.g. a cluster claim held up by another slot's stalled
+        call, may carry a lease that ran out meanwhile: the job may run elsewhere already).
+        A stale one is aborted as fence() would. The caller holds `cond`."""
+        entry = self.ledger.entry(job)
+        if entry is None or entry.aborted:
+            return None
+        if self.ledger.stale(entry, time.monotonic()):
+            entry.aborted = FENCED
+            log.warning("not starting job %s: %s", job.id, FENCED)
+            return None
+        return entry
 
     def take(self, slot: Slot) -> Claimed | None:
         """Another job for `slot` to queue behind the ones it has, if one waits in the
@@ -193,8 +207,8 @@ class Pool:
                 self._inbox.put(None)
                 return None
             with self.ledger.cond:
-                entry = self.ledger.entry(job)
-                if entry is not None and not entry.aborted:
+                entry = self._startable(job)
+                if entry is not None:
                     entry.queued_in = slot
                     return job
             self.settler.put(job, NOT_STARTED)

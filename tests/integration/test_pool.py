@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
+from typing import Any, cast
 
 import pytest
 
 from jobq_core import Queue, Settings, Worker, task
+from jobq_core.job import Claimed
+from jobq_core.worker.pool import Pool
 from tests import tasks
 from tests.helpers import drain, worker_thread
 
@@ -266,3 +270,16 @@ def test_a_lost_lease_of_a_claim_handed_back_leaves_the_next_claim_alone(
     assert [r.aborted for r in p.running()] == [""]
     p.abort("default", "j", "its lease was lost", token="w/1.1")
     assert [r.aborted for r in p.running()] == ["its lease was lost"]
+
+
+def test_a_job_whose_lease_went_stale_before_it_started_is_not_started(
+        settings: Settings) -> None:
+    """A claim reply that came a lease late (a cluster claim held up behind another slot's
+    stalled call) may carry a lease already reaped and run elsewhere: the pool does not
+    start it (review finding 1; it started it before), and a fresh one still starts."""
+    pool = Pool(settings, [], cast(Any, lambda *a: None), cast(Any, None))
+    stale = Claimed("stale", "default", "t1", {"task": "x"})
+    fresh = Claimed("fresh", "default", "t2", {"task": "x"})
+    pool.submit(stale, time.monotonic() - settings.lease_s)
+    pool.submit(fresh, time.monotonic())
+    assert pool.next(pool.slots[0], block=False) is fresh
