@@ -93,11 +93,13 @@ class ClusterFetcher(Fetcher):
         self._waiters: list[_SlotWaiter] = []
 
     def claim(self, count: int) -> list[Claimed]:
-        """Lease up to `count` jobs, one claim call per slot in queue order; raises
-        RedisUnavailable (jobs claimed before the error are kept)."""
+        """Lease up to `count` jobs, one claim call per slot in queue order. A slot whose
+        call fails is skipped (logged), so one unreachable node does not starve the queues
+        of the others; raises (RedisUnavailable, ...) only when no slot answered."""
         # Cleared before claiming: a marker popped from now on is a hint for the next wait.
         self.hint.clear()
         results: list[ClaimResult] = []
+        failed: Exception | None = None
         for group in self._groups:
             left = count - sum(len(r.jobs) for r in results)
             if left <= 0:
@@ -106,11 +108,10 @@ class ClusterFetcher(Fetcher):
                 with translated(self.settings.redis_url):
                     results.append(self.scripts.claim(group, left, self.worker_id))
             except (JobqError, redis.RedisError) as exc:
-                if not any(r.jobs for r in results):
-                    raise
-                # Jobs leased by the earlier calls must reach the pool: raise next round.
                 log.warning("claiming from %s failed: %s", ",".join(group), exc)
-                break
+                failed = exc
+        if failed is not None and not results:
+            raise failed
         return self._took(merged(results))
 
     def wake(self) -> None:
