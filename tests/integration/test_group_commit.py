@@ -245,6 +245,7 @@ def test_the_kept_connection_survives_a_dropped_link_and_a_lost_script(
     assert queue.count("pending") == 3
 
 
+@pytest.mark.single_only("a cluster client keeps no connection (no wire.Pinned)")
 def test_a_lost_reply_is_sent_again_and_writes_the_job_once(
         queue: Queue, r: redis.Redis) -> None:
     """The script ran but its reply was lost (the link dropped before it arrived): the kept

@@ -227,7 +227,6 @@ def test_a_renewal_racing_a_completion_reports_no_lost_lease(
     import logging
 
     from jobq_core.hooks import WorkerContext, WorkerHook
-    from jobq_core.job import Claimed
 
     recorded, beaten = threading.Event(), threading.Event()
 
