@@ -199,7 +199,7 @@ def test_settler_gathers_outcomes_while_other_jobs_are_held(
     p.settler.start()
     jobs = [Claimed(id=f"j{i}", queue="default", token=f"w/{i}", fields={}) for i in range(3)]
     for job in jobs:
-        p.submit(job, 0.0)
+        p.submit(job, time.monotonic())
     for job in jobs:
         assert p.next(p.slots[0]) is job  # as a slot takes them
     p.executed(jobs[0], Outcome(OK))
@@ -210,7 +210,7 @@ def test_settler_gathers_outcomes_while_other_jobs_are_held(
     assert batches == [["j0", "j1", "j2"]]
     recorded.clear()
     last = Claimed(id="j3", queue="default", token="w/3", fields={})
-    p.submit(last, 0.0)
+    p.submit(last, time.monotonic())
     assert p.next(p.slots[0]) is last
     p.executed(last, Outcome(OK))
     assert recorded.wait(10)  # nothing else held: recorded without waiting 30 s
@@ -264,7 +264,7 @@ def test_a_lost_lease_of_a_claim_handed_back_leaves_the_next_claim_alone(
     client = redis_lib.Redis.from_url(settings.redis_url)
     p = pool_mod.Pool(settings.replace(concurrency=1), [], lambda items: None, client)
     second = Claimed(id="j", queue="default", token="w/1.1", fields={})
-    p.submit(second, 0.0)
+    p.submit(second, time.monotonic())
     p.abort("default", "j", "its lease was lost", token="w/1")  # the first claim's token
     assert [r.aborted for r in p.running()] == [""]
     p.abort("default", "j", "its lease was lost", token="w/1.1")
