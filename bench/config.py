@@ -93,7 +93,7 @@ class BenchConfig:
     # a unit (one variant, one repetition) that has not finished by then is killed and reported
     unit_timeout_s: float = 180.0
     # repetitions after the first are skipped (with a note) when they would not fit in this;
-    # 13 min: bench/run.sh also builds the venvs and runs the cluster rows (~1 min) before,
+    # 13 min: bench/run.sh also builds the venvs and runs the cluster rows (~30 s) before,
     # and `make bench` as a whole should stay under 15 min
     budget_s: float = 780.0
     # also run non-default peer configurations (arq with poll_delay=5 ms)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.cluster_report import section_cluster
 from bench.config import REPO_ROOT
 from bench.drivers import DRIVERS
 from bench.stats import Summary
@@ -1030,6 +1031,10 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
         "### 5. The floor",
         "",
         section_floor(res),
+        "",
+        "### 6. Redis Cluster (issue 14)",
+        "",
+        section_cluster(meta.get("cluster")),
         "",
         "## Problems in this run",
         "",

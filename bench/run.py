@@ -53,6 +53,8 @@ from bench.redis_server import RedisServer, Snapshot, find_benchmark_tool
 from bench.stats import percentile
 from bench.venvs import INSTALL_STATUS, RAW_DIR, VENVS, venv_for
 
+CLUSTER_JSON = REPO_ROOT / "bench" / "results" / "cluster.json"
+
 Record = dict[str, Any]
 
 SCENARIO_ROLES = {
@@ -749,6 +751,16 @@ def collect_versions(ctx: Context) -> dict[str, dict[str, Any]]:
     return versions
 
 
+def load_cluster(path: Path = CLUSTER_JSON) -> dict[str, Any] | None:
+    """The cluster rows bench/run.sh wrote before this run (bench/cluster_bench.py), or
+    None when there are none."""
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -791,6 +803,8 @@ def main() -> int:
             "config": config.to_json(),
             "skipped": skipped,
             "notes": [],
+            # bench/cluster_bench.py's rows, run by bench/run.sh just before (none: it failed)
+            "cluster": load_cluster(),
         }
         log(f"Redis: {ctx.meta['server']} on port {server.port} ({server.binary})")
         if "jobq" in drivers and extra_worker_args():
