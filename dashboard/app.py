@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import redis
 from flask import Blueprint, Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
@@ -15,8 +16,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from jobq_core import JobqError, Settings
 from jobq_core.admin import Admin
-from jobq_core.connection import connect
+from jobq_core.connection import connect, translated
 from jobq_core.inspect import Inspector
+from jobq_core.layout import ensure_layout
 
 from .auth import Accounts
 from .engine import EXTENSION, Engine
@@ -56,6 +58,7 @@ def make_blueprint(settings: Settings | None = None) -> Blueprint:
     @bp.record_once
     def _setup(state: Any) -> None:
         client = connect(s)
+        _check_layout(client, s)
         state.app.extensions[EXTENSION] = Engine(
             s, Inspector(s, redis=client), Admin(s, redis=client), accounts,
             SessionStore(s, client, SESSION_LIFETIME_S), LoginThrottle(s, client))
@@ -97,6 +100,16 @@ class _SessionCookie(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
+def _check_layout(client: redis.Redis, settings: Settings) -> None:
+    """Move an older jobq's global keys (sessions, secret, audit log) before serving."""
+    try:
+        with translated(settings.redis_url):
+            ensure_layout(client, settings.prefix)
+    except JobqError as exc:
+        log.warning("cannot check the key layout in Redis (%s); the first worker or scheduler "
+                    "of this version moves an older jobq's keys", exc)
 
 
 def _shared_secret(app: Flask) -> str:

@@ -19,7 +19,7 @@ from .connection import configure, redis_errors, translated
 from .dependencies import Dependencies
 from .errors import ConfigError, InvalidState, JobNotFound
 from .job import DEFERRED_MS, PROCESSING, PURGE_STATES, REQUEUE_STATES, SCHEDULED
-from .keys import Keyspace, check_queue_name, require_job_id
+from .keys import AUDIT_MAX_ENTRIES, Keyspace, check_queue_name, require_job_id
 from .problems import PENDING_AGE_FIELD
 from .queue import Queue
 from .scheduler import Scheduler
@@ -29,7 +29,6 @@ from .workers import forget_stopped_workers
 if TYPE_CHECKING:
     from .job import Job
 
-AUDIT_MAX_ENTRIES = 10_000  # the audit log keeps this many newest records
 
 
 class Admin:
@@ -262,5 +261,5 @@ class Admin:
         return self.scheduler().delete(name)
 
 
-__all__ = ["BULK_ACTIONS", "Admin", "BulkOp", "ConfigError", "Progress"]
+__all__ = ["AUDIT_MAX_ENTRIES", "BULK_ACTIONS", "Admin", "BulkOp", "ConfigError", "Progress"]
 

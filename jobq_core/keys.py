@@ -1,9 +1,14 @@
 """Keyspace: the only place a Redis key name is built.
 
 Every key of one queue sits under a `{queue}` hash tag so the whole queue lives in one
-Redis Cluster slot and a Lua script may touch all of it. Global keys (the queue and
-worker registries) live outside any queue's slot and are never used inside a script
-together with queue keys.
+Redis Cluster slot and a Lua script may touch all of it. Every global key (the queue and
+worker registries, the scheduler's keys, the audit log, the dashboard's secret and sessions)
+sits under the one control tag `{@control}`: a queue name cannot contain '@', so no queue's
+tag equals it, and every control script (lead, resign, advance) touches one slot. No script
+is given control keys together with queue keys (tests/unit/test_key_slots.py).
+
+The global keys' names before the control tag (`<prefix>:queues`, `<prefix>:{scheduler}:...`)
+are LegacyKeyspace's; layout.py moves them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,10 @@ from .errors import ConfigError
 
 # Matched with fullmatch: `$` also matches before a trailing newline, so match() with
 # `^...$` let "default\n" through.
+AUDIT_MAX_ENTRIES = 10_000  # the audit log keeps this many newest records
+
+# The hash tag of every global key: '@' is not allowed in a queue name (QUEUE_NAME_RE).
+CONTROL_TAG = "{@control}"
 QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 JOB_ID_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 
@@ -187,48 +196,11 @@ class Keyspace:
         """Where a key of the wrong type is moved so the queue can carry on."""
         return self._q(queue, f"corrupt:{what}")
 
-    # Global keys (not tied to a queue's slot).
-    def queues(self) -> str:
-        """set of known queue names."""
-        return f"{self.prefix}:queues"
-
     def tasks(self, queue: str) -> str:
         """hash worker id -> '<valid until ms> <task>,<task>,...': the tasks each live worker
         serving the queue can run (advertise.lua), read when a worker meets a task it does
         not know (unknown.lua)."""
-        return f"{self.prefix}:{{{queue}}}:tasks"
-
-    def workers(self) -> str:
-        """zset worker id -> last heartbeat ms."""
-        return f"{self.prefix}:workers"
-
-    def worker(self, worker_id: str) -> str:
-        """hash describing one worker; expires when its heartbeats stop."""
-        return f"{self.prefix}:worker:{worker_id}"
-
-    # Scheduler keys: one hash tag of their own, so its scripts see them all in one slot.
-    def _s(self, suffix: str) -> str:
-        return f"{self.prefix}:{{scheduler}}:{suffix}"
-
-    def schedules(self) -> str:
-        """zset schedule name -> next tick ms (+inf while disabled)."""
-        return self._s("schedules")
-
-    def schedule(self, name: str) -> str:
-        """hash: def (JSON), rev, enabled, next_ms, last_tick_ms, last_job_id, fired, missed."""
-        return self._s(f"schedule:{name}")
-
-    def scheduler_leader(self) -> str:
-        """hash token, epoch, owner, since_ms, renewed_ms; expires with the leader's lease."""
-        return self._s("leader")
-
-    def scheduler_epoch(self) -> str:
-        """Counter: the epoch of the latest leader (fencing token)."""
-        return self._s("epoch")
-
-    def audit(self) -> str:
-        """list of JSON records of operator actions, newest first, capped."""
-        return f"{self.prefix}:audit"
+        return self._q(queue, "tasks")
 
     def bulk(self, queue: str, op_id: str) -> str:
         """hash describing one bulk operation (snapshot cutoff, cursor, progress); expires."""
@@ -238,23 +210,72 @@ class Keyspace:
         """short-lived lock so two requests never step the same bulk operation at once."""
         return self._q(queue, f"bulk:{op_id}:lock")
 
+    # Global keys: all in the one control slot, never in a script with a queue's keys.
+    def _c(self, suffix: str) -> str:
+        return f"{self.prefix}:{CONTROL_TAG}:{suffix}"
+
+    def layout(self) -> str:
+        """string '<layout version> <sweep until ms>': which key layout this keyspace has
+        (layout.py), and until when processes look for keys an older version still writes."""
+        return self._c("layout")
+
+    def layout_lock(self) -> str:
+        """held (SET NX PX) by the one process moving an older layout's keys."""
+        return self._c("layout:lock")
+
+    def queues(self) -> str:
+        """set of known queue names."""
+        return self._c("queues")
+
+    def workers(self) -> str:
+        """zset worker id -> last heartbeat ms."""
+        return self._c("workers")
+
+    def worker(self, worker_id: str) -> str:
+        """hash describing one worker; expires when its heartbeats stop."""
+        return self._c(f"worker:{worker_id}")
+
+    def schedules(self) -> str:
+        """zset schedule name -> next tick ms (+inf while disabled)."""
+        return self._c("schedules")
+
+    def schedule(self, name: str) -> str:
+        """hash: def (JSON), rev, enabled, next_ms, last_tick_ms, last_job_id, fired, missed."""
+        return self._c(f"schedule:{name}")
+
+    def scheduler_leader(self) -> str:
+        """hash token, epoch, owner, since_ms, renewed_ms; expires with the leader's lease."""
+        return self._c("scheduler:leader")
+
+    def scheduler_epoch(self) -> str:
+        """Counter: the epoch of the latest leader (fencing token)."""
+        return self._c("scheduler:epoch")
+
+    def audit(self) -> str:
+        """list of JSON records of operator actions, newest first, capped."""
+        return self._c("audit")
+
     def secret(self, name: str) -> str:
         """a random secret shared by every process of one deployment (e.g. the dashboard's)."""
-        return f"{self.prefix}:secret:{name}"
+        return self._c(f"secret:{name}")
+
+    def dashboard(self, rest: str) -> str:
+        """A dashboard key: 'session:...', 'failures:...', 'wait:...' or 'known:...'."""
+        return self._c(f"dashboard:{rest}")
 
     def dashboard_session(self, digest: str) -> str:
         """a dashboard login session, by the hash of its id: the account it belongs to
         (deleted at logout; a copied cookie is worth nothing without it)."""
-        return f"{self.prefix}:dashboard:session:{digest}"
+        return self.dashboard(f"session:{digest}")
 
     def login_throttle(self, what: str, kind: str, digest: str) -> str:
         """dashboard login throttling of one client or account (`kind`), by hash: its count of
         recent failures (`what` = failures), or present while it must wait (`what` = wait)."""
-        return f"{self.prefix}:dashboard:{what}:{kind}:{digest}"
+        return self.dashboard(f"{what}:{kind}:{digest}")
 
     def login_known(self, account: str, client: str) -> str:
         """present while `client` (hash) logged in as `account` (hash) recently."""
-        return f"{self.prefix}:dashboard:known:{account}:{client}"
+        return self.dashboard(f"known:{account}:{client}")
 
     @staticmethod
     def check(queue: str) -> None:
@@ -269,3 +290,42 @@ def require_job_id(job_id: object) -> str:
         )
     assert isinstance(job_id, str)
     return job_id
+
+
+@dataclass(frozen=True)
+class LegacyKeyspace:
+    """The global keys' names before the control tag (layout 1), for layout.py to move.
+    Per-queue keys did not change."""
+
+    prefix: str = "jobq"
+
+    def queues(self) -> str:
+        return f"{self.prefix}:queues"
+
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.prefix}:worker:{worker_id}"
+
+    def schedules(self) -> str:
+        return f"{self.prefix}:{{scheduler}}:schedules"
+
+    def schedule(self, name: str) -> str:
+        return f"{self.prefix}:{{scheduler}}:schedule:{name}"
+
+    def scheduler_leader(self) -> str:
+        return f"{self.prefix}:{{scheduler}}:leader"
+
+    def scheduler_epoch(self) -> str:
+        return f"{self.prefix}:{{scheduler}}:epoch"
+
+    def audit(self) -> str:
+        return f"{self.prefix}:audit"
+
+    def secret(self, name: str) -> str:
+        return f"{self.prefix}:secret:{name}"
+
+    def dashboard(self, rest: str) -> str:
+        """A dashboard key (session:..., failures:..., wait:..., known:...)."""
+        return f"{self.prefix}:dashboard:{rest}"

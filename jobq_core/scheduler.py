@@ -40,6 +40,7 @@ from .errors import ConfigError, JobqError, ScheduleNotFound
 from .inspect import Inspector
 from .job import Job, JobSpec
 from .keys import Keyspace
+from .layout import ensure_layout
 from .options import JobOptions
 from .queue import Queue
 from .schedule import Schedule, check_schedule_name
@@ -80,6 +81,7 @@ class Scheduler:
         self.epoch = 0  # >0 while this scheduler believes it leads
         self._valid_until = 0.0  # monotonic time up to which it may fire without renewing
         self._to_store: list[Schedule] = []
+        self._layout_checked = False  # step(): an older jobq's keys moved before leading
         self._queues: dict[str, Queue] = {}
         lease = self.settings.scheduler_lease_s
         self._renew_s = lease / 3
@@ -195,6 +197,11 @@ class Scheduler:
     def step(self) -> float:
         """One round: store pending schedules, hold or seek the lease, and as leader fire the
         due ticks and promote due delayed jobs. Returns the seconds to wait before the next."""
+        if not self._layout_checked:
+            # Before storing or leading: an older jobq's schedules and epoch move first, so
+            # the schedules are found and a new leader's epoch fences every old one.
+            ensure_layout(self.client, self.settings.prefix)
+            self._layout_checked = True
         while self._to_store:
             self.add(self._to_store[0])
             self._to_store.pop(0)

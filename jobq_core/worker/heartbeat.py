@@ -21,6 +21,7 @@ from ..config import Settings
 from ..connection import translated
 from ..errors import JobqError
 from ..keys import Keyspace
+from ..layout import ensure_layout
 from ..registry import registered
 from ..scripts import Scripts
 from ..workers import connection_name, forget_stopped_workers
@@ -50,6 +51,7 @@ class Heartbeat(threading.Thread):
         self.started_ms = int(time.time() * 1000)
         self._down_since: float | None = None
         self._warned_many = False
+        self._sweep_until: int | None = None  # see register()
 
     def run(self) -> None:
         while not self.stopping.wait(self.settings.heartbeat_s):
@@ -104,6 +106,7 @@ class Heartbeat(threading.Thread):
         """Beat the worker's registry entry, and advertise its tasks on each of its queues
         (so a worker that meets a task it does not know can tell whether one of its peers
         knows it)."""
+        self.check_layout()
         running = self.pool.running()
         names = self.task_names()
         done, failed = self.counters()
@@ -126,6 +129,13 @@ class Heartbeat(threading.Thread):
         pipe.execute()
         for q in self.queues:
             self.scripts.advertise(q, self.worker_id, ttl_ms, names, client=self.client)
+
+    def check_layout(self) -> None:
+        """Move an older jobq's global keys at the first beat (layout.py), and while the sweep
+        window after a migration is open, at every beat what old-version processes of a
+        rolling deploy wrote since: their workers stay listed. One GET at start otherwise."""
+        if self._sweep_until is None or time.time() * 1000 < self._sweep_until:
+            self._sweep_until = ensure_layout(self.client, self.settings.prefix)
 
     def task_names(self) -> list[str]:
         """The tasks this worker runs (registered in its process), at most MAX_ADVERTISED."""

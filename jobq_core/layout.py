@@ -1,0 +1,319 @@
+"""Moving the global keys of an older jobq into the control slot (key layout 2).
+
+Layout 1 kept the global keys outside any hash tag (`<prefix>:queues`, `:workers`,
+`:worker:<id>`, `:audit`, `:secret:<name>`, `:dashboard:...`) and the scheduler's under
+`{scheduler}`; layout 2 puts all of them under `{@control}` (keys.py). `migrate()` moves each
+old key to its new name, one key at a time with DUMP/RESTORE or a read and a write (on a
+cluster the old and the new key may live on different nodes, so never RENAME), merging with
+what the new version may have written already:
+
+- the queue registry and the workers zset: members added, then removed from the old key
+  (only those read: a member an old process adds meanwhile stays for the next run);
+- a worker's hash: the old one replaces the new one (only its own old process writes it);
+- a schedule: moved unless the new layout has it already (then a new-version process stored
+  it, and that definition stands); the epoch counter becomes the larger of the two, so a
+  new leader fences every old one (fire.lua);
+- the audit log: merged newest first by time, without duplicates, capped;
+- the dashboard's shared secret: copied (kept, so an old dashboard that restarts signs with
+  the same key); sessions and login throttling: moved with their TTL.
+
+Every step is idempotent: running it twice, or in two processes at once, or while processes
+of the old version still write the old names, loses nothing and doubles nothing. The old
+scheduler lease is left alone (it expires on its own). `ensure_layout()` runs at the start of
+workers, schedulers and dashboards: one GET of the layout key when there is nothing to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from .keys import AUDIT_MAX_ENTRIES, Keyspace, LegacyKeyspace
+
+log = logging.getLogger("jobq.layout")
+
+LAYOUT = 2
+# How long after a migration processes look for keys an old-version process wrote since (a
+# rolling deploy's old workers, producers and schedulers): long enough for any deploy.
+SWEEP_MS = 24 * 3600 * 1000
+LOCK_MS = 60_000  # one process migrates; the others wait up to this long for it
+
+# The audit log of the new layout merged with entries of the old one: newest first by at_ms,
+# each entry once, capped. One key, so one slot.
+_MERGE_AUDIT = """
+local seen, rows = {}, {}
+local function add(e)
+  if seen[e] then return end
+  seen[e] = true
+  rows[#rows + 1] = {tonumber(string.match(e, '"at_ms": *(%d+)') or '0'), #rows, e}
+end
+for _, e in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do add(e) end
+for i = 2, #ARGV do add(ARGV[i]) end
+table.sort(rows, function(a, b)
+  if a[1] ~= b[1] then return a[1] > b[1] end
+  return a[2] < b[2]
+end)
+redis.call('DEL', KEYS[1])
+local n = math.min(#rows, tonumber(ARGV[1]))
+for i = 1, n, 1000 do
+  local chunk = {}
+  for j = i, math.min(n, i + 999) do chunk[#chunk + 1] = rows[j][3] end
+  redis.call('RPUSH', KEYS[1], unpack(chunk))
+end
+return n
+"""
+
+# The epoch counter raised to at least ARGV[1] (never lowered: a new leader may have counted).
+_RAISE_EPOCH = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+
+@dataclass
+class Report:
+    """What a migration moved (or, in a dry run, would move): one line per old key."""
+
+    dry_run: bool = False
+    lines: list[str] = field(default_factory=list)
+    moved: int = 0  # old keys (or members) that had data for the new layout
+    sweep_until: int = 0  # the sweep window's end (ms) recorded by this run; 0: unchanged
+
+    def add(self, old: str, new: str, what: str, counts: bool = True) -> None:
+        self.lines.append(f"{old} -> {new}: {what}")
+        self.moved += counts
+
+
+class _Migration:
+    """One run over every kind of old key. A full run also SCANs for the keys only a SCAN
+    finds (dashboard sessions, secrets, schedules missing from the old schedules zset); a
+    sweep (not full) looks only at what old-version processes keep writing: the registries,
+    the schedules, the epoch and the audit log."""
+
+    def __init__(self, client: redis.Redis, prefix: str, dry_run: bool) -> None:
+        self.c = client
+        self.new, self.old = Keyspace(prefix), LegacyKeyspace(prefix)
+        self.report = Report(dry_run)
+        self.dry = dry_run
+
+    def run(self, full: bool) -> Report:
+        if not full and not self._any_old():
+            return self.report
+        self._queues()
+        self._workers()
+        self._schedules(full)
+        self._epoch()
+        self._audit()
+        if full:
+            self._secrets()
+            self._dashboard()
+        return self.report
+
+    def _any_old(self) -> bool:
+        """Whether any old key an old-version process keeps writing exists (one round trip
+        on one server; one per node holding them on a cluster)."""
+        pipe = self.c.pipeline(transaction=False)
+        for key in (self.old.queues(), self.old.workers(), self.old.schedules(),
+                    self.old.scheduler_epoch(), self.old.audit()):
+            pipe.exists(key)
+        return any(pipe.execute())
+
+    def _scan(self, pattern_prefix: str) -> Iterator[str]:
+        """Keys starting with `pattern_prefix` on every primary (a cluster's SCAN goes to all)."""
+        escaped = re.sub(r"([*?\[\]\\])", r"\\\1", pattern_prefix)
+        for key in self.c.scan_iter(match=escaped + "*", count=1000):
+            yield key.decode() if isinstance(key, bytes) else str(key)
+
+    def _restore(self, src: str, dst: str, *, replace: bool, keep_src: bool = False) -> str:
+        """Copy `src` to `dst` with its TTL (DUMP/RESTORE: works across slots and nodes), then
+        delete `src` unless `keep_src`. Returns 'moved', 'kept' (dst existed and not
+        `replace`: the new layout's value stands) or '' (no src)."""
+        data: Any = self.c.dump(src)
+        if data is None:
+            return ""
+        if not replace and self.c.exists(dst):
+            outcome = "kept"
+        else:
+            outcome = "moved"
+            if not self.dry:
+                ttl: Any = self.c.pttl(src)
+                try:
+                    self.c.restore(dst, max(int(ttl), 0), data, replace=replace)
+                except redis.ResponseError as exc:  # created meanwhile: it stands
+                    if "BUSYKEY" not in str(exc):
+                        raise
+                    outcome = "kept"
+        if not self.dry and not keep_src:
+            self.c.delete(src)
+        return outcome
+
+    def _queues(self) -> None:
+        old, new = self.old.queues(), self.new.queues()
+        names: Any = self.c.smembers(old)
+        if not names:
+            return
+        if not self.dry:
+            self.c.sadd(new, *names)
+            self.c.srem(old, *names)  # only these: a name added meanwhile waits for next run
+        self.report.add(old, new, f"{len(names)} queue name(s)")
+
+    def _workers(self) -> None:
+        old, new = self.old.workers(), self.new.workers()
+        beats: Any = self.c.zrange(old, 0, -1, withscores=True)
+        for worker_id, beat in beats:
+            # The old worker's hash is the fresh one: only that process writes its id.
+            self._restore(self.old.worker(worker_id), self.new.worker(worker_id), replace=True)
+            if not self.dry:
+                self.c.zadd(new, {worker_id: beat})
+                self.c.zrem(old, worker_id)
+        if beats:
+            self.report.add(old, new, f"{len(beats)} worker(s) with their hashes")
+
+    def _schedules(self, full: bool) -> None:
+        old_zset = self.old.schedules()
+        listed: Any = self.c.zrange(old_zset, 0, -1, withscores=True)
+        nexts: dict[str, float] = dict(listed)
+        if full:
+            start = self.old.schedule("")
+            for key in self._scan(start):
+                nexts.setdefault(key[len(start):], -1.0)
+        for name, next_ms in sorted(nexts.items()):
+            self._schedule(name, next_ms)
+            if not self.dry:
+                self.c.zrem(old_zset, name)
+
+    def _schedule(self, name: str, next_ms: float) -> None:
+        src, dst = self.old.schedule(name), self.new.schedule(name)
+        fields: Any = self.c.hmget(src, ["enabled", "next_ms"])
+        outcome = self._restore(src, dst, replace=False)
+        if outcome == "moved":
+            if next_ms < 0:  # not in the old zset: where add() would have put it
+                enabled, stored = fields
+                next_ms = float(stored or 0) if enabled == "1" else float("inf")
+            if not self.dry:
+                self.c.zadd(self.new.schedules(), {name: next_ms})
+            self.report.add(src, dst, "schedule moved")
+        elif outcome == "kept":
+            self.report.add(src, dst, "the new layout has this schedule: kept, old one dropped")
+
+    def _epoch(self) -> None:
+        old, new = self.old.scheduler_epoch(), self.new.scheduler_epoch()
+        value: Any = self.c.get(old)
+        if value is None:
+            return
+        if not self.dry:
+            self.c.eval(_RAISE_EPOCH, 1, new, int(value))
+            self.c.delete(old)
+        self.report.add(old, new, f"scheduler epoch {value} (the larger one kept)")
+
+    def _audit(self) -> None:
+        old, new = self.old.audit(), self.new.audit()
+        entries: Any = self.c.lrange(old, 0, -1)
+        if not entries:
+            return
+        if not self.dry:
+            self.c.eval(_MERGE_AUDIT, 1, new, AUDIT_MAX_ENTRIES, *entries)
+            # Drop only what was read (the oldest, at the tail): an entry an old process
+            # pushed meanwhile stays at the head for the next run.
+            self.c.ltrim(old, 0, -len(entries) - 1)
+        self.report.add(old, new, f"{len(entries)} audit entries merged")
+
+    def _secrets(self) -> None:
+        start = self.old.secret("")
+        for name in sorted({key[len(start):] for key in self._scan(start)}):
+            src, dst = self.old.secret(name), self.new.secret(name)
+            # Copied, not moved: an old dashboard that restarts during the deploy reads it.
+            if self._restore(src, dst, replace=False, keep_src=True) == "moved":
+                self.report.add(src, dst, "secret copied (the old key stays)")
+
+    def _dashboard(self) -> None:
+        start = self.old.dashboard("")
+        n = 0
+        for key in self._scan(start):
+            n += self._restore(key, self.new.dashboard(key[len(start):]), replace=False) != ""
+        if n:
+            self.report.add(start + "*", self.new.dashboard("*"),
+                            f"{n} dashboard session/login key(s) with their TTL")
+
+
+def migrate(client: redis.Redis, prefix: str = "jobq", *, dry_run: bool = False,
+            full: bool = True) -> Report:
+    """Move every global key of the old layout to the control slot (see the module doc) and
+    record layout 2; with `dry_run`, only report what would move. Idempotent; safe while
+    old-version processes run. Not `full`: a sweep for what old processes wrote since, without
+    the SCANs (_Migration)."""
+    report = _Migration(client, prefix, dry_run).run(full)
+    if not dry_run and (full or report.moved):
+        report.sweep_until = _record(client, Keyspace(prefix), report.moved > 0)
+    return report
+
+
+def _record(client: redis.Redis, keys: Keyspace, moved: bool) -> int:
+    """Write layout 2, and open (or extend, when this run moved something) the window in
+    which processes keep looking for old keys; returns its end (ms)."""
+    now = int(time.time() * 1000)
+    version, until = parse(client.get(keys.layout()))
+    if moved or version < LAYOUT:
+        until = max(until, now + SWEEP_MS)
+    client.set(keys.layout(), f"{LAYOUT} {until}")
+    return until
+
+
+def parse(raw: Any) -> tuple[int, int]:
+    """(layout version, sweep until ms) of a layout key's value; (1, 0) when absent."""
+    if raw is None:
+        return 1, 0
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    version, _, until = text.partition(" ")
+    try:
+        return int(version), int(until or 0)
+    except ValueError:
+        return 1, 0
+
+
+def ensure_layout(client: redis.Redis, prefix: str = "jobq",
+                  wait: Callable[[float], Any] = time.sleep) -> int:
+    """Make sure the keyspace has layout 2, at a process's start (and at a worker's beats
+    while the sweep window is open). Costs one GET when the migration is done and its window
+    closed. Otherwise: the first process migrates (under a lock; the others wait for it),
+    and within the window each call moves what old-version processes wrote since (no SCAN).
+    Returns the end of the sweep window in ms (0: closed, nothing more to look for)."""
+    keys = Keyspace(prefix)
+    version, until = parse(client.get(keys.layout()))
+    now = int(time.time() * 1000)
+    if version >= LAYOUT:
+        if now >= until:
+            return 0
+        report = migrate(client, prefix, full=False)
+        if report.moved:
+            log.info("moved %d key(s) an older jobq wrote to the old layout (rolling deploy)",
+                     report.moved)
+        return report.sweep_until or until
+    token = secrets.token_hex(8)
+    if client.set(keys.layout_lock(), token, nx=True, px=LOCK_MS):
+        try:
+            report = migrate(client, prefix)
+        finally:
+            if client.get(keys.layout_lock()) == token:
+                client.delete(keys.layout_lock())
+        if report.moved:
+            log.warning("moved %d global key(s) of the older key layout to the control slot "
+                        "{@control} (see docs/production.md, Upgrading)", report.moved)
+        return report.sweep_until
+    deadline = time.monotonic() + LOCK_MS / 1000
+    while time.monotonic() < deadline:  # another process migrates: read after it is done
+        version, until = parse(client.get(keys.layout()))
+        if version >= LAYOUT:
+            return until
+        wait(0.1)
+    log.warning("another process has been migrating the key layout for %d s; going on",
+                LOCK_MS // 1000)
+    return 0
