@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from dashboard import create_app
 from jobq_core import Queue, Settings
 from jobq_core.inspect import Inspector
+from jobq_core.keys import Keyspace
 from tests.dashboard.conftest import (
     ADMIN_PW,
     VIEWER_PW,
@@ -103,14 +104,14 @@ def throttled(auth_settings: Settings) -> Settings:
 
 def _clear_waits(settings: Settings, r: redis.Redis) -> None:
     """What time does: every wait ends (their keys expire)."""
-    for key in r.scan_iter(f"{settings.prefix}:dashboard:wait:*"):
+    for key in r.scan_iter(Keyspace(settings.prefix).dashboard("wait:*")):
         r.delete(key)
 
 
 def _hold_waits(settings: Settings, r: redis.Redis) -> None:
     """Stop the clock: every client or account past its free attempts now waits 60 s from
     here, whether or not its first (1 s) wait already ran out on a loaded machine."""
-    for key in r.scan_iter(f"{settings.prefix}:dashboard:failures:*"):
+    for key in r.scan_iter(Keyspace(settings.prefix).dashboard("failures:*")):
         if int(r.get(key) or 0) > settings.dashboard_login_free_attempts:
             r.set(key.replace(":failures:", ":wait:", 1), 1, px=60_000)
 

@@ -1,0 +1,150 @@
+"""Upgrading a running install to the control-slot key layout (layout.py, issue 14).
+
+The old layout is written by the previous version's own code pointed at the old key names
+(LegacyKeyspace: Scheduler.add, Admin.record, SessionStore.create, lead.lua) or, for the
+worker heartbeat, by hand as it wrote it; after the migration everything reads back through
+the normal read API, on one server and across the cluster's nodes."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from dashboard.auth import Account
+from dashboard.sessions import SessionStore, _digest
+from jobq_core import Settings
+from jobq_core.admin import Admin
+from jobq_core.inspect import Inspector
+from jobq_core.keys import Keyspace, LegacyKeyspace
+from jobq_core.layout import LAYOUT, ensure_layout, migrate, parse
+from jobq_core.schedule import Schedule
+from jobq_core.scheduler import Scheduler
+from jobq_core.scripts import Scripts
+
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
+ACCOUNT = Account("ops", "admin", "hash")
+
+
+def old_version(obj: Any, settings: Settings) -> Any:
+    """`obj` (anything with a `keys` Keyspace) writing the old key names, as before."""
+    obj.keys = LegacyKeyspace(settings.prefix)
+    if hasattr(obj, "scripts"):
+        obj.scripts.keys = obj.keys
+    return obj
+
+
+def old_worker_beat(r: redis.Redis, settings: Settings, worker_id: str) -> None:
+    """What the previous version's heartbeat wrote (Heartbeat.register)."""
+    old = LegacyKeyspace(settings.prefix)
+    now = int(time.time() * 1000)
+    r.hset(old.worker(worker_id), mapping={"id": worker_id, "host": "h", "pid": 1,
+                                           "queues": "default", "state": "idle",
+                                           "beat_ms": now, "started_ms": now})
+    r.pexpire(old.worker(worker_id), 30_000)
+    r.zadd(old.workers(), {worker_id: now})
+
+
+def write_old_layout(r: redis.Redis, settings: Settings) -> str:
+    """A running install of the previous version; returns a dashboard session id."""
+    old = LegacyKeyspace(settings.prefix)
+    r.sadd(old.queues(), "default", "emails")
+    old_worker_beat(r, settings, "w-old")
+    sched = old_version(Scheduler(settings), settings)
+    sched.add(Schedule("nightly", "tests.tasks.add", every_s=3600, args=(1, 2)))
+    sched.add(Schedule("off", "tests.tasks.add", every_s=60, enabled=False))
+    assert sched.scripts.lead("old-token", 30_000, "old-host")[0] == 1
+    admin = old_version(Admin(settings), settings)
+    for i in range(3):
+        admin.record("ops", f"action {i}", queue="default")
+    admin.shared_secret("dashboard")
+    session_id = "a-session-id"  # as SessionStore.create wrote it
+    record = {"name": ACCOUNT.name, "role": ACCOUNT.role, "fp": ACCOUNT.fingerprint}
+    r.set(old.dashboard(f"session:{_digest(session_id)}"), json.dumps(record), ex=3600)
+    return session_id
+
+
+def assert_readable(settings: Settings, r: redis.Redis, session_id: str, secret: str,
+                    epoch: int = 2) -> None:
+    insp = Inspector(settings)
+    assert insp.queues() == ["default", "emails"]
+    assert [(w.id, w.alive) for w in insp.workers()] == [("w-old", True)]
+    infos = {i.name: i for i in insp.schedules()}
+    assert set(infos) == {"nightly", "off"}
+    assert infos["nightly"].enabled and not infos["off"].enabled
+    assert [e.action for e in insp.audit().entries] == ["action 2", "action 1", "action 0"]
+    assert Admin(settings).shared_secret("dashboard") == secret
+    assert SessionStore(settings, r, 3600).valid(session_id, ACCOUNT)
+    # A new leader's epoch is above the old leader's, so fire.lua fences the old one.
+    assert Scripts(r, settings).lead("new-token", 30_000, "new-host")[0] == epoch
+
+
+def test_migration_moves_everything_and_a_second_run_changes_nothing(
+        settings: Settings, r: redis.Redis) -> None:
+    session_id = write_old_layout(r, settings)
+    secret = str(r.get(LegacyKeyspace(settings.prefix).secret("dashboard")))
+    dry = migrate(r, settings.prefix, dry_run=True)
+    assert dry.moved >= 6 and Inspector(settings).queues() == []  # a dry run writes nothing
+
+    report = migrate(r, settings.prefix)
+    assert report.lines == dry.lines
+    assert parse(r.get(Keyspace(settings.prefix).layout()))[0] == LAYOUT
+    assert_readable(settings, r, session_id, secret)
+    again = migrate(r, settings.prefix)
+    assert again.moved == 0, again.lines
+    r.delete(Keyspace(settings.prefix).scheduler_leader())  # lets assert_readable lead again
+    assert_readable(settings, r, session_id, secret, epoch=3)
+    old = LegacyKeyspace(settings.prefix)
+    left = [k for k in (old.queues(), old.workers(), old.schedules(), old.audit(),
+                        old.scheduler_epoch(), old.schedule("nightly")) if r.exists(k)]
+    assert left == []
+
+
+def test_startup_migrates_once_then_picks_up_what_old_processes_write(
+        settings: Settings, r: redis.Redis) -> None:
+    session_id = write_old_layout(r, settings)
+    secret = str(r.get(LegacyKeyspace(settings.prefix).secret("dashboard")))
+    until = ensure_layout(r, settings.prefix)
+    assert until > time.time() * 1000 + 3600_000
+    assert_readable(settings, r, session_id, secret)
+    # Old processes of a rolling deploy go on writing the old names: a new producer's queue,
+    # an old worker's beats, an old operator's action. The next check moves them.
+    old = LegacyKeyspace(settings.prefix)
+    r.sadd(old.queues(), "late")
+    old_worker_beat(r, settings, "w-old-2")
+    old_version(Admin(settings), settings).record("ops", "late action")
+    assert ensure_layout(r, settings.prefix) >= until  # moved something: window extended
+    insp = Inspector(settings)
+    assert insp.queues() == ["default", "emails", "late"]
+    assert {w.id for w in insp.workers() if w.alive} == {"w-old", "w-old-2"}
+    assert insp.audit().entries[0].action == "late action"
+    assert len(insp.audit().entries) == 4
+    # Once the window closed, a start costs one GET and touches nothing.
+    keys = Keyspace(settings.prefix)
+    r.set(keys.layout(), f"{LAYOUT} {int(time.time() * 1000) - 1}")
+    r.sadd(old.queues(), "after")
+    assert ensure_layout(r, settings.prefix) == 0
+    assert "after" not in Inspector(settings).queues()
+
+
+def test_a_fresh_install_records_the_layout(settings: Settings, r: redis.Redis) -> None:
+    assert ensure_layout(r, settings.prefix) > 0
+    version, _ = parse(r.get(Keyspace(settings.prefix).layout()))
+    assert version == LAYOUT
+    assert Inspector(settings).queues() == []
+
+
+def test_the_new_layout_wins_over_a_late_old_schedule(settings: Settings, r: redis.Redis
+                                                       ) -> None:
+    ensure_layout(r, settings.prefix)
+    Scheduler(settings).add(Schedule("s", "tests.tasks.add", every_s=60))
+    old_version(Scheduler(settings), settings).add(Schedule("s", "tests.tasks.add", every_s=5))
+    migrate(r, settings.prefix)
+    info = Inspector(settings).schedule("s")
+    assert info is not None and json.loads(str(r.hget(Keyspace(settings.prefix).schedule("s"),
+                                                       "def")))["every_s"] == 60
+    assert not r.exists(LegacyKeyspace(settings.prefix).schedule("s"))
