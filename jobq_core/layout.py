@@ -30,6 +30,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,16 @@ class Report:
         self.moved += counts
 
 
+def old_keys_written(client: redis.Redis, old: LegacyKeyspace) -> bool:
+    """Whether any old key an old-version process keeps writing exists (one round trip on
+    one server; one per node holding them on a cluster)."""
+    pipe = client.pipeline(transaction=False)
+    for key in (old.queues(), old.workers(), old.schedules(), old.scheduler_epoch(),
+                old.audit()):
+        pipe.exists(key)
+    return any(pipe.execute())
+
+
 class _Migration:
     """One run over every kind of old key. A full run also SCANs for the keys only a SCAN
     finds (dashboard sessions, secrets, schedules missing from the old schedules zset); a
@@ -105,7 +116,7 @@ class _Migration:
         self.dry = dry_run
 
     def run(self, full: bool) -> Report:
-        if not full and not self._any_old():
+        if not full and not old_keys_written(self.c, self.old):
             return self.report
         self._queues()
         self._workers()
@@ -116,15 +127,6 @@ class _Migration:
             self._secrets()
             self._dashboard()
         return self.report
-
-    def _any_old(self) -> bool:
-        """Whether any old key an old-version process keeps writing exists (one round trip
-        on one server; one per node holding them on a cluster)."""
-        pipe = self.c.pipeline(transaction=False)
-        for key in (self.old.queues(), self.old.workers(), self.old.schedules(),
-                    self.old.scheduler_epoch(), self.old.audit()):
-            pipe.exists(key)
-        return any(pipe.execute())
 
     def _scan(self, pattern_prefix: str) -> Iterator[str]:
         """Keys starting with `pattern_prefix` on every primary (a cluster's SCAN goes to all)."""
@@ -249,7 +251,7 @@ def migrate(client: redis.Redis, prefix: str = "jobq", *, dry_run: bool = False,
     """Move every global key of the old layout to the control slot (see the module doc) and
     record layout 2; with `dry_run`, only report what would move. Idempotent; safe while
     old-version processes run. Not `full`: a sweep for what old processes wrote since, without
-    the SCANs (_Migration)."""
+    the SCANs (_Migration). The caller holds migration_lock (unless `dry_run`)."""
     report = _Migration(client, prefix, dry_run).run(full)
     if not dry_run and (full or report.moved):
         report.sweep_until = _record(client, Keyspace(prefix), report.moved > 0)
@@ -279,6 +281,20 @@ def parse(raw: Any) -> tuple[int, int]:
         return 1, 0
 
 
+@contextmanager
+def migration_lock(client: redis.Redis, prefix: str = "jobq") -> Iterator[bool]:
+    """Hold the migration lock (yields True) unless another process holds it (False): one
+    process migrates at a time, so the others do not all SCAN at once."""
+    key = Keyspace(prefix).layout_lock()
+    token = secrets.token_hex(8)
+    held = bool(client.set(key, token, nx=True, px=LOCK_MS))
+    try:
+        yield held
+    finally:
+        if held and client.get(key) == token:
+            client.delete(key)
+
+
 def ensure_layout(client: redis.Redis, prefix: str = "jobq",
                   wait: Callable[[float], Any] = time.sleep) -> int:
     """Make sure the keyspace has layout 2, at a process's start (and at a worker's beats
@@ -292,22 +308,23 @@ def ensure_layout(client: redis.Redis, prefix: str = "jobq",
     if version >= LAYOUT:
         if now >= until:
             return 0
-        report = migrate(client, prefix, full=False)
+        if not old_keys_written(client, LegacyKeyspace(prefix)):
+            return until
+        with migration_lock(client, prefix) as held:
+            # Not held: another process is moving them (two at once could drop an audit
+            # entry an old process pushed between their reads); the next beat looks again.
+            report = migrate(client, prefix, full=False) if held else Report()
         if report.moved:
             log.info("moved %d key(s) an older jobq wrote to the old layout (rolling deploy)",
                      report.moved)
         return report.sweep_until or until
-    token = secrets.token_hex(8)
-    if client.set(keys.layout_lock(), token, nx=True, px=LOCK_MS):
-        try:
+    with migration_lock(client, prefix) as held:
+        if held:
             report = migrate(client, prefix)
-        finally:
-            if client.get(keys.layout_lock()) == token:
-                client.delete(keys.layout_lock())
-        if report.moved:
-            log.warning("moved %d global key(s) of the older key layout to the control slot "
-                        "{@control} (see docs/production.md, Upgrading)", report.moved)
-        return report.sweep_until
+            if report.moved:
+                log.warning("moved %d global key(s) of the older key layout to the control "
+                            "slot {@control} (see docs/production.md, Upgrading)", report.moved)
+            return report.sweep_until
     deadline = time.monotonic() + LOCK_MS / 1000
     while time.monotonic() < deadline:  # another process migrates: read after it is done
         version, until = parse(client.get(keys.layout()))

@@ -3,7 +3,7 @@
 `app` holds the group and the shared options; each module adds a family of commands.
 """
 
-from . import errors, info, jobs, logs, run, schedules, tasks, up
+from . import errors, info, jobs, logs, migrate, run, schedules, tasks, up
 from .app import main
 
-__all__ = ["errors", "info", "jobs", "logs", "main", "run", "schedules", "tasks", "up"]
+__all__ = ["errors", "info", "jobs", "logs", "main", "migrate", "run", "schedules", "tasks", "up"]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 
+from dashboard import create_app
 from dashboard.auth import Account
 from dashboard.sessions import SessionStore, _digest
 from jobq_core import Settings
@@ -24,6 +25,7 @@ from jobq_core.layout import LAYOUT, ensure_layout, migrate, parse
 from jobq_core.schedule import Schedule
 from jobq_core.scheduler import Scheduler
 from jobq_core.scripts import Scripts
+from tests.helpers import drain
 
 pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
 
@@ -56,7 +58,7 @@ def write_old_layout(r: redis.Redis, settings: Settings) -> str:
     old_worker_beat(r, settings, "w-old")
     sched = old_version(Scheduler(settings), settings)
     sched.add(Schedule("nightly", "tests.tasks.add", every_s=3600, args=(1, 2)))
-    sched.add(Schedule("off", "tests.tasks.add", every_s=60, enabled=False))
+    sched.add(Schedule("off", "tests.tasks.add", every_s=60, args=(3, 4), enabled=False))
     assert sched.scripts.lead("old-token", 30_000, "old-host")[0] == 1
     admin = old_version(Admin(settings), settings)
     for i in range(3):
@@ -141,10 +143,28 @@ def test_a_fresh_install_records_the_layout(settings: Settings, r: redis.Redis) 
 def test_the_new_layout_wins_over_a_late_old_schedule(settings: Settings, r: redis.Redis
                                                        ) -> None:
     ensure_layout(r, settings.prefix)
-    Scheduler(settings).add(Schedule("s", "tests.tasks.add", every_s=60))
-    old_version(Scheduler(settings), settings).add(Schedule("s", "tests.tasks.add", every_s=5))
+    Scheduler(settings).add(Schedule("s", "tests.tasks.add", every_s=60, args=(1, 2)))
+    late = Schedule("s", "tests.tasks.add", every_s=5, args=(1, 2))
+    old_version(Scheduler(settings), settings).add(late)
     migrate(r, settings.prefix)
     info = Inspector(settings).schedule("s")
     assert info is not None and json.loads(str(r.hget(Keyspace(settings.prefix).schedule("s"),
                                                        "def")))["every_s"] == 60
     assert not r.exists(LegacyKeyspace(settings.prefix).schedule("s"))
+
+
+@pytest.mark.parametrize("starts", ["worker", "scheduler", "dashboard"])
+def test_each_long_running_process_migrates_when_it_starts(settings: Settings, r: redis.Redis,
+                                                          starts: str) -> None:
+    session_id = write_old_layout(r, settings)
+    secret = str(r.get(LegacyKeyspace(settings.prefix).secret("dashboard")))
+    if starts == "worker":
+        drain(settings)
+    elif starts == "scheduler":
+        Scheduler(settings).step()
+    else:
+        create_app(settings)
+    keys = Keyspace(settings.prefix)
+    assert parse(r.get(keys.layout()))[0] == LAYOUT
+    r.delete(keys.scheduler_leader())  # a scheduler that started leads: lead again below
+    assert_readable(settings, r, session_id, secret, epoch=3 if starts == "scheduler" else 2)
