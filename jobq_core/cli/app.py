@@ -23,8 +23,10 @@ import redis
 
 from ..admin import Admin
 from ..config import Settings
+from ..connection import translated
 from ..errors import JobqError
 from ..inspect import Inspector
+from ..layout import ensure_layout
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -151,6 +153,7 @@ class Target:
 
     settings: Settings
     as_json: bool = False
+    check_layout: bool = True  # layout.ensure_layout before the first read (one GET)
     _inspector: Inspector | None = field(default=None, repr=False)
     _admin: Admin | None = field(default=None, repr=False)
 
@@ -158,6 +161,9 @@ class Target:
     def inspector(self) -> Inspector:
         if self._inspector is None:
             self._inspector = Inspector(self.settings)
+            if self.check_layout:  # an older jobq's global keys are moved before reading
+                with translated(self.settings.redis_url):
+                    ensure_layout(self._inspector.client, self.settings.prefix)
         return self._inspector
 
     @property

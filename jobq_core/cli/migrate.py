@@ -20,6 +20,7 @@ def migrate_command(t: Target, dry_run: bool) -> None:
     write after is moved by the next run, or by new-version workers within 24 h). Workers,
     schedulers and dashboards of this version run it themselves when they start; run it by
     hand to see what moves (--dry-run), or once more after the last old process stopped."""
+    t.check_layout = False  # a dry run writes nothing; a run migrates under the lock
     client = t.inspector.client
     with translated(t.settings.redis_url):
         if dry_run:
