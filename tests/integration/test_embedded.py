@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from jobq_core import Queue, Settings
 from jobq_core.embedded import EmbeddedWorker, FlaskJobq, settings_from_config
 from jobq_core.inspect import Inspector
 from tests import tasks
+from tests.helpers import wait_for_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,38 +35,67 @@ def test_embedded_worker_runs_jobs_and_stops(queue: Queue, settings: Settings) -
     assert Inspector(settings).workers() == []
 
 
-def test_stop_lets_a_running_job_finish(queue: Queue, settings: Settings) -> None:
-    with EmbeddedWorker("default", concurrency=1, settings=settings, grace_s=10):
-        job = queue.enqueue(tasks.sleep_for, 0.5)
-        deadline = time.monotonic() + 5
-        while job.refresh().status != "processing" and time.monotonic() < deadline:
-            time.sleep(0.02)
+def _open_when_stopping(worker: EmbeddedWorker, gate: Path) -> threading.Thread:
+    """Create `gate` once the worker's stop has begun, so a job waiting on it is still
+    running when the stop starts and ends only during it (no timing involved)."""
+    assert worker.worker is not None
+    stopping = worker.worker.stopping
+
+    def open_gate() -> None:
+        if stopping.wait(60):
+            gate.touch()
+
+    t = threading.Thread(target=open_gate, daemon=True)
+    t.start()
+    return t
+
+
+def test_stop_lets_a_running_job_finish(queue: Queue, settings: Settings,
+                                        tmp_path: Path) -> None:
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    with EmbeddedWorker("default", concurrency=1, settings=settings, grace_s=10) as worker:
+        opener = _open_when_stopping(worker, gate)
+        job = queue.enqueue(tasks.wait_for_gate, str(started), "running", str(gate))
+        # The task's own line, not the job's "processing" state: a claimed job may still
+        # wait for its slot, and a stopping worker hands such a job back.
+        wait_for_lines(started, 1, timeout_s=60)
+    opener.join(5)
     assert job.refresh().status == "completed"
 
 
 def test_stops_cleanly_at_interpreter_exit(settings: Settings, tmp_path: Path) -> None:
+    started, gate = tmp_path / "started", tmp_path / "gate"
     script = textwrap.dedent(f"""
-        import time
+        import threading
+        from pathlib import Path
         from jobq_core import Queue, Settings
         from jobq_core.embedded import EmbeddedWorker
         from tests import tasks
-        s = Settings(redis_url={settings.redis_url!r}, prefix={settings.prefix!r},
-                     heartbeat_s=1.0, lease_s=4.0, block_s=0.2)
-        EmbeddedWorker(["default"], concurrency=2, settings=s).start()
-        job = Queue("default", settings=s).enqueue(tasks.sleep_for, 0.8)
+        from tests.helpers import wait_for_lines
+        s = Settings(redis_url={settings.redis_url!r}, prefix={settings.prefix!r}, block_s=0.2)
+        worker = EmbeddedWorker(["default"], concurrency=2, settings=s).start()
+        stopping, gate = worker.worker.stopping, Path({str(gate)!r})
+
+        def open_gate():
+            if stopping.wait(60):
+                gate.touch()
+
+        threading.Thread(target=open_gate, daemon=True).start()
+        job = Queue("default", settings=s).enqueue(tasks.wait_for_gate, {str(started)!r},
+                                                   "running", str(gate))
         print("enqueued", job.id, flush=True)
-        while job.refresh().status != "processing":
-            time.sleep(0.01)
-        # the script ends while the job runs, without stop(): atexit lets the job finish
+        wait_for_lines(Path({str(started)!r}), 1, timeout_s=60)
+        # The script ends while the job runs, without stop(): the stop run at exit opens
+        # the gate, and the job ends during that stop.
     """)
-    started = time.monotonic()
+    # The timeout only bounds a hang: under load the interpreter's start-up alone can take
+    # many seconds. A stop that waited out its grace would have handed the job back.
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                          text=True, timeout=30)
+                          text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert time.monotonic() - started < 15
     job_id = proc.stdout.split()[1]
     job = Queue("default", settings=settings).job(job_id)
-    assert job is not None and job.status == "completed"
+    assert job is not None and job.status == "completed", proc.stderr
     assert Inspector(settings).workers() == []
 
 
