@@ -104,36 +104,10 @@ class FaultCluster:
 
     def migrate(self, queue: str, target: LocalRedis, batch: int = 20,
                 pause_s: float = 0.0) -> int:
-        """Move ``queue``'s slot from its primary to ``target`` the way redis-cli --cluster
-        reshard does: IMPORTING on the target, MIGRATING on the source, MIGRATE the keys in
-        batches while clients keep writing (they get ASK or TRYAGAIN meanwhile), then
-        SETSLOT NODE on every primary. Returns the number of keys moved."""
-        source = self.owner(queue)
-        slot = key_slot(f"{{{queue}}}".encode())
-        src_id, dst_id = self.cluster.node_id(source), self.cluster.node_id(target)
-        self.cluster.cmd(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
-        self.cluster.cmd(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
-        moved = 0
-        with self.client(source) as c:
-            while True:
-                keys = c.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch)
-                if not keys:
-                    break
-                c.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000,
-                                  "KEYS", *keys)
-                moved += len(keys)
-                if pause_s:
-                    time.sleep(pause_s)
-        # The target first (it then owns the slot), then the source, then the others.
-        others = [p for p in self.live() if p not in (source, target)
-                  and self._role(p) == "master"]
-        for node in (target, source, *others):
-            self.cluster.cmd(node, "CLUSTER", "SETSLOT", slot, "NODE", dst_id)
-        return moved
-
-    def _role(self, node: LocalRedis) -> str:
-        with self.client(node) as c:
-            return str(c.info("replication").get("role"))
+        """Move ``queue``'s slot to ``target`` under load, the way an operator's reshard does
+        (LocalCluster.migrate_slot); returns the number of keys moved."""
+        return self.cluster.migrate_slot(key_slot(f"{{{queue}}}".encode()), target,
+                                         batch=batch, pause_s=pause_s)
 
     def stop(self) -> None:
         self.cluster.destroy()
