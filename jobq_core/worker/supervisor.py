@@ -36,9 +36,9 @@ from ..runner import Outcome
 from ..scripts import Scripts
 from ..workers import connection_name
 from .builtin_hooks import builtin_hooks
-from .cluster_fetch import ClusterFetcher
-from .fetch import Fetcher, Recorder
+from .fetch import Recorder
 from .heartbeat import Heartbeat
+from .node_fetch import fetcher_class
 from .pool import Pool
 
 log = logging.getLogger("jobq.worker")
@@ -93,8 +93,9 @@ class Worker:
         self.ready = threading.Event()  # set once the worker is registered and claiming
         self.recorder = Recorder(s, self.scripts, self.id, self.hard_stop, self._job_handle)
         self.pool = Pool(s, self._child_imports(), self._on_done, self.client)
-        # A cluster claims per slot and waits per slot (worker/cluster_fetch.py).
-        fetcher = ClusterFetcher if self.scripts.cluster else Fetcher
+        # A cluster claims per slot and waits per slot (worker/cluster_fetch.py), unless every
+        # queue is in one slot: then on that slot's node as on one Redis (node_fetch.py).
+        fetcher = fetcher_class(self.scripts.cluster, self.queues)
         self.fetch = fetcher(s, self.queues, self.id, self.scripts,
                              connect(s, blocking=True, name=cname))
         # Set while the main loop blocks on the queues' markers (see Fetcher.blocked): once
