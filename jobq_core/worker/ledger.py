@@ -51,6 +51,9 @@ class Running:
     # write fail, and the recorder reports it).
     settling: bool = False
     started: float = field(default_factory=time.monotonic)
+    # The job is on its way: its slot runs it, or has sent it to the slot's child process
+    # (Pool.wait_on_way waits for this).
+    on_way: bool = False
 
 
 class Ledger:

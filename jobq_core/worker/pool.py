@@ -61,6 +61,7 @@ class Pool:
         self._inbox: stdqueue.SimpleQueue[Claimed | None] = stdqueue.SimpleQueue()
         # Set when stop() begins: idle slots must not start job processes any more.
         self._stopping = threading.Event()
+        self._on_way_waiters = 0  # threads in wait_on_way (guarded by ledger.cond)
 
     @property
     def stopping(self) -> threading.Event:
@@ -176,6 +177,8 @@ class Pool:
                 if entry is not None:
                     entry.slot = slot
                     entry.started = time.monotonic()
+                    if not slot.forwards:
+                        self._set_on_way(entry)
                     return job
             # Not run: the settler only has to forget it (the stopping worker or the new
             # lease holder owns it now).
@@ -213,6 +216,39 @@ class Pool:
                     return job
             self.settler.put(job, NOT_STARTED)
         return None
+
+    def forwarded(self, job: Claimed) -> None:
+        """A slot that forwards jobs to a child process has sent `job` to it."""
+        with self.ledger.cond:
+            entry = self.ledger.entry(job)
+            if entry is not None:
+                self._set_on_way(entry)
+
+    def _set_on_way(self, entry: Running) -> None:
+        # The caller holds `cond`; waking its waiters only when one waits for this keeps
+        # the worker loop from waking at every job's start.
+        entry.on_way = True
+        if self._on_way_waiters:
+            self.ledger.cond.notify_all()
+
+    def idle(self) -> bool:
+        """Whether a slot waits for a job (a job submitted now starts at once)."""
+        return any(s.idle for s in self.slots)
+
+    def wait_on_way(self, job: Claimed, timeout_s: float) -> None:
+        """Wait (up to `timeout_s`) until `job` is on its way: its slot runs it, or has sent
+        it to its child process; or it was dropped. For a caller that would otherwise compete
+        with that hand-off for the GIL and a core."""
+        with self.ledger.cond:
+            self._on_way_waiters += 1
+            try:
+                self.ledger.cond.wait_for(lambda: self._on_way(job), timeout_s)
+            finally:
+                self._on_way_waiters -= 1
+
+    def _on_way(self, job: Claimed) -> bool:
+        entry = self.ledger.entry(job)
+        return entry is None or entry.on_way or bool(entry.aborted)
 
     def began(self, slot: Slot, job: Claimed, at: float) -> None:
         """A job queued in `slot` has started (at `at`, monotonic)."""

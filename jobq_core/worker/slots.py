@@ -58,6 +58,9 @@ class SlotFeed(Protocol):
     def idle_slot(self, besides: Slot) -> bool:
         """Whether a slot other than `besides` waits for a job."""
 
+    def forwarded(self, job: Claimed) -> None:
+        """A slot that `forwards` has sent `job` to its child process."""
+
     def fence_one(self, queue: str, job_id: str) -> None:
         """Stop this job now if its lease may have run out."""
 
@@ -74,7 +77,10 @@ class SlotFeed(Protocol):
 class Slot:
     """One unit of concurrency. Subclasses define how a job is executed."""
 
-    idle = False  # waiting for its next job (set by slots that can take over queued jobs)
+    idle = False  # waiting for its next job
+    # Runs its jobs elsewhere (a child process) and calls SlotFeed.forwarded once it has sent
+    # one there; otherwise a job is on its way once the slot has taken it.
+    forwards = False
 
     def __init__(self, feed: SlotFeed, index: int) -> None:
         self.feed = feed
@@ -90,7 +96,9 @@ class Slot:
                 self.warm()
             except Exception:  # execute() tries again; a failed warm-up must not kill the slot
                 log.exception("slot %s could not prepare for its next job", self.index)
+            self.idle = True
             job = self.feed.next(self)
+            self.idle = False
             if job is None:
                 self.close()
                 return

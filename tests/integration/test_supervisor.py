@@ -263,3 +263,50 @@ def test_a_worker_frozen_while_idle_holds_a_claim_for_the_pickup_lease_only(
     # Pick-up lease (3 s) + a reaper round (1 s) + slack, well short of the 15 s lease.
     assert ran_after < 8.0, ran_after
     assert job.refresh().fields["worker"] == "B"
+
+
+@pytest.mark.parametrize("pool", ["process", "thread"])
+def test_the_pickup_renewal_waits_for_the_job_to_be_on_its_way(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, pool: str) -> None:
+    # An idle worker's wake-up claim: the loop renews the pick-up lease and waits again only
+    # once the job has reached its idle slot (sent to the child, in the process pool). Done
+    # at once, that work competed with the hand-off for the GIL and a core and delayed the
+    # job's start (idle latency).
+    from multiprocessing.connection import Connection
+
+    from jobq_core.scripts import Scripts
+    from jobq_core.worker.pool import Pool
+    from tests.helpers import worker_thread
+
+    events: list[str] = []
+    send, take, extend = Connection._send_bytes, Pool.next, Scripts.extend  # type: ignore[attr-defined]
+
+    def spy_send(self: Connection, buf: object) -> None:  # a process slot sends its child a job
+        events.append("on its way")
+        send(self, buf)
+
+    def spy_take(self: Pool, *args: object, **kwargs: object) -> Claimed | None:
+        job = take(self, *args, **kwargs)  # type: ignore[arg-type]
+        if job is not None and pool == "thread":  # a thread slot runs the job it took
+            events.append("on its way")
+        return job
+
+    def spy_extend(self: Scripts, *args: object, **kwargs: object) -> list[str]:
+        events.append("renewed")
+        return extend(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Connection, "_send_bytes", spy_send)
+    monkeypatch.setattr(Pool, "next", spy_take)
+    monkeypatch.setattr(Scripts, "extend", spy_extend)
+    # No heartbeat renewal during the test; the claim comes from the wait (claim on wake).
+    s = settings.replace(heartbeat_s=30.0, lease_s=300.0, claim_on_wake=True)
+    queue = Queue("default", settings=s)
+    with worker_thread(s, pool=pool, concurrency=2) as w:
+        # Both slots ready (a process slot's child started) and the loop in its wait.
+        deadline = time.monotonic() + 30
+        while not (all(slot.idle for slot in w.pool.slots) and w.blocked.is_set()):
+            assert time.monotonic() < deadline, "the worker never became idle"
+            w.stopping.wait(0.01)
+        events.clear()
+        assert queue.enqueue(tasks.add, 2, 3).result(timeout_s=30) == 5
+    assert events[:2] == ["on its way", "renewed"], events
