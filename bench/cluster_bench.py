@@ -17,7 +17,8 @@ same servers, the order inside a pair alternating so drift of the machine's load
 Per drain: wall time, each node's Redis CPU (INFO used_cpu_sys + used_cpu_user) and the
 workers' CPU (/proc). Then `wake`: one worker serving the three queues of the 3-primary
 cluster sits idle; a job enqueued on one queue at a time (round robin) returns the wall clock
-when it starts; enqueue -> start per primary, p50 and p99.
+when it starts; enqueue -> start per primary, p50 and p99 (interleaved with the same probe
+on one Redis; then the one-queue workers of the 1-primary cluster and of one Redis).
 
 On a 2-core machine the three servers and the workers share two cores, so the aggregate
 cannot grow with nodes: what shows the split is each node's share of the single node's CPU
@@ -181,7 +182,7 @@ def drain(target: Target, name: str, pair: int, queues: list[str], per_queue: in
     return Row(name, pair, total, round(seconds, 4), round(wcpu, 3), nodes)
 
 
-def wake_ups(targets: list[Target], queues: list[str], prefix: str,
+def wake_ups(targets: list[Target], queues: list[str], prefix: str | None,
              rounds: int) -> list[dict[str, list[float]]]:
     """Enqueue -> start of a job (ms) on each of `queues` in turn, `rounds` times, on each
     target (interleaved), with the one worker serving them all idle (blocked on the
@@ -233,6 +234,10 @@ def _pct(values: list[float], p: float) -> float:
     lo = int(k)
     hi = min(lo + 1, len(ordered) - 1)
     return round(ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo), 3)
+
+
+def _lat(ms: list[float]) -> dict[str, Any]:
+    return {"n": len(ms), "p50": _pct(ms, 0.5), "p99": _pct(ms, 0.99)}
 
 
 def figures(rows: list[Row], woke: dict[str, list[float]], where: dict[str, str]) -> dict[str, Any]:
@@ -308,13 +313,16 @@ def run(jobs: int, pairs: int, wake_rounds: int) -> dict[str, Any]:
                     rows.append(drain(target, name, p, queues, per))  # A B, then B A, ...
         drains_s = time.monotonic() - began - setup_s
         woke, woke_plain = wake_ups([cl3, plain], three, wake_prefix, wake_rounds)
+        # One queue (a worker of one slot: worker/node_fetch.py), cluster against one Redis.
+        one_cl1, one_plain = wake_ups([cl1, plain], ["bench"], None, wake_rounds)
         wake_s = time.monotonic() - began - setup_s - drains_s
         where = dict(cl3.where)
     return {
         **figures(rows, woke, where),
         # the same probe on one Redis (a worker serving the three queues there)
-        "wake_ms_single_redis": {q: {"n": len(ms), "p50": _pct(ms, 0.5), "p99": _pct(ms, 0.99)}
-                                 for q, ms in woke_plain.items()},
+        "wake_ms_single_redis": {q: _lat(ms) for q, ms in woke_plain.items()},
+        "wake_ms_one_queue": {"cluster": _lat(one_cl1["bench"]),
+                              "single_redis": _lat(one_plain["bench"])},
         "rows": [r.as_dict() for r in rows],
         "wake_samples_ms": woke,
         "wake_samples_ms_single_redis": woke_plain,

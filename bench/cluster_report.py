@@ -87,6 +87,21 @@ def _wake(c: dict[str, Any]) -> list[str]:
         "| primary | queue | probes | p50 | p99 | one Redis p50 / p99 | goal (p50) | met |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
         *rows,
+        *_one_queue_wake(c),
+    ]
+
+
+def _one_queue_wake(c: dict[str, Any]) -> list[str]:
+    one: dict[str, dict[str, Any]] | None = c.get("wake_ms_one_queue")
+    if not one:
+        return []
+    cl, single = one["cluster"], one["single_redis"]
+    return [
+        "",
+        f"A worker of one queue (one slot: it claims and waits on that slot's node as on one "
+        f"Redis, worker/node_fetch.py), the same probe, {cl['n']} each: p50 / p99 "
+        f"{cl['p50']:.2f} / {cl['p99']:.2f} ms on a 1-primary cluster, "
+        f"{single['p50']:.2f} / {single['p99']:.2f} ms on one Redis.",
     ]
 
 

@@ -53,6 +53,8 @@ def _cluster() -> dict[str, Any]:
     f["projected_jobs_per_s_redis_bound"] = {
         str(k): v for k, v in f["projected_jobs_per_s_redis_bound"].items()}
     return {**f, "wake_ms_single_redis": {"q0": {"n": 5, "p50": 1.5, "p99": 4.0}},
+            "wake_ms_one_queue": {"cluster": {"n": 40, "p50": 1.25, "p99": 9.0},
+                                  "single_redis": {"n": 40, "p50": 1.5, "p99": 8.0}},
             "pairs": 3, "jobs_per_drain": 6000, "seconds": 31.0, "setup_s": 9.0, "cpus": 2}
 
 
@@ -66,6 +68,7 @@ def test_section_shows_split_cost_wake_up_and_projection() -> None:
     assert "cannot grow with nodes" in text and "3 primaries: 60,000 jobs/s" in text
     assert "1 primary: 20,000 jobs/s" in text
     assert "31 s of this run" in text
+    assert "1.25 / 9.00 ms on a 1-primary cluster, 1.50 / 8.00 ms on one Redis" in text
 
 
 def test_report_embeds_the_cluster_section_or_says_it_is_missing() -> None:
