@@ -153,7 +153,7 @@ class Scripts:
     def enqueue_call(self, queue: str, specs: Sequence[JobSpec]) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of enqueue.lua for `specs` (AsyncQueue sends them on its own client)."""
         k = self.keys
-        argv: list[Any] = [len(specs), self.settings.history_minutes]
+        argv: list[Any] = [len(specs)]
         last: JobSpec | None = None
         for s in specs:
             args = s.args_json if s.args_json != "[]" else ""
@@ -170,8 +170,7 @@ class Scripts:
                 self._enqueue_keys.clear()
             keys = self._enqueue_keys[queue] = [
                 k.pending(queue), k.scheduled(queue), k.seq(queue), k.stats(queue),
-                k.meta(queue), k.marker(queue), k.job_prefix(queue), k.history(queue),
-                k.unique_prefix(queue)]
+                k.meta(queue), k.marker(queue), k.job_prefix(queue), k.unique_prefix(queue)]
         return keys, argv
 
     async def run_async(self, client: AsyncRedis, name: str, keys: Sequence[str],

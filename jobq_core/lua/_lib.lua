@@ -10,6 +10,7 @@ end
 -- Pending score: higher priority first, FIFO (by a per-queue counter) within a priority.
 -- Priorities are clamped to -100..100 by the client, so the score stays below 2^53.
 local PRIORITY_BAND = 10000000000000
+
 -- `marker` may be nil when the caller sets the marker once for a whole batch.
 local function push_pending(pending, seq_key, marker, id, priority)
   local seq = redis.call('INCR', seq_key)
@@ -29,35 +30,33 @@ end
 -- DEFERRED_MS + the time the dependencies are next checked (see dependencies.py).
 local DEFERRED_MS = 4503599627370496
 
--- Write a new job's hash (`fields`: flat list, extended here) and queue it: pending; or
--- scheduled at now + delay_ms; or deferred when delay_ms is -1 (its ttl then starts when it
--- is released). q = {pending=, scheduled=, seq=, marker=}; a caller creating many jobs adds
--- adds = {}, nadds = 0 and next_seq (seqs it reserved with one INCRBY): pending entries are
--- then collected in adds for one ZADD by the caller. Returns the job's state.
-local function create_job(q, job, id, priority, delay_ms, ttl_ms, fields, now)
-  fields[#fields + 1] = 'enqueued_ms'; fields[#fields + 1] = now
+-- The fields a new job's hash gets after its own (`fields`: a flat list, extended here): when
+-- it was enqueued; when it expires, or its ttl when that only starts once it is released
+-- (deferred, delay_ms -1); its state (pending, or scheduled when delay_ms is not 0).
+-- Returns the state.
+local function add_new_job_fields(fields, delay_ms, ttl_ms, now)
+  local m = #fields
+  fields[m + 1] = 'enqueued_ms'; fields[m + 2] = now
+  m = m + 2
   if ttl_ms > 0 and delay_ms >= 0 then
-    fields[#fields + 1] = 'expires_ms'; fields[#fields + 1] = now + delay_ms + ttl_ms
+    fields[m + 1] = 'expires_ms'; fields[m + 2] = now + delay_ms + ttl_ms
+    m = m + 2
   elseif ttl_ms > 0 then
-    fields[#fields + 1] = 'ttl_ms'; fields[#fields + 1] = ttl_ms
+    fields[m + 1] = 'ttl_ms'; fields[m + 2] = ttl_ms
+    m = m + 2
   end
   local state = 'pending'
   if delay_ms ~= 0 then state = 'scheduled' end
-  fields[#fields + 1] = 'state'; fields[#fields + 1] = state
-  redis.call('HSET', job, unpack(fields))
-  if delay_ms > 0 then
-    redis.call('ZADD', q.scheduled, now + delay_ms, id)
-  elseif delay_ms < 0 then
-    redis.call('ZADD', q.scheduled, DEFERRED_MS + now, id)
-  elseif q.adds then
-    q.nadds = q.nadds + 2
-    q.adds[q.nadds - 1] = (100 - (tonumber(priority) or 0)) * PRIORITY_BAND + q.next_seq
-    q.adds[q.nadds] = id
-    q.next_seq = q.next_seq + 1
-  else
-    push_pending(q.pending, q.seq, q.marker, id, priority)
-  end
+  fields[m + 1] = 'state'; fields[m + 2] = state
   return state
+end
+
+-- Write one new pending job's hash (`fields`: its own, extended here) and queue it.
+-- q = {pending=, seq=, marker=}. (enqueue.lua writes its batches itself.)
+local function create_pending_job(q, job, id, priority, ttl_ms, fields, now)
+  add_new_job_fields(fields, 0, ttl_ms, now)
+  redis.call('HSET', job, unpack(fields))
+  push_pending(q.pending, q.seq, q.marker, id, priority)
 end
 
 -- Put a job that was already in flight (lease expired, or handed back by a stopping worker)

@@ -25,8 +25,8 @@ local fields = {}
 for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
 fields[#fields + 1] = 'schedule'; fields[#fields + 1] = name
 fields[#fields + 1] = 'tick_ms'; fields[#fields + 1] = ARGV[2]
-local q = {pending = KEYS[1], scheduled = KEYS[2], seq = KEYS[3], marker = KEYS[6]}
-create_job(q, job, id, ARGV[5], 0, tonumber(ARGV[6]), fields, now_ms())
+local q = {pending = KEYS[1], seq = KEYS[3], marker = KEYS[6]}
+create_pending_job(q, job, id, ARGV[5], tonumber(ARGV[6]), fields, now_ms())
 redis.call('HSET', KEYS[8], name, ARGV[2] .. ' ' .. ARGV[3])
 redis.call('HINCRBY', KEYS[4], 'enqueued', 1)
 return 1
