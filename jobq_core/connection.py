@@ -222,39 +222,51 @@ def translated(url: str) -> Iterator[None]:
         yield
     except JobqError:  # ours (some are OSError subclasses, e.g. Timeout): pass through
         raise
-    except redis.AuthenticationError as exc:  # a ConnectionError subclass: check it first
-        raise JobqError(f"Redis refused jobq's credentials: {exc}") from exc
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+    except Exception as exc:
+        ours = _translation(exc, url)
+        if ours is None:
+            raise
+        raise ours from exc
+
+
+def _translation(exc: Exception, url: str) -> JobqError | None:
+    """The JobqError a redis-py (or socket) error stands for; None: raise it as it is."""
+    if isinstance(exc, redis.AuthenticationError):  # a ConnectionError subclass: first
+        return JobqError(f"Redis refused jobq's credentials: {exc}")
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError):
         reason = " ".join(str(exc).split()).rstrip(". ")
-        raise RedisUnavailable(
+        return RedisUnavailable(
             f"cannot reach Redis at {_redact(url)} ({reason}): start one with `jobq up` in "
-            "this folder, or set JOBQ_REDIS_URL (or REDIS_URL) to where yours runs"
-        ) from exc
-    except redis.exceptions.NoPermissionError as exc:
+            "this folder, or set JOBQ_REDIS_URL (or REDIS_URL) to where yours runs")
+    if isinstance(exc, redis.exceptions.NoPermissionError):
         # redis-py strips the NOPERM prefix when it raises this class.
-        raise JobqError(f"Redis refused the command for jobq's user (ACL): {exc}. The user "
-                        "needs the keys ~<prefix>:* (see docs/production.md)") from exc
-    except (redis.exceptions.AskError, redis.exceptions.ClusterError,
-            redis.exceptions.TryAgainError, redis.exceptions.RedisClusterException) as exc:
-        raise _cluster_error(url, exc) from exc
-    except redis.ResponseError as exc:
-        # redis-py turns the reply's error code into the exception class and strips it from
-        # the text ("-OOM command not allowed..." -> OutOfMemoryError("command not allowed...")),
-        # so match on the class; the text prefix covers replies it does not map.
-        text = str(exc)
-        if isinstance(exc, redis.exceptions.OutOfMemoryError) or text.startswith("OOM"):
-            raise JobqError(
-                f"Redis is out of memory and refused the write ({text}); nothing was queued. "
-                "Raise maxmemory or drain/purge jobs."
-            ) from exc
-        if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
-            raise JobqError(f"Redis refused jobq's credentials: {text}") from exc
-        if isinstance(exc, redis.exceptions.ReadOnlyError) or text.startswith("READONLY"):
-            raise RedisUnavailable(f"Redis is a read-only replica: {text}") from exc
-        if text.startswith(("BUSY ", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")):
-            # Passing states (a long script, a failover): wait them out like a dropped link.
-            raise RedisUnavailable(f"Redis cannot answer for now: {text}") from exc
-        raise
+        return JobqError(f"Redis refused the command for jobq's user (ACL): {exc}. The user "
+                         "needs the keys ~<prefix>:* (see docs/production.md)")
+    if isinstance(exc, redis.exceptions.AskError | redis.exceptions.ClusterError
+                  | redis.exceptions.TryAgainError | redis.exceptions.RedisClusterException):
+        return _cluster_error(url, exc)
+    if isinstance(exc, redis.ResponseError):
+        return _response_error(exc)
+    return None
+
+
+def _response_error(exc: redis.ResponseError) -> JobqError | None:
+    # redis-py turns the reply's error code into the exception class and strips it from
+    # the text ("-OOM command not allowed..." -> OutOfMemoryError("command not allowed...")),
+    # so match on the class; the text prefix covers replies it does not map.
+    text = str(exc)
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or text.startswith("OOM"):
+        return JobqError(
+            f"Redis is out of memory and refused the write ({text}); nothing was queued. "
+            "Raise maxmemory or drain/purge jobs.")
+    if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
+        return JobqError(f"Redis refused jobq's credentials: {text}")
+    if isinstance(exc, redis.exceptions.ReadOnlyError) or text.startswith("READONLY"):
+        return RedisUnavailable(f"Redis is a read-only replica: {text}")
+    if text.startswith(("BUSY ", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")):
+        # Passing states (a long script, a failover): wait them out like a dropped link.
+        return RedisUnavailable(f"Redis cannot answer for now: {text}")
+    return None
 
 
 def _cluster_error(url: str, exc: Exception) -> JobqError:
@@ -275,9 +287,18 @@ def redis_errors(method: Callable[P, T]) -> Callable[P, T]:
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        settings: Settings = args[0].settings  # type: ignore[attr-defined]
-        with translated(settings.redis_url):
+        # As `with translated(...)`, without a generator-based context manager's set-up
+        # on every call (it runs on every enqueue).
+        try:
             return method(*args, **kwargs)
+        except JobqError:
+            raise
+        except Exception as exc:
+            settings: Settings = args[0].settings  # type: ignore[attr-defined]
+            ours = _translation(exc, settings.redis_url)
+            if ours is None:
+                raise
+            raise ours from exc
 
     return wrapper
 

@@ -8,6 +8,7 @@ connection are handled as redis-py's execute_command does.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -90,6 +91,10 @@ def evalsha(client: redis.Redis, sha: str, numkeys: int, params: Sequence[Any]) 
         pool.release(conn)
 
 
+# A kept connection idle longer than this is checked for a close by the server before use.
+IDLE_CHECK_S = 1.0
+
+
 class Pinned:
     """One connection of a client's pool, kept between calls by a single user at a time.
 
@@ -105,6 +110,7 @@ class Pinned:
         self._pool = client.connection_pool
         self._conn: Any = None
         self._pid = 0
+        self._answered = 0.0  # time.monotonic() of the last reply read on _conn
 
     def evalsha(self, sha: str, numkeys: int, params: Sequence[Any]) -> Any:
         """EVALSHA on the kept connection; raises what redis-py raises. On a connection
@@ -117,17 +123,21 @@ class Pinned:
         if conn is None or self._pid != os.getpid():
             conn = self._conn = self._pool.get_connection()
             self._pid = os.getpid()
-        elif _stale(conn):
+        elif time.monotonic() - self._answered > IDLE_CHECK_S and _stale(conn):
             # As the pool checks before lending one: a connection the server closed while
             # it was idle (a restart, CLIENT KILL, its idle timeout) is dropped, so the send
-            # below connects again instead of failing.
+            # below connects again instead of failing. Not between calls in quick
+            # succession (the poll is a syscall per enqueue): the re-send below covers a
+            # close in that gap.
             conn.disconnect()
         try:
-            return self._send(conn, packed, command)
+            reply = self._send(conn, packed, command)
         except (redis.ConnectionError, redis.TimeoutError):
             # A lost reply (a link dropped without FIN, a FIN after the check above):
             # failing would make a caller retry without its ids and double the jobs.
-            return self._send(conn, packed, command)  # _send disconnected: a fresh one
+            reply = self._send(conn, packed, command)  # _send disconnected: a fresh one
+        self._answered = time.monotonic()
+        return reply
 
     @staticmethod
     def _send(conn: Any, packed: list[bytes] | None, command: tuple[Any, ...]) -> Any:

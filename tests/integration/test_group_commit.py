@@ -13,9 +13,9 @@ import redis
 
 from jobq_core import Queue
 from jobq_core.errors import QueueFull, RedisUnavailable
+from jobq_core.groupcommit import GroupCommit, Pending
 from jobq_core.job import Job, JobSpec
 from jobq_core.keys import Keyspace
-from jobq_core.queue import _GroupCommit, _Pending
 from tests import tasks
 
 pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
@@ -179,14 +179,14 @@ def test_a_waiter_interrupted_as_it_is_handed_the_role_passes_it_on(
             go_on.wait(10)
         return [cast(Job, spec.id) for spec in specs]
 
-    class Pending(_Pending):
+    class InterruptedPending(Pending):
         def __init__(self, spec: JobSpec) -> None:
             super().__init__(spec)
             if threading.current_thread().name == "b":
                 self.wake = _InterruptedWake(self.wake)  # type: ignore[assignment]
 
-    monkeypatch.setattr("jobq_core.queue._Pending", Pending)
-    group = _GroupCommit(write)
+    monkeypatch.setattr("jobq_core.groupcommit.Pending", InterruptedPending)
+    group = GroupCommit(write)
     out: dict[str, Any] = {}
 
     def call(name: str) -> None:
@@ -216,16 +216,30 @@ def test_a_writer_interrupted_before_its_call_settles_its_batch(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """An interrupt after the writer took its batch but before the call's outcome: every
     caller of the batch gets the error (none waits forever) and the role is free again."""
-    group = _GroupCommit(lambda specs: [cast(Job, s.id) for s in specs])
-    other = _Pending(tasks_spec())
-    group._queued.append(other)  # queued before us, taken into our batch
+    group = GroupCommit(lambda specs: [cast(Job, s.id) for s in specs])
 
-    def interrupted(batch: list[_Pending]) -> None:
+    def interrupted(batch: list[Pending]) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(group, "_commit", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        group.write(tasks_spec())
+    group._writer = object()  # a write in flight: the caller below queues up behind it
+    out: dict[str, BaseException] = {}
+
+    def call() -> None:
+        try:
+            group.write(tasks_spec())
+        except BaseException as exc:  # its KeyboardInterrupt, kept for the assertion
+            out["error"] = exc
+
+    caller = threading.Thread(target=call, name="caller")
+    caller.start()
+    until(lambda: len(group._queued) == 1, "the caller to queue up")
+    other = Pending(tasks_spec())
+    with group._lock:
+        group._queued.append(other)  # queued behind it, so taken into its batch
+        group._hand_on()  # the write in flight answered: the caller becomes the writer
+    caller.join(10)
+    assert isinstance(out.get("error"), KeyboardInterrupt)
     assert other.done and isinstance(other.error, KeyboardInterrupt)
     assert not other.wake.locked(), "its caller was woken"
     assert group._writer is None and group._queued == []

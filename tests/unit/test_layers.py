@@ -28,7 +28,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "pure": ("jobq_core.errors", "jobq_core.discover", "jobq_core.durations", "jobq_core.tracing",
              "jobq_core.config", "jobq_core.keys", "jobq_core.job", "jobq_core.schedule",
              "jobq_core.context", "jobq_core.registry", "jobq_core.hooks", "jobq_core.runner",
-             "jobq_core.options",
+             "jobq_core.options", "jobq_core.groupcommit",
              "jobq_core.grouping", "jobq_core.joblog"),
     # A client and the Lua scripts.
     "redis": ("jobq_core.connection", "jobq_core.wire", "jobq_core.replies",
