@@ -16,15 +16,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from .config import Settings
 from .connection import aconnect, translated
 from .errors import JobNotFound, ReplicationTimeout, Timeout
 from .job import FINAL_STATES, JobSpec, JobView
 from .keys import check_queue_name, require_job_id
-from .options import JobOptions
+from .options import EnqueueOptions, JobOptions
 from .queue import Queue
 from .scripts import enqueue_reply
 from .tracing import traced_enqueue
@@ -106,24 +105,10 @@ class AsyncQueue:
         return await self._store(spec)
 
     async def enqueue_call(self, task: object, args: Sequence[Any] = (),
-                           kwargs: Mapping[str, Any] | None = None, *,
-                           priority: int | None = None, timeout_s: float | None = None,
-                           ttl_s: float | None = None, result_ttl_s: int | None = None,
-                           max_retries: int | None = None, job_id: str | None = None,
-                           delay_s: float | None = None, run_at: datetime | None = None,
-                           meta: Mapping[str, Any] | None = None, unique: bool = False,
-                           unique_key: str | None = None, unique_for_s: float | None = None,
-                           depends_on: Any = None, allow_failure: bool = False,
-                           retry_backoff_s: float | None = None,
-                           limit_key: str | None = None) -> AsyncJob:
+                           kwargs: Mapping[str, Any] | None = None,
+                           **options: Unpack[EnqueueOptions]) -> AsyncJob:
         """Queue.enqueue_call, awaited (same options, same errors)."""
-        opts = JobOptions(priority=priority, timeout_s=timeout_s, ttl_s=ttl_s,
-                          result_ttl_s=result_ttl_s, max_retries=max_retries,
-                          retry_backoff_s=retry_backoff_s, job_id=job_id, delay_s=delay_s,
-                          run_at=run_at, meta=meta, unique=unique, unique_key=unique_key,
-                          unique_for_s=unique_for_s, depends_on=depends_on,
-                          allow_failure=allow_failure, limit_key=limit_key)
-        return await self.enqueue_with(task, opts, args, kwargs)
+        return await self.enqueue_with(task, JobOptions(**options), args, kwargs)
 
     async def enqueue_with(self, task: object, options: JobOptions, args: Sequence[Any] = (),
                            kwargs: Mapping[str, Any] | None = None) -> AsyncJob:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypedDict
 
 from .errors import ConfigError
 
@@ -74,6 +74,30 @@ class JobOptions:
             raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)}; options are "
                               f"{', '.join(sorted(option_names()))}")
         return cls(**options)
+
+
+class EnqueueOptions(TypedDict, total=False):
+    """JobOptions as keyword arguments: what Queue.enqueue_call and AsyncQueue.enqueue_call
+    take besides the call (`**options: Unpack[EnqueueOptions]`), so type checkers check each
+    by name and type while both methods pass them on in one JobOptions(**options).
+    tests/unit/test_options.py keeps it field for field, type for type, with JobOptions."""
+
+    priority: int | None
+    timeout_s: float | None
+    ttl_s: float | None
+    result_ttl_s: int | None
+    max_retries: int | None
+    retry_backoff_s: float | None
+    job_id: str | None
+    delay_s: float | None
+    run_at: datetime | None
+    meta: Mapping[str, Any] | None
+    unique: bool
+    unique_key: str | None
+    unique_for_s: float | None
+    depends_on: Any
+    allow_failure: bool
+    limit_key: str | None
 
 
 @cache

@@ -6,7 +6,7 @@ import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 import redis
 
@@ -33,7 +33,7 @@ from .job import (
 )
 from .keys import Keyspace, check_queue_name, require_job_id
 from .limits import Limit, limit_key_of
-from .options import JobOptions
+from .options import EnqueueOptions, JobOptions
 from .registry import lookup
 from .scripts import Scripts
 from .spec import NO_OPTIONS, build_spec
@@ -72,16 +72,14 @@ class Queue:
         return self._write_one(self._plain_spec(task, args, kwargs, self._templates))
 
     def enqueue_call(self, task: object, args: Sequence[Any] = (),
-                     kwargs: Mapping[str, Any] | None = None, *, priority: int | None = None,
-                     timeout_s: float | None = None, ttl_s: float | None = None,
-                     result_ttl_s: int | None = None, max_retries: int | None = None,
-                     job_id: str | None = None, delay_s: float | None = None,
-                     run_at: datetime | None = None, meta: Mapping[str, Any] | None = None,
-                     unique: bool = False, unique_key: str | None = None,
-                     unique_for_s: float | None = None, depends_on: Any = None,
-                     allow_failure: bool = False,
-                     retry_backoff_s: float | None = None, limit_key: str | None = None) -> Job:
+                     kwargs: Mapping[str, Any] | None = None,
+                     **options: Unpack[EnqueueOptions]) -> Job:
         """Enqueue one job with options; returns its Job (status pending or scheduled).
+
+        `options`: any of JobOptions' fields by name (priority, timeout_s, ttl_s,
+        result_ttl_s, max_retries, retry_backoff_s, job_id, delay_s, run_at, meta, unique,
+        unique_key, unique_for_s, depends_on, allow_failure, limit_key), each as described
+        there; one it does not have is a TypeError.
 
         Raises PayloadError (args not JSON / above the size cap), UnknownTask (a callable
         that is not registered), ConfigError (bad option), QueueFull, RedisUnavailable.
@@ -101,13 +99,7 @@ class Queue:
         Limits: the job counts against the limit (set_limit) of `limit_key`, by default
         against the limit of its task name.
         """
-        opts = JobOptions(priority=priority, timeout_s=timeout_s, ttl_s=ttl_s,
-                          result_ttl_s=result_ttl_s, max_retries=max_retries,
-                          retry_backoff_s=retry_backoff_s, job_id=job_id, delay_s=delay_s,
-                          run_at=run_at, meta=meta, unique=unique, unique_key=unique_key,
-                          unique_for_s=unique_for_s, depends_on=depends_on,
-                          allow_failure=allow_failure, limit_key=limit_key)
-        return self.enqueue_with(task, opts, args, kwargs)
+        return self.enqueue_with(task, JobOptions(**options), args, kwargs)
 
     def enqueue_with(self, task: object, options: JobOptions, args: Sequence[Any] = (),
                      kwargs: Mapping[str, Any] | None = None) -> Job:

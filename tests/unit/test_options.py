@@ -4,21 +4,42 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
 
 import pytest
 
-from jobq_core import ConfigError, Queue
+from jobq_core import AsyncQueue, ConfigError, Queue
 from jobq_core.cli.jobs import enqueue as enqueue_command
-from jobq_core.options import JobOptions, option_names, schedule_option_names
+from jobq_core.options import (
+    EnqueueOptions,
+    JobOptions,
+    option_names,
+    schedule_option_names,
+)
 from jobq_core.task import queue_for
 
 
 def test_enqueue_call_takes_exactly_the_job_options() -> None:
-    params = inspect.signature(Queue.enqueue_call).parameters
-    keyword_only = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
-    assert keyword_only == option_names()
-    for name in keyword_only:  # and with the same defaults
-        assert params[name].default == getattr(JobOptions(), name), name
+    fields = {f.name: f for f in dataclasses.fields(JobOptions)}
+    assert set(EnqueueOptions.__annotations__) == option_names() == set(fields)
+    hints, wanted = typing.get_type_hints(EnqueueOptions), typing.get_type_hints(JobOptions)
+    for name in fields:  # the same type (a keyword left out gets JobOptions' default)
+        assert hints[name] == wanted[name], name
+    for method in (Queue.enqueue_call, AsyncQueue.enqueue_call):
+        params = inspect.signature(method).parameters
+        assert [p.kind for p in params.values()][-1] is inspect.Parameter.VAR_KEYWORD
+        assert params["options"].annotation == "Unpack[EnqueueOptions]", method
+        assert not [p for p in params.values() if p.kind is p.KEYWORD_ONLY]
+
+
+def test_enqueue_call_passes_each_option_on_and_refuses_others() -> None:
+    q = Queue("default", url="redis://unused", settings=None)
+    seen: list[JobOptions] = []
+    q.enqueue_with = lambda task, opts, args, kwargs: seen.append(opts)  # type: ignore[method-assign,assignment,misc]
+    q.enqueue_call("t", (1,), None, priority=3, unique=True, meta={"a": 1})
+    assert seen == [JobOptions(priority=3, unique=True, meta={"a": 1})]
+    with pytest.raises(TypeError, match="prio"):
+        q.enqueue_call("t", prio=1)  # type: ignore[call-arg]
 
 
 def test_cli_enqueue_has_a_flag_per_option_with_a_flag() -> None:
