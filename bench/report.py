@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -641,6 +642,52 @@ def section_latency(res: Results) -> str:
     )
 
 
+# Issue 15: the default worker's idle latency against Huey's, in the same repetition.
+LATENCY_VS_HUEY = ("jobq-default-lat", "huey-thread-1-lat")
+LATENCY_GOALS = (("p50_ms", 1.0), ("p99_ms", 1.5))
+
+
+def latency_vs_huey(res: Results) -> list[list[str]]:
+    """Rows of issue 15's idle-latency goal: per percentile, the default worker's and Huey's
+    medians over the repetitions where both ran, the median of the per-repetition ratios,
+    each ratio, the goal and whether the median ratio meets it. Empty when they never ran
+    in the same repetition."""
+    by_rep: dict[str, dict[int, Record]] = {label: {} for label in LATENCY_VS_HUEY}
+    for record in res.ok("latency"):
+        if record["label"] in by_rep:
+            by_rep[record["label"]][record["rep"]] = record
+    jobq, huey = (by_rep[label] for label in LATENCY_VS_HUEY)
+    reps = sorted(rep for rep in jobq if rep in huey)
+    rows = []
+    for key, goal in LATENCY_GOALS:
+        pairs = [(jobq[rep].get(key), huey[rep].get(key)) for rep in reps]
+        pairs = [(j, h) for j, h in pairs if j is not None and h]
+        if not pairs:
+            continue
+        ratios = [j / h for j, h in pairs]
+        ratio = statistics.median(ratios)
+        rows.append([
+            key.removesuffix("_ms"), fmt_ms(statistics.median(j for j, _ in pairs)),
+            fmt_ms(statistics.median(h for _, h in pairs)), f"{ratio:.2f}×",
+            ", ".join(f"{r:.2f}×" for r in ratios), f"≤ {goal:.1f}×",
+            "yes" if ratio <= goal else "no",
+        ])
+    return rows
+
+
+def section_latency_vs_huey(res: Results) -> str:
+    rows = latency_vs_huey(res)
+    if not rows:
+        return "Not run (no default-worker and Huey latency units in the same repetition)."
+    return table(
+        ["percentile", "jobq defaults ms", "Huey ms", "ratio", "per repetition", "goal",
+         "met in this run"], rows,
+    ) + (
+        "\n\nThe default worker (`jobq worker --import ...`: process pool, a slot per CPU) "
+        "against Huey's thread consumer, measured in the same repetition; the ratio "
+        "is the median of the per-repetition ratios.")
+
+
 def fmt_seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
@@ -985,6 +1032,10 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
         "### 3. Idle latency, enqueue → start",
         "",
         section_latency(res),
+        "",
+        "Issue 15: the default worker against Huey (goals p50 ≤ 1.0×, p99 ≤ 1.5×):",
+        "",
+        section_latency_vs_huey(res),
         "",
         "### 3b. Mixed load: 10 jobs of 1 s, then 1,000 no-op jobs, two workers (jobq)",
         "",

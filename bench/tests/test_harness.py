@@ -274,3 +274,27 @@ def test_capture_cost_compares_each_row_with_its_no_capture_twin() -> None:
     assert rows["jobq (defaults: no flags)"][3:] == ["20.0%", "≤ 10 %", "no"]
     # a row whose twin did not run is left out, not judged
     assert report.capture_cost(report.Results(meta={}, records=records[:3])) == []
+
+
+def _latency(system: str, label: str, rep: int, p50: float, p99: float) -> dict[str, object]:
+    return {"scenario": "latency", "system": system, "label": label, "row": label,
+            "role": "latency", "rep": rep, "p50_ms": p50, "p99_ms": p99}
+
+
+def test_latency_vs_huey_pairs_the_units_of_each_repetition() -> None:
+    records = [
+        _latency("jobq", "jobq-default-lat", 0, 0.9, 1.5),
+        _latency("huey", "huey-thread-1-lat", 0, 1.0, 1.0),
+        _latency("jobq", "jobq-default-lat", 1, 1.2, 1.2),
+        _latency("huey", "huey-thread-1-lat", 1, 1.0, 1.0),
+        _latency("jobq", "jobq-default-lat", 2, 0.8, 1.6),
+        _latency("huey", "huey-thread-1-lat", 2, 1.0, 1.0),
+        _latency("jobq", "jobq-default-lat", 3, 0.1, 0.1),  # no Huey unit in repetition 3
+        _latency("jobq", "jobq-thread-lat", 0, 0.1, 0.1),  # not the default worker
+    ]
+    rows = report.latency_vs_huey(report.Results(meta={}, records=records))
+    assert rows == [
+        ["p50", "0.90", "1.00", "0.90×", "0.90×, 1.20×, 0.80×", "≤ 1.0×", "yes"],
+        ["p99", "1.50", "1.00", "1.50×", "1.50×, 1.20×, 1.60×", "≤ 1.5×", "yes"],
+    ]
+    assert report.latency_vs_huey(report.Results(meta={}, records=records[:1])) == []
