@@ -27,7 +27,7 @@ from ..job import Claimed
 from ..keys import Keyspace
 from ..replies import ClaimResult
 from ..scripts import Scripts
-from .fetch import Fetcher
+from .fetch import Fetcher, Submit
 
 log = logging.getLogger("jobq.worker")
 
@@ -39,10 +39,15 @@ def slot_groups(queues: Sequence[str]) -> list[list[str]]:
 
 
 def merged(results: Sequence[ClaimResult]) -> ClaimResult:
-    """One ClaimResult of several claim calls (in the order they ran)."""
-    dues = [r.next_due_ms for r in results if r.next_due_ms >= 0]
+    """One ClaimResult of several claim calls (in the order they ran). The next due time
+    and the clock are those of the call whose next job is due soonest by its own node's
+    clock: nodes' clocks differ, and a due time of one node read against another's clock
+    would end waits early (a spin) or late."""
+    dues = [r for r in results if r.next_due_ms >= 0]
+    soonest = min(dues, key=lambda r: r.next_due_ms - r.now_ms, default=None)
     return ClaimResult([j for r in results for j in r.jobs], [n for r in results for n in r.notes],
-                       min(dues) if dues else -1, max((r.now_ms for r in results), default=0))
+                       soonest.next_due_ms if soonest else -1,
+                       soonest.now_ms if soonest else max((r.now_ms for r in results), default=0))
 
 
 class _SlotWaiter(threading.Thread):
@@ -92,10 +97,12 @@ class ClusterFetcher(Fetcher):
         self.deadline = 0.0  # monotonic end of the current wait
         self._waiters: list[_SlotWaiter] = []
 
-    def claim(self, count: int) -> list[Claimed]:
-        """Lease up to `count` jobs, one claim call per slot in queue order. A slot whose
-        call fails is skipped (logged), so one unreachable node does not starve the queues
-        of the others; raises (RedisUnavailable, ...) only when no slot answered."""
+    def claim(self, count: int, submit: Submit | None = None) -> list[Claimed]:
+        """Lease up to `count` jobs, one claim call per slot in queue order; with `submit`,
+        each call's jobs are handed to it (with that call's send time) as soon as it
+        returns, not after the later slots' calls. A slot whose call fails is skipped
+        (logged), so one unreachable node does not starve the queues of the others; raises
+        (RedisUnavailable, ...) only when no slot answered."""
         # Cleared before claiming: a marker popped from now on is a hint for the next wait.
         self.hint.clear()
         results: list[ClaimResult] = []
@@ -104,12 +111,17 @@ class ClusterFetcher(Fetcher):
             left = count - sum(len(r.jobs) for r in results)
             if left <= 0:
                 break
+            sent = time.monotonic()
             try:
                 with translated(self.settings.redis_url):
                     results.append(self.scripts.claim(group, left, self.worker_id))
             except (JobqError, redis.RedisError) as exc:
                 log.warning("claiming from %s failed: %s", ",".join(group), exc)
                 failed = exc
+                continue
+            if submit is not None:
+                for job in results[-1].jobs:
+                    submit(job, sent)
         if failed is not None and not results:
             raise failed
         return self._took(merged(results))

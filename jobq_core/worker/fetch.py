@@ -40,6 +40,8 @@ UNKNOWN_NONE_DELAY_MS = 5_000
 # rest is slept here: the job starts within a few ms of its due time.
 SERVER_TICK_S = 0.1
 T = TypeVar("T")
+# Takes a claimed job and the monotonic time its claim was sent (Pool.submit).
+Submit = Callable[[Claimed, float], None]
 
 
 class Fetcher:
@@ -62,16 +64,23 @@ class Fetcher:
         # and clear per blocking wait: no cost on the claim path.
         self.blocked = threading.Event()
 
-    def claim(self, count: int) -> list[Claimed]:
-        """Lease up to `count` jobs; raises RedisUnavailable."""
+    def claim(self, count: int, submit: Submit | None = None) -> list[Claimed]:
+        """Lease up to `count` jobs; raises RedisUnavailable. With `submit`, each job is
+        also handed to it with the monotonic time its claim was sent (its lease began no
+        earlier) as soon as that claim's reply is read."""
+        sent = time.monotonic()
         with translated(self.settings.redis_url):
             result = self.scripts.claim(self.queues, count, self.worker_id)
-        return self._took(result)
+        return self._took(result, submit, sent)
 
-    def _took(self, result: ClaimResult) -> list[Claimed]:
+    def _took(self, result: ClaimResult, submit: Submit | None = None,
+              sent: float = 0.0) -> list[Claimed]:
         for note in result.notes:
             log.warning("%s", note)
         self.last, self._last_at = result, time.monotonic()
+        if submit is not None:
+            for job in result.jobs:
+                submit(job, sent)
         return result.jobs
 
     def due_within(self, seconds: float) -> bool:

@@ -153,14 +153,13 @@ class Worker:
     def _claim_round(self, burst: bool) -> bool:
         """Claim what there is room for and start it; when there was nothing, wait for work
         (claiming it as it comes, with claim_on_wake). False: a burst run is done."""
-        sent = time.monotonic()
         # Read before claiming: a job settling meanwhile may enqueue more (its hooks run
         # before it stops counting as busy), which this claim missed.
         idle = not self.pool.busy()
         room = self.pool.capacity()
-        jobs = self.fetch.claim(room)
-        for job in jobs:
-            self.pool.submit(job, sent)
+        # Submitted as each claim call returns (a cluster claims slot by slot), each with its
+        # own send time: a slot's jobs never wait, leased, behind a later slot's stalled call.
+        jobs = self.fetch.claim(room, self.pool.submit)
         if not jobs:
             if burst and idle and not self.fetch.due_within(self.settings.burst_wait_s):
                 self._left_scheduled()

@@ -159,14 +159,14 @@ def test_claims_refill_half_the_prefetch_room_at_a_time(settings: Settings, queu
     # A claim's fixed cost (one script call, the queue's bookkeeping) is most of the Redis
     # work per job when claims are small: a worker with prefetch P refills in batches of at
     # least P/2, not one job each time a job settles.
-    from jobq_core.worker.fetch import Fetcher
+    from jobq_core.worker.fetch import Fetcher, Submit
 
     asked: list[int] = []
     claim = Fetcher.claim
 
-    def spy(self: Fetcher, count: int) -> list[object]:
+    def spy(self: Fetcher, count: int, submit: Submit | None = None) -> list[object]:
         asked.append(count)
-        return claim(self, count)  # type: ignore[return-value]
+        return claim(self, count, submit)  # type: ignore[return-value]
 
     monkeypatch.setattr(Fetcher, "claim", spy)
     queue.enqueue_many([(tasks.add, (i, i)) for i in range(300)])

@@ -148,14 +148,14 @@ def test_after_a_partial_claim_the_worker_waits_for_the_marker(
     # A claim that got fewer jobs than it asked for saw the queues empty: the worker waits
     # for an enqueue (the marker) instead of claiming again at once, which would find
     # nothing and take CPU from the job it just started (it shows in idle latency).
-    from jobq_core.worker.fetch import Fetcher
+    from jobq_core.worker.fetch import Fetcher, Submit
     from tests.helpers import worker_thread
 
     got: list[tuple[str, int]] = []
     claim, wait = Fetcher.claim, Fetcher.wait
 
-    def spy_claim(self: Fetcher, count: int) -> list[Claimed]:
-        jobs = claim(self, count)
+    def spy_claim(self: Fetcher, count: int, submit: Submit | None = None) -> list[Claimed]:
+        jobs = claim(self, count, submit)
         got.append(("claim", len(jobs)))
         return jobs
 
