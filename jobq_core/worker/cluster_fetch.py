@@ -16,9 +16,11 @@ import threading
 import time
 from collections.abc import Sequence
 from itertools import groupby
+from typing import Any
 
 import redis
 from redis.crc import key_slot
+from redis.exceptions import MovedError
 
 from ..config import Settings
 from ..connection import translated
@@ -52,36 +54,72 @@ def merged(results: Sequence[ClaimResult]) -> ClaimResult:
 
 class _SlotWaiter(threading.Thread):
     """Blocks in BZPOPMIN on the markers of one slot while the fetcher is armed; a popped
-    marker hints the fetcher. A marker popped after the main loop stopped waiting is put
-    back, so an idle peer still sees it (this worker claims on its own next round)."""
+    marker hints the fetcher. A marker is state ("there may be work"), not a message: no
+    pop may make one vanish unseen. So a marker popped after the main loop stopped waiting
+    or while the fetcher closes is put back (an idle peer still sees it; this worker claims
+    on its own next round), and so is every marker of the slot after a pop whose outcome
+    is unknown (its reply lost, or any error): the pop is never re-sent, as a re-sent pop
+    could time out having taken a marker. The loop outlives any error (a waiter that died
+    would lose every later wake-up of its slot; ClusterFetcher restarts one anyway)."""
 
-    def __init__(self, fetcher: ClusterFetcher, markers: list[str]) -> None:
+    def __init__(self, fetcher: ClusterFetcher, markers: list[str],
+                 owed: set[str] | None = None) -> None:
         super().__init__(name=f"jobq-wait-{markers[0]}", daemon=True)
         self.fetcher = fetcher
         self.markers = markers
+        self.owed: set[str] = owed or set()  # markers this waiter must put back
 
     def run(self) -> None:
         f = self.fetcher
         pause = 0.05
-        while not f.closed.is_set():
-            if not f.armed.wait(f.settings.block_s):
-                continue
-            timeout = max(0.01, f.deadline - time.monotonic())
+        while True:
             try:
-                with translated(f.settings.redis_url):
-                    popped = f.blocking.bzpopmin(self.markers, timeout=timeout)
-                    if popped and not f.armed.is_set():
-                        f.blocking.zadd(str(popped[0]), {"m": 0})  # give the wake-up back
-                pause = 0.05
-            except (JobqError, redis.RedisError) as exc:
+                self._give_back()
                 if f.closed.is_set():
                     return
-                log.debug("waiting on %s: %s; again in %.1fs", self.markers, exc, pause)
+                if f.armed.wait(f.settings.block_s) and not f.closed.is_set():
+                    self._pop()
+                pause = 0.05
+            except Exception as exc:
+                if f.closed.is_set() and not self.owed:
+                    return
+                if isinstance(exc, (JobqError, redis.RedisError)):
+                    log.debug("waiting on %s: %s; again in %.1fs", self.markers, exc, pause)
+                else:
+                    log.exception("waiting on %s failed; again in %.1fs", self.markers, pause)
+                if f.closed.is_set():  # one more try to put the markers back, then go
+                    self._give_back()
+                    return
                 f.closed.wait(pause)
                 pause = min(pause * 2, f.settings.reconnect_max_s)
-                continue
-            if popped:
-                f.hint.set()
+
+    def _pop(self) -> None:
+        f = self.fetcher
+        cluster: Any = f.blocking
+        timeout = max(0.01, f.deadline - time.monotonic())
+        try:
+            # To the slot's node, sent once: the cluster client retries nothing it was
+            # given a target for (a retry of a pop whose reply was lost loses the marker).
+            popped = cluster.execute_command("BZPOPMIN", *self.markers, timeout,
+                                             target_nodes=cluster.get_node_from_key(
+                                                 self.markers[0]))
+        except MovedError as exc:  # nothing popped; the slot moved on
+            cluster.nodes_manager.move_slot(exc)
+            raise
+        except redis.ResponseError:  # refused: nothing popped
+            raise
+        except BaseException:
+            self.owed.update(self.markers)  # it may have popped one
+            raise
+        if popped and not f.hinted(str(popped[0])):
+            self.owed.add(str(popped[0]))
+
+    def _give_back(self) -> None:
+        # The fetcher's command client, not the blocking one: close() closes that.
+        while self.owed:
+            marker = next(iter(self.owed))
+            self.fetcher.scripts.client.zadd(marker, {"m": 0})
+            self.owed.discard(marker)
 
 
 class ClusterFetcher(Fetcher):
@@ -95,7 +133,14 @@ class ClusterFetcher(Fetcher):
         self.armed = threading.Event()  # set while the main loop waits for a hint
         self.closed = threading.Event()
         self.deadline = 0.0  # monotonic end of the current wait
+        keys = Keyspace(self.settings.prefix)
+        self._slot_markers = [[keys.marker(q) for q in g] for g in self._groups]
         self._waiters: list[_SlotWaiter] = []
+        # Markers popped while the main loop waited: hints for its next claim, which puts
+        # back those of the slots it does not claim from (claim.lua sets a marker again
+        # where work is left; a slot not claimed would leave its marker lost).
+        self._popped: set[str] = set()
+        self._popped_lock = threading.Lock()
 
     def claim(self, count: int, submit: Submit | None = None) -> list[Claimed]:
         """Lease up to `count` jobs, one claim call per slot in queue order; with `submit`,
@@ -107,7 +152,8 @@ class ClusterFetcher(Fetcher):
         self.hint.clear()
         results: list[ClaimResult] = []
         failed: Exception | None = None
-        for group in self._groups:
+        claimed_from: list[int] = []
+        for i, group in enumerate(self._groups):
             left = count - sum(len(r.jobs) for r in results)
             if left <= 0:
                 break
@@ -119,12 +165,38 @@ class ClusterFetcher(Fetcher):
                 log.warning("claiming from %s failed: %s", ",".join(group), exc)
                 failed = exc
                 continue
+            claimed_from.append(i)
             if submit is not None:
                 for job in results[-1].jobs:
                     submit(job, sent)
+        if self._popped:
+            self._give_back({m for i in claimed_from for m in self._slot_markers[i]})
         if failed is not None and not results:
             raise failed
         return self._took(merged(results))
+
+    def hinted(self, marker: str) -> bool:
+        """Take a marker a waiter popped as a hint for the main loop's next claim; False
+        when the main loop no longer waits (the waiter puts the marker back)."""
+        with self._popped_lock:
+            if not self.armed.is_set() or self.closed.is_set():
+                return False
+            self._popped.add(marker)
+        self.hint.set()
+        return True
+
+    def _give_back(self, claimed: set[str]) -> None:
+        """Put back the popped markers of the slots the last claim did not run on."""
+        with self._popped_lock:
+            popped, self._popped = self._popped - claimed, set()
+        for marker in popped:
+            try:
+                with translated(self.settings.redis_url):
+                    self.scripts.client.zadd(marker, {"m": 0})
+            except (JobqError, redis.RedisError) as exc:
+                log.debug("putting back %s: %s; after the next claim", marker, exc)
+                with self._popped_lock:
+                    self._popped.add(marker)
 
     def wake(self) -> None:
         self.hint.set()
@@ -148,22 +220,39 @@ class ClusterFetcher(Fetcher):
         try:
             self.hint.wait(timeout)
         finally:
-            self.armed.clear()
+            with self._popped_lock:  # a marker popped from now on is put back (hinted)
+                self.armed.clear()
             self.blocked.clear()
         return []
 
     def _start_waiters(self) -> None:
-        if self._waiters or self.closed.is_set():
+        """One waiter per slot, started again if it ended (it outlives errors, but a
+        waiter that is gone must not take its slot's wake-ups with it)."""
+        if self.closed.is_set():
             return
-        keys = Keyspace(self.settings.prefix)
-        for group in self._groups:
-            waiter = _SlotWaiter(self, [keys.marker(q) for q in group])
+        if len(self._waiters) == len(self._slot_markers) and \
+                all(w.is_alive() for w in self._waiters):
+            return
+        for i, markers in enumerate(self._slot_markers):
+            old = self._waiters[i] if i < len(self._waiters) else None
+            if old is not None and old.is_alive():
+                continue
+            if old is not None:
+                log.warning("the wait on %s had ended; started again", ",".join(markers))
+            waiter = _SlotWaiter(self, markers, old.owed if old else None)
             waiter.start()
-            self._waiters.append(waiter)
+            if old is None:
+                self._waiters.append(waiter)
+            else:
+                self._waiters[i] = waiter
 
     def close(self) -> None:
-        """Stop the waiting threads and close the blocking client."""
+        """Stop the waiting threads and close the blocking client. A wait in progress is
+        cut short (a marker it popped or may have popped is put back before close
+        returns, within the socket timeout)."""
         self.closed.set()
         self.armed.set()  # let idle waiters see `closed`
         self.blocking.close()
+        for waiter in self._waiters:
+            waiter.join(self.settings.socket_timeout_s)
 
