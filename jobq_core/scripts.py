@@ -1,18 +1,14 @@
 """The Lua scripts, one per state transition, each behind one typed Python function.
 
-Each script in lua/ is prefixed with the lua/_lib.lua helpers it uses and run with EVALSHA
-(falling back to EVAL when the server's script cache was flushed, e.g. after a restart).
-Negative return codes are one table, `Code`, shared by every script; `raise_for` turns a
-code into its JobqError child, so callers see exceptions, never magic numbers. Sources are
-read once per process."""
+Each script in lua/ is prefixed with the lua/_lib.lua helpers it uses (luasource.py) and
+run with EVALSHA (loading it when the server's script cache was flushed, e.g. after a
+restart). Negative return codes are one table, `Code`, shared by every script; `raise_for`
+turns a code into its JobqError child, so callers see exceptions, never magic numbers."""
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Sequence
 from enum import IntEnum
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -25,6 +21,7 @@ from .errors import InvalidState, JobNotFound, JobqError, LeaseLost, QueueFull
 from .grouping import Signature
 from .job import Claimed, JobSpec
 from .keys import Keyspace
+from .luasource import names, source
 from .replication import ACKED, arun, checked, run_acked, waits
 from .replies import _FAILED, ClaimResult, Unknown, _claimed, _records
 from .wire import Pinned, cluster_evalsha, evalsha, pipelined
@@ -67,41 +64,6 @@ def raise_for(code: object, **context: object) -> None:
     if error is not None:
         cls, message = error
         raise cls(message.format(**context))
-
-_LUA = resources.files("jobq_core") / "lua"
-
-
-@functools.cache
-def names() -> tuple[str, ...]:
-    """Every script of lua/ (files not starting with '_'), by name."""
-    return tuple(sorted(f.name[:-4] for f in _LUA.iterdir()
-                        if f.name.endswith(".lua") and not f.name.startswith("_")))
-
-
-@functools.cache
-def source(name: str) -> str:
-    """The script `name` with the _lib.lua helpers it uses (directly or through another
-    helper) in front. Only those: Redis runs the whole text on every call, and defining
-    all fifteen helpers costs more than some scripts' own work. Read once per process."""
-    body = (_LUA / f"{name}.lua").read_text()
-    needed = body
-    used: list[str] = []
-    for defined, block in reversed(_lib_blocks()):  # a helper only uses helpers above it
-        if defined and any(re.search(rf"\b{n}\b", needed) for n in defined):
-            used.insert(0, block)
-            needed += block
-    return "\n\n".join(used) + "\n\n" + body
-
-
-@functools.cache
-def _lib_blocks() -> tuple[tuple[frozenset[str], str], ...]:
-    # _lib.lua is blank-line separated blocks, each defining top-level locals.
-    lib = (_LUA / "_lib.lua").read_text()
-    return tuple((frozenset(_DEFINES.findall(b)), b) for b in re.split(r"\n\s*\n", lib))
-
-
-_DEFINES = re.compile(r"^local (?:function )?(\w+)", re.M)
-
 
 def enqueue_reply(out: Any, queue: str, count: int) -> list[bool | str]:
     """enqueue.lua's reply for `count` jobs as Scripts.enqueue returns it (raises QueueFull)."""

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from jobq_core import job as jobmod
+from jobq_core import luasource
 from jobq_core import scripts as scripts_mod
 from jobq_core.errors import InvalidState, JobNotFound, LeaseLost, QueueFull
 from jobq_core.job import Claimed, JobSpec
@@ -85,7 +86,7 @@ class Recording(Scripts):
 
 
 def _raw(name: str) -> str:
-    return (scripts_mod._LUA / f"{name}.lua").read_text()
+    return (luasource.LUA / f"{name}.lua").read_text()
 
 
 def header(name: str) -> str:
