@@ -59,6 +59,12 @@ class Keyspace:
         """zset id -> lease deadline in ms (Redis TIME)."""
         return self._q(queue, "processing")
 
+    def claim_record(self, queue: str, worker_id: str) -> str:
+        """string: the ids of a worker's last claim that leased jobs, and its jobs' ids and
+        lease tokens (claim.lua), so a re-sent claim answers as the first; expires with the
+        lease."""
+        return self._q(queue, f"claimed:{worker_id}")
+
     def scheduled(self, queue: str) -> str:
         """zset id -> due time in ms (delayed jobs and retries waiting out their backoff)."""
         return self._q(queue, "scheduled")

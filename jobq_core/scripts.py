@@ -7,6 +7,8 @@ turns a code into its JobqError child, so callers see exceptions, never magic nu
 
 from __future__ import annotations
 
+import itertools
+import random
 from collections.abc import Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -83,6 +85,7 @@ class Scripts:
         self._enqueue_keys: dict[str, list[str]] = {}  # per queue: building them is per call
         self.cluster = is_cluster(client)
         self.strict_replicas = True  # False (a worker's): too few replicas only warns
+        self._requests = itertools.count(random.getrandbits(48))  # claim request ids
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any],
              client: redis.Redis | None = None, via: Pinned | None = None) -> Any:
@@ -143,7 +146,7 @@ class Scripts:
 
     # claim.lua
     def _claim_call(self, queues: Sequence[str], count: int, worker_id: str,
-                    lease_ms: int = 0) -> tuple[list[str], list[Any]]:
+                    lease_ms: int = 0, request: str = "") -> tuple[list[str], list[Any]]:
         k, s = self.keys, self.settings
         keys: list[str] = []
         for q in queues:
@@ -151,13 +154,22 @@ class Scripts:
                      k.marker(q), k.meta(q), k.job_prefix(q), k.scheduled(q), k.seq(q),
                      k.limits(q), k.limited(q), k.limit_prefix(q)]
         keys += [k.corrupt(q, "pending") for q in queues]
+        keys.append(k.claim_record(queues[0], worker_id))
         return keys, [count, worker_id, lease_ms or s.lease_ms, s.dead_ttl_s * 1000,
-                      s.history_minutes, s.batch_size]
+                      s.history_minutes, s.batch_size, request or self.request_id()]
+
+    def request_id(self) -> str:
+        """A new claim request id (unique per worker id in practice: a random start, then
+        counted)."""
+        return f"{next(self._requests):x}"
 
     def claim(self, queues: Sequence[str], count: int, worker_id: str,
-              client: redis.Redis | None = None) -> ClaimResult:
-        """Lease up to `count` jobs from `queues` (first queue first)."""
-        keys, argv = self._claim_call(queues, count, worker_id)
+              client: redis.Redis | None = None, request: str = "") -> ClaimResult:
+        """Lease up to `count` jobs from `queues` (first queue first). `request` (default: a
+        new request_id()) makes the call idempotent: a claim sent again with the id of one
+        whose reply was lost - by a retry, or by the caller after an error - claims nothing
+        new and returns the jobs that one leased and still holds."""
+        keys, argv = self._claim_call(queues, count, worker_id, request=request)
         return _claimed(self._run("claim", keys, argv, client), queues, worker_id)
 
     def wait_and_claim(self, markers: Sequence[str], timeout_s: float, queues: Sequence[str],

@@ -224,6 +224,30 @@ local function lease_check(job, token)
   return -2
 end
 
+-- A settle (complete.lua, fail.lua) re-sent because its reply was lost answers as the first
+-- send did, not "lease not held": the caller runs the job's callbacks and resolves its
+-- dependents on that answer. The first send leaves '<code> <lease token>' in the job's
+-- 'settled' field, or, when it deleted the job (a retention of 0), in job .. ':settled'
+-- (written by tombstone, kept SETTLED_MS: longer than a worker retries a settle).
+local SETTLED_MS = 600000
+local function tombstone(job, code, token)
+  redis.call('SET', job .. ':settled', code .. ' ' .. token, 'PX', SETTLED_MS)
+end
+
+-- A settle of `job` under `token` that does not find its lease (`mark`: the job's 'settled'
+-- field, false if none): the code its first send answered when it settled the job under that
+-- token; else -1 (the job is missing) or -2 (the lease is not held). The tombstone counts only
+-- while the job is missing: a job enqueued again under its id has new leases.
+local function resettled(job, mark, token)
+  local exists = mark or redis.call('EXISTS', job) == 1
+  if not exists then mark = redis.call('GET', job .. ':settled') end
+  if mark then
+    local code, by = string.match(mark, '^(%d) (.*)$')
+    if by == token then return tonumber(code) end
+  end
+  return exists and -2 or -1
+end
+
 -- A job that ended failed or dead joins its error group (grouping.py; fail.lua, reap.lua):
 -- the group's hash (task, type, message, count, first_ms, last_ms, sample_id, sample), its
 -- ids zset (id -> ms; ids older than keep_ms go, and the oldest past max_ids) and the queue's

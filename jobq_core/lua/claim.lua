@@ -3,10 +3,13 @@
 --   +1 pending  +2 processing  +3 dead  +4 stats  +5 history  +6 marker  +7 meta  +8 job prefix
 --   +9 scheduled  +10 seq  +11 limits  +12 limited  +13 limit prefix
 --   then one trailing key per queue (same order): where a pending key of the wrong type is
---   set aside.
+--   set aside; last, the worker's claim record (Keyspace.claim_record of the first queue).
 -- ARGV[1] max jobs  ARGV[2] worker id  ARGV[3] lease ms  ARGV[4] dead ttl ms  ARGV[5] history size
 -- ARGV[6] max due jobs promoted per queue (scheduled -> pending first, as promote.lua); also
 --   the most parked jobs released per limit key per call; ten times it bounds the jobs parked
+-- ARGV[7] request id: a claim re-sent with the id of one that leased jobs (its reply was
+--   lost) claims nothing new and answers with the jobs of that one it still holds, as it
+--   answered (the claim record keeps their ids and tokens for a lease)
 -- Returns {claimed, notes, next due ms (-1 none), now ms}: claimed = list of
 --   {queue index, id, lease token, deliveries, limit key held ('' none), {field, value, ...}}
 --   with the fields as they were before the claim (the client adds what the claim set:
@@ -37,6 +40,23 @@ local soonest = -1
 local now = now_ms()
 local now_s = tostring(now)
 local claimed, notes, nclaimed = {}, {}, 0
+local record, request = KEYS[#KEYS], ARGV[7] .. '\n'
+
+-- The reply of the claim that wrote the record, for its jobs whose lease it still holds.
+local function replay(packed)
+  local at, due, entries = cmsgpack.unpack(string.sub(packed, #request + 1))
+  for _, e in ipairs(entries) do
+    local job = KEYS[(e[1] - 1) * STRIDE + 8] .. e[2]
+    if redis.pcall('HGET', job, 'lease') == e[3] then
+      claimed[#claimed + 1] = {e[1], e[2], e[3], e[4], e[5], redis.call('HGETALL', job)}
+    end
+  end
+  return {claimed, notes, due, at}
+end
+
+if redis.call('GETRANGE', record, 0, #request - 1) == request then
+  return replay(redis.call('GET', record))
+end
 
 local function bury(qi, job, id, reason)
   local b = (qi - 1) * STRIDE
@@ -265,5 +285,13 @@ for qi = 1, nq do
       end
     end
   end
+end
+if nclaimed > 0 then
+  local entries = {}
+  for i = 1, nclaimed do
+    local c = claimed[i]
+    entries[i] = {c[1], c[2], c[3], c[4], c[5]}
+  end
+  redis.call('SET', record, request .. cmsgpack.pack(now, soonest, entries), 'PX', lease_ms)
 end
 return {claimed, notes, soonest, now}

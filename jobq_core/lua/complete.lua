@@ -11,7 +11,8 @@
 -- Returns one code per job: 1 completed; 2 completed, and it has dependents (depend.lua
 -- flagged it, perhaps after the worker claimed it): the caller resolves them now;
 -- -1 job missing; -2 lease not held (the codes of scripts.Code; scripts.raise_for maps
--- them to errors)
+-- them to errors). A job this call's lease token already completed (a re-sent call: its
+-- reply was lost) answers 1 or 2 again, as the first send did, and nothing is written twice.
 local now = now_ms()
 local out, done, kept, runtimes = {}, {}, {}, {}
 local ndone, nkept = 0, 0
@@ -20,14 +21,13 @@ for i = 3, #ARGV, 6 do
   local job = KEYS[5] .. id
   local code = 1
   local f = redis.pcall('HMGET', job, 'lease', 'waiters', 'retries', 'lost', 'progress',
-                        'dependents', 'task')
+                        'dependents', 'task', 'settled')
   if f.err then
     code = -1  -- not a hash: nothing of ours to complete
-  elseif not f[1] then
-    code = redis.call('EXISTS', job) == 0 and -1 or -2
   elseif f[1] ~= ARGV[i + 1] then
-    code = -2
+    code = resettled(job, f[8], ARGV[i + 1])
   else
+    if f[6] then code = 2 end
     local waiters = tonumber(f[2] or '0') or 0
     if waiters > 0 then
       local notify = job .. ':notify'
@@ -38,7 +38,7 @@ for i = 3, #ARGV, 6 do
       redis.call('HDEL', job, 'lease')
     end
     redis.call('HSET', job, 'state', 'completed', 'result', ARGV[i + 2], 'finished_ms', now,
-               'runtime_ms', ARGV[i + 4])
+               'runtime_ms', ARGV[i + 4], 'settled', code .. ' ' .. ARGV[i + 1])
     -- A completed job is done: a progress the task reported as a number reads 1.0, not
     -- the last step it reported. A JSON object is the task's own shape and is kept.
     if f[5] and tonumber(f[5]) then redis.call('HSET', job, 'progress', '1.0') end
@@ -58,11 +58,11 @@ for i = 3, #ARGV, 6 do
       redis.call('DEL', job)
       if attempts then redis.call('DEL', attempts) end
       if logs then redis.call('DEL', logs) end
+      tombstone(job, code, ARGV[i + 1])
     end
     count_runtime(runtimes, f[7] or '', tonumber(ARGV[i + 4]) or 0, false)
     ndone = ndone + 1
     done[ndone] = id
-    if f[6] then code = 2 end
   end
   out[(i + 3) / 6] = code
 end

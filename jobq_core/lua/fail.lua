@@ -17,10 +17,12 @@
 -- groups never scans (join_group in _lib.lua). requeue.lua and purge.lua take a job out.
 -- Returns 1 retry scheduled; 2 failed; 3 dead; 4 back to pending; 5 failed and 6 dead when
 --   the job has dependents (depend.lua flagged it, perhaps after the worker claimed it): the
---   caller resolves them now; -1 job missing; -2 lease not held
-local id, job = ARGV[1], KEYS[10]
-local refused = lease_check(job, ARGV[2])
-if refused ~= 0 then return refused end
+--   caller resolves them now; -1 job missing; -2 lease not held. A call re-sent after this
+--   lease token already settled the job (its reply was lost) answers as the first did and
+--   writes nothing.
+local id, job, token = ARGV[1], KEYS[10], ARGV[2]
+local held = redis.call('HMGET', job, 'lease', 'settled')
+if held[1] ~= token then return resettled(job, held[2], token) end
 local now = now_ms()
 local outcome, reason = ARGV[3], ARGV[6]
 local hist = tonumber(ARGV[10])
@@ -49,12 +51,12 @@ if outcome == 'retry' then
   redis.call('HINCRBY', KEYS[8], 'retried', 1)
   local delay = tonumber(ARGV[4])
   if delay > 0 then
-    redis.call('HSET', job, 'state', 'scheduled')
+    redis.call('HSET', job, 'state', 'scheduled', 'settled', '1 ' .. token)
     redis.call('ZADD', KEYS[2], now + delay, id)
     wake_if_first_due(KEYS[2], KEYS[7], now + delay)
     return 1
   end
-  redis.call('HSET', job, 'state', 'pending')
+  redis.call('HSET', job, 'state', 'pending', 'settled', '4 ' .. token)
   push_pending(KEYS[5], KEYS[6], KEYS[7], id, redis.call('HGET', job, 'priority'))
   return 4
 end
@@ -75,6 +77,13 @@ if ARGV[12] ~= '' then
              tonumber(ARGV[16]), tonumber(ARGV[17]), math.max(tonumber(ARGV[7]), tonumber(ARGV[8])))
 end
 notify_waiters(job, KEYS[12])
-retain(set, job, id, now, ttl)
+-- Read before retain, which deletes the job when its retention is 0.
 if redis.call('HEXISTS', job, 'dependents') == 1 then code = code + 3 end
+if ttl > 0 then
+  redis.call('HSET', job, 'settled', code .. ' ' .. token)
+  retain(set, job, id, now, ttl)
+else
+  retain(set, job, id, now, ttl)
+  tombstone(job, code, token)
+end
 return code

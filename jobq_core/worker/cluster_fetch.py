@@ -160,7 +160,9 @@ class ClusterFetcher(Fetcher):
             sent = time.monotonic()
             try:
                 with translated(self.settings.redis_url):
-                    results.append(self.scripts.claim(group, left, self.worker_id))
+                    results.append(self.scripts.claim(group, left, self.worker_id,
+                                                      request=self.request(i)))
+                self.answered(i)
             except (JobqError, redis.RedisError) as exc:
                 log.warning("claiming from %s failed: %s", ",".join(group), exc)
                 failed = exc

@@ -58,6 +58,7 @@ class Fetcher:
         self._markers = [keys.marker(q) for q in self.queues]
         self.last: ClaimResult | None = None
         self._last_at = 0.0  # monotonic time the last claim's reply was read
+        self._unanswered: dict[int, str] = {}  # claim call -> request id sent, no reply read
         # Set while wait() blocks on the markers, cleared when it returns. Tests and embedders
         # wait on it to know that a job enqueued from now on can only reach this worker
         # through a marker (the worker's non-blocking claim has already run). One Event.set
@@ -70,8 +71,24 @@ class Fetcher:
         earlier) as soon as that claim's reply is read."""
         sent = time.monotonic()
         with translated(self.settings.redis_url):
-            result = self.scripts.claim(self.queues, count, self.worker_id)
+            result = self.scripts.claim(self.queues, count, self.worker_id,
+                                        request=self.request(0))
+        self.answered(0)
         return self._took(result, submit, sent)
+
+    def request(self, call: int) -> str:
+        """The request id for claim call `call` (a slot's, in a cluster): that of the last
+        such call while it is unanswered. A claim that raised may have leased jobs (its
+        reply lost); sent again under its id it returns them (claim.lua) instead of leaving
+        them leased to nobody until reaped, each counted as a lost lease."""
+        rid = self._unanswered.get(call)
+        if rid is None:
+            rid = self._unanswered[call] = self.scripts.request_id()
+        return rid
+
+    def answered(self, call: int) -> None:
+        """The reply of claim call `call` was read: its next claim is a new request."""
+        self._unanswered.pop(call, None)
 
     def _took(self, result: ClaimResult, submit: Submit | None = None,
               sent: float = 0.0) -> list[Claimed]:

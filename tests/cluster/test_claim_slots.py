@@ -24,7 +24,11 @@ class Slots:
     def __init__(self, ready: dict[str, int], down: set[str]) -> None:
         self.ready, self.down = ready, down
 
-    def claim(self, queues: Sequence[str], count: int, worker_id: str) -> ClaimResult:
+    def request_id(self) -> str:
+        return "r1"
+
+    def claim(self, queues: Sequence[str], count: int, worker_id: str,
+              request: str = "") -> ClaimResult:
         q = queues[0]
         if q in self.down:
             raise RedisUnavailable(f"injected: {q}'s primary is down")
@@ -58,7 +62,8 @@ class Watched(Slots):
         self.submitted: list[tuple[str, float]] = []
         self.calls: dict[str, tuple[float, list[str]]] = {}
 
-    def claim(self, queues: Sequence[str], count: int, worker_id: str) -> ClaimResult:
+    def claim(self, queues: Sequence[str], count: int, worker_id: str,
+              request: str = "") -> ClaimResult:
         self.calls[queues[0]] = (time.monotonic(), [i for i, _ in self.submitted])
         return super().claim(queues, count, worker_id)
 

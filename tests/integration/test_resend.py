@@ -1,0 +1,153 @@
+"""A claim or settle whose reply is lost after Redis ran it is sent again (by the client's
+retry, or by the worker after an error): the second send answers as the first and changes
+nothing (review finding 3). On one Redis and on the cluster."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import redis
+from redis.connection import AbstractConnection
+
+from jobq_core import Queue, Settings
+from jobq_core.connection import connect
+from jobq_core.errors import RedisUnavailable
+from jobq_core.job import Claimed
+from jobq_core.keys import Keyspace
+from jobq_core.runner import FAIL, OK, RETRY, Outcome
+from jobq_core.scripts import Scripts
+from jobq_core.worker.fetch import Fetcher, Recorder
+from tests import tasks
+
+pytestmark = pytest.mark.cluster
+
+
+@contextmanager
+def losing(reply_matches: Callable[[Any], bool], times: int = 1) -> Iterator[list[Any]]:
+    """Replies that match are read, then lost: the connection drops as a link cut just
+    after the server answered does (`times` such replies; -1: all). Yields what was lost."""
+    real = AbstractConnection.read_response
+    lost: list[Any] = []
+    me = threading.current_thread()
+
+    def read_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+        reply = real(self, *args, **kwargs)
+        if threading.current_thread() is me and reply_matches(reply) and \
+                (times < 0 or len(lost) < times):
+            lost.append(reply)
+            self.disconnect()
+            raise redis.ConnectionError("injected: the reply was lost")
+        return reply
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(AbstractConnection, "read_response", read_response)
+        yield lost
+
+
+def a_claim(reply: Any) -> bool:
+    return isinstance(reply, list) and len(reply) == 4 and isinstance(reply[0], list) \
+        and len(reply[0]) > 0
+
+
+def codes(reply: Any) -> bool:
+    return isinstance(reply, list) and len(reply) == 1 and isinstance(reply[0], int)
+
+
+@pytest.fixture
+def scripts(settings: Settings) -> Scripts:
+    return Scripts(connect(settings), settings)
+
+
+@pytest.fixture
+def fetch(settings: Settings, scripts: Scripts) -> Iterator[Fetcher]:
+    f = Fetcher(settings, ["default"], "w1", scripts, connect(settings, blocking=True))
+    yield f
+    f.close()
+
+
+def recorder(settings: Settings, scripts: Scripts) -> Recorder:
+    return Recorder(settings, scripts, "w1", threading.Event(), lambda job: None)  # type: ignore[arg-type,return-value]
+
+
+def enqueue(settings: Settings, n: int) -> list[str]:
+    q = Queue("default", settings=settings)
+    return [q.enqueue(tasks.add, i, 1).id for i in range(n)]
+
+
+def claim_again(fetch: Fetcher, count: int) -> list[Claimed]:
+    """As the worker claims: on one Redis a lost reply raises and the next round claims
+    again; a cluster client retries it itself."""
+    try:
+        return fetch.claim(count)
+    except RedisUnavailable:
+        return fetch.claim(count)
+
+
+def test_a_re_sent_claim_answers_with_the_batch_it_leased(settings: Settings, fetch: Fetcher,
+                                                          r: redis.Redis) -> None:
+    """A claim re-sent after its reply was lost leased a second batch before; the first
+    stayed processing, leased to nobody, until reaped (a lost lease: poison after three)."""
+    first, _ = enqueue(settings, 2)
+    with losing(a_claim) as lost:
+        jobs = claim_again(fetch, 1)
+    assert lost, "no reply was lost"
+    assert [j.id for j in jobs] == [first]
+    assert r.zrange(Keyspace(settings.prefix).processing("default"), 0, -1) == [first]
+
+
+def test_a_claim_that_raised_is_sent_again_by_the_next_claim(settings: Settings,
+                                                              fetch: Fetcher,
+                                                              r: redis.Redis) -> None:
+    """Every reply lost until the call raises (the cluster client's retries too): the
+    worker's next claim returns the jobs the failed one leased."""
+    first, _ = enqueue(settings, 2)
+    with losing(a_claim, times=-1), pytest.raises(RedisUnavailable):
+        fetch.claim(1)
+    assert [j.id for j in fetch.claim(1)] == [first]
+    assert r.zrange(Keyspace(settings.prefix).processing("default"), 0, -1) == [first]
+
+
+@pytest.mark.parametrize("result_ttl", [60, 0])
+def test_a_re_sent_completion_answers_completed(settings: Settings, scripts: Scripts,
+                                                r: redis.Redis, result_ttl: int) -> None:
+    """It answered "lease not held" before: the worker dropped the result as stale and
+    skipped the success callbacks and the release of dependents. Also for a job deleted
+    as it completed (retention 0)."""
+    enqueue(settings, 1)
+    (job,) = scripts.claim(["default"], 1, "w1").jobs
+    job = Claimed(job.id, job.queue, job.token, {**job.fields, "result_ttl_s": str(result_ttl)})
+    with losing(codes) as lost:
+        [(_, state)] = recorder(settings, scripts).record_many([(job, Outcome(OK, "2"))])
+    assert lost == [[1]]
+    assert state == "completed"
+    assert r.hget(Keyspace(settings.prefix).stats("default"), "completed") == "1"
+
+
+def test_a_completion_under_another_lease_is_still_refused(settings: Settings,
+                                                           scripts: Scripts) -> None:
+    enqueue(settings, 1)
+    (job,) = scripts.claim(["default"], 1, "w1").jobs
+    assert scripts.complete_many("default", [(job, "2", 60, 5, "")]) == [1]
+    other = Claimed(job.id, job.queue, "w2/1", job.fields)
+    assert scripts.complete_many("default", [(other, "2", 60, 5, "")]) == [-2]
+
+
+@pytest.mark.parametrize(("outcome", "state"), [(Outcome(FAIL, error="e"), "failed"),
+                                                (Outcome(RETRY, delay_s=60.0), "scheduled")])
+def test_a_re_sent_failure_report_answers_as_the_first(settings: Settings, scripts: Scripts,
+                                                       r: redis.Redis, outcome: Outcome,
+                                                       state: str) -> None:
+    """It raised LeaseLost before (the on_failure callback and the dependents skipped)."""
+    (jid,) = enqueue(settings, 1)
+    (job,) = scripts.claim(["default"], 1, "w1").jobs
+    with losing(lambda reply: isinstance(reply, int) and reply > 0) as lost:
+        [(_, got)] = recorder(settings, scripts).record_many([(job, outcome)])
+    assert lost
+    assert got == state
+    k = Keyspace(settings.prefix)
+    assert r.hget(k.job("default", jid), "retries") == ("1" if state == "scheduled" else None)
+    assert r.hget(k.stats("default"), "failed") == ("1" if state == "failed" else None)
