@@ -217,22 +217,98 @@ def group(queue: Queue, calls: Iterable[Any], callback: object | None = None, *,
     own job_id keeps it) and the callback '<group_id>:callback': calling group() again with
     the same arguments, e.g. after the producer crashed half way, writes only the jobs that
     are missing and registers the callback with its parents again, so no job is doubled or
-    left waiting.
+    left waiting. How far a call got is kept in `queue`'s slot for the longest retention of
+    a job (Settings.dead_ttl_s, 30 days by default) after the call: a group written whole
+    is not written again in that time, though its jobs ran and their retention ended (the
+    handles returned may then name jobs that no longer exist); later, the same group_id
+    starts a new group. A call repeated after its jobs were all written but not the
+    callback, when one of them is gone, raises JobNotFound (how it ended is not known, so
+    the callback cannot wait for it): use a new group_id. A repeat with another number of
+    calls raises ConfigError.
     """
+    record: _GroupRecord | None = None
     if group_id is not None:
         require_job_id(f"{group_id}:callback")
         calls = [_with_id(call, f"{group_id}:{n}") for n, call in enumerate(calls)]
         callback_options.setdefault("job_id", f"{group_id}:callback")
-    jobs = _fan_out(queue, calls)
+        record = _GroupRecord(queue, group_id, len(calls))
+        if record.reached == "written":
+            return record.handles(calls, callback_options["job_id"] if callback else None,
+                                  callback_queue)
+    if record is not None and record.reached == "fanned":
+        jobs = record.handles(calls).jobs
+    else:
+        jobs = _fan_out(queue, calls)
+        if record is not None:
+            record.reach("fanned")
     if callback is None:
+        if record is not None:
+            record.reach("written")
         return Group(jobs)
     refs = [job_ref(j.queue.name, j.id) for j in jobs]
     meta = {**callback_options.pop("meta", {}), "group": refs}
     home = _other(queue, callback_queue or queue.name)
-    cb = home.enqueue_call(callback, args=callback_args, kwargs=callback_kwargs,
-                           depends_on=jobs, allow_failure=allow_failure, meta=meta,
-                           **callback_options)
+    try:
+        cb = home.enqueue_call(callback, args=callback_args, kwargs=callback_kwargs,
+                               depends_on=jobs, allow_failure=allow_failure, meta=meta,
+                               **callback_options)
+    except JobNotFound as exc:
+        if record is None:
+            raise
+        raise record.gone(exc) from exc
+    if record is not None:
+        record.reach("written")
     return Group(jobs, cb)
+
+
+class _GroupRecord:
+    """How far group(group_id=...) got writing one group (Keyspace.group): '' nothing yet
+    (or a call stopped during the fan-out: the jobs missing are written), 'fanned' every
+    job written, 'written' the callback too. Kept for the longest retention of a job."""
+
+    def __init__(self, queue: Queue, group_id: str, n: int) -> None:
+        self.queue = queue
+        self.group_id = group_id
+        self.key = queue.keys.group(queue.name, group_id)
+        s = queue.settings
+        self.keep_ms = max(s.result_ttl_s, s.failed_ttl_s, s.dead_ttl_s) * 1000
+        pipe = queue.client.pipeline(transaction=False)
+        pipe.hsetnx(self.key, "n", n)
+        pipe.hsetnx(self.key, "started_ms", int(time.time() * 1000))
+        pipe.pexpire(self.key, self.keep_ms)
+        pipe.hmget(self.key, ["n", "fanned", "written"])
+        *_, (stored_n, fanned, written) = pipe.execute()
+        if int(stored_n) != n:
+            raise ConfigError(f"group_id {group_id!r} names a group of {stored_n} jobs; this "
+                              f"call has {n}. Use a new group_id for another group.")
+        self.reached = "written" if written else "fanned" if fanned else ""
+
+    def gone(self, exc: JobNotFound) -> JobNotFound:
+        """The error for a job of the group found gone when the callback is written."""
+        return JobNotFound(f"group {self.group_id!r}: its jobs were written by an earlier "
+                           f"call that stopped before the callback, and one has since gone "
+                           f"({exc}); how it ended is unknown, so the callback cannot wait "
+                           "for it. Run the group under a new group_id.")
+
+    def reach(self, stage: str) -> None:
+        pipe = self.queue.client.pipeline(transaction=False)
+        pipe.hset(self.key, stage, "1")
+        pipe.pexpire(self.key, self.keep_ms)
+        pipe.execute()
+
+    def handles(self, calls: Iterable[Any], callback_id: str | None = None,
+                callback_queue: str | None = None) -> Group:
+        """The group's jobs as handles, read where they exist, without writing any."""
+        jobs = [self._handle(c.get("queue", self.queue.name) if isinstance(c, Mapping)
+                             else self.queue.name, c["job_id"] if isinstance(c, Mapping)
+                             else "") for c in calls]
+        cb = None if callback_id is None else self._handle(callback_queue or self.queue.name,
+                                                           callback_id)
+        return Group(jobs, cb)
+
+    def _handle(self, queue: str, job_id: str) -> Job:
+        q = _other(self.queue, check_queue_name(queue))
+        return q.job(job_id) or Job(q, job_id, {})
 
 
 def _fan_out(queue: Queue, calls: Iterable[Any]) -> list[Job]:

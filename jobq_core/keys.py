@@ -144,6 +144,12 @@ class Keyspace:
         """list a result waiter blocks on; pushed only when someone waits."""
         return self.job(queue, job_id) + ":notify"
 
+    def group(self, queue: str, group_id: str) -> str:
+        """hash: how far group(group_id=...) got writing its group (n, started_ms, fanned,
+        written); kept longer than the group's jobs, so a call repeated after their
+        retention ended writes nothing again (dependencies.group)."""
+        return self._q(queue, f"group:{group_id}")
+
     def dependents(self, queue: str, job_id: str) -> str:
         """set of 'queue/id' refs of deferred jobs waiting for this job to end."""
         return self.job(queue, job_id) + ":dependents"

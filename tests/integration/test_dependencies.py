@@ -10,7 +10,9 @@ import redis
 
 from jobq_core import Job, JobNotFound, Queue, Settings, Worker, group, task
 from jobq_core.dependencies import Dependencies
+from jobq_core.errors import ConfigError
 from jobq_core.job import DEFERRED_MS
+from jobq_core.keys import Keyspace
 from tests import tasks
 from tests.helpers import drain
 
@@ -231,3 +233,51 @@ def test_release_when_the_parent_had_ended_at_depend(queue: Queue, settings: Set
     child = queue.enqueue_call(tasks.add, args=(2, 2), depends_on=parent)
     # Resolved by the producer in the enqueue call itself.
     assert child.status == ("pending" if ended == "completed" else "dead")
+
+
+def expire(r: redis.Redis, settings: Settings, *jobs: Job) -> None:
+    """As the end of the jobs' retention does: their hashes go."""
+    keys = Keyspace(settings.prefix)
+    for job in jobs:
+        assert r.delete(keys.job(job.queue.name, job.id)) == 1
+
+
+def test_a_named_group_run_again_after_its_jobs_expired_writes_nothing(
+        queue: Queue, settings: Settings, r: redis.Redis) -> None:
+    """Review finding 10: the group ran, its jobs' retention ended, the producer runs the
+    same group() again: nothing is written (every job was created anew and ran twice)."""
+    calls = [(tasks.add, (i, i)) for i in range(2)]
+    g = group(queue, calls, tasks.echo, group_id="nightly-1")
+    work(settings)
+    assert g.callback is not None and g.callback.refresh().status == "completed"
+    expire(r, settings, *g.all_jobs)
+    again = group(queue, calls, tasks.echo, group_id="nightly-1")
+    assert [j.id for j in again.all_jobs] == [j.id for j in g.all_jobs]
+    assert queue.count("pending") == queue.count("scheduled") == 0
+    assert not r.exists(*(Keyspace(settings.prefix).job("default", j.id) for j in g.all_jobs))
+
+
+def test_a_named_group_cut_before_its_callback_with_a_job_gone_raises_clearly(
+        queue: Queue, settings: Settings, r: redis.Redis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The producer stopped after the fan-out; the jobs ran and one's retention ended
+    before the call was repeated: how that job ended is unknown, so the callback cannot be
+    written to wait for it. A clear error, not the job created again (it ran twice)."""
+    calls = [(tasks.add, (i, i)) for i in range(2)]
+    real = Queue.enqueue_call
+    monkeypatch.setattr(Queue, "enqueue_call", lambda *a, **k: (_ for _ in ()).throw(
+        KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        group(queue, calls, tasks.echo, group_id="nightly-2")
+    monkeypatch.setattr(Queue, "enqueue_call", real)
+    work(settings)
+    expire(r, settings, Job(queue, "nightly-2:0"))
+    with pytest.raises(JobNotFound, match=r"group 'nightly-2'.*new group_id"):
+        group(queue, calls, tasks.echo, group_id="nightly-2")
+    assert queue.count("pending") == 0
+
+
+def test_a_group_id_used_for_another_number_of_calls_is_refused(queue: Queue) -> None:
+    group(queue, [(tasks.add, (1, 1))], group_id="nightly-3")
+    with pytest.raises(ConfigError, match="group of 1 jobs; this call has 2"):
+        group(queue, [(tasks.add, (1, 1)), (tasks.add, (2, 2))], group_id="nightly-3")
