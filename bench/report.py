@@ -366,6 +366,44 @@ def section_ratios(res: Results) -> str:
     )
 
 
+def producer_goals(
+    one: tuple[Summary | None, Summary | None], threads: tuple[Summary | None, Summary | None]
+) -> list[list[str]]:
+    """Issue 15's producer goals as table rows: figure, jobq, Huey, ratio, goal, met. Each
+    pair is (jobq, Huey) in this run: 1-by-1 from one thread at >= 1.0x Huey's, 16 threads
+    sharing one client at >= 3x Huey's 16 threads."""
+    rows = []
+    for title, (jobq, huey), factor in (
+        ("enqueue 1-by-1 jobs/s, one thread", one, 1.0),
+        ("enqueue 16 threads jobs/s", threads, 3.0),
+    ):
+        value = jobq.median if jobq else None
+        base = huey.median if huey else None
+        target = factor * base if base else None
+        rows.append([
+            title,
+            spread(jobq, fmt_rate),
+            spread(huey, fmt_rate),
+            f"{value / base:.2f}×" if value is not None and base else "—",
+            f"≥ {factor:.1f}× Huey's" + (f" = {fmt_rate(target)}" if target else ""),
+            goal_met(value, target, True),
+        ])
+    return rows
+
+
+def section_producer_goals(res: Results) -> str:
+    """jobq's single enqueues against Huey's in this run (issue 15)."""
+    def one(system: str) -> Summary | None:
+        return res.summary(res.enqueue_samples(system), dig("rate"))
+
+    def threads(system: str) -> Summary | None:
+        return res.system_summary(system, "threads", dig("rate"))
+
+    rows = producer_goals((one("jobq"), one("huey")), (threads("jobq"), threads("huey")))
+    return table(["figure", "jobq", "Huey", "jobq ÷ Huey", "issue 15 goal", "met in this run"],
+                 rows, align="llllll")
+
+
 def goal_met(value: float | None, target: float | None, higher_is_better: bool) -> str:
     """'yes' or 'no': this run's jobq figure against the goal's target, computed from this
     run's peers when the goal is relative (nothing from another machine); '—' if either is
@@ -997,6 +1035,10 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
         "## jobq against the fastest peer and issue 7's goals",
         "",
         section_ratios(res),
+        "",
+        "## jobq's producers against issue 15's goals (medians [min–max])",
+        "",
+        section_producer_goals(res),
         "",
         "## How each system is configured",
         "",

@@ -232,6 +232,17 @@ def test_async_goals_use_this_runs_peers_and_huey() -> None:
     assert slow[1][5] == "no"  # neither 90 % of the ideal nor twice SAQ's 3,500
 
 
+def test_producer_goals_compare_with_hueys_figures_of_this_run() -> None:
+    one = (Summary(6_000.0, 5_000.0, 7_000.0, 16), Summary(5_500.0, 5_000.0, 6_000.0, 4))
+    threads = (Summary(14_000.0, 14_000.0, 14_000.0, 1), Summary(5_000.0, 5_000.0, 5_000.0, 1))
+    single, many = report.producer_goals(one, threads)
+    assert single[1:] == ["6,000 [5,000–7,000]", "5,500 [5,000–6,000]", "1.09×",
+                          "≥ 1.0× Huey's = 5,500", "yes"]
+    assert many[3:] == ["2.80×", "≥ 3.0× Huey's = 15,000", "no"]
+    none = report.producer_goals((one[0], None), (None, threads[1]))
+    assert none[0][3:] == ["—", "≥ 1.0× Huey's", "—"] and none[1][5] == "—"
+
+
 def test_report_shows_the_async_section() -> None:
     def unit(system: str, scenario: str, role: str, row: str, rate: float) -> dict[str, object]:
         record = _drain(system, f"{system}-{role}", row, role, rate, 0)
