@@ -22,6 +22,7 @@ import dataclasses
 import importlib
 import logging
 import multiprocessing.forkserver
+import operator
 import os
 import pickle
 import select
@@ -45,8 +46,13 @@ PR_SET_PDEATHSIG = 1
 # The worker's main script, passed to its fork server (worker/forkserver.py preloads it)
 # through the environment the server starts with; process_slot sets it only for that moment.
 MAIN_ENV = "JOBQ_FORKSERVER_MAIN"
-# What the parent sends: the jobs to run next, each as (number, call, timeout_s); or None: exit.
-Jobs = list[tuple[int, Call, float]]
+# What the parent sends: the jobs to run next, each as (number, id, queue, fields, lease token,
+# timeout_s), plain values so that pickling them is cheap; or None: exit.
+Jobs = list[tuple[int, str, str, dict[str, str], str, float]]
+# An Outcome crosses the pipe as a tuple of its fields, in this order (a dataclass instance
+# pickles and unpickles several times slower).
+_OUTCOME_FIELDS = tuple(f.name for f in dataclasses.fields(Outcome))
+_outcome_values = operator.attrgetter(*_OUTCOME_FIELDS)
 
 
 class Progress:
@@ -59,7 +65,7 @@ class Progress:
     begun last without asking the child.
     """
 
-    RING = 64  # withdrawals are marked by number modulo RING: above the jobs a child is sent ahead
+    RING = 256  # withdrawals are marked by number modulo RING: above the jobs a child is sent ahead
 
     def __init__(self, ctx: BaseContext) -> None:
         self.lock = ctx.Lock()
@@ -144,7 +150,8 @@ def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pi
             print(f"jobq child: cannot import {module}: {exc}", file=sys.stderr)
     saver = _Saver(settings)
     logs = _logs(settings)
-    todo: collections.deque[tuple[int, Call, float]] = collections.deque()
+    todo: collections.deque[tuple[int, str, str, dict[str, str], str, float]] = (
+        collections.deque())
     while True:
         if not todo:
             try:
@@ -155,9 +162,10 @@ def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pi
                 return
             todo.extend(msg)
             continue
-        n, call, timeout_s = todo.popleft()
+        n, job_id, queue, fields, token, timeout_s = todo.popleft()
         if not progress.begin(n):
             continue  # withdrawn: the parent has already accounted for it
+        call = Call(job_id, queue, fields, token)
         saver.target = call
         buf = logs.open(n, call.queue, call.id, call.token,
                         int(call.fields.get("retries", "0") or 0) + 1)
@@ -191,7 +199,7 @@ def _logs(settings: Settings) -> LogShipper:
 
 
 def _send_outcome(fd: int, n: int, outcome: Outcome) -> None:
-    data = pickle.dumps((n, outcome), pickle.HIGHEST_PROTOCOL)
+    data = pickle.dumps((n, _outcome_values(outcome)), pickle.HIGHEST_PROTOCOL)
     view = memoryview(_HEADER.pack(len(data)) + data)
     while view:
         view = view[os.write(fd, view):]
@@ -235,7 +243,8 @@ class Outcomes:
             end = at + _HEADER.size + size
             if len(buf) < end:
                 break
-            out.append(pickle.loads(memoryview(buf)[at + _HEADER.size:end]))
+            n, values = pickle.loads(memoryview(buf)[at + _HEADER.size:end])
+            out.append((n, Outcome(*values)))
             at = end
         if at:
             del buf[:at]

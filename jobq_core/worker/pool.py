@@ -198,24 +198,34 @@ class Pool:
             return None
         return entry
 
-    def take(self, slot: Slot) -> Claimed | None:
-        """Another job for `slot` to queue behind the ones it has, if one waits in the
-        inbox now (never waits; None once stopping). It stays waiting until began()."""
-        while not self._stopping.is_set():
+    def take(self, slot: Slot, limit: int) -> list[Claimed]:
+        """Up to `limit` more jobs for `slot` to queue behind the ones it has, of those
+        waiting in the inbox now (never waits; none once stopping). They stay waiting until
+        began() or executed_many() says they began."""
+        jobs: list[Claimed] = []
+        while len(jobs) < limit and not self._stopping.is_set():
             try:
                 job = self._inbox.get_nowait()
             except stdqueue.Empty:
-                return None
+                break
             if job is None:  # a stop sentinel: leave it to the slot's next next()
                 self._inbox.put(None)
-                return None
-            with self.ledger.cond:
+                break
+            jobs.append(job)
+        if not jobs:
+            return jobs
+        taken: list[Claimed] = []
+        dropped: list[tuple[Claimed, Outcome]] = []
+        with self.ledger.cond:  # one lock round for the batch
+            for job in jobs:
                 entry = self._startable(job)
                 if entry is not None:
                     entry.queued_in = slot
-                    return job
-            self.settler.put(job, NOT_STARTED)
-        return None
+                    taken.append(job)
+                else:
+                    dropped.append((job, NOT_STARTED))
+        self.settler.put_many(dropped)
+        return taken
 
     def forwarded(self, job: Claimed) -> None:
         """A slot that forwards jobs to a child process has sent `job` to it."""
@@ -282,6 +292,23 @@ class Pool:
             if began is not None:
                 self.ledger.ran(time.monotonic() - began)
         self.settler.put(job, outcome)
+
+    def executed_many(self, slot: Slot,
+                      ended: Sequence[tuple[Claimed, Outcome, float | None]]) -> None:
+        """Jobs of `slot` ended, each with its outcome and, if it was queued in the slot
+        and the pool not yet told it began, when it began (monotonic): as began() then
+        executed() for each, under one lock round and in one hand-off to the settler."""
+        now = time.monotonic()
+        with self.ledger.cond:
+            for job, outcome, began_at in ended:
+                entry = self.ledger.entry(job)
+                if entry is None:
+                    continue
+                if began_at is not None and entry.slot is None:
+                    entry.slot, entry.queued_in, entry.started = slot, None, began_at
+                if self.ledger.auto and outcome is not NOT_STARTED and entry.slot is not None:
+                    self.ledger.ran(now - entry.started)
+        self.settler.put_many([(job, outcome) for job, outcome, _ in ended])
 
     def idle_slot(self, besides: Slot) -> bool:
         return any(s.idle for s in self.slots if s is not besides)

@@ -31,7 +31,10 @@ class Settler:
     def __init__(self, ledger: Ledger, on_done: OnDone) -> None:
         self.ledger = ledger
         self.on_done = on_done
-        self._queue: stdqueue.SimpleQueue[tuple[Claimed, Outcome] | None] = stdqueue.SimpleQueue()
+        # Lists of outcomes (a slot hands over all it has at once: one wake-up of this
+        # thread), or None: stop.
+        self._queue: stdqueue.SimpleQueue[list[tuple[Claimed, Outcome]] | None] = (
+            stdqueue.SimpleQueue())
         self.thread = threading.Thread(target=self._loop, name="jobq-settler", daemon=True)
 
     def start(self) -> None:
@@ -39,7 +42,12 @@ class Settler:
 
     def put(self, job: Claimed, outcome: Outcome) -> None:
         """Record `outcome` for this claim of `job` (soon, with others)."""
-        self._queue.put((job, outcome))
+        self._queue.put([(job, outcome)])
+
+    def put_many(self, outcomes: list[tuple[Claimed, Outcome]]) -> None:
+        """put() for each of `outcomes`, in one hand-off."""
+        if outcomes:
+            self._queue.put(outcomes)
 
     def stop(self, timeout_s: float) -> None:
         """Record what was put so far, then end the thread (waiting up to `timeout_s`)."""
@@ -51,7 +59,7 @@ class Settler:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
+            batch = list(first)
             deadline = time.monotonic() + SETTLE_WAIT_S
             while len(batch) < SETTLE_BATCH:
                 try:
@@ -69,7 +77,7 @@ class Settler:
                 if item is None:
                     self._queue.put(None)  # stop after this batch
                     break
-                batch.append(item)
+                batch.extend(item)
             self._settle(batch)
 
     def _settle(self, batch: Sequence[tuple[Claimed, Outcome]]) -> None:

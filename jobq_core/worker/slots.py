@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
@@ -42,15 +42,20 @@ class SlotFeed(Protocol):
         """Wait for the next job for `slot` to run; None: stop. With `block` False, None
         also when no job waits now (the stop is then left for a blocking call)."""
 
-    def take(self, slot: Slot) -> Claimed | None:
-        """Another job for `slot` to queue behind the ones it has, if one waits now (never
-        waits). It counts as waiting until began()."""
+    def take(self, slot: Slot, limit: int) -> list[Claimed]:
+        """Up to `limit` more jobs for `slot` to queue behind the ones it has, of those
+        waiting now (never waits). They count as waiting until began() or executed_many()."""
 
     def began(self, slot: Slot, job: Claimed, at: float) -> None:
         """A job queued in `slot` has started (at `at`, monotonic)."""
 
     def executed(self, job: Claimed, outcome: Outcome) -> None:
         """The job ended (or was taken back: NOT_STARTED); record its outcome."""
+
+    def executed_many(self, slot: Slot,
+                      ended: Sequence[tuple[Claimed, Outcome, float | None]]) -> None:
+        """Jobs of `slot` ended: each with its outcome and, for one queued in the slot that
+        began() was not called for, when it began (monotonic)."""
 
     def give_back(self, withdraw: Callable[[], list[Claimed]]) -> None:
         """Jobs `slot` had queued go back to the inbox; `withdraw` takes them out of it."""
