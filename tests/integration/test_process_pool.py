@@ -98,21 +98,44 @@ def test_a_crash_in_a_batch_reruns_only_the_jobs_that_had_not_started(
     assert stuck.fields["deliveries"] == "1"
 
 
-def test_each_job_of_a_batch_is_timed_from_its_own_start(settings: Settings,
-                                                         queue: Queue) -> None:
-    # Each job alone is well within its timeout, the two together are not: timed from when
-    # it was sent to the child (with the first), the second would be killed.
+def hold(seconds: float) -> None:
+    """Let at least `seconds` pass (a lower bound only: a slow machine makes it longer,
+    which never makes a check weaker here)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.05)
+
+
+def test_each_job_of_a_batch_is_timed_from_its_own_start(settings: Settings, queue: Queue,
+                                                         tmp_path: Path) -> None:
+    # The second job is queued in the child behind a first one that the test holds (a gate)
+    # until longer than the second's timeout plus the kill grace has passed since it was
+    # sent. Then the second runs, held by a gate of its own for a few of the parent's looks:
+    # timed from when it was sent it would be killed at the first look; timed from its own
+    # start it is well within its timeout. Each job ends when the test says, so no step
+    # depends on how fast the machine is (only lower bounds on waiting are timed).
+    ledger, gate, gate2 = tmp_path / "ledger", tmp_path / "gate", tmp_path / "gate2"
     with worker_thread(settings, pool="process", concurrency=1, prefetch=4,
                        kill_grace_s=0.2) as w:
         assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=30) == 2  # the child is up
-        one, two = queue.enqueue_many([
-            {"task": tasks.sleep_for, "args": (1.5,), "timeout_s": 2.0, "max_retries": 0},
-            {"task": tasks.sleep_for, "args": (1.5,), "timeout_s": 2.0, "max_retries": 0},
-        ])
+        one = queue.enqueue_call(tasks.wait_for_gate, args=(str(ledger), "one", str(gate)),
+                                 timeout_s=60, max_retries=0)
+        wait_for_lines(ledger, 1)
+        two = queue.enqueue_call(tasks.wait_for_gate, args=(str(ledger), "two", str(gate2)),
+                                 timeout_s=2.0, max_retries=0)
         until(lambda: queued_in_child(w, [two.id]), "the second job queued behind the first")
+        hold(2.0 + 0.2 + 0.5)  # past its timeout and kill grace, counted from its sending
+        gate.touch()
+        assert one.result(timeout_s=30) == "one"
+        wait_for_lines(ledger, 2)  # the second has begun
+        hold(0.5)  # several looks of the parent (POLL_S) while it runs
+        gate2.touch()
+        assert two.result(timeout_s=30) == "two"
+        for job in (one, two):
+            job.refresh()
+            assert job.fields["deliveries"] == "1" and "lost" not in job.fields
+        # A job's own timeout is still enforced: one that ignores the interrupt is killed.
         stubborn = queue.enqueue_call(tasks.busy_ignoring_signals, args=(30,), timeout_s=0.3)
-        assert one.result(timeout_s=10) == 1.5
-        assert two.result(timeout_s=10) == 1.5
         until(lambda: stubborn.refresh().status == "failed", "the stubborn job killed")
     assert "killed" in stubborn.error
 
