@@ -766,6 +766,35 @@ def section_crash(res: Results) -> str:
         "child; the figure is kill → the probe began in a new child (goal: ≤ 50 ms).")
 
 
+def section_process_ratio(res: Results) -> str:
+    """Issue 15: the default worker (process pool) against the thread pool, no-op drain with
+    one worker process, per repetition (the two ran in the same repetition) and overall."""
+    default, thread = "jobq (defaults: no flags)", "jobq (thread pool)"
+    rates: dict[str, dict[int, float]] = {default: {}, thread: {}}
+    for record in res.ok("drain"):
+        rate = DRAIN_RATE(record)
+        if (record["system"] == "jobq" and record.get("role") == "drain-1p"
+                and record.get("row") in rates and rate is not None):
+            rates[record["row"]][record["rep"]] = rate
+    pairs = [(rates[default][rep], rates[thread][rep])
+             for rep in sorted(rates[default]) if rep in rates[thread]]
+    if not pairs:
+        return "Not run (no default and thread-pool no-op drains in the same repetition)."
+    ratios = sorted(d / t for d, t in pairs)
+    ratio = statistics.median(ratios)
+    return table(
+        ["figure", "default (process pool) jobs/s", "thread pool jobs/s", "ratio",
+         "per repetition", "goal", "met in this run"],
+        [["no-op drain, 1 process", fmt_rate(statistics.median(d for d, _ in pairs)),
+          fmt_rate(statistics.median(t for _, t in pairs)), f"{ratio:.0%}",
+          ", ".join(f"{r:.0%}" for r in ratios), "≥ 80 %", "yes" if ratio >= 0.8 else "no"]],
+    ) + (
+        "\n\nThe default worker runs each job in a child process (a slot per CPU, auto prefetch);"
+        " the thread pool row runs them in the worker (`--pool thread --concurrency 1 "
+        "--prefetch 64`). The ratio is the median of the per-repetition ratios. "
+        "`python -m bench.pool_compare` measures the same interleaved with CPU per job.")
+
+
 def section_commands(res: Results) -> str:
     lines = []
     for label, records in res.by_label("drain").items():
@@ -1112,6 +1141,10 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
         "by the machine's noise too, so read the median.",
         "",
         section_capture(res),
+        "",
+        "### 3g. The default process pool against the thread pool (issue 15)",
+        "",
+        section_process_ratio(res),
         "",
         "### 4. Redis per job",
         "",

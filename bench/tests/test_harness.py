@@ -309,3 +309,21 @@ def test_latency_vs_huey_pairs_the_units_of_each_repetition() -> None:
         ["p99", "1.50", "1.00", "1.50×", "1.50×, 1.20×, 1.60×", "≤ 1.5×", "yes"],
     ]
     assert report.latency_vs_huey(report.Results(meta={}, records=records[:1])) == []
+
+
+def test_process_ratio_pairs_the_default_and_thread_pool_drains_of_each_repetition() -> None:
+    records = [
+        _drain("jobq", "jobq-default-1p", "jobq (defaults: no flags)", "drain-1p", rate, rep)
+        for rep, rate in enumerate((8_000.0, 9_000.0, 9_900.0))
+    ] + [
+        _drain("jobq", "jobq-thread-1p", "jobq (thread pool)", "drain-1p", rate, rep)
+        for rep, rate in enumerate((10_000.0, 10_000.0, 11_000.0))
+    ] + [  # another role and another repetition's lone row are left out
+        _drain("jobq", "jobq-default-2p", "jobq (defaults: no flags)", "drain-2p", 1.0, 0),
+        _drain("jobq", "jobq-thread-1p", "jobq (thread pool)", "drain-1p", 1.0, 3),
+    ]
+    text = report.section_process_ratio(report.Results(meta={}, records=records))
+    # per repetition 80 %, 90 %, 90 %: the median 90 % meets the 80 % goal
+    assert "| 9,000 | 10,000 | 90% | 80%, 90%, 90% | ≥ 80 % | yes |" in text
+    assert report.section_process_ratio(report.Results(meta={}, records=records[3:6])) \
+        .startswith("Not run")
