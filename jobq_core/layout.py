@@ -71,6 +71,21 @@ end
 return n
 """
 
+# The old audit log without the entries a migration read (ARGV[1]: the newest of them, read
+# at the head): it and everything after it go, what an old process pushed since stays. Not an
+# LTRIM by the count read: an old process trims its full log to the cap after each push,
+# which drops read entries from the tail, and the count then cut the new one off too.
+_DROP_READ_AUDIT = """
+local rows = redis.call('LRANGE', KEYS[1], 0, -1)
+for i, e in ipairs(rows) do
+  if e == ARGV[1] then
+    if i == 1 then redis.call('DEL', KEYS[1]) else redis.call('LTRIM', KEYS[1], 0, i - 2) end
+    return i - 1
+  end
+end
+return #rows
+"""
+
 # The epoch counter raised to at least ARGV[1] (never lowered: a new leader may have counted).
 _RAISE_EPOCH = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -225,7 +240,7 @@ class _Migration:
             self.c.eval(_MERGE_AUDIT, 1, new, AUDIT_MAX_ENTRIES, *entries)
             # Drop only what was read (the oldest, at the tail): an entry an old process
             # pushed meanwhile stays at the head for the next run.
-            self.c.ltrim(old, 0, -len(entries) - 1)
+            self.c.eval(_DROP_READ_AUDIT, 1, old, entries[0])
         self.report.add(old, new, f"{len(entries)} audit entries merged")
 
     def _secrets(self) -> None:
