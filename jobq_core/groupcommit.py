@@ -36,9 +36,6 @@ class Pending:
         self.wake.acquire()
 
 
-_ALONE = object()  # GroupCommit's writer when it writes one job alone (_write_alone)
-
-
 class GroupCommit:
     """Coalesces concurrent single enqueues of one Queue into one script call.
 
@@ -58,23 +55,29 @@ class GroupCommit:
         self._write = write
         self._lock = threading.Lock()
         self._queued: list[Pending] = []
-        # The caller holding the writer's role (_ALONE: one that found no write in flight),
+        # The caller holding the writer's role (a lone caller's own token, or its Pending),
         # None when no write is in flight. Set only under the lock, so a caller leaving at
         # any point knows whether it holds the role.
         self._writer: Pending | object | None = None
 
     def write(self, spec: JobSpec) -> Job:
-        with self._lock:
-            if self._writer is None:  # no write in flight (so nobody queued either)
-                self._writer = _ALONE
-                me = None
-            else:
-                me = Pending(spec)
-                self._queued.append(me)
-        if me is None:
-            return self._write_alone(spec)
+        # Everything from taking the role or a place in the queue on is inside the try: an
+        # interrupt (Ctrl-C in the main thread) at any bytecode in between still gives the
+        # role back, or every later enqueue() on this Queue would wait for it forever.
+        alone = object()  # this caller's token while it writes alone
+        me: Pending | None = None
         batch: list[Pending] = []
         try:
+            with self._lock:
+                if self._writer is None:  # no write in flight (so nobody queued either)
+                    self._writer = alone
+                else:
+                    me = Pending(spec)
+                    self._queued.append(me)
+            if me is None:
+                # Alone: the job at once, without the batch's bookkeeping (most callers of
+                # most processes); then the role goes to whoever queued up meanwhile.
+                return self._write([spec])[0]
             me.wake.acquire()  # released when our job is settled or the role is ours
             if me.done:
                 return self._result(me)
@@ -83,24 +86,18 @@ class GroupCommit:
                 batch = self._queued[:self.MAX_BATCH]
                 del self._queued[:len(batch)]
             self._commit(batch)
-        except BaseException as exc:  # interrupted (Ctrl-C in the main thread), anywhere
+            return self._result(me)
+        except BaseException as exc:  # interrupted, anywhere, or a call's error
             # Jobs taken into our batch but not settled get our error, so their callers
             # do not wait forever (a job already sent may be written all the same).
             self._settle([p for p in batch if not p.done], None, exc)
             raise
         finally:
-            self._leave(me)
-        return self._result(me)
-
-    def _write_alone(self, spec: JobSpec) -> Job:
-        """The write of a caller that found none in flight: its job alone, at once, without
-        the batch's bookkeeping (most callers of most processes); then the writer's role
-        goes to whoever queued up meanwhile."""
-        try:
-            return self._write([spec])[0]
-        finally:
-            with self._lock:
-                self._hand_on()
+            if me is not None:
+                self._leave(me)
+            elif self._writer is alone:  # only this caller sets or clears its token
+                with self._lock:
+                    self._hand_on()
 
     def _leave(self, me: Pending) -> None:
         """`me` is done waiting or writing: out of the queue if still in it (an interrupted

@@ -311,3 +311,45 @@ def test_a_shared_client_keeps_no_connection(settings: Any, r: redis.Redis) -> N
     assert q._group._write.keywords["via"] is None  # type: ignore[attr-defined]
     assert len(shared.connection_pool._in_use_connections) == 0  # type: ignore[attr-defined]
     shared.close()
+
+
+class _InterruptedExit:
+    """The group's lock, whose `with` block is interrupted (as by Ctrl-C) at the next bytecode
+    after it is left, once, in thread `name`: the window between taking the writer's role
+    (or queueing up) and the code that gives it back."""
+
+    def __init__(self, lock: threading.Lock, name: str) -> None:
+        self._lock, self._name, self.fired = lock, name, False
+
+    def __enter__(self) -> bool:
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.__exit__(*exc)
+        if not self.fired and threading.current_thread().name == self._name:
+            self.fired = True
+            raise KeyboardInterrupt
+
+
+def test_a_lone_caller_interrupted_as_it_takes_the_role_passes_it_on() -> None:
+    """Caller a finds no write in flight and is interrupted right after taking the writer's
+    role, before its write. The role is free again: a later caller b writes (it hung forever
+    before: the role stayed taken and b waited to be handed it)."""
+    group = GroupCommit(lambda specs: [cast(Job, s.id) for s in specs])
+    lock = _InterruptedExit(group._lock, "a")  # type: ignore[arg-type]
+    group._lock = lock  # type: ignore[assignment]
+    out: dict[str, Any] = {}
+
+    def call(name: str) -> None:
+        try:
+            out[name] = group.write(tasks_spec())
+        except BaseException as exc:  # a's KeyboardInterrupt, kept for the assertion
+            out[name] = exc
+
+    for name in ("a", "b"):
+        t = threading.Thread(target=call, args=(name,), name=name, daemon=True)
+        t.start()
+        t.join(5)
+        assert not t.is_alive(), f"{name} hangs: the writer's role stayed with the interrupted a"
+    assert lock.fired and isinstance(out["a"], KeyboardInterrupt)
+    assert isinstance(out["b"], str) and group._writer is None and group._queued == []
