@@ -136,6 +136,10 @@ class NodeFetcher(ClusterFetcher):
         scripts.strict_replicas = self.scripts.strict_replicas
         direct = Fetcher(self.settings, self.queues, self.worker_id, scripts, blocking)
         direct.blocked = self.blocked  # the Event the supervisor and tests hold
+        # One set of unanswered claim ids for both paths: a direct claim whose reply was lost
+        # drops the direct path, and the next claim (routed) must go out under its id to get
+        # back the jobs it leased (claim.lua's claim record), not lease others.
+        direct._unanswered = self._unanswered
         self._direct = direct
         return direct
 
