@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from .config import Settings
 from .connection import aconnect, translated
-from .errors import JobNotFound, ReplicationTimeout, Timeout
-from .job import FINAL_STATES, JobSpec, JobView
+from .errors import ReplicationTimeout
+from .job import JobSpec, JobView
 from .keys import check_queue_name, require_job_id
 from .options import EnqueueOptions, JobOptions
 from .queue import Queue
@@ -47,9 +47,6 @@ class AsyncJob(JobView):
     @property
     def queue_name(self) -> str:
         return self.queue.name
-
-    def __repr__(self) -> str:
-        return f"<AsyncJob {self.id} {self.task} {self.status} queue={self.queue.name}>"
 
     async def refresh(self) -> AsyncJob:
         """Read the job's fields again; raises JobNotFound if it no longer exists."""
@@ -226,7 +223,7 @@ class AsyncQueue:
             return
         fresh = await self._fetch(job.id)
         if fresh is None:
-            raise JobNotFound(f"job {job.id} not found in queue {self.name!r} (expired or purged)")
+            raise job.not_found()
         job.fields = fresh.fields
 
     async def _wait_result(self, job: AsyncJob, timeout_s: float) -> Any:
@@ -241,16 +238,10 @@ class AsyncQueue:
                 # pushes to `notify` when it ends, so an end before BLPOP is not missed.
                 state = await scripts.run_async(self.client, "watch",
                                                 [self.keys.job(self.name, job.id)], [])
-                state = str(state) if state else ""
-                if not state:
-                    raise JobNotFound(f"job {job.id} not found in queue {self.name!r}")
-                if state in FINAL_STATES:
+                left = job.wait_left(str(state) if state else "", deadline, timeout_s)
+                if left is None:
                     await job.refresh()
                     return job.outcome()
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    job.fields["state"] = state
-                    raise Timeout(f"job {job.id} still {state} after {timeout_s} s")
                 if self._waiter is None:
                     self._waiter = aconnect(self.settings.replace(block_s=WAIT_CHUNK_S),
                                             blocking=True)

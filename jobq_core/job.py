@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import JobFailed, PayloadError
+from .errors import JobFailed, JobNotFound, PayloadError, Timeout
 
 if TYPE_CHECKING:
     from .queue import Queue
@@ -202,6 +203,10 @@ class JobView:
         """The name of the job's queue."""
         raise NotImplementedError
 
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.id} {self.task} {self.status} "
+                f"queue={self.queue_name}>")
+
     @property
     def status(self) -> str:
         return self.fields.get("state", "")
@@ -254,6 +259,27 @@ class JobView:
             text = f"{self.error}\n{self.reason}" if self.error else self.reason
         raise JobFailed(self.id, self.status, text)
 
+    def not_found(self) -> JobNotFound:
+        """The error for a handle whose job no longer exists (expired or purged)."""
+        return JobNotFound(f"job {self.id} not found in queue {self.queue_name!r} (expired or "
+                           "purged)")
+
+    def wait_left(self, state: str | None, deadline: float, timeout_s: float) -> float | None:
+        """One step of result()'s wait, given the state watch.lua answered (it registered the
+        caller for the job's end notification unless the job had ended): None when the job
+        has ended (read it again for its outcome), else the seconds left to wait for that
+        notification before `deadline` (monotonic). Raises JobNotFound when the job is gone,
+        Timeout (the handle's state updated) when `timeout_s` has run out."""
+        if not state:
+            raise self.not_found()
+        if state in FINAL_STATES:
+            return None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            self.fields["state"] = state
+            raise Timeout(f"job {self.id} still {state} after {timeout_s} s")
+        return left
+
 
 class Job(JobView):
     """A handle on one job: its id and the last fields read from Redis.
@@ -269,9 +295,6 @@ class Job(JobView):
     @property
     def queue_name(self) -> str:
         return self.queue.name
-
-    def __repr__(self) -> str:
-        return f"<Job {self.id} {self.task} {self.status} queue={self.queue.name}>"
 
     def refresh(self) -> Job:
         """Read the job's fields again; raises JobNotFound if it no longer exists."""

@@ -17,14 +17,11 @@ from .eager import run_eagerly
 from .errors import (
     ConfigError,
     InvalidState,
-    JobNotFound,
     ReplicationTimeout,
-    Timeout,
 )
 from .groupcommit import GroupCommit
 from .job import (
     CANCELLED,
-    FINAL_STATES,
     STATES,
     Job,
     JobSpec,
@@ -242,7 +239,7 @@ class Queue:
             return
         fresh = self._fetch(job.id)
         if fresh is None:
-            raise JobNotFound(f"job {job.id} not found in queue {self.name!r} (expired or purged)")
+            raise job.not_found()
         job.fields = fresh.fields
 
     def _wait_result(self, job: Job, timeout_s: float) -> Any:
@@ -254,16 +251,11 @@ class Queue:
         with translated(self.settings.redis_url):
             try:
                 while True:
-                    state = self.scripts.watch(self.name, job.id)
-                    if state is None:
-                        raise JobNotFound(f"job {job.id} not found in queue {self.name!r}")
-                    if state in FINAL_STATES:
+                    left = job.wait_left(self.scripts.watch(self.name, job.id), deadline,
+                                         timeout_s)
+                    if left is None:
                         job.refresh()
                         return _outcome(job)
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        job.fields["state"] = state
-                        raise Timeout(f"job {job.id} still {state} after {timeout_s} s")
                     if waiter is None:
                         waiter = connect(self.settings.replace(block_s=min(left, 60.0)),
                                          blocking=True)
