@@ -208,9 +208,7 @@ class Scheduler:
         sent = time.monotonic()
         epoch, now, left_ms = self.scripts.lead(self.token, self._lease_ms, self.owner)
         if not epoch:
-            if self.epoch:
-                log.warning("scheduler %s lost the leader lease", self.owner)
-            self.epoch = 0
+            self._lost_lease()
             # Retry when the holder's lease ends, or within a second (a lease without a
             # TTL, left_ms < 0, is never waited on closely).
             left_s = left_ms / 1000 if left_ms > 0 else self._follow_s
@@ -252,9 +250,7 @@ class Scheduler:
         sent = time.monotonic()
         epoch, _, _ = self.scripts.lead(self.token, self._lease_ms, self.owner)
         if not epoch:
-            if self.epoch:
-                log.warning("scheduler %s lost the leader lease", self.owner)
-            self.epoch = 0
+            self._lost_lease()
             return False
         self.epoch = epoch
         self._valid_until = sent + self.settings.scheduler_lease_s * 2 / 3
@@ -297,7 +293,14 @@ class Scheduler:
             last_tick, last_job = tick, spec.id
         if self.scripts.advance(self.token, name, fields.get("rev", ""), plan.next_ms, last_tick,
                                 last_job, created, missed) == NOT_LEADER:
-            self.epoch, self._valid_until = 0, 0.0
+            self._lost_lease()
+
+    def _lost_lease(self) -> None:
+        """Redis says another scheduler holds the lease (or none does): stop firing, and say
+        so once, whichever call noticed (lead.lua or advance.lua)."""
+        if self.epoch:
+            log.warning("scheduler %s lost the leader lease", self.owner)
+        self.epoch, self._valid_until = 0, 0.0
 
     def _spec(self, schedule: Schedule, tick: int) -> JobSpec:
         # An enqueue's validation and encoding, with the tick's deterministic id.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -251,6 +252,23 @@ def test_fence_refuses_an_old_leader_even_after_the_job_is_gone(
     assert old.scripts.fire("default", "s", tick + 3000, 1, old._spec(s, tick + 3000)) == -4
     assert new.scripts.fire("default", "s", tick + 1000, 2, new._spec(s, tick + 1000)) == 0
     assert enqueued() == 2 and q.count("pending") == 0
+
+
+def test_a_leader_refused_by_advance_says_it_lost_the_lease(
+        settings: Settings, r: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
+    leader = Scheduler(settings, name="old")
+    s = Schedule("s", tasks.add, every_s=1, args=(1, 1), grace_s=60)
+    leader.add(s)
+    assert leader._holding() and leader.epoch == 1
+    tick = s.last_at_or_before(server_ms(r)) - 5000
+    make_due(leader, "s", tick)
+    # Its lease ends (it froze) before another leader fires: fire.lua still takes the tick
+    # (no newer epoch has fired), then advance.lua refuses a caller without the lease.
+    r.delete(leader.keys.scheduler_leader())
+    with caplog.at_level(logging.WARNING, logger="jobq.scheduler"):
+        leader._fire("s", tick)
+    assert leader.epoch == 0
+    assert "scheduler old lost the leader lease" in caplog.text
 
 
 def test_worker_with_scheduler_runs_the_ticks(settings: Settings, tmp_path: Path) -> None:
