@@ -80,6 +80,10 @@ AHEAD_BYTES = 64 * 1024
 # more CPU than the job itself, and on 2 cores that CPU is what the children wait for.
 NAP_S = 0.0005
 NAP_MIN = 8
+# Never set: waited on for the nap. Not time.sleep: under libfaketime with the monotonic clock
+# left real (fault scenario 6) its absolute-deadline clock_nanosleep fails with EINVAL, and the
+# slot crashed its child's jobs as "worker error" (dead at once).
+_NAP = threading.Event()
 
 
 @dataclass(eq=False)
@@ -254,7 +258,7 @@ class ProcessSlot(Slot):
             if conn is None or outcomes is None or not queued:
                 return  # every job sent was withdrawn meanwhile
         if self._nap and queued >= NAP_MIN and self._kill is None:
-            time.sleep(NAP_S)
+            _NAP.wait(NAP_S)
             ready = outcomes.wait(0)
             if not ready:  # the child is slower than that now: wait on the pipe again
                 self._nap = False
