@@ -166,6 +166,19 @@ class _InterruptedWake:
         return self._lock.locked()
 
 
+def _caller(group: GroupCommit, out: dict[str, Any]) -> Callable[[str], None]:
+    """A thread target: caller `name` writes one job through `group`; its Job id, or what
+    it raised (an interrupt too), lands in out[name]."""
+
+    def call(name: str) -> None:
+        try:
+            out[name] = group.write(tasks_spec())
+        except BaseException as exc:
+            out[name] = exc
+
+    return call
+
+
 def test_a_waiter_interrupted_as_it_is_handed_the_role_passes_it_on(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Caller b waits behind a's write; a hands b the writer's role and b is interrupted
@@ -188,13 +201,7 @@ def test_a_waiter_interrupted_as_it_is_handed_the_role_passes_it_on(
     monkeypatch.setattr("jobq_core.groupcommit.Pending", InterruptedPending)
     group = GroupCommit(write)
     out: dict[str, Any] = {}
-
-    def call(name: str) -> None:
-        try:
-            out[name] = group.write(tasks_spec())
-        except BaseException as exc:  # b's KeyboardInterrupt, kept for the assertion
-            out[name] = exc
-
+    call = _caller(group, out)  # b's KeyboardInterrupt is kept in `out` for the assertion
     a = threading.Thread(target=call, args=("a",), name="a")
     a.start()
     first_in_flight.wait(10)
@@ -339,13 +346,7 @@ def test_a_lone_caller_interrupted_as_it_takes_the_role_passes_it_on() -> None:
     lock = _InterruptedExit(group._lock, "a")  # type: ignore[arg-type]
     group._lock = lock  # type: ignore[assignment]
     out: dict[str, Any] = {}
-
-    def call(name: str) -> None:
-        try:
-            out[name] = group.write(tasks_spec())
-        except BaseException as exc:  # a's KeyboardInterrupt, kept for the assertion
-            out[name] = exc
-
+    call = _caller(group, out)  # a's KeyboardInterrupt is kept in `out` for the assertion
     for name in ("a", "b"):
         t = threading.Thread(target=call, args=(name,), name=name, daemon=True)
         t.start()
