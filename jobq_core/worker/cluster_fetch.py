@@ -141,33 +141,40 @@ class ClusterFetcher(Fetcher):
         # where work is left; a slot not claimed would leave its marker lost).
         self._popped: set[str] = set()
         self._popped_lock = threading.Lock()
+        # Each slot's last claim result and when it was read (monotonic): its next due time
+        # still counts in a round that does not claim that slot.
+        self._seen: dict[int, tuple[ClaimResult, float]] = {}
 
     def claim(self, count: int, submit: Submit | None = None) -> list[Claimed]:
         """Lease up to `count` jobs, one claim call per slot in queue order; with `submit`,
         each call's jobs are handed to it (with that call's send time) as soon as it
-        returns, not after the later slots' calls. A slot whose call fails is skipped
-        (logged), so one unreachable node does not starve the queues of the others; raises
-        (RedisUnavailable, ...) only when no slot answered."""
+        returns, not after the later slots' calls. After a wait that markers ended, only
+        the slots whose markers popped are claimed (still in queue order): a job on the
+        last queue's node costs one claim call, not one per slot; a slot not claimed keeps
+        its marker (never popped), so its work wakes the next wait at once. A slot whose
+        call fails is skipped (logged), so one unreachable node does not starve the queues
+        of the others; raises (RedisUnavailable, ...) only when no slot answered."""
         # Cleared before claiming: a marker popped from now on is a hint for the next wait.
         self.hint.clear()
         results: list[ClaimResult] = []
         failed: Exception | None = None
         claimed_from: list[int] = []
-        for i, group in enumerate(self._groups):
+        for i in self._slots_to_claim():
             left = count - sum(len(r.jobs) for r in results)
             if left <= 0:
                 break
             sent = time.monotonic()
             try:
                 with translated(self.settings.redis_url):
-                    results.append(self.scripts.claim(group, left, self.worker_id,
+                    results.append(self.scripts.claim(self._groups[i], left, self.worker_id,
                                                       request=self.request(i)))
                 self.answered(i)
             except (JobqError, redis.RedisError) as exc:
-                log.warning("claiming from %s failed: %s", ",".join(group), exc)
+                log.warning("claiming from %s failed: %s", ",".join(self._groups[i]), exc)
                 failed = exc
                 continue
             claimed_from.append(i)
+            self._seen[i] = (results[-1], time.monotonic())
             if submit is not None:
                 for job in results[-1].jobs:
                     submit(job, sent)
@@ -175,7 +182,26 @@ class ClusterFetcher(Fetcher):
             self._give_back({m for i in claimed_from for m in self._slot_markers[i]})
         if failed is not None and not results:
             raise failed
-        return self._took(merged(results))
+        return self._took(merged(results + self._unclaimed_dues(claimed_from)))
+
+    def _slots_to_claim(self) -> list[int]:
+        """The slots whose markers popped during the last wait, in queue order; every slot
+        when none did (the first claim, a wait that timed out or was woken, a claim after a
+        job ended). The popped markers stay in _popped until the claim gives back those of
+        the slots it did not reach."""
+        with self._popped_lock:
+            popped = set(self._popped)
+        hinted = [i for i, markers in enumerate(self._slot_markers) if popped & set(markers)]
+        return hinted or list(range(len(self._groups)))
+
+    def _unclaimed_dues(self, claimed: list[int]) -> list[ClaimResult]:
+        """The next due time each slot not claimed this round last reported, as if read now
+        on its node's clock (its clock moved on as much as ours since): a claim of some
+        slots must not forget when another slot's scheduled job is due (only a claim there
+        promotes it; no marker wakes the wait for it)."""
+        now = time.monotonic()
+        return [ClaimResult([], [], r.next_due_ms, r.now_ms + int((now - at) * 1000))
+                for i, (r, at) in self._seen.items() if i not in claimed and r.next_due_ms >= 0]
 
     def hinted(self, marker: str) -> bool:
         """Take a marker a waiter popped as a hint for the main loop's next claim; False

@@ -131,3 +131,69 @@ def test_a_pop_that_fails_after_it_popped_loses_no_wake_up(
     assert time.monotonic() - began < 3.0, "the wake-up was lost: the wait ran to block_s"
     (job,) = fetcher.claim(5)
     assert job.queue == C
+
+
+THREE = queue_names_on_distinct_primaries(3, 3, "wk")
+
+
+@pytest.fixture
+def three(s: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ClusterFetcher,
+                                                                           list[list[str]]]]:
+    """A fetcher of three queues on three primaries, and the queues of each claim call it
+    sends (one list per call)."""
+    f = ClusterFetcher(s, THREE, "w1", Scripts(connect(s), s), connect(s, blocking=True))
+    calls: list[list[str]] = []
+    real = f.scripts.claim
+
+    def claim(queues: list[str], *args: Any, **kwargs: Any) -> Any:
+        calls.append(list(queues))
+        return real(queues, *args, **kwargs)
+
+    monkeypatch.setattr(f.scripts, "claim", claim)
+    yield f, calls
+    f.close()
+
+
+def woken_by(f: ClusterFetcher, queue: Queue) -> None:
+    """Wait as the worker does; `queue` gets a job once the wait blocks; the wait must end
+    on its marker (the hint), not on block_s."""
+    threading.Thread(target=lambda: f.blocked.wait(5) and queue.enqueue(tasks.add, 1, 2),
+                     daemon=True).start()
+    began = time.monotonic()
+    f.wait(5)
+    assert time.monotonic() - began < 2.5
+
+
+def test_a_wake_up_from_the_last_queue_claims_its_slot_alone(
+        s: Settings, three: tuple[ClusterFetcher, list[list[str]]]) -> None:
+    """Issue 14's wake-up: a job on the third queue (its own primary) wakes the worker, and
+    the claim after it is one call, to that slot: it sent a call to each empty slot listed
+    before it first (three round trips in a row). A claim that no marker prompted (the
+    first one here) still claims every slot in order."""
+    f, calls = three
+    a, b, c = THREE
+    assert f.claim(5) == []
+    assert calls == [[a], [b], [c]]
+    calls.clear()
+    woken_by(f, Queue(c, settings=s))
+    (job,) = f.claim(5)
+    assert job.queue == c
+    assert calls == [[c]]
+
+
+def test_a_claim_of_the_woken_slot_keeps_the_others_due_times(
+        s: Settings, three: tuple[ClusterFetcher, list[list[str]]]) -> None:
+    """A job scheduled on the first queue is due in 30 s; a wake-up from the third claims
+    that slot alone, and the worker still knows when the first queue's job is due (only a
+    claim there promotes it: no marker wakes the wait for it)."""
+    f, calls = three
+    a, _, c = THREE
+    Queue(a, settings=s).enqueue_in(30, tasks.add, 1, 2)
+    assert f.claim(5) == []
+    assert 25 < (f.due_in() or 0) <= 30
+    # Its marker (set for the claim to learn the new due time, which it did) is taken by
+    # a peer, say: the wake-up comes from the third queue alone.
+    f.scripts.client.delete(Keyspace(s.prefix).marker(a))
+    woken_by(f, Queue(c, settings=s))
+    assert len(f.claim(5)) == 1 and calls[-1] == [c]
+    assert 25 < (f.due_in() or 0) <= 30
