@@ -124,11 +124,12 @@ class _Migration:
     sweep (not full) looks only at what old-version processes keep writing: the registries,
     the schedules, the epoch and the audit log."""
 
-    def __init__(self, client: redis.Redis, prefix: str, dry_run: bool) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, dry_run: bool, scan: bool) -> None:
         self.c = client
         self.new, self.old = Keyspace(prefix), LegacyKeyspace(prefix)
         self.report = Report(dry_run)
         self.dry = dry_run
+        self.scan = scan  # False: the SCANs find nothing (see migrate)
 
     def run(self, full: bool) -> Report:
         if not full and not old_keys_written(self.c, self.old):
@@ -145,6 +146,8 @@ class _Migration:
 
     def _scan(self, pattern_prefix: str) -> Iterator[str]:
         """Keys starting with `pattern_prefix` on every primary (a cluster's SCAN goes to all)."""
+        if not self.scan:
+            return
         escaped = re.sub(r"([*?\[\]\\])", r"\\\1", pattern_prefix)
         for key in self.c.scan_iter(match=escaped + "*", count=1000):
             yield key.decode() if isinstance(key, bytes) else str(key)
@@ -262,12 +265,13 @@ class _Migration:
 
 
 def migrate(client: redis.Redis, prefix: str = "jobq", *, dry_run: bool = False,
-            full: bool = True) -> Report:
+            full: bool = True, scan: bool = True) -> Report:
     """Move every global key of the old layout to the control slot (see the module doc) and
     record layout 2; with `dry_run`, only report what would move. Idempotent; safe while
     old-version processes run. Not `full`: a sweep for what old processes wrote since, without
-    the SCANs (_Migration). The caller holds migration_lock (unless `dry_run`)."""
-    report = _Migration(client, prefix, dry_run).run(full)
+    the SCANs (_Migration). Not `scan`: a full run without them, where nothing says an old
+    version ran (a fresh install). The caller holds migration_lock (unless `dry_run`)."""
+    report = _Migration(client, prefix, dry_run, scan).run(full)
     if not dry_run and (full or report.moved):
         report.sweep_until = _record(client, Keyspace(prefix), report.moved > 0)
     return report
@@ -335,7 +339,10 @@ def ensure_layout(client: redis.Redis, prefix: str = "jobq",
         return report.sweep_until or until
     with migration_lock(client, prefix) as held:
         if held:
-            report = migrate(client, prefix)
+            # SCAN the whole keyspace only where an old version ran: it wrote one of these.
+            old = LegacyKeyspace(prefix)
+            ran = old_keys_written(client, old) or bool(client.exists(old.secret("dashboard")))
+            report = migrate(client, prefix, scan=ran)
             if report.moved:
                 log.warning("moved %d global key(s) of the older key layout to the control "
                             "slot {@control} (see docs/production.md, Upgrading)", report.moved)

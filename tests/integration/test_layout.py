@@ -133,11 +133,27 @@ def test_startup_migrates_once_then_picks_up_what_old_processes_write(
     assert "after" not in Inspector(settings).queues()
 
 
-def test_a_fresh_install_records_the_layout(settings: Settings, r: redis.Redis) -> None:
+def test_a_fresh_install_records_the_layout_without_scanning(
+        settings: Settings, r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_scan(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a fresh install needs no SCAN of the keyspace")
+
+    monkeypatch.setattr(r, "scan_iter", no_scan)
     assert ensure_layout(r, settings.prefix) > 0
     version, _ = parse(r.get(Keyspace(settings.prefix).layout()))
     assert version == LAYOUT
     assert Inspector(settings).queues() == []
+
+
+def test_an_old_dashboard_alone_is_found_and_its_sessions_moved(settings: Settings,
+                                                                 r: redis.Redis) -> None:
+    old = LegacyKeyspace(settings.prefix)
+    old_version(Admin(settings), settings).shared_secret("dashboard")
+    r.set(old.dashboard("session:abc"), "{}", ex=600)
+    ensure_layout(r, settings.prefix)
+    moved = Keyspace(settings.prefix).dashboard("session:abc")
+    assert r.get(moved) == "{}" and 0 < int(r.ttl(moved)) <= 600
+    assert not r.exists(old.dashboard("session:abc"))
 
 
 def test_the_new_layout_wins_over_a_late_old_schedule(settings: Settings, r: redis.Redis
