@@ -156,7 +156,10 @@ class _Migration:
         """Copy `src` to `dst` with its TTL (DUMP/RESTORE: works across slots and nodes), then
         delete `src` unless `keep_src`. Returns 'moved', 'kept' (dst existed and not
         `replace`: the new layout's value stands) or '' (no src)."""
-        data: Any = self.c.dump(src)
+        # The TTL first: a key that expires between the two reads is then gone at DUMP, never
+        # restored without its TTL (a worker's hash that would never expire).
+        ttl: Any = self.c.pttl(src)
+        data: Any = self.c.dump(src) if int(ttl) != -2 else None
         if data is None:
             return ""
         if not replace and self.c.exists(dst):
@@ -164,7 +167,6 @@ class _Migration:
         else:
             outcome = "moved"
             if not self.dry:
-                ttl: Any = self.c.pttl(src)
                 try:
                     self.c.restore(dst, max(int(ttl), 0), data, replace=replace)
                 except redis.ResponseError as exc:  # created meanwhile: it stands

@@ -8,6 +8,7 @@ the normal read API, on one server and across the cluster's nodes."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -184,3 +185,26 @@ def test_each_long_running_process_migrates_when_it_starts(settings: Settings, r
     assert parse(r.get(keys.layout()))[0] == LAYOUT
     r.delete(keys.scheduler_leader())  # a scheduler that started leads: lead again below
     assert_readable(settings, r, session_id, secret, epoch=3 if starts == "scheduler" else 2)
+
+
+def test_migrating_while_an_old_process_writes_loses_and_doubles_nothing(
+        settings: Settings, r: redis.Redis) -> None:
+    old_admin = old_version(Admin(settings), settings)
+    old = LegacyKeyspace(settings.prefix)
+    done = threading.Event()
+
+    def old_process() -> None:  # an old dashboard's operator and an old producer, meanwhile
+        for i in range(300):
+            old_admin.record("ops", f"old {i}")
+            r.sadd(old.queues(), f"q{i}")
+        done.set()
+
+    writer = threading.Thread(target=old_process)
+    writer.start()
+    while not done.is_set():
+        migrate(r, settings.prefix, full=False)
+    writer.join()
+    migrate(r, settings.prefix)
+    actions = [e.action for e in Inspector(settings).audit(limit=1000).entries]
+    assert sorted(actions) == sorted(f"old {i}" for i in range(300))
+    assert len(Inspector(settings).queues()) == 300
