@@ -280,11 +280,12 @@ def migrate(client: redis.Redis, prefix: str = "jobq", *, dry_run: bool = False,
 
 
 def _record(client: redis.Redis, keys: Keyspace, moved: bool) -> int:
-    """Write layout 2, and open (or extend, when this run moved something) the window in
-    which processes keep looking for old keys; returns its end (ms)."""
+    """Write layout 2, and open or extend the window in which processes keep looking for
+    old keys when this run moved something (an old version ran: its processes may still
+    run); returns its end (ms; 0: none, e.g. a fresh install, whose workers then never look)."""
     now = int(time.time() * 1000)
-    version, until = parse(client.get(keys.layout()))
-    if moved or version < LAYOUT:
+    _, until = parse(client.get(keys.layout()))
+    if moved:
         until = max(until, now + SWEEP_MS)
     client.set(keys.layout(), f"{LAYOUT} {until}")
     return until
