@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from typing import Any
 
 import redis
 
 from jobq_core import Settings
 from jobq_core.connection import redis_errors
-from jobq_core.keys import Keyspace
+from jobq_core.keys import Keyspace, LegacyKeyspace
 
 from .auth import Account
 
@@ -34,6 +35,7 @@ class SessionStore:
         self.settings = settings
         self.client = client
         self.keys = Keyspace(settings.prefix)
+        self.old = LegacyKeyspace(settings.prefix)
         self.lifetime_s = lifetime_s
 
     @redis_errors
@@ -52,7 +54,7 @@ class SessionStore:
         if not session_id or len(session_id) > 100:
             return False
         key = self.keys.dashboard_session(_digest(session_id))
-        raw = self.client.get(key)
+        raw = self.client.get(key) or self._from_old_dashboard(session_id)
         if raw is None:
             return False
         try:
@@ -61,11 +63,30 @@ class SessionStore:
             record = {}
         if record == {"name": account.name, "role": account.role, "fp": account.fingerprint}:
             return True
-        self.client.delete(key)
+        self._delete(session_id)
         return False
+
+    def _from_old_dashboard(self, session_id: str) -> str | None:
+        """A session an older jobq's dashboard created (its key name before the control slot:
+        layout.py), e.g. on an old pod during a rolling deploy after the migration ran:
+        copied to the new name with its TTL, so the user stays logged in."""
+        old = self.old.dashboard(f"session:{_digest(session_id)}")
+        raw: Any = self.client.get(old)
+        ttl: Any = self.client.pttl(old) if raw is not None else -2
+        if raw is None or int(ttl) == -2:
+            return None
+        self.client.set(self.keys.dashboard_session(_digest(session_id)), raw,
+                        px=int(ttl) if int(ttl) > 0 else None)
+        return str(raw)
+
+    def _delete(self, session_id: str) -> None:
+        # Both names: an old dashboard during a rolling deploy reads the old one.
+        digest = _digest(session_id)
+        self.client.delete(self.keys.dashboard_session(digest))
+        self.client.delete(self.old.dashboard(f"session:{digest}"))
 
     @redis_errors
     def end(self, session_id: str) -> None:
         """Delete the session's record: every copy of its cookie stops working."""
         if session_id and len(session_id) <= 100:
-            self.client.delete(self.keys.dashboard_session(_digest(session_id)))
+            self._delete(session_id)

@@ -260,7 +260,11 @@ class _Migration:
         start = self.old.dashboard("")
         n = 0
         for key in self._scan(start):
-            n += self._restore(key, self.new.dashboard(key[len(start):]), replace=False) != ""
+            rest = key[len(start):]
+            # Sessions are copied: an old dashboard still serving during the deploy keeps
+            # finding them (a logout on a new one deletes both: SessionStore.end).
+            n += self._restore(key, self.new.dashboard(rest), replace=False,
+                               keep_src=rest.startswith("session:")) == "moved"
         if n:
             self.report.add(start + "*", self.new.dashboard("*"),
                             f"{n} dashboard session/login key(s) with their TTL")

@@ -146,7 +146,7 @@ def test_a_fresh_install_records_the_layout_without_scanning(
     assert Inspector(settings).queues() == []
 
 
-def test_an_old_dashboard_alone_is_found_and_its_sessions_moved(settings: Settings,
+def test_an_old_dashboard_alone_is_found_and_its_sessions_copied(settings: Settings,
                                                                  r: redis.Redis) -> None:
     old = LegacyKeyspace(settings.prefix)
     old_version(Admin(settings), settings).shared_secret("dashboard")
@@ -154,7 +154,7 @@ def test_an_old_dashboard_alone_is_found_and_its_sessions_moved(settings: Settin
     ensure_layout(r, settings.prefix)
     moved = Keyspace(settings.prefix).dashboard("session:abc")
     assert r.get(moved) == "{}" and 0 < int(r.ttl(moved)) <= 600
-    assert not r.exists(old.dashboard("session:abc"))
+    assert r.exists(old.dashboard("session:abc"))  # copied: old dashboards still find it
 
 
 def test_the_new_layout_wins_over_a_late_old_schedule(settings: Settings, r: redis.Redis
@@ -208,3 +208,23 @@ def test_migrating_while_an_old_process_writes_loses_and_doubles_nothing(
     actions = [e.action for e in Inspector(settings).audit(limit=1000).entries]
     assert sorted(actions) == sorted(f"old {i}" for i in range(300))
     assert len(Inspector(settings).queues()) == 300
+
+
+def test_old_dashboard_sessions_stay_valid_on_both_and_a_logout_ends_both(
+        settings: Settings, r: redis.Redis) -> None:
+    session_id = write_old_layout(r, settings)
+    old = LegacyKeyspace(settings.prefix)
+    ensure_layout(r, settings.prefix)
+    # Copied, not moved: an old dashboard pod of the rolling deploy still finds it.
+    assert r.exists(old.dashboard(f"session:{_digest(session_id)}"))
+    # A session an old pod creates after the migration is valid on a new dashboard too.
+    late = "late-session-id"
+    record = {"name": ACCOUNT.name, "role": ACCOUNT.role, "fp": ACCOUNT.fingerprint}
+    r.set(old.dashboard(f"session:{_digest(late)}"), json.dumps(record), ex=600)
+    store = SessionStore(settings, r, 3600)
+    assert store.valid(late, ACCOUNT)
+    assert 0 < int(r.ttl(Keyspace(settings.prefix).dashboard_session(_digest(late)))) <= 600
+    for sid in (session_id, late):  # a logout on a new dashboard ends it on the old ones
+        store.end(sid)
+        assert not store.valid(sid, ACCOUNT)
+        assert not r.exists(old.dashboard(f"session:{_digest(sid)}"))
