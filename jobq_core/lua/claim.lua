@@ -9,7 +9,7 @@
 --   the most parked jobs released per limit key per call; ten times it bounds the jobs parked
 -- ARGV[7] request id: a claim re-sent with the id of one that leased jobs (its reply was
 --   lost) claims nothing new and answers with the jobs of that one it still holds, as it
---   answered (the claim record keeps their ids and tokens for a lease)
+--   answered (the claim record keeps their ids for a lease; job ids have no spaces)
 -- Returns {claimed, notes, next due ms (-1 none), now ms}: claimed = list of
 --   {queue index, id, lease token, deliveries, limit key held ('' none), {field, value, ...}}
 --   with the fields as they were before the claim (the client adds what the claim set:
@@ -42,16 +42,19 @@ local now_s = tostring(now)
 local claimed, notes, nclaimed = {}, {}, 0
 local record, request = KEYS[#KEYS], ARGV[7] .. '\n'
 
--- The reply of the claim that wrote the record, for its jobs whose lease it still holds.
+-- The reply of the claim that wrote the record ('<request>\n<now> <next due> <queue index>
+-- <id> ...'), for its jobs this worker still holds under the lease that claim gave them.
 local function replay(packed)
-  local at, due, entries = cmsgpack.unpack(string.sub(packed, #request + 1))
-  for _, e in ipairs(entries) do
-    local job = KEYS[(e[1] - 1) * STRIDE + 8] .. e[2]
-    if redis.pcall('HGET', job, 'lease') == e[3] then
-      claimed[#claimed + 1] = {e[1], e[2], e[3], e[4], e[5], redis.call('HGETALL', job)}
+  local at, due, rest = string.match(packed, '^[^\n]*\n(%d+) (%-?%d+)(.*)$')
+  for qi, id in string.gmatch(rest, ' (%d+) (%S+)') do
+    qi = tonumber(qi)
+    local job = KEYS[(qi - 1) * STRIDE + 8] .. id
+    local f = redis.pcall('HMGET', job, 'lease', 'worker', 'started_ms', 'deliveries', 'limit')
+    if not f.err and f[1] and f[2] == worker and f[3] == at then
+      claimed[#claimed + 1] = {qi, id, f[1], f[4], f[5] or '', redis.call('HGETALL', job)}
     end
   end
-  return {claimed, notes, due, at}
+  return {claimed, notes, tonumber(due), tonumber(at)}
 end
 
 if redis.call('GETRANGE', record, 0, #request - 1) == request then
@@ -287,11 +290,10 @@ for qi = 1, nq do
   end
 end
 if nclaimed > 0 then
-  local entries = {}
+  local rec = {request .. now_s, soonest}
   for i = 1, nclaimed do
-    local c = claimed[i]
-    entries[i] = {c[1], c[2], c[3], c[4], c[5]}
+    rec[2 * i + 1] = claimed[i][1]; rec[2 * i + 2] = claimed[i][2]
   end
-  redis.call('SET', record, request .. cmsgpack.pack(now, soonest, entries), 'PX', lease_ms)
+  redis.call('SET', record, table.concat(rec, ' '), 'PX', lease_ms)
 end
 return {claimed, notes, soonest, now}
