@@ -243,9 +243,11 @@ class Worker:
         for job in left:
             self._hand_back(job)
         self.heartbeat.unregister()
+        # The fetcher first: a cluster's waiters put a marker they popped back with the
+        # command client, which a closed cluster client can no longer reach.
+        self.fetch.close()
         for c in (self.client, self.beat_client):
             c.close()
-        self.fetch.close()
         log.info("worker %s stopped (%d handed back)", self.id, len(left))
 
     def _wait_and_take(self, again: bool) -> None:
