@@ -20,6 +20,7 @@ from jobq_core.localcluster import queue_names_on_distinct_primaries
 from jobq_core.scripts import Scripts
 from jobq_core.worker.cluster_fetch import ClusterFetcher
 from tests import tasks
+from tests.helpers import worker_thread
 
 A, C = queue_names_on_distinct_primaries(2, 2)
 
@@ -195,3 +196,24 @@ def test_a_claim_of_the_woken_slot_keeps_the_others_due_times(
     woken_by(f, Queue(c, settings=s))
     assert len(f.claim(5)) == 1 and calls[-1] == [c]
     assert 25 < (f.due_in() or 0) <= 30
+
+
+def test_a_marker_popped_while_the_worker_stops_is_put_back(
+        s: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """(b) through the worker: it closed its command client before the fetcher, so the
+    waiter's give-back found the cluster client closed and the marker stayed popped."""
+    client: Any = connect(s)
+    marker = Keyspace(s.prefix).marker(C)
+    node = client.get_redis_connection(client.get_node_from_key(marker))
+    with worker_thread(s, [A, C]) as w:
+        assert w.blocked.wait(10)
+        assert eventually(lambda: node.info("clients")["blocked_clients"] > 0, 5.0)
+        real_close = w.fetch.blocking.close
+
+        def close_after_a_pop() -> None:
+            Queue(C, settings=s).enqueue(tasks.add, 3, 4)
+            assert eventually(lambda: node.info("clients")["blocked_clients"] == 0, 5.0)
+            real_close()
+
+        monkeypatch.setattr(w.fetch.blocking, "close", close_after_a_pop)
+    assert client.exists(marker)
