@@ -73,6 +73,9 @@ DIRECTION: dict[str, str] = {
     "skew_seen_s": LOWER,  # 6: |clock offset| the skewed worker's jobs saw (the fault's reach)
     "stale_accepted": HIGHER,  # 5: late completions Redis took from the cut-off worker
     "stale_refused": LOWER,  # 5: late completions attempted and refused (the path ran)
+    "short_runs": HIGHER,  # 5 half-open: runs of the job whose completion landed unanswered
+    "resent_writes": LOWER,  # 5 half-open: writes the cut-off worker had to send again
+    "resend_refused": HIGHER,  # 5 half-open: re-sent completions refused as stale (bar: 0)
     "throughput_pct": LOWER,  # 8: good jobs' throughput with poison, % of without
     "ticks": LOWER,  # 13: ticks fired
     "warned": LOWER,  # 12: eviction warnings the worker logged at start
