@@ -22,13 +22,12 @@ from ..errors import JobNotFound, LeaseLost, RedisUnavailable
 from ..grouping import signature
 from ..job import Claimed, Job
 from ..keys import Keyspace
+from ..nap import nap
 from ..registry import RegisteredTask, lookup
 from ..replies import ClaimResult
 from ..runner import CRASH, DEAD, FAIL, OK, RETRY, TIMEOUT, UNKNOWN, Outcome
 from ..scripts import Code, Scripts
 
-# Never set: waited on for a bounded nap (see Fetcher.wait).
-_NAP = threading.Event()
 log = logging.getLogger("jobq.worker")
 # When a job's task is not registered here, it is handed back this much later: soon while a
 # live worker of the queue knows the task (it should take it), less often while none does
@@ -143,10 +142,8 @@ class Fetcher:
         if due_in is not None and due_in < timeout + SERVER_TICK_S:
             if due_in <= SERVER_TICK_S:
                 # The last stretch to the due time, slept here; then the caller claims.
-                # An Event's wait, not time.sleep: under libfaketime with the monotonic
-                # clock left real (fault scenario 6) sleep's absolute-deadline
-                # clock_nanosleep fails with EINVAL, and the worker exited.
-                _NAP.wait(max(0.0, due_in))
+                # nap, not time.sleep: see jobq_core/nap.py.
+                nap(due_in)
                 return []
             timeout = due_in - SERVER_TICK_S
         self.blocked.set()

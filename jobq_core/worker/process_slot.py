@@ -25,6 +25,7 @@ from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
 from ..job import Claimed
+from ..nap import nap
 from ..runner import CRASH, TIMEOUT, Outcome
 from . import child
 from .ledger import Running
@@ -80,10 +81,6 @@ AHEAD_BYTES = 64 * 1024
 # more CPU than the job itself, and on 2 cores that CPU is what the children wait for.
 NAP_S = 0.0005
 NAP_MIN = 8
-# Never set: waited on for the nap. Not time.sleep: under libfaketime with the monotonic clock
-# left real (fault scenario 6) its absolute-deadline clock_nanosleep fails with EINVAL, and the
-# slot crashed its child's jobs as "worker error" (dead at once).
-_NAP = threading.Event()
 
 
 @dataclass(eq=False)
@@ -258,7 +255,7 @@ class ProcessSlot(Slot):
             if conn is None or outcomes is None or not queued:
                 return  # every job sent was withdrawn meanwhile
         if self._nap and queued >= NAP_MIN and self._kill is None:
-            _NAP.wait(NAP_S)
+            nap(NAP_S)  # not time.sleep: see jobq_core/nap.py
             ready = outcomes.wait(0)
             if not ready:  # the child is slower than that now: wait on the pipe again
                 self._nap = False
