@@ -10,10 +10,12 @@
 -- ARGV[7] request id: a claim re-sent with the id of one that leased jobs (its reply was
 --   lost) claims nothing new and answers with the jobs of that one it still holds, as it
 --   answered (the claim record keeps their ids for a lease; job ids have no spaces)
--- Returns {claimed, notes, next due ms (-1 none), now ms}: claimed = list of
+-- Returns {claimed, notes, next due ms (-1 none), now ms, leased ms}: claimed = list of
 --   {queue index, id, lease token, deliveries, limit key held ('' none), {field, value, ...}}
 --   with the fields as they were before the claim (the client adds what the claim set:
---   state, lease, worker, started_ms = now, deliveries, limit); notes = strings describing
+--   state, lease, worker, started_ms = leased ms, deliveries, limit); leased ms = when the
+--   jobs' leases began: now, but for a re-sent claim the time of the send that leased them
+--   (the client times their leases from it: they may be nearly spent); notes = strings describing
 --   entries moved to dead or keys set aside. The next due time also covers parked jobs
 --   waiting for a rate.
 -- A job past its expires_ms goes to dead "expired"; an id without a hash, or whose hash has the
@@ -54,7 +56,7 @@ local function replay(packed)
       claimed[#claimed + 1] = {qi, id, f[1], f[4], f[5] or '', redis.call('HGETALL', job)}
     end
   end
-  return {claimed, notes, tonumber(due), tonumber(at)}
+  return {claimed, notes, tonumber(due), now, tonumber(at)}
 end
 
 if redis.call('GETRANGE', record, 0, #request - 1) == request then
@@ -296,4 +298,4 @@ if nclaimed > 0 then
   end
   redis.call('SET', record, table.concat(rec, ' '), 'PX', lease_ms)
 end
-return {claimed, notes, soonest, now}
+return {claimed, notes, soonest, now, now}

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import groupby
 from typing import Any
 
@@ -174,10 +175,10 @@ class ClusterFetcher(Fetcher):
                 failed = exc
                 continue
             claimed_from.append(i)
-            self._seen[i] = (results[-1], time.monotonic())
             if submit is not None:
-                for job in results[-1].jobs:
-                    submit(job, sent)
+                results[-1] = replace(results[-1],
+                                      jobs=self.hand_over(results[-1], submit, sent))
+            self._seen[i] = (results[-1], time.monotonic())
         if self._popped:
             self._give_back({m for i in claimed_from for m in self._slot_markers[i]})
         if failed is not None and not results:

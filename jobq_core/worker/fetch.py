@@ -18,7 +18,7 @@ import redis
 
 from ..config import Settings
 from ..connection import translated
-from ..errors import JobNotFound, LeaseLost, RedisUnavailable
+from ..errors import JobNotFound, JobqError, LeaseLost, RedisUnavailable
 from ..grouping import signature
 from ..job import Claimed, Job
 from ..keys import Keyspace
@@ -94,10 +94,38 @@ class Fetcher:
         for note in result.notes:
             log.warning("%s", note)
         self.last, self._last_at = result, time.monotonic()
-        if submit is not None:
+        return result.jobs if submit is None else self.hand_over(result, submit, sent)
+
+    def hand_over(self, result: ClaimResult, submit: Submit, sent: float) -> list[Claimed]:
+        """Submit the jobs of `result`, a claim sent at `sent` (monotonic), with when their
+        leases began: no earlier than `sent` for a new claim, but a re-sent one answers with
+        the jobs the lost send leased, up to a lease earlier (ClaimResult.lease_age_ms).
+        Those are handed back unstarted when the heartbeat could not renew them before the
+        pool would have to stop them (Settings.fence_after_s): by then they may be reaped
+        and run elsewhere. Returns the jobs submitted."""
+        leased_at = sent - result.lease_age_ms / 1000
+        s = self.settings
+        if result.lease_age_ms and \
+                time.monotonic() > leased_at + s.fence_after_s - s.heartbeat_s:
+            log.warning("a re-sent claim returned %d job(s) leased %.1fs ago; handing them "
+                        "back unstarted", len(result.jobs), result.lease_age_ms / 1000)
             for job in result.jobs:
-                submit(job, sent)
+                self.hand_back(job)
+            return []
+        for job in result.jobs:
+            submit(job, leased_at)
         return result.jobs
+
+    def hand_back(self, job: Claimed) -> None:
+        """Give a job this worker holds back to its queue, unstarted or unfinished (refused,
+        and logged, when the lease is no longer held; left to the lease when Redis fails)."""
+        try:
+            with translated(self.settings.redis_url):
+                self.scripts.release(job)
+            log.warning("handed back job %s", job.id)
+        except (LeaseLost, JobqError, redis.RedisError) as exc:
+            log.warning("could not hand back job %s (%s); its lease will bring it back",
+                        job.id, exc)
 
     def due_within(self, seconds: float) -> bool:
         """Whether a scheduled job (of the last claim's view) is due within `seconds`."""

@@ -26,7 +26,7 @@ import redis
 from ..config import Settings
 from ..connection import check_not_cluster_node, connect, translated
 from ..durations import duration
-from ..errors import ConfigError, JobqError, LeaseLost, RedisUnavailable
+from ..errors import ConfigError, JobqError, RedisUnavailable
 from ..hooks import Hooks, WorkerContext, WorkerHook
 from ..job import DEFERRED_MS, Claimed, Job
 from ..keys import Keyspace, check_queue_name
@@ -320,13 +320,7 @@ class Worker:
             self.pool.renewed(q, [j.id for j in held if j.id not in lost], sent)
 
     def _hand_back(self, job: Claimed) -> None:
-        try:
-            with translated(self.settings.redis_url):
-                self.scripts.release(job)
-            log.warning("handed back job %s", job.id)
-        except (LeaseLost, JobqError, redis.RedisError) as exc:
-            log.warning("could not hand back job %s (%s); its lease will bring it back",
-                        job.id, exc)
+        self.fetch.hand_back(job)
 
     def _check_redis(self) -> None:
         url = self.settings.redis_url

@@ -5,6 +5,7 @@ nothing (review finding 3). On one Redis and on the cluster."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -49,7 +50,7 @@ def losing(reply_matches: Callable[[Any], bool], times: int = 1) -> Iterator[lis
 
 
 def a_claim(reply: Any) -> bool:
-    return isinstance(reply, list) and len(reply) == 4 and isinstance(reply[0], list) \
+    return isinstance(reply, list) and len(reply) == 5 and isinstance(reply[0], list) \
         and len(reply[0]) > 0
 
 
@@ -151,3 +152,43 @@ def test_a_re_sent_failure_report_answers_as_the_first(settings: Settings, scrip
     k = Keyspace(settings.prefix)
     assert r.hget(k.job("default", jid), "retries") == ("1" if state == "scheduled" else None)
     assert r.hget(k.stats("default"), "failed") == ("1" if state == "failed" else None)
+
+
+def lease_began_earlier(r: redis.Redis, settings: Settings, job_ids: list[str],
+                        by_ms: int) -> None:
+    """As if the lost claim had been sent `by_ms` earlier: its record's time and the
+    started_ms of its jobs (what a re-send checks to answer with them) moved back."""
+    k = Keyspace(settings.prefix)
+    record = k.claim_record("default", "w1")
+    head, rest = str(r.get(record)).split("\n", 1)
+    at, tail = rest.split(" ", 1)
+    r.set(record, f"{head}\n{int(at) - by_ms} {tail}", px=settings.lease_ms)
+    for job_id in job_ids:
+        r.hset(k.job("default", job_id), "started_ms", str(int(at) - by_ms))
+
+
+@pytest.mark.parametrize("age_s", [1.0, 3.5])
+def test_a_re_sent_claim_times_its_jobs_from_the_first_send(
+        settings: Settings, fetch: Fetcher, r: redis.Redis, age_s: float) -> None:
+    """A claim whose reply was lost, re-sent `age_s` later (lease_s 4, the pool fences a
+    job 3 s after its lease was last known renewed): its jobs were submitted as leased at
+    the re-send, so one whose lease was about to run out started, and ran alongside the
+    worker that reaped it. Now they are timed from the first send, and handed back
+    unstarted when the next heartbeat could not renew them in time."""
+    jobs = enqueue(settings, 2)
+    with losing(a_claim, times=-1), pytest.raises(RedisUnavailable):
+        fetch.claim(2)
+    lease_began_earlier(r, settings, jobs, int(age_s * 1000))
+    got: list[tuple[Claimed, float]] = []
+    sent = time.monotonic()
+    returned = fetch.claim(2, lambda job, leased_at: got.append((job, leased_at)))
+    k = Keyspace(settings.prefix)
+    if age_s < settings.fence_after_s - settings.heartbeat_s:
+        assert sorted(j.id for j, _ in got) == sorted(jobs) == sorted(j.id for j in returned)
+        assert all(leased_at <= sent - age_s for _, leased_at in got)
+        assert all(j.fields["started_ms"] == r.hget(k.job("default", j.id), "started_ms")
+                   for j, _ in got)
+    else:
+        assert got == [] and returned == []
+        assert sorted(r.zrange(k.pending("default"), 0, -1)) == sorted(jobs)
+        assert r.zcard(k.processing("default")) == 0
