@@ -32,9 +32,10 @@ class ClaimResult:
     notes: list[str]
     next_due_ms: int  # -1 when nothing is scheduled
     now_ms: int
-    # How long before now_ms the jobs' leases began: 0 but for a claim re-sent after its
-    # reply was lost (claim.lua answers with the jobs the first send leased).
-    lease_age_ms: int = 0
+    # None: a new claim, its jobs leased for the whole lease it asked for from now_ms. A
+    # claim re-sent after its reply was lost (claim.lua answers with the jobs its first send
+    # leased): what is left of those leases at now_ms.
+    lease_left_ms: int | None = None
 
 
 # The job fields a list row reads, in the order lua/rows.lua returns them (its FIELDS).
@@ -49,16 +50,16 @@ def _records(flat: Sequence[Any]) -> list[list[Any]]:
 
 def _claimed(out: Any, queues: Sequence[str], worker_id: str) -> ClaimResult:
     """claim.lua's reply as Claimed jobs with the fields the claim set."""
-    claimed, notes, next_due, now, leased = out
+    claimed, notes, next_due, now, left = out
     jobs = []
-    leased_s = str(leased)
+    now_s = str(now)
     for qi, job_id, token, deliveries, limit, raw in claimed:
         fields = dict(zip(raw[::2], raw[1::2], strict=True))
         # what claim.lua set, as it set it
-        fields.update(state="processing", lease=token, worker=worker_id, started_ms=leased_s,
+        fields.update(state="processing", lease=token, worker=worker_id, started_ms=now_s,
                       deliveries=deliveries)
         if limit:
             fields["limit"] = limit
         jobs.append(Claimed(id=job_id, queue=queues[int(qi) - 1], token=token, fields=fields))
-    # A wall clock set back between the sends: the leases are taken as new.
-    return ClaimResult(jobs, list(notes), int(next_due), int(now), max(0, int(now) - int(leased)))
+    return ClaimResult(jobs, list(notes), int(next_due), int(now),
+                       None if int(left) < 0 else int(left))

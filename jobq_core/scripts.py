@@ -174,13 +174,14 @@ class Scripts:
 
     def wait_and_claim(self, markers: Sequence[str], timeout_s: float, queues: Sequence[str],
                        count: int, worker_id: str, client: redis.Redis,
-                       lease_ms: int = 0) -> ClaimResult | None:
+                       lease_ms: int = 0, request: str = "") -> ClaimResult | None:
         """Block on `markers` (BZPOPMIN) and claim as claim() the moment it returns, in one
         round trip: the claim is pipelined behind the blocking pop on `client`'s connection,
         so Redis runs it as soon as the pop is served (or timed out). `lease_ms` (default
-        the settings' lease) is how long the claimed jobs are leased. None when the server
-        had lost the claim script (it is loaded again; nothing was claimed)."""
-        keys, argv = self._claim_call(queues, count, worker_id, lease_ms)
+        the settings' lease) is how long the claimed jobs are leased; `request` as claim()'s
+        (a claim() sent under it after this one's reply was lost returns its jobs). None
+        when the server had lost the claim script (it is loaded again; nothing was claimed)."""
+        keys, argv = self._claim_call(queues, count, worker_id, lease_ms, request)
         popped, out, *acked = pipelined(client, ("BZPOPMIN", *markers, timeout_s), (
             "EVALSHA", self._scripts["claim"].sha, len(keys), *keys, *argv), *waits(self.settings))
         checked(acked, self.settings, "claim.lua")

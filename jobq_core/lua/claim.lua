@@ -10,12 +10,13 @@
 -- ARGV[7] request id: a claim re-sent with the id of one that leased jobs (its reply was
 --   lost) claims nothing new and answers with the jobs of that one it still holds, as it
 --   answered (the claim record keeps their ids for a lease; job ids have no spaces)
--- Returns {claimed, notes, next due ms (-1 none), now ms, leased ms}: claimed = list of
+-- Returns {claimed, notes, next due ms (-1 none), now ms, lease left ms}: claimed = list of
 --   {queue index, id, lease token, deliveries, limit key held ('' none), {field, value, ...}}
 --   with the fields as they were before the claim (the client adds what the claim set:
---   state, lease, worker, started_ms = leased ms, deliveries, limit); leased ms = when the
---   jobs' leases began: now, but for a re-sent claim the time of the send that leased them
---   (the client times their leases from it: they may be nearly spent); notes = strings describing
+--   state, lease, worker, started_ms = now, deliveries, limit); lease left ms = -1 for a new
+--   claim (leased for ARGV[3] from now), for a re-sent one what is left of the leases its
+--   first send gave (the record's PTTL: written with them), which the client times the
+--   jobs by (they may be nearly spent, or a claim on wake's short pick-up leases); notes = strings describing
 --   entries moved to dead or keys set aside. The next due time also covers parked jobs
 --   waiting for a rate.
 -- A job past its expires_ms goes to dead "expired"; an id without a hash, or whose hash has the
@@ -46,7 +47,7 @@ local record, request = KEYS[#KEYS], ARGV[7] .. '\n'
 
 -- The reply of the claim that wrote the record ('<request>\n<now> <next due> <queue index>
 -- <id> ...'), for its jobs this worker still holds under the lease that claim gave them.
-local function replay(packed)
+local function replay(packed, left)
   local at, due, rest = string.match(packed, '^[^\n]*\n(%d+) (%-?%d+)(.*)$')
   for qi, id in string.gmatch(rest, ' (%d+) (%S+)') do
     qi = tonumber(qi)
@@ -56,11 +57,11 @@ local function replay(packed)
       claimed[#claimed + 1] = {qi, id, f[1], f[4], f[5] or '', redis.call('HGETALL', job)}
     end
   end
-  return {claimed, notes, tonumber(due), now, tonumber(at)}
+  return {claimed, notes, tonumber(due), now, left}
 end
 
 if redis.call('GETRANGE', record, 0, #request - 1) == request then
-  return replay(redis.call('GET', record))
+  return replay(redis.call('GET', record), redis.call('PTTL', record))
 end
 
 local function bury(qi, job, id, reason)
@@ -298,4 +299,4 @@ if nclaimed > 0 then
   end
   redis.call('SET', record, table.concat(rec, ' '), 'PX', lease_ms)
 end
-return {claimed, notes, soonest, now, now}
+return {claimed, notes, soonest, now, -1}

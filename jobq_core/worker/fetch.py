@@ -98,20 +98,25 @@ class Fetcher:
 
     def hand_over(self, result: ClaimResult, submit: Submit, sent: float) -> list[Claimed]:
         """Submit the jobs of `result`, a claim sent at `sent` (monotonic), with when their
-        leases began: no earlier than `sent` for a new claim, but a re-sent one answers with
-        the jobs the lost send leased, up to a lease earlier (ClaimResult.lease_age_ms).
-        Those are handed back unstarted when the heartbeat could not renew them before the
-        pool would have to stop them (Settings.fence_after_s): by then they may be reaped
-        and run elsewhere. Returns the jobs submitted."""
-        leased_at = sent - result.lease_age_ms / 1000
+        leases began as the pool counts them (lease_s from then): `sent` for a new claim
+        (Redis leased them no earlier). A re-sent claim answers with the jobs its lost send
+        leased, whose leases may be nearly spent (or a claim on wake's pick-up leases):
+        they end no earlier than ClaimResult.lease_left_ms after `sent`. Those are handed
+        back unstarted when the next heartbeat could not renew them before the pool would
+        have to stop them (Settings.fence_after_s): by then they may be reaped and run
+        elsewhere. Returns the jobs submitted."""
         s = self.settings
-        if result.lease_age_ms and \
-                time.monotonic() > leased_at + s.fence_after_s - s.heartbeat_s:
-            log.warning("a re-sent claim returned %d job(s) leased %.1fs ago; handing them "
-                        "back unstarted", len(result.jobs), result.lease_age_ms / 1000)
-            for job in result.jobs:
-                self.hand_back(job)
-            return []
+        leased_at = sent
+        if result.lease_left_ms is not None:
+            # Less a millisecond: Redis counts the record's TTL in whole ones.
+            leased_at = sent + (result.lease_left_ms - 1) / 1000 - s.lease_s
+            if time.monotonic() > leased_at + s.fence_after_s - s.heartbeat_s:
+                log.warning("a re-sent claim returned %d job(s) with %.1fs of lease left; "
+                            "handing them back unstarted", len(result.jobs),
+                            result.lease_left_ms / 1000)
+                for job in result.jobs:
+                    self.hand_back(job)
+                return []
         for job in result.jobs:
             submit(job, leased_at)
         return result.jobs
@@ -160,7 +165,12 @@ class Fetcher:
 
         Jobs claimed this way were leased when the wait ended, which may be long after it
         began if this process was stopped or cut off meanwhile: the caller must check how
-        old the reply is before starting them (Worker._wait_and_take)."""
+        old the reply is before starting them (Worker._wait_and_take).
+
+        The claim goes out under the request id of claim call 0, as claim()'s: when its
+        reply is lost (raised), the worker's next claim() re-sends it and hands its jobs
+        back (their pick-up leases are too short to start them on), instead of leaving them
+        leased to nobody until reaped, each counted as a lost lease."""
         timeout = self.settings.block_s
         if count:
             # The claim's pick-up lease is counted (by the caller) from the wait's start, so
@@ -182,9 +192,16 @@ class Fetcher:
                     return []
                 result = self.scripts.wait_and_claim(self._markers, timeout, self.queues,
                                                      count, self.worker_id, self.blocking,
-                                                     int(self.settings.pickup_s * 1000))
+                                                     int(self.settings.pickup_s * 1000),
+                                                     self.request(0))
+            self.answered(0)
         finally:
             self.blocked.clear()
+        if result is not None and result.lease_left_ms is not None:
+            # It re-sent a claim whose reply was lost (claim() re-sends first, so only if
+            # that failed too): those leases are not the pick-up leases the caller times.
+            self._took(result, lambda job, _: self.hand_back(job))
+            return []
         return [] if result is None else self._took(result)
 
 

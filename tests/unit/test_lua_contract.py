@@ -27,7 +27,7 @@ SPEC = JobSpec(id="j1", task="t", args_json="[]", kwargs_json="{}")
 # One call of each wrapper, and a reply of the right shape for it to parse.
 CALLS: dict[str, tuple[Callable[[Scripts], Any], Any]] = {
     "enqueue": (lambda s: s.enqueue("q", [SPEC]), [1]),
-    "claim": (lambda s: s.claim(["q", "r"], 1, "w"), [[], [], -1, 0, 0]),
+    "claim": (lambda s: s.claim(["q", "r"], 1, "w"), [[], [], -1, 0, -1]),
     "extend": (lambda s: s.extend("q", [("j1", "w/1")]), []),
     "complete": (lambda s: s.complete_many("q", [(JOB, "1", 60, 5, "")]), [1]),
     "logs": (lambda s: s.append_logs("jobq:{q}:job:j1", "jobq:{q}:job:j1:logs", "w/1", "ol\n"), 1),
@@ -183,5 +183,5 @@ def test_claimed_fields_are_what_claim_lua_sets() -> None:
                       re.S)
     assert sets
     written = {f for s in sets for f in re.findall(r"'([a-z_]+)'", s)} | {"state"}
-    result = _claimed([[[1, "j1", "w/1", "1", "k", []]], [], -1, 5, 5], ["q"], "w")
+    result = _claimed([[[1, "j1", "w/1", "1", "k", []]], [], -1, 5, -1], ["q"], "w")
     assert set(result.jobs[0].fields) == written
