@@ -36,6 +36,7 @@ from typing import Any
 
 import redis
 
+from .errors import JobqError
 from .keys import AUDIT_MAX_ENTRIES, Keyspace, LegacyKeyspace
 
 log = logging.getLogger("jobq.layout")
@@ -44,7 +45,9 @@ LAYOUT = 2
 # How long after a migration processes look for keys an old-version process wrote since (a
 # rolling deploy's old workers, producers and schedulers): long enough for any deploy.
 SWEEP_MS = 24 * 3600 * 1000
-LOCK_MS = 60_000  # one process migrates; the others wait up to this long for it
+# One process migrates under a lock of this TTL, renewed while it runs (MigrationLock); the
+# others wait for it as long as it is renewed, and take over when it ends unrecorded.
+LOCK_MS = 60_000
 
 # The audit log of the new layout merged with entries of the old one: newest first by at_ms,
 # each entry once, capped. One key, so one slot.
@@ -86,6 +89,14 @@ end
 return #rows
 """
 
+# The migration lock's TTL set to ARGV[2] ms again if this process still holds it.
+# KEYS[1] layout lock  ARGV[1] the holder's token  ARGV[2] lock ms
+# Returns 1 renewed; 0 not held (it expired and another process may hold it now)
+_RENEW_LOCK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+
 # The epoch counter raised to at least ARGV[1] (never lowered: a new leader may have counted).
 _RAISE_EPOCH = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -124,24 +135,25 @@ class _Migration:
     sweep (not full) looks only at what old-version processes keep writing: the registries,
     the schedules, the epoch and the audit log."""
 
-    def __init__(self, client: redis.Redis, prefix: str, dry_run: bool, scan: bool) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, dry_run: bool, scan: bool,
+                 renew: Callable[[], None]) -> None:
         self.c = client
         self.new, self.old = Keyspace(prefix), LegacyKeyspace(prefix)
         self.report = Report(dry_run)
         self.dry = dry_run
         self.scan = scan  # False: the SCANs find nothing (see migrate)
+        self.renew = renew  # called between steps and keys: keeps the lock (MigrationLock)
 
     def run(self, full: bool) -> Report:
         if not full and not old_keys_written(self.c, self.old):
             return self.report
-        self._queues()
-        self._workers()
-        self._schedules(full)
-        self._epoch()
-        self._audit()
+        steps = [self._queues, self._workers, lambda: self._schedules(full), self._epoch,
+                 self._audit]
         if full:
-            self._secrets()
-            self._dashboard()
+            steps += [self._secrets, self._dashboard]
+        for step in steps:
+            self.renew()
+            step()
         return self.report
 
     def _scan(self, pattern_prefix: str) -> Iterator[str]:
@@ -150,6 +162,7 @@ class _Migration:
             return
         escaped = re.sub(r"([*?\[\]\\])", r"\\\1", pattern_prefix)
         for key in self.c.scan_iter(match=escaped + "*", count=1000):
+            self.renew()
             yield key.decode() if isinstance(key, bytes) else str(key)
 
     def _restore(self, src: str, dst: str, *, replace: bool, keep_src: bool = False) -> str:
@@ -191,6 +204,7 @@ class _Migration:
         old, new = self.old.workers(), self.new.workers()
         beats: Any = self.c.zrange(old, 0, -1, withscores=True)
         for worker_id, beat in beats:
+            self.renew()
             # The old worker's hash is the fresh one: only that process writes its id.
             self._restore(self.old.worker(worker_id), self.new.worker(worker_id), replace=True)
             if not self.dry:
@@ -271,13 +285,17 @@ class _Migration:
 
 
 def migrate(client: redis.Redis, prefix: str = "jobq", *, dry_run: bool = False,
-            full: bool = True, scan: bool = True) -> Report:
+            full: bool = True, scan: bool = True, lock: MigrationLock | None = None) -> Report:
     """Move every global key of the old layout to the control slot (see the module doc) and
     record layout 2; with `dry_run`, only report what would move. Idempotent; safe while
     old-version processes run. Not `full`: a sweep for what old processes wrote since, without
     the SCANs (_Migration). Not `scan`: a full run without them, where nothing says an old
-    version ran (a fresh install). The caller holds migration_lock (unless `dry_run`)."""
-    report = _Migration(client, prefix, dry_run, scan).run(full)
+    version ran (a fresh install). The caller holds `lock` (migration_lock; unless `dry_run`),
+    renewed here as the run goes on; raises JobqError (nothing half done: every step is
+    idempotent) if it was lost meanwhile."""
+    renew = lock.renew if lock is not None else lambda: None
+    report = _Migration(client, prefix, dry_run, scan, renew).run(full)
+    renew()  # still held: no other process has begun meanwhile
     if not dry_run and (full or report.moved):
         report.sweep_until = _record(client, Keyspace(prefix), report.moved > 0)
     return report
@@ -307,18 +325,46 @@ def parse(raw: Any) -> tuple[int, int]:
         return 1, 0
 
 
+class MigrationLock:
+    """The migration lock as migration_lock() took it: true if this process holds it."""
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self.client, self.key = client, key
+        self.token = secrets.token_hex(8)
+        self.held = bool(client.set(key, self.token, nx=True, px=LOCK_MS))
+        self._set_at = time.monotonic()
+
+    def __bool__(self) -> bool:
+        return self.held
+
+    def renew(self) -> None:
+        """Set the lock's TTL to LOCK_MS again once a third of it has passed (a round trip
+        then, a clock read otherwise: called for every key a migration SCANs). Raises
+        JobqError when the lock is no longer this process's: it expired (a step took longer
+        than two thirds of LOCK_MS) and another process may be migrating now."""
+        if not self.held or time.monotonic() - self._set_at < LOCK_MS / 3000:
+            return
+        if not self.client.eval(_RENEW_LOCK, 1, self.key, self.token, LOCK_MS):
+            self.held = False
+            raise JobqError("the key layout migration lost its lock (a step took over "
+                            f"{LOCK_MS * 2 // 3000} s); another process takes it over")
+        self._set_at = time.monotonic()
+
+    def release(self) -> None:
+        if self.held and self.client.get(self.key) == self.token:
+            self.client.delete(self.key)
+
+
 @contextmanager
-def migration_lock(client: redis.Redis, prefix: str = "jobq") -> Iterator[bool]:
-    """Hold the migration lock (yields True) unless another process holds it (False): one
-    process migrates at a time, so the others do not all SCAN at once."""
-    key = Keyspace(prefix).layout_lock()
-    token = secrets.token_hex(8)
-    held = bool(client.set(key, token, nx=True, px=LOCK_MS))
+def migration_lock(client: redis.Redis, prefix: str = "jobq") -> Iterator[MigrationLock]:
+    """Take the migration lock (the MigrationLock yielded is true) unless another process
+    holds it (false): one process migrates at a time, so the others do not all SCAN at once.
+    The holder passes it to migrate(), which renews it as the migration goes on."""
+    lock = MigrationLock(client, Keyspace(prefix).layout_lock())
     try:
-        yield held
+        yield lock
     finally:
-        if held and client.get(key) == token:
-            client.delete(key)
+        lock.release()
 
 
 def ensure_layout(client: redis.Redis, prefix: str = "jobq",
@@ -336,30 +382,48 @@ def ensure_layout(client: redis.Redis, prefix: str = "jobq",
             return 0
         if not old_keys_written(client, LegacyKeyspace(prefix)):
             return until
-        with migration_lock(client, prefix) as held:
+        with migration_lock(client, prefix) as lock:
             # Not held: another process is moving them (two at once could drop an audit
             # entry an old process pushed between their reads); the next beat looks again.
-            report = migrate(client, prefix, full=False) if held else Report()
+            report = migrate(client, prefix, full=False, lock=lock) if lock else Report()
         if report.moved:
             log.info("moved %d key(s) an older jobq wrote to the old layout (rolling deploy)",
                      report.moved)
         return report.sweep_until or until
-    with migration_lock(client, prefix) as held:
-        if held:
-            # SCAN the whole keyspace only where an old version ran: it wrote one of these.
-            old = LegacyKeyspace(prefix)
-            ran = old_keys_written(client, old) or bool(client.exists(old.secret("dashboard")))
-            report = migrate(client, prefix, scan=ran)
-            if report.moved:
-                log.warning("moved %d global key(s) of the older key layout to the control "
-                            "slot {@control} (see docs/production.md, Upgrading)", report.moved)
-            return report.sweep_until
-    deadline = time.monotonic() + LOCK_MS / 1000
-    while time.monotonic() < deadline:  # another process migrates: read after it is done
+    while True:
+        with migration_lock(client, prefix) as lock:
+            if lock:
+                return _first_migration(client, prefix, lock)
+        done = _wait_for_migration(client, keys, wait)
+        if done is not None:
+            return done
+        log.warning("the process migrating the key layout stopped before it was done; "
+                    "taking over")
+
+
+def _first_migration(client: redis.Redis, prefix: str, lock: MigrationLock) -> int:
+    """The migration of a keyspace without layout 2, under `lock`; the sweep window's end."""
+    # SCAN the whole keyspace only where an old version ran: it wrote one of these.
+    old = LegacyKeyspace(prefix)
+    ran = old_keys_written(client, old) or bool(client.exists(old.secret("dashboard")))
+    report = migrate(client, prefix, scan=ran, lock=lock)
+    if report.moved:
+        log.warning("moved %d global key(s) of the older key layout to the control "
+                    "slot {@control} (see docs/production.md, Upgrading)", report.moved)
+    return report.sweep_until
+
+
+def _wait_for_migration(client: redis.Redis, keys: Keyspace,
+                        wait: Callable[[float], Any]) -> int | None:
+    """Wait while another process migrates (holds the lock, which it renews as it goes):
+    the sweep window's end once it recorded layout 2; None when its lock ended first (it
+    stopped, or lost the lock: the caller takes over)."""
+    while True:
         version, until = parse(client.get(keys.layout()))
         if version >= LAYOUT:
             return until
+        if not client.exists(keys.layout_lock()):
+            # Recorded between the two reads (the layout is written before the lock goes)?
+            version, until = parse(client.get(keys.layout()))
+            return until if version >= LAYOUT else None
         wait(0.1)
-    log.warning("another process has been migrating the key layout for %d s; going on",
-                LOCK_MS // 1000)
-    return 0

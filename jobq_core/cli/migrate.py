@@ -26,11 +26,11 @@ def migrate_command(t: Target, dry_run: bool) -> None:
         if dry_run:
             report = migrate(client, t.settings.prefix, dry_run=True)
         else:
-            with migration_lock(client, t.settings.prefix) as held:
-                if not held:
+            with migration_lock(client, t.settings.prefix) as lock:
+                if not lock:
                     raise Failure("another process is migrating the key layout right now; "
                                   "run this again in a minute")
-                report = migrate(client, t.settings.prefix)
+                report = migrate(client, t.settings.prefix, lock=lock)
     verb = "would move" if dry_run else "moved"
 
     def text() -> None:

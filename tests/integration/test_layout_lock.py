@@ -1,0 +1,81 @@
+"""The key layout migration's lock (layout.py) is renewed while a migration runs, so a
+process that starts meanwhile waits for it instead of migrating at the same time (review
+finding: LOCK_MS without renewal). On one server and on the cluster."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from jobq_core import Settings, layout
+from jobq_core.keys import Keyspace, LegacyKeyspace
+from jobq_core.layout import ensure_layout
+from tests.integration.test_layout import write_old_layout
+
+pytestmark = pytest.mark.cluster
+
+LOCK_MS = 600
+STEP_S = 0.05  # each dashboard key's move, made slow: 30 of them outlast the lock twice
+
+
+def test_a_slow_migration_keeps_its_lock_and_a_process_starting_meanwhile_waits(
+        settings: Settings, r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock (60 s) expired under a long migration (SCANs over a big keyspace): the next
+    process to start took it and migrated at the same time (two audit merges at once can
+    drop an entry), and waiters went on before the layout was recorded."""
+    monkeypatch.setattr(layout, "LOCK_MS", LOCK_MS)
+    write_old_layout(r, settings)
+    old = LegacyKeyspace(settings.prefix)
+    for i in range(30):
+        r.set(old.dashboard(f"login:{i}"), "1", ex=3600)
+    running, most = [0], [0]
+    count = threading.Lock()
+    began = [0.0]
+    lock_expired = threading.Event()  # as it would have without renewal
+    restore, run = layout._Migration._restore, layout._Migration.run
+
+    def slow_restore(self: Any, *args: Any, **kwargs: Any) -> str:
+        time.sleep(STEP_S)
+        if time.monotonic() - began[0] > LOCK_MS / 1000 * 1.5:
+            lock_expired.set()
+        return restore(self, *args, **kwargs)
+
+    def counted_run(self: Any, full: bool) -> Any:
+        with count:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return run(self, full)
+        finally:
+            with count:
+                running[0] -= 1
+
+    monkeypatch.setattr(layout._Migration, "_restore", slow_restore)
+    monkeypatch.setattr(layout._Migration, "run", counted_run)
+    results: list[int] = []
+    began[0] = time.monotonic()
+    first = threading.Thread(target=lambda: results.append(ensure_layout(r, settings.prefix)))
+    first.start()
+    try:
+        assert lock_expired.wait(20)
+        second = ensure_layout(r, settings.prefix)  # a process that starts now
+    finally:
+        first.join(30)
+    assert most[0] == 1, "two processes migrated at once"
+    assert results and second == results[0] > 0  # it waited for the first one's result
+
+
+def test_a_waiter_takes_over_from_a_migrator_that_stopped(
+        settings: Settings, r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A migrator killed mid-run leaves its lock to expire; a waiter went on without the
+    layout recorded (and migrated nothing until the process restarted)."""
+    monkeypatch.setattr(layout, "LOCK_MS", LOCK_MS)
+    write_old_layout(r, settings)
+    keys = Keyspace(settings.prefix)
+    r.set(keys.layout_lock(), "a-killed-migrator", px=300)
+    assert ensure_layout(r, settings.prefix) > 0
+    assert layout.parse(r.get(keys.layout()))[0] == layout.LAYOUT
