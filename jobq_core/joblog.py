@@ -1,11 +1,12 @@
 """Per-job log capture: what a task prints and logs, kept in a capped buffer per job.
 
-While a job runs, a context variable holds its LogBuffer. sys.stdout and sys.stderr are
-replaced (once per process, see install) by proxies that write to the buffer of the job
+While a job runs, a context variable holds its Capture. sys.stdout and sys.stderr are
+replaced (once per process, see install) by proxies that write to the LogBuffer of the job
 running in the calling thread or coroutine, if any, and through to the real stream (unless
 the buffer says not to echo); a wrapped LogRecord factory adds the records created in a
 job's context. So concurrent jobs of a thread or async pool never mix lines, and lines keep
-their order across print and logging.
+their order across print and logging. The buffer is made at the job's first write: a job
+that writes nothing costs one small object and a context-variable set and reset.
 
 Stored form (LogBuffer.take, parse): one line per captured line, its first character the
 stream it came from (o stdout, e stderr, l a logging record, m a note of jobq's own: an
@@ -18,18 +19,17 @@ import contextvars
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 STDOUT, STDERR, RECORD, NOTE = "o", "e", "l", "m"
 STREAMS = {STDOUT: "stdout", STDERR: "stderr", RECORD: "log", NOTE: "jobq"}
 # The format of a captured logging record (the worker's own handlers keep theirs).
 RECORD_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
-_current: contextvars.ContextVar[LogBuffer | None] = contextvars.ContextVar(
-    "jobq_log_buffer", default=None)
+_current: contextvars.ContextVar[Capture | None] = contextvars.ContextVar(
+    "jobq_log_capture", default=None)
 
 
 class LogBuffer:
@@ -158,20 +158,72 @@ def tail(stored: str, offset: int) -> tuple[list[LogLine], int, int, int]:
     return parse(data[offset:end].decode("utf-8", "replace")), offset, end, len(data)
 
 
-@contextmanager
-def capturing(buffer: LogBuffer | None) -> Iterator[None]:
-    """Route this thread's (or coroutine's) output to `buffer` inside the block (None:
-    nothing captured, as outside any job)."""
-    token = _current.set(buffer)
-    try:
-        yield
-    finally:
-        _current.reset(token)
+class Opener(Protocol):
+    """Who makes a Capture's buffer at its job's first write (worker/logship.py)."""
+
+    def open_buffer(self, capture: Capture) -> LogBuffer:
+        """Make `capture`'s buffer (set capture.buf, under a lock: two threads of one job
+        may write first at once) and keep it to flush and finish; return it."""
+
+    def drop_buffer(self, capture: Capture) -> None:
+        """Forget the buffer open_buffer made for `capture`: its block had ended."""
+
+
+class Capture:
+    """One job's capture, the context variable's value inside `with capture:` (enter once).
+    Its LogBuffer is made by `opener` at the job's first write (`ref`: what the opener needs
+    for it), so a job that writes nothing costs this object and a context-variable set and
+    reset: no buffer, no lock, no Redis write. Output after the block ends (a thread the job
+    left running with a copy of its context) is not captured."""
+
+    __slots__ = ("_token", "buf", "closed", "opener", "ref")
+
+    def __init__(self, opener: Opener | None, ref: Any = None,
+                 buf: LogBuffer | None = None) -> None:
+        self.opener = opener
+        self.ref = ref
+        self.buf = buf
+        self.closed = False
+        self._token: contextvars.Token[Capture | None] | None = None
+
+    def __enter__(self) -> Capture:
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closed = True  # first: buffer() checks it after making a buffer (see there)
+        if self._token is not None:
+            _current.reset(self._token)
+
+    def buffer(self) -> LogBuffer | None:
+        """Where the job's output goes, made now if this is its first write; None once the
+        block has ended (or for a Capture without buffer or opener: capture nothing)."""
+        if self.closed:
+            return None
+        buf = self.buf
+        if buf is not None or self.opener is None:
+            return buf
+        buf = self.opener.open_buffer(self)
+        # A late writer racing the block's end: __exit__ sets `closed`, then the owner's
+        # finish looks for the buffer; here the buffer is kept, then `closed` read. One of
+        # the two sees the other's write, so the buffer is either finished or dropped here,
+        # never left behind.
+        if self.closed:
+            self.opener.drop_buffer(self)
+            return None
+        return buf
+
+
+def capturing(buffer: LogBuffer | None) -> Capture:
+    """Route this thread's (or coroutine's) output to `buffer` inside `with` (None: nothing
+    captured, as outside any job)."""
+    return Capture(None, buf=buffer)
 
 
 def current() -> LogBuffer | None:
     """The buffer output goes to in this context (None: not inside a capturing job)."""
-    return _current.get()
+    cap = _current.get()
+    return cap.buffer() if cap is not None else None
 
 
 class _Stream:
@@ -183,14 +235,14 @@ class _Stream:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        buf = _current.get()
-        if buf is None:
-            return self._real.write(text)
+        cap = _current.get()
         # A logging handler writing a record: the record itself is captured by the factory.
-        if sys._getframe(1).f_code is not _EMIT:
-            buf.write(self._stream, str(text))
-            if not buf.echo:
-                return len(text)
+        if cap is not None and sys._getframe(1).f_code is not _EMIT:
+            buf = cap.buffer()
+            if buf is not None:
+                buf.write(self._stream, str(text))
+                if not buf.echo:
+                    return len(text)
         return self._real.write(text)
 
     def writelines(self, lines: Any) -> None:
@@ -219,7 +271,8 @@ def _record_factory(previous: Callable[..., logging.LogRecord]) -> Callable[...,
 
     def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        buf = _current.get()
+        cap = _current.get()
+        buf = cap.buffer() if cap is not None else None
         if buf is not None:
             try:
                 buf.record(_FORMAT.format(record))

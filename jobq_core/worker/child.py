@@ -37,7 +37,7 @@ from types import FrameType
 from typing import Any
 
 from ..config import Settings
-from ..joblog import capturing, install
+from ..joblog import install
 from ..runner import TIMEOUT, Call, JobTimeout, Outcome, run
 from .logship import LogShipper
 
@@ -167,19 +167,17 @@ def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pi
             continue  # withdrawn: the parent has already accounted for it
         call = Call(job_id, queue, fields, token)
         saver.target = call
-        buf = logs.open(n, call.queue, call.id, call.token,
-                        int(call.fields.get("retries", "0") or 0) + 1)
         try:
             # Armed per job, when it begins: a job's timeout runs from its own start.
             if timeout_s > 0:
                 signal.setitimer(signal.ITIMER_REAL, timeout_s)
-            with capturing(buf):
+            with logs.capture(call):
                 outcome = run(call, settings.max_payload_bytes, saver, timeout_s)
         except JobTimeout:  # fired between the task's end and the timer being cleared
             outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        rest = logs.finish(n)
+        rest = logs.finish(id(call))
         _send_outcome(conn.fileno(), n, dataclasses.replace(outcome, logs=rest) if rest
                       else outcome)
 

@@ -4,9 +4,10 @@ can tail a running job. What is left when the job ends goes with its completion 
 write (Outcome.logs), not in a call of its own: a job that printed nothing costs no round
 trip at all.
 
-The worker process has one (thread and async pools: jobs run there); each child of the
-process pool has its own, writing with the job's lease token (logs.lua refuses a job that
-is no longer held).
+A job's buffer is made at its first write (joblog.Capture): a job that writes nothing
+costs no buffer, no lock and no write. The worker process has one shipper (thread and async
+pools: jobs run there); each child of the process pool has its own, writing with the job's
+lease token (logs.lua refuses a job that is no longer held).
 """
 
 from __future__ import annotations
@@ -14,17 +15,32 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 import redis
 
 from ..config import Settings
 from ..errors import JobqError
-from ..job import Claimed
-from ..joblog import LogBuffer, capturing
+from ..joblog import Capture, LogBuffer
 from ..scripts import Scripts
 
 log = logging.getLogger("jobq.worker")
+_NOTHING = contextlib.nullcontext()  # capture off (reusable: it keeps no state)
+
+
+class JobRef(Protocol):
+    """What a log needs of a job (a Claimed in the worker, a Call in a process pool child)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def token(self) -> str: ...
+    @property
+    def fields(self) -> Mapping[str, str]: ...
 
 
 class LogShipper:
@@ -37,37 +53,53 @@ class LogShipper:
         self._connect = connect
         self._scripts: Scripts | None = None
         self._lock = threading.Lock()
-        self._live: dict[int, LogBuffer] = {}  # by key (a Claimed's id())
+        # The buffers of running jobs that wrote, by the job's id() (see finish). Changed
+        # under _lock; finish() reads it without: a dict lookup is atomic.
+        self._live: dict[int, LogBuffer] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def open(self, key: int, queue: str, job_id: str, token: str,
-             attempt: int) -> LogBuffer | None:
-        """A buffer for one attempt of a job (None when capture is off)."""
+    def capture(self, job: JobRef) -> AbstractContextManager[object]:
+        """Capture the output of `job` (run it inside `with`, in this thread or task) until
+        finish(id(job)) takes it. Nothing is made until the job writes (open_buffer)."""
+        if not self.settings.capture_logs:
+            return _NOTHING
+        return Capture(self, job)
+
+    def open_buffer(self, capture: Capture) -> LogBuffer:
+        """The buffer of the job `capture` runs, made at its first write (joblog.Opener)."""
+        job: JobRef = capture.ref
         s = self.settings
-        if not s.capture_logs:
-            return None
-        buf = LogBuffer(s.log_max_lines, s.log_max_bytes, echo=s.log_echo, attempt=attempt,
-                        ref=(queue, job_id, token))
         with self._lock:
-            self._live[key] = buf
+            buf = capture.buf
+            if buf is not None:  # another thread of the job wrote first
+                return buf
+            try:
+                attempt = int(job.fields.get("retries") or 0) + 1
+            except ValueError:
+                attempt = 1
+            buf = LogBuffer(s.log_max_lines, s.log_max_bytes, echo=s.log_echo,
+                            attempt=attempt, ref=(job.queue, job.id, job.token))
+            capture.buf = buf
+            self._live[id(job)] = buf
             if self._thread is None and not self._stopping.is_set():
                 self._thread = threading.Thread(target=self._run, name="jobq-logs",
                                                 daemon=True)
                 self._thread.start()
         return buf
 
-    @contextlib.contextmanager
-    def capture(self, job: Claimed) -> Iterator[None]:
-        """Capture the output of `job` (run inside the block, in this thread or task) until
-        finish(job) takes it."""
-        buf = self.open(id(job), job.queue, job.id, job.token, job.int_field("retries", 0) + 1)
-        with capturing(buf):
-            yield
+    def drop_buffer(self, capture: Capture) -> None:
+        with self._lock:
+            key = id(capture.ref)
+            if self._live.get(key) is capture.buf:
+                del self._live[key]
 
     def finish(self, key: int) -> str:
-        """Close the buffer opened under `key` and return its rest as the completion or
-        failure write takes it ('' when nothing was captured, or none was opened)."""
+        """Close the buffer of the job `key` (its id()) and return its rest as the completion
+        or failure write takes it ('' when nothing was captured). Call it once the job's
+        capture block has ended."""
+        if key not in self._live:  # it wrote nothing: no buffer was made (the common case)
+            return ""
         with self._lock:
             buf = self._live.pop(key, None)
         return buf.close() if buf is not None else ""

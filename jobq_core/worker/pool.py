@@ -34,6 +34,7 @@ from .settler import OnDone, Settler
 from .slots import NOT_STARTED, Slot, ThreadSlot
 
 log = logging.getLogger("jobq.worker")
+_NOTHING = contextlib.nullcontext()  # capture off (reusable: it keeps no state)
 FENCED = "its lease could not be renewed in time (Redis unreachable?); another worker will run it"
 
 
@@ -52,6 +53,7 @@ class Pool:
         # Per-job logs of the jobs run in this process (the process pool's children have
         # their own: child.py).
         self.logs = LogShipper(settings, lambda: client)
+        self._captures = settings.capture_logs and settings.pool != "process"
         self.slots: list[Slot]
         if settings.pool == "async":  # one slot: its event loop runs `slots` jobs
             self.slots = [LoopSlot(self, 0)]
@@ -74,15 +76,11 @@ class Pool:
             slot.start()
         self.settler.start()
 
-    @property
-    def _captures(self) -> bool:
-        return self.settings.capture_logs and self.settings.pool != "process"
-
-    def capture(self, job: Claimed) -> contextlib.AbstractContextManager[None]:
+    def capture(self, job: Claimed) -> contextlib.AbstractContextManager[object]:
         """Capture what `job` prints and logs inside the block (thread and async pools);
         executed() takes it for the job's outcome."""
         if not self._captures:
-            return contextlib.nullcontext()
+            return _NOTHING
         return self.logs.capture(job)
 
     def timeout_for(self, job: Claimed) -> float:

@@ -75,7 +75,7 @@ class SlotFeed(Protocol):
     def saver(self, call: Call) -> Callable[[Mapping[str, str]], None]:
         """Where the job's meta/progress writes go."""
 
-    def capture(self, job: Claimed) -> AbstractContextManager[None]:
+    def capture(self, job: Claimed) -> AbstractContextManager[object]:
         """Capture what the job prints and logs inside the block (per-job logs)."""
 
 

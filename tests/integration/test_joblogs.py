@@ -4,6 +4,7 @@ job, in order, capped, from every pool; concurrent jobs never mix lines."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -45,6 +46,23 @@ def test_a_job_that_prints_nothing_has_no_log_key(settings: Settings, queue: Que
     assert job.result(timeout_s=5) == 3
     assert not queue.client.exists(Keyspace(settings.prefix).logs("default", job.id))
     assert lines_of(settings, "default", job.id) == []
+
+
+@pytest.mark.parametrize("pool", ["thread", "async"])
+def test_jobs_that_print_nothing_start_no_log_thread(
+        settings: Settings, queue: Queue, pool: str) -> None:
+    # Issue 18's cost goal: capture is nearly free for a job that writes nothing (a buffer
+    # and the flushing thread are made at a job's first write).
+    before = {t for t in threading.enumerate() if t.name == "jobq-logs"}
+    jobs = [queue.enqueue(tasks.add, i, 1) for i in range(20)]
+    with worker_thread(settings, pool=pool, concurrency=2):
+        assert [job.result(timeout_s=10) for job in jobs] == [i + 1 for i in range(20)]
+        started = {t for t in threading.enumerate() if t.name == "jobq-logs"} - before
+        assert not started, "a log-flushing thread started though no job wrote a line"
+        chatty = queue.enqueue(tasks.chatty, "t", 3)
+        chatty.result(timeout_s=10)
+    assert lines_of(settings, "default", chatty.id) == [
+        ("stdout", "t 0"), ("stdout", "t 1"), ("log", "INFO tests.chatter: t 2")]
 
 
 @pytest.mark.parametrize("pool", ["thread", "process"])

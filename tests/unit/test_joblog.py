@@ -3,12 +3,13 @@ install() changes in the process (streams, records) and what it must leave alone
 
 from __future__ import annotations
 
+import contextvars
 import io
 import logging
 import sys
 
 from jobq_core import joblog
-from jobq_core.joblog import LogBuffer, capturing, parse
+from jobq_core.joblog import Capture, LogBuffer, capturing, parse
 
 
 def test_lines_keep_their_order_and_stream_and_partial_lines_wait_for_their_end() -> None:
@@ -62,3 +63,46 @@ def test_install_routes_by_context_and_leaves_logging_handlers_alone() -> None:
         joblog.uninstall()
         sys.stdout = saved
     assert sys.stdout is saved and logging.getLogRecordFactory() is factory
+
+
+class _Opener:
+    """A joblog.Opener that counts, and can play a late writer racing the block's end."""
+
+    def __init__(self, end_meanwhile: bool = False) -> None:
+        self.end_meanwhile = end_meanwhile
+        self.opened = self.dropped = 0
+
+    def open_buffer(self, capture: Capture) -> LogBuffer:
+        self.opened += 1
+        capture.buf = LogBuffer(100, 10_000, echo=False)
+        if self.end_meanwhile:  # the job's block ends while this buffer is being made
+            capture.closed = True
+        return capture.buf
+
+    def drop_buffer(self, capture: Capture) -> None:
+        self.dropped += 1
+
+
+def test_a_buffer_is_made_at_the_first_write_only_and_never_after_the_block() -> None:
+    saved = sys.stdout
+    sys.stdout = io.StringIO()  # type: ignore[assignment]
+    joblog.install()
+    try:
+        quiet, chatty = _Opener(), _Opener()
+        with Capture(quiet, "job 1"):
+            pass
+        with Capture(chatty, "job 2") as cap:
+            late = contextvars.copy_context()  # as a thread the job leaves running has
+            print("one")
+            print("two")
+        late.run(print, "after the job")
+        assert (quiet.opened, chatty.opened) == (0, 1)
+        assert cap.buf is not None and cap.buf.take() == "oone\notwo\n"
+        racing = _Opener(end_meanwhile=True)
+        with Capture(racing, "job 3") as cap3:
+            print("lost in the race")
+        assert (racing.opened, racing.dropped) == (1, 1)  # dropped, never left behind
+        assert cap3.buffer() is None
+    finally:
+        joblog.uninstall()
+        sys.stdout = saved
