@@ -419,9 +419,12 @@ ISSUE18_PAGES = ("overview", "errors (groups)", "job page with logs", "job logs 
 
 def capture_cost(res: Results) -> list[list[str]]:
     """Issue 18's log capture cost per configuration: the no-op drain (1 process) with capture
-    on (the row as it is) and off (its `--no-capture-logs` twin); cost = 1 - on / off."""
+    on (the row as it is) and off (its `--no-capture-logs` twin); cost = 1 - on / off of the
+    median rates, then the same per repetition (the two ran in the same one), and the worker's
+    CPU per job on and off (the cost itself, where the rates also carry the machine's noise)."""
     from bench.drivers.jobq import CAPTURE_OFF_ROWS
 
+    cpu = dig("drain", "worker_cpu_us_per_job")
     out = []
     for on_row, off_row in CAPTURE_OFF_ROWS.items():
         on = res.row_summary("jobq", on_row, "drain-1p", "drain", DRAIN_RATE)
@@ -429,9 +432,27 @@ def capture_cost(res: Results) -> list[list[str]]:
         if on is None or off is None or not off.median:
             continue
         cost = 1 - on.median / off.median
+        on_cpu = res.row_summary("jobq", on_row, "drain-1p", "drain", cpu)
+        off_cpu = res.row_summary("jobq", off_row, "drain-1p", "drain", cpu)
         out.append([on_row, fmt_rate(on.median), fmt_rate(off.median), f"{cost:.1%}",
+                    _paired_costs(res, on_row, off_row),
+                    f"{fmt_int(on_cpu.median if on_cpu else None)} / "
+                    f"{fmt_int(off_cpu.median if off_cpu else None)}",
                     "≤ 10 %", "yes" if cost <= 0.10 else "no"])
     return out
+
+
+def _paired_costs(res: Results, on_row: str, off_row: str) -> str:
+    """1 - on / off of each repetition that ran both rows, in order of repetition."""
+    rates: dict[str, dict[int, float]] = {on_row: {}, off_row: {}}
+    for record in res.ok("drain"):
+        rate = DRAIN_RATE(record)
+        if (record["system"] == "jobq" and record.get("role") == "drain-1p"
+                and record.get("row") in rates and rate):
+            rates[record["row"]][record["rep"]] = rate
+    costs = [1 - rates[on_row][rep] / rates[off_row][rep]
+             for rep in sorted(rates[on_row]) if rep in rates[off_row]]
+    return ", ".join(f"{c:.0%}" for c in costs) or "—"
 
 
 def section_capture(res: Results) -> str:
@@ -440,8 +461,9 @@ def section_capture(res: Results) -> str:
         return ("Not measured in this run: the `--no-capture-logs` rows did not run (they run "
                 "once the engine has the `capture_logs` setting, issue 18's per-job logs).")
     return table(["configuration (no-op drain, 1 process)", "capture on jobs/s",
-                  "capture off jobs/s", "cost", "issue 18 goal", "met in this run"],
-                 rows, align="lrrrll")
+                  "capture off jobs/s", "cost", "per repetition",
+                  "worker CPU µs/job on / off", "issue 18 goal", "met in this run"],
+                 rows, align="lrrrrrll")
 
 
 # issue 16: the asyncio figures (jobq's --pool async and AsyncQueue against arq, SAQ, taskiq)
@@ -1138,7 +1160,9 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
         "",
         "The steady no-op drain rate (first → last job) with capture on, as by default, and "
         "with `--no-capture-logs`, in the same repetitions; a single run's two rates differ "
-        "by the machine's noise too, so read the median.",
+        "by the machine's noise too, so read the median (and the per-repetition costs for the "
+        "spread). The worker's CPU per job (first → last job) is the cost without the rates' "
+        "noise; `python -m bench.pool_compare` measures both interleaved (A B A B ...).",
         "",
         section_capture(res),
         "",
