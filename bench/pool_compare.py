@@ -8,10 +8,11 @@ pool against the thread pool; a change against the checkout before it).
 
 Each --config is NAME=CHECKOUT:WORKER FLAGS: `jobq worker` runs from CHECKOUT (its code first
 on PYTHONPATH, this venv's interpreter) with those flags (none: the defaults). A round enqueues
-N no-op jobs (bench.apps.jobq_app.noop, batch API), starts the worker cold and times first ->
-last job by the tasks' beacons, as bench/run.py's drain does; it also reads the CPU the worker
-process and its children (the job processes, the fork server) used between the first and the
-last job. Prints per round and, at the end, medians and the ratio of each configuration to the
+N no-op jobs (bench.apps.jobq_app.noop; --task anoop: the async one, for --pool async; batch
+API), starts the worker cold and times first -> last job by the tasks' beacons, as
+bench/run.py's drain does; it also reads the CPU the worker process and its children (the job
+processes, the fork server) used between the first and the last job. Prints per round and, at
+the end, medians (worker CPU: [min-max] too) and the ratio of each configuration to the
 first (median of the per-round ratios, and their spread). Not a test: nothing is asserted.
 """
 
@@ -78,13 +79,13 @@ def _cpu(pid: int) -> tuple[float, float, int]:
     return own / _TICKS, kids / _TICKS, switches
 
 
-def _round(cfg: Config, server: RedisServer, n: int, tmp: Path) -> None:
+def _round(cfg: Config, server: RedisServer, n: int, tmp: Path, task: str) -> None:
     server.reset()
     from jobq_core import Queue, Settings
 
     q = Queue("bench", settings=Settings(redis_url=server.url))
     for start in range(0, n, 1000):
-        q.enqueue_many([("bench.apps.jobq_app.noop", (), {})] * min(1000, n - start))
+        q.enqueue_many([(f"bench.apps.jobq_app.{task}", (), {})] * min(1000, n - start))
     env = {**os.environ, "PYTHONPATH": f"{cfg.checkout}:{REPO_ROOT}"}
     with Collector(tmp) as collector:
         collector.watch(n)
@@ -118,6 +119,7 @@ def main() -> None:
     ap.add_argument("--config", action="append", required=True, help="NAME=CHECKOUT:FLAGS")
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--task", default="noop", help="anoop: the async no-op (--pool async)")
     args = ap.parse_args()
     configs = [Config.parse(c) for c in args.config]
     with tempfile.TemporaryDirectory(prefix="pool-compare-") as tmpdir:
@@ -127,7 +129,7 @@ def main() -> None:
                 print(f"round {i + 1}/{args.pairs} (load {os.getloadavg()[0]:.1f})", flush=True)
                 order = configs if i % 2 == 0 else configs[::-1]
                 for cfg in order:
-                    _round(cfg, server, args.n, tmp)
+                    _round(cfg, server, args.n, tmp, args.task)
                     time.sleep(0.2)
     base = configs[0]
     print(f"\nmedians over {args.pairs} rounds (ratio: median of per-round ratios to "
@@ -136,7 +138,8 @@ def main() -> None:
         ratios = [a / b for a, b in zip(cfg.rates, base.rates, strict=True)]
         print(f"  {cfg.name:>12}: {statistics.median(cfg.rates):8,.0f} jobs/s  ratio "
               f"{statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]  worker "
-              f"{statistics.median(cfg.parent_us):.1f} us/job, children "
+              f"{statistics.median(cfg.parent_us):.1f} us/job [{min(cfg.parent_us):.0f}-"
+              f"{max(cfg.parent_us):.0f}], children "
               f"{statistics.median(cfg.kids_us):.1f} us/job, "
               f"{statistics.median(cfg.switches):.1f} switches/job")
 
