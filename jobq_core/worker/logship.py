@@ -80,8 +80,8 @@ class LogShipper:
                 attempt = 1
             buf = LogBuffer(s.log_max_lines, s.log_max_bytes, echo=s.log_echo,
                             attempt=attempt, ref=(job.queue, job.id, job.token))
-            capture.buf = buf
             self._live[id(job)] = buf
+            capture.buf = buf
             if self._thread is None and not self._stopping.is_set():
                 self._thread = threading.Thread(target=self._run, name="jobq-logs",
                                                 daemon=True)
