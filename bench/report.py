@@ -442,14 +442,20 @@ def capture_cost(res: Results) -> list[list[str]]:
     return out
 
 
-def _paired_costs(res: Results, on_row: str, off_row: str) -> str:
-    """1 - on / off of each repetition that ran both rows, in order of repetition."""
-    rates: dict[str, dict[int, float]] = {on_row: {}, off_row: {}}
+def drain_rates_by_rep(res: Results, rows: tuple[str, ...]) -> dict[str, dict[int, float]]:
+    """The steady no-op drain rate (1 process) of each of jobq's `rows`, by repetition."""
+    rates: dict[str, dict[int, float]] = {row: {} for row in rows}
     for record in res.ok("drain"):
         rate = DRAIN_RATE(record)
         if (record["system"] == "jobq" and record.get("role") == "drain-1p"
                 and record.get("row") in rates and rate):
             rates[record["row"]][record["rep"]] = rate
+    return rates
+
+
+def _paired_costs(res: Results, on_row: str, off_row: str) -> str:
+    """1 - on / off of each repetition that ran both rows, in order of repetition."""
+    rates = drain_rates_by_rep(res, (on_row, off_row))
     costs = [1 - rates[on_row][rep] / rates[off_row][rep]
              for rep in sorted(rates[on_row]) if rep in rates[off_row]]
     return ", ".join(f"{c:.0%}" for c in costs) or "—"
@@ -792,12 +798,7 @@ def section_process_ratio(res: Results) -> str:
     """Issue 15: the default worker (process pool) against the thread pool, no-op drain with
     one worker process, per repetition (the two ran in the same repetition) and overall."""
     default, thread = "jobq (defaults: no flags)", "jobq (thread pool)"
-    rates: dict[str, dict[int, float]] = {default: {}, thread: {}}
-    for record in res.ok("drain"):
-        rate = DRAIN_RATE(record)
-        if (record["system"] == "jobq" and record.get("role") == "drain-1p"
-                and record.get("row") in rates and rate is not None):
-            rates[record["row"]][record["rep"]] = rate
+    rates = drain_rates_by_rep(res, (default, thread))
     pairs = [(rates[default][rep], rates[thread][rep])
              for rep in sorted(rates[default]) if rep in rates[thread]]
     if not pairs:
