@@ -19,7 +19,7 @@ from .connection import configure, redis_errors, translated
 from .dependencies import Dependencies
 from .errors import ConfigError, InvalidState, JobNotFound
 from .job import DEFERRED_MS, PROCESSING, PURGE_STATES, REQUEUE_STATES, SCHEDULED
-from .keys import AUDIT_MAX_ENTRIES, Keyspace, check_queue_name, require_job_id
+from .keys import AUDIT_MAX_ENTRIES, Keyspace, LegacyKeyspace, check_queue_name, require_job_id
 from .problems import PENDING_AGE_FIELD
 from .queue import Queue
 from .scheduler import Scheduler
@@ -209,10 +209,18 @@ class Admin:
     @redis_errors
     def shared_secret(self, name: str) -> str:
         """A random secret stored in Redis, created on first use, so that every process of a
-        deployment (e.g. gunicorn workers) signs with the same key."""
+        deployment (e.g. gunicorn workers) signs with the same key. Where an older jobq
+        stored one (key layout 1) and this layout has none yet, that one is taken: a
+        dashboard that starts before the layout migration could run (layout.py) must not
+        create a new key, which the migration would then keep (every login signed with the
+        old one invalid)."""
         key = self.keys.secret(name)
-        self.client.set(key, secrets.token_urlsafe(32), nx=True)
-        return str(self.client.get(key))
+        value = self.client.get(key)
+        if value is None:
+            old = self.client.get(LegacyKeyspace(self.keys.prefix).secret(name))
+            self.client.set(key, old or secrets.token_urlsafe(32), nx=True)
+            value = self.client.get(key)
+        return str(value)
 
     def pause(self, queue: str) -> None:
         self.queue(queue).pause()

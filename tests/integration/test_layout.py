@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 import redis
 
+from dashboard import app as dashboard_app
 from dashboard import create_app
 from dashboard.auth import Account
 from dashboard.sessions import SessionStore, _digest
-from jobq_core import Settings
+from jobq_core import JobqError, Settings
 from jobq_core.admin import Admin
 from jobq_core.inspect import Inspector
 from jobq_core.keys import Keyspace, LegacyKeyspace
@@ -228,3 +229,21 @@ def test_old_dashboard_sessions_stay_valid_on_both_and_a_logout_ends_both(
         store.end(sid)
         assert not store.valid(sid, ACCOUNT)
         assert not r.exists(old.dashboard(f"session:{_digest(sid)}"))
+
+
+def test_a_dashboard_that_cannot_migrate_at_start_keeps_the_old_secret(
+        settings: Settings, r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The layout check failed (Redis trouble, or another migrator still running) and the
+    dashboard created a new secret under {@control}; the migration then kept that one, and
+    every session cookie signed with the old secret was invalid: everyone logged out."""
+    write_old_layout(r, settings)
+    secret = str(r.get(LegacyKeyspace(settings.prefix).secret("dashboard")))
+
+    def failing(*args: Any, **kwargs: Any) -> int:
+        raise JobqError("injected: the layout check failed")
+
+    monkeypatch.setattr(dashboard_app, "ensure_layout", failing)
+    assert create_app(settings).secret_key == secret
+    monkeypatch.undo()
+    ensure_layout(r, settings.prefix)
+    assert Admin(settings).shared_secret("dashboard") == secret
