@@ -11,6 +11,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -43,6 +44,15 @@ T = TypeVar("T")
 Submit = Callable[[Claimed, float], None]
 
 
+@dataclass
+class LastClaim:
+    """The reply of a worker's last claim and when it was read (monotonic): what it says
+    about scheduled jobs (Fetcher.due_in). A NodeFetcher's direct and routed paths share one."""
+
+    result: ClaimResult | None = None
+    read_at: float = 0.0
+
+
 class Fetcher:
     """Claims for one worker and waits on the queues' markers when there is nothing to do."""
 
@@ -55,8 +65,7 @@ class Fetcher:
         self.blocking = blocking
         keys = Keyspace(settings.prefix)
         self._markers = [keys.marker(q) for q in self.queues]
-        self.last: ClaimResult | None = None
-        self._last_at = 0.0  # monotonic time the last claim's reply was read
+        self.seen = LastClaim()
         self._unanswered: dict[int, str] = {}  # claim call -> request id sent, no reply read
         # Set while wait() blocks on the markers, cleared when it returns. Tests and embedders
         # wait on it to know that a job enqueued from now on can only reach this worker
@@ -74,6 +83,11 @@ class Fetcher:
                                         request=self.request(0))
         self.answered(0)
         return self._took(result, submit, sent)
+
+    @property
+    def last(self) -> ClaimResult | None:
+        """The last claim's reply (None before the first)."""
+        return self.seen.result
 
     def request(self, call: int) -> str:
         """The request id for claim call `call` (a slot's, in a cluster): that of the last
@@ -93,7 +107,7 @@ class Fetcher:
               sent: float = 0.0) -> list[Claimed]:
         for note in result.notes:
             log.warning("%s", note)
-        self.last, self._last_at = result, time.monotonic()
+        self.seen.result, self.seen.read_at = result, time.monotonic()
         return result.jobs if submit is None else self.hand_over(result, submit, sent)
 
     def hand_over(self, result: ClaimResult, submit: Submit, sent: float) -> list[Claimed]:
@@ -146,7 +160,7 @@ class Fetcher:
         r = self.last
         if r is None or r.next_due_ms < 0:
             return None
-        return (r.next_due_ms - r.now_ms) / 1000 - (time.monotonic() - self._last_at)
+        return (r.next_due_ms - r.now_ms) / 1000 - (time.monotonic() - self.seen.read_at)
 
     def wake(self) -> None:
         """Best effort: end a blocking wait at once (by setting the markers it waits on)."""

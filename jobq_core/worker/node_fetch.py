@@ -74,15 +74,12 @@ class NodeFetcher(ClusterFetcher):
         direct = self._node()
         if direct is None:
             return super().claim(count, *rest)
-        direct.last, direct._last_at = self.last, self._last_at
         try:
-            jobs = direct.claim(count, *rest)
+            return direct.claim(count, *rest)
         except (JobqError, redis.RedisError) as exc:
             if not self._reroute(exc):
                 raise
             return super().claim(count, *rest)  # refused before it ran: claim the routed way
-        self.last, self._last_at = direct.last, direct._last_at
-        return jobs
 
     def wait(self, count: int = 0) -> list[Claimed]:
         """As Fetcher.wait on the slot's node: with `count`, the claim rides behind the
@@ -97,15 +94,12 @@ class NodeFetcher(ClusterFetcher):
         direct = self._node()
         if direct is None:
             return super().wait(count)
-        direct.last, direct._last_at = self.last, self._last_at
         try:
-            jobs = direct.wait(count)
+            return direct.wait(count)
         except (JobqError, redis.RedisError) as exc:
             if not self._reroute(exc):
                 raise
             return []  # the slot moved while this waited: the next claim goes routed
-        self.last, self._last_at = direct.last, direct._last_at
-        return jobs
 
     def wake(self) -> None:
         """End a wait of either path: the marker set (a direct wait's) and the hint (a
@@ -136,6 +130,7 @@ class NodeFetcher(ClusterFetcher):
         scripts.strict_replicas = self.scripts.strict_replicas
         direct = Fetcher(self.settings, self.queues, self.worker_id, scripts, blocking)
         direct.blocked = self.blocked  # the Event the supervisor and tests hold
+        direct.seen = self.seen  # the last claim's view, whichever path it took
         # One set of unanswered claim ids for both paths: a direct claim whose reply was lost
         # drops the direct path, and the next claim (routed) must go out under its id to get
         # back the jobs it leased (claim.lua's claim record), not lease others.
