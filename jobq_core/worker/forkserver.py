@@ -1,5 +1,5 @@
 """Set-up of the worker's fork server, which imports this module before it forks job children
-(process_slot._context preloads it; nothing else imports it).
+(mpcontext.context preloads it; nothing else imports it).
 
 The fork server runs in the worker's process group, so a SIGTERM or SIGINT sent to the group
 (a warm shutdown, Ctrl-C in a terminal) reaches it too. Killed, it would take the running jobs

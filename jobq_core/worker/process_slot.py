@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import pickle
 import select
@@ -18,57 +17,20 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import TYPE_CHECKING
 
 from ..job import Claimed
 from ..nap import nap
 from ..runner import CRASH, TIMEOUT, Outcome
 from . import child
 from .ledger import Running
+from .mpcontext import context
 from .slots import NOT_STARTED, Slot, SlotFeed
 
-if TYPE_CHECKING:  # ForkServerContext exists only on POSIX
-    from multiprocessing.context import ForkServerContext, SpawnContext
-
 log = logging.getLogger("jobq.worker")
-_ctx_lock = threading.Lock()
-
-
-def _context(imports: Sequence[str]) -> ForkServerContext | SpawnContext:
-    """Where job children come from: a fork server that imported jobq's child and the task
-    modules once (the first pool's `imports`; it is one per process), so a child is a fork
-    of a ready interpreter (milliseconds) instead of a fresh one importing everything
-    (~0.5 s on a small machine), and a crashed child is replaced at once. Like spawn, and
-    unlike a plain fork of the worker, a child never inherits the worker's threads, locks
-    or Redis connections. Where there is no fork server (not POSIX), spawn."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    ctx = multiprocessing.get_context("forkserver")
-    with _ctx_lock:
-        # Only before the server starts (the first child); later calls change nothing.
-        ctx.set_forkserver_preload(["jobq_core.worker.forkserver", "jobq_core.worker.child",
-                                    *imports])
-        _start_forkserver()
-    return ctx
-
-
-def _start_forkserver() -> None:
-    """Start the fork server now (if it is not running), telling it the main script to
-    preload (see worker/forkserver.py) through its environment, set for this moment only."""
-    from multiprocessing import forkserver as mp_forkserver
-    from multiprocessing import spawn
-
-    main = spawn.get_preparation_data("jobq").get("init_main_from_path")
-    if main:
-        os.environ[child.MAIN_ENV] = main
-    try:
-        mp_forkserver.ensure_running()
-    finally:
-        os.environ.pop(child.MAIN_ENV, None)
 POLL_S = 0.1  # how often a waiting slot checks its deadline and abort flag
 # A process slot sends its child up to this many jobs (the running one included), and up to
 # this much job data past the first: far below a socket buffer, so sending never blocks.
@@ -122,7 +84,7 @@ class ProcessSlot(Slot):
         self._nap = False  # the last read took in several outcomes: nap before the next
 
     def _spawn(self) -> None:
-        ctx = _context(self.feed.imports)
+        ctx = context(self.feed.imports)
         parent_conn, child_conn = ctx.Pipe()
         progress = child.Progress(ctx)
         proc = ctx.Process(target=child.main, name=f"jobq-job-{self.index}", daemon=True,
