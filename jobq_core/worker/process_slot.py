@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import pickle
+import queue as stdqueue
 import select
 import signal
 import threading
@@ -82,6 +83,9 @@ class ProcessSlot(Slot):
         self._mark = time.monotonic()  # when the child last reported an outcome or was fed
         self._exited: select.poll | None = None  # the child's sentinel, to poll (see _gone)
         self._nap = False  # the last read took in several outcomes: nap before the next
+        # While idle, the slot waits here (not on the pool's inbox) for its next job: (job,
+        # whether hand() has sent it to the child already), or None: stop. See Pool.submit.
+        self.mailbox: stdqueue.SimpleQueue[tuple[Claimed, bool] | None] = stdqueue.SimpleQueue()
 
     def _spawn(self) -> None:
         ctx = context(self.feed.imports)
@@ -127,13 +131,15 @@ class ProcessSlot(Slot):
                 except Exception:  # sending tries again; a failed warm-up must not kill the slot
                     log.exception("slot %s could not prepare for its next job", self.index)
                 self.idle = True
-                job = self.feed.next(self)
+                got = self.feed.next_or_handed(self)
                 self.idle = False
-                if job is None:
+                if got is None:
                     self.close()
                     return
-                with self._lock:
-                    self._tickets.append(self._ticket(job, began=True))
+                job, handed = got
+                if not handed:
+                    with self._lock:
+                        self._tickets.append(self._ticket(job, began=True))
             try:
                 self._send()  # first: the child may be waiting for it
                 if self._take_more():
@@ -147,6 +153,23 @@ class ProcessSlot(Slot):
         fields = job.fields
         size = sum(map(len, fields)) + sum(map(len, fields.values()))
         return _Ticket(job, self.feed.timeout_for(job), size, began=began)
+
+    def hand(self, job: Claimed) -> bool:
+        """Send `job` to the child of this idle slot from the calling thread (the worker
+        loop's, as soon as the claim's reply is read: the job does not wait for the slot
+        thread to wake up and take the GIL first); the slot finds it sent when it wakes (its
+        mailbox). False, sending nothing, if the child has exited or not started: the slot
+        thread starts one first. The ticket is in place before the send, so the outcome,
+        a crash, a withdrawal or an abort are accounted for as for any job the slot sent."""
+        if self._gone():
+            return False
+        with self._lock:
+            self._tickets.append(self._ticket(job, began=True))
+        try:
+            self._send()
+        except Exception:  # the slot thread sends it again (_loop), or settles it
+            log.exception("slot %s could not send job %s to its child", self.index, job.id)
+        return True
 
     def _take_more(self) -> bool:
         """Take jobs already waiting in the inbox to send ahead, unless a slot is idle (it

@@ -21,6 +21,7 @@ from ..runner import CRASH, TIMEOUT, Call, JobTimeout, Outcome, run
 
 if TYPE_CHECKING:
     from .ledger import Running
+    from .process_slot import ProcessSlot
 
 log = logging.getLogger("jobq.worker")
 # The outcome of a job taken back before it started: never recorded, only forgotten.
@@ -41,6 +42,11 @@ class SlotFeed(Protocol):
     def next(self, slot: Slot, block: bool = True) -> Claimed | None:
         """Wait for the next job for `slot` to run; None: stop. With `block` False, None
         also when no job waits now (the stop is then left for a blocking call)."""
+
+    def next_or_handed(self, slot: ProcessSlot) -> tuple[Claimed, bool] | None:
+        """For a process slot: the next job waiting in the inbox, else (waiting for it) the
+        next job given to the slot, with whether it was already sent to the slot's child
+        (ProcessSlot.hand). None: stop."""
 
     def take(self, slot: Slot, limit: int) -> list[Claimed]:
         """Up to `limit` more jobs for `slot` to queue behind the ones it has, of those
