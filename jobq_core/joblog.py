@@ -195,6 +195,12 @@ class Capture:
         if self._token is not None:
             _current.reset(self._token)
 
+    def end(self) -> None:
+        """The job ended for its owner while the block may still run (an aborted sync job's
+        thread runs on): nothing written from now on is captured, as after the block. The
+        owner finishes the buffer after this, so one made later would be left behind."""
+        self.closed = True
+
     def buffer(self) -> LogBuffer | None:
         """Where the job's output goes, made now if this is its first write; None once the
         block has ended (or for a Capture without buffer or opener: capture nothing)."""

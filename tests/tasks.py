@@ -348,3 +348,17 @@ def print_until(gate: str) -> int:
         time.sleep(0.02)
     print("done")
     return i
+
+
+@task(max_retries=0)
+def print_when_stopped(started: str, gate: str) -> None:
+    """Create `started`, run until stopped (an abort's interrupt), then clean up: once the
+    file `gate` exists, print 'cleaned up' (a task whose only output comes after its stop)."""
+    open(started, "w").close()
+    try:
+        while True:
+            time.sleep(0.01)
+    finally:
+        while not os.path.exists(gate):
+            time.sleep(0.01)
+        print("cleaned up")

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ..job import Claimed
+from ..joblog import Capture
 from ..registry import lookup
 from ..runner import CRASH, TIMEOUT, Call, JobTimeout, Outcome, arun, is_async, run
 from .slots import Slot, SlotFeed
@@ -151,9 +152,11 @@ class LoopSlot(Slot):
             if not done.done():  # cancelled meanwhile (aborted): nobody waits for it
                 done.set_result(outcome)
 
+        capture = self.feed.capture(job)
+
         def target() -> None:
             try:
-                with self.feed.capture(job):
+                with capture:
                     outcome = self._run_sync(job, call, save, timeout_s)
             except JobTimeout:  # an interrupt that landed just after the job ended
                 outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
@@ -161,7 +164,13 @@ class LoopSlot(Slot):
                 loop.call_soon_threadsafe(settle, outcome)
 
         threading.Thread(target=target, name=f"jobq-sync-{job.id}", daemon=True).start()
-        return await done
+        try:
+            return await done
+        finally:
+            if isinstance(capture, Capture):
+                # Aborted: the pool finishes the job's log next while its thread may run
+                # on; a buffer the thread made after that would never be finished.
+                capture.end()
 
     def _run_sync(self, job: Claimed, call: Call, save: Callable[[Mapping[str, str]], None],
                   timeout_s: float) -> Outcome:

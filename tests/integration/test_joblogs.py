@@ -228,3 +228,29 @@ def test_jobq_logs_follow_prints_the_lines_of_a_running_job(
     lines = first + follow.stdout.read().splitlines()
     assert lines[-1] == "done"
     assert lines[:-1] == [f"tick {i}" for i in range(len(lines) - 1)]
+
+
+def test_an_aborted_sync_jobs_late_output_is_not_kept_for_another_job(
+        settings: Settings, queue: Queue, tmp_path: Path) -> None:
+    # Async pool, sync task: it runs in a thread of its own, and an abort ends the job (its
+    # outcome goes to the pool) while the thread may run on. On 4245703 the buffer was made
+    # at the thread's first write after that, registered under the job's id() and never
+    # finished: kept for ever, and handed as the logs of a later job whose object reuses
+    # that address (finish(id(job))).
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    job = queue.enqueue(tasks.print_when_stopped, str(started), str(gate))
+    with worker_thread(settings, pool="async", concurrency=2) as w:
+        deadline = time.monotonic() + 10
+        while not started.exists():
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.01)
+        w.pool.abort("default", job.id, "test")
+        while any(e.job.id == job.id for e in w.pool.running()):
+            assert time.monotonic() < deadline, "the abort never ended the job"
+            time.sleep(0.01)
+        gate.touch()  # now the thread prints
+        name = f"jobq-sync-{job.id}"
+        while any(t.name == name for t in threading.enumerate()):
+            assert time.monotonic() < deadline, "the job's thread never ended"
+            time.sleep(0.01)
+        assert w.pool.logs._live == {}, "a buffer was left behind for a job that ended"
