@@ -66,6 +66,11 @@ class Config:
         return [sys.executable, "-m", "jobq_core", "worker", "--url", url, "--queue", "bench",
                 "--import", "bench.apps.jobq_app", *self.flags]
 
+    @property
+    def cwd(self) -> Path:
+        # `python -m` puts the working directory first on sys.path: the checkout's code
+        return REPO_ROOT if self.system == HUEY else self.checkout
+
     def env(self, url: str, beacon: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
         path = str(REPO_ROOT) if self.system == HUEY else f"{self.checkout}:{REPO_ROOT}"
@@ -75,7 +80,7 @@ class Config:
 def _probes(cfg: Config, env: dict[str, str], n: int, gap_ms: float) -> None:
     argv = [cfg.python(), "-m", "bench.agent", cfg.system, "latency", "--n", str(n),
             "--gap-ms", str(gap_ms)]
-    done = procs.run(argv, env, REPO_ROOT, 120)
+    done = procs.run(argv, env, cfg.cwd, 120)
     if done.returncode != 0:
         raise RuntimeError(f"{cfg.name}: the producer failed: {done.stderr[-2000:]}")
     json.loads(done.stdout.strip().splitlines()[-1])
@@ -85,7 +90,7 @@ def _round(cfg: Config, server: RedisServer, n: int, gap_ms: float, tmp: Path) -
     server.reset()
     with Collector(tmp, keep_values=True) as collector:
         env = cfg.env(server.url, collector.path)
-        proc = procs.spawn(cfg.worker_argv(server.url), env, tmp / f"{cfg.name}.log", REPO_ROOT)
+        proc = procs.spawn(cfg.worker_argv(server.url), env, tmp / f"{cfg.name}.log", cfg.cwd)
         try:
             _probes(cfg, env, 1, 0)
             if collector.wait_for(1, 60) is None:
