@@ -16,7 +16,7 @@ import logging
 import queue as stdqueue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -68,6 +68,10 @@ class Pool:
         # waits only while the inbox is empty, so a job goes to one of them (_dispatch) only
         # when no job is ahead of it.
         self._waiting: list[ProcessSlot] = []
+        # Inside telling_later(): the slots that submit() handed a job to, and what to tell
+        # them at the block's end; the thread in the block.
+        self._untold: list[tuple[ProcessSlot, tuple[Claimed, bool]]] = []
+        self._teller: int | None = None
 
     @property
     def stopping(self) -> threading.Event:
@@ -137,7 +141,26 @@ class Pool:
             handed = slot.hand(job)
         except Exception:  # the slot thread tries, as with a job from the inbox
             log.exception("could not hand job %s to slot %s", job.id, slot.index)
-        slot.mailbox.put((job, handed))
+        if handed and self._teller == threading.get_ident():
+            self._untold.append((slot, (job, handed)))
+        else:
+            slot.mailbox.put((job, handed))
+
+    @contextlib.contextmanager
+    def telling_later(self) -> Iterator[None]:
+        """Within the block, a slot whose child submit() sent a job to is told at the block's
+        end, not at once: the job is on its way all the same (its child has it), and the
+        caller can renew its lease first without the slot thread waking to compete with the
+        child for a core and the GIL while the child begins the job (the slot thread is
+        only needed to read the outcome and to watch the job). Only for the calling thread."""
+        self._teller = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._teller = None
+            untold, self._untold = self._untold, []
+            for slot, item in untold:
+                slot.mailbox.put(item)
 
     def _dispatch(self, job: Claimed) -> ProcessSlot | None:
         """Where `job` goes (the caller holds `cond`): to the inbox while no slot waits (a

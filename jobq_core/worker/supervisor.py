@@ -283,15 +283,18 @@ class Worker:
                     self._hand_back(job)
                 return
             idle = self.pool.idle()
-            for job in jobs:
-                self.pool.submit(job, sent)
-            if idle:
-                # Let the first job reach its slot (its child, in the process pool) before
-                # this thread wants the GIL and a core again to renew and wait: on a 2-core
-                # machine that work delayed the job's start by 0.1-0.3 ms. The renewal
-                # comes a few ms late at worst; the pick-up lease runs for seconds.
-                self.pool.wait_on_way(jobs[0], HAND_OFF_WAIT_S)
-            self._renew_pickup(jobs)
+            # A process slot given a job here is told after the renewal (its child has the
+            # job already): see Pool.telling_later.
+            with self.pool.telling_later():
+                for job in jobs:
+                    self.pool.submit(job, sent)
+                if idle:
+                    # Let the first job reach its slot (its child, in the process pool) before
+                    # this thread wants the GIL and a core again to renew and wait: on a 2-core
+                    # machine that work delayed the job's start by 0.1-0.3 ms. The renewal
+                    # comes a few ms late at worst; the pick-up lease runs for seconds.
+                    self.pool.wait_on_way(jobs[0], HAND_OFF_WAIT_S)
+                self._renew_pickup(jobs)
             if not again or len(jobs) >= room:
                 return
 
