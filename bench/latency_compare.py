@@ -105,7 +105,8 @@ def _round(cfg: Config, server: RedisServer, n: int, gap_ms: float, tmp: Path) -
             procs.stop_group([proc], grace_s=0.0)
     cfg.p50.append(percentile(values, 50))
     cfg.p99.append(percentile(values, 99))
-    print(f"  {cfg.name:>12}: p50 {cfg.p50[-1]:6.3f} ms  p99 {cfg.p99[-1]:6.3f} ms", flush=True)
+    print(f"  {cfg.name:>12}: p50 {cfg.p50[-1]:6.3f} ms  p99 {cfg.p99[-1]:6.3f} ms  (first two "
+          f"probes {values[0]:.2f}, {values[1]:.2f} ms)", flush=True)
 
 
 def _ratios(cfg: Config, base: Config) -> str:
