@@ -52,6 +52,7 @@ class Heartbeat(threading.Thread):
         self._down_since: float | None = None
         self._warned_many = False
         self._sweep_until: int | None = None  # see register()
+        self._checker: threading.Thread | None = None  # see _check_aside()
 
     def run(self) -> None:
         while not self.stopping.wait(self.settings.heartbeat_s):
@@ -134,8 +135,27 @@ class Heartbeat(threading.Thread):
         """Move an older jobq's global keys at the first beat (layout.py), and while the sweep
         window after a migration is open, at every beat what old-version processes of a
         rolling deploy wrote since: their workers stay listed. One GET at start otherwise."""
-        if self._sweep_until is None or time.time() * 1000 < self._sweep_until:
+        if self._sweep_until is None and threading.current_thread() is self:
+            self._check_aside()
+        elif self._sweep_until is None or time.time() * 1000 < self._sweep_until:
             self._sweep_until = ensure_layout(self.client, self.settings.prefix)
+
+    def _check_aside(self) -> None:
+        """The first layout check, at a beat (the one at start failed: Redis was down), in a
+        thread of its own: it may migrate or wait for another process's migration as long
+        as that runs, and this thread's renewals and fencing must go on meanwhile."""
+        if self._checker is not None and self._checker.is_alive():
+            return
+
+        def check() -> None:
+            try:
+                with translated(self.settings.redis_url):
+                    self._sweep_until = ensure_layout(self.client, self.settings.prefix)
+            except (JobqError, redis.RedisError) as exc:
+                log.error("checking the key layout failed: %s (the next beat tries again)", exc)
+
+        self._checker = threading.Thread(target=check, name="jobq-layout", daemon=True)
+        self._checker.start()
 
     def task_names(self) -> list[str]:
         """The tasks this worker runs (registered in its process), at most MAX_ADVERTISED."""

@@ -11,9 +11,14 @@ from typing import Any
 import pytest
 import redis
 
-from jobq_core import Settings, layout
+from jobq_core import Queue, Settings, layout
+from jobq_core.errors import RedisUnavailable
 from jobq_core.keys import Keyspace, LegacyKeyspace
 from jobq_core.layout import ensure_layout
+from jobq_core.scripts import Scripts
+from jobq_core.worker import heartbeat
+from tests import tasks
+from tests.helpers import worker_thread
 from tests.integration.test_layout import write_old_layout
 
 pytestmark = pytest.mark.cluster
@@ -79,3 +84,38 @@ def test_a_waiter_takes_over_from_a_migrator_that_stopped(
     r.set(keys.layout_lock(), "a-killed-migrator", px=300)
     assert ensure_layout(r, settings.prefix) > 0
     assert layout.parse(r.get(keys.layout()))[0] == layout.LAYOUT
+
+
+def test_a_beat_that_waits_for_a_migration_still_renews_the_running_jobs_leases(
+        settings: Settings, r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker whose layout check at start failed (Redis not up yet) checks at its next
+    beat; with the layout not recorded and another process migrating, that beat waited for
+    the migration (as long as it runs since 6f2b43e; a full one, SCANs over a big keyspace,
+    ran in the beat when this worker took the lock). Its heartbeat neither renewed nor fenced
+    the running job: the lease ran out and another worker's reaper took the job while it
+    ran here (two runs at once)."""
+    settings = settings.replace(lease_s=2.0, heartbeat_s=0.5)
+    keys = Keyspace(settings.prefix)
+    r.set(keys.layout_lock(), "another-process", px=60_000)  # migrating, not recorded yet
+    real, calls = heartbeat.ensure_layout, []
+
+    def down_at_start(client: redis.Redis, prefix: str) -> int:
+        calls.append(prefix)
+        if len(calls) == 1:
+            raise RedisUnavailable("Redis is not up yet")
+        return real(client, prefix)
+
+    monkeypatch.setattr(heartbeat, "ensure_layout", down_at_start)
+    job = Queue("default", settings=settings).enqueue(tasks.sleep_for, 4.0)
+    try:
+        with worker_thread(settings):
+            deadline = time.monotonic() + 10
+            while job.refresh().status != "processing":
+                assert time.monotonic() < deadline, "the job never started"
+                time.sleep(0.02)
+            time.sleep(settings.lease_s + 2 * settings.heartbeat_s)  # the lease, unrenewed
+            assert len(calls) > 1, "no beat checked the layout"
+            assert Scripts(r, settings).reap("default") == [], "its lease ran out"
+            assert job.result(timeout_s=10) == 4.0
+    finally:
+        r.set(keys.layout(), f"{layout.LAYOUT} 0")  # the other process is done
