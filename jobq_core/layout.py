@@ -97,6 +97,14 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
 
+# The migration lock deleted if this process still holds it: a GET then a DEL could delete
+# the lock of a process that took it after ours expired between the two.
+# KEYS[1] layout lock  ARGV[1] the holder's token. Returns 1 deleted; 0 not held.
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+
 # The epoch counter raised to at least ARGV[1] (never lowered: a new leader may have counted).
 _RAISE_EPOCH = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -351,8 +359,8 @@ class MigrationLock:
         self._set_at = time.monotonic()
 
     def release(self) -> None:
-        if self.held and self.client.get(self.key) == self.token:
-            self.client.delete(self.key)
+        if self.held:
+            self.client.eval(_RELEASE_LOCK, 1, self.key, self.token)
 
 
 @contextmanager

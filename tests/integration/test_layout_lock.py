@@ -119,3 +119,28 @@ def test_a_beat_that_waits_for_a_migration_still_renews_the_running_jobs_leases(
             assert job.result(timeout_s=10) == 4.0
     finally:
         r.set(keys.layout(), f"{layout.LAYOUT} 0")  # the other process is done
+
+
+def test_a_migrator_whose_lock_was_taken_over_as_it_ends_leaves_the_new_holders_lock(
+        settings: Settings, r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock was released with a GET, then a DEL: when it expired between the two and
+    another process took it, the DEL removed that process's lock, and a third could then
+    migrate at the same time as it. Here the other process takes it right after the
+    release's first command."""
+    lock_key = Keyspace(settings.prefix).layout_lock()
+    real = type(r).execute_command
+    taken = []
+
+    def then_taken_over(self: redis.Redis, *args: Any, **kwargs: Any) -> Any:
+        out = real(self, *args, **kwargs)
+        if not taken and lock_key in args:
+            taken.append(args[0])
+            real(self, "SET", lock_key, "the-next-holder")
+        return out
+
+    with layout.migration_lock(r, settings.prefix) as lock:
+        assert lock
+        monkeypatch.setattr(type(r), "execute_command", then_taken_over)
+    monkeypatch.undo()
+    assert taken
+    assert r.get(lock_key) == "the-next-holder"
