@@ -20,10 +20,17 @@ T = TypeVar("T")
 
 
 def _client_options(settings: Settings, blocking: bool, name: str = "jobq") -> dict[str, Any]:
-    """The options every jobq client gets, sync or async (see connect() for `blocking`)."""
+    """The options every jobq client gets, sync or async (see connect() for `blocking`).
+
+    Replies that are not UTF-8 decode with U+FFFD in place of the bad bytes, not an error:
+    jobq writes only text, so such bytes come from another writer, and with strict decoding
+    one of them in a job's fields made the claim reply raise out of the worker's loop (every
+    worker that claimed the job died) and the job's dashboard page answer 500. Replaced,
+    the payload no longer parses and the job goes to dead as malformed."""
     timeout = settings.socket_timeout_s + (settings.block_s if blocking else 0.0)
     return {
-        "decode_responses": True, "protocol": 2, "socket_timeout": timeout,
+        "decode_responses": True, "encoding_errors": "replace", "protocol": 2,
+        "socket_timeout": timeout,
         "socket_connect_timeout": settings.connect_timeout_s, "health_check_interval": 30,
         "client_name": name}
 

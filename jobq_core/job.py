@@ -166,8 +166,12 @@ def decode_call(fields: Mapping[str, str]) -> tuple[list[Any], dict[str, Any]]:
         args = json.loads(fields["args"]) if "args" in fields else []
         raw_kwargs = fields.get("kwargs", "")
         kwargs = json.loads(raw_kwargs) if raw_kwargs else {}
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"malformed payload: args/kwargs are not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError: not JSON (JSONDecodeError), or an integer past Python's digit limit;
+        # RecursionError: nested deeper than the interpreter's stack. jobq never writes
+        # either, so the job is malformed, not a crash to retry.
+        raise PayloadError(f"malformed payload: args/kwargs are not valid JSON "
+                           f"({_short(exc)})") from None
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise PayloadError("malformed payload: args must be a JSON list and kwargs a JSON object")
     return args, kwargs
@@ -179,8 +183,15 @@ def loads_or_raw(raw: str | None) -> Any:
         return None
     try:
         return json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # as decode_call: not JSON Python can decode
         return raw
+
+
+def _short(exc: BaseException) -> str:
+    """An exception's message cut to one line of sane length (RecursionError's and the
+    digit limit's run long)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 class JobView:

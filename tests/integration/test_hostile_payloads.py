@@ -1,0 +1,52 @@
+"""Job data written into Redis by someone other than jobq (a bug in another client, a hand
+edit, an attacker with write access): each bad job ends in dead with a reason, the worker
+never dies, and the next good job runs. The plain cases (bad JSON, missing hash, wrong key
+type) are in test_worker.py; these are the ones the first-day review of 2026-12-06 found."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from jobq_core import Queue, Settings
+from jobq_core.keys import Keyspace
+from tests import tasks
+from tests.helpers import drain
+
+pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
+
+
+def _plant(r: redis.Redis, queue: Queue, settings: Settings, **fields: str | bytes) -> str:
+    """A job of tests.tasks.add whose stored fields are then overwritten with `fields`."""
+    job = queue.enqueue(tasks.add, 1, 1)
+    r.hset(Keyspace(settings.prefix).job("default", job.id), mapping=fields)
+    return job.id
+
+
+@pytest.mark.parametrize("pool", ["thread", "process"])
+def test_bytes_that_are_not_utf8_go_dead_and_the_worker_carries_on(
+        settings: Settings, queue: Queue, r: redis.Redis, pool: str) -> None:
+    # The claim's reply carries the job's fields: with strict decoding one byte 0xff in
+    # them raised UnicodeDecodeError out of the worker's main loop, and every worker that
+    # claimed the job died with it.
+    bad = _plant(r, queue, settings, args=b"[\xff\xfe]")
+    good = queue.enqueue(tasks.add, 2, 3)
+    drain(settings, pool=pool)
+    assert good.result(timeout_s=1) == 5
+    job = queue.job(bad)
+    assert job is not None and job.status == "dead" and "malformed payload" in job.reason
+
+
+@pytest.mark.parametrize("pool", ["thread", "process"])
+@pytest.mark.parametrize("args", ["[" * 100_000 + "]" * 100_000, "[" + "9" * 5000 + "]"])
+def test_json_python_cannot_decode_is_a_malformed_payload(
+        settings: Settings, queue: Queue, r: redis.Redis, pool: str, args: str) -> None:
+    # Nested past the recursion limit (RecursionError) or an integer past Python's 4300
+    # digits (ValueError): both escaped decode_call, the job's child died and the job was
+    # retried as a crash instead of going to dead at once.
+    bad = _plant(r, queue, settings, args=args)
+    drain(settings, pool=pool)
+    job = queue.job(bad)
+    assert job is not None and job.status == "dead", (job and job.status, job and job.reason)
+    assert "malformed payload" in job.reason
+    assert job.fields.get("deliveries") == "1"
