@@ -18,7 +18,7 @@ from .config import Settings
 from .connection import configure, redis_errors, server_info, translated
 from .errors import ConfigError, JobqError
 from .job import DEFERRED_MS, FINAL_STATES, STATES, loads_or_raw
-from .keys import Keyspace, check_queue_name, valid_job_id
+from .keys import QUEUE_NAME_RE, Keyspace, check_queue_name, valid_job_id
 from .limits import Limit
 from .logread import read_log
 from .nodes import NodeHealth, node_health, queue_nodes
@@ -76,8 +76,11 @@ class Inspector:
 
     @redis_errors
     def queues(self) -> list[str]:
-        """Known queue names, sorted."""
-        return sorted(str(q) for q in self.client.smembers(self.keys.queues()))
+        """Known queue names, sorted. An entry that is no valid queue name (another writer's,
+        or an old version's: names ending in a newline were once accepted) is left out, so
+        that it cannot fail every page and command that lists the queues."""
+        names = map(str, self.client.smembers(self.keys.queues()))
+        return sorted(q for q in names if QUEUE_NAME_RE.fullmatch(q))
 
     @redis_errors
     def counts(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:

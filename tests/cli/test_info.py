@@ -144,3 +144,18 @@ def test_threshold_sets_the_pending_age_problem_per_queue(jobq: Jobq, queue: Que
     assert "pending_age" not in [p["kind"] for p in jobq("doctor", "--json").json["problems"]]
     assert jobq("threshold", "default", "-1").code != 0
     assert jobq("threshold", "nope", "5").code != 0
+
+
+def test_a_bad_name_in_the_queue_registry_is_left_out(jobq: Jobq, queue: Queue,
+                                                      settings: Settings) -> None:
+    # One invalid entry (see tests/dashboard/test_bad_input.py) failed `jobq info`,
+    # `jobq doctor` and `jobq jobs STATE` with "invalid queue name".
+    from jobq_core.keys import Keyspace
+    from tests.conftest import raw_client
+
+    queue.enqueue(tasks.add, 1, 1)
+    raw_client(settings.redis_url).sadd(Keyspace(settings.prefix).queues(), "reports\n")
+    for args in (["info"], ["doctor"], ["jobs", "pending"]):
+        run = jobq(*args)
+        assert "invalid queue name" not in run.err, (args, run.err)
+        assert "default" in run.out, (args, run.out)

@@ -110,3 +110,21 @@ def test_redis_down_is_a_503_page_not_a_500(settings: Settings) -> None:
     assert c.get("/healthz").status_code == 503
     frag = c.get("/jobs/failed", headers={"HX-Request": "true"})
     assert frag.status_code == 503 and b"<html" not in frag.data
+
+
+@pytest.mark.parametrize("url", ["/", "/queues", "/jobs/failed", "/errors", "/tasks",
+                                 "/problems", "/metrics", "/api/queues", "/api/overview",
+                                 "/api/jobs/failed", "/api/problems"])
+def test_a_bad_name_in_the_queue_registry_fails_no_page(client: FlaskClient, jobs: Fixture,
+                                                        settings: Settings, url: str) -> None:
+    # Another writer's entry, or an old version's: names ending in a newline were accepted
+    # before 2026-11 (issue 12) and the layout migration carries them over. One such entry
+    # made every page and command that lists queues answer 400 "invalid queue name".
+    from jobq_core.keys import Keyspace
+    from tests.conftest import raw_client
+
+    r = raw_client(settings.redis_url)
+    r.sadd(Keyspace(settings.prefix).queues(), "reports\n", "<script>x</script>")
+    resp = client.get(url)
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+    assert "<script>x" not in resp.get_data(as_text=True)
