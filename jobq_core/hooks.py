@@ -1,7 +1,9 @@
 """Worker hooks: optional behaviour hangs on these instead of on branches in the worker loop.
 
 A hook overrides the methods it needs; every method is a no-op by default. The worker calls
-them through `Hooks`, which logs a failing hook and carries on: a hook is never fatal.
+them through `Hooks`, which logs a failing hook and carries on: a hook is never fatal. A hook
+that talks to Redis raises its errors translated (connection.translated), so that Redis being
+away is one line in the log, not a traceback.
 
 Hooks see the worker through a `WorkerContext` (its id, queues, settings, client and
 scripts), not the Worker object, so this module sits below everything a hook may use.
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .errors import RedisUnavailable
 from .job import Claimed
 
 if TYPE_CHECKING:
@@ -80,5 +83,9 @@ class Hooks:
         for hook in self.hooks:
             try:
                 getattr(hook, name)(self.ctx, *args)
+            except RedisUnavailable as exc:
+                # Redis is down or failing over: the worker says so once a beat with what
+                # to do; a traceback from each hook at each beat would only bury that line.
+                log.warning("worker hook %s.%s skipped: %s", type(hook).__name__, name, exc)
             except Exception:
                 log.exception("worker hook %s.%s raised", type(hook).__name__, name)

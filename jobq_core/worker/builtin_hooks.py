@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ..connection import translated
 from ..dependencies import Dependencies
 from ..hooks import WorkerContext, WorkerHook
 from ..job import FINAL_STATES, Claimed
@@ -20,12 +21,14 @@ class DependencyHook(WorkerHook):
 
     def after_job(self, ctx: WorkerContext, job: Claimed, state: str) -> None:
         if state in FINAL_STATES and job.fields.get("dependents"):
-            Dependencies(ctx.scripts).ended(job.queue, job.id, state)
+            with translated(ctx.settings.redis_url):
+                Dependencies(ctx.scripts).ended(job.queue, job.id, state)
 
     def after_beat(self, ctx: WorkerContext) -> None:
         deps = Dependencies(ctx.scripts)
-        for queue in ctx.queues:
-            deps.sweep(queue)
+        with translated(ctx.settings.redis_url):
+            for queue in ctx.queues:
+                deps.sweep(queue)
 
 
 class LimitHook(WorkerHook):
@@ -35,7 +38,8 @@ class LimitHook(WorkerHook):
     def after_job(self, ctx: WorkerContext, job: Claimed, state: str) -> None:
         if job.fields.get("limit"):
             client: Any = ctx.client
-            client.zadd(ctx.scripts.keys.marker(job.queue), {"m": 0})
+            with translated(ctx.settings.redis_url):
+                client.zadd(ctx.scripts.keys.marker(job.queue), {"m": 0})
 
 
 class SchedulerHook(WorkerHook):
