@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import escape
 
+from jobq_core.job import JSON_ERRORS
+
 PREVIEW_CHARS = 20_000  # payloads above this are cut on the job page, with a link to all
 
 
@@ -131,7 +133,7 @@ class Formatter:
             return Shown("", False, 0)
         try:
             text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False, sort_keys=False)
-        except (json.JSONDecodeError, RecursionError):
+        except JSON_ERRORS:
             text = raw
         if len(text) > limit:
             return Shown(text[:limit], True, len(text))

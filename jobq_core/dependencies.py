@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, JobNotFound
-from .job import DEFERRED_MS, FINAL_STATES, Job, JobView
+from .job import DEFERRED_MS, FINAL_STATES, JSON_ERRORS, Job, JobView
 from .keys import check_queue_name, require_job_id
 from .scripts import Scripts
 
@@ -169,7 +169,7 @@ class Dependencies:
 def _loads_refs(raw: object) -> list[str]:
     try:
         refs = json.loads(raw) if isinstance(raw, str) else []
-    except json.JSONDecodeError:
+    except JSON_ERRORS:
         return []
     return [r for r in refs if isinstance(r, str)] if isinstance(refs, list) else []
 

@@ -17,7 +17,7 @@ import redis
 from .config import Settings
 from .connection import configure, redis_errors, server_info, translated
 from .errors import ConfigError, JobqError
-from .job import DEFERRED_MS, FINAL_STATES, STATES, loads_or_raw
+from .job import DEFERRED_MS, FINAL_STATES, JSON_ERRORS, STATES, loads_or_raw
 from .keys import QUEUE_NAME_RE, Keyspace, check_queue_name, valid_job_id
 from .limits import Limit
 from .logread import read_log
@@ -218,7 +218,7 @@ class Inspector:
         for raw in attempts if isinstance(attempts, list) else []:
             try:
                 log.append(json.loads(raw))
-            except json.JSONDecodeError:
+            except JSON_ERRORS:
                 log.append({"raw": raw})
         ttl = pttl / 1000 if isinstance(pttl, int) and pttl >= 0 else None
         return JobDetail(job_id, queue, fields, log, ttl)
@@ -379,7 +379,7 @@ class Inspector:
         raw = self.client.hget(self.keys.job(queue, job_id), "depends_on")
         try:
             refs = [r for r in json.loads(str(raw)) if isinstance(r, str)] if raw else []
-        except (json.JSONDecodeError, TypeError):
+        except (*JSON_ERRORS, TypeError):
             return []
         pipe = self.client.pipeline(transaction=False)
         for ref in refs:

@@ -26,6 +26,10 @@ DEAD = "dead"
 CANCELLED = "cancelled"
 STATES: tuple[str, ...] = (PENDING, SCHEDULED, PROCESSING, COMPLETED, FAILED, DEAD, CANCELLED)
 FINAL_STATES = frozenset({COMPLETED, FAILED, DEAD, CANCELLED})
+# What json.loads raises on stored text jobq did not write: not JSON (JSONDecodeError, a
+# ValueError), an integer past Python's 4300 digits (ValueError), or nesting deeper than the
+# interpreter's stack (RecursionError). Readers of stored JSON catch all three.
+JSON_ERRORS = (ValueError, RecursionError)
 # States an operator may requeue from, and purge.
 REQUEUE_STATES = frozenset({FAILED, DEAD, CANCELLED, COMPLETED})
 PURGE_STATES = frozenset({PENDING, SCHEDULED, COMPLETED, FAILED, DEAD, CANCELLED})
@@ -166,12 +170,9 @@ def decode_call(fields: Mapping[str, str]) -> tuple[list[Any], dict[str, Any]]:
         args = json.loads(fields["args"]) if "args" in fields else []
         raw_kwargs = fields.get("kwargs", "")
         kwargs = json.loads(raw_kwargs) if raw_kwargs else {}
-    except (ValueError, RecursionError) as exc:
-        # ValueError: not JSON (JSONDecodeError), or an integer past Python's digit limit;
-        # RecursionError: nested deeper than the interpreter's stack. jobq never writes
-        # either, so the job is malformed, not a crash to retry.
+    except JSON_ERRORS as exc:  # malformed, not a crash to retry
         raise PayloadError(f"malformed payload: args/kwargs are not valid JSON "
-                           f"({_short(exc)})") from None
+                           f"({short_error(exc)})") from None
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise PayloadError("malformed payload: args must be a JSON list and kwargs a JSON object")
     return args, kwargs
@@ -183,11 +184,11 @@ def loads_or_raw(raw: str | None) -> Any:
         return None
     try:
         return json.loads(raw)
-    except (ValueError, RecursionError):  # as decode_call: not JSON Python can decode
+    except JSON_ERRORS:
         return raw
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     """An exception's message cut to one line of sane length (RecursionError's and the
     digit limit's run long)."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -21,7 +21,7 @@ from typing import Any
 
 from .context import JobContext, Saver, enter, leave
 from .errors import ArgumentError, Fail, PayloadError, Retry, UnknownTask
-from .job import decode_call, dumps
+from .job import JSON_ERRORS, decode_call, dumps
 from .registry import TASK_NAME_RE, get_task
 from .tracing import traced_run
 
@@ -169,7 +169,7 @@ def _context(call: Call, name: str, save: Saver | None) -> JobContext:
     if call.fields.get("meta"):
         try:
             meta = json.loads(call.fields["meta"])
-        except json.JSONDecodeError:
+        except JSON_ERRORS:
             meta = {}
     return JobContext(id=call.id, queue=call.queue, task=name,
                       attempt=int(call.fields.get("retries", "0") or 0) + 1,

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from ..job import JSON_ERRORS, short_error
 from ..options import JobOptions
 from .app import BadUsage
 
@@ -24,7 +25,9 @@ def json_arg(raw: str | None, what: str) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise BadUsage(f"{what} is not valid JSON ({exc.msg} at position {exc.pos}): "
-                       f"{raw!r}") from None
+                       f"{raw[:200]!r}") from None
+    except JSON_ERRORS as exc:  # a number past Python's digits, nesting past its stack
+        raise BadUsage(f"{what} is JSON jobq cannot take ({short_error(exc)})") from None
 
 
 def job_option_flags(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -95,6 +98,8 @@ def read_calls(file: Path, task: str | None, queue: str) -> Iterator[dict[str, A
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise BadUsage(f"{file}:{n}: not valid JSON ({exc.msg})") from None
+        except JSON_ERRORS as exc:
+            raise BadUsage(f"{file}:{n}: JSON jobq cannot take ({short_error(exc)})") from None
         if isinstance(value, list) and task:
             value = {"args": value}
         if not isinstance(value, dict):

@@ -49,6 +49,10 @@ def test_enqueue_kwargs_option_and_import_defaults(jobq: Jobq, settings: Setting
     (["tests.tasks.add", "--meta", "nope"], "--meta is not valid JSON"),
     ([], "missing TASK"),
     (["tests.tasks.add", "[1]", "--priority", "x"], "Invalid value for '--priority'"),
+    # JSON Python will not decode: a traceback before 2026-12-06 (first-day review)
+    (["tests.tasks.add", "[" + "9" * 5000 + "]"], "ARGS is JSON jobq cannot take"),
+    (["tests.tasks.add", "[1]", "--meta", '{"a": ' + "[" * 50_000 + "]" * 50_000 + "}"],
+     "--meta is JSON jobq cannot take"),
 ])
 def test_enqueue_bad_usage_exits_2(jobq: Jobq, queue: Queue, args: list[str],
                                    message: str) -> None:

@@ -128,3 +128,20 @@ def test_a_bad_name_in_the_queue_registry_fails_no_page(client: FlaskClient, job
     resp = client.get(url)
     assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
     assert "<script>x" not in resp.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("stored", ["[" + "9" * 5000 + "]", "[" * 100_000 + "]" * 100_000])
+def test_a_job_page_shows_json_python_cannot_decode_as_text(
+        client: FlaskClient, settings: Settings, stored: str) -> None:
+    # Written by another client: an integer past Python's 4300 digits made the job page
+    # answer 500 (ValueError, not a JSONDecodeError).
+    from jobq_core import Queue
+    from jobq_core.keys import Keyspace
+    from tests import tasks
+    from tests.conftest import raw_client
+
+    job = Queue("default", settings=settings).enqueue(tasks.add, 1, 1)
+    raw_client(settings.redis_url).hset(Keyspace(settings.prefix).job("default", job.id),
+                                        mapping={"args": stored, "meta": stored})
+    for url in (f"/jobs/default/{job.id}", f"/api/jobs/default/{job.id}"):
+        assert client.get(url).status_code == 200, url

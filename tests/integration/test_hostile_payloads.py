@@ -50,3 +50,14 @@ def test_json_python_cannot_decode_is_a_malformed_payload(
     assert job is not None and job.status == "dead", (job and job.status, job and job.reason)
     assert "malformed payload" in job.reason
     assert job.fields.get("deliveries") == "1"
+
+
+@pytest.mark.parametrize("meta", ["[" * 100_000 + "]" * 100_000, '{"n": ' + "9" * 5000 + "}"])
+def test_meta_python_cannot_decode_reads_as_empty(settings: Settings, queue: Queue,
+                                                  r: redis.Redis, meta: str) -> None:
+    # current_job().meta of a bad stored meta is empty (runner._context); these two
+    # escaped its except and crashed the job's child instead.
+    planted = _plant(r, queue, settings, meta=meta)
+    drain(settings, pool="process")
+    job = queue.job(planted)
+    assert job is not None and job.status == "completed", job and job.reason
