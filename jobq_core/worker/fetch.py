@@ -35,6 +35,11 @@ log = logging.getLogger("jobq.worker")
 # (the worker would otherwise claim it again and again until the grace period ends).
 UNKNOWN_KNOWN_DELAY_MS = 1_000
 UNKNOWN_NONE_DELAY_MS = 5_000
+# Hand-backs of a task no live worker knows are logged as a warning at most once this often per
+# queue and task, the rest at debug level: each such job comes back every 5 s for the whole
+# grace (25 lines a job at 120 s), and `jobq up --demo`'s unknown-task jobs made three quarters
+# of its console. The move to dead is always a warning.
+UNKNOWN_WARN_EVERY_S = 60.0
 # Redis times a blocking wait out on its next tick (hz 10 by default: up to 100 ms late on
 # an idle server). A wait for a scheduled job's due time ends this much before it, and the
 # rest is slept here: the job starts within a few ms of its due time.
@@ -236,6 +241,7 @@ class Recorder:
         self.make_job = make_job
         self.done = 0
         self.failed = 0
+        self._unknown_warned: dict[tuple[str, str], float] = {}  # (queue, task) -> monotonic
 
     def record(self, job: Claimed, outcome: Outcome) -> str:
         """Record one outcome; returns the job's new state ('' if refused)."""
@@ -307,12 +313,25 @@ class Recorder:
             log.info("job %s: task %r is not registered here; handed back for a worker that "
                      "knows it (%s)", job.id, job.task, res.known_by)
         elif res.state == "scheduled":
-            log.warning("job %s: task %r is not registered here nor advertised by any live "
-                        "worker of queue %r; handed back (dead in %.0f s unless one starts)",
-                        job.id, job.task, job.queue, res.grace_left_ms / 1000)
+            log.log(self._unknown_level(job),
+                    "job %s: task %r is not registered here nor advertised by any live worker "
+                    "of queue %r; handed back (dead in %.0f s unless one starts; more of this "
+                    "within %.0f s at debug level)", job.id, job.task, job.queue,
+                    res.grace_left_ms / 1000, UNKNOWN_WARN_EVERY_S)
         else:
             log.warning("job %s -> dead: %s", job.id, res.reason)
         return res.state, res.dependents
+
+    def _unknown_level(self, job: Claimed) -> int:
+        """WARNING for the first hand-back of the job's queue and task in
+        UNKNOWN_WARN_EVERY_S, DEBUG for the others."""
+        now, key = time.monotonic(), (job.queue, job.task)
+        if now - self._unknown_warned.get(key, -math.inf) < UNKNOWN_WARN_EVERY_S:
+            return logging.DEBUG
+        if len(self._unknown_warned) >= 1000:  # bounded: task names come from job data
+            self._unknown_warned.clear()
+        self._unknown_warned[key] = now
+        return logging.WARNING
 
     def _fail(self, job: Claimed, outcome: Outcome) -> tuple[str, bool]:
         if outcome.kind == UNKNOWN:

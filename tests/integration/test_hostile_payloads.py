@@ -61,3 +61,20 @@ def test_meta_python_cannot_decode_reads_as_empty(settings: Settings, queue: Que
     drain(settings, pool="process")
     job = queue.job(planted)
     assert job is not None and job.status == "completed", job and job.reason
+
+
+def test_hand_backs_of_an_unknown_task_warn_once(settings: Settings, queue: Queue,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    # Not hostile, but the same first-day review: each job of a task no live worker knows
+    # logged a warning at every hand-back (every 5 s for the 120 s grace), three quarters of
+    # what `make run` printed. Now one warning per queue and task a minute, the rest debug.
+    import logging
+
+    for n in range(5):
+        queue.enqueue("tests.tasks.nobody_knows_this", n)
+    with caplog.at_level(logging.DEBUG, logger="jobq.worker"):
+        drain(settings, burst_wait_s=0)  # hands the five back once each, then exits
+    lines = [r for r in caplog.records if "nor advertised" in r.getMessage()]
+    assert len(lines) == 5, caplog.text
+    assert [r.levelno for r in lines].count(logging.WARNING) == 1
+    assert queue.count("scheduled") == 5
