@@ -281,6 +281,8 @@ def up(url: str | None, prefix: str | None, as_json: bool, data_dir: Path | None
     json_logs(as_json)
     say = _sayer(as_json)
     settings = Settings.from_env(redis_url=url, prefix=prefix or None)
+    if url and not cluster:
+        _check_given_redis(settings)
     data_dir = (data_dir or Path(settings.data_dir)).resolve()
     stack = Stack(say, as_json)
     # Installed explicitly: a shell starting us in the background sets SIGINT to ignored.
@@ -336,6 +338,25 @@ def _own_redis(stack: Stack, settings: Settings, data_dir: Path, url: str | None
     if not url:
         return settings.replace(redis_url=stack.start_redis(data_dir))
     return settings
+
+
+def _check_given_redis(settings: Settings) -> None:
+    """Refuse at once when the URL `jobq up` was given (--url, or JOBQ_REDIS_URL / REDIS_URL
+    left in the shell) names a Redis that does not answer: it then starts no Redis of its
+    own, and its worker, scheduler and dashboard only logged "cannot reach Redis ... start
+    one with `jobq up`" over and over."""
+    from ..connection import connect, translated
+    from ..errors import RedisUnavailable
+
+    try:
+        with translated(settings.redis_url):
+            connect(settings).ping()
+    except RedisUnavailable as exc:
+        # "cannot reach Redis at URL (why)", without its advice to start `jobq up`
+        what = str(exc).split(": start one with", 1)[0]
+        raise JobqError(f"{what}, the URL given by --url, JOBQ_REDIS_URL or REDIS_URL: start "
+                        "that Redis, or unset them so that `jobq up` starts one of its "
+                        "own") from None
 
 
 def _spawn_dashboard(stack: Stack, settings: Settings, data_dir: Path, host: str | None,

@@ -152,3 +152,22 @@ def test_up_worker_leaves_your_queues_alone_unless_given_your_tasks() -> None:
     assert served_queues([], []) == ["demo"]  # before: default, where your jobs died
     assert served_queues([], ["myapp.tasks"]) == ["default", "demo"]
     assert served_queues(["high", "demo"], ["myapp.tasks"]) == ["high", "demo"]
+
+
+def test_up_with_a_url_where_nothing_answers_says_so_and_exits(
+        tmp_path: Path, bare_env: dict[str, str]) -> None:
+    # A REDIS_URL left in the shell: `jobq up` started no Redis of its own and ran on,
+    # its worker, scheduler and dashboard logging "cannot reach Redis ... start one with
+    # `jobq up`" every second (first-day review, 2026-12-06).
+    env = {**bare_env, "REDIS_URL": "redis://127.0.0.1:1/0"}  # port 1: connection refused
+    try:
+        run = subprocess.run([str(BIN / "jobq"), "up", "--no-dashboard"], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("jobq up ran on without the Redis its URL names")
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        "jobq: error: cannot reach Redis at redis://127.0.0.1:1/0 (Error 111 connecting to "
+        "127.0.0.1:1. Connection refused), the URL given by --url, JOBQ_REDIS_URL or "
+        "REDIS_URL: start that Redis, or unset them so that `jobq up` starts one of its own"]
+    assert "started" not in run.stdout
