@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from .errors import ConfigError
-from .job import dumps
+from .job import JSON_ERRORS, dumps, short_error
 from .keys import check_queue_name
 from .options import schedule_option_names
 from .registry import resolve
@@ -163,8 +163,9 @@ class Schedule:
                        kwargs=d.get("kwargs") or {}, queue=d.get("queue"),
                        missed=d.get("missed", "skip"), grace_s=d.get("grace_s"),
                        enabled=enabled, options=d.get("options") or {})
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"schedule {name!r} is stored malformed: {exc}") from None
+        except (*JSON_ERRORS, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"schedule {name!r} is stored malformed: "
+                              f"{short_error(exc)}") from None
 
     # -- ticks ---------------------------------------------------------------------------
     def job_id(self, tick_ms: int) -> str:

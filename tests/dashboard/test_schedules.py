@@ -285,3 +285,16 @@ def test_api_queues_include_limits(client: FlaskClient, queue: Queue) -> None:
     assert limits[0]["limit"] == {"key": "api.example.com", "concurrency": 3, "rate": 0,
                                   "per_s": 60.0}
     assert limits[0]["running"] == 0 and data[0]["deferred"] == 0
+
+
+def test_schedule_nested_past_the_stack_is_stored_malformed(client: FlaskClient,
+                                                             settings: Settings,
+                                                             r: redis.Redis) -> None:
+    # Schedule.from_json caught ValueError but not RecursionError: the schedules page
+    # answered 500 (first-day review, 2026-12-06).
+    k = Keyspace(settings.prefix)
+    r.hset(k.schedule("deep"), mapping={"def": "[" * 100_000 + "]" * 100_000, "enabled": "1"})
+    r.zadd(k.schedules(), {"deep": float("inf")})
+    resp = client.get("/schedules")
+    assert resp.status_code == 200
+    assert "stored malformed" in resp.get_data(as_text=True)
