@@ -281,8 +281,7 @@ def up(url: str | None, prefix: str | None, as_json: bool, data_dir: Path | None
     json_logs(as_json)
     say = _sayer(as_json)
     settings = Settings.from_env(redis_url=url, prefix=prefix or None)
-    if url and not cluster:
-        _check_given_redis(settings)
+    _check_given_redis(settings, given=bool(url and not cluster))
     data_dir = (data_dir or Path(settings.data_dir)).resolve()
     stack = Stack(say, as_json)
     # Installed explicitly: a shell starting us in the background sets SIGINT to ignored.
@@ -340,11 +339,13 @@ def _own_redis(stack: Stack, settings: Settings, data_dir: Path, url: str | None
     return settings
 
 
-def _check_given_redis(settings: Settings) -> None:
-    """Refuse at once when the URL `jobq up` was given (--url, or JOBQ_REDIS_URL / REDIS_URL
-    left in the shell) names a Redis that does not answer: it then starts no Redis of its
-    own, and its worker, scheduler and dashboard only logged "cannot reach Redis ... start
-    one with `jobq up`" over and over."""
+def _check_given_redis(settings: Settings, given: bool) -> None:
+    """Refuse at once when the URL `jobq up` was `given` (--url, or JOBQ_REDIS_URL /
+    REDIS_URL left in the shell) names a Redis that does not answer: it then starts no Redis
+    of its own, and its worker, scheduler and dashboard only logged "cannot reach Redis ...
+    start one with `jobq up`" over and over."""
+    if not given:
+        return
     from ..connection import connect, translated
     from ..errors import RedisUnavailable
 
