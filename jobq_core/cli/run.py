@@ -99,11 +99,27 @@ def worker(url: str | None, prefix: str | None, as_json: bool, queues: Sequence[
                              lease_s=lease_s,
                              heartbeat_s=heartbeat_s, grace_s=grace_s,
                              burst_wait_s=burst_wait_s, wait_replicas=wait_replicas)
-    try:
-        w = Worker(queues, settings, imports=imports, name=name, with_scheduler=with_scheduler)
-    except ImportError as exc:
-        raise JobqError(f"cannot import task module: {exc}") from None
+    for module in imports:
+        import_task_module(module)
+    w = Worker(queues, settings, imports=imports, name=name, with_scheduler=with_scheduler)
     w.work(burst=burst)
+
+
+def import_task_module(module: str) -> None:
+    """Import a module given to --import; JobqError saying which failed, and how to fix it:
+    a module not found (a typo, a file path, the wrong folder) or one whose own import failed
+    (a missing dependency read as the --import being wrong)."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        missing = exc.name or ""
+        if missing and (module == missing or module.startswith(missing + ".")):
+            hint = ("--import takes a module name such as myapp.tasks, not a file path"
+                    if "/" in module or module.endswith(".py") else "run the worker from the "
+                    "folder that holds it, or put that folder on PYTHONPATH")
+            raise JobqError(f"cannot import task module {module!r}: no module named "
+                            f"{missing!r} ({hint})") from None
+        raise JobqError(f"task module {module!r} failed to import: {exc}") from None
 
 
 @main.command()

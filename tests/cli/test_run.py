@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,7 +54,28 @@ def test_worker_bad_import_is_one_line(settings: Settings) -> None:
     proc = _worker(settings, "-i", "no_such_module_here")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        "jobq: error: cannot import task module: No module named 'no_such_module_here'"]
+        "jobq: error: cannot import task module 'no_such_module_here': no module named "
+        "'no_such_module_here' (run the worker from the folder that holds it, or put that "
+        "folder on PYTHONPATH)"]
+
+
+@pytest.mark.parametrize(("module", "says"), [
+    ("myapp/tasks.py", "cannot import task module 'myapp/tasks.py': no module named "
+                       "'myapp/tasks' (--import takes a module name such as myapp.tasks, "
+                       "not a file path)"),
+    ("needs_a_missing_dependency", "task module 'needs_a_missing_dependency' failed to "
+                                   "import: No module named 'no_such_dependency_here'"),
+])
+def test_worker_import_errors_say_which_module_and_what_to_do(
+        jobq: Jobq, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str,
+        says: str) -> None:
+    # Before (first-day review, 2026-12-06): "cannot import task module: No module named
+    # 'no_such_dependency_here'", which reads as if the --import were wrong.
+    (tmp_path / "needs_a_missing_dependency.py").write_text("import no_such_dependency_here\n")
+    monkeypatch.chdir(tmp_path)  # the worker looks for --import modules from its folder
+    run = jobq("worker", "--burst", "-i", module)
+    assert run.code == 1
+    assert run.one_line_error() == f"jobq: error: {says}"
 
 
 def test_worker_bad_setting_is_one_line(settings: Settings) -> None:
