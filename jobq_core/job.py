@@ -54,6 +54,9 @@ def new_job_id() -> str:
 
 # One encoder: json.dumps with options builds a new JSONEncoder on every call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# For a value holding a lone surrogate (what os.fsdecode gives a file name that is not UTF-8):
+# UTF-8 cannot carry it, the \u escape can, and json.loads reads back the same str.
+_ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def dumps(value: Any, what: str) -> str:
@@ -61,10 +64,27 @@ def dumps(value: Any, what: str) -> str:
     if value is None:
         return "null"
     try:
-        return _ENCODER.encode(value)
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"{what} must be JSON-serialisable (str, int, float, bool, None, "
                            f"list, dict with str keys): {exc}") from None
+    return text if text.isascii() or utf8_safe(text) else _ASCII_ENCODER.encode(value)
+
+
+def utf8_safe(text: str) -> bool:
+    """Whether UTF-8 can encode `text` (False for a lone surrogate), so it can go to Redis."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def utf8_text(text: str) -> str:
+    """`text` with what UTF-8 cannot encode (lone surrogates) replaced by '?'."""
+    if text.isascii() or utf8_safe(text):
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def encode_args(args: Sequence[Any], kwargs: Mapping[str, Any], cap: int) -> tuple[str, str]:

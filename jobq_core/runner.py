@@ -21,7 +21,7 @@ from typing import Any
 
 from .context import JobContext, Saver, enter, leave
 from .errors import ArgumentError, Fail, PayloadError, Retry, UnknownTask
-from .job import JSON_ERRORS, decode_call, dumps
+from .job import JSON_ERRORS, decode_call, dumps, utf8_text
 from .registry import TASK_NAME_RE, get_task
 from .tracing import traced_run
 
@@ -47,6 +47,15 @@ class Outcome:
     delay_s: float | None = None
     runtime_ms: int = 0
     logs: str = ""  # the attempt's captured output as LogBuffer.close() gives it (joblog.py)
+
+    def __post_init__(self) -> None:
+        # An exception's text may hold a lone surrogate (a file name os.fsdecode read): it
+        # would make the outcome's write to Redis fail, the job run again at its lease's end,
+        # and with it every job settled in the same batch.
+        for name in ("error", "reason"):
+            text = getattr(self, name)
+            if text and not text.isascii():
+                object.__setattr__(self, name, utf8_text(text))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from jobq_core import Queue, Settings
+from jobq_core import Queue, Settings, Worker, task
 from jobq_core.keys import Keyspace
 from tests import tasks
 from tests.helpers import drain
@@ -78,3 +78,38 @@ def test_hand_backs_of_an_unknown_task_warn_once(settings: Settings, queue: Queu
     assert len(lines) == 5, caplog.text
     assert [r.levelno for r in lines].count(logging.WARNING) == 1
     assert queue.count("scheduled") == 5
+
+
+# What os.fsdecode (os.listdir, sys.argv, os.environ) gives for a name that is not UTF-8: a
+# str with a lone surrogate, which UTF-8 cannot encode.
+NAME = "file-\udcff.txt"
+
+
+@task(name="tests.hostile.surrogate_result")
+def surrogate_result() -> str:
+    return NAME
+
+
+@task(name="tests.hostile.surrogate_error", max_retries=0)
+def surrogate_error() -> None:
+    raise ValueError(f"cannot open {NAME}")
+
+
+@pytest.mark.parametrize("pool", ["thread", "process"])
+def test_lone_surrogates_in_results_errors_and_args_are_stored(
+        settings: Settings, queue: Queue, pool: str) -> None:
+    # The outcome's write raised UnicodeEncodeError ("surrogates not allowed"): the job
+    # stayed processing until its lease ran out and was run again, and so was every good job
+    # settled in the same batch. Enqueueing such an argument raised it at the producer.
+    echoed = queue.enqueue(tasks.echo, NAME)
+    result = queue.enqueue(surrogate_result)
+    error = queue.enqueue(surrogate_error)
+    good = queue.enqueue(tasks.add, 2, 3)
+    Worker(["default"], settings.replace(prefetch=8), pool=pool,
+           imports=["tests.tasks", __name__]).work(burst=True)
+    assert echoed.result(timeout_s=1) == {"args": [NAME], "kwargs": {}}  # read back the same
+    assert result.result(timeout_s=1) == NAME
+    assert good.result(timeout_s=1) == 5
+    error.refresh()
+    assert error.status == "failed" and "cannot open file-" in error.error
+    assert [j.fields["deliveries"] for j in (echoed, result, error, good)] == ["1"] * 4
