@@ -15,7 +15,7 @@ from typing import Any
 
 from .config import Settings
 from .dependencies import dependency_fields, parent_refs
-from .errors import ConfigError
+from .errors import ConfigError, PayloadError
 from .job import DEFER, MAX_PRIORITY, MIN_PRIORITY, JobSpec, dumps, encode_args, new_job_id
 from .keys import require_job_id
 from .limits import check_limit_key
@@ -44,7 +44,7 @@ def build_spec(queue: str, settings: Settings, task: object, args: Sequence[Any]
     d = t.options if t is not None else None
     args_json, kwargs_json = encode_args(args, kwargs, settings.max_payload_bytes)
     priority = _priority(opts.priority, d)
-    options = _stored_options(opts, d)
+    options = _stored_options(opts, d, settings.max_payload_bytes)
     ttl = opts.ttl_s if opts.ttl_s is not None else (d.ttl_s if d else None)
     if ttl is not None and not _finite_non_negative(ttl):
         raise ConfigError(f"ttl_s must be a non-negative number, not {ttl!r}")
@@ -82,8 +82,9 @@ def _priority(priority: int | None, d: TaskOptions | None) -> int:
     return int(prio)  # an IntEnum member is sent and stored as its number
 
 
-def _stored_options(opts: JobOptions, d: TaskOptions | None) -> dict[str, str]:
-    """The numbers and the meta kept in the job's hash for the worker."""
+def _stored_options(opts: JobOptions, d: TaskOptions | None, cap: int) -> dict[str, str]:
+    """The numbers and the meta kept in the job's hash for the worker; PayloadError for a
+    meta above `cap` bytes (the arguments' cap: a 5 MB meta was stored as given)."""
     options: dict[str, str] = {}
     for key, default_name, integral in _NUMBERS:
         chosen = getattr(opts, key)
@@ -96,7 +97,11 @@ def _stored_options(opts: JobOptions, d: TaskOptions | None) -> dict[str, str]:
     if opts.meta:
         if not isinstance(opts.meta, Mapping):
             raise ConfigError(f"meta must be a dict, not {type(opts.meta).__name__}")
-        options["meta"] = dumps(dict(opts.meta), "meta")
+        options["meta"] = meta = dumps(dict(opts.meta), "meta")
+        size = len(meta) if meta.isascii() else len(meta.encode())
+        if size > cap:
+            raise PayloadError(f"meta of {size} bytes is above the cap of {cap} bytes "
+                               "(Settings.max_payload_bytes / JOBQ_MAX_PAYLOAD_BYTES)")
     return options
 
 

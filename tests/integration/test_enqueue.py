@@ -55,7 +55,11 @@ def test_payload_cap(settings: Settings) -> None:
     q.enqueue(tasks.echo, "x" * 900)
     with pytest.raises(PayloadError, match="above the cap of 1000 bytes"):
         q.enqueue(tasks.echo, "x" * 1001)
-    assert q.count("pending") == 1
+    # meta has the same cap (it was stored whatever its size: first-day review, 2026-12-06)
+    q.enqueue_call(tasks.echo, meta={"note": "x" * 900})
+    with pytest.raises(PayloadError, match="meta of 1011 bytes is above the cap of 1000"):
+        q.enqueue_call(tasks.echo, meta={"note": "x" * 1000})
+    assert q.count("pending") == 2
 
 
 def test_default_cap_is_one_mib(queue: Queue) -> None:
