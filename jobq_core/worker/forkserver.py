@@ -25,6 +25,11 @@ from .child import MAIN_ENV
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 signal.signal(signal.SIGINT, signal.SIG_IGN)
+# The worker starts this process with both blocked (worker/mpcontext.py), so that one sent
+# while Python imported jobq could not kill it; ignored now, a pending one is dropped, and
+# the job children forked from here start with neither blocked (a task's own subprocesses
+# inherit the mask, and one that could not be sent SIGTERM would never stop).
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def _import_main(path: str) -> None:

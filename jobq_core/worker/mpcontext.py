@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -15,6 +16,8 @@ if TYPE_CHECKING:  # ForkServerContext exists only on POSIX
     from multiprocessing.context import ForkServerContext, SpawnContext
 
 _ctx_lock = threading.Lock()
+# Blocked while the fork server starts; worker/forkserver.py ignores, then unblocks them.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 def context(imports: Sequence[str]) -> ForkServerContext | SpawnContext:
@@ -39,12 +42,22 @@ def _start_forkserver() -> None:
     """Start the fork server now (if it is not running), telling it the main script to
     preload (see worker/forkserver.py) through its environment, set for this moment only."""
     from multiprocessing import forkserver as mp_forkserver
-    from multiprocessing import spawn
+    from multiprocessing import resource_tracker, spawn
 
     main = spawn.get_preparation_data("jobq").get("init_main_from_path")
     if main:
         os.environ[child.MAIN_ENV] = main
+    # A terminal's Ctrl-C (or a SIGTERM to the whole group) reaches the fork server too, and
+    # before worker/forkserver.py ignores it Python imports the jobq_core package (~0.5 s on a
+    # busy machine): it died there with a KeyboardInterrupt traceback, and every slot logged
+    # one more. So it starts with both signals blocked (the mask survives the exec, as
+    # multiprocessing's resource tracker starts itself), in this thread only: the worker's
+    # other threads still take them.
+    # The resource tracker first: starting it unblocks both signals as it returns.
+    resource_tracker.ensure_running()
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         mp_forkserver.ensure_running()
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         os.environ.pop(child.MAIN_ENV, None)
