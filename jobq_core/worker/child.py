@@ -10,7 +10,7 @@ outcomes that have piled up while it was busy.
 
 It is started with the `spawn` method (a fresh interpreter, no inherited threads or locks),
 asks the kernel to kill it when its parent dies (so an orphaned job cannot outlive its
-lease), and ignores SIGINT/SIGTERM: the parent alone decides when a job stops.
+lease), and survives SIGINT/SIGTERM: the parent alone decides when a job stops.
 """
 
 from __future__ import annotations
@@ -137,11 +137,19 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise JobTimeout()
 
 
+def _survive(signum: int, frame: FrameType | None) -> None:
+    """SIGINT/SIGTERM to the child (Ctrl-C or a stop sent to the whole group): nothing.
+    A handler rather than SIG_IGN, which every process a task starts would inherit through
+    exec: such a process could not be stopped by terminate() (SIGTERM), and a task waiting
+    for it hung; a handler is reset to the default at exec."""
+
+
 def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pid: int,
          progress: Progress) -> None:
     _die_with_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _survive)
+        signal.siginterrupt(signum, False)  # a system call it lands in goes on (SA_RESTART)
     signal.signal(signal.SIGALRM, _on_alarm)
     for module in imports:
         try:

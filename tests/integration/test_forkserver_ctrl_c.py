@@ -1,14 +1,17 @@
-"""Ctrl-C in a terminal reaches the whole process group, the worker's fork server too, and
-it can come while that fork server is still starting (first-day review, 2026-12-06)."""
+"""Stop signals around the process pool: Ctrl-C in a terminal reaches the whole process
+group, the worker's fork server too, even while it is still starting; and a process a task
+starts must still stop on SIGTERM (first-day review, 2026-12-06)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from jobq_core import Queue, Settings
+from jobq_core import Queue, Settings, Worker, task
 from tests import tasks
 from tests.helpers import ROOT, start_worker
 
@@ -45,3 +48,22 @@ def test_ctrl_c_while_the_fork_server_starts_stops_cleanly(settings: Settings, q
     assert proc.returncode == 0, text
     assert "Traceback" not in text and "could not prepare" not in text, text
     assert job.refresh().status in ("completed", "pending"), job.status  # not lost
+
+
+@task(name="tests.signals.child_stop_signals")
+def child_stop_signals() -> str:
+    """What a process the task starts does with SIGTERM and SIGINT."""
+    code = ("import signal as s; print(s.getsignal(s.SIGTERM) == s.SIG_DFL, "
+            "s.getsignal(s.SIGINT) is s.default_int_handler)")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_a_process_a_task_starts_can_be_stopped(settings: Settings, queue: Queue) -> None:
+    # The job child ignored SIGINT and SIGTERM with SIG_IGN, which passes through exec:
+    # every process a task started ignored them too, so proc.terminate() did nothing and a
+    # task waiting for the process hung (first-day review, 2026-12-06).
+    job = queue.enqueue(child_stop_signals)
+    Worker(["default"], settings, pool="process", imports=["tests.tasks", __name__]).work(
+        burst=True)
+    assert job.result(timeout_s=1) == "True True"  # the defaults: SIGTERM stops it
