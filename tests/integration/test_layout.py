@@ -247,3 +247,23 @@ def test_a_dashboard_that_cannot_migrate_at_start_keeps_the_old_secret(
     monkeypatch.undo()
     ensure_layout(r, settings.prefix)
     assert Admin(settings).shared_secret("dashboard") == secret
+
+
+def test_a_key_name_that_is_not_utf8_is_left_alone_and_the_rest_migrates(
+        settings: Settings, r: redis.Redis) -> None:
+    """Another writer's key under a scanned prefix whose name is not UTF-8 (every component
+    migrates at start: with strict decoding it raised out of the SCAN and no worker,
+    scheduler or dashboard could start)."""
+    from jobq_core.connection import connect
+
+    session_id = write_old_layout(r, settings)
+    secret = str(r.get(LegacyKeyspace(settings.prefix).secret("dashboard")))
+    old = LegacyKeyspace(settings.prefix)
+    odd = [start.encode() + b"\xff\xfe" for start in
+           (old.schedule(""), old.secret(""), old.dashboard(""))]
+    for key in odd:
+        r.execute_command("SET", key, b"x")
+    report = migrate(connect(settings), settings.prefix)
+    assert report.moved >= 6, report.lines
+    assert_readable(settings, r, session_id, secret)
+    assert all(r.exists(key) for key in odd)  # not ours: not moved, not deleted
