@@ -55,8 +55,10 @@ def _claimed(out: Any, queues: Sequence[str], worker_id: str) -> ClaimResult:
     now_s = str(now)
     for qi, job_id, token, deliveries, limit, raw in claimed:
         fields = dict(zip(raw[::2], raw[1::2], strict=True))
-        # what claim.lua set, as it set it
-        fields.update(state="processing", lease=token, worker=worker_id, started_ms=now_s,
+        # what claim.lua set, as it set it (a re-sent claim's fields are read after the
+        # first send set them: its started_ms, not the re-send's now)
+        fields.update(state="processing", lease=token, worker=worker_id,
+                      started_ms=now_s if int(left) < 0 else fields.get("started_ms", now_s),
                       deliveries=deliveries)
         if limit:
             fields["limit"] = limit

@@ -112,6 +112,19 @@ def test_a_claim_that_raised_is_sent_again_by_the_next_claim(settings: Settings,
     assert r.zrange(Keyspace(settings.prefix).processing("default"), 0, -1) == [first]
 
 
+def test_a_re_sent_claims_jobs_keep_the_start_of_the_send_that_leased_them(
+        settings: Settings, fetch: Fetcher, r: redis.Redis) -> None:
+    """The client set a replayed job's started_ms to the re-send's time (a failure's attempt
+    record then showed the attempt starting later than it did)."""
+    [first] = enqueue(settings, 1)
+    with losing(a_claim, times=-1), pytest.raises(RedisUnavailable):
+        fetch.claim(1)
+    time.sleep(0.01)  # the re-send runs a few ms after the first send
+    [job] = fetch.claim(1)
+    assert job.fields["started_ms"] == r.hget(Keyspace(settings.prefix).job("default", first),
+                                              "started_ms")
+
+
 @pytest.mark.parametrize("result_ttl", [60, 0])
 def test_a_re_sent_completion_answers_completed(settings: Settings, scripts: Scripts,
                                                 r: redis.Redis, result_ttl: int) -> None:
