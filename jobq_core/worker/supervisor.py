@@ -209,7 +209,9 @@ class Worker:
         try:
             with translated(self.settings.redis_url):
                 self.heartbeat.register()
-        except RedisUnavailable as exc:
+        except (RedisUnavailable, JobqError) as exc:
+            # JobqError: the key layout migration lost its lock (nothing half done). Either
+            # way the next beat registers and checks the layout again, off its own thread.
             log.error("%s (the worker keeps trying)", exc)
         self.heartbeat.start()
         self.hooks.after_start()

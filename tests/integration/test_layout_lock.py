@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from jobq_core import Queue, Settings, layout
-from jobq_core.errors import RedisUnavailable
+from jobq_core.errors import JobqError, RedisUnavailable
 from jobq_core.keys import Keyspace, LegacyKeyspace
 from jobq_core.layout import ensure_layout
 from jobq_core.scripts import Scripts
@@ -144,3 +144,27 @@ def test_a_migrator_whose_lock_was_taken_over_as_it_ends_leaves_the_new_holders_
     monkeypatch.undo()
     assert taken
     assert r.get(lock_key) == "the-next-holder"
+
+
+def test_a_worker_whose_start_migration_lost_its_lock_starts_and_checks_again(
+        settings: Settings, r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A migration that loses its lock raises JobqError (nothing half done); at a worker's
+    start only RedisUnavailable was caught there, so the worker exited instead of leaving
+    the layout to its next beat, as it does when Redis is down."""
+    settings = settings.replace(heartbeat_s=0.2)
+    real, calls = heartbeat.ensure_layout, []
+
+    def lost_at_start(client: redis.Redis, prefix: str) -> int:
+        calls.append(prefix)
+        if len(calls) == 1:
+            raise JobqError("the key layout migration lost its lock")
+        return real(client, prefix)
+
+    monkeypatch.setattr(heartbeat, "ensure_layout", lost_at_start)
+    job = Queue("default", settings=settings).enqueue(tasks.add, 2, 3)
+    with worker_thread(settings):
+        assert job.result(timeout_s=10) == 5
+        deadline = time.monotonic() + 10
+        while len(calls) < 2:  # the next beat checks again, aside
+            assert time.monotonic() < deadline, "no beat checked the layout again"
+            time.sleep(0.02)
