@@ -27,6 +27,21 @@ LOCK_MS = 600
 STEP_S = 0.05  # each dashboard key's move, made slow: 30 of them outlast the lock twice
 
 
+def failing_at_start(monkeypatch: pytest.MonkeyPatch, error: Exception) -> list[str]:
+    """The worker's layout check raises `error` the first time (at its start), then runs as
+    it would; returns the list of calls made so far (it grows)."""
+    real, calls = heartbeat.ensure_layout, []
+
+    def check(client: redis.Redis, prefix: str) -> int:
+        calls.append(prefix)
+        if len(calls) == 1:
+            raise error
+        return real(client, prefix)
+
+    monkeypatch.setattr(heartbeat, "ensure_layout", check)
+    return calls
+
+
 def test_a_slow_migration_keeps_its_lock_and_a_process_starting_meanwhile_waits(
         settings: Settings, r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     """The lock (60 s) expired under a long migration (SCANs over a big keyspace): the next
@@ -97,15 +112,7 @@ def test_a_beat_that_waits_for_a_migration_still_renews_the_running_jobs_leases(
     settings = settings.replace(lease_s=2.0, heartbeat_s=0.5)
     keys = Keyspace(settings.prefix)
     r.set(keys.layout_lock(), "another-process", px=60_000)  # migrating, not recorded yet
-    real, calls = heartbeat.ensure_layout, []
-
-    def down_at_start(client: redis.Redis, prefix: str) -> int:
-        calls.append(prefix)
-        if len(calls) == 1:
-            raise RedisUnavailable("Redis is not up yet")
-        return real(client, prefix)
-
-    monkeypatch.setattr(heartbeat, "ensure_layout", down_at_start)
+    calls = failing_at_start(monkeypatch, RedisUnavailable("Redis is not up yet"))
     job = Queue("default", settings=settings).enqueue(tasks.sleep_for, 4.0)
     try:
         with worker_thread(settings):
@@ -152,15 +159,7 @@ def test_a_worker_whose_start_migration_lost_its_lock_starts_and_checks_again(
     start only RedisUnavailable was caught there, so the worker exited instead of leaving
     the layout to its next beat, as it does when Redis is down."""
     settings = settings.replace(heartbeat_s=0.2)
-    real, calls = heartbeat.ensure_layout, []
-
-    def lost_at_start(client: redis.Redis, prefix: str) -> int:
-        calls.append(prefix)
-        if len(calls) == 1:
-            raise JobqError("the key layout migration lost its lock")
-        return real(client, prefix)
-
-    monkeypatch.setattr(heartbeat, "ensure_layout", lost_at_start)
+    calls = failing_at_start(monkeypatch, JobqError("the key layout migration lost its lock"))
     job = Queue("default", settings=settings).enqueue(tasks.add, 2, 3)
     with worker_thread(settings):
         assert job.result(timeout_s=10) == 5
