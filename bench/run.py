@@ -609,7 +609,10 @@ def run_repetition(ctx: Context, rep: int, tool: Path | None) -> None:
             continue
         for name in order:
             driver = ctx.drivers[name]
-            for v in driver.variants():
+            # Every other repetition in reverse: a variant is not always run right after
+            # the same one (a two-process drain's teardown slowed the next row's drain).
+            variants = driver.variants()
+            for v in variants[::-1] if rep % 2 else variants:
                 if v.role not in SCENARIO_ROLES[scenario] or (v.extra and not cfg.extra_variants):
                     continue
                 unit(ctx, scenario, name, rep, v.label, scenario_body(ctx, scenario, driver, v))

@@ -250,7 +250,13 @@ class JobqDriver(Driver):
                 note="the idle worker claims after its wait (two round trips), for comparison",
             ),
         ]
-        listed.extend(nocap)
+        # Each capture-off row right after its capture-on row (run_repetition reverses the
+        # order every other repetition): the pair sees the same machine state, in both
+        # orders, instead of whatever variant happened to run before each.
+        for off in nocap:
+            on = off.label.removesuffix("-nocap")
+            at = next((i for i, v in enumerate(listed) if v.label == on), len(listed) - 1)
+            listed.insert(at + 1, off)
         return listed
 
     def worker_argvs(self, variant: Variant, bindir: Path) -> list[list[str]]:
