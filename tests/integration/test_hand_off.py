@@ -59,7 +59,11 @@ def test_an_idle_workers_jobs_go_to_the_same_child(settings: Settings, queue: Qu
     ledger = tmp_path / "ledger"
     with worker_thread(settings, pool="process", concurrency=2) as w:
         for _ in range(6):
-            until(w.blocked.is_set, "the worker waiting")
+            # Both slots back in the pool's waiting list: a result is recorded (result()
+            # returns) a moment before its slot waits again, and a job claimed in that moment
+            # rightly goes to the slot that is waiting.
+            until(lambda: len(w.pool._waiting) == 2 and w.blocked.is_set(),
+                  "both slots and the worker waiting")
             queue.enqueue(tasks.record_pid, str(ledger)).result(timeout_s=15)
         pids = {line.split()[1] for line in ledger.read_text().splitlines()}
         assert pids == {str(child_of(w, 0))}
