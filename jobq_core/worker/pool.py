@@ -171,14 +171,12 @@ class Pool:
         if not self._waiting or self._stopping.is_set():
             self._inbox.put(job)
             return None
-        entry = self._startable(job)
-        if entry is None:
+        slot = min(self._waiting, key=lambda s: s.index)  # the same warm child while idle
+        if self._start_in(slot, job) is None:
             self.settler.put(job, NOT_STARTED)
             return None
-        slot = min(self._waiting, key=lambda s: s.index)  # the same warm child while idle
         self._waiting.remove(slot)
         slot.idle = False
-        entry.slot, entry.started = slot, time.monotonic()
         return slot
 
     def next_or_handed(self, slot: ProcessSlot) -> tuple[Claimed, bool] | None:
@@ -194,9 +192,7 @@ class Pool:
                     break
                 if job is None:
                     return None
-                entry = self._startable(job)
-                if entry is not None:
-                    entry.slot, entry.started = slot, time.monotonic()
+                if self._start_in(slot, job) is not None:
                     return job, False
             self.settler.put(job, NOT_STARTED)  # as next() does
         return slot.mailbox.get()
@@ -250,16 +246,22 @@ class Pool:
                     self._inbox.put(None)
                 return None
             with self.ledger.cond:
-                entry = self._startable(job)
+                entry = self._start_in(slot, job)
                 if entry is not None:
-                    entry.slot = slot
-                    entry.started = time.monotonic()
                     if not slot.forwards:
                         self._set_on_way(entry)
                     return job
             # Not run: the settler only has to forget it (the stopping worker or the new
             # lease holder owns it now).
             self.settler.put(job, NOT_STARTED)
+
+    def _start_in(self, slot: Slot, job: Claimed) -> Running | None:
+        """The held entry of `job`, marked started now in `slot`, if it may start (see
+        _startable); None, marking nothing, if not. The caller holds `cond`."""
+        entry = self._startable(job)
+        if entry is not None:
+            entry.slot, entry.started = slot, time.monotonic()
+        return entry
 
     def _startable(self, job: Claimed) -> Running | None:
         """The held entry of `job` if it may start: not aborted, and its lease not stale (a
