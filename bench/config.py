@@ -16,10 +16,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ALL_SYSTEMS = ("jobq", "rq", "celery", "dramatiq", "huey", "arq", "saq", "taskiq")
 # adrain, asleep, aenqueue: issue 16's asyncio figures (jobq's async pool and AsyncQueue
 # against arq, SAQ and taskiq); crash: jobq only, how long a slot takes to replace a killed
-# child (issue 15)
+# child (issue 15); drain-pairs, latency-pairs: issue 15's two ratios (default worker against
+# the thread pool's drain, and against Huey's idle latency) as interleaved pairs, once per run
 ALL_SCENARIOS = (
     "floor", "bulk", "threads", "drain", "sleep", "latency", "mixed", "crash",
-    "adrain", "asleep", "aenqueue", "memory", "dashboard",
+    "adrain", "asleep", "aenqueue", "drain-pairs", "latency-pairs", "memory", "dashboard",
 )
 
 
@@ -87,15 +88,24 @@ class BenchConfig:
     dashboard_failed: int = 100_000
     dashboard_repeat: int = 20
     dashboard_reserve_s: float = 90.0
+    # issue 15's two ratios as interleaved pairs (bench/pairs.py), once per run after the
+    # timed repetitions: rounds (A B, then B A, ...; an even count runs each side first as
+    # often), no-op jobs per drain (20,000 lasts over 1 s at the thread pool's ~15,000/s, so a
+    # 50 ms hiccup moves a ratio a few per cent, not 25 % as in a 3,000-job drain), and the
+    # seconds kept for them (~90 s on a quiet 2-core machine) when deciding on more repetitions
+    pairs: int = 6
+    pair_n: int = 20_000
+    pairs_reserve_s: float = 120.0
     # round trips in the redis-py floor loop, requests per redis-benchmark test
     floor_n: int = 10_000
     redis_benchmark_n: int = 50_000
     # a unit (one variant, one repetition) that has not finished by then is killed and reported
     unit_timeout_s: float = 180.0
     # repetitions after the first are skipped (with a note) when they would not fit in this;
-    # 13 min: bench/run.sh also builds the venvs and runs the cluster rows (~30 s) before,
-    # and `make bench` as a whole should stay under 15 min
-    budget_s: float = 780.0
+    # 15 min: bench/run.sh also builds the venvs and runs the cluster rows (~30 s) before; on
+    # a quiet machine the whole of `make bench` takes about 12 min (3 repetitions ~9 min, the
+    # pairs, dashboard and memory figures after them)
+    budget_s: float = 900.0
     # also run non-default peer configurations (arq with poll_delay=5 ms)
     extra_variants: bool = False
     systems: tuple[str, ...] = ALL_SYSTEMS
@@ -138,6 +148,9 @@ class BenchConfig:
             dashboard_failed=_int("BENCH_DASHBOARD_FAILED", default.dashboard_failed),
             dashboard_repeat=_int("BENCH_DASHBOARD_REPEAT", default.dashboard_repeat),
             dashboard_reserve_s=_float("BENCH_DASHBOARD_RESERVE_S", default.dashboard_reserve_s),
+            pairs=_int("BENCH_PAIRS", default.pairs),
+            pair_n=_int("BENCH_PAIR_N", default.pair_n),
+            pairs_reserve_s=_float("BENCH_PAIRS_RESERVE_S", default.pairs_reserve_s),
             floor_n=_int("BENCH_FLOOR_N", default.floor_n),
             redis_benchmark_n=_int("BENCH_REDIS_BENCHMARK_N", default.redis_benchmark_n),
             unit_timeout_s=_float("BENCH_UNIT_TIMEOUT_S", default.unit_timeout_s),

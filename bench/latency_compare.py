@@ -26,9 +26,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from bench import procs
+from bench import pairs, procs
 from bench.collector import Collector
 from bench.config import REPO_ROOT
 from bench.redis_server import RedisServer
@@ -77,13 +79,14 @@ class Config:
         return {**env, "PYTHONPATH": path, "BENCH_REDIS_URL": url, "BENCH_BEACON": str(beacon)}
 
 
-def _probes(cfg: Config, env: dict[str, str], n: int, gap_ms: float) -> None:
+def _probes(cfg: Config, env: dict[str, str], n: int, gap_ms: float) -> dict[str, Any]:
     argv = [cfg.python(), "-m", "bench.agent", cfg.system, "latency", "--n", str(n),
             "--gap-ms", str(gap_ms)]
     done = procs.run(argv, env, cfg.cwd, 120)
     if done.returncode != 0:
         raise RuntimeError(f"{cfg.name}: the producer failed: {done.stderr[-2000:]}")
-    json.loads(done.stdout.strip().splitlines()[-1])
+    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return answer
 
 
 def _round(cfg: Config, server: RedisServer, n: int, gap_ms: float, tmp: Path) -> None:
@@ -92,15 +95,11 @@ def _round(cfg: Config, server: RedisServer, n: int, gap_ms: float, tmp: Path) -
         env = cfg.env(server.url, collector.path)
         proc = procs.spawn(cfg.worker_argv(server.url), env, tmp / f"{cfg.name}.log", cfg.cwd)
         try:
-            _probes(cfg, env, 1, 0)
-            if collector.wait_for(1, 60) is None:
-                raise RuntimeError(f"{cfg.name}: the warm-up job did not run (see "
-                                   f"{tmp / cfg.name}.log)")
-            time.sleep(1.0)
-            _probes(cfg, env, n, gap_ms)
-            if collector.wait_for(n + 1, 60) is None:
-                raise RuntimeError(f"{cfg.name}: {collector.count - 1}/{n} probes ran")
-            values = [v * 1000.0 for v in collector.values[1:]]
+            values, _ = pairs.probe_latency(
+                partial(_probes, cfg, env), collector.wait_for, collector, n, gap_ms, 60.0
+            )
+        except pairs.RoundError as exc:
+            raise RuntimeError(f"{cfg.name}: {exc} (see {tmp / cfg.name}.log)") from None
         finally:
             procs.stop_group([proc], grace_s=0.0)
     cfg.p50.append(percentile(values, 50))
@@ -110,11 +109,10 @@ def _round(cfg: Config, server: RedisServer, n: int, gap_ms: float, tmp: Path) -
 
 
 def _ratios(cfg: Config, base: Config) -> str:
-    out = []
-    for what, mine, theirs in (("p50", cfg.p50, base.p50), ("p99", cfg.p99, base.p99)):
-        r = [a / b for a, b in zip(mine, theirs, strict=True)]
-        out.append(f"{what} {statistics.median(r):.2f} [{min(r):.2f}-{max(r):.2f}]")
-    return ", ".join(out)
+    return ", ".join(
+        f"{what} {pairs.ratio_spread(pairs.paired_ratios(mine, theirs))}"
+        for what, mine, theirs in (("p50", cfg.p50, base.p50), ("p99", cfg.p99, base.p99))
+    )
 
 
 def main() -> None:
@@ -133,9 +131,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="latency-compare-") as tmpdir:
         tmp = Path(tmpdir)
         with RedisServer.create(tmp) as server:
-            for i in range(args.pairs):
+            for i, order in pairs.pair_order(configs, args.pairs):
                 print(f"round {i + 1}/{args.pairs} (load {os.getloadavg()[0]:.1f})", flush=True)
-                for cfg in configs if i % 2 == 0 else configs[::-1]:
+                for cfg in order:
                     _round(cfg, server, args.n, args.gap_ms, tmp)
                     time.sleep(0.2)
     base = configs[0]

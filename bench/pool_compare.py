@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import procs
+from bench import pairs, procs
 from bench.collector import Collector
 from bench.config import REPO_ROOT
 from bench.redis_server import RedisServer
@@ -125,9 +125,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pool-compare-") as tmpdir:
         tmp = Path(tmpdir)
         with RedisServer.create(tmp) as server:
-            for i in range(args.pairs):
+            for i, order in pairs.pair_order(configs, args.pairs):
                 print(f"round {i + 1}/{args.pairs} (load {os.getloadavg()[0]:.1f})", flush=True)
-                order = configs if i % 2 == 0 else configs[::-1]
                 for cfg in order:
                     _round(cfg, server, args.n, tmp, args.task)
                     time.sleep(0.2)
@@ -135,9 +134,9 @@ def main() -> None:
     print(f"\nmedians over {args.pairs} rounds (ratio: median of per-round ratios to "
           f"{base.name}, [min-max]):")
     for cfg in configs:
-        ratios = [a / b for a, b in zip(cfg.rates, base.rates, strict=True)]
+        ratios = pairs.paired_ratios(cfg.rates, base.rates)
         print(f"  {cfg.name:>12}: {statistics.median(cfg.rates):8,.0f} jobs/s  ratio "
-              f"{statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]  worker "
+              f"{pairs.ratio_spread(ratios)}  worker "
               f"{statistics.median(cfg.parent_us):.1f} us/job [{min(cfg.parent_us):.0f}-"
               f"{max(cfg.parent_us):.0f}], children "
               f"{statistics.median(cfg.kids_us):.1f} us/job, "

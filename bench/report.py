@@ -87,6 +87,8 @@ def one_line(record: Record) -> str:
         return f"p50 {fmt_ms(record['p50_ms'])} ms, p99 {fmt_ms(record['p99_ms'])} ms"
     if scenario == "mixed":
         return f"last no-op job ended {record['short_done_s']:.2f} s after start"
+    if scenario in ("drain-pairs", "latency-pairs"):
+        return pair_line(record)
     if scenario == "crash":
         return f"replaced in p50 {fmt_ms(record['p50_ms'])} ms, max {fmt_ms(record['max_ms'])} ms"
     if scenario == "memory":
@@ -96,6 +98,19 @@ def one_line(record: Record) -> str:
     if record.get("kind") == "benchmark":
         return ", ".join(f"{k} {fmt_rate(v)}/s" for k, v in record["requests_per_s"].items())
     return f"{fmt_rate(record['round_trips_per_s'])} round trips/s"
+
+
+def pair_line(record: Record) -> str:
+    """A pair's two sides in the order they ran, e.g. `a 12,000/s, then b 15,000/s`."""
+    parts = []
+    for label in record["order"]:
+        side = record["sides"][label]
+        if "rate_first_to_last" in side:
+            parts.append(f"{label} {fmt_rate(side['rate_first_to_last'])}/s")
+        else:
+            parts.append(f"{label} p50 {fmt_ms(side['p50_ms'])} ms, p99 "
+                         f"{fmt_ms(side['p99_ms'])} ms")
+    return ", then ".join(parts)
 
 
 # grouping
@@ -708,50 +723,76 @@ def section_latency(res: Results) -> str:
     )
 
 
-# Issue 15: the default worker's idle latency against Huey's, in the same repetition.
-LATENCY_VS_HUEY = ("jobq-default-lat", "huey-thread-1-lat")
+# Issue 15's two ratios, measured as interleaved pairs (bench/run.py's PAIRED scenarios):
+# the variant labels of each pair's two sides, the goal's subject first
+PROCESS_PAIR = ("jobq-default-1p", "jobq-thread-1p")
+LATENCY_PAIR = ("jobq-default-lat", "huey-thread-1-lat")
 LATENCY_GOALS = (("p50_ms", 1.0), ("p99_ms", 1.5))
 
 
+def paired_values(res: Results, scenario: str, labels: tuple[str, str],
+                  key: str) -> list[tuple[float, float]]:
+    """``(subject, reference)`` values of ``key`` in each pair of ``scenario`` where both
+    sides have it, in the order the pairs ran."""
+    out = []
+    for record in sorted(res.ok(scenario), key=lambda r: int(r["rep"])):
+        sides = record.get("sides", {})
+        mine, theirs = (sides.get(label, {}).get(key) for label in labels)
+        if mine is not None and theirs:
+            out.append((float(mine), float(theirs)))
+    return out
+
+
+def paired_cells(
+    values: list[tuple[float, float]], fmt: Callable[[float | None], str],
+    fmt_ratio: Callable[[float], str],
+) -> tuple[list[str], float]:
+    """The cells subject median, reference median, median of the per-pair ratios and each
+    ratio in pair order, and that median ratio (the figure a goal is judged on)."""
+    ratios = [mine / theirs for mine, theirs in values]
+    ratio = statistics.median(ratios)
+    return [fmt(statistics.median(m for m, _ in values)),
+            fmt(statistics.median(t for _, t in values)), fmt_ratio(ratio),
+            ", ".join(fmt_ratio(r) for r in ratios)], ratio
+
+
 def latency_vs_huey(res: Results) -> list[list[str]]:
-    """Rows of issue 15's idle-latency goal: per percentile, the default worker's and Huey's
-    medians over the repetitions where both ran, the median of the per-repetition ratios,
-    each ratio, the goal and whether the median ratio meets it. Empty when they never ran
-    in the same repetition."""
-    by_rep: dict[str, dict[int, Record]] = {label: {} for label in LATENCY_VS_HUEY}
-    for record in res.ok("latency"):
-        if record["label"] in by_rep:
-            by_rep[record["label"]][record["rep"]] = record
-    jobq, huey = (by_rep[label] for label in LATENCY_VS_HUEY)
-    reps = sorted(rep for rep in jobq if rep in huey)
+    """Rows of issue 15's idle-latency goal from the `latency-pairs` units: per percentile,
+    the default worker's and Huey's medians over the pairs, the median of the per-pair
+    ratios, each ratio, the goal and whether the median ratio meets it. Empty when no pair
+    ran both sides."""
     rows = []
     for key, goal in LATENCY_GOALS:
-        pairs = [(jobq[rep].get(key), huey[rep].get(key)) for rep in reps]
-        pairs = [(j, h) for j, h in pairs if j is not None and h]
-        if not pairs:
+        values = paired_values(res, "latency-pairs", LATENCY_PAIR, key)
+        if not values:
             continue
-        ratios = [j / h for j, h in pairs]
-        ratio = statistics.median(ratios)
-        rows.append([
-            key.removesuffix("_ms"), fmt_ms(statistics.median(j for j, _ in pairs)),
-            fmt_ms(statistics.median(h for _, h in pairs)), f"{ratio:.2f}×",
-            ", ".join(f"{r:.2f}×" for r in ratios), f"≤ {goal:.1f}×",
-            "yes" if ratio <= goal else "no",
-        ])
+        cells, ratio = paired_cells(values, fmt_ms, lambda r: f"{r:.2f}×")
+        rows.append([key.removesuffix("_ms"), *cells, f"≤ {goal:.1f}×",
+                     "yes" if ratio <= goal else "no"])
     return rows
+
+
+PAIRS_METHOD = (
+    "Measured as {pairs} interleaved pairs in the same run (scenario `{scenario}`, after the "
+    "repetitions): each pair runs both sides' units right after each other on the same "
+    "server, the odd pairs the default worker first, the even ones the other side first; "
+    "the ratio is the median of the per-pair ratios, listed in the order the pairs ran. "
+    "The two sides are the rows of the tables above, with the same worker command lines.")
 
 
 def section_latency_vs_huey(res: Results) -> str:
     rows = latency_vs_huey(res)
     if not rows:
-        return "Not run (no default-worker and Huey latency units in the same repetition)."
+        return ("Not run (BENCH_SCENARIOS without `latency-pairs`, or jobq or Huey not "
+                "measured).")
+    count = len(paired_values(res, "latency-pairs", LATENCY_PAIR, "p50_ms"))
     return table(
-        ["percentile", "jobq defaults ms", "Huey ms", "ratio", "per repetition", "goal",
+        ["percentile", "jobq defaults ms", "Huey ms", "ratio", "per pair", "goal",
          "met in this run"], rows,
     ) + (
         "\n\nThe default worker (`jobq worker --import ...`: process pool, a slot per CPU) "
-        "against Huey's thread consumer, measured in the same repetition; the ratio "
-        "is the median of the per-repetition ratios.")
+        "against Huey's thread consumer (`-k thread -w 1`), the `latency` unit of each. "
+        + PAIRS_METHOD.format(pairs=count, scenario="latency-pairs"))
 
 
 def fmt_seconds(value: float | None) -> str:
@@ -796,26 +837,30 @@ def section_crash(res: Results) -> str:
 
 def section_process_ratio(res: Results) -> str:
     """Issue 15: the default worker (process pool) against the thread pool, no-op drain with
-    one worker process, per repetition (the two ran in the same repetition) and overall."""
-    default, thread = "jobq (defaults: no flags)", "jobq (thread pool)"
-    rates = drain_rates_by_rep(res, (default, thread))
-    pairs = [(rates[default][rep], rates[thread][rep])
-             for rep in sorted(rates[default]) if rep in rates[thread]]
-    if not pairs:
-        return "Not run (no default and thread-pool no-op drains in the same repetition)."
-    ratios = sorted(d / t for d, t in pairs)
-    ratio = statistics.median(ratios)
+    one worker process, from the `drain-pairs` units: medians over the pairs, the median of
+    the per-pair ratios, each ratio, the worker's CPU per job, the goal."""
+    values = paired_values(res, "drain-pairs", PROCESS_PAIR, "rate_first_to_last")
+    if not values:
+        return ("Not run (BENCH_SCENARIOS without `drain-pairs`, or no pair ran both "
+                "sides).")
+    cells, ratio = paired_cells(values, fmt_rate, lambda r: f"{r:.0%}")
+    cpus = paired_values(res, "drain-pairs", PROCESS_PAIR, "worker_cpu_us_per_job")
+    cpu = [statistics.median(pair[side] for pair in cpus) if cpus else None for side in (0, 1)]
+    n = max(int(r.get("n", 0)) for r in res.ok("drain-pairs"))
     return table(
         ["figure", "default (process pool) jobs/s", "thread pool jobs/s", "ratio",
-         "per repetition", "goal", "met in this run"],
-        [["no-op drain, 1 process", fmt_rate(statistics.median(d for d, _ in pairs)),
-          fmt_rate(statistics.median(t for _, t in pairs)), f"{ratio:.0%}",
-          ", ".join(f"{r:.0%}" for r in ratios), "≥ 80 %", "yes" if ratio >= 0.8 else "no"]],
+         "per pair", "worker CPU µs/job default / thread", "goal", "met in this run"],
+        [[f"no-op drain, 1 process, N={n:,}", *cells,
+          f"{fmt_int(cpu[0])} / {fmt_int(cpu[1])}", "≥ 80 %",
+          "yes" if ratio >= 0.8 else "no"]],
     ) + (
-        "\n\nThe default worker runs each job in a child process (a slot per CPU, auto prefetch);"
-        " the thread pool row runs them in the worker (`--pool thread --concurrency 1 "
-        "--prefetch 64`). The ratio is the median of the per-repetition ratios. "
-        "`python -m bench.pool_compare` measures the same interleaved with CPU per job.")
+        "\n\nThe default worker runs each job in a child process (a slot per CPU, auto "
+        "prefetch); the thread pool row runs them in the worker (`--pool thread --concurrency 1 "
+        "--prefetch 64`). Rates are first → last job; the jobs are enqueued through the batch "
+        "API before the worker starts (only the drain is timed). "
+        + PAIRS_METHOD.format(pairs=len(values), scenario="drain-pairs")
+        + " `python -m bench.pool_compare` measures the same with the worker's and its "
+        "children's CPU apart.")
 
 
 def section_commands(res: Results) -> str:
@@ -991,6 +1036,16 @@ METHOD = """\
 - **10 ms jobs.** {sleep_n:,} jobs at concurrency 8, the ideal being 800 jobs/s.
 - **Latency.** One idle worker, one warm-up job, 1 s of quiet, then {lat_n} probes enqueued on an
   absolute {gap:g} ms grid; p50/p90/p99/max of start − enqueue.
+- **Issue 15's two ratios, in pairs.** A ratio of two units run minutes apart carries the
+  machine's drift between them, so the default process pool against the thread pool (no-op
+  drain) and the default worker against Huey (idle latency) are also measured as {pairs}
+  interleaved pairs after the repetitions (scenarios `drain-pairs`, `latency-pairs`): a pair
+  runs the two configurations' units right after each other on the same server, the default
+  worker first in odd pairs and second in even ones. Each side is the unit, variant and worker
+  command line of its row in the tables; a drain side drains {pair_n:,} no-op jobs (over 1 s,
+  so a short hiccup moves a ratio little), enqueued through the batch API before the worker
+  starts, and a latency side is the latency unit above. The goal is judged on the median of
+  the per-pair ratios, and every ratio is shown.
 - **Memory.** FLUSHALL + `MEMORY PURGE`, then {mem_n:,} pending no-op jobs with no worker running,
   enqueued by {mem_producers} producer processes in parallel; `used_memory` delta ÷ N. Libraries
   whose batch API stores the same data as single enqueues are filled through it to save time.
@@ -1073,13 +1128,16 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
         f"latency {cfg.get('latency_n')} probes {cfg.get('latency_gap_ms')} ms apart, "
         f"asyncio 10 ms jobs N={cfg.get('asleep_n', 0):,}, concurrent enqueue "
         f"N={cfg.get('aenqueue_n', 0):,} from {cfg.get('aenqueue_coroutines', 0)} coroutines, "
-        f"memory at {cfg.get('mem_n', 0):,} pending jobs × {cfg.get('mem_repeat')}. "
+        f"memory at {cfg.get('mem_n', 0):,} pending jobs × {cfg.get('mem_repeat')}, "
+        f"issue 15's ratios in {cfg.get('pairs', 0)} pairs (drains of "
+        f"{cfg.get('pair_n', 0):,} jobs). "
         "Issue 7 names N=20,000 for the drains; the default is smaller to keep the run short, "
         "and the summary's steady drain rate does not depend on N "
         "(`BENCH_N=20000` reproduces the issue's size). "
         "Change them with `BENCH_N`, `BENCH_REPEAT`, `BENCH_BULK_N`, `BENCH_SLEEP_N`, "
         "`BENCH_LATENCY_N`, `BENCH_MEM_N`, `BENCH_MEM_REPEAT`, `BENCH_ASLEEP_N`, "
         "`BENCH_AENQUEUE_N`, `BENCH_DASHBOARD_PENDING`, `BENCH_DASHBOARD_FAILED`, "
+        "`BENCH_PAIRS`, `BENCH_PAIR_N`, "
         "`BENCH_SYSTEMS`, `BENCH_SCENARIOS` (see `bench/config.py`).",
         "",
         "## At a glance (medians)",
@@ -1110,6 +1168,8 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
             mem_n=cfg.get("mem_n", 0),
             floor_n=cfg.get("floor_n", 0),
             mem_producers=cfg.get("mem_producers", 1),
+            pairs=cfg.get("pairs", 0),
+            pair_n=cfg.get("pair_n", 0),
         ),
         "## Full tables (median [min–max])",
         "",
@@ -1129,7 +1189,8 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
         "",
         section_latency(res),
         "",
-        "Issue 15: the default worker against Huey (goals p50 ≤ 1.0×, p99 ≤ 1.5×):",
+        "Issue 15: the default worker against Huey, in interleaved pairs (goals p50 ≤ 1.0×, "
+        "p99 ≤ 1.5×):",
         "",
         section_latency_vs_huey(res),
         "",
@@ -1169,7 +1230,7 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
         "",
         section_capture(res),
         "",
-        "### 3g. The default process pool against the thread pool (issue 15)",
+        "### 3g. The default process pool against the thread pool (issue 15, interleaved pairs)",
         "",
         section_process_ratio(res),
         "",

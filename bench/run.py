@@ -14,6 +14,7 @@ Run through ``bench/run.sh`` (it builds the venvs first). Order of a run:
         asleep:  their 10 ms `asyncio.sleep` jobs at concurrency 100
         aenqueue: their awaitable enqueue from 64 coroutines of one process
         crash:   jobq: a job's child SIGKILLed, until a new child began the next job
+    drain-pairs, latency-pairs: issue 15's two ratios, BENCH_PAIRS interleaved pairs each
     dashboard: jobq's dashboard pages at 10^6 pending + 10^5 failed (bench/dashboard_bench.py)
     memory: every system's bytes per pending job (BENCH_MEM_REPEAT passes)
 
@@ -43,7 +44,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import procs, report
+from bench import pairs, procs, report
 from bench.collector import Collector
 from bench.config import REPO_ROOT, BenchConfig
 from bench.drivers import DRIVERS, Driver, Variant
@@ -257,11 +258,16 @@ def wait_alive(
             )
 
 
-def run_drain(ctx: Context, driver: Driver, variant: Variant, kind: str, n: int) -> Record:
-    """Pre-enqueue ``n`` jobs one call at a time, then start the workers cold and time the drain."""
+def run_drain(
+    ctx: Context, driver: Driver, variant: Variant, kind: str, n: int, mode: str = "single"
+) -> Record:
+    """Pre-enqueue ``n`` jobs one call at a time (``mode`` "bulk": through the batch API, in
+    chunks of BENCH_BULK_CHUNK, where only the drain is wanted), then start the workers cold
+    and time the drain."""
     ctx.server.reset()
     s0 = ctx.server.snapshot()
-    enq = agent(ctx, driver.name, "enqueue", "--kind", kind, "--n", str(n), "--mode", "single")
+    chunk = ("--chunk", str(ctx.config.bulk_chunk)) if mode == "bulk" else ()
+    enq = agent(ctx, driver.name, "enqueue", "--kind", kind, "--n", str(n), "--mode", mode, *chunk)
     s1 = ctx.server.snapshot()
     record: Record = {
         "label": variant.label,
@@ -326,17 +332,20 @@ def run_latency(ctx: Context, driver: Driver, variant: Variant) -> Record:
     ctx.server.reset()
     with Collector(ctx.sockets_dir, keep_values=True) as collector:
         handle = start_reporting(ctx, driver, variant, collector)
+
+        def produce(count: int, gap_ms: float) -> dict[str, Any]:
+            return agent(ctx, driver.name, "latency", "--n", str(count), "--gap-ms", str(gap_ms))
+
+        def wait(target: int, timeout_s: float) -> float | None:
+            deadline = time.perf_counter() + min(timeout_s, ctx.config.unit_timeout_s)
+            return wait_alive(ctx, collector, target, deadline, handle)
+
         try:
-            agent(ctx, driver.name, "latency", "--n", "1", "--gap-ms", "0")
-            warm_deadline = time.perf_counter() + min(60.0, ctx.config.unit_timeout_s)
-            if wait_alive(ctx, collector, 1, warm_deadline, handle) is None:
-                raise UnitError(f"{variant.label}: the warm-up job did not run within 60 s")
-            time.sleep(1.0)
-            produced = agent(ctx, driver.name, "latency", "--n", str(n), "--gap-ms", str(gap))
-            deadline = time.perf_counter() + ctx.config.unit_timeout_s
-            if wait_alive(ctx, collector, n + 1, deadline, handle) is None:
-                raise UnitError(f"{variant.label}: {collector.count - 1}/{n} probes ran in time")
-            values_ms = [v * 1000.0 for v in collector.values[1:]]
+            values_ms, produced = pairs.probe_latency(
+                produce, wait, collector, n, gap, ctx.config.unit_timeout_s
+            )
+        except pairs.RoundError as exc:
+            raise UnitError(f"{variant.label}: {exc}") from None
         finally:
             # nothing is counted after the probes, so there is no warm shutdown to wait for
             driver.stop(handle, grace_s=0.0)
@@ -534,6 +543,61 @@ def run_redis_benchmark(ctx: Context, tool: Path, pipeline: int) -> Record:
     }
 
 
+# issue 15's two ratios as interleaved pairs (bench/pairs.py): scenario -> the (system,
+# variant label) of each side, the goal's subject first. Each side runs the very unit, variant
+# and worker command line of its row in the tables.
+PAIRED = {
+    "drain-pairs": (("jobq", "jobq-default-1p"), ("jobq", "jobq-thread-1p")),
+    "latency-pairs": (("jobq", "jobq-default-lat"), ("huey", "huey-thread-1-lat")),
+}
+
+
+def run_pair(ctx: Context, scenario: str, order: list[tuple[Driver, Variant]]) -> Record:
+    """One pair of a PAIRED scenario: each side's unit right after the other, in ``order``;
+    a drain side runs BENCH_PAIR_N no-op jobs (enqueued through the batch API: only the
+    drain is timed), a latency side the `latency` unit as it is."""
+    sides: dict[str, Record] = {}
+    for driver, variant in order:
+        if scenario == "drain-pairs":
+            drain = run_drain(ctx, driver, variant, "noop", ctx.config.pair_n, mode="bulk")
+            sides[variant.label] = {
+                key: drain["drain"][key]
+                for key in ("rate_first_to_last", "worker_cpu_us_per_job", "startup_s")
+            }
+        else:
+            lat = run_latency(ctx, driver, variant)
+            sides[variant.label] = {k: lat[k] for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")}
+    first = order[0][1]
+    return {
+        "label": " vs ".join(label for _, label in PAIRED[scenario]),
+        "row": first.row,
+        "n": ctx.config.pair_n if scenario == "drain-pairs" else ctx.config.latency_n,
+        "order": [variant.label for _, variant in order],
+        "sides": sides,
+    }
+
+
+def run_pairs(ctx: Context) -> None:
+    """Every selected PAIRED scenario: BENCH_PAIRS pairs, A B then B A, one unit each."""
+    for scenario, sides in PAIRED.items():
+        if scenario not in ctx.config.scenarios:
+            continue
+        missing = sorted({system for system, _ in sides if system not in ctx.drivers})
+        if missing:
+            note = f"{scenario} not run: {', '.join(missing)} not measured in this run."
+            ctx.meta["notes"].append(note)
+            log(note)
+            continue
+        variants = []
+        for system, label in sides:
+            driver = ctx.drivers[system]
+            variants.append((driver, next(v for v in driver.variants() if v.label == label)))
+        name = " vs ".join(label for _, label in sides)
+        for index, order in pairs.pair_order(variants, ctx.config.pairs):
+            body = partial(run_pair, ctx, scenario, order)
+            unit(ctx, scenario, sides[0][0], index, name, body)
+
+
 # the run
 
 
@@ -653,6 +717,8 @@ def run_all(ctx: Context, started: float) -> None:
     reserve_s = cfg.mem_reserve_s if "memory" in cfg.scenarios else 0.0
     if "dashboard" in cfg.scenarios and "jobq" in ctx.drivers:
         reserve_s += cfg.dashboard_reserve_s
+    if any(scenario in cfg.scenarios for scenario in PAIRED):
+        reserve_s += cfg.pairs_reserve_s
     for rep in range(1, cfg.repeat):
         elapsed = time.monotonic() - started
         if elapsed + rep_s * 1.1 + reserve_s > cfg.budget_s:
@@ -665,6 +731,7 @@ def run_all(ctx: Context, started: float) -> None:
             log(note)
             break
         run_repetition(ctx, rep, tool)
+    run_pairs(ctx)
     if "dashboard" in cfg.scenarios and "jobq" in ctx.drivers:
         unit(ctx, "dashboard", "jobq", 0, "jobq-dashboard", partial(run_dashboard, ctx))
     if "memory" in cfg.scenarios:
