@@ -27,11 +27,14 @@ class Holder(Protocol):
         """Take back the job of `entry` if it has not begun here; whether it was."""
 
 # Auto prefetch (Settings.prefetch = AUTO_PREFETCH): a held job should start within about
-# AUTO_WAIT_S; at most AUTO_MAX held beyond the slots (what Celery's guide suggests for short
-# tasks); a job running AUTO_LONG times the recent run time is long; the run-time average
-# follows the last ~1/AUTO_ALPHA jobs.
+# AUTO_WAIT_S; at most AUTO_MAX held beyond the slots per free slot (what Celery's guide
+# suggests for short tasks; Celery's prefetch, too, is per process), AUTO_CAP in all (a
+# refill claims half of it in one script call, which holds Redis for ~1.5 us a job); a job
+# running AUTO_LONG times the recent run time is long; the run-time average follows the
+# last ~1/AUTO_ALPHA jobs.
 AUTO_WAIT_S = 0.02
 AUTO_MAX = 64
+AUTO_CAP = 512
 AUTO_LONG = 4.0
 AUTO_ALPHA = 0.2
 
@@ -101,8 +104,8 @@ class Ledger:
     def prefetch(self) -> int:
         """Jobs to hold beyond the free slots now. Pinned: Settings.prefetch. Auto: as many
         as the slots not busy with a long job run in about _wait_s at the recent run time
-        (0 until a job has run, and while every slot runs a long one), at most AUTO_MAX.
-        The caller holds `cond`."""
+        (0 until a job has run, and while every slot runs a long one), at most AUTO_MAX per
+        such slot and AUTO_CAP in all. The caller holds `cond`."""
         if not self.auto:
             return self.settings.prefetch
         est = self.runtime_s
@@ -111,7 +114,7 @@ class Ledger:
         free = self.slots - self._stuck(time.monotonic(), est)
         if free <= 0:
             return 0
-        return min(AUTO_MAX, int(self._wait_s * free / max(est, 1e-6)))
+        return min(AUTO_MAX * free, AUTO_CAP, int(self._wait_s * free / max(est, 1e-6)))
 
     def _resize(self) -> None:
         if self.auto:

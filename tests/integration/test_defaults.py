@@ -17,7 +17,7 @@ from jobq_core.config import AUTO_PREFETCH, THREAD_SLOTS
 from jobq_core.errors import ConfigError
 from jobq_core.job import Claimed
 from jobq_core.keys import Keyspace
-from jobq_core.worker.ledger import AUTO_MAX, Ledger, Running
+from jobq_core.worker.ledger import AUTO_CAP, AUTO_MAX, Ledger, Running
 from tests import tasks
 from tests.helpers import worker_thread
 
@@ -52,7 +52,7 @@ def test_auto_prefetch_follows_run_times() -> None:
     assert ledger.capacity() == 2  # nothing measured yet: no prefetch
     for _ in range(30):
         ledger.ran(0.0002)  # short jobs: claimed in batches
-    assert ledger.capacity() == 2 + AUTO_MAX
+    assert ledger.capacity() == 2 + 2 * AUTO_MAX  # the cap is per free slot
     for _ in range(30):
         ledger.ran(1.0)  # long jobs: none held beyond the slots
     assert ledger.capacity() == 2
@@ -62,13 +62,20 @@ def test_auto_prefetch_follows_run_times() -> None:
     with ledger.cond:
         ledger.held[("q", "1")] = Running(_job(1), time.monotonic(), slot=object(),  # type: ignore[arg-type]
                                           started=time.monotonic() - 5)
-        assert 0 < ledger.prefetch() < AUTO_MAX or ledger.prefetch() == AUTO_MAX
+        assert 0 < ledger.prefetch() <= AUTO_MAX  # at most one free slot's worth
         ledger.held[("q", "2")] = Running(_job(2), time.monotonic(), slot=object(),  # type: ignore[arg-type]
                                           started=time.monotonic() - 5)
         assert ledger.prefetch() == 0  # every slot runs a long job
         ledger.held[("q", "3")] = Running(_job(3), time.monotonic())
     assert ledger.all_stuck()  # and a job waits behind them: it goes back
     assert not Ledger(Settings(concurrency=2, prefetch=0)).all_stuck()  # pinned: never
+
+
+def test_auto_prefetch_is_capped_in_all() -> None:
+    ledger = Ledger(Settings(concurrency=32, lease_s=30.0))
+    for _ in range(30):
+        ledger.ran(0.000001)
+    assert ledger.capacity() == 32 + AUTO_CAP
 
 
 def test_pinned_prefetch_is_what_it_says() -> None:
