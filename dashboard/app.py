@@ -23,6 +23,7 @@ from jobq_core.layout import ensure_layout
 from .auth import Accounts
 from .engine import EXTENSION, Engine
 from .guard import authenticate, security_headers, template_context
+from .jobids import JobIdConverter, job_id_to_url
 from .render import engine_error, http_error
 from .sessions import SessionStore
 from .throttle import LoginThrottle
@@ -52,6 +53,9 @@ def make_blueprint(settings: Settings | None = None) -> Blueprint:
     accounts = Accounts(s)  # validates the credential settings before anything starts
     bp = Blueprint("jobq", __name__, static_folder=str(asset_dir("static")),
                    static_url_path="/static", template_folder=str(asset_dir("templates")))
+    # Before the children's routes: Flask registers a blueprint's own setup first.
+    bp.record_once(lambda state: state.app.url_map.converters.update(jobid=JobIdConverter))
+    bp.add_app_template_filter(job_id_to_url, "jobq_url_id")
     for child in BLUEPRINTS:
         bp.register_blueprint(child)
 

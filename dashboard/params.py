@@ -9,7 +9,7 @@ from flask import request
 from werkzeug.exceptions import BadRequest, NotFound
 
 from jobq_core.job import STATES
-from jobq_core.keys import QUEUE_NAME_RE, valid_job_id
+from jobq_core.keys import MAX_STORED_JOB_ID, QUEUE_NAME_RE, stored_job_id
 from jobq_core.schedule import SCHEDULE_NAME_RE
 
 ALL_QUEUES = "all"
@@ -108,9 +108,12 @@ def queue_name(raw: str, known: Sequence[str], *, allow_all: bool = False) -> st
 
 
 def job_id(raw: str) -> str:
-    if not valid_job_id(raw):
-        raise BadRequest(f"malformed job id {_short(raw)!r}: job ids are 1-128 letters, "
-                         "digits, '_', '.', ':', '-'")
+    """A job id as a stored job may carry it (keys.stored_job_id: another client may have
+    written any characters but control characters), 400 otherwise; whether it exists is the
+    caller's check."""
+    if not stored_job_id(raw):
+        raise BadRequest(f"malformed job id {_short(raw)!r}: a job id is 1-"
+                         f"{MAX_STORED_JOB_ID:,} characters, none a control character")
     return raw
 
 

@@ -19,7 +19,13 @@ from .connection import configure, redis_errors, translated
 from .dependencies import Dependencies
 from .errors import ConfigError, InvalidState, JobNotFound
 from .job import DEFERRED_MS, PROCESSING, PURGE_STATES, REQUEUE_STATES, SCHEDULED
-from .keys import AUDIT_MAX_ENTRIES, Keyspace, LegacyKeyspace, check_queue_name, require_job_id
+from .keys import (
+    AUDIT_MAX_ENTRIES,
+    Keyspace,
+    LegacyKeyspace,
+    check_queue_name,
+    require_stored_job_id,
+)
 from .problems import PENDING_AGE_FIELD
 from .queue import Queue
 from .scheduler import Scheduler
@@ -47,7 +53,7 @@ class Admin:
     def cancel(self, queue: str, job_id: str) -> None:
         """Cancel a pending or scheduled job; raises JobNotFound or InvalidState."""
         check_queue_name(queue)
-        self._translated_cancel(queue, require_job_id(job_id))
+        self._translated_cancel(queue, require_stored_job_id(job_id))
 
     @redis_errors
     def _translated_cancel(self, queue: str, job_id: str) -> None:
@@ -58,7 +64,7 @@ class Admin:
     def requeue(self, queue: str, state: str, ids: Sequence[str]) -> int:
         """Move the given jobs of `state` back to pending; returns how many moved."""
         check_state(queue, state, REQUEUE_STATES, "requeue")
-        ids = [require_job_id(i) for i in ids]
+        ids = [require_stored_job_id(i) for i in ids]
         moved = 0
         for i in range(0, len(ids), 500):
             moved += self.scripts.requeue(queue, state, ids[i:i + 500])[0]
@@ -74,7 +80,7 @@ class Admin:
         Raises InvalidState when the state does not allow it or the job moved on since it
         was read (checked atomically in requeue.lua), JobNotFound when it is gone."""
         check_state(queue, state, REQUEUE_STATES, "requeue")
-        require_job_id(job_id)
+        require_stored_job_id(job_id)
         if seen_requeues < 0:
             raise ConfigError("seen_requeues is the job's requeue count: 0 or more")
         if self.scripts.requeue(queue, state, [job_id], seen_requeues=seen_requeues)[0]:
@@ -92,7 +98,7 @@ class Admin:
     def purge(self, queue: str, state: str, ids: Sequence[str]) -> int:
         """Delete the given jobs of `state`; returns how many were deleted."""
         check_state(queue, state, PURGE_STATES, "purge")
-        ids = [require_job_id(i) for i in ids]
+        ids = [require_stored_job_id(i) for i in ids]
         deleted = 0
         for i in range(0, len(ids), 500):
             deleted += self.scripts.purge(queue, state, ids[i:i + 500])[0]
@@ -131,7 +137,7 @@ class Admin:
         """Give up on a job waiting out a retry backoff: it goes to dead now (requeue brings
         it back). Raises JobNotFound, or InvalidState when it is not such a job."""
         check_queue_name(queue)
-        require_job_id(job_id)
+        require_stored_job_id(job_id)
         with translated(self.settings.redis_url):
             self.scripts.kill(queue, job_id, f"killed by {actor or 'an operator'} while "
                                              "waiting to retry")
@@ -143,7 +149,7 @@ class Admin:
         count is kept: this is the same retry, earlier). Raises InvalidState when it is not
         such a job."""
         check_queue_name(queue)
-        require_job_id(job_id)
+        require_stored_job_id(job_id)
         key = self.keys.job(queue, job_id)
         with self.client.pipeline(transaction=True) as pipe:
             try:
@@ -171,7 +177,7 @@ class Admin:
         state (pending, or dead when it was poison). Raises InvalidState when the job is not
         processing on `worker`, or `worker` is still alive."""
         check_queue_name(queue)
-        require_job_id(job_id)
+        require_stored_job_id(job_id)
         if self.client.exists(self.keys.worker(worker)):
             raise InvalidState(f"worker {worker} is still beating; its job keeps its lease")
         key = self.keys.job(queue, job_id)

@@ -18,7 +18,7 @@ from .config import Settings
 from .connection import configure, redis_errors, server_info, translated
 from .errors import ConfigError, JobqError
 from .job import DEFERRED_MS, FINAL_STATES, JSON_ERRORS, STATES, loads_or_raw
-from .keys import QUEUE_NAME_RE, Keyspace, check_queue_name, valid_job_id
+from .keys import QUEUE_NAME_RE, Keyspace, check_queue_name, stored_job_id
 from .limits import Limit
 from .logread import read_log
 from .nodes import NodeHealth, node_health, queue_nodes
@@ -194,7 +194,7 @@ class Inspector:
         """Everything stored about one job, with its attempt log; None if unknown.
 
         Without `queue`, every known queue is looked at (one pipelined EXISTS each)."""
-        if not valid_job_id(job_id):
+        if not stored_job_id(job_id):
             return None
         if queue is None:
             names = self.queues()
@@ -374,7 +374,7 @@ class Inspector:
     def dependencies(self, queue: str, job_id: str) -> list[Dependency]:
         """The parents a job was enqueued with (depends_on), each with its current state."""
         self._check(queue)
-        if not valid_job_id(job_id):
+        if not stored_job_id(job_id):
             return []
         raw = self.client.hget(self.keys.job(queue, job_id), "depends_on")
         try:

@@ -26,6 +26,11 @@ AUDIT_MAX_ENTRIES = 10_000  # the audit log keeps this many newest records
 CONTROL_TAG = "{@control}"
 QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 JOB_ID_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+# The longest id of a stored job that reads and operator actions accept (stored_job_id).
+MAX_STORED_JOB_ID = 1024
+# Any id another client may have stored, but no control characters: a newline in a URL or
+# form is an attack on a log or a header, never an id anyone can read.
+STORED_JOB_ID_RE = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_STORED_JOB_ID}}}")
 
 
 def check_queue_name(name: str) -> str:
@@ -38,7 +43,18 @@ def check_queue_name(name: str) -> str:
 
 
 def valid_job_id(job_id: object) -> bool:
+    """Whether `job_id` is an id jobq makes and enqueue accepts (JOB_ID_RE)."""
     return isinstance(job_id, str) and bool(JOB_ID_RE.fullmatch(job_id))
+
+
+def stored_job_id(job_id: object) -> bool:
+    """Whether `job_id` may name a job already stored: 1 to MAX_STORED_JOB_ID characters,
+    none a control character (STORED_JOB_ID_RE).
+
+    Another client may have written an id jobq would not make ('/', spaces, markup ...);
+    reads and operator actions (requeue, purge, cancel) must still reach that job. A key
+    built from such an id stays in the queue's slot: the queue's hash tag comes first."""
+    return isinstance(job_id, str) and bool(STORED_JOB_ID_RE.fullmatch(job_id))
 
 
 @dataclass(frozen=True)
@@ -300,6 +316,16 @@ def require_job_id(job_id: object) -> str:
         raise ConfigError(
             f"invalid job id {job_id!r}: use 1-128 letters, digits, '_', '.', ':', '-'"
         )
+    assert isinstance(job_id, str)
+    return job_id
+
+
+def require_stored_job_id(job_id: object) -> str:
+    """Return `job_id` if it may name a stored job (stored_job_id), else raise ConfigError
+    (used for operator actions on jobs that exist, whoever wrote them)."""
+    if not stored_job_id(job_id):
+        raise ConfigError(f"invalid job id {str(job_id)[:60]!r}: a job id is 1-"
+                          f"{MAX_STORED_JOB_ID} characters, none a control character")
     assert isinstance(job_id, str)
     return job_id
 

@@ -6,7 +6,7 @@ import redis
 
 from .errors import ConfigError
 from .joblog import tail
-from .keys import Keyspace, valid_job_id
+from .keys import Keyspace, stored_job_id
 from .records import JobLog
 
 
@@ -18,7 +18,7 @@ def read_log(client: redis.Redis, keys: Keyspace, queue: str, job_id: str,
     negative offset."""
     if not isinstance(offset, int) or offset < 0:
         raise ConfigError(f"offset must be a whole number of bytes, 0 or more, not {offset!r}")
-    if not valid_job_id(job_id):
+    if not stored_job_id(job_id):
         return None
     pipe = client.pipeline(transaction=False)
     pipe.hget(keys.job(queue, job_id), "state")

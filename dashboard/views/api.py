@@ -215,7 +215,7 @@ def jobs(state: str) -> Response:
                     "total": res.total, "rows": [_row(r) for r in res.rows], **extra})
 
 
-@bp.get("/jobs/<queue>/<job_id>")
+@bp.get("/jobs/<queue>/<jobid:job_id>")
 def job(queue: str, job_id: str) -> Response:
     queue = params.queue_name(queue, known_queues())
     params.job_id(job_id)
@@ -227,7 +227,7 @@ def job(queue: str, job_id: str) -> Response:
                     "attempts": detail.attempts, "ttl_s": detail.ttl_s})
 
 
-@bp.get("/jobs/<queue>/<job_id>/logs")
+@bp.get("/jobs/<queue>/<jobid:job_id>/logs")
 def job_logs(queue: str, job_id: str) -> Response:
     """The job's captured output from byte `offset` (0); ask again from `next_offset` to
     tail it while `running`."""
@@ -261,7 +261,7 @@ def audit_log() -> Response:
                     "entries": [dataclasses.asdict(e) for e in log.entries]})
 
 
-@bp.post("/jobs/<queue>/<job_id>/<action>")
+@bp.post("/jobs/<queue>/<jobid:job_id>/<action>")
 def job_action(queue: str, job_id: str, action: str) -> Response:
     queue = params.queue_name(queue, known_queues())
     params.job_id(job_id)

@@ -81,7 +81,8 @@ def listing(state: str) -> Response | BaseResponse:
     query = {"queue": queue, "order": order, "per_page": per_page, "task": match.task,
              "text": match.text}
     # The job page URL of each listed queue without the id ('-' is a valid id, cut off): one
-    # url_for per queue instead of one per row. Ids are URL-safe (keys.JOB_ID_RE).
+    # url_for per queue instead of one per row; the template writes each id with the
+    # jobq_url_id filter (jobids.py), as url_for would.
     links = {q: url_for(".detail", queue=q, job_id="-")[:-1] for q in {r.queue for r in
                                                                        result.rows}}
     # Counts on the state tabs: one ZCARD per state and queue (only for the full page).
@@ -94,7 +95,7 @@ def listing(state: str) -> Response | BaseResponse:
                 links=links, tab_counts=tab_counts, progress=progress)
 
 
-@bp.get("/job/<job_id>")
+@bp.get("/job/<jobid:job_id>")
 def find(job_id: str) -> BaseResponse:
     """Jump to a job by id alone (looked up in every queue)."""
     params.job_id(job_id)
@@ -109,7 +110,7 @@ def _detail_or_404(queue: str, job_id: str) -> Any:
     return job_or_404(queue, job_id, lambda q, i: engine().inspector.job(i, q))
 
 
-@bp.get("/jobs/<queue>/<job_id>")
+@bp.get("/jobs/<queue>/<jobid:job_id>")
 def detail(queue: str, job_id: str) -> Response:
     job = _detail_or_404(queue, job_id)
     insp = engine().inspector
@@ -154,14 +155,14 @@ def _timeline(job: Any) -> list[tuple[int, str]]:
     return sorted(e for e in events if e[0])
 
 
-@bp.get("/jobs/<queue>/<job_id>/logs")
+@bp.get("/jobs/<queue>/<jobid:job_id>/logs")
 def logs(queue: str, job_id: str) -> Response:
     """The job's captured output (the log section of its page), polled while it runs."""
     log = job_or_404(queue, job_id, engine().inspector.logs)
     return make_response(render_template("jobq/jobs/_logs.html", logs=log))
 
 
-@bp.get("/jobs/<queue>/<job_id>/raw/<field>")
+@bp.get("/jobs/<queue>/<jobid:job_id>/raw/<field>")
 def raw(queue: str, job_id: str, field: str) -> Response:
     """One stored field in full, as plain text (never rendered as HTML)."""
     if field not in RAW_FIELDS:
@@ -173,7 +174,7 @@ def raw(queue: str, job_id: str, field: str) -> Response:
     return resp
 
 
-@bp.post("/jobs/<queue>/<job_id>/<action>")
+@bp.post("/jobs/<queue>/<jobid:job_id>/<action>")
 def act(queue: str, job_id: str, action: str) -> Response | BaseResponse:
     job = _detail_or_404(queue, job_id)
     admin = engine().admin

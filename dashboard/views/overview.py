@@ -7,7 +7,7 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from jobq_core.errors import InvalidState
-from jobq_core.keys import check_queue_name, valid_job_id
+from jobq_core.keys import check_queue_name, stored_job_id
 from jobq_core.problems import find_problems
 
 from .. import params
@@ -74,7 +74,7 @@ def hand_back() -> BaseResponse:
     for ref in refs:
         queue, _, job_id = ref.partition("/")
         check_queue_name(queue)
-        if not valid_job_id(job_id):
+        if not stored_job_id(job_id):
             raise BadRequest(f"not a job reference: {ref[:140]!r}")
         try:
             new_state = admin.release_orphan(queue, job_id, worker)

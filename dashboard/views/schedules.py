@@ -27,8 +27,8 @@ def index() -> Response:
     now = insp.server_time_ms()
     failover_ms = int(eng.settings.scheduler_lease_s * 1000) + 1000
     rows = schedule_rows(insp.schedules(), known_queues(), now, failover_ms)
-    # URLs built once per row or queue, not per link ('-' is a valid id, cut off; names,
-    # queue names and ids are URL-safe by their patterns).
+    # URLs built once per row or queue, not per link ('-' is a valid id, cut off; names and
+    # queue names are URL-safe by their patterns, ids go through the jobq_url_id filter).
     act_urls = {r.name: url_for(".act", name=r.name, action="run")[:-3] for r in rows}
     queues = {r.queue for r in rows if r.queue_known}
     pending_urls = {q: url_for("jobq.jobs.listing", state="pending", queue=q) for q in queues}

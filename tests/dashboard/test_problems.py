@@ -67,5 +67,5 @@ def test_hand_back_needs_csrf_is_audited_and_clears_the_problem(
 
 def test_hand_back_refuses_bad_references(client: FlaskClient) -> None:
     assert post(client, "/problems/hand-back", {"worker": "w"}).status_code == 400
-    bad = post(client, "/problems/hand-back", {"worker": "w", "job": "default/../x y"})
+    bad = post(client, "/problems/hand-back", {"worker": "w", "job": "default/x\ny"})
     assert bad.status_code == 400
