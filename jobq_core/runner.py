@@ -88,9 +88,11 @@ def is_async(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn)
 
 
-def prepare(call: Call, save: Saver | None = None) -> Prepared | Outcome:
-    """The task, arguments and JobContext of `call`, or the Outcome of a call that cannot
-    run: an unknown task, an undecodable payload, arguments the task does not take."""
+def prepare(call: Call, save: Saver | None = None, max_write_bytes: int = 0
+            ) -> Prepared | Outcome:
+    """The task, arguments and JobContext of `call` (its meta/progress writes capped at
+    `max_write_bytes`, 0: no cap), or the Outcome of a call that cannot run: an unknown
+    task, an undecodable payload, arguments the task does not take."""
     name = call.fields.get("task", "")
     try:
         task = get_task(name)
@@ -107,7 +109,8 @@ def prepare(call: Call, save: Saver | None = None) -> Prepared | Outcome:
         task.check_args(args, kwargs)
     except ArgumentError as exc:  # binding can never succeed: another attempt would not help
         return Outcome(FAIL, error=f"jobq.ArgumentError: {exc}", reason=str(exc))
-    return Prepared(task.fn, tuple(args), dict(kwargs), _context(call, name, save))
+    return Prepared(task.fn, tuple(args), dict(kwargs),
+                    _context(call, name, save, max_write_bytes))
 
 
 @traced_run
@@ -118,8 +121,9 @@ def run(call: Call, max_result_bytes: int, save: Saver | None = None,
     An `async def` task runs to its end on this thread's event loop (one per thread, kept
     for the next job: see run_coroutine), so every pool and eager mode run any task; with
     `timeout_s` > 0 its coroutine is cancelled at the deadline (a thread waiting in the
-    loop's select cannot be interrupted otherwise). A sync task's timeout is the caller's."""
-    job = prepare(call, save)
+    loop's select cannot be interrupted otherwise). A sync task's timeout is the caller's.
+    `max_result_bytes` caps the result and each of the task's meta/progress writes."""
+    job = prepare(call, save, max_result_bytes)
     if isinstance(job, Outcome):
         return job
     started = time.monotonic()
@@ -145,7 +149,7 @@ async def arun(call: Call, max_result_bytes: int, save: Saver | None = None,
     """run() for an `async def` task, awaited on the running loop; never raises (but
     CancelledError when the caller's task is cancelled from outside). With `timeout_s` > 0
     the coroutine is cancelled at its deadline (asyncio.timeout) and the outcome is timeout."""
-    job = prepare(call, save)
+    job = prepare(call, save, max_result_bytes)
     if isinstance(job, Outcome):
         return job
     started = time.monotonic()
@@ -172,7 +176,7 @@ async def arun(call: Call, max_result_bytes: int, save: Saver | None = None,
     return finish(value, started, max_result_bytes)
 
 
-def _context(call: Call, name: str, save: Saver | None) -> JobContext:
+def _context(call: Call, name: str, save: Saver | None, max_write_bytes: int) -> JobContext:
     """What the task sees as current_job(): its meta (a bad one reads as empty)."""
     meta: Any = {}
     if call.fields.get("meta"):
@@ -182,7 +186,8 @@ def _context(call: Call, name: str, save: Saver | None) -> JobContext:
             meta = {}
     return JobContext(id=call.id, queue=call.queue, task=name,
                       attempt=int(call.fields.get("retries", "0") or 0) + 1,
-                      meta=meta if isinstance(meta, dict) else {}, _save=save)
+                      meta=meta if isinstance(meta, dict) else {}, _save=save,
+                      _max_bytes=max_write_bytes)
 
 
 def failure(exc: BaseException | None, started: float) -> Outcome:

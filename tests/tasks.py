@@ -117,6 +117,41 @@ def progress_then_fail() -> None:
     raise ValueError("failed at three quarters")
 
 
+@task(max_retries=0)
+def oversize_meta(size: int, catch: bool) -> list[str]:
+    """Saves a small meta, then a meta and a progress of about `size` bytes each: returns
+    the errors raised, or (catch=False) raises the first."""
+    ctx = current_job()
+    ctx.save_meta(stage="small")
+    refused = []
+    for write in (lambda: ctx.save_meta(blob="x" * size),
+                  lambda: ctx.set_progress({"blob": "x" * size})):
+        try:
+            write()
+        except Exception as exc:
+            if not catch:
+                raise
+            refused.append(f"{type(exc).__name__}: {exc}")
+    return refused
+
+
+@task(max_retries=0)
+async def oversize_meta_async(size: int, catch: bool) -> list[str]:
+    """oversize_meta with the awaitable writes (asave_meta, aset_progress)."""
+    ctx = current_job()
+    await ctx.asave_meta(stage="small")
+    refused = []
+    for write in (lambda: ctx.asave_meta(blob="x" * size),
+                  lambda: ctx.aset_progress({"blob": "x" * size})):
+        try:
+            await write()
+        except Exception as exc:
+            if not catch:
+                raise
+            refused.append(f"{type(exc).__name__}: {exc}")
+    return refused
+
+
 @task
 def progress_as_dict() -> None:
     current_job().set_progress({"done": 3, "of": 4})
