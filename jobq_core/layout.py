@@ -333,6 +333,15 @@ def parse(raw: Any) -> tuple[int, int]:
         return 1, 0
 
 
+# A clock that runs on through a host's suspend, as the lock's TTL in Redis does (CLOCK_BOOTTIME,
+# Linux); time.monotonic (CLOCK_MONOTONIC) stops during one. Monotonic where there is none.
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def _lock_clock_s() -> float:
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
+
 class MigrationLock:
     """The migration lock as migration_lock() took it: true if this process holds it."""
 
@@ -340,7 +349,7 @@ class MigrationLock:
         self.client, self.key = client, key
         self.token = secrets.token_hex(8)
         self.held = bool(client.set(key, self.token, nx=True, px=LOCK_MS))
-        self._set_at = time.monotonic()
+        self._set_at = _lock_clock_s()
 
     def __bool__(self) -> bool:
         return self.held
@@ -349,14 +358,15 @@ class MigrationLock:
         """Set the lock's TTL to LOCK_MS again once a third of it has passed (a round trip
         then, a clock read otherwise: called for every key a migration SCANs). Raises
         JobqError when the lock is no longer this process's: it expired (a step took longer
-        than two thirds of LOCK_MS) and another process may be migrating now."""
-        if not self.held or time.monotonic() - self._set_at < LOCK_MS / 3000:
+        than two thirds of LOCK_MS, or the host was suspended: the clock read counts that)
+        and another process may be migrating now."""
+        if not self.held or _lock_clock_s() - self._set_at < LOCK_MS / 3000:
             return
         if not self.client.eval(_RENEW_LOCK, 1, self.key, self.token, LOCK_MS):
             self.held = False
             raise JobqError("the key layout migration lost its lock (a step took over "
                             f"{LOCK_MS * 2 // 3000} s); another process takes it over")
-        self._set_at = time.monotonic()
+        self._set_at = _lock_clock_s()
 
     def release(self) -> None:
         if self.held:

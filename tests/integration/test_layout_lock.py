@@ -167,3 +167,29 @@ def test_a_worker_whose_start_migration_lost_its_lock_starts_and_checks_again(
         while len(calls) < 2:  # the next beat checks again, aside
             assert time.monotonic() < deadline, "no beat checked the layout again"
             time.sleep(0.02)
+
+
+def test_a_migrator_resumed_from_a_host_suspend_finds_its_lock_gone(
+        settings: Settings, r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLOCK_MONOTONIC (time.monotonic) stops while the host is suspended, Redis's TTLs do
+    not: after a suspend longer than the lock's TTL, renew() skipped its round trip (less
+    than a third of LOCK_MS had passed on that clock) and the migration's next steps ran
+    without the lock, perhaps beside another migrator's. Here the suspend is the boot clock
+    moving on by a TTL while the monotonic clock does not."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is None:
+        pytest.skip("no CLOCK_BOOTTIME on this system: renew() reads the monotonic clock")
+    lock_key = Keyspace(settings.prefix).layout_lock()
+    real = time.clock_gettime
+    suspend_s = layout.LOCK_MS / 1000
+
+    def suspended(clock: int) -> float:
+        return real(clock) + (suspend_s if clock == boottime else 0.0)
+
+    with layout.migration_lock(r, settings.prefix) as lock:
+        assert lock
+        r.set(lock_key, "the-next-holder")  # the TTL ran out meanwhile and another took it
+        monkeypatch.setattr(time, "clock_gettime", suspended)
+        with pytest.raises(JobqError, match="lost its lock"):
+            lock.renew()
+    assert r.get(lock_key) == "the-next-holder"
