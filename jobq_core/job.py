@@ -47,9 +47,42 @@ DEFERRED_MS = 2**52
 DEFER = -1
 
 
+# Job ids are cut from one read of the OS's CSPRNG per _ID_BATCH ids. A read per id was a
+# syscall per enqueue that also released the GIL: with threads enqueueing at once, each
+# enqueue handed the GIL to another thread and waited to get it back (a context switch).
+_ID_BATCH = 256
+_ids: list[str] = []  # ids not handed out yet; list.pop is atomic, so threads share it
+# The process whose read filled _ids. A forked child must not hand out the ids its parent
+# still holds (the same id twice is one job: enqueue.lua writes nothing for an id it has),
+# and a fork need not run Python's at-fork hooks (uWSGI's workers do not by default), so
+# the pid is compared on every call: a syscall, but one that keeps the GIL.
+_ids_pid = 0
+
+
 def new_job_id() -> str:
     """A random 16-hex-digit id (64 bits), from the OS's CSPRNG as `secrets` does."""
-    return os.urandom(8).hex()
+    if _ids_pid == os.getpid():
+        try:
+            return _ids.pop()
+        except IndexError:
+            pass
+    return _refill_ids()
+
+
+def _refill_ids() -> str:
+    """Read a batch of ids; one for the caller, the rest into _ids (a new list in a forked
+    child, the parent's left ones dropped)."""
+    global _ids, _ids_pid
+    raw = os.urandom(8 * _ID_BATCH).hex()
+    fresh = [raw[i:i + 16] for i in range(0, len(raw), 16)]
+    mine = fresh.pop()  # ours before any other thread can take it
+    pid = os.getpid()
+    if _ids_pid != pid:
+        _ids = fresh  # first, so a thread that sees our pid pops from the new list
+        _ids_pid = pid
+    else:
+        _ids.extend(fresh)
+    return mine
 
 
 # One encoder: json.dumps with options builds a new JSONEncoder on every call.

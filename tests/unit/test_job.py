@@ -55,3 +55,48 @@ def test_outcome_of_an_ended_job() -> None:
     assert View("j", {"state": "completed", "result": "[1,2]"}).outcome() == [1, 2]
     with pytest.raises(JobFailed, match="boom"):
         View("j", {"state": "failed", "error": "ValueError: boom"}).outcome()
+
+
+def test_job_ids_are_distinct_across_threads_and_refills() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jobq_core.job import _ID_BATCH, new_job_id
+
+    def draw(_: int) -> list[str]:
+        return [new_job_id() for _ in range(_ID_BATCH)]
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = [i for chunk in pool.map(draw, range(8)) for i in chunk]
+    assert len(set(ids)) == len(ids) == 8 * _ID_BATCH
+    assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
+
+
+def _libc_fork() -> int:
+    """fork() straight from libc, as uWSGI forks its workers: Python's at-fork hooks do not
+    run in the child. PyDLL keeps the GIL held across the call, so the child has it."""
+    import ctypes
+
+    return int(ctypes.PyDLL(None).fork())
+
+
+@pytest.mark.parametrize("fork", ["os.fork", "libc fork"])
+def test_a_forked_child_does_not_hand_out_its_parents_job_ids(fork: str) -> None:
+    # ids are cut from one CSPRNG read per batch: the child must not inherit the parent's
+    # unused ones, or parent and child would enqueue distinct jobs under one id
+    import os
+
+    from jobq_core.job import new_job_id
+
+    new_job_id()  # the parent now holds a batch of unused ids
+    read, write = os.pipe()
+    pid = os.fork() if fork == "os.fork" else _libc_fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, " ".join(new_job_id() for _ in range(10)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    parent = {new_job_id() for _ in range(10)}
+    assert len(child) == 10
+    assert not child & parent
