@@ -9,7 +9,8 @@
 --   the most parked jobs released per limit key per call; ten times it bounds the jobs parked
 -- ARGV[7] request id: a claim re-sent with the id of one that leased jobs (its reply was
 --   lost) claims nothing new and answers with the jobs of that one it still holds, as it
---   answered (the claim record keeps their ids for a lease; job ids have no spaces)
+--   answered (the claim record keeps their ids for a lease, whitespace and '%' in an id
+--   written as %XX: another client may store any id, and the record splits on spaces)
 -- Returns {claimed, notes, next due ms (-1 none), now ms, lease left ms}: claimed = list of
 --   {queue index, id, lease token, deliveries, limit key held ('' none), {field, value, ...}}
 --   with the fields as they were before the claim (the client adds what the claim set:
@@ -51,6 +52,9 @@ local function replay(packed, left)
   local at, due, rest = string.match(packed, '^[^\n]*\n(%d+) (%-?%d+)(.*)$')
   for qi, id in string.gmatch(rest, ' (%d+) (%S+)') do
     qi = tonumber(qi)
+    if string.find(id, '%', 1, true) then
+      id = string.gsub(id, '%%(%x%x)', function(h) return string.char(tonumber(h, 16)) end)
+    end
     local job = KEYS[(qi - 1) * STRIDE + 8] .. id
     local f = redis.pcall('HMGET', job, 'lease', 'worker', 'started_ms', 'deliveries', 'limit')
     if not f.err and f[1] and f[2] == worker and f[3] == at then
@@ -295,7 +299,11 @@ end
 if nclaimed > 0 then
   local rec = {request .. now_s, soonest}
   for i = 1, nclaimed do
-    rec[2 * i + 1] = claimed[i][1]; rec[2 * i + 2] = claimed[i][2]
+    local id = claimed[i][2]
+    if string.find(id, '[%s%%]') then  -- not in an id jobq makes: see ARGV[7]
+      id = string.gsub(id, '[%s%%]', function(c) return string.format('%%%02X', string.byte(c)) end)
+    end
+    rec[2 * i + 1] = claimed[i][1]; rec[2 * i + 2] = id
   end
   redis.call('SET', record, table.concat(rec, ' '), 'PX', lease_ms)
 end

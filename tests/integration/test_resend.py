@@ -224,3 +224,29 @@ def test_a_claim_on_wake_whose_reply_was_lost_is_handed_back_by_the_next_claim(
     assert r.zcard(k.processing("default")) == 0
     assert [r.hget(k.job("default", j), "lost") for j in jobs] == [None, None]
     assert sorted(j.id for j in fetch.claim(2)) == sorted(jobs)
+
+
+def pending_under(settings: Settings, r: redis.Redis, job_id: str) -> None:
+    """A pending job stored under `job_id` as another client may write it (jobq's enqueue
+    refuses such ids; the dashboard requeues a dead one of any stored id)."""
+    k = Keyspace(settings.prefix)
+    made = Queue("default", settings=settings).enqueue(tasks.add, 1, 1).id
+    r.rename(k.job("default", made), k.job("default", job_id))
+    score = r.zscore(k.pending("default"), made)
+    assert score is not None
+    r.zrem(k.pending("default"), made)
+    r.zadd(k.pending("default"), {job_id: score})
+
+
+@pytest.mark.parametrize("ids", [["with space"], ["x 1 y", "y"], ["100%", "a%20b"]])
+def test_a_re_sent_claim_answers_with_jobs_of_any_stored_id(
+        settings: Settings, fetch: Fetcher, r: redis.Redis, ids: list[str]) -> None:
+    """The claim record kept the ids space-separated, read back as non-space runs: a job
+    whose id holds a space was not answered by the re-send (leased to nobody until reaped),
+    and an id like "x 1 y" read as a second copy of job "y", which the worker was then
+    handed twice (and could start twice at once)."""
+    for job_id in ids:
+        pending_under(settings, r, job_id)
+    with losing(a_claim, times=-1), pytest.raises(RedisUnavailable):
+        fetch.claim(len(ids))
+    assert sorted(j.id for j in fetch.claim(len(ids))) == sorted(ids)
