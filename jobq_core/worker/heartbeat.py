@@ -108,14 +108,17 @@ class Heartbeat(threading.Thread):
         (so a worker that meets a task it does not know can tell whether one of its peers
         knows it)."""
         self.check_layout()
-        running = self.pool.running()
+        held = self.pool.running()
+        # The jobs a slot runs (Running.slot), not those held waiting for one (prefetched:
+        # up to AUTO_CAP with auto prefetch), which would read as running on the dashboard.
+        running = [r for r in held if r.slot is not None]
         names = self.task_names()
         done, failed = self.counters()
         fields: Any = {
             "id": self.worker_id, "host": socket.gethostname(), "pid": os.getpid(),
             "queues": ",".join(self.queues), "pool": self.settings.pool,
             "concurrency": self.settings.slots,
-            "state": self.state if self.state != "running" else ("busy" if running else "idle"),
+            "state": self.state if self.state != "running" else ("busy" if held else "idle"),
             "current": ",".join(f"{r.job.queue}/{r.job.id}" for r in running),
             "started_ms": self.started_ms, "beat_ms": int(time.time() * 1000),
             "done": done, "failed": failed, "tasks": ",".join(names),

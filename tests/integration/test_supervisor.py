@@ -13,7 +13,9 @@ import redis
 
 from jobq_core import Queue, Settings, Worker, task
 from jobq_core.job import Claimed
+from jobq_core.keys import Keyspace
 from tests import tasks
+from tests.helpers import worker_thread
 
 GATE = threading.Event()
 STARTED = threading.Event()
@@ -66,8 +68,6 @@ def test_worker_waits_out_a_busy_server(settings: Settings, queue: Queue,
                                         r: redis.Redis) -> None:
     # A script running past busy-reply-threshold makes Redis answer BUSY to everyone else
     # until it ends: a blink like a restart, which the worker must wait out, not die of.
-    from tests.helpers import worker_thread
-
     old = r.config_get("busy-reply-threshold")["busy-reply-threshold"]
     r.config_set("busy-reply-threshold", 50)
     busy = redis.Redis.from_url(settings.redis_url, socket_timeout=None)
@@ -128,8 +128,6 @@ def test_worker_outlives_a_key_of_the_wrong_type(settings: Settings, queue: Queu
     # A jobq key overwritten with another type makes Redis refuse the worker's commands
     # (WRONGTYPE) until an operator fixes it: logged and waited out, never fatal.
     from jobq_core.keys import Keyspace
-    from tests.helpers import worker_thread
-
     marker = Keyspace(settings.prefix).marker("default")
     first = queue.enqueue(tasks.add, 1, 1)
     r.set(marker, "not a zset")
@@ -149,8 +147,6 @@ def test_after_a_partial_claim_the_worker_waits_for_the_marker(
     # for an enqueue (the marker) instead of claiming again at once, which would find
     # nothing and take CPU from the job it just started (it shows in idle latency).
     from jobq_core.worker.fetch import Fetcher, Submit
-    from tests.helpers import worker_thread
-
     got: list[tuple[str, int]] = []
     claim, wait = Fetcher.claim, Fetcher.wait
 
@@ -198,8 +194,6 @@ def test_a_claim_reply_that_arrives_late_is_handed_back_not_started(
     # stopped then (SIGSTOP, a long GC pause, a stalled socket) the reply is read late and
     # its lease may have expired and been reaped meanwhile. Such jobs are handed back.
     from jobq_core.worker.fetch import Fetcher
-    from tests.helpers import worker_thread
-
     fast = settings.replace(lease_s=lease_s, heartbeat_s=1.0, claim_on_wake=True)
     wait = Fetcher.wait
     froze = threading.Event()
@@ -235,8 +229,6 @@ def test_a_worker_frozen_while_idle_holds_a_claim_for_the_pickup_lease_only(
     # stalled) leased that claim's jobs for Settings.pickup_s only, so another worker runs
     # them a pick-up lease (plus a reaper round) later, not a whole lease later.
     from jobq_core.worker.fetch import Fetcher
-    from tests.helpers import worker_thread
-
     s = settings.replace(lease_s=15.0, heartbeat_s=1.0, claim_on_wake=True)
     assert s.pickup_s == 3.0
     wait = Fetcher.wait
@@ -276,8 +268,6 @@ def test_the_pickup_renewal_waits_for_the_job_to_be_on_its_way(
 
     from jobq_core.scripts import Scripts
     from jobq_core.worker.pool import Pool
-    from tests.helpers import worker_thread
-
     events: list[str] = []
     send, take, extend = Connection._send_bytes, Pool.next, Scripts.extend  # type: ignore[attr-defined]
 
@@ -310,3 +300,28 @@ def test_the_pickup_renewal_waits_for_the_job_to_be_on_its_way(
         events.clear()
         assert queue.enqueue(tasks.add, 2, 3).result(timeout_s=30) == 5
     assert events[:2] == ["on its way", "renewed"], events
+
+
+def test_the_registry_lists_the_jobs_a_worker_runs_not_those_it_holds_waiting(
+        settings: Settings, queue: Queue, r: redis.Redis) -> None:
+    """The worker's 'current' field (the dashboard's and `jobq info`'s current jobs) listed
+    every held job, prefetched ones too: up to 512 with auto prefetch (de3a449), shown as
+    running on the workers page and written at every beat."""
+    GATE.clear()
+    STARTED.clear()
+    running = queue.enqueue(hold)
+    for i in range(3):
+        queue.enqueue(tasks.add, i, 1)
+    try:
+        with worker_thread(settings, concurrency=1, prefetch=3) as w:
+            assert STARTED.wait(30)
+            deadline = time.monotonic() + 30
+            while w.pool.busy() < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the three others are claimed behind it
+            assert w.pool.busy() == 4
+            w.heartbeat.register()
+            fields = r.hgetall(Keyspace(settings.prefix).worker(w.id))
+            assert fields["current"] == f"default/{running.id}"
+            assert fields["state"] == "busy"
+    finally:
+        GATE.set()
