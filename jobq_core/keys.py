@@ -26,6 +26,11 @@ AUDIT_MAX_ENTRIES = 10_000  # the audit log keeps this many newest records
 CONTROL_TAG = "{@control}"
 QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 JOB_ID_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+# What scripts append to a job's key for its side keys (Keyspace.attempts, logs, notify,
+# dependents; ':settled' in _lib.lua, ':corrupt' in claim.lua and reap.lua). A job id that
+# ends with one names another job's side key ('a:settled' is where job 'a' leaves its
+# outcome when its retention is 0, overwriting that job): enqueue refuses it.
+SIDE_KEY_SUFFIXES = (":attempts", ":logs", ":notify", ":dependents", ":settled", ":corrupt")
 # The longest id of a stored job that reads and operator actions accept (stored_job_id).
 MAX_STORED_JOB_ID = 1024
 # Any id another client may have stored, but no control characters: a newline in a URL or
@@ -43,8 +48,10 @@ def check_queue_name(name: str) -> str:
 
 
 def valid_job_id(job_id: object) -> bool:
-    """Whether `job_id` is an id jobq makes and enqueue accepts (JOB_ID_RE)."""
-    return isinstance(job_id, str) and bool(JOB_ID_RE.fullmatch(job_id))
+    """Whether `job_id` is an id jobq makes and enqueue accepts (JOB_ID_RE, and not ending
+    with one of SIDE_KEY_SUFFIXES)."""
+    return (isinstance(job_id, str) and bool(JOB_ID_RE.fullmatch(job_id))
+            and not job_id.endswith(SIDE_KEY_SUFFIXES))
 
 
 def stored_job_id(job_id: object) -> bool:
@@ -314,7 +321,8 @@ def require_job_id(job_id: object) -> str:
     """Return `job_id` if well-formed, else raise ConfigError (used for user-given ids)."""
     if not valid_job_id(job_id):
         raise ConfigError(
-            f"invalid job id {job_id!r}: use 1-128 letters, digits, '_', '.', ':', '-'"
+            f"invalid job id {job_id!r}: use 1-128 letters, digits, '_', '.', ':', '-', "
+            f"not ending with {', '.join(SIDE_KEY_SUFFIXES)} (another job's keys)"
         )
     assert isinstance(job_id, str)
     return job_id
