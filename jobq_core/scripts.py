@@ -146,7 +146,12 @@ class Scripts:
 
     # claim.lua
     def _claim_call(self, queues: Sequence[str], count: int, worker_id: str,
-                    lease_ms: int = 0, request: str = "") -> tuple[list[str], list[Any]]:
+                    lease_ms: int = 0, request: str = "",
+                    new: bool = False) -> tuple[list[str], list[Any]]:
+        # `new`: `request` was never sent before (claim.lua's ARGV[8]), so the script skips
+        # looking for the claim it would repeat. Only for a call that nothing re-sends by
+        # itself: a client's retry (redis-py's policy, a cluster client's) sends the same
+        # ARGV again, and that send must find the claim. So not for a new id made here.
         k, s = self.keys, self.settings
         keys: list[str] = []
         for q in queues:
@@ -156,7 +161,8 @@ class Scripts:
         keys += [k.corrupt(q, "pending") for q in queues]
         keys.append(k.claim_record(queues[0], worker_id))
         return keys, [count, worker_id, lease_ms or s.lease_ms, s.dead_ttl_s * 1000,
-                      s.history_minutes, s.batch_size, request or self.request_id()]
+                      s.history_minutes, s.batch_size, request or self.request_id(),
+                      "1" if new else ""]
 
     def request_id(self) -> str:
         """A new claim request id (unique per worker id in practice: a random start, then
@@ -174,14 +180,17 @@ class Scripts:
 
     def wait_and_claim(self, markers: Sequence[str], timeout_s: float, queues: Sequence[str],
                        count: int, worker_id: str, client: redis.Redis,
-                       lease_ms: int = 0, request: str = "") -> ClaimResult | None:
+                       lease_ms: int = 0, request: str = "",
+                       new: bool = False) -> ClaimResult | None:
         """Block on `markers` (BZPOPMIN) and claim as claim() the moment it returns, in one
         round trip: the claim is pipelined behind the blocking pop on `client`'s connection,
         so Redis runs it as soon as the pop is served (or timed out). `lease_ms` (default
         the settings' lease) is how long the claimed jobs are leased; `request` as claim()'s
-        (a claim() sent under it after this one's reply was lost returns its jobs). None
-        when the server had lost the claim script (it is loaded again; nothing was claimed)."""
-        keys, argv = self._claim_call(queues, count, worker_id, lease_ms, request)
+        (a claim() sent under it after this one's reply was lost returns its jobs). `new`:
+        `request` was never sent before (the pipeline is sent once, never retried, so the
+        claim need not look for one it would repeat). None when the server had lost the
+        claim script (it is loaded again; nothing was claimed)."""
+        keys, argv = self._claim_call(queues, count, worker_id, lease_ms, request, new)
         popped, out, *acked = pipelined(client, ("BZPOPMIN", *markers, timeout_s), (
             "EVALSHA", self._scripts["claim"].sha, len(keys), *keys, *argv), *waits(self.settings))
         checked(acked, self.settings, "claim.lua")

@@ -11,6 +11,8 @@
 --   lost) claims nothing new and answers with the jobs of that one it still holds, as it
 --   answered (the claim record keeps their ids for a lease, whitespace and '%' in an id
 --   written as %XX: another client may store any id, and the record splits on spaces)
+-- ARGV[8] '1': the request id is a new one, never sent before (so no record can hold it): the
+--   record is not read. Anything else (or absent): it may be a re-send, the record is read.
 -- Returns {claimed, notes, next due ms (-1 none), now ms, lease left ms}: claimed = list of
 --   {queue index, id, lease token, deliveries, limit key held ('' none), {field, value, ...}}
 --   with the fields as they were before the claim (the client adds what the claim set:
@@ -64,7 +66,7 @@ local function replay(packed, left)
   return {claimed, notes, tonumber(due), now, left}
 end
 
-if redis.call('GETRANGE', record, 0, #request - 1) == request then
+if ARGV[8] ~= '1' and redis.call('GETRANGE', record, 0, #request - 1) == request then
   return replay(redis.call('GET', record), redis.call('PTTL', record))
 end
 

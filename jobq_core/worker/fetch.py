@@ -104,6 +104,11 @@ class Fetcher:
             rid = self._unanswered[call] = self.scripts.request_id()
         return rid
 
+    def new(self, call: int) -> bool:
+        """Whether request(call) will give a new id (none is waiting for its reply): a claim
+        sent with it once, never retried (wait()), need not look for a claim it repeats."""
+        return call not in self._unanswered
+
     def answered(self, call: int) -> None:
         """The reply of claim call `call` was read: its next claim is a new request."""
         self._unanswered.pop(call, None)
@@ -209,10 +214,11 @@ class Fetcher:
                 if not count:
                     self.blocking.bzpopmin(self._markers, timeout=timeout)
                     return []
+                new = self.new(0)
                 result = self.scripts.wait_and_claim(self._markers, timeout, self.queues,
                                                      count, self.worker_id, self.blocking,
                                                      int(self.settings.pickup_s * 1000),
-                                                     self.request(0))
+                                                     self.request(0), new)
             self.answered(0)
         finally:
             self.blocked.clear()

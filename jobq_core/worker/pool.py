@@ -172,9 +172,13 @@ class Pool:
             self._inbox.put(job)
             return None
         slot = min(self._waiting, key=lambda s: s.index)  # the same warm child while idle
-        if self._start_in(slot, job) is None:
+        entry = self._start_in(slot, job)
+        if entry is None:
             self.settler.put(job, NOT_STARTED)
             return None
+        # On its way now, not once sent (ProcessSlot.hand does not tell forwarded()): the
+        # caller sends it at once, and a failed send is retried by the slot thread.
+        self._set_on_way(entry)
         self._waiting.remove(slot)
         slot.idle = False
         return slot
@@ -326,7 +330,8 @@ class Pool:
 
     def wait_on_way(self, job: Claimed, timeout_s: float) -> None:
         """Wait (up to `timeout_s`) until `job` is on its way: its slot runs it, or has sent
-        it to its child process; or it was dropped. For a caller that would otherwise compete
+        it to its child process, or it was given to a waiting process slot (_dispatch), whose
+        child the caller sends it to; or it was dropped. For a caller that would otherwise compete
         with that hand-off for the GIL and a core."""
         with self.ledger.cond:
             self._on_way_waiters += 1

@@ -166,7 +166,7 @@ class ProcessSlot(Slot):
         with self._lock:
             self._tickets.append(self._ticket(job, began=True))
         try:
-            self._send()
+            self._send(handed=True)
         except Exception:  # the slot thread sends it again (_loop), or settles it
             log.exception("slot %s could not send job %s to its child", self.index, job.id)
         return True
@@ -189,13 +189,16 @@ class ProcessSlot(Slot):
                 self._tickets.extend(tickets)
         return bool(jobs)
 
-    def _send(self) -> None:
-        """Send the child the jobs not sent yet, within AHEAD_BYTES past the first."""
+    def _send(self, handed: bool = False) -> None:
+        """Send the child the jobs not sent yet, within AHEAD_BYTES past the first. `handed`:
+        from hand(), which has just seen the child alive, and whose job the pool counts as
+        on its way already (Pool._dispatch): neither is done again between the claim's reply
+        and the child's start."""
         with self._lock:
             if not self._tickets or self._tickets[-1].n:
                 return
             fresh = self._tickets[0].n == 0  # the child has none of the jobs
-        if fresh and self._gone():
+        if fresh and not handed and self._gone():
             self._terminate()  # a child that died idle (or never started) is just replaced
             self._spawn()
         with self._lock:
@@ -228,7 +231,7 @@ class ProcessSlot(Slot):
         data = pickle.dumps(jobs, pickle.HIGHEST_PROTOCOL)
         with contextlib.suppress(OSError):  # the child is gone: _wait finds out
             conn.send_bytes(data)
-        if fresh:
+        if fresh and not handed:
             self.feed.forwarded(first)
 
     def _wait(self) -> None:
