@@ -180,19 +180,23 @@ class Scripts:
 
     def wait_and_claim(self, markers: Sequence[str], timeout_s: float, queues: Sequence[str],
                        count: int, worker_id: str, client: redis.Redis,
-                       lease_ms: int = 0, request: str = "",
-                       new: bool = False) -> ClaimResult | None:
+                       lease_ms: int = 0, request: str = "", new: bool = False,
+                       via: Pinned | None = None) -> ClaimResult | None:
         """Block on `markers` (BZPOPMIN) and claim as claim() the moment it returns, in one
         round trip: the claim is pipelined behind the blocking pop on `client`'s connection,
         so Redis runs it as soon as the pop is served (or timed out). `lease_ms` (default
         the settings' lease) is how long the claimed jobs are leased; `request` as claim()'s
         (a claim() sent under it after this one's reply was lost returns its jobs). `new`:
         `request` was never sent before (the pipeline is sent once, never retried, so the
-        claim need not look for one it would repeat). None when the server had lost the
+        claim need not look for one it would repeat). `via`: a connection of `client`'s pool
+        kept by the caller (wire.Pinned) to send it on. None when the server had lost the
         claim script (it is loaded again; nothing was claimed)."""
         keys, argv = self._claim_call(queues, count, worker_id, lease_ms, request, new)
-        popped, out, *acked = pipelined(client, ("BZPOPMIN", *markers, timeout_s), (
-            "EVALSHA", self._scripts["claim"].sha, len(keys), *keys, *argv), *waits(self.settings))
+        commands = (("BZPOPMIN", *markers, timeout_s),
+                    ("EVALSHA", self._scripts["claim"].sha, len(keys), *keys, *argv),
+                    *waits(self.settings))
+        popped, out, *acked = (via.pipelined(*commands) if via is not None
+                               else pipelined(client, *commands))
         checked(acked, self.settings, "claim.lua")
         if isinstance(out, NoScriptError):
             client.script_load(self._scripts["claim"].script)

@@ -52,9 +52,19 @@ def pipelined(client: redis.Redis, *commands: tuple[Any, ...]) -> list[Any]:
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
+        return _exchange(conn, packed, commands)
+    finally:
+        pool.release(conn)
+
+
+def _exchange(conn: Any, packed: list[bytes] | None, commands: tuple[tuple[Any, ...], ...],
+              ) -> list[Any]:
+    """Send `commands` in one write on `conn` and read every reply, an error reply as its
+    exception. On any other failure `conn` is disconnected (a reply may be unread)."""
+    try:
         if packed is None:  # pragma: no cover - only without the hiredis wheel
-            packed = conn.pack_commands(commands)  # type: ignore[no-untyped-call]
-        conn.send_packed_command(packed)  # type: ignore[no-untyped-call]
+            packed = conn.pack_commands(commands)
+        conn.send_packed_command(packed)
         replies: list[Any] = []
         for _ in commands:
             try:
@@ -63,10 +73,8 @@ def pipelined(client: redis.Redis, *commands: tuple[Any, ...]) -> list[Any]:
                 replies.append(e)
         return replies
     except BaseException:
-        conn.disconnect()  # type: ignore[no-untyped-call]  # a reply may be unread
+        conn.disconnect()
         raise
-    finally:
-        pool.release(conn)
 
 
 def evalsha(client: redis.Redis, sha: str, numkeys: int, params: Sequence[Any]) -> Any:
@@ -119,17 +127,7 @@ class Pinned:
         (enqueue.lua with the jobs' ids fixed: a job already written answers 0)."""
         command = ("EVALSHA", sha, numkeys, *params)
         packed = pack(command)
-        conn = self._conn
-        if conn is None or self._pid != os.getpid():
-            conn = self._conn = self._pool.get_connection()
-            self._pid = os.getpid()
-        elif time.monotonic() - self._answered > IDLE_CHECK_S and _stale(conn):
-            # As the pool checks before lending one: a connection the server closed while
-            # it was idle (a restart, CLIENT KILL, its idle timeout) is dropped, so the send
-            # below connects again instead of failing. Not between calls in quick
-            # succession (the poll is a syscall per enqueue): the re-send below covers a
-            # close in that gap.
-            conn.disconnect()
+        conn = self._kept()
         try:
             reply = self._send(conn, packed, command)
         except (redis.ConnectionError, redis.TimeoutError):
@@ -138,6 +136,29 @@ class Pinned:
             reply = self._send(conn, packed, command)  # _send disconnected: a fresh one
         self._answered = time.monotonic()
         return reply
+
+    def pipelined(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """pipelined() on the kept connection: sent once, never again (a command may have
+        run); a failure drops the connection, and raises."""
+        packed = pack(*commands)
+        replies = _exchange(self._kept(), packed, commands)
+        self._answered = time.monotonic()
+        return replies
+
+    def _kept(self) -> Any:
+        """The kept connection, taken from the pool the first time (and after a fork)."""
+        conn = self._conn
+        if conn is None or self._pid != os.getpid():
+            conn = self._conn = self._pool.get_connection()
+            self._pid = os.getpid()
+        elif time.monotonic() - self._answered > IDLE_CHECK_S and _stale(conn):
+            # As the pool checks before lending one: a connection the server closed while
+            # it was idle (a restart, CLIENT KILL, its idle timeout) is dropped, so the send
+            # connects again instead of failing. Not between calls in quick succession (the
+            # poll is a syscall per call): evalsha's re-send covers a close in that gap, and
+            # pipelined()'s caller meets it as a failed call.
+            conn.disconnect()
+        return conn
 
     @staticmethod
     def _send(conn: Any, packed: list[bytes] | None, command: tuple[Any, ...]) -> Any:

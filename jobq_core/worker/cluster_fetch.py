@@ -128,7 +128,8 @@ class ClusterFetcher(Fetcher):
 
     def __init__(self, settings: Settings, queues: Sequence[str], worker_id: str,
                  scripts: Scripts, blocking: redis.Redis) -> None:
-        super().__init__(settings, queues, worker_id, scripts, blocking)
+        # Not pinned: its waits go through _SlotWaiter, on a cluster client (no one pool).
+        super().__init__(settings, queues, worker_id, scripts, blocking, pin=False)
         self._groups = slot_groups(self.queues)
         self.hint = threading.Event()  # a marker popped: there may be work
         self.armed = threading.Event()  # set while the main loop waits for a hint

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import redis
 
 from ..config import Settings
-from ..connection import translated
+from ..connection import is_cluster, translated
 from ..errors import JobNotFound, JobqError, LeaseLost, RedisUnavailable
 from ..grouping import signature
 from ..job import Claimed, Job
@@ -28,6 +28,7 @@ from ..registry import RegisteredTask, lookup
 from ..replies import ClaimResult
 from ..runner import CRASH, DEAD, FAIL, OK, RETRY, TIMEOUT, UNKNOWN, Outcome
 from ..scripts import Code, Scripts
+from ..wire import Pinned
 
 log = logging.getLogger("jobq.worker")
 # When a job's task is not registered here, it is handed back this much later: soon while a
@@ -62,12 +63,17 @@ class Fetcher:
     """Claims for one worker and waits on the queues' markers when there is nothing to do."""
 
     def __init__(self, settings: Settings, queues: Sequence[str], worker_id: str,
-                 scripts: Scripts, blocking: redis.Redis) -> None:
+                 scripts: Scripts, blocking: redis.Redis, pin: bool = True) -> None:
         self.settings = settings
         self.queues = list(queues)
         self.worker_id = worker_id
         self.scripts = scripts
         self.blocking = blocking
+        # The claims on wake go out on one connection of `blocking` kept for them (with
+        # `pin`: the client is this fetcher's alone, closed with it; a cluster client has no
+        # one pool): the pool's get and release around each (a poll, a lock, metrics
+        # bookkeeping) came between the reply and the job's hand-off.
+        self._pinned = Pinned(blocking) if pin and not is_cluster(blocking) else None
         keys = Keyspace(settings.prefix)
         self._markers = [keys.marker(q) for q in self.queues]
         self.seen = LastClaim()
@@ -218,7 +224,7 @@ class Fetcher:
                 result = self.scripts.wait_and_claim(self._markers, timeout, self.queues,
                                                      count, self.worker_id, self.blocking,
                                                      int(self.settings.pickup_s * 1000),
-                                                     self.request(0), new)
+                                                     self.request(0), new, self._pinned)
             self.answered(0)
         finally:
             self.blocked.clear()

@@ -128,7 +128,10 @@ class NodeFetcher(ClusterFetcher):
             return None
         scripts = Scripts(node, self.settings)
         scripts.strict_replicas = self.scripts.strict_replicas
-        direct = Fetcher(self.settings, self.queues, self.worker_id, scripts, blocking)
+        # Not pinned: `blocking` is the cluster client's node client, shared, and a direct
+        # fetcher dropped on a reroute is not closed (its kept connection would stay taken).
+        direct = Fetcher(self.settings, self.queues, self.worker_id, scripts, blocking,
+                         pin=False)
         direct.blocked = self.blocked  # the Event the supervisor and tests hold
         direct.seen = self.seen  # the last claim's view, whichever path it took
         # One set of unanswered claim ids for both paths: a direct claim whose reply was lost
