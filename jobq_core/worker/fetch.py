@@ -225,7 +225,10 @@ class Fetcher:
                                                      count, self.worker_id, self.blocking,
                                                      int(self.settings.pickup_s * 1000),
                                                      self.request(0), new, self._pinned)
-            self.answered(0)
+            if result is not None:
+                # None: the server had lost the script, nothing ran; a request whose reply
+                # was lost before stays unanswered, so the next claim still re-sends it.
+                self.answered(0)
         finally:
             self.blocked.clear()
         if result is not None and result.lease_left_ms is not None:

@@ -250,3 +250,18 @@ def test_a_re_sent_claim_answers_with_jobs_of_any_stored_id(
     with losing(a_claim, times=-1), pytest.raises(RedisUnavailable):
         fetch.claim(len(ids))
     assert sorted(j.id for j in fetch.claim(len(ids))) == sorted(ids)
+
+
+@pytest.mark.single_only("flushes the server's script cache")
+def test_a_wait_that_met_a_lost_script_keeps_the_lost_claims_request(
+        settings: Settings, fetch: Fetcher, r: redis.Redis) -> None:
+    """A claim's reply lost, then the wait's claim (claim on wake) met NOSCRIPT (a restarted
+    or failed-over server): nothing ran, yet the wait marked the request answered, so the
+    next claim went out under a new id and the first claim's jobs stayed leased to nobody
+    until reaped (a lost lease each)."""
+    first, _ = enqueue(settings, 2)
+    with losing(a_claim, times=-1), pytest.raises(RedisUnavailable):
+        fetch.claim(1)
+    r.script_flush()
+    assert fetch.wait(1) == []  # the marker is set (a job is pending): no blocking
+    assert [j.id for j in fetch.claim(2)] == [first]
