@@ -85,6 +85,17 @@ def _refill_ids() -> str:
     return mine
 
 
+def _drop_ids_after_fork() -> None:
+    # Besides the pid check: a pid names one process only while it runs. A child that never
+    # drew an id keeps the filler's pid in _ids_pid; once the filler has exited, a fork of
+    # that child may be given the same pid back, and two such forks would hand out one id.
+    global _ids, _ids_pid
+    _ids, _ids_pid = [], 0
+
+
+os.register_at_fork(after_in_child=_drop_ids_after_fork)
+
+
 # One encoder: json.dumps with options builds a new JSONEncoder on every call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 # For a value holding a lone surrogate (what os.fsdecode gives a file name that is not UTF-8):

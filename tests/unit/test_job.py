@@ -100,3 +100,28 @@ def test_a_forked_child_does_not_hand_out_its_parents_job_ids(fork: str) -> None
     parent = {new_job_id() for _ in range(10)}
     assert len(child) == 10
     assert not child & parent
+
+
+def test_a_forked_child_given_a_pid_back_does_not_hand_out_its_parents_job_ids() -> None:
+    # A pid names a process only while it runs: a child whose pid is the one that filled the
+    # ids it inherited (the filler exited, the pid was reused) must not hand them out.
+    import os
+    import types
+
+    from jobq_core import job
+
+    job.new_job_id()  # the parent now holds a batch of unused ids
+    parent_pid = os.getpid()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        job.os = types.SimpleNamespace(getpid=lambda: parent_pid, urandom=os.urandom)  # type: ignore[assignment]
+        os.write(write, " ".join(job.new_job_id() for _ in range(10)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    parent = {job.new_job_id() for _ in range(10)}
+    assert len(child) == 10
+    assert not child & parent
