@@ -5,7 +5,8 @@ Plain frozen dataclasses built from what Redis holds; nothing here talks to Redi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +97,21 @@ class WorkerInfo:
 
     @property
     def current(self) -> list[str]:
+        """The 'queue/id' of each job the worker runs (written by current_field)."""
         raw = self.fields.get("current", "")
-        return [c for c in raw.split(",") if c]
+        return [_UNESCAPE.sub(lambda m: "%" if m[1] == "25" else ",", c)
+                for c in raw.split(",") if c]
+
+
+# In a worker's 'current' field the jobs are ','-separated, and another client may have
+# stored a job under an id holding ',': written as %2C there ('%' as %25).
+_UNESCAPE = re.compile(r"%(25|2C)")
+
+
+def current_field(jobs: Iterable[tuple[str, str]]) -> str:
+    """A worker's 'current' field for these (queue, id) pairs (read by WorkerInfo.current)."""
+    return ",".join(f"{queue}/{job_id.replace('%', '%25').replace(',', '%2C')}"
+                    for queue, job_id in jobs)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from ..connection import translated
 from ..errors import JobqError
 from ..keys import Keyspace
 from ..layout import ensure_layout
+from ..records import current_field
 from ..registry import registered
 from ..scripts import Scripts
 from ..workers import connection_name, forget_stopped_workers
@@ -119,7 +120,7 @@ class Heartbeat(threading.Thread):
             "queues": ",".join(self.queues), "pool": self.settings.pool,
             "concurrency": self.settings.slots,
             "state": self.state if self.state != "running" else ("busy" if held else "idle"),
-            "current": ",".join(f"{r.job.queue}/{r.job.id}" for r in running),
+            "current": current_field((r.job.queue, r.job.id) for r in running),
             "started_ms": self.started_ms, "beat_ms": int(time.time() * 1000),
             "done": done, "failed": failed, "tasks": ",".join(names),
             "conn": connection_name(self.worker_id),  # see workers.py

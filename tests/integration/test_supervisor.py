@@ -14,6 +14,7 @@ import redis
 from jobq_core import Queue, Settings, Worker, task
 from jobq_core.job import Claimed
 from jobq_core.keys import Keyspace
+from jobq_core.records import WorkerInfo
 from tests import tasks
 from tests.helpers import worker_thread
 
@@ -323,5 +324,31 @@ def test_the_registry_lists_the_jobs_a_worker_runs_not_those_it_holds_waiting(
             fields = r.hgetall(Keyspace(settings.prefix).worker(w.id))
             assert fields["current"] == f"default/{running.id}"
             assert fields["state"] == "busy"
+            GATE.set()  # before the worker stops: it would wait for the job
+    finally:
+        GATE.set()
+
+
+def test_the_registry_lists_a_running_job_of_any_stored_id(
+        settings: Settings, queue: Queue, r: redis.Redis) -> None:
+    """'current' joined 'queue/id' with ',': a job another client stored under an id holding
+    ',' read back as two jobs (two wrong links on the workers page)."""
+    odd = "a,b%2C"
+    keys = Keyspace(settings.prefix)
+    GATE.clear()
+    STARTED.clear()
+    made = queue.enqueue(hold).id
+    r.rename(keys.job("default", made), keys.job("default", odd))
+    score = r.zscore(keys.pending("default"), made)
+    assert score is not None
+    r.zrem(keys.pending("default"), made)
+    r.zadd(keys.pending("default"), {odd: score})
+    try:
+        with worker_thread(settings, concurrency=1, prefetch=0) as w:
+            assert STARTED.wait(30)
+            w.heartbeat.register()
+            info = WorkerInfo(w.id, True, r.hgetall(keys.worker(w.id)))
+            assert info.current == [f"default/{odd}"]
+            GATE.set()
     finally:
         GATE.set()
