@@ -105,14 +105,22 @@ class Fetcher:
         such call while it is unanswered. A claim that raised may have leased jobs (its
         reply lost); sent again under its id it returns them (claim.lua) instead of leaving
         them leased to nobody until reaped, each counted as a lost lease."""
+        return self.requested(call)[0]
+
+    def requested(self, call: int) -> tuple[str, bool]:
+        """request(call) and whether that id is new (made by this call: no claim sent under
+        it is waiting for its reply). A claim sent with a new id once, never retried
+        (wait()), need not look for a claim it repeats. One call, so the answer cannot be
+        read after the id is registered (new() then says False for a new id)."""
         rid = self._unanswered.get(call)
-        if rid is None:
-            rid = self._unanswered[call] = self.scripts.request_id()
-        return rid
+        if rid is not None:
+            return rid, False
+        rid = self._unanswered[call] = self.scripts.request_id()
+        return rid, True
 
     def new(self, call: int) -> bool:
-        """Whether request(call) will give a new id (none is waiting for its reply): a claim
-        sent with it once, never retried (wait()), need not look for a claim it repeats."""
+        """Whether request(call) will give a new id (none is waiting for its reply); only
+        true before request(call) registers it: use requested(call) for both at once."""
         return call not in self._unanswered
 
     def answered(self, call: int) -> None:
@@ -220,11 +228,11 @@ class Fetcher:
                 if not count:
                     self.blocking.bzpopmin(self._markers, timeout=timeout)
                     return []
-                new = self.new(0)
+                rid, new = self.requested(0)
                 result = self.scripts.wait_and_claim(self._markers, timeout, self.queues,
                                                      count, self.worker_id, self.blocking,
                                                      int(self.settings.pickup_s * 1000),
-                                                     self.request(0), new, self._pinned)
+                                                     rid, new, self._pinned)
             if result is not None:
                 # None: the server had lost the script, nothing ran; a request whose reply
                 # was lost before stays unanswered, so the next claim still re-sends it.

@@ -265,3 +265,15 @@ def test_a_wait_that_met_a_lost_script_keeps_the_lost_claims_request(
     r.script_flush()
     assert fetch.wait(1) == []  # the marker is set (a job is pending): no blocking
     assert [j.id for j in fetch.claim(2)] == [first]
+
+
+def test_requested_gives_the_request_id_and_whether_it_is_new(fetch: Fetcher) -> None:
+    """A claim on wake asks whether its request id is new (then the claim need not look for
+    a claim it repeats): read after request() registered the id, new() said False for a new
+    one. requested() answers both in one call."""
+    rid, new = fetch.requested(0)
+    assert new and fetch.request(0) == rid
+    assert fetch.requested(0) == (rid, False)  # unanswered: the same id, sent again
+    fetch.answered(0)
+    again, new = fetch.requested(0)
+    assert new and again != rid
