@@ -290,7 +290,7 @@ def test_capture_cost_compares_each_row_with_its_no_capture_twin() -> None:
     assert report.capture_cost(report.Results(meta={}, records=records[:3])) == []
 
 
-def _latency(system: str, label: str, rep: int, p50: float, p99: float) -> dict[str, object]:
+def _latency_unit(system: str, label: str, rep: int, p50: float, p99: float) -> dict[str, object]:
     return {"scenario": "latency", "system": system, "label": label, "row": label,
             "role": "latency", "rep": rep, "p50_ms": p50, "p99_ms": p99}
 
@@ -318,8 +318,8 @@ def test_latency_vs_huey_uses_the_interleaved_pairs() -> None:
         {"scenario": "latency-pairs", "system": "jobq", "label": "x", "rep": 4,
          "error": "the warm-up job did not run within 60 s"},
         # the separate per-repetition units are the tables' rows, not the goal's figure
-        _latency("jobq", "jobq-default-lat", 0, 0.1, 0.1),
-        _latency("huey", "huey-thread-1-lat", 0, 1.0, 1.0),
+        _latency_unit("jobq", "jobq-default-lat", 0, 0.1, 0.1),
+        _latency_unit("huey", "huey-thread-1-lat", 0, 1.0, 1.0),
     ]
     rows = report.latency_vs_huey(report.Results(meta={}, records=records))
     assert rows == [
