@@ -17,10 +17,13 @@ ALL_SYSTEMS = ("jobq", "rq", "celery", "dramatiq", "huey", "arq", "saq", "taskiq
 # adrain, asleep, aenqueue: issue 16's asyncio figures (jobq's async pool and AsyncQueue
 # against arq, SAQ and taskiq); crash: jobq only, how long a slot takes to replace a killed
 # child (issue 15); drain-pairs, latency-pairs: issue 15's two ratios (default worker against
-# the thread pool's drain, and against Huey's idle latency) as interleaved pairs, once per run
+# the thread pool's drain, and against Huey's idle latency) as interleaved pairs, once per run;
+# capture-pairs: issue 18's log capture cost (each capture-on no-op drain of the report's
+# section 3f against its `--no-capture-logs` twin), interleaved pairs too
 ALL_SCENARIOS = (
     "floor", "bulk", "threads", "drain", "sleep", "latency", "mixed", "crash",
-    "adrain", "asleep", "aenqueue", "drain-pairs", "latency-pairs", "memory", "dashboard",
+    "adrain", "asleep", "aenqueue", "drain-pairs", "latency-pairs", "capture-pairs",
+    "memory", "dashboard",
 )
 
 
@@ -88,14 +91,17 @@ class BenchConfig:
     dashboard_failed: int = 100_000
     dashboard_repeat: int = 20
     dashboard_reserve_s: float = 90.0
-    # issue 15's two ratios as interleaved pairs (bench/pairs.py), once per run after the
-    # timed repetitions: rounds (A B, then B A, ...; an even count runs each side first as
-    # often), no-op jobs per drain (20,000 lasts over 1 s at the thread pool's ~15,000/s, so a
-    # 50 ms hiccup moves a ratio a few per cent, not 25 % as in a 3,000-job drain), and the
-    # seconds kept for them (~90 s on a quiet 2-core machine) when deciding on more repetitions
+    # issue 15's two ratios and issue 18's capture cost as interleaved pairs (bench/pairs.py),
+    # once per run after the timed repetitions: rounds (A B, then B A, ...; an even count runs
+    # each side first as often), no-op jobs per drain (20,000 lasts over 1 s at the thread
+    # pool's ~15,000/s, so a 50 ms hiccup moves a ratio a few per cent, not 25 % as in a
+    # 3,000-job drain), and the seconds kept for them when deciding on more repetitions: on a
+    # quiet 2-core machine drain-pairs took 40 s and latency-pairs 55 s (bde8176), and
+    # capture-pairs' two comparisons ~76 s (6 x 12.7 s, scaled from a busy machine by the
+    # drain pairs' ratio), ~171 s in all
     pairs: int = 6
     pair_n: int = 20_000
-    pairs_reserve_s: float = 120.0
+    pairs_reserve_s: float = 190.0
     # round trips in the redis-py floor loop, requests per redis-benchmark test
     floor_n: int = 10_000
     redis_benchmark_n: int = 50_000

@@ -1,5 +1,6 @@
 """Interleaved A/B measurement: what `make bench`'s paired units (bench/run.py, scenarios
-`drain-pairs` and `latency-pairs`), bench/pool_compare.py and bench/latency_compare.py share.
+`drain-pairs`, `latency-pairs` and `capture-pairs`), bench/pool_compare.py and
+bench/latency_compare.py share.
 
 A ratio between two configurations measured minutes apart carries the machine's drift between
 them (in one `make bench` the same default-worker latency moved 30 % with its place in the run).

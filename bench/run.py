@@ -15,6 +15,7 @@ Run through ``bench/run.sh`` (it builds the venvs first). Order of a run:
         aenqueue: their awaitable enqueue from 64 coroutines of one process
         crash:   jobq: a job's child SIGKILLed, until a new child began the next job
     drain-pairs, latency-pairs: issue 15's two ratios, BENCH_PAIRS interleaved pairs each
+    capture-pairs: issue 18's log capture cost, BENCH_PAIRS interleaved pairs per configuration
     dashboard: jobq's dashboard pages at 10^6 pending + 10^5 failed (bench/dashboard_bench.py)
     memory: every system's bytes per pending job (BENCH_MEM_REPEAT passes)
 
@@ -543,59 +544,94 @@ def run_redis_benchmark(ctx: Context, tool: Path, pipeline: int) -> Record:
     }
 
 
-# issue 15's two ratios as interleaved pairs (bench/pairs.py): scenario -> the (system,
-# variant label) of each side, the goal's subject first. Each side runs the very unit, variant
-# and worker command line of its row in the tables.
-PAIRED = {
-    "drain-pairs": (("jobq", "jobq-default-1p"), ("jobq", "jobq-thread-1p")),
-    "latency-pairs": (("jobq", "jobq-default-lat"), ("huey", "huey-thread-1-lat")),
+# Interleaved pairs (bench/pairs.py), once per run after the repetitions: scenario -> its
+# comparisons, each the (system, variant label) of its two sides, the goal's subject first.
+# Each side runs the very unit, variant and worker command line of its row in the tables.
+Side = tuple[str, str]
+PAIRED: dict[str, tuple[tuple[Side, Side], ...]] = {
+    # issue 15's two ratios
+    "drain-pairs": ((("jobq", "jobq-default-1p"), ("jobq", "jobq-thread-1p")),),
+    "latency-pairs": ((("jobq", "jobq-default-lat"), ("huey", "huey-thread-1-lat")),),
+    # issue 18's log capture cost: each capture-on row of the report's section 3f against its
+    # `--no-capture-logs` twin (bench/drivers/jobq.py CAPTURE_OFF_ROWS), capture on first
+    "capture-pairs": (
+        (("jobq", "jobq-thread-1p"), ("jobq", "jobq-thread-1p-nocap")),
+        (("jobq", "jobq-default-1p"), ("jobq", "jobq-default-1p-nocap")),
+    ),
 }
+# the paired scenarios whose sides are no-op drains of BENCH_PAIR_N jobs (the rest: latency)
+DRAIN_PAIRED = ("drain-pairs", "capture-pairs")
 
 
-def run_pair(ctx: Context, scenario: str, order: list[tuple[Driver, Variant]]) -> Record:
-    """One pair of a PAIRED scenario: each side's unit right after the other, in ``order``;
-    a drain side runs BENCH_PAIR_N no-op jobs (enqueued through the batch API: only the
-    drain is timed), a latency side the `latency` unit as it is."""
-    sides: dict[str, Record] = {}
+def pair_name(sides: list[tuple[Driver, Variant]]) -> str:
+    """A comparison's label: its sides' variant labels in PAIRED's order, subject first."""
+    return " vs ".join(variant.label for _, variant in sides)
+
+
+def run_pair(
+    ctx: Context, scenario: str, sides: list[tuple[Driver, Variant]], reverse: bool
+) -> Record:
+    """One pair of a PAIRED scenario: each side's unit right after the other, in PAIRED's
+    order or (``reverse``) the other way round; a drain side runs BENCH_PAIR_N no-op jobs
+    (enqueued through the batch API: only the drain is timed), a latency side the
+    `latency` unit as it is."""
+    order = sides[::-1] if reverse else sides
+    results: dict[str, Record] = {}
     for driver, variant in order:
-        if scenario == "drain-pairs":
+        if scenario in DRAIN_PAIRED:
             drain = run_drain(ctx, driver, variant, "noop", ctx.config.pair_n, mode="bulk")
-            sides[variant.label] = {
+            results[variant.label] = {
                 key: drain["drain"][key]
                 for key in ("rate_first_to_last", "worker_cpu_us_per_job", "startup_s")
             }
         else:
             lat = run_latency(ctx, driver, variant)
-            sides[variant.label] = {k: lat[k] for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")}
-    first = order[0][1]
+            results[variant.label] = {k: lat[k] for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")}
     return {
-        "label": " vs ".join(label for _, label in PAIRED[scenario]),
-        "row": first.row,
-        "n": ctx.config.pair_n if scenario == "drain-pairs" else ctx.config.latency_n,
+        "label": pair_name(sides),
+        "row": sides[0][1].row,
+        "n": ctx.config.pair_n if scenario in DRAIN_PAIRED else ctx.config.latency_n,
         "order": [variant.label for _, variant in order],
-        "sides": sides,
+        "sides": results,
     }
 
 
+def paired_sides(
+    ctx: Context, scenario: str
+) -> tuple[list[list[tuple[Driver, Variant]]], str | None]:
+    """The drivers and variants of each comparison of ``scenario``, and a note saying why
+    none when a side's system is not measured in this run or its variant does not exist in
+    this checkout (`--no-capture-logs` before issue 18's engine)."""
+    comparisons = PAIRED[scenario]
+    missing = sorted({system for pair in comparisons for system, _ in pair
+                      if system not in ctx.drivers})
+    if missing:
+        return [], f"{scenario} not run: {', '.join(missing)} not measured in this run."
+    variants = {(system, v.label): v for system in {s for pair in comparisons for s, _ in pair}
+                for v in ctx.drivers[system].variants()}
+    absent = [label for pair in comparisons for system, label in pair
+              if (system, label) not in variants]
+    if absent:
+        return [], f"{scenario} not run: no variant {', '.join(absent)} in this checkout."
+    return [[(ctx.drivers[side[0]], variants[side]) for side in pair]
+            for pair in comparisons], None
+
+
 def run_pairs(ctx: Context) -> None:
-    """Every selected PAIRED scenario: BENCH_PAIRS pairs, A B then B A, one unit each."""
-    for scenario, sides in PAIRED.items():
+    """Every selected PAIRED scenario: BENCH_PAIRS rounds of one pair per comparison, A B
+    in even rounds and B A (the comparisons in reverse order too) in odd ones, one unit each."""
+    for scenario in PAIRED:
         if scenario not in ctx.config.scenarios:
             continue
-        missing = sorted({system for system, _ in sides if system not in ctx.drivers})
-        if missing:
-            note = f"{scenario} not run: {', '.join(missing)} not measured in this run."
+        comparisons, note = paired_sides(ctx, scenario)
+        if note is not None:
             ctx.meta["notes"].append(note)
             log(note)
             continue
-        variants = []
-        for system, label in sides:
-            driver = ctx.drivers[system]
-            variants.append((driver, next(v for v in driver.variants() if v.label == label)))
-        name = " vs ".join(label for _, label in sides)
-        for index, order in pairs.pair_order(variants, ctx.config.pairs):
-            body = partial(run_pair, ctx, scenario, order)
-            unit(ctx, scenario, sides[0][0], index, name, body)
+        for index, in_order in pairs.pair_order(comparisons, ctx.config.pairs):
+            for sides in in_order:
+                body = partial(run_pair, ctx, scenario, sides, index % 2 == 1)
+                unit(ctx, scenario, sides[0][0].name, index, pair_name(sides), body)
 
 
 # the run
