@@ -29,7 +29,7 @@ faults: $(STAMP)
 	JOBQ_FAULTS_REPEAT=3 JOBQ_FAULTS_RESULTS=$(FAULTS_RESULTS) $(BIN)/pytest -q tests/faults; \
 	rc=$$?; $(BIN)/python tests/faults/report.py $(FAULTS_RESULTS) docs/reliability.md; exit $$rc
 
-# jobq against RQ, Celery, Dramatiq, Huey, arq, SAQ and taskiq on one private Redis (under 15 min
+# jobq against RQ, Celery, Dramatiq, Huey, arq, SAQ and taskiq on one private Redis (under 17 min
 # on 2 cores); rewrites docs/benchmarks.md and bench/results/latest.json. Not a test: nothing
 # asserts timings.
 bench: $(STAMP)

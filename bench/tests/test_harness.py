@@ -507,3 +507,17 @@ def test_capture_pairs_compare_each_capture_row_with_its_twin_in_both_orders(
     run.run_pairs(ctx)
     assert ran == [] and ctx.meta["notes"] == ["capture-pairs not run: jobq not measured in "
                                                "this run."]
+
+
+def test_ratios_judge_jobq_with_capture_on() -> None:
+    # The `--no-capture-logs` twin is the fastest jobq row here: the ratio against the peers
+    # must still come from a row that captures logs, as jobq ships.
+    records = [
+        _drain("jobq", "jobq-thread-1p", "jobq (thread pool)", "drain-1p", 18_000.0, 0),
+        _drain("jobq", "jobq-thread-1p-nocap", "jobq (thread pool, --no-capture-logs)",
+               "drain-1p", 21_000.0, 0),
+        _drain("huey", "huey-thread-1", "Huey", "drain-1p", 6_000.0, 0),
+    ]
+    text = report.section_ratios(report.Results(meta={}, records=records))
+    assert "18,000 (jobq (thread pool))" in text
+    assert "--no-capture-logs" not in text
