@@ -332,11 +332,21 @@ class Scripts:
 
     # release.lua
     def release(self, job: Claimed, client: redis.Redis | None = None) -> None:
-        """Hand a leased job back to pending without counting a lost lease."""
-        k, q = self.keys, job.queue
-        code = self._run("release", [k.processing(q), k.pending(q), k.marker(q),
-                                     k.job(q, job.id)], [job.id, job.token], client)
-        raise_for(code, job_id=job.id, what="hand-back")
+        """Hand a leased job back to pending (no lost lease); raises LeaseLost, JobNotFound."""
+        raise_for(self.release_many(job.queue, [job], client)[0], job_id=job.id,
+                  what="hand-back")
+
+    def release_many(self, queue: str, jobs: Sequence[Claimed],
+                     client: redis.Redis | None = None) -> list[int]:
+        """Hand leased jobs of one queue back to pending without counting lost leases, in one
+        release.lua call (a queue's keys share its slot: also on a cluster; the caller splits
+        a large batch, Fetcher.hand_back_many). Returns a code per job: 1 handed back,
+        Code.MISSING or Code.LEASE_NOT_HELD (that job was not changed)."""
+        k = self.keys
+        argv = [x for job in jobs for x in (job.id, job.token)]
+        codes = self._run("release", [k.processing(queue), k.pending(queue), k.marker(queue),
+                                      k.job_prefix(queue)], argv, client)
+        return [int(c) for c in codes]
 
     # cancel.lua
     def cancel(self, queue: str, job_id: str) -> None:

@@ -45,6 +45,11 @@ UNKNOWN_WARN_EVERY_S = 60.0
 # an idle server). A wait for a scheduled job's due time ends this much before it, and the
 # rest is slept here: the job starts within a few ms of its due time.
 SERVER_TICK_S = 0.1
+# Jobs handed back per release.lua call: one call takes auto prefetch's most (512 plus the
+# slots); a bigger batch is split so that no call holds the server more than a few ms.
+RELEASE_CHUNK = 1000
+# A hand-back's log line names this many job ids at most (then "and N more").
+LOGGED_IDS = 5
 T = TypeVar("T")
 # Takes a claimed job and the monotonic time its claim was sent (Pool.submit).
 Submit = Callable[[Claimed, float], None]
@@ -152,23 +157,43 @@ class Fetcher:
                 log.warning("a re-sent claim returned %d job(s) with %.1fs of lease left; "
                             "handing them back unstarted", len(result.jobs),
                             result.lease_left_ms / 1000)
-                for job in result.jobs:
-                    self.hand_back(job)
+                self.hand_back_many(result.jobs)
                 return []
         for job in result.jobs:
             submit(job, leased_at)
         return result.jobs
 
     def hand_back(self, job: Claimed) -> None:
-        """Give a job this worker holds back to its queue, unstarted or unfinished (refused,
-        and logged, when the lease is no longer held; left to the lease when Redis fails)."""
+        """hand_back_many([job])."""
+        self.hand_back_many([job])
+
+    def hand_back_many(self, jobs: Sequence[Claimed]) -> None:
+        """Give jobs this worker holds back to their queues, unstarted or unfinished, in one
+        release.lua call per queue (per RELEASE_CHUNK jobs), not a round trip each. Each job
+        as alone: refused when its lease is no longer held, left to the lease when Redis
+        fails. Logged as one line per call and outcome, whatever the number of jobs."""
+        by_queue: dict[str, list[Claimed]] = defaultdict(list)
+        for job in jobs:
+            by_queue[job.queue].append(job)
+        for queue, held in by_queue.items():
+            for start in range(0, len(held), RELEASE_CHUNK):
+                self._release(queue, held[start:start + RELEASE_CHUNK])
+
+    def _release(self, queue: str, jobs: Sequence[Claimed]) -> None:
         try:
             with translated(self.settings.redis_url):
-                self.scripts.release(job)
-            log.warning("handed back job %s", job.id)
-        except (LeaseLost, JobqError, redis.RedisError) as exc:
-            log.warning("could not hand back job %s (%s); its lease will bring it back",
-                        job.id, exc)
+                codes = self.scripts.release_many(queue, jobs)
+        except (JobqError, redis.RedisError) as exc:
+            log.warning("could not hand back %s (%s); the leases will bring them back",
+                        _jobs(queue, [j.id for j in jobs]), exc)
+            return
+        for code, what in ((1, "handed back %s"),
+                           (Code.LEASE_NOT_HELD, "could not hand back %s: this worker no "
+                                                 "longer holds the lease (it runs elsewhere)"),
+                           (Code.MISSING, "could not hand back %s: gone (purged?)")):
+            ids = [j.id for j, c in zip(jobs, codes, strict=True) if c == code]
+            if ids:
+                log.warning(what, _jobs(queue, ids))
 
     def due_within(self, seconds: float) -> bool:
         """Whether a scheduled job (of the last claim's view) is due within `seconds`."""
@@ -242,7 +267,7 @@ class Fetcher:
         if result is not None and result.lease_left_ms is not None:
             # It re-sent a claim whose reply was lost (claim() re-sends first, so only if
             # that failed too): those leases are not the pick-up leases the caller times.
-            self._took(result, lambda job, _: self.hand_back(job))
+            self.hand_back_many(self._took(result))
             return []
         return [] if result is None else self._took(result)
 
@@ -437,6 +462,13 @@ class Recorder:
             fn(self.make_job(job), value)
         except Exception:
             log.exception("callback %s of job %s raised", getattr(fn, "__name__", fn), job.id)
+
+
+def _jobs(queue: str, ids: Sequence[str]) -> str:
+    """`ids` of `queue` for a log line, the first LOGGED_IDS of them."""
+    shown = ", ".join(ids[:LOGGED_IDS])
+    more = f" and {len(ids) - LOGGED_IDS} more" if len(ids) > LOGGED_IDS else ""
+    return f"job {shown}" if len(ids) == 1 else f"{len(ids)} jobs of {queue!r}: {shown}{more}"
 
 
 def _with_dependents(job: Claimed) -> Claimed:

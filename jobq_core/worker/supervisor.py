@@ -127,8 +127,7 @@ class Worker:
                 if not self.pool.wait_capacity(self._capacity_wait):
                     # Auto prefetch: jobs claimed behind jobs that turned out long go back
                     # to the queue, where an idle worker can take them.
-                    for job in self.pool.stuck_waiting():
-                        self._hand_back(job)
+                    self._hand_back(self.pool.stuck_waiting())
                     continue
                 try:
                     if not self._claim_round(burst):
@@ -236,14 +235,12 @@ class Worker:
         asked = self._stop_asked or time.monotonic()
         # Prefetched jobs go back now: once stopping they are no longer renewed, and held
         # through the grace period their leases would run out (counted as lost).
-        for job in self.pool.take_waiting():
-            self._hand_back(job)
+        self._hand_back(self.pool.take_waiting())
         grace = max(0.0, asked + self.settings.grace_s - time.monotonic())
         left = self.pool.stop(grace, self.hard_stop)
         self.heartbeat.stopping.set()
         self.heartbeat.join(self.settings.socket_timeout_s + 1)
-        for job in left:
-            self._hand_back(job)
+        self._hand_back(left)
         self.heartbeat.unregister()
         # The fetcher first: a cluster's waiters put a marker they popped back with the
         # command client, which a closed cluster client can no longer reach.
@@ -281,8 +278,7 @@ class Worker:
                     log.warning("claim reply arrived %.1fs after the wait began; handing "
                                 "its %d job(s) back unstarted", time.monotonic() - sent,
                                 len(jobs))
-                for job in jobs:
-                    self._hand_back(job)
+                self._hand_back(jobs)
                 return
             idle = self.pool.idle()
             # A process slot given a job here is told after the renewal (its child has the
@@ -324,8 +320,9 @@ class Worker:
                                     "renewed", job.token)
             self.pool.renewed(q, [j.id for j in held if j.id not in lost], sent)
 
-    def _hand_back(self, job: Claimed) -> None:
-        self.fetch.hand_back(job)
+    def _hand_back(self, jobs: Sequence[Claimed]) -> None:
+        if jobs:  # one release.lua call per queue (Fetcher.hand_back_many)
+            self.fetch.hand_back_many(jobs)
 
     def _check_redis(self) -> None:
         url = self.settings.redis_url

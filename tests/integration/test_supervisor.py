@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -44,9 +44,10 @@ def test_stop_hands_back_prefetched_jobs_before_waiting_for_running_ones(
     handed_back = threading.Event()
     original = w._hand_back
 
-    def hand_back(job: Claimed) -> None:
-        original(job)
-        handed[job.id] = GATE.is_set()  # False: the running job was still running
+    def hand_back(jobs: Sequence[Claimed]) -> None:
+        original(jobs)
+        for job in jobs:
+            handed[job.id] = GATE.is_set()  # False: the running job was still running
         handed_back.set()
 
     w._hand_back = hand_back  # type: ignore[method-assign]

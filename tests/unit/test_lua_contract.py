@@ -35,7 +35,7 @@ CALLS: dict[str, tuple[Callable[[Scripts], Any], Any]] = {
     "promote": (lambda s: s.promote("q"), [0, -1]),
     "reap": (lambda s: s.reap("q"), []),
     "trim": (lambda s: s.trim("q"), 0),
-    "release": (lambda s: s.release(JOB), 1),
+    "release": (lambda s: s.release(JOB), [1]),
     "cancel": (lambda s: s.cancel("q", "j1"), 1),
     "kill": (lambda s: s.kill("q", "j1", "killed"), 1),
     "requeue": (lambda s: s.requeue("q", "failed", ["j1"]), [0, 0]),
@@ -65,7 +65,7 @@ HANDLING: dict[int, type[Exception] | object] = {
 }
 RETURNS_CODES = {"complete", "fire", "advance", "logs"}  # per-job codes, the scheduler's outcomes;
 # logs: a refused append is dropped (the job is no longer ours)
-PER_JOB_CODES = {"complete"}  # a code per job in a list; other scripts return one code
+PER_JOB_CODES = {"complete", "release"}  # a code per job in a list; other scripts return one code
 
 
 class Recording(Scripts):
@@ -125,7 +125,7 @@ def test_wrapper_passes_the_keys_the_header_names(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(CALLS))
 def test_return_codes_are_codes_and_the_wrapper_handles_each(name: str) -> None:
     body = _raw(name)[len(header(name)):]
-    returned = {int(c) for c in re.findall(r"\breturn (-\d+)\b", body)}
+    returned = {int(c) for c in re.findall(r"\b(?:return|code =) (-\d+)\b", body)}
     if "lease_check(" in body or "resettled(" in body:  # _lib.lua's: these two
         returned |= {Code.MISSING, Code.LEASE_NOT_HELD}
     codes = {int(c) for c in re.findall(r"(?<![\w\[])(-[1-9])\b", header(name))}
