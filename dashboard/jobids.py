@@ -10,14 +10,13 @@ split the segment. '~' is not in JOB_ID_RE, so an id written plainly never holds
 from __future__ import annotations
 
 import re
-import string
 from typing import Any
 
 from werkzeug.routing import BaseConverter
 
-from jobq_core.keys import valid_job_id
+from jobq_core.keys import JOB_ID_CHARS, valid_job_id
 
-_PLAIN = frozenset(string.ascii_letters + string.digits + "_.:-")
+_PLAIN = frozenset(JOB_ID_CHARS)  # written as they are, in any id
 _ESCAPE = re.compile(r"~([0-9A-Fa-f]{2})")
 
 

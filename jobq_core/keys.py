@@ -14,6 +14,7 @@ are LegacyKeyspace's; layout.py moves them.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -25,7 +26,12 @@ AUDIT_MAX_ENTRIES = 10_000  # the audit log keeps this many newest records
 # The hash tag of every global key: '@' is not allowed in a queue name (QUEUE_NAME_RE).
 CONTROL_TAG = "{@control}"
 QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-JOB_ID_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+# The characters and the longest length of an id jobq makes: JOB_ID_RE, its error message
+# (JOB_ID_RULE), and the characters dashboard/jobids.py writes as they are in a URL.
+JOB_ID_PUNCTUATION = "_.:-"
+JOB_ID_CHARS = string.ascii_letters + string.digits + JOB_ID_PUNCTUATION
+MAX_JOB_ID = 128
+JOB_ID_RE = re.compile(f"[{re.escape(JOB_ID_CHARS)}]{{1,{MAX_JOB_ID}}}")
 # What scripts append to a job's key for its side keys (Keyspace.attempts, logs, notify,
 # dependents; ':settled' in _lib.lua, ':corrupt' in claim.lua and reap.lua). A job id that
 # ends with one names another job's side key ('a:settled' is where job 'a' leaves its
@@ -321,7 +327,8 @@ def require_job_id(job_id: object) -> str:
     """Return `job_id` if well-formed, else raise ConfigError (used for user-given ids)."""
     if not valid_job_id(job_id):
         raise ConfigError(
-            f"invalid job id {job_id!r}: use 1-128 letters, digits, '_', '.', ':', '-', "
+            f"invalid job id {job_id!r}: use 1-{MAX_JOB_ID} letters, digits, "
+            f"{', '.join(map(repr, JOB_ID_PUNCTUATION))}, "
             f"not ending with {', '.join(SIDE_KEY_SUFFIXES)} (another job's keys)"
         )
     assert isinstance(job_id, str)
