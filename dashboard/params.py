@@ -9,7 +9,7 @@ from flask import request
 from werkzeug.exceptions import BadRequest, NotFound
 
 from jobq_core.job import STATES
-from jobq_core.keys import MAX_STORED_JOB_ID, QUEUE_NAME_RE, stored_job_id
+from jobq_core.keys import QUEUE_NAME_RE, STORED_JOB_ID_RULE, checked_job_id, stored_job_id
 from jobq_core.schedule import SCHEDULE_NAME_RE
 
 ALL_QUEUES = "all"
@@ -111,10 +111,7 @@ def job_id(raw: str) -> str:
     """A job id as a stored job may carry it (keys.stored_job_id: another client may have
     written any characters but control characters), 400 otherwise; whether it exists is the
     caller's check."""
-    if not stored_job_id(raw):
-        raise BadRequest(f"malformed job id {_short(raw)!r}: a job id is 1-"
-                         f"{MAX_STORED_JOB_ID:,} characters, none a control character")
-    return raw
+    return checked_job_id(raw, stored_job_id, STORED_JOB_ID_RULE, BadRequest, "malformed")
 
 
 def schedule_name(raw: str) -> str:

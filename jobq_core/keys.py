@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -42,6 +43,12 @@ MAX_STORED_JOB_ID = 1024
 # Any id another client may have stored, but no control characters: a newline in a URL or
 # form is an attack on a log or a header, never an id anyone can read.
 STORED_JOB_ID_RE = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_STORED_JOB_ID}}}")
+# What an id must be, as the errors of require_job_id and require_stored_job_id (and the
+# dashboard's 400) say it.
+JOB_ID_RULE = (f"use 1-{MAX_JOB_ID} letters, digits, {', '.join(map(repr, JOB_ID_PUNCTUATION))},"
+               f" not ending with {', '.join(SIDE_KEY_SUFFIXES)} (another job's keys)")
+STORED_JOB_ID_RULE = (f"a job id is 1-{MAX_STORED_JOB_ID:,} characters, none a control "
+                      "character")
 
 
 def check_queue_name(name: str) -> str:
@@ -323,26 +330,28 @@ class Keyspace:
         check_queue_name(queue)
 
 
+def checked_job_id(job_id: object, ok: Callable[[object], bool], rule: str,
+                   error: Callable[[str], Exception] = ConfigError,
+                   adjective: str = "invalid") -> str:
+    """Return `job_id` if `ok(job_id)` (ok implies a str), else raise `error` with the one
+    message every check of an id gives: "<adjective> job id '<its first 60 characters>':
+    <rule>" (never megabytes of a caller's input echoed into a log or a page)."""
+    if not ok(job_id) or not isinstance(job_id, str):
+        shown = str(job_id)
+        shown = shown if len(shown) <= 60 else shown[:60] + "…"
+        raise error(f"{adjective} job id {shown!r}: {rule}")
+    return job_id
+
+
 def require_job_id(job_id: object) -> str:
     """Return `job_id` if well-formed, else raise ConfigError (used for user-given ids)."""
-    if not valid_job_id(job_id):
-        raise ConfigError(
-            f"invalid job id {job_id!r}: use 1-{MAX_JOB_ID} letters, digits, "
-            f"{', '.join(map(repr, JOB_ID_PUNCTUATION))}, "
-            f"not ending with {', '.join(SIDE_KEY_SUFFIXES)} (another job's keys)"
-        )
-    assert isinstance(job_id, str)
-    return job_id
+    return checked_job_id(job_id, valid_job_id, JOB_ID_RULE)
 
 
 def require_stored_job_id(job_id: object) -> str:
     """Return `job_id` if it may name a stored job (stored_job_id), else raise ConfigError
     (used for operator actions on jobs that exist, whoever wrote them)."""
-    if not stored_job_id(job_id):
-        raise ConfigError(f"invalid job id {str(job_id)[:60]!r}: a job id is 1-"
-                          f"{MAX_STORED_JOB_ID} characters, none a control character")
-    assert isinstance(job_id, str)
-    return job_id
+    return checked_job_id(job_id, stored_job_id, STORED_JOB_ID_RULE)
 
 
 @dataclass(frozen=True)

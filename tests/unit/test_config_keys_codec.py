@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from jobq_core import ConfigError, PayloadError, Settings
 from jobq_core.job import JobSpec, decode_call, encode_args
-from jobq_core.keys import Keyspace, require_job_id
+from jobq_core.keys import Keyspace, require_job_id, require_stored_job_id
 
 
 def test_settings_from_env() -> None:
@@ -42,6 +44,14 @@ def test_every_queue_key_has_the_hash_tag() -> None:
 def test_job_id_validation(bad: object) -> None:
     with pytest.raises(ConfigError):
         require_job_id(bad)
+
+
+@pytest.mark.parametrize("check", [require_job_id, require_stored_job_id])
+def test_a_refused_job_id_is_echoed_short(check: Callable[[object], str]) -> None:
+    # require_job_id echoed the whole id it refused (a caller's megabytes, into a log).
+    with pytest.raises(ConfigError) as err:
+        check("\n" + "x" * 10_000)
+    assert len(str(err.value)) < 400 and "job id '\\nxxx" in str(err.value)
 
 
 def test_codec_round_trip_and_compactness() -> None:
