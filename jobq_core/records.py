@@ -5,11 +5,11 @@ Plain frozen dataclasses built from what Redis holds; nothing here talks to Redi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .escapes import escape, unescape
 from .job import loads_or_raw
 from .joblog import LogLine
 from .limits import Limit
@@ -99,19 +99,18 @@ class WorkerInfo:
     def current(self) -> list[str]:
         """The 'queue/id' of each job the worker runs (written by current_field)."""
         raw = self.fields.get("current", "")
-        return [_UNESCAPE.sub(lambda m: "%" if m[1] == "25" else ",", c)
-                for c in raw.split(",") if c]
-
-
-# In a worker's 'current' field the jobs are ','-separated, and another client may have
-# stored a job under an id holding ',': written as %2C there ('%' as %25).
-_UNESCAPE = re.compile(r"%(25|2C)")
+        return [unescape(c, "%") for c in raw.split(",") if c]
 
 
 def current_field(jobs: Iterable[tuple[str, str]]) -> str:
-    """A worker's 'current' field for these (queue, id) pairs (read by WorkerInfo.current)."""
-    return ",".join(f"{queue}/{job_id.replace('%', '%25').replace(',', '%2C')}"
-                    for queue, job_id in jobs)
+    """A worker's 'current' field for these (queue, id) pairs (read by WorkerInfo.current).
+    The jobs are ','-separated, and another client may have stored a job under an id
+    holding ',': written as %2C there, '%' as %25 (escapes.py: the other escapes of ids)."""
+    return ",".join(f"{queue}/{escape(job_id, _plain_in_current, '%')}" for queue, job_id in jobs)
+
+
+def _plain_in_current(c: str) -> bool:
+    return c not in ",%"
 
 
 @dataclass(frozen=True)

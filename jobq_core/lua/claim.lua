@@ -10,7 +10,8 @@
 -- ARGV[7] request id: a claim re-sent with the id of one that leased jobs (its reply was
 --   lost) claims nothing new and answers with the jobs of that one it still holds, as it
 --   answered (the claim record keeps their ids for a lease, whitespace and '%' in an id
---   written as %XX: another client may store any id, and the record splits on spaces)
+--   written as %XX: another client may store any id, and the record splits on spaces;
+--   jobq_core/escapes.py says how the other escapes of ids differ)
 -- ARGV[8] '1': the request id is a new one, never sent before (so no record can hold it): the
 --   record is not read. Anything else (or absent): it may be a re-send, the record is read.
 -- Returns {claimed, notes, next due ms (-1 none), now ms, lease left ms}: claimed = list of

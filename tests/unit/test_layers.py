@@ -29,7 +29,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
              "jobq_core.config", "jobq_core.keys", "jobq_core.job", "jobq_core.schedule",
              "jobq_core.context", "jobq_core.registry", "jobq_core.hooks", "jobq_core.runner",
              "jobq_core.options", "jobq_core.groupcommit",
-             "jobq_core.grouping", "jobq_core.joblog", "jobq_core.luasource", "jobq_core.nap"),
+             "jobq_core.grouping", "jobq_core.joblog", "jobq_core.luasource", "jobq_core.nap",
+             "jobq_core.escapes"),
     # A client and the Lua scripts.
     "redis": ("jobq_core.connection", "jobq_core.wire", "jobq_core.replies",
               "jobq_core.replication", "jobq_core.scripts", "jobq_core.layout"),
