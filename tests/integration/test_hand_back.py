@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from jobq_core import Queue, Settings, Worker, task
+from jobq_core import Queue, Settings, Worker
 from jobq_core.config import AUTO_PREFETCH
 from jobq_core.connection import connect
 from jobq_core.job import Claimed
@@ -21,20 +21,9 @@ from jobq_core.scripts import Scripts
 from jobq_core.worker import fetch as fetch_mod
 from jobq_core.worker.fetch import Fetcher
 from tests import tasks
+from tests.integration.test_supervisor import GATE, STARTED, hold
 
 pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)
-
-GATE = threading.Event()
-STARTED = threading.Event()
-
-
-@task(name="tests.hand_back.hold")
-def hold() -> str:
-    STARTED.set()
-    while not GATE.wait(0.01):
-        pass
-    return "done"
-
 
 def counting(scripts: Scripts, after: Callable[[], object] = lambda: None) -> list[str]:
     """The names of the scripts `scripts` runs from now on, one entry per call (an EVALSHA
