@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import IntEnum
 
 import pytest
 
 from jobq_core import ConfigError, PayloadError, Settings
 from jobq_core.job import JobSpec, decode_call, encode_args
 from jobq_core.keys import Keyspace, require_job_id, require_stored_job_id
+
+
+class Priority(IntEnum):
+    HIGH = 5
 
 
 def test_settings_from_env() -> None:
@@ -60,6 +65,36 @@ def test_codec_round_trip_and_compactness() -> None:
     assert decode_call({"args": a, "kwargs": k}) == ([1, "é", [True, None]], {"x": {"y": 1.5}})
     spec = JobSpec(id="1", task="t.f", args_json=a, kwargs_json="")
     assert spec.fields() == ["task", "t.f", "args", a]  # defaults are not stored
+
+
+@pytest.mark.parametrize("args", [
+    (), (1.5,), (0.1, -0.0, 1e300, 5e-324, -3, 2**62, True, False, None),
+    ("", "é\n\"\\ \u2028 \x00", "\U0001f600"),
+])
+def test_flat_args_take_the_short_way_with_the_same_text(args: tuple[object, ...]) -> None:
+    """Flat calls (str, int, float, bool, None) skip JSONEncoder (producer's time before the
+    send) and must give exactly what dumps() gives."""
+    from jobq_core.job import _flat_json, dumps
+
+    assert _flat_json(args) == dumps(list(args), "args")
+    assert encode_args(args, {}, 1000)[0] == (dumps(list(args), "args") if args else "[]")
+
+
+@pytest.mark.parametrize("args", [([1],), ({"a": 1},), (float("inf"),), (float("nan"),),
+                                  ("a\udcff",), (10**5000,), (Priority.HIGH,)])
+def test_other_args_go_the_long_way(args: tuple[object, ...]) -> None:
+    """Containers, subclasses (an IntEnum), and values dumps refuses or escapes are left to
+    dumps: the same text or the same PayloadError as before."""
+    from jobq_core.job import _flat_json, dumps
+
+    assert _flat_json(args) == ""
+    try:
+        expected = dumps(list(args), "args")
+    except PayloadError:
+        with pytest.raises(PayloadError):
+            encode_args(args, {}, 1 << 20)
+    else:
+        assert encode_args(args, {}, 1 << 20)[0] == expected
 
 
 @pytest.mark.parametrize("fields", [{"args": "{bad"}, {"args": '{"a": 1}'},
