@@ -97,6 +97,28 @@ def test_other_args_go_the_long_way(args: tuple[object, ...]) -> None:
         assert encode_args(args, {}, 1 << 20)[0] == expected
 
 
+@pytest.mark.parametrize("text", [
+    "[1796592686.9252844]", '[1,"é",[true,null],{"a":-0.5e3}]', "{}", "[]", "7", '"s"',
+    " [1]", "[1] ", "\n[1]\n", "[1]x", "[1", "", "  ", "\ufeff[1]", "[NaN,Infinity]",
+    "[" * 100_000, "[1" + "0" * 5000 + "]",
+])
+def test_stored_json_is_read_as_json_loads_reads_it(text: str) -> None:
+    """The scanner's short way (decode_call, before every job's first line) gives what
+    json.loads gives: the same value, or the same error (type and message)."""
+    import json
+
+    from jobq_core.job import _loads
+
+    try:
+        expected = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        with pytest.raises(type(exc)) as got:
+            _loads(text)
+        assert str(got.value) == str(exc)
+    else:
+        assert repr(_loads(text)) == repr(expected)
+
+
 @pytest.mark.parametrize("fields", [{"args": "{bad"}, {"args": '{"a": 1}'},
                                     {"args": "[]", "kwargs": "[1]"}])
 def test_malformed_payloads(fields: dict[str, str]) -> None:
