@@ -228,9 +228,10 @@ class JobSpec:
                 and (self.options is other.options or self.options == other.options))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Claimed:
-    """A job a worker holds a lease on: its id, queue, token and stored fields."""
+    """A job a worker holds a lease on: its id, queue, token and stored fields. Treat as
+    immutable; not frozen (see JobSpec): one is made per job claimed, before it starts."""
 
     id: str
     queue: str

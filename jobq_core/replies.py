@@ -26,8 +26,11 @@ class Unknown:
     dependents: bool = False  # dead, with dependents to resolve
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ClaimResult:
+    """A claim's jobs and what it saw. Treat as immutable; not frozen (see job.JobSpec):
+    one is made per claim, before its jobs start."""
+
     jobs: list[Claimed]
     notes: list[str]
     next_due_ms: int  # -1 when nothing is scheduled
