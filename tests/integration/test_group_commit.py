@@ -273,7 +273,7 @@ def test_a_lost_reply_is_sent_again_and_writes_the_job_once(
     connection is dropped and the call sent once more on a fresh one; the job is written
     once and enqueue() returns it (it raised RedisUnavailable before)."""
     queue.enqueue(tasks.add, 0, 0)  # the group now keeps a connection
-    conn = queue._group._write.keywords["via"]._conn  # type: ignore[attr-defined]
+    conn = queue._pinned._conn  # type: ignore[union-attr]
     real = conn.read_response
     lost: list[Any] = []
 
@@ -315,7 +315,7 @@ def test_a_shared_client_keeps_no_connection(settings: Any, r: redis.Redis) -> N
     shared = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     q = Queue("default", settings=settings, redis=shared)
     q.enqueue(tasks.add, 1, 1)
-    assert q._group._write.keywords["via"] is None  # type: ignore[attr-defined]
+    assert q._pinned is None
     assert len(shared.connection_pool._in_use_connections) == 0  # type: ignore[attr-defined]
     shared.close()
 
