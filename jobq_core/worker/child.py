@@ -39,6 +39,7 @@ from typing import Any
 from ..config import Settings
 from ..joblog import install
 from ..runner import TIMEOUT, Call, JobTimeout, Outcome, run
+from .child_wait import ChildWaiter, WaitOrder
 from .logship import LogShipper
 
 log = logging.getLogger("jobq.worker")
@@ -48,7 +49,11 @@ PR_SET_PDEATHSIG = 1
 MAIN_ENV = "JOBQ_FORKSERVER_MAIN"
 # What the parent sends: the jobs to run next, each as (number, id, queue, fields, lease token,
 # timeout_s), plain values so that pickling them is cheap; or None: exit.
-Jobs = list[tuple[int, str, str, dict[str, str], str, float]]
+JobValues = tuple[int, str, str, dict[str, str], str, float]
+Jobs = list[JobValues]
+# Or a child_wait.WaitOrder: wait and claim a job for the parent, report (a frame numbered
+# REPORT, never a job's number), then run the job if it began.
+REPORT = 0
 # An Outcome crosses the pipe as a tuple of its fields, in this order (a dataclass instance
 # pickles and unpickles several times slower).
 _OUTCOME_FIELDS = tuple(f.name for f in dataclasses.fields(Outcome))
@@ -158,36 +163,58 @@ def main(conn: Connection, imports: Sequence[str], settings: Settings, parent_pi
             print(f"jobq child: cannot import {module}: {exc}", file=sys.stderr)
     saver = _Saver(settings)
     logs = _logs(settings)
-    todo: collections.deque[tuple[int, str, str, dict[str, str], str, float]] = (
-        collections.deque())
+    waiter = ChildWaiter(settings)
+    fd = conn.fileno()
+    todo: collections.deque[JobValues] = collections.deque()
     while True:
         if not todo:
             try:
-                msg: Jobs | None = conn.recv()
+                msg: Jobs | WaitOrder | None = conn.recv()
             except (EOFError, OSError):
                 return
             if msg is None:
                 return
+            if isinstance(msg, WaitOrder):  # the worker's idle wait (child_wait.py)
+                got = waiter.serve(msg, progress.begin,
+                                   lambda report: _send_frame(fd, REPORT, tuple(report)))
+                if got is not None:  # begun as job msg.n
+                    job_id, queue, token, fields = got
+                    _run(fd, (msg.n, job_id, queue, fields, token, _timeout_s(fields, settings)),
+                         settings, saver, logs)
+                continue
             todo.extend(msg)
             continue
-        n, job_id, queue, fields, token, timeout_s = todo.popleft()
-        if not progress.begin(n):
-            continue  # withdrawn: the parent has already accounted for it
-        call = Call(job_id, queue, fields, token)
-        saver.target = call
-        try:
-            # Armed per job, when it begins: a job's timeout runs from its own start.
-            if timeout_s > 0:
-                signal.setitimer(signal.ITIMER_REAL, timeout_s)
-            with logs.capture(call):
-                outcome = run(call, settings.max_payload_bytes, saver, timeout_s)
-        except JobTimeout:  # fired between the task's end and the timer being cleared
-            outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        rest = logs.finish(id(call))
-        _send_outcome(conn.fileno(), n, dataclasses.replace(outcome, logs=rest) if rest
-                      else outcome)
+        job = todo.popleft()
+        if progress.begin(job[0]):  # else withdrawn: the parent has accounted for it
+            _run(fd, job, settings, saver, logs)
+
+
+def _timeout_s(fields: Mapping[str, str], settings: Settings) -> float:
+    """A job's timeout as the parent computes it for a job it sends (Pool.timeout_for)."""
+    try:
+        return float(fields.get("timeout_s", settings.timeout_s))
+    except ValueError:
+        return settings.timeout_s
+
+
+def _run(fd: int, job: JobValues, settings: Settings, saver: _Saver, logs: LogShipper) -> None:
+    """Run a job that has begun and send its outcome."""
+    n, job_id, queue, fields, token, timeout_s = job
+    call = Call(job_id, queue, fields, token)
+    saver.target = call
+    try:
+        # Armed per job, when it begins: a job's timeout runs from its own start.
+        if timeout_s > 0:
+            signal.setitimer(signal.ITIMER_REAL, timeout_s)
+        with logs.capture(call):
+            outcome = run(call, settings.max_payload_bytes, saver, timeout_s)
+    except JobTimeout:  # fired between the task's end and the timer being cleared
+        outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    rest = logs.finish(id(call))
+    _send_frame(fd, n, _outcome_values(dataclasses.replace(outcome, logs=rest) if rest
+                                       else outcome))
 
 
 def _logs(settings: Settings) -> LogShipper:
@@ -204,8 +231,9 @@ def _logs(settings: Settings) -> LogShipper:
     return LogShipper(settings, connect_)
 
 
-def _send_outcome(fd: int, n: int, outcome: Outcome) -> None:
-    data = pickle.dumps((n, _outcome_values(outcome)), pickle.HIGHEST_PROTOCOL)
+def _send_frame(fd: int, n: int, values: tuple[Any, ...]) -> None:
+    """One frame to the parent: job n's outcome values, or (n = REPORT) a wait's report."""
+    data = pickle.dumps((n, values), pickle.HIGHEST_PROTOCOL)
     view = memoryview(_HEADER.pack(len(data)) + data)
     while view:
         view = view[os.write(fd, view):]
@@ -232,13 +260,40 @@ class Outcomes:
         return bool(self._poll.poll(timeout_s * 1000))
 
     def read(self) -> list[tuple[int, Outcome]] | None:
-        """The outcomes complete so far, after reading what is there (call it once wait()
-        says there is something: it would wait). None: the child closed its end."""
-        n = os.readv(self.fd, [self._chunk])
-        if not n:
-            return None
-        self._buf += memoryview(self._chunk)[:n]
+        """The outcomes complete so far: those already in the buffer (see take_report), else
+        after reading what is there (call it once wait() or buffered() says there is
+        something: it would wait). None: the child closed its end."""
+        got = self.ready()
+        if got or not self.fill():
+            return got or None
         return self.ready()
+
+    def fill(self) -> bool:
+        """Read what is there into the buffer (it would wait if nothing is); False: the
+        child closed its end."""
+        n = os.readv(self.fd, [self._chunk])
+        if n:
+            self._buf += memoryview(self._chunk)[:n]
+        return bool(n)
+
+    def buffered(self) -> bool:
+        """Whether a complete frame is in the buffer, read by take_report's caller."""
+        buf = self._buf
+        return (len(buf) >= _HEADER.size
+                and len(buf) >= _HEADER.size + _HEADER.unpack_from(buf, 0)[0])
+
+    def take_report(self) -> tuple[Any, ...] | None:
+        """The values of the frame at the head of the buffer if it is complete and a wait's
+        report (child_wait.Report), taken out; the frames behind it stay for ready()."""
+        if not self.buffered():
+            return None
+        (size,) = _HEADER.unpack_from(self._buf, 0)
+        end = _HEADER.size + size
+        n, values = pickle.loads(memoryview(self._buf)[_HEADER.size:end])
+        if n != REPORT:
+            return None
+        del self._buf[:end]
+        return tuple(values)
 
     def ready(self) -> list[tuple[int, Outcome]]:
         """The outcomes complete in the buffer, without reading."""
@@ -250,7 +305,8 @@ class Outcomes:
             if len(buf) < end:
                 break
             n, values = pickle.loads(memoryview(buf)[at + _HEADER.size:end])
-            out.append((n, Outcome(*values)))
+            if n != REPORT:  # one nobody waits for any more (its waiter gave up): dropped
+                out.append((n, Outcome(*values)))
             at = end
         if at:
             del buf[:at]

@@ -219,6 +219,21 @@ class Fetcher:
         except RedisUnavailable:
             pass
 
+    def wait_timeout(self, count: int = 0) -> float | None:
+        """How long wait(count) blocks on the markers; None: it sleeps to the next scheduled
+        job's due time instead (the last SERVER_TICK_S of it) and returns."""
+        timeout = self.settings.block_s
+        if count:
+            # The claim's pick-up lease is counted (by the caller) from the wait's start, so
+            # a claim at the end of a long wait leaves less of it for the renewal: a third.
+            timeout = min(timeout, self.settings.pickup_s / 3)
+        due_in = self.due_in()
+        if due_in is not None and due_in < timeout + SERVER_TICK_S:
+            if due_in <= SERVER_TICK_S:
+                return None
+            timeout = due_in - SERVER_TICK_S
+        return timeout
+
     def wait(self, count: int = 0) -> list[Claimed]:
         """Block until a marker says there may be work, the next scheduled job is due,
         or the wait times out; with `count`, then claim up to that many jobs in the same
@@ -234,19 +249,12 @@ class Fetcher:
         reply is lost (raised), the worker's next claim() re-sends it and hands its jobs
         back (their pick-up leases are too short to start them on), instead of leaving them
         leased to nobody until reaped, each counted as a lost lease."""
-        timeout = self.settings.block_s
-        if count:
-            # The claim's pick-up lease is counted (by the caller) from the wait's start, so
-            # a claim at the end of a long wait leaves less of it for the renewal: a third.
-            timeout = min(timeout, self.settings.pickup_s / 3)
-        due_in = self.due_in()
-        if due_in is not None and due_in < timeout + SERVER_TICK_S:
-            if due_in <= SERVER_TICK_S:
-                # The last stretch to the due time, slept here; then the caller claims.
-                # nap, not time.sleep: see jobq_core/nap.py.
-                nap(due_in)
-                return []
-            timeout = due_in - SERVER_TICK_S
+        timeout = self.wait_timeout(count)
+        if timeout is None:
+            # The last stretch to the due time, slept here; then the caller claims.
+            # nap, not time.sleep: see jobq_core/nap.py.
+            nap(self.due_in() or 0.0)
+            return []
         self.blocked.set()
         try:
             with translated(self.settings.redis_url):

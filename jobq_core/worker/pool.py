@@ -3,9 +3,10 @@
 Claimed jobs wait in the inbox; a free slot takes the next, runs it (in its thread, or in
 its child process: slots.py, process_slot.py) and hands the Outcome to the settler, which
 records outcomes in batches (settler.py). A job stays held in the ledger (ledger.py; its
-lease renewed by the heartbeat) from claim until its outcome is recorded. A job whose lease
-is lost, or can no longer be renewed in time, is aborted: its slot stops it, and its outcome
-is dropped.
+lease renewed by the heartbeat) from claim (one an idle child claimed itself: from its report,
+held by its pick-up lease until then; child_wait.py) until its outcome is recorded. A job
+whose lease is lost, or can no longer be renewed in time, is aborted: its slot stops it, and
+its outcome is dropped.
 """
 
 from __future__ import annotations
@@ -200,6 +201,37 @@ class Pool:
                     return job, False
             self.settler.put(job, NOT_STARTED)  # as next() does
         return slot.mailbox.get()
+
+    def reserve_idle(self) -> ProcessSlot | None:
+        """For a delegated idle wait (child_wait.py), while no job is held: the waiting
+        process slot a job would go to (_dispatch), with a live child, taken out of the
+        waiting slots (so no job goes to it) until adopt() or release()."""
+        with self.ledger.cond:
+            if self._stopping.is_set() or not self._waiting or self.ledger.held:
+                return None
+            slot = min(self._waiting, key=lambda s: s.index)
+            if slot._gone():  # it died idle: its next job starts another child
+                return None
+            self._waiting.remove(slot)
+            return slot
+
+    def release(self, slot: ProcessSlot) -> None:
+        """A slot reserve_idle() gave that got no job: it waits for one again."""
+        with self.ledger.cond:
+            if self._stopping.is_set():
+                slot.mailbox.put(None)
+            else:
+                self._waiting.append(slot)
+
+    def adopt(self, slot: ProcessSlot, job: Claimed, leased_at: float, n: int) -> None:
+        """Hold `job`, leased at `leased_at` (monotonic), which the child of `slot` (from
+        reserve_idle) claimed and began as its job number `n`. The caller tells the slot
+        (its mailbox) once it has renewed the job's pick-up lease."""
+        slot.adopt(job, n)  # first: an abort finds the job in its slot
+        with self.ledger.cond:  # nothing else is held (reserve_idle)
+            self.ledger.held[(job.queue, job.id)] = Running(job, leased_at, slot=slot,
+                                                            on_way=True)
+            slot.idle = False
 
     def leases(self) -> list[Claimed]:
         return self.ledger.leases()

@@ -3,7 +3,8 @@
 While its child runs a job, the slot sends it the next few jobs waiting in the inbox, so the
 child goes on without a round trip to the parent; such a job still counts as waiting until
 the child begins it. A job whose lease is lost is withdrawn if it has not begun, else the
-child is killed; a child that crashes or is killed is respawned.
+child is killed; a child that crashes or is killed is respawned. An idle slot's child may also
+wait and claim for the worker, and begin the job it claims itself (child_wait.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -171,6 +172,28 @@ class ProcessSlot(Slot):
             log.exception("slot %s could not send job %s to its child", self.index, job.id)
         return True
 
+    def send_order(self, make: Callable[[int], object]) -> int | None:
+        """Send the idle child `make(n)` (a child_wait.WaitOrder; n: its next job's number) while
+        the slot thread waits on its mailbox (Pool.reserve_idle); n, or None if it is gone."""
+        with self._lock:
+            if self._gone() or self.conn is None:
+                return None
+            self._sent += 1
+            n, conn = self._sent, self.conn
+        try:
+            conn.send_bytes(pickle.dumps(make(n), pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            return None
+        return n
+
+    def adopt(self, job: Claimed, n: int) -> None:
+        """Take on `job`, which the child claimed and began as number `n` (child_wait.py)."""
+        t = self._ticket(job, began=True)
+        with self._lock:
+            t.n = n
+            self._tickets.append(t)
+            self._mark = time.monotonic()
+
     def _take_more(self) -> bool:
         """Take jobs already waiting in the inbox to send ahead, unless a slot is idle (it
         should run them) or the slot has enough queued. Never waits for a job. Whether it
@@ -242,6 +265,9 @@ class ProcessSlot(Slot):
             queued = sum(1 for t in self._tickets if t.n)
             if conn is None or outcomes is None or not queued:
                 return  # every job sent was withdrawn meanwhile
+        if outcomes.buffered():  # read with a wait's report (child_wait.py)
+            self._received(outcomes.ready())
+            return
         if self._nap and queued >= NAP_MIN and self._kill is None:
             nap(NAP_S)  # not time.sleep: see jobq_core/nap.py
             ready = outcomes.wait(0)
@@ -377,7 +403,7 @@ class ProcessSlot(Slot):
         outcomes = self.outcomes
         while outcomes is not None:
             try:
-                got = outcomes.read() if outcomes.wait(0) else None
+                got = outcomes.read() if outcomes.buffered() or outcomes.wait(0) else None
             except OSError:
                 got = None
             if got is None:

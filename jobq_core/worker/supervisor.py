@@ -36,6 +36,7 @@ from ..runner import Outcome
 from ..scripts import Scripts
 from ..workers import connection_name
 from .builtin_hooks import builtin_hooks
+from .child_wait import ChildWait
 from .fetch import Recorder
 from .heartbeat import Heartbeat
 from .node_fetch import fetcher_class
@@ -45,6 +46,9 @@ log = logging.getLogger("jobq.worker")
 # How long the loop waits, after an idle wait's claim, for its first job to reach an idle
 # slot before it renews the claim's pick-up leases (see Worker._wait_and_take).
 HAND_OFF_WAIT_S = 0.005
+# How long the loop waits, after a job an idle child claimed and began, for it to end before
+# it waits on the queues itself (see Worker._let_it_end).
+SETTLE_WAIT_S = 0.005
 
 
 class Worker:
@@ -104,6 +108,8 @@ class Worker:
         # Set while the main loop blocks on the queues' markers (see Fetcher.blocked): once
         # set, a job enqueued can reach this worker only by waking that wait.
         self.blocked = self.fetch.blocked
+        # An idle process pool's wait is done by the child that will run the job.
+        self.child_wait = ChildWait(s, self.fetch, self.pool)
         self.hooks = Hooks(WorkerContext(self.id, tuple(self.queues), s, self.client,
                                          self.scripts),
                            [*builtin_hooks(with_scheduler), *hooks])
@@ -195,6 +201,7 @@ class Worker:
         self.stopping.set()
         if hard:
             self.hard_stop.set()
+        self.child_wait.withdraw()  # before the wake: a job claimed on it is not begun
         self.fetch.wake()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -259,42 +266,65 @@ class Worker:
         elsewhere: they are handed back (refused by Redis if no longer ours), never started.
         A job whose pick-up lease cannot be renewed is stopped at once (it had just begun).
         So a worker frozen while idle holds one claim's jobs for pickup_s, not a lease.
+        A fully idle process pool has a child do the wait and claim one job, which it begins
+        before the report (worker/child_wait.py): the same rules apply, in the child.
 
         With `again`, a claim that got fewer jobs than asked (the queues are empty again)
         is followed by another wait, not by a claim that would find nothing."""
         if not self.settings.claim_on_wake:
             self.fetch.wait()
             return
-        late_after = self.settings.pickup_s * 2 / 3
         while not self.stopping.is_set():
-            sent = time.monotonic()
             room = self.pool.capacity()
-            jobs = self.fetch.wait(room)
-            if not jobs:
+            # A fully idle process pool has the child of its first idle slot wait and
+            # claim; the job it claims has begun there (child_wait.py).
+            jobs = self.child_wait.wait(self.stopping, self._renew_pickup)
+            if jobs is None:
+                jobs = self._wait_here(room)
+            elif jobs and again:
+                self._let_it_end()
+            if not jobs or not again or len(jobs) >= room:
                 return
-            late = time.monotonic() - sent > late_after
-            if late or self.stopping.is_set():
-                if late:
-                    log.warning("claim reply arrived %.1fs after the wait began; handing "
-                                "its %d job(s) back unstarted", time.monotonic() - sent,
-                                len(jobs))
-                self._hand_back(jobs)
-                return
-            idle = self.pool.idle()
-            # A process slot given a job here is told after the renewal (its child has the
-            # job already): see Pool.telling_later.
-            with self.pool.telling_later():
-                for job in jobs:
-                    self.pool.submit(job, sent)
-                if idle:
-                    # Let the first job reach its slot (its child, in the process pool) before
-                    # this thread wants the GIL and a core again to renew and wait: on a 2-core
-                    # machine that work delayed the job's start by 0.1-0.3 ms. The renewal
-                    # comes a few ms late at worst; the pick-up lease runs for seconds.
-                    self.pool.wait_on_way(jobs[0], HAND_OFF_WAIT_S)
-                self._renew_pickup(jobs)
-            if not again or len(jobs) >= room:
-                return
+
+    def _let_it_end(self) -> None:
+        """After a child's wait started a job: wait (up to SETTLE_WAIT_S, unless jobs ran
+        longer of late) until it has ended, so that the next wait is a child's too. A wait
+        of this loop's own, begun while the job runs, would outlast its end: the next job
+        would come through it and the worker loop's hand-off. A job enqueued meanwhile
+        waits that long at most (the marker stays set for it)."""
+        ledger = self.pool.ledger
+        if ledger.runtime_s is not None and ledger.runtime_s > SETTLE_WAIT_S:
+            return
+        with ledger.cond:
+            ledger.cond.wait_for(lambda: not ledger.held, SETTLE_WAIT_S)
+
+    def _wait_here(self, room: int) -> list[Claimed]:
+        """The wait of _wait_and_take in this process: the jobs started ([] if none)."""
+        sent = time.monotonic()
+        jobs = self.fetch.wait(room)
+        if not jobs:
+            return []
+        late = time.monotonic() - sent > self.settings.pickup_s * 2 / 3
+        if late or self.stopping.is_set():
+            if late:
+                log.warning("claim reply arrived %.1fs after the wait began; handing its "
+                            "%d job(s) back unstarted", time.monotonic() - sent, len(jobs))
+            self._hand_back(jobs)
+            return []
+        idle = self.pool.idle()
+        # A process slot given a job here is told after the renewal (its child has the job
+        # already): see Pool.telling_later.
+        with self.pool.telling_later():
+            for job in jobs:
+                self.pool.submit(job, sent)
+            if idle:
+                # Let the first job reach its slot (its child, in the process pool) before
+                # this thread wants the GIL and a core again to renew and wait: on a 2-core
+                # machine that work delayed the job's start by 0.1-0.3 ms. The renewal comes
+                # a few ms late at worst; the pick-up lease runs for seconds.
+                self.pool.wait_on_way(jobs[0], HAND_OFF_WAIT_S)
+            self._renew_pickup(jobs)
+        return jobs
 
     def _renew_pickup(self, jobs: Sequence[Claimed]) -> None:
         """Renew the pick-up leases of jobs just claimed in a wait's reply to the full lease

@@ -1,7 +1,10 @@
 """An idle process slot gets a claimed job straight from the worker loop, which sends it to the
 slot's child itself (Pool.submit, ProcessSlot.hand): the job keeps every guarantee of a job the
 slot thread sent. Each test stops the idle child (SIGSTOP) so that the job is in the child's pipe
-but not begun when the test acts: the child is killed, the lease is lost, the worker stops."""
+but not begun when the test acts: the child is killed, the lease is lost, the worker stops.
+
+A fully idle worker has its child wait and claim instead (test_child_wait.py): these tests turn
+that off (as when another slot runs a job, the worker loop waits itself and hands jobs over)."""
 
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ def on_way(w: Worker, job: Job) -> Callable[[], bool]:
 def handed_to_stopped_child(w: Worker, queue: Queue, ledger: Path) -> tuple[int, Job]:
     """After one job (the child is warm and has begun a job), stop the idle child and enqueue
     a job: it is handed to that child and waits in its pipe, not begun."""
+    w.child_wait.enabled = False  # the worker loop waits and hands the job over
     assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=15) == 2
     until(lambda: not w.pool.busy() and w.blocked.is_set(), "the worker idle")
     pid = child_of(w)
@@ -54,15 +58,17 @@ def renewed(queue: Queue, settings: Settings, job: Job) -> bool:
 
 def test_an_idle_workers_jobs_go_to_the_same_child(settings: Settings, queue: Queue,
                                                      tmp_path: Path) -> None:
-    # Two slots, both idle: each job is handed to the first one, whose child is warm, rather
-    # than to whichever slot thread wakes first (the old inbox alternated between children).
+    # Two slots, both idle: each job goes to the first one, whose child is warm (its child
+    # waits and claims it), rather than to whichever slot thread wakes first (the old inbox
+    # alternated between children).
     ledger = tmp_path / "ledger"
     with worker_thread(settings, pool="process", concurrency=2) as w:
         for _ in range(6):
             # Both slots back in the pool's waiting list: a result is recorded (result()
             # returns) a moment before its slot waits again, and a job claimed in that moment
             # rightly goes to the slot that is waiting.
-            until(lambda: len(w.pool._waiting) == 2 and w.blocked.is_set(),
+            until(lambda: w.blocked.is_set() and len(w.pool._waiting)
+                  + (w.child_wait._current is not None) == 2,
                   "both slots and the worker waiting")
             queue.enqueue(tasks.record_pid, str(ledger)).result(timeout_s=15)
         pids = {line.split()[1] for line in ledger.read_text().splitlines()}

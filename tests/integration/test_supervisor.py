@@ -295,9 +295,13 @@ def test_the_pickup_renewal_waits_for_the_job_to_be_on_its_way(
     s = settings.replace(heartbeat_s=30.0, lease_s=300.0, claim_on_wake=True)
     queue = Queue("default", settings=s)
     with worker_thread(s, pool=pool, concurrency=2) as w:
+        # The loop's own wait and hand-off (as while another slot runs a job): a fully idle
+        # process pool's child waits and begins the job itself (test_child_wait.py).
+        w.child_wait.enabled = False
         # Both slots ready (a process slot's child started) and the loop in its wait.
         deadline = time.monotonic() + 30
-        while not (all(slot.idle for slot in w.pool.slots) and w.blocked.is_set()):
+        while not (all(slot.idle for slot in w.pool.slots) and w.blocked.is_set()
+                   and w.child_wait._current is None):
             assert time.monotonic() < deadline, "the worker never became idle"
             w.stopping.wait(0.01)
         events.clear()

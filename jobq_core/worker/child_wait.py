@@ -1,0 +1,263 @@
+"""The idle wait of a process-pool worker, delegated to the child that will run the job.
+
+When the worker is fully idle (no job held anywhere), the process pool, claim_on_wake on and
+one Redis (fetch.Fetcher), the worker loop does not block on the queues' markers itself: it
+sends a wait order to the child of the lowest-numbered idle slot (the one an idle worker's
+jobs go to anyway), and that child runs Scripts.wait_and_claim on its own connection, with
+the worker's id and the request id of the worker's claim call 0. A job it claims with a
+fresh reply it begins at once (child.Progress, under the number the order reserved) and
+then reports to the parent; the job then starts one wake-up after the claim's reply (the
+child's) instead of three (the parent's, the parent's Python, the child's).
+
+Between the child's claim and the parent recording the job in its ledger, the job is held
+by its pick-up lease only (Settings.pickup_s), as a job claimed by a frozen idle worker is;
+the parent renews it to the full lease as soon as it reads the report, and stops the job if
+it cannot. A child that dies or hangs in the wait is a lost reply: the request id stays
+unanswered, so the worker's next claim re-sends it and claim.lua hands back what the child
+had claimed. A late reply, a re-sent claim's jobs, or a job claimed as the worker stops are
+reported unbegun, and the parent hands them back.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import redis
+
+from ..config import Settings
+from ..connection import SENTINEL_SCHEMES, connect, translated
+from ..errors import JobqError, RedisUnavailable
+from ..job import Claimed
+from ..replies import ClaimResult
+from ..scripts import Scripts
+from ..wire import Pinned
+from ..workers import connection_name
+
+if TYPE_CHECKING:
+    from .fetch import Fetcher
+    from .pool import Pool
+    from .process_slot import ProcessSlot
+
+log = logging.getLogger("jobq.worker")
+# While it waits for the child's report, the worker loop looks this often whether the worker
+# stops (a signal sets the flag only): it then ends the child's wait at once.
+STOP_CHECK_S = 0.25
+# How long past the child's socket timeout (and a reconnect) the loop waits for a report
+# before it kills the child (stopped, or stuck): its reply is then lost, as if it had died.
+REPORT_MARGIN_S = 1.0
+# (id, queue, token, fields) of a claimed job, as it crosses the pipe.
+JobValues = tuple[str, str, str, dict[str, str]]
+
+
+class WaitOrder(NamedTuple):
+    """What the parent sends a child to wait and claim for it (one job at most)."""
+
+    n: int  # the number the child gives the job it claims (child.Progress)
+    markers: tuple[str, ...]
+    timeout_s: float
+    queues: tuple[str, ...]
+    worker_id: str
+    lease_ms: int  # the pick-up lease
+    request: str  # the request id of the worker's claim call 0 (Fetcher.request)
+    new: bool  # Fetcher.new(0): never sent before
+    sent_at: float  # time.monotonic() when sent (one clock for all processes)
+    late_after_s: float  # a reply read later than this after sent_at is not begun
+
+
+class Report(NamedTuple):
+    """What the child answers a WaitOrder with, before it runs the job it began (if any)."""
+
+    began: bool  # jobs[0] began as job number n
+    late: bool  # the reply came too late to begin a job
+    jobs: list[JobValues]
+    next_due_ms: int
+    now_ms: int
+    lease_left_ms: int | None
+    notes: list[str]
+    error: str = ""  # "unavailable" or "refused": the claim raised (text in `notes`)
+    noscript: bool = False  # the server had lost the script: nothing ran
+
+
+# -- in the child --------------------------------------------------------------------------
+class ChildWaiter:
+    """The child's side: one connection of its own (made at the first order), kept."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._scripts: Scripts | None = None
+        self._pinned: Pinned | None = None
+
+    def serve(self, order: WaitOrder, begin: Callable[[int], bool],
+              report: Callable[[Report], None]) -> JobValues | None:
+        """Wait and claim as `order` says; begin the job (begin(n)) if the reply is fresh,
+        then report. Returns the job begun (to run as job order.n), or None."""
+        try:
+            result = self._wait(order)
+        except RedisUnavailable as exc:
+            report(Report(False, False, [], -1, 0, None, [str(exc)], error="unavailable"))
+            return None
+        except (JobqError, redis.RedisError, OSError, ValueError) as exc:
+            report(Report(False, False, [], -1, 0, None, [str(exc)], error="refused"))
+            return None
+        if result is None:
+            report(Report(False, False, [], -1, 0, None, [], noscript=True))
+            return None
+        jobs = [(j.id, j.queue, j.token, dict(j.fields)) for j in result.jobs]
+        late = time.monotonic() - order.sent_at > order.late_after_s
+        began = (len(jobs) == 1 and result.lease_left_ms is None and not late
+                 and begin(order.n))
+        report(Report(began, late, jobs, result.next_due_ms, result.now_ms,
+                      result.lease_left_ms, result.notes))
+        return jobs[0] if began else None
+
+    def _wait(self, order: WaitOrder) -> ClaimResult | None:
+        s = self.settings
+        if self._scripts is None:
+            client = connect(s, blocking=True, name=connection_name(order.worker_id))
+            self._scripts = Scripts(client, s)
+            self._scripts.strict_replicas = False  # as the worker's (supervisor.py)
+            self._pinned = Pinned(client)
+        scripts = self._scripts
+        with translated(s.redis_url):
+            return scripts.wait_and_claim(order.markers, order.timeout_s, order.queues, 1,
+                                          order.worker_id, scripts.client, order.lease_ms,
+                                          order.request, order.new, self._pinned)
+
+
+# -- in the worker -------------------------------------------------------------------------
+class ChildWait:
+    """The worker loop's side: decides whether to delegate, and takes in the report."""
+
+    def __init__(self, settings: Settings, fetch: Fetcher, pool: Pool) -> None:
+        from .fetch import Fetcher
+
+        self.settings = settings
+        self.fetch = fetch
+        self.pool = pool
+        self.enabled = (settings.pool == "process" and settings.claim_on_wake
+                        and type(fetch) is Fetcher
+                        and not settings.redis_url.startswith(SENTINEL_SCHEMES))
+        self._lock = threading.Lock()
+        self._current: tuple[ProcessSlot, int] | None = None  # the order out, its job number
+
+    def wait(self, stopping: threading.Event,
+             renew: Callable[[Sequence[Claimed]], None]) -> list[Claimed] | None:
+        """Delegate the idle wait if it may be (see the module's docstring): the job begun by
+        the child (adopted by the pool, its pick-up lease renewed by `renew`, its slot told),
+        or []; None if not delegated (the caller waits itself). Raises RedisUnavailable or
+        JobqError as Fetcher.wait does."""
+        if not self.enabled or self.pool.busy():
+            return None
+        timeout = self.fetch.wait_timeout(1)
+        if timeout is None:
+            return None
+        slot = self.pool.reserve_idle()
+        if slot is None:
+            return None
+        adopted = False
+        try:
+            jobs = self._delegate(slot, timeout, stopping)
+            if jobs:
+                adopted = True
+                renew(jobs)
+                slot.mailbox.put((jobs[0], True))  # after the renewal: see Pool.telling_later
+            return jobs
+        finally:
+            if not adopted:
+                self.pool.release(slot)
+
+    def withdraw(self) -> None:
+        """The worker stops: a job the child claims from now on is not begun (handed back)."""
+        with self._lock:
+            if self._current is None:
+                return
+            slot, n = self._current
+            progress, proc = slot.progress, slot.proc
+            if progress is not None and proc is not None:
+                with slot._held(progress, proc):
+                    progress.withdraw(n)  # False: it began (it runs, within the grace)
+
+    def _delegate(self, slot: ProcessSlot, timeout: float,
+                  stopping: threading.Event) -> list[Claimed]:
+        fetch, s = self.fetch, self.settings
+        rid, new = fetch.requested(0)
+        sent = time.monotonic()
+        order = slot.send_order(lambda n: WaitOrder(
+            n, tuple(fetch._markers), timeout, tuple(fetch.queues), fetch.worker_id,
+            int(s.pickup_s * 1000), rid, new, sent, s.pickup_s * 2 / 3))
+        if order is None:
+            return []  # the child is gone: the slot starts another with its next job
+        with self._lock:
+            self._current = (slot, order)
+        fetch.blocked.set()
+        try:
+            # The child's own socket timeout (and a reconnect) end its wait before this.
+            report = self._report(slot, sent + s.block_s + s.socket_timeout_s
+                                  + s.connect_timeout_s + REPORT_MARGIN_S, stopping)
+        finally:
+            fetch.blocked.clear()
+            with self._lock:
+                self._current = None
+        return [] if report is None else self._took(report, slot, order, sent)
+
+    def _report(self, slot: ProcessSlot, deadline: float,
+                stopping: threading.Event) -> Report | None:
+        """The child's report (None: the child died, or hung past `deadline` and was killed).
+        Frames behind it (the outcome of a job that ended at once) stay in the buffer of
+        slot.outcomes for the slot thread."""
+        outcomes, proc = slot.outcomes, slot.proc
+        assert outcomes is not None and proc is not None
+        poll = select.poll()
+        poll.register(outcomes.fd, select.POLLIN)
+        poll.register(proc.sentinel, select.POLLIN)
+        woken = False
+        while (got := outcomes.take_report()) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning("slot %s: no answer from its child's wait; killing it", slot.index)
+                slot._terminate()  # its next job starts another child
+                return None
+            if stopping.is_set() and not woken:  # a signal: stop() did not run
+                woken = True
+                self.withdraw()
+                self.fetch.wake()
+            fired = {fd for fd, _ in poll.poll(min(left, STOP_CHECK_S) * 1000)}
+            if outcomes.fd in fired:
+                if not outcomes.fill():  # the child closed its end: it died
+                    return _or_none(outcomes.take_report())
+            elif fired:  # the child exited: what it wrote before is still in the pipe
+                while outcomes.wait(0) and outcomes.fill():
+                    pass
+                return _or_none(outcomes.take_report())
+        return Report(*got)
+
+    def _took(self, report: Report, slot: ProcessSlot, n: int, sent: float) -> list[Claimed]:
+        """As Fetcher.wait and Worker._wait_and_take do with a wait's reply."""
+        if report.error:
+            text = report.notes[0] if report.notes else "claim failed"
+            raise RedisUnavailable(text) if report.error == "unavailable" else JobqError(text)
+        if report.noscript:
+            return []  # a request lost before stays unanswered: the next claim re-sends it
+        fetch = self.fetch
+        fetch.answered(0)
+        jobs = [Claimed(i, q, t, f) for i, q, t, f in report.jobs]
+        fetch._took(ClaimResult(jobs, report.notes, report.next_due_ms, report.now_ms,
+                               report.lease_left_ms))
+        if report.began:
+            self.pool.adopt(slot, jobs[0], sent, n)
+            return jobs
+        if jobs and report.late:
+            log.warning("claim reply arrived more than %.1fs after the wait began; handing "
+                        "its %d job(s) back unstarted", self.settings.pickup_s * 2 / 3,
+                        len(jobs))
+        fetch.hand_back_many(jobs)
+        return []
+
+
+def _or_none(values: tuple[Any, ...] | None) -> Report | None:
+    return None if values is None else Report(*values)

@@ -1,0 +1,170 @@
+"""An idle process-pool worker has the child of its first idle slot wait on the queues and
+claim (worker/child_wait.py): the job starts in that child, never sent by the parent, and
+keeps its guarantees when the child dies, stalls, or the worker stops during the wait. Most
+tests stop the child (SIGSTOP) while Redis holds its blocking pop, so that what Redis claims
+for it on an enqueue waits, unread, while the test acts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from jobq_core import Job, Queue, Settings, Worker
+from jobq_core.worker.child_wait import ChildWait
+from jobq_core.worker.pool import Pool
+from jobq_core.workers import connection_name
+from tests import tasks
+from tests.helpers import worker_thread
+from tests.integration.test_hand_off import child_of
+from tests.integration.test_process_pool import until
+
+pytestmark = pytest.mark.single_only("the delegated wait is for one Redis")
+
+
+def waiting_clients(w: Worker, r: redis.Redis) -> list[dict[str, str]]:
+    """The worker's connections blocked in a command (its wait)."""
+    name = connection_name(w.id)
+    return [c for c in r.client_list() if c["name"] == name and "b" in c["flags"]]
+
+
+def delegated(w: Worker) -> bool:
+    return w.child_wait._current is not None
+
+
+def stopped_in_wait(w: Worker, r: redis.Redis) -> int:
+    """Stop the idle child of slot 0 while Redis holds its wait (the parent waits for its
+    report, not on Redis); returns its pid."""
+    for _ in range(200):
+        until(lambda: delegated(w) and bool(waiting_clients(w, r)), "the child's wait")
+        pid = child_of(w)
+        os.kill(pid, signal.SIGSTOP)
+        if delegated(w) and waiting_clients(w, r):
+            return pid
+        os.kill(pid, signal.SIGCONT)
+    raise AssertionError("never stopped the child in its wait")
+
+
+def claimed_for_stopped_child(w: Worker, r: redis.Redis, queue: Queue,
+                              ledger: Path) -> tuple[int, Job]:
+    """After one job (the child is warm), stop the child in its wait and enqueue a job that
+    Redis claims for it: the reply waits, unread, in the stopped child's socket."""
+    assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=15) == 2
+    pid = stopped_in_wait(w, r)
+    job = queue.enqueue(tasks.append_line, str(ledger), "ran")
+    until(lambda: job.refresh().status == "processing", "Redis claimed it for the child")
+    return pid, job
+
+
+@pytest.fixture
+def slow(settings: Settings) -> Settings:
+    # A pick-up lease of 3 s (late after 2 s) and a wait of 1 s: room for the test to act.
+    return settings.replace(lease_s=9.0, block_s=2.0)
+
+
+def test_an_idle_workers_job_is_claimed_and_begun_by_the_waiting_child(
+        settings: Settings, queue: Queue, r: redis.Redis, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    submitted: list[str] = []
+    submit = Pool.submit
+    monkeypatch.setattr(Pool, "submit", lambda self, job, at: (submitted.append(job.id),
+                                                               submit(self, job, at))[1])
+    ledger = tmp_path / "ledger"
+    with worker_thread(settings, pool="process", concurrency=2) as w:
+        assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=15) == 2  # warm
+        for _ in range(3):
+            until(lambda: not w.pool.busy() and delegated(w), "the delegated wait")
+            job = queue.enqueue(tasks.record_pid, str(ledger))
+            assert job.result(timeout_s=15) == child_of(w, 0)
+            assert job.id not in submitted  # claimed by the child, not sent by the parent
+    pids = {line.split()[1] for line in ledger.read_text().splitlines()}
+    assert len(pids) == 1
+
+
+def test_a_child_killed_in_its_wait_loses_nothing(slow: Settings, queue: Queue,
+                                                   r: redis.Redis, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    with worker_thread(slow, pool="process") as w:
+        pid, job = claimed_for_stopped_child(w, r, queue, ledger)
+        os.kill(pid, signal.SIGKILL)
+        began = time.monotonic()
+        assert job.result(timeout_s=15) is None
+        # Handed back by the re-sent claim at once, not reaped once its pick-up lease ran out.
+        assert time.monotonic() - began < slow.pickup_s
+        assert child_of(w) != pid
+    assert ledger.read_text().split() == ["ran"]
+    job.refresh()
+    assert job.status == "completed" and "lost" not in job.fields and job.retries == 0
+
+
+def test_a_late_reply_is_handed_back_unstarted(slow: Settings, queue: Queue, r: redis.Redis,
+                                               tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    ledger = tmp_path / "ledger"
+    with worker_thread(slow, pool="process") as w:
+        pid, job = claimed_for_stopped_child(w, r, queue, ledger)
+        time.sleep(slow.pickup_s * 2 / 3 + 0.3)  # the reply is late, its lease still held
+        with caplog.at_level(logging.WARNING, "jobq.worker"):
+            os.kill(pid, signal.SIGCONT)
+            assert job.result(timeout_s=15) is None
+    assert "back unstarted" in caplog.text
+    assert ledger.read_text().split() == ["ran"]  # once: by the claim after the hand-back
+    job.refresh()
+    assert job.fields["deliveries"] == "2" and "lost" not in job.fields
+
+
+def test_stop_during_the_wait_is_prompt_and_hands_the_claim_back(
+        slow: Settings, queue: Queue, r: redis.Redis, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    with worker_thread(slow, pool="process") as w:
+        pid, job = claimed_for_stopped_child(w, r, queue, ledger)
+        w.stop()
+        os.kill(pid, signal.SIGCONT)
+        until(lambda: job.refresh().status == "pending", "the hand-back", timeout_s=2)
+    assert not ledger.exists()
+    assert "lost" not in job.refresh().fields
+
+
+def test_a_signal_ends_the_delegated_wait_at_once(slow: Settings, queue: Queue,
+                                                  r: redis.Redis) -> None:
+    with worker_thread(slow, pool="process") as w:
+        assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=15) == 2
+        until(lambda: delegated(w) and bool(waiting_clients(w, r)), "the child's wait")
+        w.stopping.set()  # what the SIGTERM handler does, without fetch.wake()
+        until(lambda: not delegated(w), "the wait's end", timeout_s=0.6)
+
+
+def test_an_outcome_read_with_the_report_is_not_left_behind(
+        settings: Settings, queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    report = ChildWait._report
+
+    def late_reader(self: ChildWait, slot: object, deadline: float, stopping: object) -> object:
+        # Read nothing until the job's outcome is in the pipe behind the report.
+        outcomes = slot.outcomes  # type: ignore[attr-defined]
+        if outcomes.wait(deadline - time.monotonic()):
+            time.sleep(0.3)
+        return report(self, slot, deadline, stopping)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ChildWait, "_report", late_reader)
+    with worker_thread(settings, pool="process") as w:
+        until(lambda: delegated(w), "the delegated wait")
+        assert queue.enqueue(tasks.add, 2, 3).result(timeout_s=5) == 5
+
+
+def test_a_connection_lost_in_the_wait_is_waited_out(slow: Settings, queue: Queue,
+                                                     r: redis.Redis,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    with worker_thread(slow, pool="process") as w, caplog.at_level(logging.ERROR, "jobq.worker"):
+        assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=15) == 2
+        until(lambda: delegated(w) and bool(waiting_clients(w, r)), "the child's wait")
+        for c in waiting_clients(w, r):
+            r.client_kill_filter(_id=c["id"])
+        until(lambda: "retrying in" in caplog.text, "the error waited out")
+        job = queue.enqueue(tasks.add, 2, 2)
+        assert job.result(timeout_s=15) == 4
+        assert "lost" not in job.refresh().fields
