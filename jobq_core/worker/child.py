@@ -212,7 +212,7 @@ def _run(fd: int, job: JobValues, settings: Settings, saver: _Saver, logs: LogSh
         outcome = Outcome(TIMEOUT, error="jobq.Timeout: the job exceeded its timeout_s")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-    rest = logs.finish(id(call))
+    rest = logs.finish(id(call)) if logs.live else ""  # empty: the job wrote nothing
     _send_frame(fd, n, _outcome_values(dataclasses.replace(outcome, logs=rest) if rest
                                        else outcome))
 

@@ -54,8 +54,9 @@ class LogShipper:
         self._scripts: Scripts | None = None
         self._lock = threading.Lock()
         # The buffers of running jobs that wrote, by the job's id() (see finish). Changed
-        # under _lock; finish() reads it without: a dict lookup is atomic.
-        self._live: dict[int, LogBuffer] = {}
+        # under _lock; read without it (a dict lookup is atomic). Empty while no running job
+        # has written (the common case): a caller may then skip finish() for the job.
+        self.live: dict[int, LogBuffer] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -80,7 +81,7 @@ class LogShipper:
                 attempt = 1
             buf = LogBuffer(s.log_max_lines, s.log_max_bytes, echo=s.log_echo,
                             attempt=attempt, ref=(job.queue, job.id, job.token))
-            self._live[id(job)] = buf
+            self.live[id(job)] = buf
             capture.buf = buf
             if self._thread is None and not self._stopping.is_set():
                 self._thread = threading.Thread(target=self._run, name="jobq-logs",
@@ -91,23 +92,23 @@ class LogShipper:
     def drop_buffer(self, capture: Capture) -> None:
         with self._lock:
             key = id(capture.ref)
-            if self._live.get(key) is capture.buf:
-                del self._live[key]
+            if self.live.get(key) is capture.buf:
+                del self.live[key]
 
     def finish(self, key: int) -> str:
         """Close the buffer of the job `key` (its id()) and return its rest as the completion
         or failure write takes it ('' when nothing was captured). Call it once the job's
-        capture block has ended."""
-        if key not in self._live:  # it wrote nothing: no buffer was made (the common case)
+        capture block has ended (not needed while `live` is empty: it would return '')."""
+        if key not in self.live:  # it wrote nothing: no buffer was made (the common case)
             return ""
         with self._lock:
-            buf = self._live.pop(key, None)
+            buf = self.live.pop(key, None)
         return buf.close() if buf is not None else ""
 
     def flush(self) -> None:
         """Write what each running job captured since the last flush (never raises)."""
         with self._lock:
-            bufs = list(self._live.values())
+            bufs = list(self.live.values())
         for buf in bufs:
             with buf.flushing:  # close() waits: its rest is written after this text
                 if buf.closed:

@@ -253,4 +253,4 @@ def test_an_aborted_sync_jobs_late_output_is_not_kept_for_another_job(
         while any(t.name == name for t in threading.enumerate()):
             assert time.monotonic() < deadline, "the job's thread never ended"
             time.sleep(0.01)
-        assert w.pool.logs._live == {}, "a buffer was left behind for a job that ended"
+        assert w.pool.logs.live == {}, "a buffer was left behind for a job that ended"
