@@ -13,6 +13,7 @@ import pytest
 from jobq_core import Queue, Settings
 from jobq_core.inspect import Inspector
 from jobq_core.keys import Keyspace
+from jobq_core.worker.logship import LogShipper
 from tests import tasks
 from tests.helpers import drain, worker_thread
 
@@ -63,6 +64,29 @@ def test_jobs_that_print_nothing_start_no_log_thread(
         chatty.result(timeout_s=10)
     assert lines_of(settings, "default", chatty.id) == [
         ("stdout", "t 0"), ("stdout", "t 1"), ("log", "INFO tests.chatter: t 2")]
+
+
+@pytest.mark.parametrize("pool", ["thread", "async"])
+def test_a_job_that_writes_nothing_never_reaches_the_shippers_finish(
+        settings: Settings, queue: Queue, pool: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 18's cost goal, per job: while no running job has written, the pool skips
+    # LogShipper.finish (a call and an id() per job); a job that wrote still gets it.
+    finished: list[int] = []
+    real = LogShipper.finish
+
+    def spy(self: LogShipper, key: int) -> str:
+        finished.append(key)
+        return real(self, key)
+
+    monkeypatch.setattr(LogShipper, "finish", spy)
+    jobs = [queue.enqueue(tasks.add, i, 1) for i in range(20)]
+    drain(settings, pool=pool, concurrency=2)
+    assert [job.result(timeout_s=5) for job in jobs] == [i + 1 for i in range(20)]
+    assert finished == []
+    chatty = queue.enqueue(tasks.chatty, "t", 2)
+    drain(settings, pool=pool, concurrency=2)
+    assert len(finished) == 1
+    assert lines_of(settings, "default", chatty.id) == [("stdout", "t 0"), ("stdout", "t 1")]
 
 
 @pytest.mark.parametrize("pool", ["thread", "process"])
