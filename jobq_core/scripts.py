@@ -331,11 +331,6 @@ class Scripts:
                                       k.cancelled(queue)], [], client))
 
     # release.lua
-    def release(self, job: Claimed, client: redis.Redis | None = None) -> None:
-        """Hand a leased job back to pending (no lost lease); raises LeaseLost, JobNotFound."""
-        raise_for(self.release_many(job.queue, [job], client)[0], job_id=job.id,
-                  what="hand-back")
-
     def release_many(self, queue: str, jobs: Sequence[Claimed],
                      client: redis.Redis | None = None) -> list[int]:
         """Hand leased jobs of one queue back to pending without counting lost leases, in one

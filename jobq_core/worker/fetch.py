@@ -163,10 +163,6 @@ class Fetcher:
             submit(job, leased_at)
         return result.jobs
 
-    def hand_back(self, job: Claimed) -> None:
-        """hand_back_many([job])."""
-        self.hand_back_many([job])
-
     def hand_back_many(self, jobs: Sequence[Claimed]) -> None:
         """Give jobs this worker holds back to their queues, unstarted or unfinished, in one
         release.lua call per queue (per RELEASE_CHUNK jobs), not a round trip each. Each job

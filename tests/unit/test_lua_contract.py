@@ -35,7 +35,7 @@ CALLS: dict[str, tuple[Callable[[Scripts], Any], Any]] = {
     "promote": (lambda s: s.promote("q"), [0, -1]),
     "reap": (lambda s: s.reap("q"), []),
     "trim": (lambda s: s.trim("q"), 0),
-    "release": (lambda s: s.release(JOB), [1]),
+    "release": (lambda s: s.release_many("q", [JOB]), [1]),
     "cancel": (lambda s: s.cancel("q", "j1"), 1),
     "kill": (lambda s: s.kill("q", "j1", "killed"), 1),
     "requeue": (lambda s: s.requeue("q", "failed", ["j1"]), [0, 0]),
@@ -63,8 +63,9 @@ HANDLING: dict[int, type[Exception] | object] = {
     Code.QUEUE_FULL: QueueFull,
     Code.WRONG_STATE: InvalidState,
 }
-RETURNS_CODES = {"complete", "fire", "advance", "logs"}  # per-job codes, the scheduler's outcomes;
+# Per-job codes (complete, release: the worker logs each refusal), the scheduler's outcomes;
 # logs: a refused append is dropped (the job is no longer ours)
+RETURNS_CODES = {"complete", "release", "fire", "advance", "logs"}
 PER_JOB_CODES = {"complete", "release"}  # a code per job in a list; other scripts return one code
 
 
