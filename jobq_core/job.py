@@ -177,7 +177,10 @@ def _flat_json(args: Sequence[Any]) -> str:
         elif t is int:
             if a.bit_length() > 4000:  # past Python's str() digit limit: dumps says so
                 return ""
-            parts.append(int.__repr__(a))
+            try:
+                parts.append(int.__repr__(a))
+            except ValueError:  # past a digit limit the process lowered: dumps says so too
+                return ""
         elif a is None:
             parts.append("null")
         elif t is bool:

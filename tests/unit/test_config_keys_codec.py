@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from enum import IntEnum
 
@@ -95,6 +96,20 @@ def test_other_args_go_the_long_way(args: tuple[object, ...]) -> None:
             encode_args(args, {}, 1 << 20)
     else:
         assert encode_args(args, {}, 1 << 20)[0] == expected
+
+
+def test_a_flat_int_past_a_lowered_digit_limit_is_a_payload_error() -> None:
+    """A process may lower Python's int-to-str digit limit (to 640 digits at least): an int
+    below the short way's 4,000 bits but past that limit is refused as dumps refuses it, with
+    a PayloadError saying what is wrong, not a bare ValueError from int.__repr__."""
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)
+    try:
+        with pytest.raises(PayloadError, match="args must be JSON-serialisable"):
+            encode_args((10**700,), {}, 1 << 20)
+        assert encode_args((10**600,), {}, 1 << 20)[0] == f"[{10**600}]"
+    finally:
+        sys.set_int_max_str_digits(limit)
 
 
 @pytest.mark.parametrize("text", [
