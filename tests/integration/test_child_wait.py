@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from jobq_core import Job, Queue, Settings, Worker
+from jobq_core.keys import Keyspace
 from jobq_core.worker.child_wait import ChildWait
 from jobq_core.worker.pool import Pool
 from jobq_core.workers import connection_name
@@ -168,3 +169,72 @@ def test_a_connection_lost_in_the_wait_is_waited_out(slow: Settings, queue: Queu
         job = queue.enqueue(tasks.add, 2, 2)
         assert job.result(timeout_s=15) == 4
         assert "lost" not in job.refresh().fields
+
+
+# -- review 2026-12-06-session6: the job begun in the child, as the parent takes it on ------
+def test_a_lease_lost_before_the_renewal_stops_the_begun_job(
+        slow: Settings, queue: Queue, r: redis.Redis, tmp_path: Path) -> None:
+    # A heartbeat slower than the job: only the renewal right after the report can stop it.
+    slow = slow.replace(heartbeat_s=4.0)
+    ledger = tmp_path / "ledger"
+    with worker_thread(slow, pool="process") as w:
+        assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=15) == 2
+        pid = stopped_in_wait(w, r)
+        job = queue.enqueue(tasks.record_pid, str(ledger), 1.0)
+        until(lambda: job.refresh().status == "processing", "Redis claimed it for the child")
+        # Another worker's claim of it (its pick-up lease reaped and claimed again).
+        r.hset(Keyspace(slow.prefix).job("default", job.id), "lease", "someone-else")
+        os.kill(pid, signal.SIGCONT)
+        until(lambda: getattr(w.pool.slots[0].proc, "pid", None) != pid, "the child killed",
+              timeout_s=5)
+        time.sleep(1.5)
+    lines = ledger.read_text().splitlines()
+    assert lines[0] == f"start {pid}" and f"end {pid}" not in lines  # stopped, never ended
+
+
+def test_a_delegated_job_that_kills_its_child_is_a_recorded_crash_each_time(
+        settings: Settings, queue: Queue) -> None:
+    with worker_thread(settings, pool="process") as w:
+        assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=15) == 2
+        until(lambda: not w.pool.busy() and delegated(w), "the delegated wait")
+        job = queue.enqueue(tasks.exit_hard, 3)
+        until(lambda: job.refresh().status == "dead", "the last crash")
+    # Each delivery ended in a recorded crash: none re-sent and run again unrecorded.
+    assert job.refresh().fields["deliveries"] == str(job.retries + 1)
+
+
+def test_a_delegated_job_is_current_and_renewed_past_its_pick_up_lease(
+        slow: Settings, queue: Queue, r: redis.Redis, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    with worker_thread(slow, pool="process", concurrency=2) as w:
+        assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=15) == 2
+        until(lambda: not w.pool.busy() and delegated(w), "the delegated wait")
+        job = queue.enqueue(tasks.record_pid, str(ledger), slow.pickup_s + 1.5)
+        until(lambda: any(e.job.id == job.id for e in w.pool.running()), "the job taken on")
+        w.heartbeat.register()
+        assert r.hget(Keyspace(slow.prefix).worker(w.id), "current") == f"default/{job.id}"
+        assert job.result(timeout_s=15) == child_of(w, 0)
+    job.refresh()
+    assert "lost" not in job.fields and job.retries == 0
+
+
+def test_jobs_sent_behind_a_delegated_job_run_once_each_in_order(
+        settings: Settings, queue: Queue, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    with worker_thread(settings, pool="process", concurrency=1, prefetch=4) as w:
+        assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=15) == 2
+        for round_ in range(3):
+            until(lambda: not w.pool.busy() and delegated(w), "the delegated wait")
+            first = queue.enqueue(tasks.record_pid, str(ledger), 0.5)
+            # 8 words a round: 'start pid', 'end pid' and four lines
+            until(lambda n=8 * round_: ledger.exists() and len(ledger.read_text().split()) > n,
+                  "the delegated job's start")
+            rest = [queue.enqueue(tasks.append_line, str(ledger), f"r{round_}-{i}")
+                    for i in range(4)]
+            assert first.result(timeout_s=15) == child_of(w, 0)
+            for j in rest:
+                assert j.result(timeout_s=15) is None
+    words = ledger.read_text().split()
+    for round_ in range(3):
+        assert [x for x in words if x.startswith(f"r{round_}-")] == [
+            f"r{round_}-{i}" for i in range(4)]
