@@ -164,8 +164,10 @@ class ChildWait:
             jobs = self._delegate(slot, timeout, stopping)
             if jobs:
                 adopted = True
-                renew(jobs)
-                slot.mailbox.put((jobs[0], True))  # after the renewal: see Pool.telling_later
+                try:
+                    renew(jobs)
+                finally:  # after the renewal (see Pool.telling_later), whatever it raised
+                    slot.mailbox.put((jobs[0], True))
             return jobs
         finally:
             if not adopted:
