@@ -46,8 +46,8 @@ log = logging.getLogger("jobq.worker")
 # How long the loop waits, after an idle wait's claim, for its first job to reach an idle
 # slot before it renews the claim's pick-up leases (see Worker._wait_and_take).
 HAND_OFF_WAIT_S = 0.005
-# How long the loop waits, after a job an idle child claimed and began, for it to end before
-# it waits on the queues itself (see Worker._let_it_end).
+# How long the loop waits, after a wait's job started, for it to end before it waits on the
+# queues itself, where a child's wait could serve the next job (see Worker._let_it_end).
 SETTLE_WAIT_S = 0.005
 
 
@@ -281,16 +281,17 @@ class Worker:
             jobs = self.child_wait.wait(self.stopping, self._renew_pickup)
             if jobs is None:
                 jobs = self._wait_here(room)
-            elif jobs and again:
+            if jobs and again and self.child_wait.enabled:
                 self._let_it_end()
             if not jobs or not again or len(jobs) >= room:
                 return
 
     def _let_it_end(self) -> None:
-        """After a child's wait started a job: wait (up to SETTLE_WAIT_S, unless jobs ran
-        longer of late) until it has ended, so that the next wait is a child's too. A wait
-        of this loop's own, begun while the job runs, would outlast its end: the next job
-        would come through it and the worker loop's hand-off. A job enqueued meanwhile
+        """After a wait started a job (where a child's wait may serve the next): wait (up to
+        SETTLE_WAIT_S, unless jobs ran longer of late) until it has ended, so that the next
+        wait is a child's. A wait of this loop's own, begun while the job runs, would
+        outlast its end, and while jobs come more often than block_s every next one would
+        come through such a wait and the worker loop's hand-off. A job enqueued meanwhile
         waits that long at most (the marker stays set for it)."""
         ledger = self.pool.ledger
         if ledger.runtime_s is not None and ledger.runtime_s > SETTLE_WAIT_S:
