@@ -101,18 +101,6 @@ def evalsha(client: redis.Redis, sha: str, numkeys: int, params: Sequence[Any]) 
 
 # A kept connection idle longer than this is checked for a close by the server before use.
 IDLE_CHECK_S = 1.0
-# Forks of this process so far (os.register_at_fork): a kept connection belongs to the
-# process that took it. Read on every call instead of os.getpid(), a system call (half a
-# microsecond, a twentieth of a single enqueue's time before its send).
-_forks = 0
-
-
-def _forked() -> None:
-    global _forks
-    _forks += 1
-
-
-os.register_at_fork(after_in_child=_forked)
 
 
 class Pinned:
@@ -129,7 +117,10 @@ class Pinned:
     def __init__(self, client: redis.Redis) -> None:
         self._pool = client.connection_pool
         self._conn: Any = None
-        self._fork = -1  # _forks when _conn was taken
+        # The process that took _conn, checked on every call (a system call, half a
+        # microsecond): os.register_at_fork hooks do not run after a fork made from C
+        # (uWSGI's workers), whose child would then write on its parent's socket.
+        self._pid = 0
         self._answered = 0.0  # time.monotonic() of the last reply read on _conn
 
     def evalsha(self, sha: str, numkeys: int, params: Sequence[Any]) -> Any:
@@ -160,9 +151,9 @@ class Pinned:
     def _kept(self) -> Any:
         """The kept connection, taken from the pool the first time (and after a fork)."""
         conn = self._conn
-        if conn is None or self._fork != _forks:
+        if conn is None or self._pid != os.getpid():
             conn = self._conn = self._pool.get_connection()
-            self._fork = _forks
+            self._pid = os.getpid()
         elif time.monotonic() - self._answered > IDLE_CHECK_S and _stale(conn):
             # As the pool checks before lending one: a connection the server closed while
             # it was idle (a restart, CLIENT KILL, its idle timeout) is dropped, so the send

@@ -291,23 +291,50 @@ def test_a_lost_reply_is_sent_again_and_writes_the_job_once(
     assert queue.count("pending") == 2
 
 
-def test_a_forked_child_does_not_write_on_its_parents_connection(queue: Queue) -> None:
+def _libc_fork() -> int:
+    """fork() straight from libc, as uWSGI forks its workers: Python's at-fork hooks do not
+    run in the child. PyDLL keeps the GIL held across the call, so the child has it."""
+    import ctypes
+
+    return int(ctypes.PyDLL(None).fork())
+
+
+@pytest.mark.parametrize("fork", ["os.fork", "libc fork"])
+def test_a_forked_child_does_not_write_on_its_parents_connection(queue: Queue, fork: str) -> None:
     """Parent and child enqueue at the same time after a fork: each on its own connection
-    (one shared socket would mix their replies up)."""
+    (one shared socket would mix their replies up), also after a fork that runs no at-fork
+    hooks."""
     queue.enqueue(tasks.add, 0, 0)  # the parent now keeps a connection
-    pid = os.fork()
+    read, write = os.pipe()
+    pid = os.fork() if fork == "os.fork" else _libc_fork()
     if pid == 0:  # the child: exit status 0 only if all its jobs were stored
         code = 1
         try:
             ids = {queue.enqueue(tasks.add, 1, i).id for i in range(300)}
+            os.write(write, _kept_socket(queue).encode())
             code = 0 if len(ids) == 300 else 1
         finally:
             os._exit(code)
+    os.close(write)
     ids = {queue.enqueue(tasks.add, 2, i).id for i in range(300)}
     _, status = os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child_socket = pipe.read()
     assert os.waitstatus_to_exitcode(status) == 0
     assert len(ids) == 300
     assert queue.count("pending") == 601
+    # Replies of one shape (each enqueue's) hide a shared socket from the counts above: the
+    # child's kept connection must be a socket of its own.
+    assert child_socket != _kept_socket(queue) or queue._pinned is None
+
+
+def _kept_socket(queue: Queue) -> str:
+    """The inode of the queue's kept connection's socket ('' when it keeps none): one
+    socket shared by two processes has one inode."""
+    pinned = queue._pinned
+    conn = pinned._conn if pinned is not None else None
+    sock = getattr(conn, "_sock", None)
+    return "" if sock is None else str(os.fstat(sock.fileno()).st_ino)
 
 
 @pytest.mark.single_only("looks into the shared client's one connection pool")
