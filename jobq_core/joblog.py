@@ -178,22 +178,20 @@ class Capture:
 
     __slots__ = ("_token", "buf", "closed", "opener", "ref")
 
-    def __init__(self, opener: Opener | None, ref: Any = None,
-                 buf: LogBuffer | None = None) -> None:
+    # Made and entered once per job: no default arguments, no *args (each costs time).
+    def __init__(self, opener: Opener | None, ref: Any) -> None:
         self.opener = opener
         self.ref = ref
-        self.buf = buf
+        self.buf: LogBuffer | None = None
         self.closed = False
-        self._token: contextvars.Token[Capture | None] | None = None
 
     def __enter__(self) -> Capture:
         self._token = _current.set(self)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, typ: object, exc: object, tb: object) -> None:
         self.closed = True  # first: buffer() checks it after making a buffer (see there)
-        if self._token is not None:
-            _current.reset(self._token)
+        _current.reset(self._token)
 
     def end(self) -> None:
         """The job ended for its owner while the block may still run (an aborted sync job's
@@ -223,7 +221,9 @@ class Capture:
 def capturing(buffer: LogBuffer | None) -> Capture:
     """Route this thread's (or coroutine's) output to `buffer` inside `with` (None: nothing
     captured, as outside any job)."""
-    return Capture(None, buf=buffer)
+    capture = Capture(None, None)
+    capture.buf = buffer
+    return capture
 
 
 def current() -> LogBuffer | None:
