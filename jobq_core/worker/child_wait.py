@@ -201,6 +201,11 @@ class ChildWait:
             # The child's own socket timeout (and a reconnect) end its wait before this.
             report = self._report(slot, sent + s.block_s + s.socket_timeout_s
                                   + s.connect_timeout_s + REPORT_MARGIN_S, stopping)
+        except BaseException:
+            # A bug of ours: the child may still wait and begin a job no ledger holds. Dead,
+            # its claim is a lost reply, handed back by the next claim's re-send.
+            slot._terminate()
+            raise
         finally:
             fetch.blocked.clear()
             with self._lock:

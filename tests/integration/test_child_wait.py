@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from jobq_core import Job, Queue, Settings, Worker
+from jobq_core.errors import RedisUnavailable
 from jobq_core.keys import Keyspace
 from jobq_core.worker.child_wait import ChildWait
 from jobq_core.worker.pool import Pool
@@ -238,3 +239,24 @@ def test_jobs_sent_behind_a_delegated_job_run_once_each_in_order(
     for round_ in range(3):
         assert [x for x in words if x.startswith(f"r{round_}-")] == [
             f"r{round_}-{i}" for i in range(4)]
+
+
+def test_an_error_in_the_report_wait_kills_the_waiting_child(
+        settings: Settings, queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Else the child could go on to claim and begin a job that no ledger holds.
+    report = ChildWait._report
+    failed: list[int] = []
+
+    def failing(self: ChildWait, slot: object, deadline: float, stopping: object) -> object:
+        if not failed:
+            failed.append(slot.proc.pid)  # type: ignore[attr-defined]
+            raise RedisUnavailable("injected")
+        return report(self, slot, deadline, stopping)  # type: ignore[arg-type]
+
+    with worker_thread(settings, pool="process") as w:
+        assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=15) == 2
+        monkeypatch.setattr(ChildWait, "_report", failing)
+        until(lambda: bool(failed), "the failing report wait")
+        until(lambda: w.pool.slots[0].proc is None or not w.pool.slots[0].proc.is_alive()  # type: ignore[attr-defined]
+              or w.pool.slots[0].proc.pid != failed[0], "the child killed")  # type: ignore[attr-defined]
+        assert queue.enqueue(tasks.add, 2, 2).result(timeout_s=15) == 4
