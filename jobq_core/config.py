@@ -217,6 +217,13 @@ class Settings:
         return min(self.lease_s / 3, 3.0)
 
     @property
+    def pickup_late_s(self) -> float:
+        """How old a claim-on-wake reply may be (from when its wait was sent) for its jobs
+        to start: two thirds of pickup_s, leaving the rest for the renewal. An older one
+        may carry pick-up leases reaped meanwhile: its jobs are handed back unstarted."""
+        return self.pickup_s * 2 / 3
+
+    @property
     def lease_ms(self) -> int:
         return int(self.lease_s * 1000)
 

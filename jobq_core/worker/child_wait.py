@@ -64,7 +64,7 @@ class WaitOrder(NamedTuple):
     worker_id: str
     lease_ms: int  # the pick-up lease
     request: str  # the request id of the worker's claim call 0 (Fetcher.request)
-    new: bool  # Fetcher.new(0): never sent before
+    new: bool  # Fetcher.requested(0)'s flag: never sent before
     sent_at: float  # time.monotonic() when sent (one clock for all processes)
     late_after_s: float  # a reply read later than this after sent_at is not begun
 
@@ -191,7 +191,7 @@ class ChildWait:
         sent = time.monotonic()
         order = slot.send_order(lambda n: WaitOrder(
             n, tuple(fetch._markers), timeout, tuple(fetch.queues), fetch.worker_id,
-            int(s.pickup_s * 1000), rid, new, sent, s.pickup_s * 2 / 3))
+            int(s.pickup_s * 1000), rid, new, sent, s.pickup_late_s))
         if order is None:
             return []  # the child is gone: the slot starts another with its next job
         with self._lock:
@@ -260,7 +260,7 @@ class ChildWait:
             return jobs
         if jobs and report.late:
             log.warning("claim reply arrived more than %.1fs after the wait began; handing "
-                        "its %d job(s) back unstarted", self.settings.pickup_s * 2 / 3,
+                        "its %d job(s) back unstarted", self.settings.pickup_late_s,
                         len(jobs))
         fetch.hand_back_many(jobs)
         return []

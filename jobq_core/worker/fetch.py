@@ -123,11 +123,6 @@ class Fetcher:
         rid = self._unanswered[call] = self.scripts.request_id()
         return rid, True
 
-    def new(self, call: int) -> bool:
-        """Whether request(call) will give a new id (none is waiting for its reply); only
-        true before request(call) registers it: use requested(call) for both at once."""
-        return call not in self._unanswered
-
     def answered(self, call: int) -> None:
         """The reply of claim call `call` was read: its next claim is a new request."""
         self._unanswered.pop(call, None)

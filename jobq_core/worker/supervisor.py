@@ -305,7 +305,7 @@ class Worker:
         jobs = self.fetch.wait(room)
         if not jobs:
             return []
-        late = time.monotonic() - sent > self.settings.pickup_s * 2 / 3
+        late = time.monotonic() - sent > self.settings.pickup_late_s
         if late or self.stopping.is_set():
             if late:
                 log.warning("claim reply arrived %.1fs after the wait began; handing its "
