@@ -28,6 +28,7 @@ from ..job import Claimed
 from ..joblog import Capture
 from ..keys import Keyspace
 from ..runner import Call, Outcome
+from .idle_slots import IdleSlots
 from .ledger import Ledger, Running
 from .logship import LogShipper
 from .loop_slot import LoopSlot
@@ -66,10 +67,8 @@ class Pool:
         # Set when stop() begins: idle slots must not start job processes any more.
         self._stopping = threading.Event()
         self._on_way_waiters = 0  # threads in wait_on_way (guarded by ledger.cond)
-        # Process slots waiting for a job on their mailbox (guarded by ledger.cond): one
-        # waits only while the inbox is empty, so a job goes to one of them (_dispatch) only
-        # when no job is ahead of it.
-        self._waiting: list[ProcessSlot] = []
+        # Process slots waiting for a job on their mailbox (guarded by ledger.cond).
+        self._waiting = IdleSlots(self.ledger, len(self.slots))
         # Inside telling_later(): the slots that submit() handed a job to, and what to tell
         # them at the block's end; the thread in the block.
         self._untold: list[tuple[ProcessSlot, tuple[Claimed, bool]]] = []
@@ -172,7 +171,7 @@ class Pool:
         if not self._waiting or self._stopping.is_set():
             self._inbox.put(job)
             return None
-        slot = min(self._waiting, key=lambda s: s.index)  # the same warm child while idle
+        slot = self._waiting.first()  # the same warm child while idle
         entry = self._start_in(slot, job)
         if entry is None:
             self.settler.put(job, NOT_STARTED)
@@ -193,7 +192,7 @@ class Pool:
                 try:
                     job = self._inbox.get_nowait()
                 except stdqueue.Empty:
-                    self._waiting.append(slot)
+                    self._waiting.add(slot)
                     break
                 if job is None:
                     return None
@@ -203,13 +202,15 @@ class Pool:
         return slot.mailbox.get()
 
     def reserve_idle(self) -> ProcessSlot | None:
-        """For a delegated idle wait (child_wait.py), while no job is held: the waiting
-        process slot a job would go to (_dispatch), with a live child, taken out of the
-        waiting slots (so no job goes to it) until adopt() or release()."""
+        """For a delegated idle wait (child_wait.py), while the pool is fully idle (see
+        wait_idle): the waiting process slot a job would go to (_dispatch), with a live child,
+        taken out of the waiting slots (so no job goes to it) until adopt() or release()."""
         with self.ledger.cond:
-            if self._stopping.is_set() or not self._waiting or self.ledger.held:
+            # Every slot, not just any: a slot whose job has just ended may not wait again
+            # yet, and the wait would go to a colder child than the one the jobs go to.
+            if self._stopping.is_set() or not self._waiting.all_idle():
                 return None
-            slot = min(self._waiting, key=lambda s: s.index)
+            slot = self._waiting.first()
             if slot._gone():  # it died idle: its next job starts another child
                 return None
             self._waiting.remove(slot)
@@ -221,7 +222,13 @@ class Pool:
             if self._stopping.is_set():
                 slot.mailbox.put(None)
             else:
-                self._waiting.append(slot)
+                self._waiting.add(slot)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait (up to `timeout_s`) until the process pool is fully idle: no job held, and
+        every slot waiting for a job (what reserve_idle needs); whether it is. Never true for
+        the thread and async pools, whose slots wait on the inbox."""
+        return self._waiting.wait_all_idle(timeout_s)
 
     def adopt(self, slot: ProcessSlot, job: Claimed, leased_at: float, n: int) -> None:
         """Hold `job`, leased at `leased_at` (monotonic), which the child of `slot` (from
@@ -460,7 +467,7 @@ class Pool:
         self._stopping.set()
         waiting = self.take_waiting()
         with self.ledger.cond:  # a slot waits on its mailbox, or will find its None in the inbox
-            idle, self._waiting = self._waiting, []
+            idle = self._waiting.take_all()
             for process_slot in idle:
                 process_slot.mailbox.put(None)
             for _ in range(len(self.slots) - len(idle)):

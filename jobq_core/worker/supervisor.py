@@ -288,16 +288,16 @@ class Worker:
 
     def _let_it_end(self) -> None:
         """After a wait started a job (where a child's wait may serve the next): wait (up to
-        SETTLE_WAIT_S, unless jobs ran longer of late) until it has ended, so that the next
-        wait is a child's. A wait of this loop's own, begun while the job runs, would
-        outlast its end, and while jobs come more often than block_s every next one would
-        come through such a wait and the worker loop's hand-off. A job enqueued meanwhile
-        waits that long at most (the marker stays set for it)."""
+        SETTLE_WAIT_S, unless jobs ran longer of late) until it has ended and its slot waits
+        again (Pool.wait_idle), so that the next wait is a child's, the warm one's. A wait of
+        this loop's own, begun while the job runs, would outlast its end, and while jobs
+        come more often than block_s every next one would come through such a wait and the
+        worker loop's hand-off. A job enqueued meanwhile waits that long at most (the marker
+        stays set for it)."""
         ledger = self.pool.ledger
         if ledger.runtime_s is not None and ledger.runtime_s > SETTLE_WAIT_S:
             return
-        with ledger.cond:
-            ledger.cond.wait_for(lambda: not ledger.held, SETTLE_WAIT_S)
+        self.pool.wait_idle(SETTLE_WAIT_S)
 
     def _wait_here(self, room: int) -> list[Claimed]:
         """The wait of _wait_and_take in this process: the jobs started ([] if none)."""

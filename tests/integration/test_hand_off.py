@@ -11,11 +11,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pytest
+
 from jobq_core import Job, Queue, Settings, Worker
+from jobq_core.job import Claimed
 from jobq_core.keys import Keyspace
 from jobq_core.worker.process_slot import ProcessSlot
 from tests import tasks
@@ -56,6 +60,17 @@ def renewed(queue: Queue, settings: Settings, job: Job) -> bool:
     return deadline_ms is not None and deadline_ms > pickup_end_ms
 
 
+def all_waiting(w: Worker) -> Callable[[], bool]:
+    """Whether the worker waits for work and both its slots for a job (one of them may be
+    reserved for the wait its child does)."""
+    return lambda: (w.blocked.is_set() and len(w.pool._waiting)
+                    + (w.child_wait._current is not None) == 2)
+
+
+def pids_in(ledger: Path) -> set[str]:
+    return {line.split()[1] for line in ledger.read_text().splitlines()}
+
+
 def test_an_idle_workers_jobs_go_to_the_same_child(settings: Settings, queue: Queue,
                                                      tmp_path: Path) -> None:
     # Two slots, both idle: each job goes to the first one, whose child is warm (its child
@@ -67,12 +82,48 @@ def test_an_idle_workers_jobs_go_to_the_same_child(settings: Settings, queue: Qu
             # Both slots back in the pool's waiting list: a result is recorded (result()
             # returns) a moment before its slot waits again, and a job claimed in that moment
             # rightly goes to the slot that is waiting.
-            until(lambda: w.blocked.is_set() and len(w.pool._waiting)
-                  + (w.child_wait._current is not None) == 2,
-                  "both slots and the worker waiting")
+            until(all_waiting(w), "both slots and the worker waiting")
             queue.enqueue(tasks.record_pid, str(ledger)).result(timeout_s=15)
-        pids = {line.split()[1] for line in ledger.read_text().splitlines()}
-        assert pids == {str(child_of(w, 0))}
+        assert pids_in(ledger) == {str(child_of(w, 0))}
+
+
+def test_the_idle_wait_is_not_given_to_another_child_while_the_first_slot_returns(
+        settings: Settings, queue: Queue, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The job has ended (nothing held) when the worker loop next waits, but slot 0's thread
+    # is not waiting for a job again yet, as on a busy machine: the wait must not be
+    # delegated to slot 1's colder child, or the next job runs there (on 300d635 it was,
+    # every time).
+    ledger = tmp_path / "ledger"
+    with worker_thread(settings, pool="process", concurrency=2) as w:
+        until(all_waiting(w), "both slots and the worker waiting")
+        gate, held_back = threading.Event(), threading.Event()
+        next_or_handed, wait = w.pool.next_or_handed, w.child_wait.wait
+        cond = w.pool.ledger.cond
+
+        def gated(slot: ProcessSlot) -> tuple[Claimed, bool] | None:
+            if slot.index == 0 and not gate.is_set():
+                held_back.set()
+                gate.wait(15)
+            return next_or_handed(slot)
+
+        def after_the_job(stopping: threading.Event,
+                          renew: Callable[[Sequence[Claimed]], None]) -> list[Claimed] | None:
+            with cond:  # the loop may give up waiting for it first (Worker._let_it_end)
+                cond.wait_for(lambda: not w.pool.ledger.held, 15)
+            return wait(stopping, renew)
+
+        monkeypatch.setattr(w.pool, "next_or_handed", gated)
+        monkeypatch.setattr(w.child_wait, "wait", after_the_job)
+        queue.enqueue(tasks.record_pid, str(ledger)).result(timeout_s=15)
+        assert held_back.wait(15)
+        # The report of the wait that claimed the job was read before the job's outcome:
+        # set again, this is the next wait.
+        until(w.blocked.is_set, "the worker's next wait")
+        gate.set()
+        until(all_waiting(w), "both slots and the worker waiting")
+        queue.enqueue(tasks.record_pid, str(ledger)).result(timeout_s=15)
+        assert pids_in(ledger) == {str(child_of(w, 0))}
 
 
 def test_a_child_killed_before_beginning_a_handed_job_leaves_it_to_the_next_child(
