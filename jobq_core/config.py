@@ -211,17 +211,34 @@ class Settings:
         return max(1, os.cpu_count() or 1) if self.pool == "process" else THREAD_SLOTS
 
     @property
+    def pickup_wait_s(self) -> float:
+        """Longest an idle wait that claims in its round trip blocks before it is sent again:
+        a third of the lease, at most 3 s, divided in three (the wait, the reply, the
+        renewal). See pickup_s."""
+        return min(self.lease_s / 3, 3.0) / 3
+
+    @property
     def pickup_s(self) -> float:
         """The lease of a claim made in an idle wait's round trip, until the worker that
-        read the reply renews it: a third of the lease, at most 3 s."""
-        return min(self.lease_s / 3, 3.0)
+        read the reply renews it: a third of the lease, at most 3 s, and with wait_replicas
+        one WAIT timeout more. The claim's reply comes after its WAIT, which takes the whole
+        timeout while a replica lags; without it in the lease every reply in that time
+        was too late to start or left its renewal too little time (the renewal's own WAIT
+        comes after the renewal is applied, so it does not count). Never above lease_s."""
+        return min(3 * self.pickup_wait_s + self._wait_s, self.lease_s)
 
     @property
     def pickup_late_s(self) -> float:
         """How old a claim-on-wake reply may be (from when its wait was sent) for its jobs
-        to start: two thirds of pickup_s, leaving the rest for the renewal. An older one
-        may carry pick-up leases reaped meanwhile: its jobs are handed back unstarted."""
-        return self.pickup_s * 2 / 3
+        to start: pickup_s less a third of the base (pickup_wait_s), left for the renewal.
+        An older one may carry pick-up leases reaped meanwhile: its jobs are handed back
+        unstarted."""
+        return self.pickup_s - self.pickup_wait_s
+
+    @property
+    def _wait_s(self) -> float:
+        """How long a write's WAIT may hold its reply (0 without wait_replicas)."""
+        return self.wait_replicas_timeout_s if self.wait_replicas else 0.0
 
     @property
     def lease_ms(self) -> int:

@@ -216,8 +216,8 @@ class Fetcher:
         timeout = self.settings.block_s
         if count:
             # The claim's pick-up lease is counted (by the caller) from the wait's start, so
-            # a claim at the end of a long wait leaves less of it for the renewal: a third.
-            timeout = min(timeout, self.settings.pickup_s / 3)
+            # a claim at the end of a long wait leaves less of it for the renewal.
+            timeout = min(timeout, self.settings.pickup_wait_s)
         due_in = self.due_in()
         if due_in is not None and due_in < timeout + SERVER_TICK_S:
             if due_in <= SERVER_TICK_S:

@@ -324,12 +324,13 @@ class Worker:
                 # machine that work delayed the job's start by 0.1-0.3 ms. The renewal comes
                 # a few ms late at worst; the pick-up lease runs for seconds.
                 self.pool.wait_on_way(jobs[0], HAND_OFF_WAIT_S)
-            self._renew_pickup(jobs)
+            self._renew_pickup(jobs, sent)
         return jobs
 
-    def _renew_pickup(self, jobs: Sequence[Claimed]) -> None:
+    def _renew_pickup(self, jobs: Sequence[Claimed], began: float | None = None) -> None:
         """Renew the pick-up leases of jobs just claimed in a wait's reply to the full lease
-        (one extend.lua call per queue); stop any whose lease could not be renewed."""
+        (one extend.lua call per queue); stop any whose lease could not be renewed. `began`:
+        when the claim's wait was sent (monotonic), if known, for the log."""
         by_queue: dict[str, list[Claimed]] = {}
         for job in jobs:
             by_queue.setdefault(job.queue, []).append(job)
@@ -343,12 +344,17 @@ class Worker:
                     self.pool.abort(q, job.id, f"its pick-up lease could not be renewed ({exc});"
                                     " another worker will run it", job.token)
                 continue
+            # How late the renewal was tells a lease that ran out (a slow renewal) from one
+            # that was never there to renew (the claim went to a server that has failed over).
+            when = (f" (renewal sent {sent - began:.2f} s after the wait began, answered in "
+                    f"{time.monotonic() - sent:.2f} s; pick-up lease "
+                    f"{self.settings.pickup_s:g} s)" if began is not None else "")
             for job in held:
                 # Also a job that already ended (its outcome dropped the lease): abort()
                 # leaves a job whose outcome is being recorded alone.
                 if job.id in lost:
                     self.pool.abort(q, job.id, "its pick-up lease was lost before it was "
-                                    "renewed", job.token)
+                                    f"renewed{when}", job.token)
             self.pool.renewed(q, [j.id for j in held if j.id not in lost], sent)
 
     def _hand_back(self, jobs: Sequence[Claimed]) -> None:

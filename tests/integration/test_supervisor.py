@@ -226,6 +226,40 @@ def test_a_claim_reply_that_arrives_late_is_handed_back_not_started(
     assert fields.get("lost") == ("1" if refused else None)
 
 
+def test_a_pickup_lease_lost_before_the_renewal_stops_the_job_and_says_how_late(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The wait's claim leased the job; before the worker renewed it, the lease became
+    # another's (reaped and claimed again). The job is stopped, and the warning says when
+    # the renewal went out against the pick-up lease, which tells a slow renewal from a
+    # lease that was never there to renew (a failover between the claim and the renewal).
+    from jobq_core.worker.fetch import Fetcher
+    s = settings.replace(lease_s=3.0, heartbeat_s=1.0, claim_on_wake=True)
+    wait = Fetcher.wait
+    r = redis.Redis.from_url(s.redis_url)
+    taken = threading.Event()
+
+    def taken_meanwhile(self: Fetcher, count: int = 0) -> list[Claimed]:
+        jobs = wait(self, count)
+        if jobs and not taken.is_set():
+            taken.set()
+            r.hset(Keyspace(s.prefix).job(jobs[0].queue, jobs[0].id), "lease", "another")
+        return jobs
+
+    monkeypatch.setattr(Fetcher, "wait", taken_meanwhile)
+    queue = Queue("default", settings=s)
+    with worker_thread(s) as w, caplog.at_level("WARNING", logger="jobq.worker"):
+        assert w.blocked.wait(10), "the worker never blocked on the marker"
+        queue.enqueue(tasks.sleep_for, 0.5)
+        assert taken.wait(10)
+        deadline = time.monotonic() + 10
+        while "was lost before" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.02)
+    line = next(m for m in caplog.messages if "was lost before" in m)
+    assert "renewal sent" in line and "after the wait began" in line, line
+    assert "pick-up lease 1 s" in line, line
+
+
 def test_a_worker_frozen_while_idle_holds_a_claim_for_the_pickup_lease_only(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     # Claim on wake (the default): a worker that cannot read its wait's reply (frozen,

@@ -15,7 +15,7 @@ import pytest
 from jobq_core import AsyncQueue, ConfigError, JobqError, Queue, ReplicationTimeout, Settings
 from jobq_core.job import JobSpec
 from jobq_core.scripts import Scripts
-from tests.helpers import drain, run_async
+from tests.helpers import drain, run_async, worker_thread
 from tests.replicaset import ReplicaSet, replica_set
 
 TIMEOUT_S = 0.3
@@ -163,3 +163,34 @@ def test_settings_check_the_wait() -> None:
         Settings(wait_replicas=-1)
     # Unused, the timeout is not checked (fault workers run with a 1 s socket timeout).
     Settings(socket_timeout_s=1.0)
+
+
+def test_an_idle_workers_claim_outlives_a_lagging_replica(
+        pair: ReplicaSet, caplog: pytest.LogCaptureFixture) -> None:
+    """While the replica does not acknowledge, every claim reply waits out WAIT's timeout.
+    A job enqueued for an idle worker (claim on wake, the default) must still start from
+    that claim: its reply is not too late to start, its pick-up lease not lost before the
+    renewal. With the pick-up lease of a worker without WAIT (1 s for a 3 s lease; replies
+    older than 2/3 s handed back), a job arriving in the later half of a wait came back
+    late and was claimed again (deliveries 2). Here the lease is 1.5 s: a pick-up lease of
+    0.5 s, a wait of 1/6 s, and a WAIT of 0.3 s that makes most replies late on the old
+    rule (1/3 s), none on the new one (0.8 s less 1/6 s)."""
+    s = Settings(redis_url=pair.url, prefix=f"t{uuid.uuid4().hex[:10]}", lease_s=1.5,
+                 heartbeat_s=0.5, concurrency=1, wait_replicas=1, wait_replicas_timeout_s=0.3)
+    assert (s.pickup_s, s.pickup_late_s) == (pytest.approx(0.8), pytest.approx(0.8 - 0.5 / 3))
+    assert s.claim_on_wake
+    q = Queue("default", settings=s.replace(wait_replicas=0))
+    jobs = []
+    with caplog.at_level(logging.WARNING, "jobq"), pair.frozen(pair.replicas[0]), \
+            worker_thread(s) as w:
+        # Jobs come one at a time, at offsets spread over a whole wait (a third of the
+        # pick-up lease's base), each once the one before has ended and the worker waits again.
+        for k in range(8):
+            assert w.blocked.wait(5)
+            time.sleep(0.02 * k)  # the arrival's place in the wait is what is tested
+            job = q.enqueue("tests.tasks.add", k, k)
+            assert job.result(timeout_s=10) == 2 * k
+            jobs.append(job)
+    deliveries = [int(j.refresh().fields.get("deliveries", 0)) for j in jobs]
+    assert deliveries == [1] * 8, (deliveries, caplog.text)
+    assert "handing its" not in caplog.text and "pick-up lease" not in caplog.text, caplog.text
