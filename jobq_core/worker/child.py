@@ -30,9 +30,10 @@ import signal
 import struct
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
@@ -44,6 +45,9 @@ from .logship import LogShipper
 
 log = logging.getLogger("jobq.worker")
 PR_SET_PDEATHSIG = 1
+# How often the parent, waiting for a child's Progress lock, checks that the child lives
+# (Progress.held).
+HOLD_POLL_S = 0.1
 # The worker's main script, passed to its fork server (worker/forkserver.py preloads it)
 # through the environment the server starts with; process_slot sets it only for that moment.
 MAIN_ENV = "JOBQ_FORKSERVER_MAIN"
@@ -101,6 +105,20 @@ class Progress:
         """In the parent, holding `lock` (or the child is dead): the number of the job begun
         last (0: none) and when it began (time.monotonic())."""
         return int(self.cells[0]), self.cells[1] / 1e9
+
+    @contextlib.contextmanager
+    def held(self, proc: BaseProcess) -> Iterator[None]:
+        """In the parent: hold `lock`, so that the child (`proc`) cannot begin a job meanwhile.
+        Not held if the child dies first (it may have died holding it); its Progress is then
+        final anyway. Checks every HOLD_POLL_S."""
+        while not self.lock.acquire(timeout=HOLD_POLL_S):
+            if not proc.is_alive():
+                yield
+                return
+        try:
+            yield
+        finally:
+            self.lock.release()
 
 
 def _die_with_parent(parent_pid: int) -> None:

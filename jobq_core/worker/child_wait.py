@@ -179,10 +179,7 @@ class ChildWait:
             if self._current is None:
                 return
             slot, n = self._current
-            progress, proc = slot.progress, slot.proc
-            if progress is not None and proc is not None:
-                with slot._held(progress, proc):
-                    progress.withdraw(n)  # False: it began (it runs, within the grace)
+            slot.withhold(n)  # False: it began (it runs, within the grace)
 
     def _delegate(self, slot: ProcessSlot, timeout: float,
                   stopping: threading.Event) -> list[Claimed]:
@@ -190,7 +187,7 @@ class ChildWait:
         rid, new = fetch.requested(0)
         sent = time.monotonic()
         order = slot.send_order(lambda n: WaitOrder(
-            n, tuple(fetch._markers), timeout, tuple(fetch.queues), fetch.worker_id,
+            n, fetch.markers, timeout, tuple(fetch.queues), fetch.worker_id,
             int(s.pickup_s * 1000), rid, new, sent, s.pickup_late_s))
         if order is None:
             return []  # the child is gone: the slot starts another with its next job
@@ -204,7 +201,7 @@ class ChildWait:
         except BaseException:
             # A bug of ours: the child may still wait and begin a job no ledger holds. Dead,
             # its claim is a lost reply, handed back by the next claim's re-send.
-            slot._terminate()
+            slot.terminate()
             raise
         finally:
             fetch.blocked.clear()
@@ -227,7 +224,7 @@ class ChildWait:
             left = deadline - time.monotonic()
             if left <= 0:
                 log.warning("slot %s: no answer from its child's wait; killing it", slot.index)
-                slot._terminate()  # its next job starts another child
+                slot.terminate()  # its next job starts another child
                 return None
             if stopping.is_set() and not woken:  # a signal: stop() did not run
                 woken = True
@@ -253,8 +250,8 @@ class ChildWait:
         fetch = self.fetch
         fetch.answered(0)
         jobs = [Claimed(i, q, t, f) for i, q, t, f in report.jobs]
-        fetch._took(ClaimResult(jobs, report.notes, report.next_due_ms, report.now_ms,
-                               report.lease_left_ms))
+        fetch.took(ClaimResult(jobs, report.notes, report.next_due_ms, report.now_ms,
+                              report.lease_left_ms))
         if report.began:
             self.pool.adopt(slot, jobs[0], sent, n)
             return jobs

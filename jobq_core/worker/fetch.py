@@ -101,6 +101,12 @@ class Fetcher:
         return self._took(result, submit, sent)
 
     @property
+    def markers(self) -> tuple[str, ...]:
+        """The marker keys a wait blocks on, one per queue in the order of `queues` (an
+        enqueue sets its queue's)."""
+        return tuple(self._markers)
+
+    @property
     def last(self) -> ClaimResult | None:
         """The last claim's reply (None before the first)."""
         return self.seen.result
@@ -126,6 +132,13 @@ class Fetcher:
     def answered(self, call: int) -> None:
         """The reply of claim call `call` was read: its next claim is a new request."""
         self._unanswered.pop(call, None)
+
+    def took(self, result: ClaimResult) -> list[Claimed]:
+        """Take in the reply of a claim made elsewhere for this worker (a child's wait:
+        child_wait.py) as if this fetcher had read it: log its notes and keep it as the last
+        claim (last, due_in, due_within). Returns its jobs; submits nothing, hands nothing
+        back, and leaves the request ids alone (see answered)."""
+        return self._took(result)
 
     def _took(self, result: ClaimResult, submit: Submit | None = None,
               sent: float = 0.0) -> list[Claimed]:

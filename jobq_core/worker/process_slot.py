@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -121,7 +121,7 @@ class ProcessSlot(Slot):
         if self.feed.stopping.is_set():
             return  # a child started now would only be told to exit, once it has started
         if self._gone():
-            self._terminate()
+            self.terminate()
             self._spawn()
 
     def _loop(self) -> None:
@@ -222,7 +222,7 @@ class ProcessSlot(Slot):
                 return
             fresh = self._tickets[0].n == 0  # the child has none of the jobs
         if fresh and not handed and self._gone():
-            self._terminate()  # a child that died idle (or never started) is just replaced
+            self.terminate()  # a child that died idle (or never started) is just replaced
             self._spawn()
         with self._lock:
             ahead = sum(t.size for t in self._tickets if t.n)
@@ -318,7 +318,7 @@ class ProcessSlot(Slot):
             sent = [t for t in self._tickets if t.n]
         if not sent:
             return
-        with self._held(self.progress, self.proc):
+        with self.progress.held(self.proc):
             begun, at = self.progress.begun()
         t = next((t for t in sent if t.n == begun), None)
         if t is not None and not t.began:
@@ -345,21 +345,6 @@ class ProcessSlot(Slot):
         elif t is not None and len(self._tickets) > 1:
             self._give_back()
 
-    @staticmethod
-    @contextlib.contextmanager
-    def _held(progress: child.Progress, proc: BaseProcess) -> Iterator[None]:
-        """Hold the Progress lock: the child cannot begin a job meanwhile. Not held if the
-        child dies (it may have died holding it); its Progress is then final anyway."""
-        lock = progress.lock
-        while not lock.acquire(timeout=POLL_S):
-            if not proc.is_alive():
-                yield
-                return
-        try:
-            yield
-        finally:
-            lock.release()
-
     def _stop(self, target: _Ticket | None, outcome: Outcome | None) -> None:
         """Kill the child (if it still runs `target`, or whatever it runs if None) and
         settle its jobs: `target` (or the job the child had begun, if None) gets `outcome`
@@ -372,7 +357,7 @@ class ProcessSlot(Slot):
         target = self._blame(target, begun, crashed=outcome is None)
         if outcome is None:
             outcome = self._crash_outcome(proc)
-        self._terminate()
+        self.terminate()
         if conn is not None:
             conn.close()
         with self._lock:
@@ -389,7 +374,7 @@ class ProcessSlot(Slot):
         if proc is not None and crashed:
             proc.join(2)  # let it finish dying, to read its exit code
         if proc is not None and progress is not None:
-            with self._held(progress, proc):
+            with progress.held(proc):
                 begun, _ = progress.begun()
                 if target is not None and begun > target.n:
                     return False
@@ -442,7 +427,10 @@ class ProcessSlot(Slot):
             what = f"exited with code {code}"
         return Outcome(CRASH, error=f"the job's process {what}", reason=what)
 
-    def _terminate(self) -> None:
+    def terminate(self) -> None:
+        """Kill the child now (SIGKILL) and reap it (up to 5 s); none: nothing to do. Settles
+        none of its jobs (the caller does, or has none: an idle wait's child, child_wait.py);
+        the slot's next job starts another child."""
         if self.proc is not None:
             self.proc.kill()
             self.proc.join(5)
@@ -451,14 +439,21 @@ class ProcessSlot(Slot):
     def _withdraw(self, t: _Ticket) -> bool:
         """Make sure the job of `t` never begins here (holding self._lock); False if it has
         begun already."""
-        if t.n and self.progress is not None and self.proc is not None:
-            with self._held(self.progress, self.proc):
-                if not self.progress.withdraw(t.n):
-                    return False
+        if t.n and not self.withhold(t.n):
+            return False
         self._tickets.remove(t)
         if self._kill is t:
             self._kill = None
         return True
+
+    def withhold(self, n: int) -> bool:
+        """Make sure the child never begins its job number `n` (sent to it, or reserved by a
+        wait order: child_wait.py); False if it has begun it already. True without a child."""
+        progress, proc = self.progress, self.proc
+        if progress is None or proc is None:
+            return True
+        with progress.held(proc):
+            return progress.withdraw(n)
 
     def _give_back(self) -> None:
         """The job ahead runs long: give the jobs queued behind it to an idle slot."""
@@ -491,4 +486,4 @@ class ProcessSlot(Slot):
             with contextlib.suppress(OSError):
                 self.conn.send(None)
             self.proc.join(2)
-        self._terminate()
+        self.terminate()
