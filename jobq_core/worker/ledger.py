@@ -177,6 +177,15 @@ class Ledger:
         with self.cond:
             return list(self.held.values())
 
+    def hold(self, job: Claimed, leased_at: float, slot: Holder | None = None) -> Running | None:
+        """Hold `job`, leased at `leased_at` (monotonic): waiting, or begun in `slot` (then on
+        its way). Returns the entry it replaces: an earlier claim of the job, whose lease was
+        lost (it may still be queued in a slot), or None. The caller holds `cond`."""
+        key = (job.queue, job.id)
+        old = self.held.get(key)
+        self.held[key] = Running(job, leased_at, slot=slot, on_way=slot is not None)
+        return old
+
     def entry(self, job: Claimed) -> Running | None:
         """The held entry of this very claim (same token), not of a later claim of the job.
         The caller holds `cond`."""

@@ -126,9 +126,7 @@ class Pool:
         then starts after one wake-up (the child's) instead of two (the slot thread's, then
         the child's), and an idle worker's jobs keep going to the same warm child."""
         with self.ledger.cond:
-            held = self.ledger.held
-            old = held.get((job.queue, job.id))
-            held[(job.queue, job.id)] = Running(job, leased_at)
+            old = self.ledger.hold(job, leased_at)
             # Claimed again (its earlier lease was lost): an earlier claim still queued in a
             # slot must not start, as one still in the inbox will not (next() drops it).
             if old is not None and old.queued_in is not None:
@@ -236,8 +234,7 @@ class Pool:
         (its mailbox) once it has renewed the job's pick-up lease."""
         slot.adopt(job, n)  # first: an abort finds the job in its slot
         with self.ledger.cond:  # nothing else is held (reserve_idle)
-            self.ledger.held[(job.queue, job.id)] = Running(job, leased_at, slot=slot,
-                                                            on_way=True)
+            self.ledger.hold(job, leased_at, slot)
             slot.idle = False
 
     def leases(self) -> list[Claimed]:
