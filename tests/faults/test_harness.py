@@ -5,11 +5,13 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
 from .harness.proxy import TcpProxy
+from .harness.sentinel import LINK_RECONNECT_MS, SERVICE, SentinelServer
 from .harness.server import RedisServer, ServerNotFound, ServerOptions, find_server_binary, no_retry
 
 
@@ -113,3 +115,18 @@ def test_proxy_resets_new_connections_in_reset_mode(proxied: TcpProxy) -> None:
     )
     with pytest.raises(redis.ConnectionError):
         c.ping()
+
+
+def test_sentinels_wait_out_their_link_reconnect_before_declaring_a_primary_down(
+    aof_server: RedisServer, tmp_path: Path,
+) -> None:
+    # Below the reconnect period a primary promoted a moment ago can be declared down before
+    # the sentinel's first PING reaches it, and failed over again (harness/sentinel.py).
+    sentinel = SentinelServer(aof_server.port, tmp_path / "sentinel")
+    sentinel.dir.mkdir(parents=True)
+    sentinel.start()
+    try:
+        info = sentinel.client().sentinel_master(SERVICE)
+        assert int(info["down-after-milliseconds"]) > LINK_RECONNECT_MS
+    finally:
+        sentinel.close()
