@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
@@ -199,6 +199,21 @@ def _sentinel_master(url: str, options: dict[str, Any]) -> redis.Redis:
                         username=username, password=password, ssl=tls, db=db)
     client: redis.Redis = sentinel.master_for(service, **options)  # type: ignore[no-untyped-call, unused-ignore]
     return client
+
+
+def follow_master(clients: Sequence[redis.Redis]) -> tuple[str, int]:
+    """(host, port) of the master the sentinels name now, asked through the first of these
+    Sentinel clients' pools (one sentinel round trip); each other pool whose last known master
+    differs asks too. A pool that learns of a new master drops its idle connections, and each
+    connection in use when it is released (redis-py's SentinelConnectionPool): without this a
+    pool whose connections all stay open to a demoted-but-writable server never asks again.
+    Raises redis.ConnectionError (MasterNotFoundError) when no sentinel names one."""
+    master: tuple[str, int] = clients[0].connection_pool.get_master_address()  # type: ignore[attr-defined]
+    for client in clients[1:]:
+        pool: Any = client.connection_pool
+        if pool.master_address != master:
+            pool.get_master_address()
+    return master
 
 
 def configure(settings: Settings | None, url: str | None,

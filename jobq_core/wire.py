@@ -122,6 +122,10 @@ class Pinned:
         # (uWSGI's workers), whose child would then write on its parent's socket.
         self._pid = 0
         self._answered = 0.0  # time.monotonic() of the last reply read on _conn
+        # Set by follow() (another thread) or a failed pipelined(), read before the next use:
+        # _conn is then given back and another taken (see _kept).
+        self._retake = False
+        self.master: tuple[str, int] | None = None  # the address follow() was last given
 
     def evalsha(self, sha: str, numkeys: int, params: Sequence[Any]) -> Any:
         """EVALSHA on the kept connection; raises what redis-py raises. On a connection
@@ -144,7 +148,11 @@ class Pinned:
         """pipelined() on the kept connection: sent once, never again (a command may have
         run); a failure drops the connection, and raises."""
         packed = pack(*commands)
-        replies = _exchange(self._kept(), packed, commands)
+        try:
+            replies = _exchange(self._kept(), packed, commands)
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._retake = True  # disconnected: reconnect through the pool (see _kept)
+            raise
         self._answered = time.monotonic()
         return replies
 
@@ -154,6 +162,14 @@ class Pinned:
         if conn is None or self._pid != os.getpid():
             conn = self._conn = self._pool.get_connection()
             self._pid = os.getpid()
+        elif self._retake:
+            # Through the pool, not by a send on the disconnected connection: only the
+            # pool's get_connection() connects a Sentinel connection to the master the
+            # sentinels name; a send reconnects to the address it had (redis-py 8.2).
+            self._retake = False
+            conn.disconnect()
+            self._pool.release(conn)
+            conn = self._conn = self._pool.get_connection()
         elif time.monotonic() - self._answered > IDLE_CHECK_S and _stale(conn):
             # As the pool checks before lending one: a connection the server closed while
             # it was idle (a restart, CLIENT KILL, its idle timeout) is dropped, so the send
@@ -162,6 +178,17 @@ class Pinned:
             # pipelined()'s caller meets it as a failed call.
             conn.disconnect()
         return conn
+
+    def follow(self, master: tuple[str, int]) -> None:
+        """Drop the kept connection before its next use if it talks to another server than
+        `master` (host, port): the master the sentinels name now (connection.follow_master).
+        Safe from any thread: a call in progress on the connection (a blocking wait) is left
+        to end on its own timeout. A kept connection is never released to its pool, so
+        redis-py's check on release (SentinelConnectionPool.owns_connection) never sees it."""
+        self.master = master
+        conn = self._conn
+        if conn is not None and (conn.host, conn.port) != master:
+            self._retake = True
 
     @staticmethod
     def _send(conn: Any, packed: list[bytes] | None, command: tuple[Any, ...]) -> Any:

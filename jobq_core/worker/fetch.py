@@ -78,7 +78,7 @@ class Fetcher:
         # `pin`: the client is this fetcher's alone, closed with it; a cluster client has no
         # one pool): the pool's get and release around each (a poll, a lock, metrics
         # bookkeeping) came between the reply and the job's hand-off.
-        self._pinned = Pinned(blocking) if pin and not is_cluster(blocking) else None
+        self.pinned = Pinned(blocking) if pin and not is_cluster(blocking) else None
         keys = Keyspace(settings.prefix)
         self._markers = [keys.marker(q) for q in self.queues]
         self.seen = LastClaim()
@@ -269,7 +269,7 @@ class Fetcher:
                 result = self.scripts.wait_and_claim(self._markers, timeout, self.queues,
                                                      count, self.worker_id, self.blocking,
                                                      int(self.settings.pickup_s * 1000),
-                                                     rid, new, self._pinned)
+                                                     rid, new, self.pinned)
             if result is not None:
                 # None: the server had lost the script, nothing ran; a request whose reply
                 # was lost before stays unanswered, so the next claim still re-sends it.

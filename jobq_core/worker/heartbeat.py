@@ -18,13 +18,14 @@ from typing import Any
 import redis
 
 from ..config import Settings
-from ..connection import translated
+from ..connection import follow_master, translated
 from ..errors import JobqError
 from ..keys import Keyspace
 from ..layout import ensure_layout
 from ..records import current_field
 from ..registry import registered
 from ..scripts import Scripts
+from ..wire import Pinned
 from ..workers import connection_name, forget_stopped_workers
 from .pool import Pool
 
@@ -36,7 +37,9 @@ MAX_ADVERTISED = 1000
 class Heartbeat(threading.Thread):
     def __init__(self, settings: Settings, worker_id: str, queues: Sequence[str], pool: Pool,
                  scripts: Scripts, client: redis.Redis, counters: Callable[[], tuple[int, int]],
-                 after_beat: Callable[[], None] | None = None) -> None:
+                 after_beat: Callable[[], None] | None = None,
+                 sentinel_clients: Sequence[redis.Redis] = (),
+                 kept: Sequence[Pinned] = ()) -> None:
         super().__init__(name="jobq-heartbeat", daemon=True)
         self.settings = settings
         self.worker_id = worker_id
@@ -46,6 +49,10 @@ class Heartbeat(threading.Thread):
         self.client = client
         self.counters = counters
         self.after_beat = after_beat
+        # With Sentinel: the clients whose pools follow the master the sentinels name, and
+        # the connections kept out of them (see follow()). Empty otherwise: no cost.
+        self.sentinel_clients = list(sentinel_clients)
+        self.kept = list(kept)
         self.keys = Keyspace(settings.prefix)
         self.stopping = threading.Event()
         self.state = "starting"
@@ -62,6 +69,8 @@ class Heartbeat(threading.Thread):
     def beat(self) -> None:
         """One round: renew, register, reap, promote. Never raises."""
         sent = time.monotonic()
+        if self.sentinel_clients:
+            self.follow()
         try:
             with translated(self.settings.redis_url):
                 self._renew(sent)
@@ -82,6 +91,20 @@ class Heartbeat(threading.Thread):
         self.pool.fence(time.monotonic())
         if self.after_beat is not None:
             self.after_beat()
+
+    def follow(self) -> None:
+        """Ask the sentinels which server is master, and have every connection of the
+        worker's that talks to another one dropped before its next use: after a second
+        failover the first promoted server can stay up and writable for a while, and a
+        connection left on it claims jobs there that renewals on the new master call lost.
+        Never raises (no sentinel answering: the beat goes on; reconnects ask them again)."""
+        try:
+            master = follow_master(self.sentinel_clients)
+        except (redis.RedisError, OSError) as exc:
+            log.debug("asking the sentinels for the master failed: %s", exc)
+            return
+        for pinned in self.kept:
+            pinned.follow(master)
 
     def _prune_registry(self) -> None:
         """Forget (a bounded number of) workers whose registry hash expired: SIGKILLed ones

@@ -24,7 +24,7 @@ from typing import Any
 import redis
 
 from ..config import Settings
-from ..connection import check_not_cluster_node, connect, translated
+from ..connection import SENTINEL_SCHEMES, check_not_cluster_node, connect, translated
 from ..durations import duration
 from ..errors import ConfigError, JobqError, RedisUnavailable
 from ..hooks import Hooks, WorkerContext, WorkerHook
@@ -116,7 +116,8 @@ class Worker:
         self.heartbeat = Heartbeat(s, self.id, self.queues, self.pool, self.scripts,
                                    self.beat_client,
                                    lambda: (self.recorder.done, self.recorder.failed),
-                                   after_beat=self.hooks.after_beat)
+                                   after_beat=self.hooks.after_beat,
+                                   **self._sentinel_watch())
         self._queue_handles: dict[str, Queue] = {}
         # How long the loop waits for room before checking again: with auto prefetch, often
         # enough to hand back jobs held behind long ones within a few of its wait budgets.
@@ -380,6 +381,16 @@ class Worker:
     def _on_done(self, outcomes: Sequence[tuple[Claimed, Outcome]]) -> None:
         for job, state in self.recorder.record_many(outcomes):
             self.hooks.after_job(job, state)
+
+    def _sentinel_watch(self) -> dict[str, Any]:
+        """The Heartbeat's Sentinel arguments: the worker's clients and its kept claim
+        connection, checked against the master the sentinels name once a beat (the
+        heartbeat's client first: its sentinel timeout is the shortest). None otherwise."""
+        if not self.settings.redis_url.startswith(SENTINEL_SCHEMES):
+            return {}
+        pinned = self.fetch.pinned
+        return {"sentinel_clients": [self.beat_client, self.client, self.fetch.blocking],
+                "kept": [pinned] if pinned is not None else []}
 
     def _child_imports(self) -> list[str]:
         modules = {t.fn.__module__ for t in registered().values()}

@@ -4,16 +4,20 @@ WAIT, sync and async, and a worker drains through it."""
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from jobq_core import AsyncQueue, Queue, Settings
 from jobq_core.server import temp_dir
-from tests.faults.harness.sentinel import SentinelSet
-from tests.helpers import drain, run_async
+from jobq_core.workers import connection_name
+from tests.faults.harness.sentinel import SERVICE, SentinelSet
+from tests.faults.harness.server import RedisServer
+from tests.helpers import drain, run_async, worker_thread
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +55,60 @@ def test_enqueue_and_drain_through_sentinel_waiting_for_a_replica(
     assert q.job(other).result(timeout_s=1) == 6  # type: ignore[union-attr]
     waits = sentinels.primary.client().info("commandstats")["cmdstat_wait"]["calls"]
     assert waits >= 6  # 2 enqueues, 2 claims, 2 completions at least
+
+
+def _name_another_master(sentinels: SentinelSet) -> tuple[RedisServer, RedisServer]:
+    """Make the replica a primary and have every sentinel name it, while the old primary
+    stays up and writable (as the first promoted server is after a second failover, until
+    the sentinels convert it): (old, new)."""
+    old, new = sentinels.primary, sentinels.replicas[0]
+    new.client().execute_command("REPLICAOF", "NO", "ONE")
+    for sentinel in sentinels.sentinels:
+        c = sentinel.client()
+        c.execute_command("SENTINEL", "REMOVE", SERVICE)
+        c.execute_command("SENTINEL", "MONITOR", SERVICE, "127.0.0.1", new.port, 2)
+    assert sentinels.master_port() == new.port
+    assert old.client().info("replication")["role"] == "master"
+    return old, new
+
+
+def _until(check: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.parametrize("pool", ["thread", "process"])
+def test_worker_follows_the_master_the_sentinels_name_while_the_old_one_stays_writable(
+        pool: str, caplog: pytest.LogCaptureFixture) -> None:
+    root = Path(temp_dir("jq-sent-"))
+    sentinels = SentinelSet(root, replicas=1)
+    try:
+        sentinels.start()
+        s = Settings(redis_url=sentinels.url, prefix=f"t{uuid.uuid4().hex[:10]}", lease_s=4.0,
+                     heartbeat_s=0.5, concurrency=1, prefetch=0)
+        q = Queue("default", settings=s)
+        with caplog.at_level(logging.WARNING, logger="jobq"), \
+                worker_thread(s, pool=pool, concurrency=1) as w:
+            assert q.enqueue("tests.tasks.add", 1, 1).result(timeout_s=10) == 2
+            assert w.blocked.wait(10)  # its kept connection waits on the old primary
+            old, new = _name_another_master(sentinels)
+            fresh = Queue("default", settings=s)  # connects to the master named now
+            jobs = [fresh.enqueue("tests.tasks.add", i, i) for i in range(3)]
+            # Claimed on the new master: the old one never had these jobs. (Before the fix
+            # the worker's connections all stayed on the old primary and never claimed them.)
+            assert [j.result(timeout_s=20) for j in jobs] == [0, 2, 4]
+            assert not old.client().exists(fresh.keys.job("default", jobs[0].id))
+            assert new.client().hget(fresh.keys.job("default", jobs[0].id),
+                                     "state") == "completed"
+            if pool == "thread":
+                # Every connection of the worker leaves the old primary (the claim connection
+                # it kept, once its wait there ends, and its pools' idle ones).
+                assert _until(lambda: connection_name(w.id) not in {
+                    c.get("name") for c in old.client().client_list()}, 20)
+        assert not [r for r in caplog.records if "lost" in r.getMessage()]
+    finally:
+        sentinels.stop()
