@@ -231,10 +231,10 @@ class ChildWait:
                 log.warning("slot %s: no answer from its child's wait; killing it", slot.index)
                 slot.terminate()  # its next job starts another child
                 return None
-            if stopping.is_set() and not woken:  # a signal: stop() did not run
+            if stopping.is_set() and not woken:  # stop() or a signal (which only sets it)
                 woken = True
                 self.withdraw()
-                self.fetch.wake()
+                self._wake()
             fired = {fd for fd, _ in poll.poll(min(left, STOP_CHECK_S) * 1000)}
             if outcomes.fd in fired:
                 if not outcomes.fill():  # the child closed its end: it died
@@ -244,6 +244,13 @@ class ChildWait:
                     pass
                 return _or_none(outcomes.take_report())
         return Report(*got)
+
+    def _wake(self) -> None:
+        """End the child's wait through Redis (Fetcher.wake), off this thread: with Redis
+        cut off the wake blocks for a socket timeout, during which this loop would not read
+        the child's report (its own wait ends by the same timeout, often sooner), so the
+        stop took up to twice that. A wake that cannot reach Redis is dropped (as stop()'s)."""
+        threading.Thread(target=self.fetch.wake, name="jobq-wake", daemon=True).start()
 
     def _took(self, report: Report, slot: ProcessSlot, n: int, sent: float) -> list[Claimed]:
         """As Fetcher.wait and Worker._wait_and_take do with a wait's reply."""

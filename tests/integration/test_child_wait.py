@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ import redis
 from jobq_core import Job, Queue, Settings, Worker
 from jobq_core.errors import RedisUnavailable
 from jobq_core.keys import Keyspace
+from jobq_core.server import LocalRedis, temp_dir
 from jobq_core.worker.child_wait import ChildWait
 from jobq_core.worker.pool import Pool
 from jobq_core.workers import connection_name
@@ -272,3 +276,40 @@ def test_an_error_in_the_report_wait_kills_the_waiting_child(
         until(lambda: w.pool.slots[0].proc is None or not w.pool.slots[0].proc.is_alive()  # type: ignore[attr-defined]
               or w.pool.slots[0].proc.pid != failed[0], "the child killed")  # type: ignore[attr-defined]
         assert queue.enqueue(tasks.add, 2, 2).result(timeout_s=15) == 4
+
+
+# -- review 2026-12-06-session6 (informational): a stop while Redis is cut off ----------------
+@pytest.fixture
+def private_server() -> Iterator[LocalRedis]:
+    """A Redis server of this test's own, to freeze (SIGSTOP): cut off, its sockets hang."""
+    server = LocalRedis(temp_dir("jq-cw-")).start()
+    assert server.proc is not None
+    try:
+        yield server
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)
+
+
+def test_a_stop_while_redis_is_cut_off_ends_the_delegated_wait_with_the_childs(
+        settings: Settings, private_server: LocalRedis) -> None:
+    # The child's wait ends by its socket timeout; the stop comes late in it. The worker's
+    # wake (which cannot reach Redis either) must not hold the loop for a timeout of its own.
+    s = settings.replace(redis_url=private_server.url, socket_timeout_s=8.0)
+    queue = Queue("default", settings=s)
+    r = redis.Redis.from_url(s.redis_url)
+    assert private_server.proc is not None
+    with worker_thread(s, pool="process") as w:
+        assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=15) == 2
+        until(lambda: delegated(w) and bool(waiting_clients(w, r)), "the child's wait")
+        os.kill(private_server.proc.pid, signal.SIGSTOP)
+        time.sleep(s.socket_timeout_s - 1.5)  # late in the child's wait, well before its end
+        stopped = threading.Thread(target=w.stop, daemon=True)  # its own wake blocks too
+        stopped.start()
+        # Ends by the child's own timeout (~1.5 s from now); the old loop also sat out a
+        # wake of its own (8 s).
+        until(lambda: not delegated(w), "the wait's end", timeout_s=s.socket_timeout_s / 2)
+        os.kill(private_server.proc.pid, signal.SIGCONT)
+        stopped.join(s.socket_timeout_s + 5)
+    r.close()
