@@ -209,7 +209,7 @@ class Pool:
             if self._stopping.is_set() or not self._waiting.all_idle():
                 return None
             slot = self._waiting.first()
-            if slot._gone():  # it died idle: its next job starts another child
+            if slot.gone():  # it died idle: its next job starts another child
                 return None
             self._waiting.remove(slot)
             return slot

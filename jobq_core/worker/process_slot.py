@@ -82,7 +82,7 @@ class ProcessSlot(Slot):
         self._sent = 0  # number of the last job sent to the current child
         self._kill: _Ticket | None = None  # a job that began and must be stopped (aborted)
         self._mark = time.monotonic()  # when the child last reported an outcome or was fed
-        self._exited: select.poll | None = None  # the child's sentinel, to poll (see _gone)
+        self._exited: select.poll | None = None  # the child's sentinel, to poll (see gone)
         self._nap = False  # the last read took in several outcomes: nap before the next
         # While idle, the slot waits here (not on the pool's inbox) for its next job: (job,
         # whether hand() has sent it to the child already), or None: stop. See Pool.submit.
@@ -107,11 +107,12 @@ class ProcessSlot(Slot):
         if old is not None:
             old.close()
 
-    def _gone(self) -> bool:
+    def gone(self) -> bool:
         """Whether the child has exited (or was never started): what is_alive() tells, from a
         poll of its sentinel (readable once it exited) set up at spawn, at a tenth of the cost
         (is_alive builds a selector each call; this runs before every job sent to an idle
-        child)."""
+        child). Cheap and safe from any thread; a child can exit right after a False, so a
+        caller that then sends it something must still handle the send failing."""
         return self.proc is None or self._exited is None or bool(self._exited.poll(0))
 
     def warm(self) -> None:
@@ -120,7 +121,7 @@ class ProcessSlot(Slot):
         # job and the first job after every crash or kill.
         if self.feed.stopping.is_set():
             return  # a child started now would only be told to exit, once it has started
-        if self._gone():
+        if self.gone():
             self.terminate()
             self._spawn()
 
@@ -162,7 +163,7 @@ class ProcessSlot(Slot):
         mailbox). False, sending nothing, if the child has exited or not started: the slot
         thread starts one first. The ticket is in place before the send, so the outcome,
         a crash, a withdrawal or an abort are accounted for as for any job the slot sent."""
-        if self._gone():
+        if self.gone():
             return False
         with self._lock:
             self._tickets.append(self._ticket(job, began=True))
@@ -176,7 +177,7 @@ class ProcessSlot(Slot):
         """Send the idle child `make(n)` (a child_wait.WaitOrder; n: its next job's number) while
         the slot thread waits on its mailbox (Pool.reserve_idle); n, or None if it is gone."""
         with self._lock:
-            if self._gone() or self.conn is None:
+            if self.gone() or self.conn is None:
                 return None
             self._sent += 1
             n, conn = self._sent, self.conn
@@ -221,7 +222,7 @@ class ProcessSlot(Slot):
             if not self._tickets or self._tickets[-1].n:
                 return
             fresh = self._tickets[0].n == 0  # the child has none of the jobs
-        if fresh and not handed and self._gone():
+        if fresh and not handed and self.gone():
             self.terminate()  # a child that died idle (or never started) is just replaced
             self._spawn()
         with self._lock:
