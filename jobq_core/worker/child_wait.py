@@ -148,6 +148,9 @@ class ChildWait:
                         and not settings.redis_url.startswith(SENTINEL_SCHEMES))
         self._lock = threading.Lock()
         self._current: tuple[ProcessSlot, int] | None = None  # the order out, its job number
+        # A child _respawned started has not reported yet: if it dies too, no other (a child
+        # that cannot start would otherwise be replaced at every turn, and nothing claimed).
+        self._replaced = False
 
     def wait(self, stopping: threading.Event,
              renew: Callable[[Sequence[Claimed]], None]) -> list[Claimed] | None:
@@ -165,6 +168,8 @@ class ChildWait:
             return None
         adopted = False
         try:
+            if slot.gone() and (self._replaced or not self._respawned(slot)):
+                return None
             jobs = self._delegate(slot, timeout, stopping)
             if jobs:
                 adopted = True
@@ -176,6 +181,19 @@ class ChildWait:
         finally:
             if not adopted:
                 self.pool.release(slot)
+
+    def _respawned(self, slot: ProcessSlot) -> bool:
+        """Start another child in `slot` (reserved), whose child died idle: killed or dead in
+        a wait of ours, say. Left to the slot, only its next job would start one, and until
+        a job happened to land there every idle wait was the worker loop's own. A spawn is a
+        fork of the fork server (worker/forkserver.py). Once only until a child reports
+        (_replaced). False if none started: the caller waits itself."""
+        try:
+            slot.warm()  # nothing else reaches this slot's child while it is reserved
+        except Exception:  # as the slot thread's warm-up: the slot's next job tries again
+            log.exception("slot %s could not start a child for the idle wait", slot.index)
+        self._replaced = not slot.gone()
+        return self._replaced
 
     def withdraw(self) -> None:
         """The worker stops: a job the child claims from now on is not begun (handed back)."""
@@ -195,7 +213,7 @@ class ChildWait:
             int(s.pickup_s * 1000), rid, new, sent, s.pickup_late_s,
             fetch.pinned.master if fetch.pinned is not None else None))
         if order is None:
-            return []  # the child is gone: the slot starts another with its next job
+            return []  # the child is gone: the next wait starts another (_respawned)
         with self._lock:
             self._current = (slot, order)
         fetch.blocked.set()
@@ -212,7 +230,10 @@ class ChildWait:
             fetch.blocked.clear()
             with self._lock:
                 self._current = None
-        return [] if report is None else self._took(report, slot, order, sent)
+        if report is None:
+            return []
+        self._replaced = False
+        return self._took(report, slot, order, sent)
 
     def _report(self, slot: ProcessSlot, deadline: float,
                 stopping: threading.Event) -> Report | None:

@@ -201,16 +201,16 @@ class Pool:
 
     def reserve_idle(self) -> ProcessSlot | None:
         """For a delegated idle wait (child_wait.py), while the pool is fully idle (see
-        wait_idle): the waiting process slot a job would go to (_dispatch), with a live child,
-        taken out of the waiting slots (so no job goes to it) until adopt() or release()."""
+        wait_idle): the waiting process slot a job would go to (_dispatch), taken out of the
+        waiting slots (so no job goes to it, and its thread stays parked on its mailbox)
+        until adopt() or release(). Its child may have died idle (ProcessSlot.gone): the
+        caller may start another (ProcessSlot.warm) meanwhile."""
         with self.ledger.cond:
             # Every slot, not just any: a slot whose job has just ended may not wait again
             # yet, and the wait would go to a colder child than the one the jobs go to.
             if self._stopping.is_set() or not self._waiting.all_idle():
                 return None
             slot = self._waiting.first()
-            if slot.gone():  # it died idle: its next job starts another child
-                return None
             self._waiting.remove(slot)
             return slot
 

@@ -313,3 +313,23 @@ def test_a_stop_while_redis_is_cut_off_ends_the_delegated_wait_with_the_childs(
         os.kill(private_server.proc.pid, signal.SIGCONT)
         stopped.join(s.socket_timeout_s + 5)
     r.close()
+
+
+def _child_pid(w: Worker) -> int | None:
+    return getattr(w.pool.slots[0], "proc", None) and w.pool.slots[0].proc.pid  # type: ignore[attr-defined]
+
+
+def test_a_child_that_died_in_its_wait_is_replaced_for_the_next_wait(
+        settings: Settings, queue: Queue, r: redis.Redis, tmp_path: Path) -> None:
+    # Before, the slot's next job alone started another child: until a job came through the
+    # worker loop's own wait, no wait was delegated.
+    with worker_thread(settings, pool="process") as w:
+        assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=15) == 2
+        until(lambda: delegated(w) and bool(waiting_clients(w, r)), "the child's wait")
+        pid = child_of(w)
+        os.kill(pid, signal.SIGKILL)
+        until(lambda: _child_pid(w) not in (None, pid) and delegated(w)
+              and bool(waiting_clients(w, r)), "a new child's delegated wait")
+        ledger = tmp_path / "ledger"
+        job = queue.enqueue(tasks.record_pid, str(ledger))
+        assert job.result(timeout_s=15) == child_of(w) != pid
