@@ -111,7 +111,10 @@ class Pinned:
     lock, metrics bookkeeping). Only for a pool its owner does not share: the connection
     stays taken until the pool is disconnected or garbage collected. The connection is
     taken again after a fork, and dropped when a call fails in a way that may leave a reply
-    unread, so it never gets out of step; such a call is re-sent once (see evalsha).
+    unread, so it never gets out of step; such a call is re-sent once (see evalsha). After
+    a failed pipelined() or a follow() away from its server, it is given back to the pool
+    and another taken: only the pool's get connects a Sentinel connection to the master
+    the sentinels name now.
     """
 
     def __init__(self, client: redis.Redis) -> None:
@@ -125,7 +128,6 @@ class Pinned:
         # Set by follow() (another thread) or a failed pipelined(), read before the next use:
         # _conn is then given back and another taken (see _kept).
         self._retake = False
-        self.master: tuple[str, int] | None = None  # the address follow() was last given
 
     def evalsha(self, sha: str, numkeys: int, params: Sequence[Any]) -> Any:
         """EVALSHA on the kept connection; raises what redis-py raises. On a connection
@@ -168,6 +170,7 @@ class Pinned:
             # sentinels name; a send reconnects to the address it had (redis-py 8.2).
             self._retake = False
             conn.disconnect()
+            self._conn = None  # released: if the next get fails, the next call gets again
             self._pool.release(conn)
             conn = self._conn = self._pool.get_connection()
         elif time.monotonic() - self._answered > IDLE_CHECK_S and _stale(conn):
@@ -185,7 +188,6 @@ class Pinned:
         Safe from any thread: a call in progress on the connection (a blocking wait) is left
         to end on its own timeout. A kept connection is never released to its pool, so
         redis-py's check on release (SentinelConnectionPool.owns_connection) never sees it."""
-        self.master = master
         conn = self._conn
         if conn is not None and (conn.host, conn.port) != master:
             self._retake = True

@@ -67,8 +67,6 @@ class WaitOrder(NamedTuple):
     new: bool  # Fetcher.requested(0)'s flag: never sent before
     sent_at: float  # time.monotonic() when sent (one clock for all processes)
     late_after_s: float  # a reply read later than this after sent_at is not begun
-    # Sentinel: the master the worker's heartbeat last heard of (wire.Pinned.follow).
-    master: tuple[str, int] | None = None
 
 
 class Report(NamedTuple):
@@ -124,8 +122,6 @@ class ChildWaiter:
             self._scripts = Scripts(client, s)
             self._scripts.strict_replicas = False  # as the worker's (supervisor.py)
             self._pinned = Pinned(client)
-        if order.master is not None and self._pinned is not None:
-            self._pinned.follow(order.master)
         scripts = self._scripts
         with translated(s.redis_url):
             return scripts.wait_and_claim(order.markers, order.timeout_s, order.queues, 1,
@@ -143,6 +139,8 @@ class ChildWait:
         self.settings = settings
         self.fetch = fetch
         self.pool = pool
+        # Not with Sentinel: among other things a child's kept connection would not follow
+        # the master the sentinels name (Heartbeat.follow tells the worker loop's only).
         self.enabled = (settings.pool == "process" and settings.claim_on_wake
                         and type(fetch) is Fetcher
                         and not settings.redis_url.startswith(SENTINEL_SCHEMES))
@@ -210,8 +208,7 @@ class ChildWait:
         sent = time.monotonic()
         order = slot.send_order(lambda n: WaitOrder(
             n, fetch.markers, timeout, tuple(fetch.queues), fetch.worker_id,
-            int(s.pickup_s * 1000), rid, new, sent, s.pickup_late_s,
-            fetch.pinned.master if fetch.pinned is not None else None))
+            int(s.pickup_s * 1000), rid, new, sent, s.pickup_late_s))
         if order is None:
             return []  # the child is gone: the next wait starts another (_respawned)
         with self._lock:

@@ -61,16 +61,17 @@ class Heartbeat(threading.Thread):
         self._warned_many = False
         self._sweep_until: int | None = None  # see register()
         self._checker: threading.Thread | None = None  # see _check_aside()
+        self._follower: threading.Thread | None = None  # see _follow_aside()
+        self._follow_failed = False  # see follow()
 
     def run(self) -> None:
         while not self.stopping.wait(self.settings.heartbeat_s):
             self.beat()
 
     def beat(self) -> None:
-        """One round: renew, register, reap, promote. Never raises."""
+        """One round: renew, register, reap, promote; with Sentinel, have the sentinels
+        asked which server is master (follow(), beside the beat). Never raises."""
         sent = time.monotonic()
-        if self.sentinel_clients:
-            self.follow()
         try:
             with translated(self.settings.redis_url):
                 self._renew(sent)
@@ -89,20 +90,40 @@ class Heartbeat(threading.Thread):
                 self._down_since = sent
                 log.error("heartbeat failed: %s", exc)
         self.pool.fence(time.monotonic())
+        if self.sentinel_clients:
+            self._follow_aside()
         if self.after_beat is not None:
             self.after_beat()
+
+    def _follow_aside(self) -> None:
+        """follow() in a thread of its own, one at a time. The sentinels are asked one after
+        another, each within its own timeouts: silent ones took 15 s a round, and done in the
+        beat that held back the renewals and the fencing of running jobs (a fence then, and
+        with a partition a lease run out before the fence)."""
+        if self._follower is not None and self._follower.is_alive():
+            return
+        self._follower = threading.Thread(target=self.follow, name="jobq-sentinel",
+                                          daemon=True)
+        self._follower.start()
 
     def follow(self) -> None:
         """Ask the sentinels which server is master, and have every connection of the
         worker's that talks to another one dropped before its next use: after a second
         failover the first promoted server can stay up and writable for a while, and a
         connection left on it claims jobs there that renewals on the new master call lost.
-        Never raises (no sentinel answering: the beat goes on; reconnects ask them again)."""
+        Never raises; no sentinel answering is logged once (a warning), until one does."""
         try:
             master = follow_master(self.sentinel_clients)
         except (redis.RedisError, OSError) as exc:
-            log.debug("asking the sentinels for the master failed: %s", exc)
+            if not self._follow_failed:
+                # redis-py's text repeats every sentinel's client settings: its head only.
+                log.warning("asking the sentinels for the master failed: %s (a worker "
+                            "connection on a demoted primary is not dropped until they "
+                            "answer; the leases are renewed meanwhile)",
+                            str(exc).split(" : ")[0][:200])
+            self._follow_failed = True
             return
+        self._follow_failed = False
         for pinned in self.kept:
             pinned.follow(master)
 

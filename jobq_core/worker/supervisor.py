@@ -349,7 +349,7 @@ class Worker:
             # that was never there to renew (the claim went to a server that has failed over).
             when = (f" (renewal sent {sent - began:.2f} s after the wait began, answered in "
                     f"{time.monotonic() - sent:.2f} s; pick-up lease "
-                    f"{self.settings.pickup_s:g} s)" if began is not None else "")
+                    f"{self.settings.pickup_s:g} s)" if lost and began is not None else "")
             for job in held:
                 # Also a job that already ended (its outcome dropped the lease): abort()
                 # leaves a job whose outcome is being recorded alone.

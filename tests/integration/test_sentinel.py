@@ -112,3 +112,31 @@ def test_worker_follows_the_master_the_sentinels_name_while_the_old_one_stays_wr
         assert not [r for r in caplog.records if "lost" in r.getMessage()]
     finally:
         sentinels.stop()
+
+
+def test_silent_sentinels_hold_back_no_renewal(
+        sentinels: SentinelSet, caplog: pytest.LogCaptureFixture) -> None:
+    # The heartbeat asks the sentinels for the master once a beat. Silent sentinels (here
+    # frozen: they accept and never answer) cost a timeout each, one after another. Asked in
+    # the beat, they held back its renewals past the fence: the running job was stopped,
+    # reaped and claimed again until it went to dead (3 lost leases). The master is fine, so
+    # the job must run once, to its end.
+    s = Settings(redis_url=sentinels.url, prefix=f"t{uuid.uuid4().hex[:10]}", lease_s=4.0,
+                 heartbeat_s=1.0, socket_timeout_s=1.0, concurrency=1, prefetch=0)
+    q = Queue("default", settings=s)
+    primary = sentinels.primary.client()  # read directly: no new connection finds it now
+    with caplog.at_level(logging.WARNING, logger="jobq"), worker_thread(s) as w:
+        job = q.enqueue("tests.tasks.sleep_for", 5.0)
+        key = q.keys.job("default", job.id)
+        assert _until(lambda: bool(w.pool.running()), 10)
+        for sentinel in sentinels.sentinels:
+            sentinel.freeze()
+        try:
+            assert _until(lambda: primary.hget(key, "state") == "completed", 15)
+        finally:
+            for sentinel in sentinels.sentinels:
+                sentinel.thaw()
+    assert primary.hget(key, "deliveries") == "1"
+    assert "stopping job" not in caplog.text, caplog.text
+    assert "asking the sentinels for the master failed" in caplog.text  # said once
+    assert caplog.text.count("asking the sentinels for the master failed") == 1

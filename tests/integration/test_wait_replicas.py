@@ -172,25 +172,24 @@ def test_an_idle_workers_claim_outlives_a_lagging_replica(
     that claim: its reply is not too late to start, its pick-up lease not lost before the
     renewal. With the pick-up lease of a worker without WAIT (1 s for a 3 s lease; replies
     older than 2/3 s handed back), a job arriving in the later half of a wait came back
-    late and was claimed again (deliveries 2). Here the lease is 1.5 s: a pick-up lease of
-    0.5 s, a wait of 1/6 s, and a WAIT of 0.3 s that makes most replies late on the old
-    rule (1/3 s), none on the new one (0.8 s less 1/6 s)."""
-    s = Settings(redis_url=pair.url, prefix=f"t{uuid.uuid4().hex[:10]}", lease_s=1.5,
-                 heartbeat_s=0.5, concurrency=1, wait_replicas=1, wait_replicas_timeout_s=0.3)
-    assert (s.pickup_s, s.pickup_late_s) == (pytest.approx(0.8), pytest.approx(0.8 - 0.5 / 3))
+    late and was claimed again (deliveries 2). Here a WAIT of 0.9 s makes every reply late
+    on that rule (2/3 s); on the new one (1.9 s less 1/3 s) none is, by about 1/3 s."""
+    s = Settings(redis_url=pair.url, prefix=f"t{uuid.uuid4().hex[:10]}", lease_s=3.0,
+                 heartbeat_s=1.0, concurrency=1, wait_replicas=1, wait_replicas_timeout_s=0.9)
+    assert (s.pickup_s, s.pickup_late_s) == (pytest.approx(1.9), pytest.approx(1.9 - 1 / 3))
     assert s.claim_on_wake
     q = Queue("default", settings=s.replace(wait_replicas=0))
     jobs = []
     with caplog.at_level(logging.WARNING, "jobq"), pair.frozen(pair.replicas[0]), \
             worker_thread(s) as w:
-        # Jobs come one at a time, at offsets spread over a whole wait (a third of the
-        # pick-up lease's base), each once the one before has ended and the worker waits again.
-        for k in range(8):
+        # Jobs come one at a time, at offsets spread over a wait (a third of the pick-up
+        # lease's base), each once the one before has ended and the worker waits again.
+        for k in range(4):
             assert w.blocked.wait(5)
-            time.sleep(0.02 * k)  # the arrival's place in the wait is what is tested
+            time.sleep(0.1 * k)  # the arrival's place in the wait is what is tested
             job = q.enqueue("tests.tasks.add", k, k)
             assert job.result(timeout_s=10) == 2 * k
             jobs.append(job)
     deliveries = [int(j.refresh().fields.get("deliveries", 0)) for j in jobs]
-    assert deliveries == [1] * 8, (deliveries, caplog.text)
+    assert deliveries == [1] * 4, (deliveries, caplog.text)
     assert "handing its" not in caplog.text and "pick-up lease" not in caplog.text, caplog.text
