@@ -267,7 +267,9 @@ class ChildWait:
         """End the child's wait through Redis (Fetcher.wake), off this thread: with Redis
         cut off the wake blocks for a socket timeout, during which this loop would not read
         the child's report (its own wait ends by the same timeout, often sooner), so the
-        stop took up to twice that. A wake that cannot reach Redis is dropped (as stop()'s)."""
+        stop took up to twice that. A wake that cannot reach Redis is dropped (as stop()'s).
+        The thread may outlive the worker's stop and set a marker once Redis is back: a
+        marker only says there may be work, so a stray one costs a waiter one empty claim."""
         threading.Thread(target=self.fetch.wake, name="jobq-wake", daemon=True).start()
 
     def _took(self, report: Report, slot: ProcessSlot, n: int, sent: float) -> list[Claimed]:

@@ -116,6 +116,10 @@ class ProcessSlot(Slot):
         return self.proc is None or self._exited is None or bool(self._exited.poll(0))
 
     def warm(self) -> None:
+        """Start a child if the slot has none alive (a dead one is terminated first); not
+        once the pool stops. Called by the slot's own thread between jobs, or by another
+        thread while the slot is reserved (Pool.reserve_idle: its thread is parked on its
+        mailbox then, so nothing else touches the child)."""
         # Start the child while the slot is idle: a fresh interpreter importing the task
         # modules takes ~1 s on a small machine, which would otherwise delay the slot's first
         # job and the first job after every crash or kill.
