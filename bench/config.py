@@ -19,11 +19,12 @@ ALL_SYSTEMS = ("jobq", "rq", "celery", "dramatiq", "huey", "arq", "saq", "taskiq
 # child (issue 15); drain-pairs, latency-pairs: issue 15's two ratios (default worker against
 # the thread pool's drain, and against Huey's idle latency) as interleaved pairs, once per run;
 # capture-pairs: issue 18's log capture cost (each capture-on no-op drain of the report's
-# section 3f against its `--no-capture-logs` twin), interleaved pairs too
+# section 3f against its `--no-capture-logs` twin), interleaved pairs too; enqueue-pairs:
+# issue 15's one-thread enqueue (jobq's single enqueues against Huey's), interleaved pairs
 ALL_SCENARIOS = (
     "floor", "bulk", "threads", "drain", "sleep", "latency", "mixed", "crash",
     "adrain", "asleep", "aenqueue", "drain-pairs", "latency-pairs", "capture-pairs",
-    "memory", "dashboard",
+    "enqueue-pairs", "memory", "dashboard",
 )
 
 
@@ -98,10 +99,13 @@ class BenchConfig:
     # 3,000-job drain), and the seconds kept for them when deciding on more repetitions: on a
     # quiet 2-core machine drain-pairs took 40 s and latency-pairs 55 s (bde8176), and
     # capture-pairs' two comparisons ~76 s (6 x 12.7 s, scaled from a busy machine by the
-    # drain pairs' ratio), ~171 s in all
+    # drain pairs' ratio), ~171 s in all; enqueue-pairs runs more rounds (BENCH_ENQUEUE_PAIRS)
+    # as a round is cheap (two producers of BENCH_PAIR_N jobs, ~5.5 s on a8ca622 with the
+    # machine busy) and its per-pair ratios spread widely (0.89-1.82x in 6 rounds there): ~70 s
     pairs: int = 6
+    enqueue_pairs: int = 12
     pair_n: int = 20_000
-    pairs_reserve_s: float = 190.0
+    pairs_reserve_s: float = 260.0
     # round trips in the redis-py floor loop, requests per redis-benchmark test
     floor_n: int = 10_000
     redis_benchmark_n: int = 50_000
@@ -156,6 +160,7 @@ class BenchConfig:
             dashboard_repeat=_int("BENCH_DASHBOARD_REPEAT", default.dashboard_repeat),
             dashboard_reserve_s=_float("BENCH_DASHBOARD_RESERVE_S", default.dashboard_reserve_s),
             pairs=_int("BENCH_PAIRS", default.pairs),
+            enqueue_pairs=_int("BENCH_ENQUEUE_PAIRS", default.enqueue_pairs),
             pair_n=_int("BENCH_PAIR_N", default.pair_n),
             pairs_reserve_s=_float("BENCH_PAIRS_RESERVE_S", default.pairs_reserve_s),
             floor_n=_int("BENCH_FLOOR_N", default.floor_n),

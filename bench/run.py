@@ -16,6 +16,7 @@ Run through ``bench/run.sh`` (it builds the venvs first). Order of a run:
         crash:   jobq: a job's child SIGKILLed, until a new child began the next job
     drain-pairs, latency-pairs: issue 15's two ratios, BENCH_PAIRS interleaved pairs each
     capture-pairs: issue 18's log capture cost, BENCH_PAIRS interleaved pairs per configuration
+    enqueue-pairs: issue 15's one-thread enqueue, jobq against Huey, BENCH_ENQUEUE_PAIRS pairs
     dashboard: jobq's dashboard pages at 10^6 pending + 10^5 failed (bench/dashboard_bench.py)
     memory: every system's bytes per pending job (BENCH_MEM_REPEAT passes)
 
@@ -259,28 +260,38 @@ def wait_alive(
             )
 
 
+def timed_enqueue(
+    ctx: Context, driver: Driver, kind: str, n: int, mode: str = "single"
+) -> tuple[Record, Snapshot]:
+    """On an emptied server, enqueue ``n`` jobs of ``kind`` one call at a time (``mode``
+    "bulk": through the batch API, in chunks of BENCH_BULK_CHUNK) from one producer thread;
+    the producer's figures and the server's snapshot after it."""
+    ctx.server.reset()
+    before = ctx.server.snapshot()
+    chunk = ("--chunk", str(ctx.config.bulk_chunk)) if mode == "bulk" else ()
+    enq = agent(ctx, driver.name, "enqueue", "--kind", kind, "--n", str(n), "--mode", mode, *chunk)
+    after = ctx.server.snapshot()
+    return {
+        "rate": enq["rate"],
+        "producer_cpu_us_per_job": enq["cpu_s"] / n * 1e6,
+        **redis_delta(before, after, n),
+    }, after
+
+
 def run_drain(
     ctx: Context, driver: Driver, variant: Variant, kind: str, n: int, mode: str = "single"
 ) -> Record:
     """Pre-enqueue ``n`` jobs one call at a time (``mode`` "bulk": through the batch API, in
     chunks of BENCH_BULK_CHUNK, where only the drain is wanted), then start the workers cold
     and time the drain."""
-    ctx.server.reset()
-    s0 = ctx.server.snapshot()
-    chunk = ("--chunk", str(ctx.config.bulk_chunk)) if mode == "bulk" else ()
-    enq = agent(ctx, driver.name, "enqueue", "--kind", kind, "--n", str(n), "--mode", mode, *chunk)
-    s1 = ctx.server.snapshot()
+    enqueue, s1 = timed_enqueue(ctx, driver, kind, n, mode)
     record: Record = {
         "label": variant.label,
         "row": variant.row,
         "role": variant.role,
         "kind": kind,
         "n": n,
-        "enqueue": {
-            "rate": enq["rate"],
-            "producer_cpu_us_per_job": enq["cpu_s"] / n * 1e6,
-            **redis_delta(s0, s1, n),
-        },
+        "enqueue": enqueue,
     }
     with Collector(ctx.sockets_dir) as collector:
         collector.watch(n)
@@ -563,6 +574,42 @@ PAIRED: dict[str, tuple[tuple[Side, Side], ...]] = {
 DRAIN_PAIRED = ("drain-pairs", "capture-pairs")
 
 
+# issue 15's one-thread enqueue as interleaved pairs: each side one producer thread's single
+# enqueues of BENCH_PAIR_N no-op jobs (the drains' enqueue phase, longer), subject first
+ENQUEUE_PAIR = ("jobq", "huey")
+
+
+def run_enqueue_pair(ctx: Context, drivers: list[Driver], reverse: bool) -> Record:
+    """One `enqueue-pairs` pair: each system's one-thread single enqueues right after the
+    other's, in ENQUEUE_PAIR's order or (``reverse``) the other way round."""
+    order = drivers[::-1] if reverse else drivers
+    results: dict[str, Record] = {}
+    for driver in order:
+        results[f"{driver.name}-enqueue"], _ = timed_enqueue(ctx, driver, "noop", ctx.config.pair_n)
+    return {
+        "label": " vs ".join(f"{driver.name}-enqueue" for driver in drivers),
+        "row": drivers[0].title,
+        "n": ctx.config.pair_n,
+        "order": [f"{driver.name}-enqueue" for driver in order],
+        "sides": results,
+    }
+
+
+def run_enqueue_pairs(ctx: Context) -> None:
+    """BENCH_ENQUEUE_PAIRS rounds of the `enqueue-pairs` pair, jobq first in even rounds."""
+    missing = [name for name in ENQUEUE_PAIR if name not in ctx.drivers]
+    if missing:
+        note = f"enqueue-pairs not run: {', '.join(missing)} not measured in this run."
+        ctx.meta["notes"].append(note)
+        log(note)
+        return
+    drivers = [ctx.drivers[name] for name in ENQUEUE_PAIR]
+    label = " vs ".join(f"{name}-enqueue" for name in ENQUEUE_PAIR)
+    for index, _ in pairs.pair_order(drivers, ctx.config.enqueue_pairs):
+        body = partial(run_enqueue_pair, ctx, drivers, index % 2 == 1)
+        unit(ctx, "enqueue-pairs", ENQUEUE_PAIR[0], index, label, body)
+
+
 def pair_name(sides: list[tuple[Driver, Variant]]) -> str:
     """A comparison's label: its sides' variant labels in PAIRED's order, subject first."""
     return " vs ".join(variant.label for _, variant in sides)
@@ -619,7 +666,8 @@ def paired_sides(
 
 def run_pairs(ctx: Context) -> None:
     """Every selected PAIRED scenario: BENCH_PAIRS rounds of one pair per comparison, A B
-    in even rounds and B A (the comparisons in reverse order too) in odd ones, one unit each."""
+    in even rounds and B A (the comparisons in reverse order too) in odd ones, one unit each;
+    then `enqueue-pairs`."""
     for scenario in PAIRED:
         if scenario not in ctx.config.scenarios:
             continue
@@ -632,6 +680,8 @@ def run_pairs(ctx: Context) -> None:
             for sides in in_order:
                 body = partial(run_pair, ctx, scenario, sides, index % 2 == 1)
                 unit(ctx, scenario, sides[0][0].name, index, pair_name(sides), body)
+    if "enqueue-pairs" in ctx.config.scenarios:
+        run_enqueue_pairs(ctx)
 
 
 # the run
@@ -753,7 +803,7 @@ def run_all(ctx: Context, started: float) -> None:
     reserve_s = cfg.mem_reserve_s if "memory" in cfg.scenarios else 0.0
     if "dashboard" in cfg.scenarios and "jobq" in ctx.drivers:
         reserve_s += cfg.dashboard_reserve_s
-    if any(scenario in cfg.scenarios for scenario in PAIRED):
+    if any(scenario in cfg.scenarios for scenario in (*PAIRED, "enqueue-pairs")):
         reserve_s += cfg.pairs_reserve_s
     for rep in range(1, cfg.repeat):
         elapsed = time.monotonic() - started
