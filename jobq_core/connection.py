@@ -44,7 +44,7 @@ def connect(settings: Settings, *, blocking: bool = False, name: str = "jobq") -
     (CLIENT SETNAME, on every connect): a worker's are named after it (workers.py).
     """
     options = _client_options(settings, blocking, name)
-    if settings.redis_url.startswith(SENTINEL_SCHEMES):
+    if is_sentinel(settings):
         return _sentinel_master(settings.redis_url, options)
     if settings.redis_url.startswith(CLUSTER_SCHEMES):
         from redis.cluster import ClusterNode, RedisCluster
@@ -63,7 +63,7 @@ def connect(settings: Settings, *, blocking: bool = False, name: str = "jobq") -
         raise ConfigError(f"bad Redis URL {settings.redis_url!r}: {exc}") from None
 
 
-SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+_SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
 
@@ -87,6 +87,12 @@ def is_cluster(client: object) -> bool:
         return True
     mod = type(client).__module__
     return mod == "redis.asyncio.cluster"
+
+
+def is_sentinel(settings: Settings) -> bool:
+    """Whether `settings.redis_url` reaches Redis through Sentinel (`redis+sentinel://` or
+    `rediss+sentinel://`)."""
+    return settings.redis_url.startswith(_SENTINEL_SCHEMES)
 
 
 def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
@@ -148,7 +154,7 @@ def aconnect(settings: Settings, *, blocking: bool = False) -> redis.asyncio.Red
         cluster = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in hosts],
                                retry=AsyncRetry(**cluster_retry()), **{**options, **kwargs})
         return cast("redis.asyncio.Redis", cluster)  # as connect(): same command methods
-    if settings.redis_url.startswith(SENTINEL_SCHEMES):
+    if is_sentinel(settings):
         from redis.asyncio.sentinel import Sentinel
 
         sentinels, service, db, username, password, tls = parse_sentinel_url(settings.redis_url)

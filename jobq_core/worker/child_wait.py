@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import redis
 
 from ..config import Settings
-from ..connection import SENTINEL_SCHEMES, connect, translated
+from ..connection import connect, is_sentinel, translated
 from ..errors import JobqError, RedisUnavailable
 from ..job import Claimed
 from ..replies import ClaimResult
@@ -143,7 +143,7 @@ class ChildWait:
         # the master the sentinels name (Heartbeat.follow tells the worker loop's only).
         self.enabled = (settings.pool == "process" and settings.claim_on_wake
                         and type(fetch) is Fetcher
-                        and not settings.redis_url.startswith(SENTINEL_SCHEMES))
+                        and not is_sentinel(settings))
         self._lock = threading.Lock()
         self._current: tuple[ProcessSlot, int] | None = None  # the order out, its job number
         # A child _respawned started has not reported yet: if it dies too, no other (a child

@@ -24,7 +24,7 @@ from typing import Any
 import redis
 
 from ..config import Settings
-from ..connection import SENTINEL_SCHEMES, check_not_cluster_node, connect, translated
+from ..connection import check_not_cluster_node, connect, is_sentinel, translated
 from ..durations import duration
 from ..errors import ConfigError, JobqError, RedisUnavailable
 from ..hooks import Hooks, WorkerContext, WorkerHook
@@ -386,7 +386,7 @@ class Worker:
         """The Heartbeat's Sentinel arguments: the worker's clients and its kept claim
         connection, checked against the master the sentinels name once a beat (the
         heartbeat's client first: its sentinel timeout is the shortest). None otherwise."""
-        if not self.settings.redis_url.startswith(SENTINEL_SCHEMES):
+        if not is_sentinel(self.settings):
             return {}
         pinned = self.fetch.pinned
         return {"sentinel_clients": [self.beat_client, self.client, self.fetch.blocking],
