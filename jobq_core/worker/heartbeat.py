@@ -34,6 +34,22 @@ log = logging.getLogger("jobq.worker")
 MAX_ADVERTISED = 1000
 
 
+class Aside:
+    """Runs `work` in a daemon thread of its own, beside the caller, one run at a time."""
+
+    def __init__(self, work: Callable[[], None], name: str) -> None:
+        self.work = work
+        self.name = name
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start a run, unless the last one still goes on (then nothing: none is queued)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._thread = threading.Thread(target=self.work, name=self.name, daemon=True)
+        self._thread.start()
+
+
 class Heartbeat(threading.Thread):
     def __init__(self, settings: Settings, worker_id: str, queues: Sequence[str], pool: Pool,
                  scripts: Scripts, client: redis.Redis, counters: Callable[[], tuple[int, int]],
@@ -60,8 +76,8 @@ class Heartbeat(threading.Thread):
         self._down_since: float | None = None
         self._warned_many = False
         self._sweep_until: int | None = None  # see register()
-        self._checker: threading.Thread | None = None  # see _check_aside()
-        self._follower: threading.Thread | None = None  # see _follow_aside()
+        self._checker = Aside(self._check_first, "jobq-layout")  # see check_layout()
+        self._follower = Aside(self.follow, "jobq-sentinel")  # see beat()
         self._follow_failed = False  # see follow()
 
     def run(self) -> None:
@@ -91,20 +107,13 @@ class Heartbeat(threading.Thread):
                 log.error("heartbeat failed: %s", exc)
         self.pool.fence(time.monotonic())
         if self.sentinel_clients:
-            self._follow_aside()
+            # Beside the beat: the sentinels are asked one after another, each within its own
+            # timeouts. Silent ones took 15 s a round, and in the beat that held back the
+            # renewals and the fencing of running jobs (a fence then, and with a partition a
+            # lease run out before the fence).
+            self._follower.start()
         if self.after_beat is not None:
             self.after_beat()
-
-    def _follow_aside(self) -> None:
-        """follow() in a thread of its own, one at a time. The sentinels are asked one after
-        another, each within its own timeouts: silent ones took 15 s a round, and done in the
-        beat that held back the renewals and the fencing of running jobs (a fence then, and
-        with a partition a lease run out before the fence)."""
-        if self._follower is not None and self._follower.is_alive():
-            return
-        self._follower = threading.Thread(target=self.follow, name="jobq-sentinel",
-                                          daemon=True)
-        self._follower.start()
 
     def follow(self) -> None:
         """Ask the sentinels which server is master, and have every connection of the
@@ -184,26 +193,20 @@ class Heartbeat(threading.Thread):
         window after a migration is open, at every beat what old-version processes of a
         rolling deploy wrote since: their workers stay listed. One GET at start otherwise."""
         if self._sweep_until is None and threading.current_thread() is self:
-            self._check_aside()
+            self._checker.start()
         elif self._sweep_until is None or time.time() * 1000 < self._sweep_until:
             self._sweep_until = ensure_layout(self.client, self.settings.prefix)
 
-    def _check_aside(self) -> None:
-        """The first layout check, at a beat (the one at start failed: Redis was down), in a
-        thread of its own: it may migrate or wait for another process's migration as long
-        as that runs, and this thread's renewals and fencing must go on meanwhile."""
-        if self._checker is not None and self._checker.is_alive():
-            return
-
-        def check() -> None:
-            try:
-                with translated(self.settings.redis_url):
-                    self._sweep_until = ensure_layout(self.client, self.settings.prefix)
-            except (JobqError, redis.RedisError) as exc:
-                log.error("checking the key layout failed: %s (the next beat tries again)", exc)
-
-        self._checker = threading.Thread(target=check, name="jobq-layout", daemon=True)
-        self._checker.start()
+    def _check_first(self) -> None:
+        """The first layout check, at a beat (the one at start failed: Redis was down), run
+        beside the beat (self._checker): it may migrate or wait for another process's
+        migration as long as that runs, and the beat's renewals and fencing must go on
+        meanwhile. Never raises."""
+        try:
+            with translated(self.settings.redis_url):
+                self._sweep_until = ensure_layout(self.client, self.settings.prefix)
+        except (JobqError, redis.RedisError) as exc:
+            log.error("checking the key layout failed: %s (the next beat tries again)", exc)
 
     def task_names(self) -> list[str]:
         """The tasks this worker runs (registered in its process), at most MAX_ADVERTISED."""
