@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -64,11 +64,7 @@ class Admin:
     def requeue(self, queue: str, state: str, ids: Sequence[str]) -> int:
         """Move the given jobs of `state` back to pending; returns how many moved."""
         check_state(queue, state, REQUEUE_STATES, "requeue")
-        ids = [require_stored_job_id(i) for i in ids]
-        moved = 0
-        for i in range(0, len(ids), 500):
-            moved += self.scripts.requeue(queue, state, ids[i:i + 500])[0]
-        return moved
+        return _in_batches(self.scripts.requeue, queue, state, ids)
 
     @redis_errors
     def requeue_job(self, queue: str, job_id: str, state: str, seen_requeues: int) -> None:
@@ -98,11 +94,7 @@ class Admin:
     def purge(self, queue: str, state: str, ids: Sequence[str]) -> int:
         """Delete the given jobs of `state`; returns how many were deleted."""
         check_state(queue, state, PURGE_STATES, "purge")
-        ids = [require_stored_job_id(i) for i in ids]
-        deleted = 0
-        for i in range(0, len(ids), 500):
-            deleted += self.scripts.purge(queue, state, ids[i:i + 500])[0]
-        return deleted
+        return _in_batches(self.scripts.purge, queue, state, ids)
 
     def requeue_all(self, queue: str, state: str, batch: int = 500) -> Iterator[Progress]:
         """Requeue every job of `state` present now, in batches; yields progress."""
@@ -277,3 +269,10 @@ class Admin:
 
 __all__ = ["AUDIT_MAX_ENTRIES", "BULK_ACTIONS", "Admin", "BulkOp", "ConfigError", "Progress"]
 
+
+def _in_batches(script: Callable[[str, str, Sequence[str]], tuple[int, int]], queue: str,
+                state: str, ids: Sequence[str]) -> int:
+    """Run the requeue or purge `script` over `ids` (each checked first), 500 ids a call
+    (each call is one bounded script run); returns how many jobs they moved in all."""
+    ids = [require_stored_job_id(i) for i in ids]
+    return sum(script(queue, state, ids[i:i + 500])[0] for i in range(0, len(ids), 500))

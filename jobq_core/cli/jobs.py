@@ -31,7 +31,7 @@ from .app import (
     wait_replicas_option,
 )
 from .options import call_args, job_option_flags, job_options, read_calls
-from .show import ago, console, duration, fmt_ms, job_table, state_text
+from .show import ago, console, duration, fmt_ms, job_table, list_table, state_text
 
 BULK_CHUNK = 1000
 
@@ -408,17 +408,13 @@ def audit(t: Target, limit: int, offset: int) -> None:
 
 
 def _print_audit(entries: Sequence[Any]) -> None:
-    from rich import box
-    from rich.table import Table
     from rich.text import Text
 
     con = console()
     if not entries:
         con.print("no audit entries")
         return
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, highlight=False)
-    for col in ("when", "actor", "action", "queue", "state", "count", "detail"):
-        table.add_column(col)
+    table = list_table("when", "actor", "action", "queue", "state", "count", "detail")
     for e in entries:
         table.add_row(ago(e.at_ms) if e.at_ms else "?", Text(e.actor), Text(e.action),
                       Text(e.queue), Text(e.state), str(e.count), Text(e.detail))

@@ -9,7 +9,7 @@ import click
 
 from ..errors import JobqError
 from .app import BadUsage, Target, common_options, main
-from .show import ago, console, duration
+from .show import ago, console, duration, list_table
 
 ACTIONS = ("list", "enable", "disable", "run", "delete")
 # What the audit log calls each change (the dashboard's words for the same actions).
@@ -79,17 +79,14 @@ def _audit(t: Target, action: str, queue: str, detail: str, count: int) -> None:
 
 
 def _print(infos: list[Any]) -> None:
-    from rich import box
-    from rich.table import Table
     from rich.text import Text
 
     con = console()
     if not infos:
         con.print("no schedules")
         return
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, highlight=False)
-    for col in ("name", "task", "when", "enabled", "next", "last job", "fired", "missed"):
-        table.add_column(col)
+    table = list_table("name", "task", "when", "enabled", "next", "last job", "fired",
+                       "missed")
     for i in infos:
         task = getattr(i.schedule, "task", "?") if i.schedule is not None else "?"
         every = getattr(i.schedule, "every_s", None) if i.schedule is not None else None

@@ -11,7 +11,7 @@ from typing import Any
 from ..durations import duration
 from ..records import JobRow
 
-__all__ = ["ago", "console", "duration", "fmt_ms", "job_table", "state_text"]
+__all__ = ["ago", "console", "duration", "fmt_ms", "job_table", "list_table", "state_text"]
 
 # One colour per state, the same in every command.
 STATE_STYLE = {"pending": "yellow", "scheduled": "blue", "processing": "cyan",
@@ -56,12 +56,22 @@ def fmt_ms(ms: int) -> str:
     return f"{when} ({ago(ms)})"
 
 
-def job_table(rows: Sequence[JobRow]) -> Any:
+def list_table(*columns: str) -> Any:
+    """A rich Table in the style of the CLI's lists (a rule under the heading, no edges),
+    with `columns` as plain columns (a caller adds others with add_column)."""
     from rich import box
     from rich.table import Table
-    from rich.text import Text
 
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, highlight=False)
+    for name in columns:
+        table.add_column(name)
+    return table
+
+
+def job_table(rows: Sequence[JobRow]) -> Any:
+    from rich.text import Text
+
+    table = list_table()
     for name in ("id", "queue", "task", "state", "when", "retries", "info"):
         table.add_column(name, overflow="fold", no_wrap=name not in ("task", "info"),
                          min_width=20 if name == "info" else None)
