@@ -6,17 +6,16 @@ scans the keyspace, and nothing here writes.
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 
 from .config import Settings
 from .connection import configure, redis_errors, server_info, translated
-from .errors import ConfigError, JobqError
+from .errors import ConfigError
 from .job import DEFERRED_MS, FINAL_STATES, JSON_ERRORS, STATES, loads_or_raw
 from .keys import QUEUE_NAME_RE, Keyspace, check_queue_name, stored_job_id
 from .limits import Limit
@@ -36,28 +35,16 @@ from .records import (
     ScheduleInfo,
     SchedulerInfo,
     WorkerInfo,
+    int_field,
+    job_row,
+    schedule_info,
 )
-from .replies import ROW_FIELDS
-from .schedule import Schedule, check_schedule_name
+from .schedule import check_schedule_name
 from .scripts import Scripts
 from .workers import connected_names, worker_alive
 
-PREVIEW_BYTES = 200  # characters of args (head) and error (tail) a list row shows
 # Entries one search.lua call examines: a few ms of Redis time, so a budget is kept closely.
 SEARCH_SLICE = 250
-
-
-def _int(v: str | None) -> int | None:
-    try:
-        return int(v) if v not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _preview(text: str | None) -> str:
-    if not text:
-        return ""
-    return text if len(text) <= PREVIEW_BYTES else text[:PREVIEW_BYTES] + "…"
 
 
 class Inspector:
@@ -109,7 +96,7 @@ class Inspector:
         stats, meta, deferred = pipe.execute()
         return {"stats": {k: int(v) for k, v in stats.items()},
                 "paused": meta.get("paused") == "1",
-                "max_length": _int(meta.get("max_length")),
+                "max_length": int_field(meta.get("max_length")),
                 "deferred": int(deferred)}
 
     @redis_errors
@@ -125,7 +112,7 @@ class Inspector:
         total, records = self._scripts_().rows_page(queue, state, offset, limit,
                                                     newest_first=newest)
         return JobPage(state, queue, total, offset, limit, newest,
-                       [_row(queue, rec, float(rec[1]), False) for rec in records])
+                       [job_row(queue, rec, float(rec[1]), False) for rec in records])
 
     @redis_errors
     def search(self, state: str, queue: str, *, task: str = "", text: str = "",
@@ -185,7 +172,7 @@ class Inspector:
             part = entries[i:i + 500]
             records = self._scripts_().rows_of(queue, state, [job_id for job_id, _ in part],
                                                whole_error=full_error)
-            rows += [_row(queue, rec, score, full_error)
+            rows += [job_row(queue, rec, score, full_error)
                      for rec, (_, score) in zip(records, part, strict=True)]
         return rows
 
@@ -428,14 +415,14 @@ class Inspector:
         pipe = self.client.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(self.keys.schedule(name))
-        return [_schedule_info(name, f) for name, f in zip(names, pipe.execute(), strict=True)
+        return [schedule_info(name, f) for name, f in zip(names, pipe.execute(), strict=True)
                 if f]
 
     @redis_errors
     def schedule(self, name: str) -> ScheduleInfo | None:
         """One stored schedule, or None."""
         fields: Any = self.client.hgetall(self.keys.schedule(check_schedule_name(name)))
-        return _schedule_info(name, fields) if fields else None
+        return schedule_info(name, fields) if fields else None
 
     @redis_errors
     def scheduler(self) -> SchedulerInfo:
@@ -444,48 +431,9 @@ class Inspector:
         pipe.hgetall(self.keys.scheduler_leader())
         pipe.pttl(self.keys.scheduler_leader())
         fields, pttl = pipe.execute()
-        return SchedulerInfo(fields.get("owner", ""), _int(fields.get("epoch")) or 0,
-                             _int(fields.get("since_ms")), _int(fields.get("renewed_ms")),
+        return SchedulerInfo(fields.get("owner", ""), int_field(fields.get("epoch")) or 0,
+                             int_field(fields.get("since_ms")), int_field(fields.get("renewed_ms")),
                              max(0, int(pttl)) if fields else 0)
-
-
-@functools.lru_cache(maxsize=1024)
-def _parsed_schedule(name: str, raw: str, enabled: bool) -> Schedule:
-    # Validating a definition (croniter, zoneinfo) costs ~0.3 ms; a page of schedules polled
-    # every few seconds re-reads the same definitions. Schedule is frozen, so sharing is safe.
-    return Schedule.from_json(name, raw, enabled)
-
-
-def _schedule_info(name: str, f: Mapping[str, str]) -> ScheduleInfo:
-    error = f.get("error", "")
-    try:
-        schedule: Schedule | None = _parsed_schedule(name, f.get("def", ""),
-                                                     f.get("enabled") == "1")
-    except JobqError as exc:
-        schedule, error = None, error or str(exc)
-    enabled = f.get("enabled") == "1"
-    return ScheduleInfo(name, schedule, enabled, _int(f.get("next_ms")) if enabled else None,
-                        _int(f.get("last_tick_ms")), f.get("last_job_id", ""),
-                        _int(f.get("last_fired_ms")), _int(f.get("fired")) or 0,
-                        _int(f.get("missed")) or 0, error, dict(f))
-
-
-def _row(queue: str, rec: Sequence[Any], score: float, full_error: bool) -> JobRow:
-    """A JobRow from a rows.lua record (see scripts.rows_page)."""
-    n = len(ROW_FIELDS)
-    f: dict[str, Any] = dict(zip(ROW_FIELDS, rec[2:2 + n], strict=True))
-    args, args_len, err, err_len = rec[2 + n:2 + n + 4]
-    # A field too big to read in a row is shown by its size.
-    args_text = args if args else (f"<{args_len} bytes>" if args_len else "")
-    err_text = err if err else (f"<{err_len} bytes of error text>" if err_len else "")
-    return JobRow(
-        id=str(rec[0]), queue=queue, state=f.get("state") or "", task=f.get("task") or "",
-        score=score, enqueued_ms=_int(f.get("enqueued_ms")),
-        started_ms=_int(f.get("started_ms")), finished_ms=_int(f.get("finished_ms")),
-        retries=_int(f.get("retries")) or 0, worker=f.get("worker") or "",
-        reason=f.get("reason") or "", args_preview=_preview(args_text),
-        error_preview=err_text if full_error else err_text[-PREVIEW_BYTES:],
-        exists=f.get("state") is not None)
 
 
 __all__ = [

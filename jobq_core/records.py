@@ -1,19 +1,26 @@
 """The read models of Inspector: what the dashboard, the API and `jobq info` show.
 
-Plain frozen dataclasses built from what Redis holds; nothing here talks to Redis.
+Plain frozen dataclasses built from what Redis holds, and the functions that build them
+from a stored hash or a script's record (job_row, schedule_info); nothing here talks to
+Redis.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import JobqError
 from .escapes import escape, unescape
 from .job import loads_or_raw
 from .joblog import LogLine
 from .limits import Limit
+from .replies import ROW_FIELDS
 from .schedule import Schedule
+
+PREVIEW_BYTES = 200  # characters of args (head) and error (tail) a list row shows
 
 
 @dataclass(frozen=True)
@@ -217,3 +224,60 @@ class AuditPage:
     total: int
     offset: int
     entries: list[AuditEntry]
+
+
+def int_field(v: str | None) -> int | None:
+    """A stored integer field; None when missing, empty or not a number."""
+    try:
+        return int(v) if v not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _preview(text: str | None) -> str:
+    if not text:
+        return ""
+    return text if len(text) <= PREVIEW_BYTES else text[:PREVIEW_BYTES] + "…"
+
+
+def job_row(queue: str, rec: Sequence[Any], score: float, full_error: bool) -> JobRow:
+    """A JobRow from a rows.lua record (see scripts.rows_page); `full_error` keeps the
+    error as read, else only its last PREVIEW_BYTES characters."""
+    n = len(ROW_FIELDS)
+    f: dict[str, Any] = dict(zip(ROW_FIELDS, rec[2:2 + n], strict=True))
+    args, args_len, err, err_len = rec[2 + n:2 + n + 4]
+    # A field too big to read in a row is shown by its size.
+    args_text = args if args else (f"<{args_len} bytes>" if args_len else "")
+    err_text = err if err else (f"<{err_len} bytes of error text>" if err_len else "")
+    return JobRow(
+        id=str(rec[0]), queue=queue, state=f.get("state") or "", task=f.get("task") or "",
+        score=score, enqueued_ms=int_field(f.get("enqueued_ms")),
+        started_ms=int_field(f.get("started_ms")), finished_ms=int_field(f.get("finished_ms")),
+        retries=int_field(f.get("retries")) or 0, worker=f.get("worker") or "",
+        reason=f.get("reason") or "", args_preview=_preview(args_text),
+        error_preview=err_text if full_error else err_text[-PREVIEW_BYTES:],
+        exists=f.get("state") is not None)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_schedule(name: str, raw: str, enabled: bool) -> Schedule:
+    # Validating a definition (croniter, zoneinfo) costs ~0.3 ms; a page of schedules polled
+    # every few seconds re-reads the same definitions. Schedule is frozen, so sharing is safe.
+    return Schedule.from_json(name, raw, enabled)
+
+
+def schedule_info(name: str, f: Mapping[str, str]) -> ScheduleInfo:
+    """A ScheduleInfo from a schedule's stored hash; a definition that does not parse gives
+    schedule None and says why in `error`."""
+    error = f.get("error", "")
+    try:
+        schedule: Schedule | None = _parsed_schedule(name, f.get("def", ""),
+                                                     f.get("enabled") == "1")
+    except JobqError as exc:
+        schedule, error = None, error or str(exc)
+    enabled = f.get("enabled") == "1"
+    return ScheduleInfo(name, schedule, enabled,
+                        int_field(f.get("next_ms")) if enabled else None,
+                        int_field(f.get("last_tick_ms")), f.get("last_job_id", ""),
+                        int_field(f.get("last_fired_ms")), int_field(f.get("fired")) or 0,
+                        int_field(f.get("missed")) or 0, error, dict(f))

@@ -12,6 +12,7 @@ import click
 from ..errors import JobqError
 from ..job import STATES
 from ..problems import find_problems
+from ..records import int_field
 from .app import Target, common_options, main
 from .show import STATE_STYLE, ago, console, state_text
 
@@ -38,12 +39,12 @@ def snapshot(t: Target, queues: Sequence[str], minutes: int) -> dict[str, Any]:
         "queues": [{"name": q, "node": where.get(q, ""), "counts": counts[q],
                     **insp.queue_info(q)} for q in names],
         "workers": [{"id": w.id, "alive": w.alive, "state": w.fields.get("state", "gone"),
-                     "host": w.fields.get("host", ""), "pid": _int(w.fields.get("pid")),
+                     "host": w.fields.get("host", ""), "pid": int_field(w.fields.get("pid")),
                      "queues": [q for q in w.fields.get("queues", "").split(",") if q],
-                     "concurrency": _int(w.fields.get("concurrency")),
-                     "current": w.current, "beat_ms": _int(w.fields.get("beat_ms")),
-                     "done": _int(w.fields.get("done")) or 0,
-                     "failed": _int(w.fields.get("failed")) or 0} for w in workers],
+                     "concurrency": int_field(w.fields.get("concurrency")),
+                     "current": w.current, "beat_ms": int_field(w.fields.get("beat_ms")),
+                     "done": int_field(w.fields.get("done")) or 0,
+                     "failed": int_field(w.fields.get("failed")) or 0} for w in workers],
         "throughput": {
             "minutes": minutes,
             "completed": sum(p.completed for p in history),
@@ -52,13 +53,6 @@ def snapshot(t: Target, queues: Sequence[str], minutes: int) -> dict[str, Any]:
                             "failed": p.failed} for p in history],
         },
     }
-
-
-def _int(v: str | None) -> int | None:
-    try:
-        return int(v) if v else None
-    except ValueError:
-        return None
 
 
 def render(data: dict[str, Any]) -> Any:
