@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 from .config import Settings
 from .connection import aconnect, translated
 from .errors import ReplicationTimeout
+from .follow import AsyncMasterCheck, follows
 from .job import JobSpec, JobView
 from .keys import check_queue_name, require_job_id
 from .options import EnqueueOptions, JobOptions
@@ -77,6 +78,9 @@ class AsyncQueue:
         # Specs, codecs and script arguments: a sync Queue's, which never sends a command
         # here (redis-py connects on a client's first command).
         self._sync = Queue(self.name, settings=self.settings)
+        # With Sentinel: the writes follow the master the sentinels name (see follow.py).
+        self._follow = (AsyncMasterCheck(self.client, self.settings.sentinel_check_s)
+                        if follows(self.client) else None)
         self.keys = self._sync.keys
         self._waiter: AsyncRedis | None = None  # for BLPOP: a longer socket timeout
         self._registered = False
@@ -172,8 +176,10 @@ class AsyncQueue:
             # Eager jobs run here and now; jobs with parents are registered with them by
             # the sync Queue's steps; a write and its WAIT on one cluster node's connection
             # need the sync client's per-node pools. In a thread, so the loop is not blocked.
-            jobs = await asyncio.to_thread(self._sync._write, specs)
+            jobs = await asyncio.to_thread(self._sync._write_pooled, specs)
             return [AsyncJob(self, job.id, job.fields, created=job.created) for job in jobs]
+        if self._follow is not None:
+            await self._follow()
         with translated(self.settings.redis_url):
             if not self._registered:
                 await self.client.sadd(self.keys.queues(), self.name)

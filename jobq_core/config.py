@@ -72,6 +72,10 @@ class Settings:
     # Redis client timeouts; every connection has them so a dead server can't hang us.
     socket_timeout_s: float = 5.0
     connect_timeout_s: float = 3.0
+    # Sentinel: a producer (Queue, AsyncQueue) asks the sentinels which server is master at
+    # most this often, before a write, and leaves a server they no longer name (0: before
+    # every write). A worker asks once a heartbeat.
+    sentinel_check_s: float = 0.25
     # Longest a worker blocks waiting for new jobs before re-checking signals.
     block_s: float = 1.0
     # Reconnect backoff cap when Redis is unreachable.
@@ -172,8 +176,8 @@ class Settings:
             raise ConfigError("concurrency must be at least 1 (0: from the pool)")
         if self.prefetch < AUTO_PREFETCH:
             raise ConfigError("prefetch must be 0 or more, or auto")
-        if self.unknown_task_grace_s < 0:
-            raise ConfigError("unknown_task_grace_s must be 0 or more")
+        if self.unknown_task_grace_s < 0 or self.sentinel_check_s < 0:
+            raise ConfigError("unknown_task_grace_s and sentinel_check_s must be 0 or more")
         self._check_wait_replicas()
         self._check_logs()
         if self.max_deliveries < 1 or self.runtime_minutes < 1:

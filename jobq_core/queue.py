@@ -18,6 +18,7 @@ from .errors import (
     InvalidState,
     ReplicationTimeout,
 )
+from .follow import MasterCheck, follows
 from .groupcommit import GroupCommit
 from .job import (
     CANCELLED,
@@ -57,7 +58,13 @@ class Queue:
         # connection the group keeps when the client is this Queue's own (a shared client's
         # pool is not ours to hold a connection of; a cluster client has a pool per node).
         self._pinned = Pinned(self.client) if redis is None and not self.scripts.cluster else None
-        self._group = GroupCommit(self._write_kept)
+        # With Sentinel, each write first has the sentinels asked which server is master (at
+        # most every sentinel_check_s): the group's write is then another method, so the
+        # write of a Queue on one Redis runs exactly what it did without Sentinel.
+        self._follow = (MasterCheck(self.client, self._pinned, self.settings.sentinel_check_s)
+                        if follows(self.client) else None)
+        self._group = GroupCommit(self._write_kept if self._follow is None
+                                  else self._write_followed)
 
     def __repr__(self) -> str:
         return f"<Queue {self.name}>"
@@ -124,7 +131,7 @@ class Queue:
     def _write_many(self, specs: Sequence[JobSpec]) -> list[Job]:
         jobs: list[Job] = []
         for i in range(0, len(specs), 1000):
-            jobs += self._write(specs[i:i + 1000])
+            jobs += self._write_pooled(specs[i:i + 1000])
         return jobs
 
     def _spec_from(self, call: Any, templates: dict[Any, JobSpec]) -> JobSpec:
@@ -173,7 +180,7 @@ class Queue:
         """Write one job, in a script call shared with concurrent callers (_GroupCommit)
         unless it needs more than the enqueue script (eager mode, dependencies)."""
         if self.settings.eager or spec.depends_on:
-            return self._write([spec])[0]
+            return self._write_pooled([spec])[0]
         return self._group.write(spec)
 
     def _write_kept(self, specs: Sequence[JobSpec]) -> list[Job]:
@@ -181,6 +188,20 @@ class Queue:
         A method, not a partial with a keyword: that cost a lone enqueue 0.4 us before its
         send."""
         return self._write(specs, self._pinned)
+
+    def _write_followed(self, specs: Sequence[JobSpec]) -> list[Job]:
+        """_write_kept on a Sentinel URL: to the master the sentinels name (MasterCheck)."""
+        follow = self._follow
+        if follow is not None:  # always, when this is the group's write
+            follow()
+        return self._write(specs, self._pinned)
+
+    def _write_pooled(self, specs: Sequence[JobSpec]) -> list[Job]:
+        """_write on the client's pool (not the group's connection), on a Sentinel URL to
+        the master the sentinels name (MasterCheck)."""
+        if self._follow is not None:
+            self._follow()
+        return self._write(specs)
 
     @redis_errors
     def _write(self, specs: Sequence[JobSpec], via: Pinned | None = None) -> list[Job]:

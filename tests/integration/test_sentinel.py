@@ -1,18 +1,21 @@
 """jobq through Sentinel (`redis+sentinel://`) against real sentinels, with writes that wait
 for a replica: the pooled connection the Sentinel client hands out carries the write and its
-WAIT, sync and async, and a worker drains through it."""
+WAIT, sync and async, and a worker drains through it. Workers and producers follow the master
+the sentinels name while the one they left stays writable."""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from jobq_core import AsyncQueue, Queue, Settings
+from jobq_core.connection import connect
+from jobq_core.keys import Keyspace
 from jobq_core.server import temp_dir
 from jobq_core.workers import connection_name
 from tests.faults.harness.sentinel import SERVICE, SentinelSet
@@ -140,3 +143,57 @@ def test_silent_sentinels_hold_back_no_renewal(
     assert "stopping job" not in caplog.text, caplog.text
     assert "asking the sentinels for the master failed" in caplog.text  # said once
     assert caplog.text.count("asking the sentinels for the master failed") == 1
+
+
+@pytest.fixture
+def own_sentinels() -> Iterator[SentinelSet]:
+    """1 primary, 1 replica, 3 sentinels of this test's own (it names another master)."""
+    s = SentinelSet(Path(temp_dir("jq-sent-")), replicas=1)
+    try:
+        yield s.start()
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("producer", ["queue", "shared client", "async"])
+def test_producer_follows_the_master_the_sentinels_name_while_the_old_one_stays_writable(
+        own_sentinels: SentinelSet, producer: str) -> None:
+    # A producer has no heartbeat: its writes have the sentinels asked, at most every
+    # sentinel_check_s. Before, its connections stayed on the old primary (a Queue's kept
+    # one, a pool's idle ones): every job went there, to be lost when it became a replica.
+    s = Settings(redis_url=own_sentinels.url, prefix=f"t{uuid.uuid4().hex[:10]}")
+
+    async def main() -> tuple[list[str], list[str]]:
+        close: Callable[[], Awaitable[None]]
+        if producer == "async":
+            aq = AsyncQueue("default", settings=s)
+
+            async def enqueue(i: int) -> str:
+                return (await aq.enqueue("tests.tasks.add", i, i)).id
+            close = aq.aclose
+        else:
+            client = connect(s) if producer == "shared client" else None
+            q = Queue("default", settings=s, redis=client)
+
+            async def enqueue(i: int) -> str:
+                return q.enqueue("tests.tasks.add", i, i).id
+
+            async def close() -> None:
+                q.client.close()
+        try:
+            before = [await enqueue(i) for i in range(3)]
+            _name_another_master(own_sentinels)
+            # The contract is a time: a write this long after the sentinels name another
+            # master goes there (nothing to wait on but the clock).
+            time.sleep(s.sentinel_check_s)
+            return before, [await enqueue(i) for i in range(20)]
+        finally:
+            await close()
+
+    before, after = run_async(main)
+    keys = Keyspace(s.prefix)
+    old, new = (own_sentinels.primary.client(), own_sentinels.replicas[0].client())
+    assert all(old.exists(keys.job("default", i)) for i in before)
+    assert [i for i in after if old.exists(keys.job("default", i))] == []
+    assert all(new.hget(keys.job("default", i), "state") == "pending" for i in after)
+

@@ -32,7 +32,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
              "jobq_core.grouping", "jobq_core.joblog", "jobq_core.luasource", "jobq_core.nap",
              "jobq_core.escapes"),
     # A client and the Lua scripts.
-    "redis": ("jobq_core.connection", "jobq_core.wire", "jobq_core.replies",
+    "redis": ("jobq_core.connection", "jobq_core.wire", "jobq_core.follow", "jobq_core.replies",
               "jobq_core.replication", "jobq_core.scripts", "jobq_core.layout"),
     # What producers, readers and the worker share.
     "services": ("jobq_core.queue", "jobq_core.inspect", "jobq_core.dependencies",
