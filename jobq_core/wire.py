@@ -112,9 +112,9 @@ class Pinned:
     stays taken until the pool is disconnected or garbage collected. The connection is
     taken again after a fork, and dropped when a call fails in a way that may leave a reply
     unread, so it never gets out of step; such a call is re-sent once (see evalsha). After
-    a failed pipelined() or a follow() away from its server, it is given back to the pool
-    and another taken: only the pool's get connects a Sentinel connection to the master
-    the sentinels name now.
+    a failed call, a close by the server seen before a call, or a follow() away from its
+    server, it is given back to the pool and another taken: only the pool's get connects
+    a Sentinel connection to the master the sentinels name now.
     """
 
     def __init__(self, client: redis.Redis) -> None:
@@ -141,8 +141,9 @@ class Pinned:
             reply = self._send(conn, packed, command)
         except (redis.ConnectionError, redis.TimeoutError):
             # A lost reply (a link dropped without FIN, a FIN after the check above):
-            # failing would make a caller retry without its ids and double the jobs.
-            reply = self._send(conn, packed, command)  # _send disconnected: a fresh one
+            # failing would make a caller retry without its ids and double the jobs. Sent
+            # on a connection taken through the pool: on Sentinel, to the master named now.
+            reply = self._send(self._retaken(conn), packed, command)
         self._answered = time.monotonic()
         return reply
 
@@ -164,22 +165,30 @@ class Pinned:
         if conn is None or self._pid != os.getpid():
             conn = self._conn = self._pool.get_connection()
             self._pid = os.getpid()
-        elif self._retake:
-            # Through the pool, not by a send on the disconnected connection: only the
-            # pool's get_connection() connects a Sentinel connection to the master the
-            # sentinels name; a send reconnects to the address it had (redis-py 8.2).
+            # Taken through the pool, as a retake would: a retake asked while there was no
+            # connection (a failed call whose get failed) is done.
             self._retake = False
-            conn.disconnect()
-            self._conn = None  # released: if the next get fails, the next call gets again
-            self._pool.release(conn)
-            conn = self._conn = self._pool.get_connection()
+        elif self._retake:
+            conn = self._retaken(conn)
         elif time.monotonic() - self._answered > IDLE_CHECK_S and _stale(conn):
             # As the pool checks before lending one: a connection the server closed while
-            # it was idle (a restart, CLIENT KILL, its idle timeout) is dropped, so the send
-            # connects again instead of failing. Not between calls in quick succession (the
-            # poll is a syscall per call): evalsha's re-send covers a close in that gap, and
-            # pipelined()'s caller meets it as a failed call.
-            conn.disconnect()
+            # it was idle (a restart, CLIENT KILL, its idle timeout) is replaced, so the call
+            # does not fail. Not between calls in quick succession (the poll is a syscall
+            # per call): evalsha's re-send covers a close in that gap, and pipelined()'s
+            # caller meets it as a failed call.
+            conn = self._retaken(conn)
+        return conn
+
+    def _retaken(self, conn: Any) -> Any:
+        """`conn` disconnected and given back to the pool, and another taken (kept from now
+        on). Through the pool, not by a send on the disconnected connection: only the
+        pool's get_connection() connects a Sentinel connection to the master the sentinels
+        name; a send reconnects to the address it had (redis-py 8.2)."""
+        self._retake = False
+        conn.disconnect()
+        self._conn = None  # released: if the next get fails, the next call gets again
+        self._pool.release(conn)
+        conn = self._conn = self._pool.get_connection()
         return conn
 
     def follow(self, master: tuple[str, int]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jobq_core import AsyncQueue, Queue, Settings
+from jobq_core import AsyncQueue, Queue, Settings, wire
 from jobq_core.connection import connect
 from jobq_core.keys import Keyspace
 from jobq_core.server import temp_dir
@@ -197,3 +197,25 @@ def test_producer_follows_the_master_the_sentinels_name_while_the_old_one_stays_
     assert [i for i in after if old.exists(keys.job("default", i))] == []
     assert all(new.hget(keys.job("default", i), "state") == "pending" for i in after)
 
+
+@pytest.mark.parametrize("seen", ["on the re-send", "before the send"])
+def test_a_kept_connection_the_old_primary_closes_is_replaced_through_the_sentinels(
+        own_sentinels: SentinelSet, seen: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No check due (sentinel_check_s: an hour): only the close makes the Queue move. The
+    # close is met by evalsha's re-send after a failed send, or (with IDLE_CHECK_S 0) by
+    # the check of a kept connection before the send. Either reconnected the connection to
+    # its last address, the old primary: the job was written there.
+    s = Settings(redis_url=own_sentinels.url, prefix=f"t{uuid.uuid4().hex[:10]}",
+                 sentinel_check_s=3600.0)
+    q = Queue("default", settings=s)
+    q.enqueue("tests.tasks.add", 1, 1)
+    old, new = _name_another_master(own_sentinels)
+    written = q.enqueue("tests.tasks.add", 2, 2)  # right before: no idle check
+    assert old.client().exists(q.keys.job("default", written.id))
+    if seen == "before the send":
+        monkeypatch.setattr(wire, "IDLE_CHECK_S", 0.0)
+    assert old.client().client_kill_filter(_type="normal") >= 1  # the kept one among them
+    job = q.enqueue("tests.tasks.add", 3, 3)
+    assert not old.client().exists(q.keys.job("default", job.id))
+    assert new.client().hget(q.keys.job("default", job.id), "state") == "pending"
+    q.client.close()
