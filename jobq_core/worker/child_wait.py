@@ -150,6 +150,11 @@ class ChildWait:
         # that cannot start would otherwise be replaced at every turn, and nothing claimed).
         self._replaced = False
 
+    @property
+    def delegated(self) -> bool:
+        """Whether a wait order is out to a child now (its report not taken in yet)."""
+        return self._current is not None
+
     def wait(self, stopping: threading.Event,
              renew: Callable[[Sequence[Claimed]], None]) -> list[Claimed] | None:
         """Delegate the idle wait if it may be (see the module's docstring): the job begun by

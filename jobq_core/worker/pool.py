@@ -78,6 +78,11 @@ class Pool:
     def stopping(self) -> threading.Event:
         return self._stopping
 
+    @property
+    def waiting_slots(self) -> int:
+        """How many process slots wait for a job now (see next_or_handed; 0 in other pools)."""
+        return len(self._waiting)
+
     def start(self) -> None:
         if self._captures:
             joblog.install()

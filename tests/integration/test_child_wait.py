@@ -40,7 +40,7 @@ def waiting_clients(w: Worker, r: redis.Redis) -> list[dict[str, str]]:
 
 
 def delegated(w: Worker) -> bool:
-    return w.child_wait._current is not None
+    return w.child_wait.delegated
 
 
 def stopped_in_wait(w: Worker, r: redis.Redis) -> int:

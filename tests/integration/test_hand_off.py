@@ -63,8 +63,8 @@ def renewed(queue: Queue, settings: Settings, job: Job) -> bool:
 def all_waiting(w: Worker) -> Callable[[], bool]:
     """Whether the worker waits for work and both its slots for a job (one of them may be
     reserved for the wait its child does)."""
-    return lambda: (w.blocked.is_set() and len(w.pool._waiting)
-                    + (w.child_wait._current is not None) == 2)
+    return lambda: (w.blocked.is_set() and w.pool.waiting_slots
+                    + w.child_wait.delegated == 2)
 
 
 def pids_in(ledger: Path) -> set[str]:

@@ -335,7 +335,7 @@ def test_the_pickup_renewal_waits_for_the_job_to_be_on_its_way(
         # Both slots ready (a process slot's child started) and the loop in its wait.
         deadline = time.monotonic() + 30
         while not (all(slot.idle for slot in w.pool.slots) and w.blocked.is_set()
-                   and w.child_wait._current is None):
+                   and not w.child_wait.delegated):
             assert time.monotonic() < deadline, "the worker never became idle"
             w.stopping.wait(0.01)
         events.clear()
