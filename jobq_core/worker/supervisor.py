@@ -37,10 +37,10 @@ from ..scripts import Scripts
 from ..workers import connection_name
 from .builtin_hooks import builtin_hooks
 from .child_wait import ChildWait
-from .fetch import Recorder
 from .heartbeat import Heartbeat
 from .node_fetch import fetcher_class
 from .pool import Pool
+from .recorder import Recorder
 
 log = logging.getLogger("jobq.worker")
 # How long the loop waits, after an idle wait's claim, for its first job to reach an idle

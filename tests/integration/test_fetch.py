@@ -9,7 +9,7 @@ import pytest
 from jobq_core import Job, Queue, Settings
 from jobq_core.runner import OK, RETRY, Outcome
 from jobq_core.scripts import Scripts
-from jobq_core.worker.fetch import Recorder
+from jobq_core.worker.recorder import Recorder
 from tests import tasks
 
 pytestmark = pytest.mark.cluster  # also on the Redis Cluster (tests/conftest.py)

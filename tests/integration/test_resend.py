@@ -21,7 +21,8 @@ from jobq_core.job import Claimed
 from jobq_core.keys import Keyspace
 from jobq_core.runner import FAIL, OK, RETRY, Outcome
 from jobq_core.scripts import Scripts
-from jobq_core.worker.fetch import Fetcher, Recorder
+from jobq_core.worker.fetch import Fetcher
+from jobq_core.worker.recorder import Recorder
 from tests import tasks
 
 pytestmark = pytest.mark.cluster

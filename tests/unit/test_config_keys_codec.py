@@ -150,7 +150,7 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
     import threading
 
     from jobq_core.job import Claimed
-    from jobq_core.worker.fetch import Recorder
+    from jobq_core.worker.recorder import Recorder
 
     s = Settings(retry_backoff_s=1.0, retry_backoff_max_s=10.0)
     rec = Recorder(s, None, "w", threading.Event(), lambda j: None)  # type: ignore[arg-type]
