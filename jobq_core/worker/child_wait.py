@@ -39,6 +39,7 @@ from ..wire import Pinned
 from ..workers import connection_name
 
 if TYPE_CHECKING:
+    from .child import Outcomes
     from .fetch import Fetcher
     from .pool import Pool
     from .process_slot import ProcessSlot
@@ -49,7 +50,12 @@ log = logging.getLogger("jobq.worker")
 STOP_CHECK_S = 0.25
 # How long past the child's socket timeout (and a reconnect) the loop waits for a report
 # before it kills the child (stopped, or stuck): its reply is then lost, as if it had died.
+# Also how much longer a child that has begun its job is given for its report (see _report).
 REPORT_MARGIN_S = 1.0
+# How long a stopping worker waits for the report once it has woken the child's wait: with
+# Redis reachable it comes within milliseconds; with Redis cut off neither the wake nor the
+# child's wait ends before a socket timeout, and the stop sat that out (up to ~6 s).
+STOP_REPORT_S = 1.0
 # (id, queue, token, fields) of a claimed job, as it crosses the pipe.
 JobValues = tuple[str, str, str, dict[str, str]]
 
@@ -221,7 +227,7 @@ class ChildWait:
         fetch.blocked.set()
         try:
             # The child's own socket timeout (and a reconnect) end its wait before this.
-            report = self._report(slot, sent + s.block_s + s.socket_timeout_s
+            report = self._report(slot, order, sent + s.block_s + s.socket_timeout_s
                                   + s.connect_timeout_s + REPORT_MARGIN_S, stopping)
         except BaseException:
             # A bug of ours: the child may still wait and begin a job no ledger holds. Dead,
@@ -237,36 +243,51 @@ class ChildWait:
         self._replaced = False
         return self._took(report, slot, order, sent)
 
-    def _report(self, slot: ProcessSlot, deadline: float,
+    def _report(self, slot: ProcessSlot, n: int, deadline: float,
                 stopping: threading.Event) -> Report | None:
-        """The child's report (None: the child died, or hung past `deadline` and was killed).
-        Frames behind it (the outcome of a job that ended at once) stay in the buffer of
-        slot.outcomes for the slot thread."""
+        """The child's report (None: the child died, or was killed: it hung past `deadline`,
+        or the worker stops and the wait did not end within STOP_REPORT_S of the wake).
+        Before a kill its job number `n` is withdrawn (Progress): a child that has begun it
+        wrote its report before running it, so the report is read first (REPORT_MARGIN_S
+        more), and the job is never killed unaccounted for. Frames behind the report (the
+        outcome of a job that ended at once) stay in the buffer of slot.outcomes for the
+        slot thread."""
         outcomes, proc = slot.outcomes, slot.proc
         assert outcomes is not None and proc is not None
         poll = select.poll()
         poll.register(outcomes.fd, select.POLLIN)
         poll.register(proc.sentinel, select.POLLIN)
-        woken = False
+        woken = began = False
         while (got := outcomes.take_report()) is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                log.warning("slot %s: no answer from its child's wait; killing it", slot.index)
-                slot.terminate()  # its next job starts another child
-                return None
+            now = time.monotonic()
             if stopping.is_set() and not woken:  # stop() or a signal (which only sets it)
                 woken = True
                 self.withdraw()
                 self._wake()
-            fired = {fd for fd, _ in poll.poll(min(left, STOP_CHECK_S) * 1000)}
+                deadline = min(deadline, now + STOP_REPORT_S)
+            if now >= deadline:
+                if began or slot.withhold(n):
+                    return self._killed(slot, outcomes, woken)
+                began = True  # its report is in the pipe, or being written
+                deadline = now + REPORT_MARGIN_S
+            fired = {fd for fd, _ in poll.poll(min(deadline - now, STOP_CHECK_S) * 1000)}
             if outcomes.fd in fired:
                 if not outcomes.fill():  # the child closed its end: it died
                     return _or_none(outcomes.take_report())
             elif fired:  # the child exited: what it wrote before is still in the pipe
-                while outcomes.wait(0) and outcomes.fill():
-                    pass
-                return _or_none(outcomes.take_report())
+                return _drained(outcomes)
         return Report(*got)
+
+    @staticmethod
+    def _killed(slot: ProcessSlot, outcomes: Outcomes, stopping: bool) -> Report | None:
+        """Kill the child of `slot` (it does not answer), and read what it wrote before."""
+        if stopping:
+            log.warning("slot %s: the worker stops and its child's wait did not end (Redis "
+                        "unreachable?); killing it", slot.index)
+        else:
+            log.warning("slot %s: no answer from its child's wait; killing it", slot.index)
+        slot.terminate()  # the next wait or job starts another child
+        return _drained(outcomes)
 
     def _wake(self) -> None:
         """End the child's wait through Redis (Fetcher.wake), off this thread: with Redis
@@ -302,3 +323,10 @@ class ChildWait:
 
 def _or_none(values: tuple[Any, ...] | None) -> Report | None:
     return None if values is None else Report(*values)
+
+
+def _drained(outcomes: Outcomes) -> Report | None:
+    """The report a dead child wrote before it died, if it did (read to the end)."""
+    while outcomes.wait(0) and outcomes.fill():
+        pass
+    return _or_none(outcomes.take_report())
