@@ -152,22 +152,23 @@ class Fetcher:
             submit(job, leased_at)
         return result.jobs
 
-    def hand_back_many(self, jobs: Sequence[Claimed]) -> None:
+    def hand_back_many(self, jobs: Sequence[Claimed], client: redis.Redis | None = None) -> None:
         """Give jobs this worker holds back to their queues, unstarted or unfinished, in one
         release.lua call per queue (per RELEASE_CHUNK jobs), not a round trip each. Each job
         as alone: refused when its lease is no longer held, left to the lease when Redis
-        fails. Logged as one line per call and outcome, whatever the number of jobs."""
+        fails. Logged as one line per call and outcome, whatever the number of jobs.
+        `client`: another than the fetcher's (the stopping worker's, with a short timeout)."""
         by_queue: dict[str, list[Claimed]] = defaultdict(list)
         for job in jobs:
             by_queue[job.queue].append(job)
         for queue, held in by_queue.items():
             for start in range(0, len(held), RELEASE_CHUNK):
-                self._release(queue, held[start:start + RELEASE_CHUNK])
+                self._release(queue, held[start:start + RELEASE_CHUNK], client)
 
-    def _release(self, queue: str, jobs: Sequence[Claimed]) -> None:
+    def _release(self, queue: str, jobs: Sequence[Claimed], client: redis.Redis | None) -> None:
         try:
             with translated(self.settings.redis_url):
-                codes = self.scripts.release_many(queue, jobs)
+                codes = self.scripts.release_many(queue, jobs, client)
         except (JobqError, redis.RedisError) as exc:
             log.warning("could not hand back %s (%s); the leases will bring them back",
                         _jobs(queue, [j.id for j in jobs]), exc)

@@ -217,12 +217,15 @@ class Heartbeat(threading.Thread):
                         "workers", len(names), MAX_ADVERTISED)
         return names[:MAX_ADVERTISED]
 
-    def unregister(self) -> None:
+    def unregister(self, client: redis.Redis | None = None) -> None:
+        """Remove the worker's registry entry and task adverts (on `client`, else the
+        heartbeat's); if Redis does not answer, they expire by themselves."""
+        c = client or self.client
         try:
             with translated(self.settings.redis_url):
-                self.client.delete(self.keys.worker(self.worker_id))
-                self.client.zrem(self.keys.workers(), self.worker_id)
+                c.delete(self.keys.worker(self.worker_id))
+                c.zrem(self.keys.workers(), self.worker_id)
                 for q in self.queues:
-                    self.scripts.advertise(q, self.worker_id, 0, (), client=self.client)
+                    self.scripts.advertise(q, self.worker_id, 0, (), client=c)
         except JobqError:
             pass

@@ -49,6 +49,12 @@ HAND_OFF_WAIT_S = 0.005
 # How long the loop waits, after a wait's job started, for it to end before it waits on the
 # queues itself, where a child's wait could serve the next job (see Worker._let_it_end).
 SETTLE_WAIT_S = 0.005
+# How long each of the stop's own Redis calls (hand-backs, unregistering) may wait for its
+# reply, and how long the stop waits for a beat under way to end. With Redis cut off each
+# waited out a socket timeout (the beat's with its hooks' calls: 11 s in all, measured), and
+# what they leave undone is undone anyway: the leases bring the jobs back, the registry entry
+# expires.
+STOP_TIMEOUT_S = 1.0
 
 
 class Worker:
@@ -243,17 +249,23 @@ class Worker:
         asked = self._stop_asked or time.monotonic()
         # Prefetched jobs go back now: once stopping they are no longer renewed, and held
         # through the grace period their leases would run out (counted as lost).
-        self._hand_back(self.pool.take_waiting())
+        brief = self._brief_client()
+        self._hand_back(self.pool.take_waiting(), brief)
         grace = max(0.0, asked + self.settings.grace_s - time.monotonic())
         left = self.pool.stop(grace, self.hard_stop)
         self.heartbeat.stopping.set()
-        self.heartbeat.join(self.settings.socket_timeout_s + 1)
-        self._hand_back(left)
-        self.heartbeat.unregister()
+        self.heartbeat.join(STOP_TIMEOUT_S)
+        self._hand_back(left, brief)
+        if self.heartbeat.is_alive():
+            # Its beat waits for Redis: a registration of its after ours would undo it.
+            log.warning("Redis did not answer the last heartbeat in %.0fs; the worker's "
+                        "registry entry is left to expire", STOP_TIMEOUT_S)
+        else:
+            self.heartbeat.unregister(brief)
         # The fetcher first: a cluster's waiters put a marker they popped back with the
         # command client, which a closed cluster client can no longer reach.
         self.fetch.close()
-        for c in (self.client, self.beat_client):
+        for c in (self.client, self.beat_client, *[brief][:brief is not self.client]):
             c.close()
         log.info("worker %s stopped (%d handed back)", self.id, len(left))
 
@@ -358,9 +370,22 @@ class Worker:
                                     f"renewed{when}", job.token)
             self.pool.renewed(q, [j.id for j in held if j.id not in lost], sent)
 
-    def _hand_back(self, jobs: Sequence[Claimed]) -> None:
+    def _hand_back(self, jobs: Sequence[Claimed], client: redis.Redis | None = None) -> None:
         if jobs:  # one release.lua call per queue (Fetcher.hand_back_many)
-            self.fetch.hand_back_many(jobs)
+            self.fetch.hand_back_many(jobs, client)
+
+    def _brief_client(self) -> redis.Redis:
+        """The stop's client: a reply waits STOP_TIMEOUT_S at most (one WAIT timeout more
+        with wait_replicas), its connect as long. A cluster's client would ask the cluster
+        for its slots as it is made: there, the command client."""
+        if self.scripts.cluster:
+            return self.client
+        s = self.settings
+        timeout = min(s.socket_timeout_s, STOP_TIMEOUT_S
+                      + (s.wait_replicas_timeout_s if s.wait_replicas else 0.0))
+        return connect(s.replace(socket_timeout_s=timeout,
+                                 connect_timeout_s=min(s.connect_timeout_s, timeout)),
+                       name=connection_name(self.id))
 
     def _check_redis(self) -> None:
         url = self.settings.redis_url
