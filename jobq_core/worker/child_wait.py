@@ -152,8 +152,8 @@ class ChildWait:
                         and not is_sentinel(settings))
         self._lock = threading.Lock()
         self._current: tuple[ProcessSlot, int] | None = None  # the order out, its job number
-        # A child _respawned started has not reported yet: if it dies too, no other (a child
-        # that cannot start would otherwise be replaced at every turn, and nothing claimed).
+        # A child _respawned tried to start has not reported yet: if it dies too, or did not
+        # start, no other (one that cannot start would otherwise be tried at every turn).
         self._replaced = False
 
     @property
@@ -196,13 +196,15 @@ class ChildWait:
         a wait of ours, say. Left to the slot, only its next job would start one, and until
         a job happened to land there every idle wait was the worker loop's own. A spawn is a
         fork of the fork server (worker/forkserver.py). Once only until a child reports
-        (_replaced). False if none started: the caller waits itself."""
+        (_replaced), whether it started or not: one that cannot start (it exits at once, or
+        the spawn raises) was tried again at every wait. False if none started: the caller
+        waits itself."""
+        self._replaced = True
         try:
             slot.warm()  # nothing else reaches this slot's child while it is reserved
         except Exception:  # as the slot thread's warm-up: the slot's next job tries again
             log.exception("slot %s could not start a child for the idle wait", slot.index)
-        self._replaced = not slot.gone()
-        return self._replaced
+        return not slot.gone()
 
     def withdraw(self) -> None:
         """The worker stops: a job the child claims from now on is not begun (handed back)."""

@@ -27,6 +27,7 @@ from jobq_core.server import LocalRedis, temp_dir
 from jobq_core.worker.child import Outcomes
 from jobq_core.worker.child_wait import ChildWait
 from jobq_core.worker.pool import Pool
+from jobq_core.worker.process_slot import ProcessSlot
 from jobq_core.workers import connection_name
 from tests import tasks
 from tests.helpers import kill_group, start_worker, worker_thread
@@ -415,3 +416,32 @@ def test_a_child_that_began_its_job_is_not_killed_at_the_report_deadline(
     assert ledger.read_text().split() == ["start", str(pid), "end", str(pid)]
     job.refresh()
     assert job.fields["deliveries"] == "1" and "lost" not in job.fields
+
+
+@pytest.mark.parametrize("how", ["exits at once", "cannot be spawned"])
+def test_a_child_that_cannot_start_is_not_started_again_at_every_wait(
+        settings: Settings, queue: Queue, r: redis.Redis, how: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # After the waiting child died, the next wait starts another (ab5b211): once until a
+    # child reports. One that cannot start was tried again at every wait (every block_s).
+    spawn, tries = ProcessSlot._spawn, []
+
+    def failing(self: ProcessSlot) -> None:
+        tries.append(self.index)
+        if how == "cannot be spawned":
+            raise OSError("injected: cannot start a child")
+        spawn(self)
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.join(5)
+
+    with worker_thread(settings, pool="process") as w:
+        assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=15) == 2
+        until(lambda: delegated(w) and bool(waiting_clients(w, r)), "the child's wait")
+        own: list[int] = []
+        wait = w.fetch.wait
+        monkeypatch.setattr(w.fetch, "wait", lambda count=0: (own.append(count), wait(count))[1])
+        monkeypatch.setattr(ProcessSlot, "_spawn", failing)
+        os.kill(child_of(w), signal.SIGKILL)
+        until(lambda: len(own) >= 10, "ten waits of the worker loop's own")
+        assert tries == [0]
