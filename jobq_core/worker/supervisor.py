@@ -257,9 +257,10 @@ class Worker:
         self.heartbeat.join(STOP_TIMEOUT_S)
         self._hand_back(left, brief)
         if self.heartbeat.is_alive():
-            # Its beat waits for Redis: a registration of its after ours would undo it.
-            log.warning("Redis did not answer the last heartbeat in %.0fs; the worker's "
-                        "registry entry is left to expire", STOP_TIMEOUT_S)
+            # Its beat waits (for Redis, most likely): its registration could follow ours.
+            log.warning("the heartbeat under way did not end within %.0fs (Redis "
+                        "unreachable?); the worker's registry entry is left to expire",
+                        STOP_TIMEOUT_S)
         else:
             self.heartbeat.unregister(brief)
         # The fetcher first: a cluster's waiters put a marker they popped back with the
