@@ -266,8 +266,10 @@ class Worker:
         # The fetcher first: a cluster's waiters put a marker they popped back with the
         # command client, which a closed cluster client can no longer reach.
         self.fetch.close()
-        for c in (self.client, self.beat_client, *[brief][:brief is not self.client]):
+        for c in (self.client, self.beat_client):
             c.close()
+        if brief is not self.client:
+            brief.close()
         log.info("worker %s stopped (%d handed back)", self.id, len(left))
 
     def _wait_and_take(self, again: bool) -> None:

@@ -44,8 +44,8 @@ def test_stop_hands_back_prefetched_jobs_before_waiting_for_running_ones(
     handed_back = threading.Event()
     original = w._hand_back
 
-    def hand_back(jobs: Sequence[Claimed]) -> None:
-        original(jobs)
+    def hand_back(jobs: Sequence[Claimed], client: redis.Redis | None = None) -> None:
+        original(jobs, client)
         if jobs:  # the main loop asks with none while there is no room
             for job in jobs:
                 handed[job.id] = GATE.is_set()  # False: the running job was still running
