@@ -91,7 +91,7 @@ class BenchConfig:
     dashboard_pending: int = 1_000_000
     dashboard_failed: int = 100_000
     dashboard_repeat: int = 20
-    dashboard_reserve_s: float = 90.0
+    dashboard_reserve_s: float = 45.0  # 23 s on 2f9f762, a quiet machine
     # issue 15's two ratios and issue 18's capture cost as interleaved pairs (bench/pairs.py),
     # once per run after the timed repetitions: rounds (A B, then B A, ...; an even count runs
     # each side first as often), no-op jobs per drain (20,000 lasts over 1 s at the thread
@@ -99,13 +99,13 @@ class BenchConfig:
     # 3,000-job drain), and the seconds kept for them when deciding on more repetitions: on a
     # quiet 2-core machine drain-pairs took 40 s and latency-pairs 55 s (bde8176), and
     # capture-pairs' two comparisons ~76 s (6 x 12.7 s, scaled from a busy machine by the
-    # drain pairs' ratio), ~171 s in all; enqueue-pairs runs more rounds (BENCH_ENQUEUE_PAIRS)
-    # as a round is cheap (two producers of BENCH_PAIR_N jobs, ~5.5 s on a8ca622 with the
-    # machine busy) and its per-pair ratios spread widely (0.89-1.82x in 6 rounds there): ~70 s
+    # drain pairs' ratio), ~171 s in all (177 s on 2f9f762); enqueue-pairs runs its own count
+    # of rounds (BENCH_ENQUEUE_PAIRS), cheap ones (two producers of BENCH_PAIR_N jobs, 6.4 s on
+    # 2f9f762, whose 12 rounds spread 1.11-1.25x: 8 are enough), ~51 s
     pairs: int = 6
-    enqueue_pairs: int = 12
+    enqueue_pairs: int = 8
     pair_n: int = 20_000
-    pairs_reserve_s: float = 260.0
+    pairs_reserve_s: float = 230.0
     # round trips in the redis-py floor loop, requests per redis-benchmark test
     floor_n: int = 10_000
     redis_benchmark_n: int = 50_000

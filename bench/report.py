@@ -1262,7 +1262,7 @@ def render(data: dict[str, Any], raw_sha256: str | None = None) -> str:
         "Change them with `BENCH_N`, `BENCH_REPEAT`, `BENCH_BULK_N`, `BENCH_SLEEP_N`, "
         "`BENCH_LATENCY_N`, `BENCH_MEM_N`, `BENCH_MEM_REPEAT`, `BENCH_ASLEEP_N`, "
         "`BENCH_AENQUEUE_N`, `BENCH_DASHBOARD_PENDING`, `BENCH_DASHBOARD_FAILED`, "
-        "`BENCH_PAIRS`, `BENCH_PAIR_N`, "
+        "`BENCH_PAIRS`, `BENCH_ENQUEUE_PAIRS`, `BENCH_PAIR_N`, "
         "`BENCH_SYSTEMS`, `BENCH_SCENARIOS` (see `bench/config.py`).",
         "",
         "## At a glance (medians)",
