@@ -11,6 +11,7 @@ asks from its own writes, at most once per `Settings.sentinel_check_s`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -111,7 +112,9 @@ class AsyncMasterCheck:
     """MasterCheck for a redis.asyncio Sentinel client (AsyncQueue), awaited before each
     write; the ask runs as a task of the event loop, waited for at most ANSWER_WAIT_S.
     The pool has no kept connection: one that learns of a new master drops its idle
-    connections, and each in-use one on release."""
+    connections, and each ask has every connection to another server dropped (see
+    _leave_others): redis.asyncio's pool, unlike redis-py's sync one, keeps a connection
+    released on the old server."""
 
     def __init__(self, client: redis.asyncio.Redis, every_s: float) -> None:
         self._pool: Any = client.connection_pool
@@ -136,10 +139,32 @@ class AsyncMasterCheck:
         """Ask the sentinels now (the pool drops its connections to another server). Never
         raises but CancelledError."""
         try:
-            await self._pool.get_master_address()
+            master = await self._pool.get_master_address()
         except (redis.RedisError, OSError) as exc:
             if not self._failed:
                 _warn(exc)
             self._failed = True
             return
         self._failed = False
+        await _leave_others(self._pool, master)
+
+
+async def _leave_others(pool: Any, master: tuple[str, int]) -> None:
+    """Have every connection of `pool` (a redis.asyncio SentinelConnectionPool) that talks
+    to another server than `master` dropped: an idle one now, one in use when it is released.
+    redis.asyncio's pool drops the idle ones only when it learns of a new master (in an ask,
+    or in any connection's connect), and, unlike the sync pool (owns_connection), checks no
+    connection on release: one in use then (another coroutine's command, another AsyncQueue
+    on a shared client) came back on the old primary, was the next one lent (the pool lends
+    the one released last), and stayed there, each ask seeing no change."""
+    for conn in [c for c in pool._available_connections
+                 if c.is_connected and (c.host, c.port) != master]:
+        # Checked again after each await: one lent meanwhile carries a command now (it is
+        # marked below). disconnect() lets go of the socket before its first await.
+        if conn in pool._available_connections:
+            with contextlib.suppress(Exception):  # as the pool's own disconnect()
+                await conn.disconnect()
+    for conn in list(pool._in_use_connections):
+        mark = getattr(conn, "mark_for_reconnect", None)  # not in older redis-py
+        if mark is not None and (conn.host, conn.port) != master:
+            mark()  # release() disconnects it

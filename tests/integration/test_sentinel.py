@@ -10,11 +10,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from jobq_core import AsyncQueue, Queue, Settings, wire
 from jobq_core.connection import connect
+from jobq_core.follow import AsyncMasterCheck
 from jobq_core.keys import Keyspace
 from jobq_core.server import temp_dir
 from jobq_core.workers import connection_name
@@ -219,3 +221,40 @@ def test_a_kept_connection_the_old_primary_closes_is_replaced_through_the_sentin
     assert not old.client().exists(q.keys.job("default", job.id))
     assert new.client().hget(q.keys.job("default", job.id), "state") == "pending"
     q.client.close()
+
+
+@pytest.mark.parametrize("asked_by", ["the AsyncQueue's writes", "a check of its own"])
+def test_an_async_connection_in_use_as_the_master_changes_leaves_the_old_primary(
+        own_sentinels: SentinelSet, asked_by: str) -> None:
+    # redis.asyncio's pool, unlike the sync one, checks no connection on release against the
+    # master it knows. One in use (another coroutine's command) when the pool learned of the
+    # new master came back to it on the old primary, was the next one lent (the pool lends
+    # the one released last), and stayed there: before, every later job went to the old
+    # primary (the sync pool drops such a connection on release).
+    s = Settings(redis_url=own_sentinels.url, prefix=f"t{uuid.uuid4().hex[:10]}",
+                 sentinel_check_s=0.0)  # every write asks: no clock to wait on
+
+    async def main() -> list[str]:
+        aq = AsyncQueue("default", settings=s)
+        try:
+            await aq.enqueue("tests.tasks.add", 0, 0)
+            pool: Any = aq.client.connection_pool
+            busy = await pool.get_connection()  # the idle one, on the old primary
+            _name_another_master(own_sentinels)
+            if asked_by == "a check of its own":
+                # Asked while `busy` is in use: it is dropped as it is released.
+                await AsyncMasterCheck(aq.client, 3600.0).ask()
+                await pool.release(busy)
+                await aq.client.set(f"{s.prefix}:probe", "1")  # not through AsyncQueue
+                return [f"{s.prefix}:probe"]
+            first = (await aq.enqueue("tests.tasks.add", 1, 1)).id  # its ask sees the change
+            await pool.release(busy)
+            return [aq.keys.job("default", first),
+                    aq.keys.job("default", (await aq.enqueue("tests.tasks.add", 2, 2)).id)]
+        finally:
+            await aq.aclose()
+
+    written = run_async(main)
+    old, new = (own_sentinels.primary.client(), own_sentinels.replicas[0].client())
+    assert [key for key in written if old.exists(key)] == []
+    assert all(new.exists(key) for key in written)
