@@ -342,18 +342,23 @@ def test_a_child_that_died_in_its_wait_is_replaced_for_the_next_wait(
 
 
 # -- review leftovers (session 8) ---------------------------------------------------------
+@pytest.mark.parametrize("beat", ["under way", "none under way"])
 def test_a_worker_stopped_while_redis_is_cut_off_exits_within_seconds(
-        settings: Settings, private_server: LocalRedis) -> None:
+        settings: Settings, private_server: LocalRedis, beat: str) -> None:
     # SIGINT to an idle worker whose Redis is frozen. Before, the stop sat out the delegated
     # wait (up to a socket timeout), a beat under way, and the unregistering (a socket timeout
     # each): 14-16 s measured at the defaults, 16 s and more with this socket timeout. Now the
     # child's wait is ended by a kill STOP_REPORT_S after the wake, and the stop's own calls
-    # wait STOP_TIMEOUT_S at most: about 2 s.
+    # wait STOP_TIMEOUT_S at most: about 2 s. With a beat under way (heartbeat_s 1: it waits
+    # for the frozen Redis) the stop leaves the registry entry to expire; with none (the first
+    # beat is heartbeat_s after the start) it unregisters, on its own short-timeout client
+    # (on the heartbeat's, whose timeout is min(socket_timeout_s, heartbeat_s): 8 s here).
     s = settings.replace(redis_url=private_server.url)
     queue = Queue("default", settings=s)
     r = redis.Redis.from_url(s.redis_url, decode_responses=True)
     assert private_server.proc is not None
-    proc = start_worker(s, env={"JOBQ_SOCKET_TIMEOUT_S": "8", "JOBQ_POOL": "process"})
+    quiet = {"JOBQ_HEARTBEAT_S": "30", "JOBQ_LEASE_S": "60"} if beat == "none under way" else {}
+    proc = start_worker(s, env={"JOBQ_SOCKET_TIMEOUT_S": "8", "JOBQ_POOL": "process", **quiet})
     try:
         assert queue.enqueue(tasks.add, 1, 1).result(timeout_s=30) == 2
         until(lambda: any("b" in c["flags"] for c in r.client_list()), "the child's wait")
