@@ -80,7 +80,7 @@ class AsyncQueue:
         self._sync = Queue(self.name, settings=self.settings)
         # With Sentinel: the writes follow the master the sentinels name (see follow.py).
         self._follow = (AsyncMasterCheck(self.client, self.settings.sentinel_check_s)
-                        if follows(self.client) else None)
+                        if follows(self.client) and not self.settings.eager else None)
         self.keys = self._sync.keys
         self._waiter: AsyncRedis | None = None  # for BLPOP: a longer socket timeout
         self._registered = False

@@ -90,7 +90,14 @@ class MasterCheck:
         asker = self._asker = threading.Thread(target=self.ask, name="jobq-sentinel",
                                                daemon=True)
         self._asker_pid = os.getpid()
-        asker.start()
+        try:
+            asker.start()
+        except RuntimeError as exc:  # "can't start new thread": the write goes on unchecked
+            self._asker = None
+            if not self._failed:
+                _warn(exc)
+            self._failed = True
+            return
         asker.join(ANSWER_WAIT_S)
 
     def ask(self) -> None:

@@ -61,8 +61,9 @@ class Queue:
         # With Sentinel, each write first has the sentinels asked which server is master (at
         # most every sentinel_check_s): the group's write is then another method, so the
         # write of a Queue on one Redis runs exactly what it did without Sentinel.
+        # (In eager mode no write reaches Redis: nothing to follow.)
         self._follow = (MasterCheck(self.client, self._pinned, self.settings.sentinel_check_s)
-                        if follows(self.client) else None)
+                        if follows(self.client) and not self.settings.eager else None)
         self._group = GroupCommit(self._write_kept if self._follow is None
                                   else self._write_followed)
 

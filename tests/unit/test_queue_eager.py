@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from jobq_core import JobFailed, Queue, Settings, task
+from jobq_core import AsyncQueue, JobFailed, Queue, Settings, task
 from tests import tasks
 from tests.helpers import run_async
 
@@ -136,3 +136,27 @@ def test_async_task_runs_eagerly_from_a_running_loop(eager: Queue) -> None:
         return job.result() == [job.id, job.id] and job.progress == {"step": 3, "of": 4}
 
     assert run_async(handler)
+
+
+# Nothing listens here either: an eager Queue on a Sentinel URL must not ask the sentinels.
+NO_SENTINEL = "redis+sentinel://127.0.0.1:1/mymaster"
+
+
+def test_an_eager_queue_on_a_sentinel_url_asks_no_sentinel(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # sentinel_check_s 0: a queue that follows the master would ask before every write, and
+    # with no sentinel listening log "asking the sentinels for the master failed"
+    settings = Settings(redis_url=NO_SENTINEL, eager=True, sentinel_check_s=0.0)
+    queue = Queue("default", settings=settings)
+    with caplog.at_level("WARNING", logger="jobq"):
+        assert queue.enqueue(tasks.add, 1, 2).result(timeout_s=0) == 3
+        assert [job.result() for job in queue.enqueue_many([(tasks.add, (2, 3))])] == [5]
+
+    async def main() -> Any:
+        aqueue = AsyncQueue("default", settings=settings)
+        job = await aqueue.enqueue(tasks.add, 3, 4)
+        return await job.result()
+
+    with caplog.at_level("WARNING", logger="jobq"):
+        assert run_async(main) == 7
+    assert not [r for r in caplog.records if "sentinels" in r.getMessage()]
