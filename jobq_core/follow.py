@@ -50,11 +50,23 @@ def follows(client: Any) -> bool:
     return isinstance(pool, AsyncSentinelPool)
 
 
-def _warn(exc: BaseException) -> None:
-    # redis-py's text repeats every sentinel's client settings: its head only.
-    log.warning("asking the sentinels for the master failed: %s (a producer connection on a "
-                "demoted primary is not dropped until they answer)",
-                str(exc).split(" : ")[0][:200])
+class _Failures:
+    """A check's failed asks: the first of a run of them is logged as a warning, the rest
+    are not, until an ask is answered."""
+
+    def __init__(self) -> None:
+        self._failing = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not self._failing:
+            # redis-py's text repeats every sentinel's client settings: its head only.
+            log.warning("asking the sentinels for the master failed: %s (a producer "
+                        "connection on a demoted primary is not dropped until they answer)",
+                        str(exc).split(" : ")[0][:200])
+        self._failing = True
+
+    def answered(self) -> None:
+        self._failing = False
 
 
 class MasterCheck:
@@ -77,7 +89,7 @@ class MasterCheck:
         self._due = time.monotonic() + every_s
         self._asker: threading.Thread | None = None
         self._asker_pid = 0  # the process that started _asker (a forked child has none)
-        self._failed = False
+        self._failures = _Failures()
 
     def __call__(self) -> None:
         now = time.monotonic()
@@ -94,9 +106,7 @@ class MasterCheck:
             asker.start()
         except RuntimeError as exc:  # "can't start new thread": the write goes on unchecked
             self._asker = None
-            if not self._failed:
-                _warn(exc)
-            self._failed = True
+            self._failures.failed(exc)
             return
         asker.join(ANSWER_WAIT_S)
 
@@ -106,11 +116,9 @@ class MasterCheck:
         try:
             master = follow_master([self._client])
         except (redis.RedisError, OSError) as exc:
-            if not self._failed:
-                _warn(exc)
-            self._failed = True
+            self._failures.failed(exc)
             return
-        self._failed = False
+        self._failures.answered()
         if self._pinned is not None:
             self._pinned.follow(master)
 
@@ -128,7 +136,7 @@ class AsyncMasterCheck:
         self._every_s = every_s
         self._due = time.monotonic() + every_s  # see MasterCheck
         self._asker: asyncio.Task[None] | None = None
-        self._failed = False
+        self._failures = _Failures()
 
     async def __call__(self) -> None:
         now = time.monotonic()
@@ -148,11 +156,9 @@ class AsyncMasterCheck:
         try:
             master = await self._pool.get_master_address()
         except (redis.RedisError, OSError) as exc:
-            if not self._failed:
-                _warn(exc)
-            self._failed = True
+            self._failures.failed(exc)
             return
-        self._failed = False
+        self._failures.answered()
         await _leave_others(self._pool, master)
 
 
