@@ -50,19 +50,24 @@ def follows(client: Any) -> bool:
     return isinstance(pool, AsyncSentinelPool)
 
 
-class _Failures:
-    """A check's failed asks: the first of a run of them is logged as a warning, the rest
-    are not, until an ask is answered."""
+# What a producer's failed ask leaves undone (AskFailures' warning)
+PRODUCER_STALE = "a producer connection on a demoted primary is not dropped until they answer"
 
-    def __init__(self) -> None:
+
+class AskFailures:
+    """Failed asks of the sentinels: the first of a run of them is logged as a warning
+    (saying `consequence`), the rest are not, until an ask is answered."""
+
+    def __init__(self, consequence: str, logger: logging.Logger = log) -> None:
+        self._consequence = consequence
+        self._log = logger
         self._failing = False
 
     def failed(self, exc: BaseException) -> None:
         if not self._failing:
             # redis-py's text repeats every sentinel's client settings: its head only.
-            log.warning("asking the sentinels for the master failed: %s (a producer "
-                        "connection on a demoted primary is not dropped until they answer)",
-                        str(exc).split(" : ")[0][:200])
+            self._log.warning("asking the sentinels for the master failed: %s (%s)",
+                              str(exc).split(" : ")[0][:200], self._consequence)
         self._failing = True
 
     def answered(self) -> None:
@@ -89,7 +94,7 @@ class MasterCheck:
         self._due = time.monotonic() + every_s
         self._asker: threading.Thread | None = None
         self._asker_pid = 0  # the process that started _asker (a forked child has none)
-        self._failures = _Failures()
+        self._failures = AskFailures(PRODUCER_STALE)
 
     def __call__(self) -> None:
         now = time.monotonic()
@@ -136,7 +141,7 @@ class AsyncMasterCheck:
         self._every_s = every_s
         self._due = time.monotonic() + every_s  # see MasterCheck
         self._asker: asyncio.Task[None] | None = None
-        self._failures = _Failures()
+        self._failures = AskFailures(PRODUCER_STALE)
 
     async def __call__(self) -> None:
         now = time.monotonic()

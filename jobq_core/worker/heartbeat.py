@@ -20,6 +20,7 @@ import redis
 from ..config import Settings
 from ..connection import follow_master, translated
 from ..errors import JobqError
+from ..follow import AskFailures
 from ..keys import Keyspace
 from ..layout import ensure_layout
 from ..records import current_field
@@ -78,7 +79,9 @@ class Heartbeat(threading.Thread):
         self._sweep_until: int | None = None  # see register()
         self._checker = Aside(self._check_first, "jobq-layout")  # see check_layout()
         self._follower = Aside(self.follow, "jobq-sentinel")  # see beat()
-        self._follow_failed = False  # see follow()
+        self._follow_failures = AskFailures(
+            "a worker connection on a demoted primary is not dropped until they answer; "
+            "the leases are renewed meanwhile", log)
 
     def run(self) -> None:
         while not self.stopping.wait(self.settings.heartbeat_s):
@@ -124,15 +127,9 @@ class Heartbeat(threading.Thread):
         try:
             master = follow_master(self.sentinel_clients)
         except (redis.RedisError, OSError) as exc:
-            if not self._follow_failed:
-                # redis-py's text repeats every sentinel's client settings: its head only.
-                log.warning("asking the sentinels for the master failed: %s (a worker "
-                            "connection on a demoted primary is not dropped until they "
-                            "answer; the leases are renewed meanwhile)",
-                            str(exc).split(" : ")[0][:200])
-            self._follow_failed = True
+            self._follow_failures.failed(exc)
             return
-        self._follow_failed = False
+        self._follow_failures.answered()
         for pinned in self.kept:
             pinned.follow(master)
 
